@@ -1,0 +1,12 @@
+"""Archscope: explore modern CNN building blocks and transfer learning on the machine in front of you."""
+import streamlit as st
+
+st.set_page_config(page_title="Archscope", page_icon="🔬", layout="wide")
+
+from pages._widgets import sidebar_settings  # noqa: E402  (after set_page_config)
+
+page = st.navigation([
+    st.Page("pages/blocks.py", title="Block explorer", icon="🧱", url_path="blocks", default=True),
+])
+sidebar_settings()
+page.run()

@@ -1,0 +1,1 @@
+"""Archscope core: blocks, profiling and (later) backbones and fine-tuning. Never imports Streamlit."""

@@ -1,0 +1,30 @@
+"""Human-readable numbers with their units."""
+from __future__ import annotations
+
+
+def si(value: float, unit: str = "", digits: int = 3) -> str:
+    """12_345_678 -> '12.3 M' (+unit); keeps small numbers whole."""
+    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if abs(value) >= factor:
+            return f"{value / factor:.{digits}g} {prefix}{unit}".rstrip()
+    return f"{value:,.0f} {unit}".rstrip() if float(value).is_integer() else f"{value:.{digits}g} {unit}".rstrip()
+
+
+def count(value: int) -> str:
+    """Exact integer with thousands separators: 589824 -> '589,824'."""
+    return f"{int(value):,}"
+
+
+def bytes_(value: int | None) -> str:
+    if value is None:
+        return "n/a"
+    for factor, unit in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
+        if value >= factor:
+            return f"{value / factor:.2f} {unit}"
+    return f"{value} B"
+
+
+def ms(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.3f} ms" if value < 10 else f"{value:.1f} ms"

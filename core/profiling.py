@@ -1,0 +1,187 @@
+"""Profile a module: params, MACs/FLOPs (fvcore, cross-checked), latency, memory -> a frozen dataclass."""
+from __future__ import annotations
+
+import contextlib
+import platform
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import pandas as pd
+import torch
+from torch import nn
+
+from core.counting import CrossCheck, MacCount, cross_check, fvcore_macs
+from core.timing import LatencyStats, time_call
+
+PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+MEMORY_FORMATS = ("contiguous", "channels_last")
+
+
+class ProfileError(RuntimeError):
+    """A profile that cannot run here (no CUDA, an unsupported precision); the message says why."""
+
+
+@dataclass(frozen=True)
+class Env:
+    """Where and how a measurement was taken."""
+
+    device: str
+    device_name: str
+    torch_version: str
+    threads: int
+    precision: str
+    memory_format: str
+    batch: int
+    input_shape: tuple[int, ...]
+
+    def label(self) -> str:
+        return (f"{self.device_name} · {self.precision} · {self.memory_format} · batch {self.batch} · "
+                f"{self.threads} threads · torch {self.torch_version}")
+
+
+@dataclass(frozen=True, eq=False)
+class Profile:
+    """Everything measured about one module at one input shape. MACs are for the whole batch."""
+
+    params: int
+    trainable_params: int
+    macs: int
+    flops: int
+    macs_by_op: dict[str, int]
+    uncounted_ops: dict[str, int]
+    cross_check: CrossCheck
+    latency_ms: float | None
+    latency_p10_ms: float | None
+    latency_p90_ms: float | None
+    latency: LatencyStats | None
+    activation_bytes: int
+    peak_memory_bytes: int | None
+    output_shape: tuple[int, ...]
+    per_layer: pd.DataFrame
+    env: Env
+
+    @property
+    def achieved_gflops(self) -> float | None:
+        """FLOPs (= 2 x MACs) per second of median latency, in GFLOP/s."""
+        if not self.latency_ms:
+            return None
+        return self.flops / (self.latency_ms / 1e3) / 1e9
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ProfileError("CUDA was requested but this machine has no CUDA device; choose cpu.")
+    if dev.type not in ("cpu", "cuda"):
+        raise ProfileError(f"device {dev} is not supported; use cpu or cuda")
+    return dev
+
+
+def device_name(dev: torch.device) -> str:
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    return f"CPU ({platform.processor() or platform.machine()})"
+
+
+def collect_env(dev: torch.device, precision: str, memory_format: str, input_shape: tuple[int, ...]) -> Env:
+    return Env(dev.type, device_name(dev), torch.__version__, torch.get_num_threads(), precision,
+               memory_format, int(input_shape[0]), tuple(int(s) for s in input_shape))
+
+
+@contextlib.contextmanager
+def autocast_for(dev: torch.device, precision: str) -> Iterator[None]:
+    """fp32 runs as is; bf16/fp16 run under torch.autocast on the device (mixed precision)."""
+    if precision not in PRECISIONS:
+        raise ProfileError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    if precision == "fp32":
+        yield
+        return
+    with torch.autocast(dev.type, dtype=PRECISIONS[precision]):
+        yield
+
+
+def _leaf_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    return [(name, m) for name, m in model.named_modules()
+            if not list(m.children()) or any(True for _ in m.parameters(recurse=False))]
+
+
+def _per_layer(model: nn.Module, x: torch.Tensor, macs: MacCount) -> tuple[pd.DataFrame, int]:
+    """One row per leaf module: type, output shape, own params, MACs, output bytes."""
+    outputs: dict[str, torch.Tensor] = {}
+    leaves = _leaf_modules(model)
+    hooks = [m.register_forward_hook(lambda _m, _i, out, name=name: outputs.__setitem__(name, out))
+             for name, m in leaves if name]
+    try:
+        with torch.inference_mode():
+            model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    rows = []
+    for name, m in leaves:
+        out = outputs.get(name)
+        is_tensor = isinstance(out, torch.Tensor)
+        rows.append({
+            "layer": name or "(block)", "type": type(m).__name__,
+            "output shape": "x".join(map(str, out.shape)) if is_tensor else "",
+            "params": sum(p.numel() for p in m.parameters(recurse=False)),
+            "MACs": macs.by_module.get(name, 0) if name else 0,
+            "output KiB": round(out.numel() * out.element_size() / 1024, 1) if is_tensor else 0.0,
+        })
+    frame = pd.DataFrame(rows, columns=["layer", "type", "output shape", "params", "MACs", "output KiB"])
+    activation = sum(o.numel() * o.element_size() for o in outputs.values() if isinstance(o, torch.Tensor))
+    return frame, int(activation)
+
+
+def _peak_memory(model: nn.Module, x: torch.Tensor, dev: torch.device, precision: str) -> int | None:
+    if dev.type != "cuda":
+        return None
+    torch.cuda.synchronize(dev)
+    torch.cuda.reset_peak_memory_stats(dev)
+    with torch.inference_mode(), autocast_for(dev, precision):
+        model(x)
+    torch.cuda.synchronize(dev)
+    return int(torch.cuda.max_memory_allocated(dev))
+
+
+def profile_module(module: nn.Module, input_shape: tuple[int, ...], device: str | torch.device = "cpu",
+                   dtype: str = "fp32", memory_format: str = "contiguous", threads: int | None = None,
+                   time_it: bool = True, min_time_s: float = 0.25, **timing: Any) -> Profile:
+    """Counts, times and sizes ``module`` on an input of ``input_shape`` (N, C, H, W)."""
+    dev = resolve_device(device)
+    if memory_format not in MEMORY_FORMATS:
+        raise ProfileError(f"memory format {memory_format!r} is not one of {', '.join(MEMORY_FORMATS)}")
+    if threads:
+        torch.set_num_threads(int(threads))
+    module = module.eval()
+    x_cpu = torch.randn(*input_shape)
+    macs = fvcore_macs(module, (x_cpu,))
+    check = cross_check(macs, module, (x_cpu,))
+    per_layer, activation = _per_layer(module, x_cpu, macs)
+    params = sum(p.numel() for p in module.parameters())
+    trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+    fmt = torch.channels_last if memory_format == "channels_last" else torch.contiguous_format
+    module = module.to(dev, memory_format=fmt)
+    x = x_cpu.to(dev).contiguous(memory_format=fmt)
+    try:
+        with torch.inference_mode(), autocast_for(dev, dtype):
+            out = module(x)
+        stats = None
+        if time_it:
+            def step() -> None:
+                with torch.inference_mode(), autocast_for(dev, dtype):
+                    module(x)
+            stats = time_call(step, dev, min_time_s=min_time_s, **timing)
+        peak = _peak_memory(module, x, dev, dtype)
+    except RuntimeError as err:
+        if isinstance(err, ProfileError):
+            raise
+        raise ProfileError(f"running in {dtype} on {dev} failed: {str(err).splitlines()[0]}") from err
+    return Profile(
+        params=params, trainable_params=trainable, macs=macs.total, flops=2 * macs.total,
+        macs_by_op=macs.by_operator, uncounted_ops=macs.uncounted_ops, cross_check=check,
+        latency_ms=stats.median_ms if stats else None, latency_p10_ms=stats.p10_ms if stats else None,
+        latency_p90_ms=stats.p90_ms if stats else None, latency=stats, activation_bytes=activation,
+        peak_memory_bytes=peak, output_shape=tuple(out.shape), per_layer=per_layer,
+        env=collect_env(dev, dtype, memory_format, input_shape))

@@ -1,0 +1,53 @@
+"""Widgets shared by every page: the device / precision / threads sidebar and small helpers."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import streamlit as st
+import torch
+
+from core.config import data_dir
+from core.profiling import MEMORY_FORMATS, PRECISIONS
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the sidebar picked; every measurement on every page uses it."""
+
+    device: str
+    precision: str
+    threads: int
+    memory_format: str
+
+    def profile_kwargs(self) -> dict[str, object]:
+        return {"device": self.device, "dtype": self.precision, "threads": self.threads,
+                "memory_format": self.memory_format}
+
+
+def devices() -> list[str]:
+    return ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+
+
+def sidebar_settings() -> Settings:
+    """Draws the shared sidebar and returns the current settings (kept in session state)."""
+    cores = os.cpu_count() or 1
+    st.session_state.setdefault("threads", cores)
+    with st.sidebar:
+        st.subheader("Measure on")
+        device = st.selectbox("Device", devices(), key="device",
+                              help="CUDA appears when this machine has a GPU.")
+        precision = st.selectbox("Precision", list(PRECISIONS), key="precision",
+                                 help="bf16 and fp16 run under torch.autocast (mixed precision).")
+        threads = st.slider("CPU threads", 1, cores, key="threads")
+        memory_format = st.selectbox("Memory format", MEMORY_FORMATS, key="memory_format")
+        st.caption(f"torch {torch.__version__} · data in `{data_dir()}`")
+    torch.set_num_threads(int(threads))
+    return Settings(device, precision, int(threads), memory_format)
+
+
+def current_settings() -> Settings:
+    """The settings chosen in the sidebar (defaults if the sidebar has not drawn yet)."""
+    state = st.session_state
+    return Settings(state.get("device", "cpu"), state.get("precision", "fp32"),
+                    int(state.get("threads", os.cpu_count() or 1)), state.get("memory_format", "contiguous"))

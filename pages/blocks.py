@@ -1,0 +1,200 @@
+"""Block explorer: cost of one block, compare mode, the lecture's worked numbers, gradient-flow lab."""
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from core import compare as cmp
+from core import fmt, plots
+from core.blocks import (BlockConfigError, BlockCost, block_cost, block_defaults, check_input, create_block,
+                         get_block_class, list_blocks, resolve_config)
+from core.gradflow import gradient_flow, plain_gradient, residual_gradient
+from core.profiling import Profile, ProfileError, profile_module
+from pages._widgets import Settings, current_settings
+
+FIELD_LABELS = {
+    "in_chs": "Input channels", "out_chs": "Output channels", "mid_chs": "Bottleneck channels",
+    "kernel_size": "Kernel", "stride": "Stride", "exp_ratio": "Expansion ratio t", "se": "Squeeze-excite",
+    "se_ratio": "SE ratio", "c1": "1x1 branch", "c3_reduce": "3x3 reduce", "c3": "3x3 branch",
+    "c5_reduce": "5x5 reduce", "c5": "5x5 branch", "pool_proj": "Pool projection", "bias": "Bias",
+    "norm": "BatchNorm / LayerNorm",
+}
+
+
+@st.cache_data(show_spinner="Measuring on this device…", max_entries=128)
+def measure(block: str, cfg: tuple[tuple[str, Any], ...], shape: tuple[int, int, int, int],
+            settings: Settings, nonce: int) -> Profile:
+    return profile_module(create_block(block, **dict(cfg)), shape, **settings.profile_kwargs())
+
+
+def config_form(block: str) -> tuple[dict[str, Any], tuple[int, int, int, int]]:
+    """Widgets for every option the block takes; returns the raw config and the input shape."""
+    defaults = block_defaults(block)
+    cfg: dict[str, Any] = {}
+    numeric = [k for k, v in defaults.items() if not isinstance(v, bool) and v is not None]
+    cols = st.columns(4)
+    for i, key in enumerate(numeric):
+        default = defaults[key]
+        with cols[i % 4]:
+            if isinstance(default, float):
+                cfg[key] = st.number_input(FIELD_LABELS[key], value=default, step=0.25, key=f"{block}.{key}")
+            else:
+                cfg[key] = int(st.number_input(FIELD_LABELS[key], value=default, step=1, key=f"{block}.{key}"))
+    cols = st.columns(4)
+    hw = cols[0].number_input("Spatial size H = W", value=get_block_class(block).default_hw, step=1,
+                              key=f"{block}.hw")
+    batch = cols[1].number_input("Batch", value=1, step=1, key=f"{block}.batch")
+    for i, key in enumerate(k for k, v in defaults.items() if isinstance(v, bool)):
+        cfg[key] = cols[2 + i % 2].toggle(FIELD_LABELS[key], value=defaults[key], key=f"{block}.{key}")
+    return cfg, (int(batch), int(cfg["in_chs"]), int(hw), int(hw))
+
+
+def latex_int(n: int) -> str:
+    return f"{n:,}".replace(",", "{,}")
+
+
+def show_formula(cost: BlockCost, prof: Profile) -> None:
+    st.markdown("**Closed form** (bias and norm terms appear when switched on)")
+    st.latex(r"\text{params} = " + cost.formula)
+    if len(cost.terms) <= 6:
+        st.latex(" + ".join(t.formula for t in cost.terms) + " = " + latex_int(cost.params))
+    ok = "**equal**" if cost.params == prof.params and cost.macs == prof.macs else "**they differ**"
+    st.markdown(f"Closed form: **{fmt.count(cost.params)}** params, **{fmt.count(cost.macs)}** MACs · "
+                f"counted (PyTorch params, fvcore MACs): **{fmt.count(prof.params)}** params, "
+                f"**{fmt.count(prof.macs)}** MACs · {ok}")
+    terms = pd.DataFrame([{"layer": t.name, "params formula": t.formula, "params": t.params, "MACs": t.macs}
+                          for t in cost.terms])
+    st.dataframe(terms, hide_index=True, width="stretch")
+    for note in cost.notes:
+        st.caption(note)
+
+
+def show_metrics(prof: Profile) -> None:
+    top, bottom = st.columns(4), st.columns(4)
+    top[0].metric("Parameters", fmt.count(prof.params), help=f"{fmt.count(prof.trainable_params)} trainable")
+    top[1].metric("MACs", fmt.si(prof.macs), help=f"{fmt.count(prof.macs)} multiply-adds for the batch (fvcore)")
+    top[2].metric("FLOPs = 2 x MACs", fmt.si(prof.flops))
+    top[3].metric("Latency, median", fmt.ms(prof.latency_ms))
+    bottom[0].metric("Latency p10 – p90", f"{fmt.ms(prof.latency_p10_ms)} – {fmt.ms(prof.latency_p90_ms)}")
+    bottom[1].metric("Activation memory", fmt.bytes_(prof.activation_bytes),
+                     help="Sum of every layer's output tensor (what a training step keeps for backward).")
+    bottom[2].metric("Peak GPU memory", fmt.bytes_(prof.peak_memory_bytes),
+                     help="torch.cuda.max_memory_allocated during one forward; n/a on CPU.")
+    bottom[3].metric("Achieved GFLOP/s", f"{prof.achieved_gflops:.1f}" if prof.achieved_gflops else "n/a",
+                     help="FLOPs / median latency: low values mean memory-bound, not compute-bound.")
+    runs = f"{prof.latency.iters} runs after {prof.latency.warmup} warm-up ({prof.latency.timer})" if prof.latency else ""
+    st.caption(f"Measured on {prof.env.label()} · {runs}")
+
+
+def explore(settings: Settings) -> None:
+    block = st.selectbox("Block", list_blocks(), key="explore.block")
+    cls = get_block_class(block)
+    st.caption(f"{cls.summary}  \n*{cls.paper}*")
+    raw, shape = config_form(block)
+    try:
+        cfg = resolve_config(block, **raw)
+        check_input(block, cfg, shape)
+        cost = block_cost(block, shape, **cfg)
+        nonce = st.session_state.get("remeasure", 0)
+        prof = measure(block, tuple(sorted(cfg.items())), shape, settings, nonce)
+    except (BlockConfigError, ProfileError) as err:
+        st.error(f"Cannot build this block: {err}")
+        return
+    show_metrics(prof)
+    if st.button("Re-measure latency", key="explore.remeasure"):
+        st.session_state["remeasure"] = nonce + 1
+        st.rerun()
+    skip = "has a skip connection" if create_block(block, **cfg).has_skip else "has no skip connection"
+    st.markdown(f"Output shape **{' x '.join(map(str, prof.output_shape))}** · this configuration {skip}.")
+    left, right = st.columns([1, 1])
+    with left:
+        show_formula(cost, prof)
+    with right:
+        st.markdown("**Per-layer breakdown**")
+        st.dataframe(prof.per_layer, hide_index=True, width="stretch")
+        show_counter_notes(prof)
+
+
+def show_counter_notes(prof: Profile) -> None:
+    cc = prof.cross_check
+    (st.info if cc.agree else st.warning)(
+        f"Cross-check with torch FlopCounterMode: {fmt.count(cc.flop_counter_macs)} MACs. {cc.explanation}")
+    if prof.uncounted_ops:
+        ops = ", ".join(f"`{op.replace('aten::', '')}` x{n}" for op, n in prof.uncounted_ops.items())
+        st.caption(f"Ops neither counter charges MACs for (activations, adds, max-pool): {ops}")
+
+
+def compare_tab(settings: Settings) -> None:
+    preset = st.selectbox("Preset", [*cmp.PRESETS, "custom"], key="cmp.preset")
+    if preset == "custom":
+        (chs, hw) = (128, 28)
+        names = st.multiselect("Blocks (2 to 4)", list_blocks(), default=["conv", "depthwise_separable"],
+                               max_selections=4, key="cmp.blocks")
+        entries = [cmp.Entry(n, n, {}) for n in names]
+    else:
+        (chs, hw), preset_entries = cmp.PRESETS[preset]
+        entries = list(preset_entries)
+    cols = st.columns(3)
+    chs = int(cols[0].number_input("Channels C (in = out)", value=chs, step=1, key=f"cmp.chs.{preset}"))
+    hw = int(cols[1].number_input("Spatial size", value=hw, step=1, key=f"cmp.hw.{preset}"))
+    batch = int(cols[2].number_input("Batch", value=1, step=1, key=f"cmp.batch.{preset}"))
+    if len(entries) < 2:
+        st.info("Pick at least two blocks to compare.")
+        return
+    try:
+        frame = cached_compare(tuple(entries), chs, hw, batch, settings)
+    except (BlockConfigError, ProfileError) as err:
+        st.error(f"Cannot compare these blocks: {err}")
+        return
+    st.plotly_chart(plots.compare_bars(frame), key="cmp.bars")
+    for line in cmp.ratio_statement(frame):
+        st.info(line)
+    st.caption("The lecture claims depthwise separable is 8-10x faster; the bars above are what this device says.")
+    st.dataframe(frame, hide_index=True, width="stretch")
+    st.markdown("**Cost against channel count** (closed form, log-log: slope 2 = C², slope 1 = C)")
+    sweep = cmp.channel_sweep(entries, hw)
+    metric = st.radio("Metric", ["params", "MACs"], horizontal=True, key="cmp.sweep_metric")
+    st.plotly_chart(plots.channel_sweep(sweep, metric), key="cmp.sweep")
+
+
+@st.cache_data(show_spinner="Measuring each block…", max_entries=32)
+def cached_compare(entries: tuple[cmp.Entry, ...], chs: int, hw: int, batch: int, settings: Settings) -> pd.DataFrame:
+    return cmp.compare(list(entries), chs, hw, batch, **settings.profile_kwargs())
+
+
+def lecture_tab() -> None:
+    st.markdown("The lecture's worked numbers, rebuilt from real PyTorch modules with **bias and BatchNorm off**.")
+    cases, ratios = cmp.lecture_table()
+    st.dataframe(cases, hide_index=True, width="stretch")
+    st.dataframe(ratios, hide_index=True, width="stretch")
+
+
+def gradient_tab() -> None:
+    cols = st.columns(3)
+    depth = cols[0].slider("Depth N", 2, 100, 30, key="grad.depth")
+    act = cols[1].selectbox("Activation", ["tanh", "sigmoid", "relu"], key="grad.act")
+    gain = cols[2].slider("Weight scale (x 1/sqrt(fan-in))", 0.1, 2.0, 0.5, 0.1, key="grad.gain")
+    result = gradient_flow(depth, act=act, init_gain=gain)
+    st.plotly_chart(plots.gradient_flow(result), key="grad.plot")
+    st.markdown(f"At layer 0 the residual stack's gradient is **{result.ratio_at_input():.3g}x** the plain "
+                f"stack's (one real backward pass, same weights, float64).")
+    st.markdown("**The lecture's scalar example** (upstream 0.5, F' = 0.01)")
+    rows = [{"layers": n, "plain 0.5·0.01^n": plain_gradient(0.5, 0.01, n),
+             "residual 0.5·1.01^n": residual_gradient(0.5, 0.01, n)} for n in (1, 10)]
+    st.dataframe(pd.DataFrame(rows).style.format({"plain 0.5·0.01^n": "{:.3g}", "residual 0.5·1.01^n": "{:.3g}"}),
+                 hide_index=True)
+
+
+settings = current_settings()
+st.title("Block explorer")
+tabs = st.tabs(["Explore", "Compare", "Lecture's numbers", "Gradient flow"])
+with tabs[0]:
+    explore(settings)
+with tabs[1]:
+    compare_tab(settings)
+with tabs[2]:
+    lecture_tab()
+with tabs[3]:
+    gradient_tab()

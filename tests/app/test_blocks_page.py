@@ -1,0 +1,74 @@
+"""AppTest of the block explorer page."""
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+
+TIMEOUT = 180
+
+
+def run_app() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def test_default_block_shows_its_costs():
+    at = run_app()
+    assert at.title[0].value == "Block explorer"
+    assert metric(at, "Parameters") == "590,336"          # 3x3 256->256 with BatchNorm
+    assert metric(at, "MACs") == "116 M"
+    assert metric(at, "FLOPs = 2 x MACs") == "231 M"
+    assert metric(at, "Latency, median").endswith("ms")
+    assert metric(at, "Peak GPU memory") == "n/a"
+
+
+def test_lecture_number_when_bias_and_norm_are_off():
+    at = run_app()
+    at.toggle(key="conv.norm").set_value(False).run()
+    assert not at.exception
+    assert metric(at, "Parameters") == "589,824"
+    at.number_input(key="conv.in_chs").set_value(128).run()
+    at.number_input(key="conv.out_chs").set_value(128).run()
+    assert metric(at, "Parameters") == "147,456"
+
+
+def test_switching_block_and_depthwise_numbers():
+    at = run_app()
+    at.selectbox(key="explore.block").set_value("depthwise_separable").run()
+    at.toggle(key="depthwise_separable.norm").set_value(False).run()
+    at.number_input(key="depthwise_separable.in_chs").set_value(16).run()
+    at.number_input(key="depthwise_separable.out_chs").set_value(32).run()
+    assert not at.exception
+    assert metric(at, "Parameters") == "656"
+
+
+def test_impossible_config_gives_an_error_not_a_traceback():
+    at = run_app()
+    at.number_input(key="conv.out_chs").set_value(0).run()
+    assert not at.exception
+    assert any("out_chs = 0 is impossible" in e.value for e in at.error)
+    at.number_input(key="conv.out_chs").set_value(256).run()
+    at.number_input(key="conv.hw").set_value(2).run()
+    assert any("3x3 kernel is larger than the 2x2 input" in e.value for e in at.error)
+    at.number_input(key="conv.hw").set_value(14).run()
+    at.number_input(key="conv.stride").set_value(-1).run()
+    assert any("stride = -1 is impossible" in e.value for e in at.error)
+    assert not at.exception
+
+
+def test_compare_lecture_and_gradient_tabs_render():
+    at = run_app()
+    assert any("fewer MACs than" in i.value for i in at.info)
+    frames = [d.value for d in at.dataframe]
+    lecture = next(f for f in frames if "lecture params" in f.columns)
+    assert lecture["matches"].all() and list(lecture["lecture params"])[:2] == [589_824, 69_632]
+    assert any("residual stack's gradient" in m.value for m in at.markdown)
+    at.slider(key="grad.depth").set_value(100).run()
+    assert not at.exception

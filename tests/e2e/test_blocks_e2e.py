@@ -1,0 +1,44 @@
+"""The block explorer in real Chromium: change a block's channels and see the right parameter count."""
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import wait_idle
+
+pytestmark = pytest.mark.e2e
+
+
+def first_metric(page):
+    return page.locator("[data-testid='stMetricValue']").first
+
+
+def test_changing_channels_updates_parameter_count(page, app_url):
+    page.goto(f"{app_url}/blocks")
+    wait_idle(page)
+    expect(first_metric(page)).to_have_text("590,336")    # 9·256·256 + BN 2·256
+    box = page.get_by_label("Input channels")
+    box.fill("128")
+    box.press("Enter")
+    expect(first_metric(page)).to_have_text("295,424")    # 9·128·256 + BN 2·256
+    wait_idle(page)
+    assert page.locator("[data-testid='stException']").count() == 0
+
+
+def test_impossible_config_shows_a_message(page, app_url):
+    page.goto(f"{app_url}/blocks")
+    wait_idle(page)
+    box = page.get_by_label("Output channels")
+    box.fill("0")
+    box.press("Enter")
+    expect(page.locator("[data-testid='stAlert']").filter(has_text="out_chs = 0 is impossible")).to_be_visible()
+    assert page.locator("[data-testid='stException']").count() == 0
+
+
+def test_every_tab_opens_without_exception(page, app_url):
+    page.goto(f"{app_url}/blocks")
+    wait_idle(page)
+    for tab in ("Compare", "Lecture's numbers", "Gradient flow"):
+        page.get_by_role("tab", name=tab).click()
+        wait_idle(page)
+    expect(page.get_by_text("residual stack's gradient", exact=False)).to_be_visible()
+    assert page.locator("[data-testid='stException']").count() == 0
+    assert page.locator(".js-plotly-plot").count() >= 3
