@@ -6,7 +6,7 @@ st.set_page_config(page_title="Archscope", page_icon="🔬", layout="wide")
 from pages._widgets import sidebar_settings  # noqa: E402  (after set_page_config)
 
 page = st.navigation([
-    st.Page("pages/blocks.py", title="Block explorer", icon="🧱", url_path="blocks", default=True),
+    st.Page("pages/blocks.py", title="Block explorer", icon="🧱", default=True),
 ])
 sidebar_settings()
 page.run()

@@ -7,7 +7,9 @@ def si(value: float, unit: str = "", digits: int = 3) -> str:
     for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
         if abs(value) >= factor:
             return f"{value / factor:.{digits}g} {prefix}{unit}".rstrip()
-    return f"{value:,.0f} {unit}".rstrip() if float(value).is_integer() else f"{value:.{digits}g} {unit}".rstrip()
+    if float(value).is_integer():
+        return f"{value:,.0f} {unit}".rstrip()
+    return f"{value:.{digits}g} {unit}".rstrip()
 
 
 def count(value: int) -> str:
@@ -28,3 +30,10 @@ def ms(value: float | None) -> str:
     if value is None:
         return "n/a"
     return f"{value:.3f} ms" if value < 10 else f"{value:.1f} ms"
+
+
+def ms_range(low: float | None, high: float | None) -> str:
+    """'0.61–0.67 ms': a spread with one unit."""
+    if low is None or high is None:
+        return "n/a"
+    return f"{low:.3g}–{high:.3g} ms"

@@ -5,16 +5,17 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from core.fmt import si
 from core.gradflow import GradFlow
 
 
 def compare_bars(frame: pd.DataFrame) -> go.Figure:
     """Params, MACs and median latency (p10-p90 whiskers) per block, each bar labelled with its ratio."""
     fig = make_subplots(rows=1, cols=3, subplot_titles=("Parameters", "MACs (per batch)", "Latency (median, ms)"))
-    base = frame.iloc[0]
     for col, (metric, ratio) in enumerate((("params", "params ratio"), ("MACs", "MAC ratio"),
                                            ("latency ms", "latency ratio")), start=1):
-        text = [f"{v:,.3g}<br>{base['block'] if i == 0 else f'{r:.2f}x less'}"
+        unit = " ms" if metric == "latency ms" else ""
+        text = [f"{si(v)}{unit}<br>{'baseline' if i == 0 else f'{r:.2f}x less'}"
                 for i, (v, r) in enumerate(zip(frame[metric], frame[ratio]))]
         error = None
         if metric == "latency ms":

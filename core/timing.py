@@ -35,7 +35,7 @@ def _sync(device: torch.device) -> None:
 
 def time_call(fn: Callable[[], object], device: torch.device | str = "cpu", *, warmup: int = 3,
               min_iters: int = 10, max_iters: int = 1000, min_time_s: float = 0.25,
-              warmup_time_s: float = 0.05) -> LatencyStats:
+              warmup_time_s: float = 0.1) -> LatencyStats:
     """Times ``fn`` per call: at least ``min_iters`` calls and ``min_time_s`` seconds, after a warm-up."""
     device = torch.device(device)
     done, t0 = 0, time.perf_counter()

@@ -25,6 +25,16 @@ class Settings:
                 "memory_format": self.memory_format}
 
 
+def route_through_app() -> None:
+    """Call first in every page. If a fresh server's first visitor deep-links to a page, Streamlit runs the
+    page in its legacy ``pages/`` mode without app.py (no sidebar, no layout); switch to app.py's
+    ``st.navigation`` routing for good and rerun, which lands on the same page through app.py."""
+    from streamlit.runtime.pages_manager import PagesManager
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def devices() -> list[str]:
     return ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
 

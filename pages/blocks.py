@@ -12,7 +12,9 @@ from core.blocks import (BlockConfigError, BlockCost, block_cost, block_defaults
                          get_block_class, list_blocks, resolve_config)
 from core.gradflow import gradient_flow, plain_gradient, residual_gradient
 from core.profiling import Profile, ProfileError, profile_module
-from pages._widgets import Settings, current_settings
+from pages._widgets import Settings, current_settings, route_through_app
+
+route_through_app()
 
 FIELD_LABELS = {
     "in_chs": "Input channels", "out_chs": "Output channels", "mid_chs": "Bottleneck channels",
@@ -77,7 +79,7 @@ def show_metrics(prof: Profile) -> None:
     top[1].metric("MACs", fmt.si(prof.macs), help=f"{fmt.count(prof.macs)} multiply-adds for the batch (fvcore)")
     top[2].metric("FLOPs = 2 x MACs", fmt.si(prof.flops))
     top[3].metric("Latency, median", fmt.ms(prof.latency_ms))
-    bottom[0].metric("Latency p10 – p90", f"{fmt.ms(prof.latency_p10_ms)} – {fmt.ms(prof.latency_p90_ms)}")
+    bottom[0].metric("Latency p10 – p90", fmt.ms_range(prof.latency_p10_ms, prof.latency_p90_ms))
     bottom[1].metric("Activation memory", fmt.bytes_(prof.activation_bytes),
                      help="Sum of every layer's output tensor (what a training step keeps for backward).")
     bottom[2].metric("Peak GPU memory", fmt.bytes_(prof.peak_memory_bytes),

@@ -7,13 +7,20 @@ from tests.e2e.conftest import wait_idle
 pytestmark = pytest.mark.e2e
 
 
+def open_blocks(page, app_url):
+    """The block explorer is the default page, served at the root URL."""
+    page.goto(f"{app_url}/")
+    wait_idle(page)
+    expect(page.get_by_text("Measure on")).to_be_visible()        # app.py's sidebar ran
+    assert page.locator("[data-testid='stSidebarNav']").count() == 0  # no legacy pages/ listing
+
+
 def first_metric(page):
     return page.locator("[data-testid='stMetricValue']").first
 
 
 def test_changing_channels_updates_parameter_count(page, app_url):
-    page.goto(f"{app_url}/blocks")
-    wait_idle(page)
+    open_blocks(page, app_url)
     expect(first_metric(page)).to_have_text("590,336")    # 9·256·256 + BN 2·256
     box = page.get_by_label("Input channels")
     box.fill("128")
@@ -24,8 +31,7 @@ def test_changing_channels_updates_parameter_count(page, app_url):
 
 
 def test_impossible_config_shows_a_message(page, app_url):
-    page.goto(f"{app_url}/blocks")
-    wait_idle(page)
+    open_blocks(page, app_url)
     box = page.get_by_label("Output channels")
     box.fill("0")
     box.press("Enter")
@@ -34,8 +40,7 @@ def test_impossible_config_shows_a_message(page, app_url):
 
 
 def test_every_tab_opens_without_exception(page, app_url):
-    page.goto(f"{app_url}/blocks")
-    wait_idle(page)
+    open_blocks(page, app_url)
     for tab in ("Compare", "Lecture's numbers", "Gradient flow"):
         page.get_by_role("tab", name=tab).click()
         wait_idle(page)

@@ -1,0 +1,34 @@
+"""Shared bits of the benchmark scripts: arguments, environment record, JSON output."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from core.profiling import collect_env, resolve_device  # noqa: E402
+
+
+def parser(doc: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=doc)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--threads", type=int, default=None)
+    return p
+
+
+def environment(args: argparse.Namespace) -> dict[str, Any]:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    env = collect_env(resolve_device(args.device), args.precision, "contiguous", (1,))
+    return {"device": env.device_name, "torch": env.torch_version, "threads": env.threads,
+            "precision": env.precision}
+
+
+def emit(result: dict[str, Any]) -> None:
+    print(json.dumps(result, indent=2, default=float))

@@ -1,0 +1,42 @@
+"""CUDA paths: CUDA-event timing, bf16 autocast, channels_last, memory stats. Skipped without a GPU."""
+import pytest
+import torch
+
+from core.blocks import block_cost, create_block
+from core.profiling import profile_module
+from core.timing import time_call
+
+pytestmark = pytest.mark.gpu
+
+
+def test_cuda_profile_uses_cuda_events_and_records_peak_memory():
+    shape = (8, 256, 14, 14)
+    prof = profile_module(create_block("conv"), shape, device="cuda", min_time_s=0.1)
+    assert prof.latency.timer == "cuda events"
+    assert prof.env.device == "cuda" and prof.env.device_name == torch.cuda.get_device_name(0)
+    assert prof.macs == block_cost("conv", shape).macs
+    input_bytes = 8 * 256 * 14 * 14 * 4
+    assert prof.peak_memory_bytes >= input_bytes
+    assert prof.latency_p10_ms <= prof.latency_ms <= prof.latency_p90_ms
+
+
+@pytest.mark.parametrize("precision,fmt", [("bf16", "channels_last"), ("fp16", "contiguous"),
+                                           ("bf16", "contiguous")])
+def test_mixed_precision_and_channels_last(precision, fmt):
+    prof = profile_module(create_block("mbconv"), (32, 40, 28, 28), device="cuda", dtype=precision,
+                          memory_format=fmt, min_time_s=0.1)
+    assert (prof.env.precision, prof.env.memory_format) == (precision, fmt)
+    assert prof.latency_ms > 0 and prof.peak_memory_bytes > 0
+
+
+def test_bf16_autocast_really_runs_in_bf16():
+    from core.profiling import autocast_for
+    conv = torch.nn.Conv2d(8, 8, 3).cuda()
+    with torch.inference_mode(), autocast_for(torch.device("cuda"), "bf16"):
+        y = conv(torch.randn(1, 8, 8, 8, device="cuda"))
+    assert y.dtype == torch.bfloat16
+
+
+def test_cuda_event_timer_measures_a_known_sleep():
+    stats = time_call(lambda: torch.cuda._sleep(1_000_000), "cuda", min_iters=5, min_time_s=0.0)
+    assert stats.timer == "cuda events" and stats.median_ms > 0.05
