@@ -1,12 +1,13 @@
 """Archscope: explore modern CNN building blocks and transfer learning on the machine in front of you."""
 import streamlit as st
 
-st.set_page_config(page_title="Archscope", page_icon="🔬", layout="wide")
+st.set_page_config(page_title="Archscope", page_icon=":material/biotech:", layout="wide")
 
 from pages._widgets import sidebar_settings  # noqa: E402  (after set_page_config)
 
 page = st.navigation([
-    st.Page("pages/blocks.py", title="Block explorer", icon="🧱", default=True),
+    st.Page("pages/blocks.py", title="Block explorer", icon=":material/view_in_ar:", default=True),
+    st.Page("pages/backbones.py", title="Compare backbones", icon=":material/leaderboard:", url_path="backbones"),
 ])
 sidebar_settings()
 page.run()

@@ -58,3 +58,55 @@ def gradient_flow(result: GradFlow) -> go.Figure:
     fig.update_xaxes(title_text="layer l (0 = input end, gradient arrives from the right)")
     fig.update_layout(height=400, margin=dict(t=30, b=10), legend=dict(orientation="h", y=1.1))
     return fig
+
+
+def accuracy_vs_cost(frame: pd.DataFrame, x: str, x_title: str, front: "pd.Series") -> go.Figure:
+    """ImageNet top-1 against a cost column, Pareto frontier drawn as a step line, hover with details."""
+    fig = go.Figure()
+    hover = ("<b>%{customdata[0]}</b> (%{customdata[1]})<br>top-1 %{y:.2f}%<br>" + x_title +
+             " %{x:.3g}<br>%{customdata[2]:.1f} M params · %{customdata[3]:.2f} GMACs @ %{customdata[4]} px<extra></extra>")
+    data = frame[["model", "tag", "params (M)", "GMACs", "resolution"]].to_numpy()
+    fig.add_scatter(x=frame[x], y=frame["top1"], mode="markers+text", text=frame["model"],
+                    textposition="top center", customdata=data, hovertemplate=hover, name="backbones",
+                    marker=dict(size=10, color=["#ef553b" if f else "#636efa" for f in front]))
+    pts = frame[front].sort_values(x)
+    fig.add_scatter(x=pts[x], y=pts["top1"], mode="lines", line=dict(shape="hv", dash="dot", color="#ef553b"),
+                    name="Pareto frontier", hoverinfo="skip")
+    fig.update_xaxes(type="log", title_text=x_title + " (log scale)")
+    fig.update_yaxes(title_text="ImageNet-1k top-1 (%), timm published")
+    fig.update_layout(height=460, margin=dict(t=30, b=10), legend=dict(orientation="h", y=1.08))
+    return fig
+
+
+def throughput(sweeps: list[dict]) -> go.Figure:
+    """Images/s against batch size per model, the saturation batch marked."""
+    fig = go.Figure()
+    for sw in sweeps:
+        rows = pd.DataFrame(sw["rows"])
+        if rows.empty:
+            continue
+        fig.add_scatter(x=rows["batch"], y=rows["images_per_s"], mode="lines+markers",
+                        name=f"{sw['model']} @ {sw['resolution']} px ({sw.get('mode', 'inference')})")
+        sat = rows[rows["batch"] == sw.get("saturation_batch")]
+        fig.add_scatter(x=sat["batch"], y=sat["images_per_s"], mode="markers", showlegend=False,
+                        marker=dict(symbol="star", size=16, color="black"), hovertemplate="saturation at batch %{x}")
+    fig.update_xaxes(type="log", title_text="batch size (log scale)")
+    fig.update_yaxes(title_text="throughput (images/s)")
+    fig.update_layout(height=420, margin=dict(t=30, b=10), legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def scaling(frame: pd.DataFrame, official: pd.DataFrame) -> go.Figure:
+    """Predicted (α·β²·γ²)^φ against measured MAC ratio of the built networks, with official B0-B7."""
+    fig = go.Figure()
+    fig.add_scatter(x=frame["phi"], y=frame["predicted cost ratio"], mode="lines+markers", name="predicted (α·β²·γ²)^φ")
+    fig.add_scatter(x=frame["phi"], y=frame["measured MAC ratio"], mode="lines+markers",
+                    name="measured MACs / B0 (built with timm)")
+    if not official.empty:
+        fig.add_scatter(x=official["phi (fit)"], y=official["MAC ratio"], mode="markers+text",
+                        text=official["model"], textposition="bottom right", name="official B0-B7 (timm)",
+                        marker=dict(symbol="diamond", size=10))
+    fig.update_yaxes(type="log", title_text="compute relative to B0 (log scale)")
+    fig.update_xaxes(title_text="φ")
+    fig.update_layout(height=420, margin=dict(t=30, b=10), legend=dict(orientation="h", y=1.1))
+    return fig

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import os
+import runpy
+from pathlib import Path
+from typing import TYPE_CHECKING
 from dataclasses import dataclass
 
 import streamlit as st
@@ -9,6 +12,11 @@ import torch
 
 from core.config import data_dir
 from core.profiling import MEMORY_FORMATS, PRECISIONS
+
+APP = Path(__file__).resolve().parents[1] / "app.py"
+
+if TYPE_CHECKING:
+    from core.backbones import Setting
 
 
 @dataclass(frozen=True)
@@ -20,19 +28,26 @@ class Settings:
     threads: int
     memory_format: str
 
+    def setting(self) -> "Setting":
+        """The same choice as core.backbones' Setting (device, precision, memory format, threads)."""
+        from core.backbones import Setting
+        return Setting(self.device, self.precision, self.memory_format, self.threads)
+
     def profile_kwargs(self) -> dict[str, object]:
         return {"device": self.device, "dtype": self.precision, "threads": self.threads,
                 "memory_format": self.memory_format}
 
 
 def route_through_app() -> None:
-    """Call first in every page. If a fresh server's first visitor deep-links to a page, Streamlit runs the
-    page in its legacy ``pages/`` mode without app.py (no sidebar, no layout); switch to app.py's
-    ``st.navigation`` routing for good and rerun, which lands on the same page through app.py."""
+    """Call first in every page. When a fresh server's first visitor deep-links to a page (or AppTest runs
+    one), Streamlit runs the page in its legacy ``pages/`` mode without app.py: no sidebar, no layout.
+    Switch to app.py's ``st.navigation`` routing for good and run app.py in this same script run, which
+    renders this page through the router with its widget values intact; then stop the outer run."""
     from streamlit.runtime.pages_manager import PagesManager
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
-        st.rerun()
+        runpy.run_path(str(APP), run_name="__main__")
+        st.stop()
 
 
 def devices() -> list[str]:

@@ -12,7 +12,8 @@ def open_blocks(page, app_url):
     page.goto(f"{app_url}/")
     wait_idle(page)
     expect(page.get_by_text("Measure on")).to_be_visible()        # app.py's sidebar ran
-    assert page.locator("[data-testid='stSidebarNav']").count() == 0  # no legacy pages/ listing
+    nav = page.locator("[data-testid='stSidebarNav']").inner_text()
+    assert "Compare backbones" in nav and "widgets" not in nav     # app.py's pages, not a pages/ listing
 
 
 def first_metric(page):

@@ -1,0 +1,132 @@
+"""Background jobs: start a subprocess, track its progress in the store, cancel it, detect a dead one."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.config import data_dir
+from core.store import connect
+
+ROOT = Path(__file__).resolve().parents[1]
+ACTIVE = ("queued", "running")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One row of the jobs table."""
+
+    id: int
+    kind: str
+    args: dict[str, Any]
+    status: str
+    pid: int | None
+    done: int
+    total: int
+    current: str
+    message: str
+    error: str
+    cancel: bool
+    created: float
+    started: float | None
+    updated: float | None
+    finished: float | None
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+    def eta_s(self) -> float | None:
+        """Seconds left, extrapolated from the mean time per finished item."""
+        if not self.started or not self.done or self.done >= self.total:
+            return None
+        elapsed = (self.updated or time.time()) - self.started
+        return elapsed / self.done * (self.total - self.done)
+
+
+def _row(row: Any) -> Job:
+    d = dict(row)
+    d["args"] = json.loads(d["args"])
+    d["cancel"] = bool(d["cancel"])
+    return Job(**d)
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    try:  # a finished child that nobody reaped is a zombie: dead for our purposes
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def start(kind: str, module: str, args: dict[str, Any], total: int) -> Job:
+    """Records a job and launches ``python -m module --job ID`` in its own session; returns the job."""
+    with connect() as conn:
+        cur = conn.execute("INSERT INTO jobs (kind, args, status, total, created) VALUES (?,?,?,?,?)",
+                           (kind, json.dumps(args), "queued", total, time.time()))
+        job_id = int(cur.lastrowid)
+    log_dir = data_dir() / "jobs"
+    log_dir.mkdir(exist_ok=True)
+    with open(log_dir / f"{job_id}.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", module, "--job", str(job_id)], cwd=ROOT, stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    with connect() as conn:
+        conn.execute("UPDATE jobs SET pid = ? WHERE id = ?", (proc.pid, job_id))
+    return get(job_id)
+
+
+def get(job_id: int) -> Job:
+    """The job, with a dead 'running' process turned into 'failed' (never left running forever)."""
+    with connect() as conn:
+        row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    if row is None:
+        raise KeyError(f"no job {job_id}")
+    job = _row(row)
+    if job.active and job.pid and not pid_alive(job.pid) and time.time() - job.created > 2:
+        finish(job.id, "failed", error="the worker process ended without reporting (killed or crashed)")
+        return get(job_id)
+    return job
+
+
+def latest(kind: str) -> Job | None:
+    with connect() as conn:
+        row = conn.execute("SELECT id FROM jobs WHERE kind = ? ORDER BY id DESC LIMIT 1", (kind,)).fetchone()
+    return get(int(row["id"])) if row else None
+
+
+def mark_running(job_id: int) -> None:
+    with connect() as conn:
+        conn.execute("UPDATE jobs SET status = 'running', pid = ?, started = ?, updated = ? WHERE id = ?",
+                     (os.getpid(), time.time(), time.time(), job_id))
+
+
+def progress(job_id: int, done: int, current: str = "", message: str = "") -> bool:
+    """Records progress; returns True when a cancel was requested."""
+    with connect() as conn:
+        conn.execute("UPDATE jobs SET done = ?, current = ?, message = ?, updated = ? WHERE id = ?",
+                     (done, current, message, time.time(), job_id))
+        row = conn.execute("SELECT cancel FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    return bool(row["cancel"])
+
+
+def request_cancel(job_id: int) -> None:
+    with connect() as conn:
+        conn.execute("UPDATE jobs SET cancel = 1 WHERE id = ?", (job_id,))
+
+
+def finish(job_id: int, status: str, message: str = "", error: str = "") -> None:
+    with connect() as conn:
+        conn.execute("UPDATE jobs SET status = ?, message = COALESCE(NULLIF(?, ''), message), error = ?, "
+                     "finished = ?, updated = ? WHERE id = ?",
+                     (status, message, error, time.time(), time.time(), job_id))

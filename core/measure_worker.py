@@ -1,0 +1,66 @@
+"""Background worker that measures a list of backbones: ``python -m core.measure_worker --job ID``.
+
+Progress and cancel go through the jobs table; results land in the measurements cache, so the
+page shows each model as soon as it is done, and a refresh or a second browser sees the same.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+
+from core import jobs
+from core.backbones import BackboneError, Setting, measure, throughput_sweep
+
+KIND = "measure-backbones"
+MODULE = "core.measure_worker"
+
+
+def start(models: list[str], setting: Setting, resolution: int | None = None, sweep: bool = False,
+          refresh: bool = False, time_cap_s: float = 20.0) -> jobs.Job:
+    """Launches the worker for ``models``; one job of this kind runs at a time."""
+    running = jobs.latest(KIND)
+    if running is not None and running.active:
+        raise RuntimeError(f"a measurement job (#{running.id}) is already running; stop it or wait for it")
+    args = {"models": models, "device": setting.device, "precision": setting.precision,
+            "memory_format": setting.memory_format, "threads": setting.threads, "resolution": resolution,
+            "sweep": sweep, "refresh": refresh, "time_cap_s": time_cap_s}
+    return jobs.start(KIND, MODULE, args, total=len(models))
+
+
+def run(job_id: int) -> int:
+    job = jobs.get(job_id)
+    a = job.args
+    setting = Setting(a["device"], a["precision"], a["memory_format"], a["threads"])
+    jobs.mark_running(job_id)
+    failures: list[str] = []
+    for i, name in enumerate(a["models"]):
+        if jobs.progress(job_id, i, current=name, message=f"measuring {name}"):
+            jobs.finish(job_id, "cancelled", message=f"stopped after {i} of {len(a['models'])} models")
+            return 0
+        try:
+            measure(name, a["resolution"], setting, refresh=a["refresh"])
+            if a["sweep"]:
+                throughput_sweep(name, a["resolution"], setting, time_cap_s=a["time_cap_s"],
+                                 should_stop=lambda: jobs.get(job_id).cancel)
+        except BackboneError as err:
+            failures.append(f"{name}: {err}")
+    jobs.progress(job_id, len(a["models"]), current="", message="done")
+    jobs.finish(job_id, "done", message="; ".join(failures) or f"measured {len(a['models'])} models")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--job", type=int, required=True)
+    job_id = parser.parse_args(argv).job
+    try:
+        return run(job_id)
+    except Exception as err:  # noqa: BLE001  the job must end as failed, with words, never stay 'running'
+        traceback.print_exc()
+        jobs.finish(job_id, "failed", error=f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

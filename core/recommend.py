@@ -1,0 +1,85 @@
+"""Backbone and transfer-recipe recommender, from the lecture's two tables and this machine's latencies."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from core.lecture import DATA_SIZE_TABLE, SCENARIOS
+
+# The lecture's scenario rows mapped to timm names, best first; the first that meets the budget wins.
+CANDIDATES: dict[str, tuple[str, ...]] = {
+    "ImageNet-like natural photos": ("resnet50", "convnext_tiny", "efficientnet_b0", "resnet18"),
+    "Very small labeled data": ("vit_base_patch16_clip_224", "vit_small_patch14_dinov2", "resnet50"),
+    "Edge / real-time": ("mobilenetv3_large_100", "mobilenetv3_small_100", "efficientnet_lite0"),
+    "High-res medical / satellite": ("convnext_large", "vit_small_patch14_dinov2", "convnext_tiny"),
+    "Arbitrary RGB, unknown domain": ("vit_small_patch14_dinov2", "vit_base_patch14_dinov2", "resnet50"),
+}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One row of the lecture's data-size table."""
+
+    size_band: str
+    recipe: str
+    freeze: str
+    engine_recipe: str
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    backbone: str | None
+    recipe: Recipe
+    reasons: list[str] = field(default_factory=list)
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+
+
+ENGINE_RECIPES = ("linear_probe", "finetune_top", "finetune_full", "finetune_full", "scratch")
+
+
+def recipe_for(n_labels: int) -> Recipe:
+    """The lecture's rule: more data -> unfreeze more layers."""
+    if n_labels < 0:
+        raise ValueError("the number of labelled images cannot be negative")
+    for (bound, band, recipe, freeze), engine in zip(DATA_SIZE_TABLE, ENGINE_RECIPES):
+        if n_labels < bound:
+            return Recipe(band, recipe, freeze, engine)
+    raise AssertionError("unreachable: the last band is unbounded")
+
+
+def recommend(scenario: str, n_labels: int, budget_ms: float | None,
+              latency_ms: dict[str, float]) -> Recommendation:
+    """Picks the first candidate for the scenario whose measured latency meets the budget on this device.
+
+    ``latency_ms`` maps timm names to batch-1 latencies measured here; candidates without a
+    measurement are passed over when a budget is set, and said so.
+    """
+    if scenario not in SCENARIOS:
+        raise ValueError(f"unknown scenario {scenario!r}; choose one of: {', '.join(SCENARIOS)}")
+    recipe = recipe_for(n_labels)
+    lecture_pick, why = SCENARIOS[scenario]
+    reasons = [f"The lecture's table suggests {lecture_pick} for the scenario '{scenario}' ({why}).",
+               f"With {n_labels:,} labelled images the lecture's data-size table says: {recipe.recipe} "
+               f"({recipe.size_band}; what to freeze: {recipe.freeze})."]
+    rejected: list[tuple[str, str]] = []
+    for name in CANDIDATES[scenario]:
+        measured = latency_ms.get(name)
+        if budget_ms is None:
+            note = f" It runs in {measured:.1f} ms at batch 1 here." if measured else ""
+            return Recommendation(name, recipe, reasons + [f"{name} is the first choice for this scenario.{note}"],
+                                  rejected)
+        if measured is None:
+            rejected.append((name, "not measured on this device yet"))
+        elif measured > budget_ms:
+            rejected.append((name, f"{measured:.1f} ms at batch 1 misses the {budget_ms:g} ms budget"))
+        else:
+            reasons.append(f"{name} runs in {measured:.1f} ms at batch 1 on this device, within the "
+                           f"{budget_ms:g} ms budget.")
+            return Recommendation(name, recipe, reasons, rejected)
+    fastest = min(latency_ms.items(), key=lambda kv: kv[1], default=None)
+    if fastest and fastest[1] <= budget_ms:
+        reasons.append(f"No candidate of this scenario meets {budget_ms:g} ms here; the fastest measured backbone "
+                       f"that does is {fastest[0]} ({fastest[1]:.1f} ms).")
+        return Recommendation(fastest[0], recipe, reasons, rejected)
+    reasons.append(f"Nothing measured on this device meets {budget_ms:g} ms" +
+                   (f"; the fastest is {fastest[0]} at {fastest[1]:.1f} ms." if fastest else "; measure some first."))
+    return Recommendation(None, recipe, reasons, rejected)

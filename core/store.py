@@ -1,0 +1,77 @@
+"""SQLite store in the app's data directory (WAL mode): cached measurements and background jobs.
+
+Writers are background processes, readers are Streamlit sessions; every call opens its own short
+connection, so nothing here is shared across threads or processes.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from core.config import data_dir
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS measurements (
+    key TEXT PRIMARY KEY, kind TEXT NOT NULL, model TEXT NOT NULL, resolution INTEGER, batch INTEGER,
+    device TEXT, precision TEXT, memory_format TEXT, threads INTEGER, torch_version TEXT,
+    payload TEXT NOT NULL, created REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS measurements_kind ON measurements(kind, device, precision);
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, args TEXT NOT NULL, status TEXT NOT NULL,
+    pid INTEGER, done INTEGER DEFAULT 0, total INTEGER DEFAULT 0, current TEXT DEFAULT '',
+    message TEXT DEFAULT '', error TEXT DEFAULT '', cancel INTEGER DEFAULT 0,
+    created REAL NOT NULL, started REAL, updated REAL, finished REAL);
+"""
+
+
+def db_path() -> Path:
+    return data_dir() / "archscope.sqlite"
+
+
+@contextmanager
+def connect(path: Path | None = None) -> Iterator[sqlite3.Connection]:
+    """A short-lived connection with WAL, a busy timeout and the schema in place; commits on success."""
+    conn = sqlite3.connect(path or db_path(), timeout=30)
+    conn.row_factory = sqlite3.Row
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA busy_timeout=30000")
+        conn.executescript(SCHEMA)
+        yield conn
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def measurement_key(kind: str, model: str, resolution: int, batch: int, device: str, precision: str,
+                    memory_format: str, threads: int, torch_version: str) -> str:
+    return "|".join(map(str, (kind, model, resolution, batch, device, precision, memory_format, threads,
+                              torch_version)))
+
+
+def put_measurement(key: str, kind: str, meta: dict[str, Any], payload: dict[str, Any]) -> None:
+    with connect() as conn:
+        conn.execute(
+            "INSERT OR REPLACE INTO measurements (key, kind, model, resolution, batch, device, precision, "
+            "memory_format, threads, torch_version, payload, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (key, kind, meta["model"], meta["resolution"], meta["batch"], meta["device"], meta["precision"],
+             meta["memory_format"], meta["threads"], meta["torch_version"], json.dumps(payload), time.time()))
+
+
+def get_measurement(key: str) -> dict[str, Any] | None:
+    with connect() as conn:
+        row = conn.execute("SELECT payload FROM measurements WHERE key = ?", (key,)).fetchone()
+    return json.loads(row["payload"]) if row else None
+
+
+def list_measurements(kind: str, **where: Any) -> list[dict[str, Any]]:
+    """Payloads of one kind, filtered by equality on indexed columns (device, precision, ...)."""
+    clause = " AND ".join(f"{k} = ?" for k in where)
+    sql = "SELECT payload FROM measurements WHERE kind = ?" + (f" AND {clause}" if clause else "")
+    with connect() as conn:
+        rows = conn.execute(sql + " ORDER BY created", (kind, *where.values())).fetchall()
+    return [json.loads(r["payload"]) for r in rows]

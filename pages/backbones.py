@@ -1,0 +1,222 @@
+"""Compare backbones: measured here, with published accuracy, Pareto frontiers, compound scaling, recommender."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import streamlit as st
+
+from core import backbones as bb
+from core import fmt, jobs, lecture, measure_worker, plots, recommend, scaling
+from pages._widgets import current_settings, route_through_app
+
+route_through_app()
+
+TABLE_COLUMNS = ["model", "resolution", "params (M)", "GMACs", "latency_ms", "latency_p10_ms", "latency_p90_ms",
+                 "top1", "top5", "tag", "eval_resolution", "device_name", "precision", "memory_format", "threads",
+                 "torch_version", "measure_s"]
+
+
+RENAMES = {"resolution": "resolution (px)", "latency_ms": "latency ms (median)", "latency_p10_ms": "p10 ms",
+           "latency_p90_ms": "p90 ms", "top1": "top-1 % (timm)", "top5": "top-5 % (timm)", "tag": "weights tag",
+           "eval_resolution": "eval px", "device_name": "device", "measure_s": "measure s"}
+
+
+def pick_models() -> list[str]:
+    query = st.text_input("Add any timm model (search by name)", key="bb.query", placeholder="e.g. regnet, deit")
+    extra = bb.search_models(query) if query else []
+    if query and not extra:
+        st.warning(f"No timm architecture contains {query!r}.")
+    options = list(dict.fromkeys([*bb.CURATED, *st.session_state.get("bb.extra", []), *extra]))
+    chosen = st.multiselect("Models", options, default=list(bb.CURATED), key="bb.models")
+    st.session_state["bb.extra"] = [m for m in chosen if m not in bb.CURATED]
+    return chosen
+
+
+def launch_controls(models: list[str], setting: bb.Setting) -> None:
+    cols = st.columns([1, 1, 1, 1])
+    custom = cols[0].toggle("Custom resolution", key="bb.custom_res",
+                            help="Off: each model at its own default input size (timm's pretrained config).")
+    res = int(cols[1].number_input("Resolution (px)", value=224, step=16, key="bb.res",
+                                   disabled=not custom)) if custom else None
+    sweep = cols[2].toggle("Throughput sweep too", key="bb.sweep", help="Batch 1, 2, 4, ... until OOM or the cap.")
+    refresh = cols[3].toggle("Re-measure cached", key="bb.refresh", help="Ignore earlier measurements.")
+    if st.button(f"Measure {len(models)} model(s) on {setting.device}", type="primary", disabled=not models,
+                 key="bb.launch"):
+        try:
+            if res is not None:
+                bb.check_resolution(res)
+            measure_worker.start(models, setting, res, sweep=sweep, refresh=refresh)
+        except (RuntimeError, bb.BackboneError) as err:
+            st.error(str(err))
+
+
+@st.fragment(run_every=1.0)
+def job_progress() -> None:
+    """Polls the running measurement job in the store; reruns the page once when it ends."""
+    job = jobs.latest(measure_worker.KIND)
+    if job is None or not job.active:
+        st.rerun()
+        return
+    eta = job.eta_s()
+    label = (f"Measuring {job.current or '…'} ({job.done}/{job.total})"
+             + (f" · about {eta:.0f} s left" if eta is not None else ""))
+    st.progress(job.done / max(job.total, 1), text=label)
+    if st.button("Stop", key="bb.stop"):
+        jobs.request_cancel(job.id)
+    if job.cancel:
+        st.caption("Stopping after the current model…")
+    results_table(current_settings().setting(), key="live")
+
+
+def job_summary() -> None:
+    job = jobs.latest(measure_worker.KIND)
+    if job is None or job.active:
+        return
+    text = {"done": "Last measurement finished", "cancelled": "Last measurement was stopped",
+            "failed": "Last measurement failed"}.get(job.status, job.status)
+    (st.error if job.status == "failed" else st.caption)(f"{text} (job #{job.id}): {job.error or job.message}")
+
+
+def results_table(setting: bb.Setting, key: str = "static") -> None:
+    frame = bb.results_frame(setting)
+    if frame.empty:
+        st.info("Nothing measured yet for this device, precision, memory format and thread count.")
+        return
+    shown = frame[[c for c in TABLE_COLUMNS if c in frame.columns]].rename(columns=RENAMES)
+    st.dataframe(shown, hide_index=True, width="stretch", key=f"bb.table.{key}")
+    st.download_button("Download CSV", shown.to_csv(index=False).encode(), "archscope-backbones.csv",
+                       "text/csv", key=f"bb.csv.{key}")
+
+
+def accuracy_tab(setting: bb.Setting) -> None:
+    frame = bb.results_frame(setting)
+    scored = frame.dropna(subset=["top1"]) if not frame.empty else frame
+    if scored.empty:
+        st.info("Measure some backbones first: the plots use this machine's latencies.")
+    else:
+        for x, title in (("latency_ms", "batch-1 latency on this device (ms)"), ("GMACs", "GMACs per image")):
+            front = pd.Series(bb.pareto_front(scored[x], scored["top1"]), index=scored.index)
+            st.plotly_chart(plots.accuracy_vs_cost(scored, x, title, front), key=f"bb.acc.{x}")
+            names = ", ".join(scored.loc[front, "model"])
+            st.caption(f"Pareto frontier by {title}: {names}.")
+        st.caption("Accuracy is timm's published ImageNet-1k top-1 at its own evaluation resolution "
+                   "(assets/imagenet_accuracy.csv names the source); cost is measured here at the resolution shown.")
+    st.markdown("#### The lecture's tables (the lecture's numbers, as printed)")
+    cols = st.columns(2)
+    cols[0].dataframe(lecture.RESNET_FAMILY, hide_index=True)
+    cols[1].dataframe(lecture.MOBILE_FLOPS, hide_index=True)
+    st.dataframe(lecture.EFFICIENTNET_TABLE, hide_index=True)
+    st.dataframe(lecture.MOBILENET_VARIANTS, hide_index=True)
+
+
+def throughput_tab(setting: bb.Setting) -> None:
+    sweeps = [s for s in bb.store.list_measurements("sweep", device=setting.device, precision=setting.precision)
+              if s.get("memory_format") == setting.memory_format]
+    if not sweeps:
+        st.info("No throughput sweep yet: tick 'Throughput sweep too' on the Measure tab.")
+        return
+    latest = {(s["model"], s["resolution"]): s for s in sweeps}
+    st.plotly_chart(plots.throughput(list(latest.values())), key="bb.sweep")
+    rows = [{"model": m, "resolution": r, "saturation batch": s["saturation_batch"], "stopped by": s["stop_reason"],
+             "best images/s": max((x["images_per_s"] for x in s["rows"]), default=math.nan)}
+            for (m, r), s in latest.items()]
+    st.dataframe(pd.DataFrame(rows), hide_index=True)
+
+
+@st.cache_data(show_spinner="Building and counting the scaled EfficientNets…")
+def scaled_points(phis: tuple[float, ...], alpha: float, beta: float, gamma: float) -> pd.DataFrame:
+    return scaling.predicted_vs_measured(list(phis), alpha, beta, gamma)
+
+
+def official_points() -> pd.DataFrame:
+    rows = []
+    base = bb.count("efficientnet_b0", 224)["macs"]
+    for _, r in lecture.EFFICIENTNET_OFFICIAL.iterrows():
+        c = bb.count(r["timm"], int(r["resolution"]))
+        rows.append({"model": r["model"], "width": r["width"], "depth": r["depth"], "resolution": r["resolution"],
+                     "params (M)": c["params"] / 1e6, "GMACs": c["macs"] / 1e9, "MAC ratio": c["macs"] / base,
+                     "phi (fit)": math.log(r["resolution"] / 224) / math.log(scaling.GAMMA)})
+    return pd.DataFrame(rows)
+
+
+def scaling_tab() -> None:
+    cols = st.columns(4)
+    phi = cols[0].slider("φ", 0.0, 4.0, 2.0, 0.5, key="cs.phi")
+    alpha = cols[1].number_input("α (depth)", 1.0, 2.0, scaling.ALPHA, 0.01, key="cs.alpha")
+    beta = cols[2].number_input("β (width)", 1.0, 2.0, scaling.BETA, 0.01, key="cs.beta")
+    gamma = cols[3].number_input("γ (resolution)", 1.0, 2.0, scaling.GAMMA, 0.01, key="cs.gamma")
+    s = scaling.Scaling(phi, alpha, beta, gamma)
+    ok = abs(s.constraint - 2) <= 0.1
+    (st.success if ok else st.warning)(
+        f"α·β²·γ² = {s.constraint:.3f} ({'≈ 2, so each step of φ doubles compute' if ok else 'far from 2'})")
+    m = st.columns(4)
+    m[0].metric("Depth x", f"{s.depth:.2f}")
+    m[1].metric("Width x", f"{s.width:.2f}")
+    m[2].metric("Resolution", f"{s.resolution:.0f} px", help=f"224 · γ^φ = 224 · {s.resolution_multiplier:.4f}")
+    m[3].metric("Predicted cost ratio", f"{s.predicted_cost_ratio:.2f}x", help="(α·β²·γ²)^φ ≈ 2^φ")
+    st.caption("Lecture's worked example, φ = 2: depth 1.2² = 1.44, width 1.1² = 1.21, resolution "
+               "224 · 1.15² ≈ 296 px (B3 rounds to 300).")
+    frame = scaled_points(tuple(sorted({1.0, 2.0, 3.0, phi})), alpha, beta, gamma)
+    official = official_points()
+    st.plotly_chart(plots.scaling(frame, official), key="cs.plot")
+    st.dataframe(frame, hide_index=True, width="stretch")
+    st.markdown("**Official B0-B7** (timm's generator; the lecture's table rounds these multipliers)")
+    st.dataframe(official, hide_index=True, width="stretch")
+    if st.toggle("Measure batch-1 latency of the scaled network for this φ", key="cs.time"):
+        timed = scaling.measure_scaled(s.width, s.depth, int(round(s.resolution)), **current_settings().profile_kwargs())
+        st.write(f"φ = {phi}: {fmt.count(timed['params'])} params, {fmt.si(timed['macs'])}MACs, "
+                 f"{fmt.ms(timed['latency_ms'])} at batch 1 on {current_settings().device}.")
+
+
+def recommender_tab(setting: bb.Setting) -> None:
+    cols = st.columns(3)
+    scenario = cols[0].selectbox("Scenario", list(lecture.SCENARIOS), key="rec.scenario")
+    n_labels = int(cols[1].number_input("Labelled images", 0, 10_000_000, 2_000, 100, key="rec.n"))
+    budget = cols[2].number_input("Latency budget at batch 1 (ms, 0 = none)", 0.0, 10_000.0, 30.0, 5.0,
+                                  key="rec.budget")
+    frame = bb.results_frame(setting)
+    latencies = dict(zip(frame["model"], frame["latency_ms"])) if not frame.empty else {}
+    rec = recommend.recommend(scenario, n_labels, budget or None, latencies)
+    if rec.backbone:
+        st.success(f"**{rec.backbone}** with the **{rec.recipe.recipe}** recipe "
+                   f"(engine: `{rec.recipe.engine_recipe}`).")
+    else:
+        st.warning(f"No backbone meets the budget on this device. Recipe: **{rec.recipe.recipe}**.")
+    for line in rec.reasons:
+        st.markdown(f"- {line}")
+    if rec.rejected:
+        st.markdown("Passed over: " + "; ".join(f"`{n}` ({why})" for n, why in rec.rejected))
+    missing = [n for n in recommend.CANDIDATES[scenario] if n not in latencies]
+    if missing and st.button(f"Measure this scenario's candidates ({', '.join(missing)})", key="rec.measure"):
+        try:
+            measure_worker.start(missing, setting)
+            st.rerun()
+        except (RuntimeError, bb.BackboneError) as err:
+            st.error(str(err))
+
+
+settings = current_settings()
+setting = settings.setting()
+st.title("Compare backbones")
+st.caption(f"Measured on {settings.device} · {settings.precision} · {settings.memory_format} · "
+           f"{settings.threads} threads · batch 1 for latency. Models are built with random weights "
+           "(pretrained=False): profiling never downloads.")
+tabs = st.tabs(["Measure", "Accuracy vs cost", "Throughput", "Compound scaling", "Recommender"])
+with tabs[0]:
+    models = pick_models()
+    launch_controls(models, setting)
+    running = jobs.latest(measure_worker.KIND)
+    if running is not None and running.active:
+        job_progress()
+    else:
+        job_summary()
+        results_table(setting)
+with tabs[1]:
+    accuracy_tab(setting)
+with tabs[2]:
+    throughput_tab(setting)
+with tabs[3]:
+    scaling_tab()
+with tabs[4]:
+    recommender_tab(setting)

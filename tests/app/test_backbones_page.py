@@ -1,0 +1,64 @@
+"""AppTest of the backbones page: a real background measurement, the recommender, compound scaling."""
+import time
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from core import jobs, measure_worker
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+
+
+def open_page() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.run()
+    at.switch_page("pages/backbones.py").run()
+    assert not at.exception
+    return at
+
+
+def test_measure_one_model_in_the_background_and_see_it():
+    at = open_page()
+    assert at.title[0].value == "Compare backbones"
+    at.multiselect(key="bb.models").set_value(["mobilenetv3_small_100"]).run()
+    at.toggle(key="bb.custom_res").set_value(True).run()
+    at.number_input(key="bb.res").set_value(96).run()
+    at.button(key="bb.launch").click().run()
+    assert not at.exception
+    job = jobs.latest(measure_worker.KIND)
+    assert job is not None and job.args["models"] == ["mobilenetv3_small_100"] and job.args["resolution"] == 96
+    end = time.time() + 120
+    while jobs.get(job.id).active and time.time() < end:
+        time.sleep(0.5)
+    at.run()
+    assert not at.exception
+    table = next(d.value for d in at.dataframe if "resolution (px)" in d.value.columns)
+    row = table[(table["model"] == "mobilenetv3_small_100") & (table["resolution (px)"] == 96)].iloc[0]
+    assert round(row["params (M)"], 4) == 2.5429 and row["top-1 % (timm)"] == 67.656
+
+
+def test_bad_resolution_is_refused_with_a_message():
+    at = open_page()
+    at.toggle(key="bb.custom_res").set_value(True).run()
+    at.number_input(key="bb.res").set_value(8).run()
+    at.button(key="bb.launch").click().run()
+    assert not at.exception
+    assert any("out of range" in e.value for e in at.error)
+
+
+def test_unknown_search_says_so():
+    at = open_page()
+    at.text_input(key="bb.query").set_value("zzznet").run()
+    assert any("No timm architecture contains 'zzznet'" in w.value for w in at.warning)
+
+
+def test_scaling_and_recommender_tabs():
+    at = open_page()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Depth x"] == "1.44" and metrics["Width x"] == "1.21" and metrics["Resolution"] == "296 px"
+    at.number_input(key="rec.budget").set_value(0.0).run()
+    assert any("resnet50" in s.value and "Fine-tune whole backbone" in s.value for s in at.success)
+    at.selectbox(key="rec.scenario").set_value("Edge / real-time").run()
+    at.number_input(key="rec.n").set_value(50).run()
+    assert any("mobilenetv3_large_100" in s.value and "Linear probe" in s.value for s in at.success)
+    assert not at.exception

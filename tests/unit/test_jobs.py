@@ -1,0 +1,59 @@
+"""Background measurement jobs: progress, cancel, and a killed worker never left 'running'."""
+import os
+import signal
+import time
+
+from core import jobs, measure_worker
+from core.backbones import Setting, results_frame
+
+SETTING = Setting("cpu", "fp32", "contiguous", 1)
+
+
+def wait(job_id: int, timeout: float = 120) -> jobs.Job:
+    end = time.time() + timeout
+    while time.time() < end:
+        job = jobs.get(job_id)
+        if not job.active:
+            return job
+        time.sleep(0.3)
+    raise AssertionError(f"job {job_id} still {jobs.get(job_id).status} after {timeout} s")
+
+
+def test_worker_measures_and_reports_bad_names():
+    job = measure_worker.start(["mobilenetv3_small_100", "no_such_net"], SETTING, resolution=64)
+    done = wait(job.id)
+    assert done.status == "done" and done.done == 2
+    assert "no_such_net: unknown model" in done.message
+    frame = results_frame(SETTING)
+    assert 64 in set(frame[frame["model"] == "mobilenetv3_small_100"]["resolution"])
+
+
+def test_cancel_is_honoured_between_models():
+    job = measure_worker.start(["resnet18"] * 6, SETTING, resolution=64, refresh=True)
+    jobs.request_cancel(job.id)
+    done = wait(job.id)
+    assert done.status == "cancelled" and done.done < 6
+
+
+def test_killed_worker_ends_as_failed():
+    job = measure_worker.start(["resnet50"] * 50, SETTING, resolution=224, refresh=True)
+    end = time.time() + 60
+    while jobs.get(job.id).status != "running" and time.time() < end:
+        time.sleep(0.2)
+    os.kill(jobs.get(job.id).pid, signal.SIGKILL)
+    time.sleep(3)
+    job = jobs.get(job.id)
+    assert job.status == "failed" and "ended without reporting" in job.error
+
+
+def test_one_measurement_job_at_a_time():
+    job = measure_worker.start(["resnet18"] * 3, SETTING, resolution=64, refresh=True)
+    try:
+        measure_worker.start(["resnet18"], SETTING)
+    except RuntimeError as err:
+        assert "already running" in str(err)
+    else:
+        raise AssertionError("a second job was accepted while one was running")
+    finally:
+        jobs.request_cancel(job.id)
+        wait(job.id)
