@@ -153,7 +153,7 @@ def profile_module(module: nn.Module, input_shape: tuple[int, ...], device: str 
         raise ProfileError(f"memory format {memory_format!r} is not one of {', '.join(MEMORY_FORMATS)}")
     if threads:
         torch.set_num_threads(int(threads))
-    module = module.eval()
+    module = module.eval().to("cpu", memory_format=torch.contiguous_format)  # count on CPU, wherever it was
     x_cpu = torch.randn(*input_shape)
     macs = fvcore_macs(module, (x_cpu,))
     check = cross_check(macs, module, (x_cpu,))

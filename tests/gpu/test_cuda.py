@@ -40,3 +40,10 @@ def test_bf16_autocast_really_runs_in_bf16():
 def test_cuda_event_timer_measures_a_known_sleep():
     stats = time_call(lambda: torch.cuda._sleep(1_000_000), "cuda", min_iters=5, min_time_s=0.0)
     assert stats.timer == "cuda events" and stats.median_ms > 0.05
+
+
+def test_profiling_the_same_module_twice_on_cuda():
+    block = create_block("conv", in_chs=16, out_chs=16)
+    first = profile_module(block, (1, 16, 8, 8), device="cuda", min_time_s=0.01)
+    second = profile_module(block, (1, 16, 8, 8), device="cuda", min_time_s=0.01)
+    assert first.macs == second.macs == 8 * 8 * 16 * 16 * 9 + 2 * 16 * 64
