@@ -25,6 +25,14 @@ CREATE TABLE IF NOT EXISTS jobs (
     pid INTEGER, done INTEGER DEFAULT 0, total INTEGER DEFAULT 0, current TEXT DEFAULT '',
     message TEXT DEFAULT '', error TEXT DEFAULT '', cancel INTEGER DEFAULT 0,
     created REAL NOT NULL, started REAL, updated REAL, finished REAL);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT, config TEXT NOT NULL, status TEXT NOT NULL, pid INTEGER,
+    device TEXT DEFAULT '', run_dir TEXT DEFAULT '', created REAL NOT NULL, started REAL, updated REAL,
+    finished REAL, error TEXT DEFAULT '', result TEXT DEFAULT '{}', cancel INTEGER DEFAULT 0);
+CREATE TABLE IF NOT EXISTS metrics (
+    run INTEGER NOT NULL, epoch INTEGER NOT NULL, step INTEGER NOT NULL, split TEXT NOT NULL, name TEXT NOT NULL,
+    value REAL NOT NULL, time REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run, name);
 """
 
 

