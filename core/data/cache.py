@@ -54,4 +54,4 @@ def decoded(root: str | Path, paths: list[str], size: int, on_disk: bool = True)
         del arr
         (folder / f"{key}.tmp.npy").replace(file)
         meta.write_text(json.dumps({"root": str(root), "size": size, "n": len(paths)}))
-    return torch.from_numpy(np.load(file, mmap_mode="r"))
+    return torch.from_numpy(np.load(file, mmap_mode="c"))  # copy-on-write: the cache file is never modified

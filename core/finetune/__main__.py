@@ -66,7 +66,7 @@ class StoreCallbacks:
                   f"val loss {values['val_loss']:.3f}"
         if self.bar is not None:
             self.bar.write(message)
-        elif not self.quiet:
+        else:
             print(message, flush=True)
 
     def should_stop(self) -> bool:
@@ -91,7 +91,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--name", default="")
     p.add_argument("--run-id", type=int, default=None, help="train into an existing queued run (the UI's)")
     p.add_argument("--resume", type=int, default=None, help="continue a cancelled or failed run")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (epoch lines are still printed)")
     return p.parse_args(argv)
 
 

@@ -21,6 +21,9 @@ from core.finetune.schedule import make_scheduler
 from core.weights import create
 
 
+DEVICE_DATA_BYTES = 4 * 2**30
+
+
 class Callbacks(Protocol):
     def on_start(self, info: dict[str, Any]) -> None: ...
     def on_step(self, epoch: int, step: int, values: dict[str, float]) -> None: ...
@@ -63,15 +66,15 @@ def augment(x: torch.Tensor, kind: str, gen: torch.Generator) -> torch.Tensor:
     if kind == "none":
         return x
     n = x.shape[0]
-    flip = torch.rand(n, generator=gen) < 0.5
+    flip = (torch.rand(n, generator=gen) < 0.5).to(x.device)
     x = torch.where(flip[:, None, None, None], x.flip(-1), x)
     pad = max(1, x.shape[-1] // 16)
     shifted = F.pad(x, (pad, pad, pad, pad), mode="reflect")
     dx, dy = torch.randint(0, 2 * pad + 1, (2,), generator=gen).tolist()
     x = shifted[..., dy:dy + x.shape[-2], dx:dx + x.shape[-1]]
     if kind == "strong":
-        b = 1 + (torch.rand(n, 1, 1, 1, generator=gen) - 0.5) * 0.4
-        c = 1 + (torch.rand(n, 1, 1, 1, generator=gen) - 0.5) * 0.4
+        b = (1 + (torch.rand(n, 1, 1, 1, generator=gen) - 0.5) * 0.4).to(x.device)
+        c = (1 + (torch.rand(n, 1, 1, 1, generator=gen) - 0.5) * 0.4).to(x.device)
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
         x = ((x - mean) * c + mean * b).clamp(0, 1)
     return x
@@ -85,10 +88,9 @@ class Normalizer:
         self.device, self.fmt = device, torch.channels_last if channels_last else torch.contiguous_format
 
     def __call__(self, x_uint8: torch.Tensor, aug: str = "none", gen: torch.Generator | None = None) -> torch.Tensor:
-        x = x_uint8.float().div_(255)
+        x = x_uint8.to(self.device, non_blocking=True).float().div_(255)   # convert on the device, not the CPU
         if aug != "none" and gen is not None:
             x = augment(x, aug, gen)
-        x = x.to(self.device, non_blocking=True)
         return ((x - self.mean) / self.std).contiguous(memory_format=self.fmt)
 
 
@@ -177,6 +179,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, callbacks: Callbacks | None = N
         prep_batch = (lambda x, aug="none", gen=None: x.to(device))
     else:
         train_in, val_in, forward_val, prep_batch = data.train_x, data.val_x, model, prep
+        if use_cuda and data.train_x.numel() < DEVICE_DATA_BYTES:  # decoded uint8 set fits: keep it on the GPU
+            train_in = data.train_x.to(device)
     sampler = DistributedSampler(range(len(train_in)), num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
     status, note, last = "done", "", {}
     for epoch in range(start_epoch, cfg.epochs):
@@ -187,6 +191,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, callbacks: Callbacks | None = N
         if probe:
             head.train()
         t_epoch = time.perf_counter()
+        seen = 0
         for i in range(0, len(order), cfg.batch_size):
             if cb.should_stop():
                 status, note = "cancelled", f"stopped by request in epoch {epoch + 1}"
@@ -195,7 +200,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, callbacks: Callbacks | None = N
                 status, note = "done", f"time budget of {cfg.time_budget_s:.0f} s reached in epoch {epoch + 1}"
                 break
             idx = order[i:i + cfg.batch_size]
-            x = prep_batch(train_in[idx], cfg.augment, gen)
+            x = prep_batch(train_in[idx.to(train_in.device)], cfg.augment, gen)
             y = data.train_y[idx].to(device)
             with amp():
                 loss = F.cross_entropy(trained(x).float(), y)
@@ -204,14 +209,19 @@ def train(cfg: TrainConfig, run_dir: str | Path, callbacks: Callbacks | None = N
             opt.step()
             sched.step()
             step += 1
+            seen += len(idx)
             cb.on_step(epoch, step, {"loss": loss.item(), "lr": opt.param_groups[-1]["lr"]})
         if status == "cancelled":
             break
+        if use_cuda:
+            torch.cuda.synchronize(device)
+        train_s = time.perf_counter() - t_epoch
         model.eval()
         ev = evaluate(forward_val, val_in, data.val_y, n_classes, 256, prep_batch if probe else prep) \
             if rank == 0 else {"top1": 0.0, "loss": 0.0}
         best, stale = (ev["top1"], 0) if ev["top1"] > best else (best, stale + 1)
-        last = {"val_loss": ev["loss"], "val_top1": ev["top1"], "epoch_s": time.perf_counter() - t_epoch}
+        last = {"val_loss": ev["loss"], "val_top1": ev["top1"], "epoch_s": time.perf_counter() - t_epoch,
+                "train_s": train_s, "images_per_s": seen * world / max(train_s, 1e-9)}
         if rank == 0:
             cb.on_epoch(epoch, step, last, {"per_class": ev.get("per_class"), "confusion": ev.get("confusion")})
             bundle.save_checkpoint(run_dir, {

@@ -1,0 +1,123 @@
+"""Figures 1-4 of the fine-tune engine issue on this machine: trainer overhead against a bare loop, the
+linear-probe fast path, the demo end to end (linear probe against scratch in the same time budget), and the
+decoded-image cache. Each run uses a fresh data directory."""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+
+import timm
+import torch
+import torch.nn.functional as F
+from _bare_loop import bare_loop_images_per_s
+from _common import emit, environment, parser
+
+os.environ["ARCHSCOPE_DATA_DIR"] = tempfile.mkdtemp(prefix="archscope-ft-bench-")
+
+from core.data.cache import load_resized  # noqa: E402
+from core.finetune.config import TrainConfig  # noqa: E402
+from core.finetune.data import prepare  # noqa: E402
+from core.finetune.trainer import Normalizer, train  # noqa: E402
+from core.weights import create  # noqa: E402
+
+
+def overhead(args) -> dict:
+    """Trainer images/s (train steps only, epoch 2+) as a fraction of the bare loop, same model/batch/res."""
+    cfg = TrainConfig(recipe="scratch", weights="random", epochs=3, batch_size=32, image_size=64, augment="light",
+                      demo_per_class=48, demo_size=64, device=args.device, precision="fp32", channels_last=False)
+    cb = Collect()
+    train(cfg, tempfile.mkdtemp(), cb)
+    trainer = sum(e["images_per_s"] for e in cb.epochs[1:]) / len(cb.epochs[1:])
+    bare = bare_loop_images_per_s("efficientnet_lite0", 32, 64, args.device, steps=40, warm=5)
+    return {"model": "efficientnet_lite0", "batch": 32, "resolution": 64, "trainer_images_per_s": trainer,
+            "bare_loop_images_per_s": bare, "fraction": trainer / bare, "target": 0.9}
+
+
+class Collect:
+    def __init__(self):
+        self.epochs = []
+        self.t0 = time.perf_counter()
+
+    def on_start(self, info): pass
+    def on_step(self, epoch, step, values): pass
+    def should_stop(self): return False
+
+    def on_epoch(self, epoch, step, values, details):
+        self.epochs.append({"epoch": epoch + 1, "t": time.perf_counter() - self.t0, **values})
+
+
+def probe_fast_path(args) -> dict:
+    """Epoch time of the linear probe on cached features against recomputing the frozen backbone each batch."""
+    cfg = TrainConfig(recipe="linear_probe", epochs=4, image_size=128, demo_per_class=60, device=args.device)
+    cb = Collect()
+    t = time.perf_counter()
+    train(cfg, tempfile.mkdtemp(), cb)
+    total = time.perf_counter() - t
+    cached = sum(e["epoch_s"] for e in cb.epochs[1:]) / len(cb.epochs[1:])
+    data = prepare(cfg)
+    model, _ = create("efficientnet_lite0", "offline", len(data.classes))
+    model.eval()
+    prep = Normalizer(model, torch.device(args.device), False)
+    head = model.get_classifier()
+    opt = torch.optim.AdamW(head.parameters(), lr=1e-3)
+    t = time.perf_counter()
+    for i in range(0, len(data.train_x), 32):
+        with torch.no_grad():
+            f = model.forward_head(model.forward_features(prep(data.train_x[i:i + 32])), pre_logits=True)
+        loss = F.cross_entropy(head(f), data.train_y[i:i + 32])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    recompute = time.perf_counter() - t
+    return {"cached_feature_epoch_s": cached, "recompute_epoch_s": recompute, "speedup": recompute / cached,
+            "first_epoch_s_incl_feature_extraction": cb.epochs[0]["epoch_s"], "run_wall_s": total, "target": 10}
+
+
+def demo_end_to_end(args) -> dict:
+    """Offline ImageNet Lite0, linear probe on the demo set at 128 px, then scratch with the same time budget."""
+    out = {}
+    for recipe, weights, epochs in (("linear_probe", "offline", 60), ("scratch", "random", 1000)):
+        budget = 60.0
+        cfg = TrainConfig(recipe=recipe, weights=weights, epochs=epochs, image_size=128, demo_per_class=60,
+                          lr=3e-3 if recipe == "linear_probe" else 1e-3, time_budget_s=budget, device=args.device)
+        cb = Collect()
+        t = time.perf_counter()
+        result = train(cfg, tempfile.mkdtemp(), cb)
+        wall = time.perf_counter() - t
+        first_90 = next((round(e["t"], 1) for e in cb.epochs if e["val_top1"] >= 0.9), None)
+        out[recipe] = {"final_val_top1": result.last.get("val_top1"), "best_val_top1": result.best_top1,
+                       "epochs": len(cb.epochs), "wall_s": wall, "note": result.note,
+                       "curve_val_top1": [round(e["val_top1"], 3) for e in cb.epochs][:: max(1, len(cb.epochs) // 12)],
+                       "seconds_to_90pct_from_start_incl_setup": first_90}
+    out["target"] = "linear probe >= 0.90 val top-1 within 60 s"
+    return out
+
+
+def decoded_cache(args) -> dict:
+    """One epoch of the data path (images to a normalised batch) from files with PIL against the uint8 cache."""
+    cfg = TrainConfig(image_size=96, demo_per_class=60)
+    data = prepare(cfg)
+    root = data.dataset.root
+    prep = Normalizer(timm.create_model("efficientnet_lite0", pretrained=False), torch.device("cpu"), False)
+    t = time.perf_counter()
+    for i in range(0, len(data.split.train), 32):
+        batch = torch.stack([torch.from_numpy(load_resized(f"{root}/{p}", 96)) for p in data.split.train[i:i + 32]])
+        prep(batch)
+    from_files = time.perf_counter() - t
+    t = time.perf_counter()
+    for i in range(0, len(data.train_x), 32):
+        prep(data.train_x[i:i + 32])
+    cached = time.perf_counter() - t
+    return {"images": len(data.train_x), "resolution": 96, "decode_every_epoch_s": from_files,
+            "decoded_cache_epoch_s": cached, "speedup": from_files / cached}
+
+
+def main() -> None:
+    args = parser(__doc__).parse_args()
+    emit({"env": environment(args), "trainer_overhead": overhead(args), "linear_probe_fast_path": probe_fast_path(args),
+          "decoded_cache": decoded_cache(args), "demo_end_to_end": demo_end_to_end(args)})
+
+
+if __name__ == "__main__":
+    main()
