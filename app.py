@@ -8,6 +8,8 @@ from pages._widgets import sidebar_settings  # noqa: E402  (after set_page_confi
 page = st.navigation([
     st.Page("pages/blocks.py", title="Block explorer", icon=":material/view_in_ar:", default=True),
     st.Page("pages/backbones.py", title="Compare backbones", icon=":material/leaderboard:", url_path="backbones"),
+    st.Page("pages/transfer.py", title="Transfer learning", icon=":material/model_training:", url_path="transfer"),
+    st.Page("pages/runs.py", title="Runs", icon=":material/monitoring:", url_path="runs"),
 ])
 sidebar_settings()
 page.run()

@@ -110,3 +110,66 @@ def scaling(frame: pd.DataFrame, official: pd.DataFrame) -> go.Figure:
     fig.update_xaxes(title_text="φ")
     fig.update_layout(height=420, margin=dict(t=30, b=10), legend=dict(orientation="h", y=1.1))
     return fig
+
+
+def training_curves(curves: "dict[str, pd.DataFrame]") -> go.Figure:
+    """Loss (train per step, val per epoch), val top-1 and the head's LR for one or more runs."""
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("Loss (cross-entropy)", "Val top-1", "Learning rate (head)"))
+    for name, c in curves.items():
+        if c.empty:
+            continue
+        if "loss" in c:
+            tr = c.dropna(subset=["loss"])
+            fig.add_scatter(x=tr["step"], y=tr["loss"], mode="lines", name=f"{name} train", row=1, col=1)
+        if "val_loss" in c:
+            va = c.dropna(subset=["val_loss"])
+            fig.add_scatter(x=va["step"], y=va["val_loss"], mode="lines+markers", name=f"{name} val", row=1, col=1)
+            fig.add_scatter(x=va["step"], y=va["val_top1"] * 100, mode="lines+markers", name=f"{name} val top-1",
+                            row=1, col=2)
+        if "lr" in c:
+            lr = c.dropna(subset=["lr"])
+            fig.add_scatter(x=lr["step"], y=lr["lr"], mode="lines", name=f"{name} lr", row=1, col=3)
+    for col in (1, 2, 3):
+        fig.update_xaxes(title_text="step", row=1, col=col)
+    fig.update_yaxes(title_text="loss", row=1, col=1)
+    fig.update_yaxes(title_text="top-1 (%)", range=[0, 101], row=1, col=2)
+    fig.update_yaxes(title_text="learning rate", type="log", row=1, col=3)
+    fig.update_layout(height=380, margin=dict(t=40, b=10), legend=dict(orientation="h", y=-0.3))
+    return fig
+
+
+def confusion(matrix, classes: list[str]) -> go.Figure:
+    fig = go.Figure(go.Heatmap(z=matrix, x=classes, y=classes, colorscale="Blues", text=matrix, texttemplate="%{text}",
+                               hovertemplate="true %{y}<br>predicted %{x}<br>%{z} images<extra></extra>"))
+    fig.update_xaxes(title_text="predicted class")
+    fig.update_yaxes(title_text="true class", autorange="reversed")
+    fig.update_layout(height=420, margin=dict(t=30, b=10))
+    return fig
+
+
+def bars(frame: pd.DataFrame, x: str, y: str, x_title: str, y_title: str, log_y: bool = False) -> go.Figure:
+    fig = go.Figure(go.Bar(x=frame[x], y=frame[y], text=frame[y], textposition="auto"))
+    fig.update_xaxes(title_text=x_title)
+    fig.update_yaxes(title_text=y_title, type="log" if log_y else "linear")
+    fig.update_layout(height=320, margin=dict(t=30, b=10))
+    return fig
+
+
+def lr_finder(frame: pd.DataFrame, suggestion: float) -> go.Figure:
+    fig = go.Figure()
+    fig.add_scatter(x=frame["lr"], y=frame["loss"], mode="markers", name="loss", opacity=0.4)
+    fig.add_scatter(x=frame["lr"], y=frame["smoothed loss"], mode="lines", name="smoothed")
+    fig.add_vline(x=suggestion, line_dash="dash", annotation_text=f"suggested {suggestion:.1e}")
+    fig.update_xaxes(type="log", title_text="head learning rate (log scale)")
+    fig.update_yaxes(title_text="training loss")
+    fig.update_layout(height=340, margin=dict(t=30, b=10))
+    return fig
+
+
+def accuracy_vs_time(frame: pd.DataFrame) -> go.Figure:
+    fig = go.Figure(go.Scatter(x=frame["wall s"], y=frame["best val top-1"] * 100, mode="markers+text",
+                               text=frame["recipe"], textposition="top center", marker=dict(size=14)))
+    fig.update_xaxes(title_text="wall time (s)")
+    fig.update_yaxes(title_text="best val top-1 (%)", range=[0, 105])
+    fig.update_layout(height=360, margin=dict(t=30, b=10))
+    return fig

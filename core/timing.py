@@ -9,6 +9,25 @@ import numpy as np
 import torch
 
 
+def _pin_malloc_thresholds() -> None:
+    """glibc serves large blocks with fresh mmaps whose threshold moves with allocation history; every call
+    then re-faults its activation pages, and in a VM that makes CPU latency bimodal (1.5 ms or 5 ms for the
+    same block). Fixing the thresholds keeps big activations in the heap, so timings measure compute."""
+    import ctypes
+    import sys
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 256 << 20)   # M_MMAP_THRESHOLD
+        libc.mallopt(-1, 512 << 20)   # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
+_pin_malloc_thresholds()
+
+
 @dataclass(frozen=True)
 class LatencyStats:
     """Per-call latencies in milliseconds and their summary."""

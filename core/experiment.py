@@ -1,0 +1,102 @@
+"""The lecture notebook's experiment, 'effect of freezing depth', as one background job:
+linear_probe, finetune_top, finetune_full and scratch on the same split, one after another.
+``python -m core.experiment --job ID``."""
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from typing import Any
+
+import pandas as pd
+
+from core import jobs, runs
+from core.finetune.config import RECIPES, TrainConfig
+
+KIND = "freezing-depth"
+MODULE = "core.experiment"
+
+
+def start(base: TrainConfig) -> jobs.Job:
+    running = jobs.latest(KIND)
+    if running is not None and running.active:
+        raise RuntimeError(f"the freezing-depth experiment #{running.id} is still running")
+    return jobs.start(KIND, MODULE, {"config": base.to_dict()}, total=len(RECIPES))
+
+
+def run(job_id: int) -> int:
+    from core.finetune.__main__ import main as finetune
+    job = jobs.get(job_id)
+    jobs.mark_running(job_id)
+    base = job.args["config"]
+    made: list[int] = []
+    for i, recipe in enumerate(RECIPES):
+        if jobs.progress(job_id, i, current=recipe, message=f"training {recipe}"):
+            jobs.finish(job_id, "cancelled", message=f"stopped after {i} of {len(RECIPES)} recipes")
+            return 0
+        cfg = TrainConfig.from_dict({**base, "recipe": recipe,
+                                     "weights": "random" if recipe == "scratch" else base["weights"]})
+        run_id = runs.create(cfg.to_dict(), name=f"freezing-depth #{job_id}: {recipe}")
+        made.append(run_id)
+        jobs.progress(job_id, i, current=recipe, message=f"training {recipe} (run {run_id})")
+        finetune(["--run-id", str(run_id), "--quiet", *_args(cfg)])
+    jobs.progress(job_id, len(RECIPES), message="done")
+    jobs.finish(job_id, "done", message=",".join(map(str, made)))
+    return 0
+
+
+def _args(cfg: TrainConfig) -> list[str]:
+    out = []
+    for k, v in cfg.to_dict().items():
+        if v is not None:
+            out += [f"--{k.replace('_', '-')}", str(v)]
+    return out
+
+
+def results(job: jobs.Job) -> pd.DataFrame:
+    """One row per recipe of a finished experiment: best val top-1 and wall time."""
+    rows: list[dict[str, Any]] = []
+    prefix = f"freezing-depth #{job.id}: "
+    for r in runs.all_runs():
+        if r.name.startswith(prefix):
+            rows.append({"recipe": r.name[len(prefix):], "run": r.id, "status": r.status,
+                         "best val top-1": r.result.get("best_top1"), "wall s": r.result.get("wall_s")})
+    return pd.DataFrame(rows).sort_values("run") if rows else pd.DataFrame()
+
+
+def conclusion(frame: pd.DataFrame) -> list[str]:
+    """Plain words from the numbers; negative transfer is flagged when scratch wins."""
+    done = frame.dropna(subset=["best val top-1"])
+    if done.empty:
+        return ["No finished recipe yet."]
+    best = done.loc[done["best val top-1"].idxmax()]
+    lines = [f"Best: {best['recipe']} at {best['best val top-1']:.1%} val top-1 in {best['wall s']:.0f} s."]
+    fastest = done.loc[done["wall s"].idxmin()]
+    if fastest["recipe"] != best["recipe"]:
+        lines.append(f"Fastest: {fastest['recipe']} ({fastest['wall s']:.0f} s, {fastest['best val top-1']:.1%}).")
+    scratch = done[done["recipe"] == "scratch"]
+    pretrained = done[done["recipe"] != "scratch"]
+    if not scratch.empty and not pretrained.empty:
+        s, p = scratch["best val top-1"].iloc[0], pretrained["best val top-1"].max()
+        if s > p:
+            lines.append(f"Negative transfer: scratch ({s:.1%}) beats every pretrained recipe ({p:.1%}). The "
+                         "pretrained features do not fit this domain; try domain-specific pretraining.")
+        else:
+            lines.append(f"Pretraining helps: the best pretrained recipe beats scratch by {p - s:.1%} (points).")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--job", type=int, required=True)
+    job_id = parser.parse_args(argv).job
+    try:
+        return run(job_id)
+    except Exception as err:  # noqa: BLE001
+        traceback.print_exc()
+        jobs.finish(job_id, "failed", error=f"{type(err).__name__}: {err}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""Runs: compare finished runs, the freezing-depth experiment, evaluate a run, try an image, export."""
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+from PIL import Image
+
+from core import experiment, jobs, plots, runs, transfer
+from core.finetune.bundle import Predictor
+from core.finetune.config import TrainConfig
+from pages._widgets import current_settings, route_through_app
+
+route_through_app()
+
+
+def runs_table(all_runs: list[runs.Run]) -> pd.DataFrame:
+    rows = [{"id": r.id, "name": r.name, "status": r.status, "recipe": r.config.get("recipe"),
+             "backbone": r.config.get("model"), "best val top-1": r.result.get("best_top1"),
+             "wall s": r.result.get("wall_s"), "device": r.device} for r in all_runs]
+    return pd.DataFrame(rows)
+
+
+def compare_section(all_runs: list[runs.Run]) -> None:
+    table = runs_table(all_runs)
+    st.dataframe(table, hide_index=True, width="stretch", key="runs.table")
+    chosen = st.multiselect("Overlay curves of", table["id"].tolist(), default=table["id"].tolist()[:3],
+                            key="runs.overlay")
+    if chosen:
+        st.plotly_chart(plots.training_curves({f"run {i}": transfer.curves(i) for i in chosen}), key="runs.curves")
+
+
+@st.fragment(run_every=1.0)
+def experiment_progress() -> None:
+    job = jobs.latest(experiment.KIND)
+    if job is None or not job.active:
+        st.rerun()
+        return
+    st.progress(job.done / job.total, text=f"{job.message} ({job.done}/{job.total})")
+    if st.button("Stop the experiment", key="exp.stop"):
+        jobs.request_cancel(job.id)
+        for r in transfer.active_runs():
+            if r.name.startswith(f"freezing-depth #{job.id}"):
+                runs.request_cancel(r.id)
+
+
+def experiment_section() -> None:
+    st.markdown("Trains `linear_probe`, `finetune_top`, `finetune_full` and `scratch` on the same split of the "
+                "demo dataset, one after another, and compares accuracy against wall time.")
+    cols = st.columns(3)
+    epochs = int(cols[0].number_input("Epochs per recipe", 1, 50, 3, key="exp.epochs"))
+    size = int(cols[1].number_input("Image size (px)", 32, 256, 64, 16, key="exp.size"))
+    per_class = int(cols[2].number_input("Demo images per class", 10, 200, 30, 10, key="exp.per_class"))
+    job = jobs.latest(experiment.KIND)
+    if job is not None and job.active:
+        experiment_progress()
+    elif st.button("Run the freezing-depth experiment", key="exp.start"):
+        settings = current_settings()
+        base = TrainConfig(epochs=epochs, image_size=size, demo_per_class=per_class, threads=settings.threads,
+                           device="cuda" if settings.device.startswith("cuda") else "cpu")
+        try:
+            experiment.start(base)
+        except RuntimeError as err:
+            st.error(str(err))
+        st.rerun()
+    if job is not None and not job.active:
+        frame = experiment.results(job)
+        if not frame.empty:
+            st.plotly_chart(plots.accuracy_vs_time(frame.dropna(subset=["best val top-1"])), key="exp.plot")
+            st.dataframe(frame, hide_index=True)
+            for line in experiment.conclusion(frame):
+                (st.warning if line.startswith("Negative") else st.markdown)(line)
+
+
+def evaluate_section(all_runs: list[runs.Run]) -> None:
+    done = [r for r in all_runs if r.status == "done"]
+    if not done:
+        st.info("No finished run yet.")
+        return
+    run = next(r for r in done if r.id == st.selectbox("Run", [r.id for r in done], key="eval.run",
+                                                         format_func=lambda i: f"run {i}"))
+    ev = transfer.evaluation(run)
+    if ev is not None:
+        left, right = st.columns([3, 2])
+        left.plotly_chart(plots.confusion(ev["confusion"], ev["classes"]), key="eval.conf")
+        right.dataframe(ev["table"].style.format({"precision": "{:.1%}", "recall": "{:.1%}"}), hide_index=True)
+    if st.toggle("Show the top losses (misclassified val images)", key="eval.losses"):
+        losses = transfer.top_losses(run)
+        if not losses:
+            st.success("No misclassified validation image.")
+        for start in range(0, len(losses), 4):
+            for col, item in zip(st.columns(4), losses[start:start + 4]):
+                col.image(item["path"], width=96,
+                          caption=f"true {item['true']} · predicted {item['predicted']} ({item['confidence']:.0%})")
+    try_image(run)
+    export_button(run)
+
+
+def try_image(run: runs.Run) -> None:
+    up = st.file_uploader("Try an image", type=["png", "jpg", "jpeg", "webp", "bmp"], key="eval.image")
+    if up is None:
+        return
+    try:
+        image = Image.open(io.BytesIO(up.getvalue()))
+        image.load()
+    except Exception:  # noqa: BLE001  any undecodable upload gets the same message
+        st.error("That file is not an image this app can read.")
+        return
+    top = Predictor(run.result["export_dir"]).top_k(image, 5)
+    st.image(image, width=160)
+    st.plotly_chart(plots.bars(pd.DataFrame(top, columns=["class", "probability"]).round(3), "class", "probability",
+                               "class", "probability"), key="eval.top5")
+
+
+def export_button(run: runs.Run) -> None:
+    export = Path(run.result.get("export_dir", ""))
+    if not export.is_dir():
+        return
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for f in export.iterdir():
+            zf.write(f, f.name)
+    st.download_button("Download the fine-tuned bundle (safetensors + labels + preprocessing)", buf.getvalue(),
+                       f"archscope-run{run.id}.zip", "application/zip", key="eval.export")
+
+
+st.title("Runs")
+all_runs = runs.all_runs()
+tabs = st.tabs(["Compare runs", "Effect of freezing depth", "Evaluate and export"])
+with tabs[0]:
+    if all_runs:
+        compare_section(all_runs)
+    else:
+        st.info("No run yet: start one on the Transfer learning page.")
+with tabs[1]:
+    experiment_section()
+with tabs[2]:
+    evaluate_section(all_runs)

@@ -1,0 +1,191 @@
+"""Transfer learning: a dataset in, a plan from the lecture's tables, a background fine-tune, watched live."""
+from __future__ import annotations
+
+import hashlib
+
+import pandas as pd
+import streamlit as st
+
+from core import fmt, plots, runs, transfer
+from core.backbones import CURATED
+from core.config import data_dir
+from core.data.errors import DatasetError
+from core.data.health import Health, health
+from core.data.ingest import Dataset, scan
+from core.finetune.config import AUGMENTS, RECIPES, TrainConfig
+from core.finetune.data import resolve_source
+from core.recommend import recipe_for
+from core.weights import OFFLINE_ARCH
+from pages._widgets import current_settings, route_through_app
+
+route_through_app()
+
+UPLOAD_CAP_MB = int(st.get_option("server.maxUploadSize"))
+
+
+def save_upload(data: bytes, suffix: str) -> str:
+    """Uploads go to the data directory under their content hash (never outside it)."""
+    folder = data_dir() / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{hashlib.sha256(data).hexdigest()[:16]}{suffix}"
+    if not path.exists():
+        path.write_bytes(data)
+    return str(path)
+
+
+@st.cache_data(show_spinner="Reading the dataset…", max_entries=8)
+def load_dataset(source: str, per_class: int, size: int) -> tuple[Dataset, Health]:
+    cfg = TrainConfig(data=source, demo_per_class=per_class, demo_size=size)
+    ds = scan(resolve_source(source, cfg))
+    return ds, health(ds)
+
+
+def data_section() -> tuple[str, TrainConfig, Dataset | None]:
+    st.subheader("1 · Data")
+    kind = st.radio("Source", ["Built-in demo dataset", "Upload a zip of class folders"], horizontal=True,
+                    key="tr.source")
+    base = TrainConfig()
+    source = "demo"
+    if kind.startswith("Built-in"):
+        cols = st.columns(2)
+        base.demo_per_class = int(cols[0].slider("Images per class", 10, 200, 60, 10, key="tr.per_class"))
+        base.demo_size = int(cols[1].select_slider("Image size (px)", [32, 48, 64, 96], 64, key="tr.demo_size"))
+    else:
+        up = st.file_uploader(f"Zip of class folders (class_name/image.jpg), up to {UPLOAD_CAP_MB} MB", type=["zip"],
+                              key="tr.upload")
+        if up is None:
+            st.info("Upload a zip to continue, or pick the demo dataset.")
+            return source, base, None
+        source = save_upload(up.getvalue(), ".zip")
+    base.data = source
+    try:
+        ds, report = load_dataset(source, base.demo_per_class, base.demo_size)
+    except DatasetError as err:
+        st.error(f"This dataset cannot be used: {err}")
+        return source, base, None
+    show_health(ds, report)
+    return source, base, ds
+
+
+def show_health(ds: Dataset, report: Health) -> None:
+    counts = pd.DataFrame({"class": list(report.counts), "images": list(report.counts.values())})
+    left, right = st.columns([1, 1])
+    left.plotly_chart(plots.bars(counts, "class", "images", "class", "images"), key="tr.counts")
+    with right:
+        st.markdown(f"**{sum(report.counts.values())} images in {len(ds.classes)} classes** · imbalance "
+                    f"{report.imbalance:.1f}x · sizes {report.sizes['width'].min()}–{report.sizes['width'].max()} px wide")
+        for w in report.warnings:
+            st.warning(w)
+        if not report.warnings:
+            st.success("No imbalance, tiny classes, duplicates or skipped files.")
+        if len(report.skipped):
+            st.dataframe(report.skipped, hide_index=True, height=150)
+    grid = st.columns(min(len(ds.classes), 6))
+    for col, label in zip(grid, range(len(ds.classes))):
+        paths = [s.path for s in ds.samples if s.label == label][:3]
+        col.image([f"{ds.root}/{p}" for p in paths], caption=[ds.classes[label]] * len(paths), width=64)
+
+
+def plan_section(base: TrainConfig, ds: Dataset) -> TrainConfig:
+    st.subheader("2 · Plan")
+    n = len(ds.samples)
+    rec = recipe_for(n)
+    st.info(f"{n} labelled images: the lecture's table says **{rec.recipe}** ({rec.size_band}; what to freeze: "
+            f"{rec.freeze}). Default backbone: {OFFLINE_ARCH} with the offline ImageNet weights.")
+    cols = st.columns(4)
+    options = list(dict.fromkeys([OFFLINE_ARCH, *CURATED]))
+    base.model = cols[0].selectbox("Backbone", options, key="tr.model")
+    weights = cols[1].selectbox("Weights", ["offline", "hub", "random", "upload safetensors"], key="tr.weights",
+                                help="offline: the packaged ImageNet EfficientNet-Lite0; hub: timm download")
+    base.recipe = cols[2].selectbox("Recipe", RECIPES, index=RECIPES.index(rec.engine_recipe), key="tr.recipe")
+    base.augment = cols[3].selectbox("Augmentation", AUGMENTS, index=1, key="tr.augment")
+    cols = st.columns(4)
+    base.epochs = int(cols[0].number_input("Epochs", 1, 500, 20 if base.recipe == "linear_probe" else 5, key="tr.ep"))
+    base.batch_size = int(cols[1].number_input("Batch", 1, 512, 32, key="tr.batch"))
+    base.image_size = int(cols[2].number_input("Image size (px)", 32, 512, 96, 16, key="tr.size"))
+    base.lr = float(cols[3].number_input("Head LR", 1e-6, 1.0, 1e-3, format="%.0e", key="tr.lr"))
+    base.weights = weights
+    if weights == "upload safetensors":
+        up = st.file_uploader("state_dict (.safetensors)", type=["safetensors"], key="tr.wfile")
+        base.weights = save_upload(up.getvalue(), ".safetensors") if up else "random"
+    if base.weights == "offline" and base.model != OFFLINE_ARCH:
+        st.warning(f"Offline weights exist only for {OFFLINE_ARCH}; this run would fail. Pick hub or random.")
+    settings = current_settings()
+    base.device = "cuda" if settings.device.startswith("cuda") else "cpu"
+    base.threads = settings.threads
+    groups = transfer.group_lrs(base, len(ds.classes))
+    st.plotly_chart(plots.bars(groups.assign(lr=groups["lr"].where(groups["trainable"], None)), "stage", "lr",
+                               "stage (stem to head)", "learning rate (log)", log_y=True), key="tr.lrs")
+    st.dataframe(groups, hide_index=True)
+    extras(base, n)
+    return base
+
+
+def extras(base: TrainConfig, n: int) -> None:
+    cols = st.columns(2)
+    if cols[0].button("Estimate time per epoch", key="tr.estimate"):
+        secs = transfer.estimate_epoch_s(base, int(n * (1 - base.val_fraction)))
+        cols[0].success(f"About {secs:.1f} s per epoch on {base.device} (from 3 timed steps, batch {base.batch_size})")
+    if cols[1].button("Run an LR range test", key="tr.lrtest"):
+        with st.spinner("LR range test…"):
+            frame, suggestion = transfer.lr_range(base)
+        st.plotly_chart(plots.lr_finder(frame, suggestion), key="tr.lrplot")
+        st.caption(f"Suggested head LR {suggestion:.1e} (steepest fall of the smoothed loss).")
+
+
+def launch_section(cfg: TrainConfig) -> None:
+    st.subheader("3 · Launch")
+    name = st.text_input("Run name", value=f"{cfg.model} · {cfg.recipe}", key="tr.name")
+    if st.button("Start fine-tuning", type="primary", key="tr.launch"):
+        try:
+            run_id = transfer.launch(cfg, name)
+        except (transfer.LaunchError, ValueError) as err:
+            st.error(str(err))
+            return
+        st.query_params["run"] = str(run_id)
+        st.rerun()
+
+
+@st.fragment(run_every=1.0)
+def watch(run_id: int) -> None:
+    try:
+        run = runs.get(run_id)
+    except KeyError:
+        st.error(f"There is no run {run_id}.")
+        return
+    colour = {"running": "blue", "queued": "orange", "done": "green", "failed": "red"}.get(run.status, "gray")
+    st.markdown(f"**Run {run.id}** · {run.name} · status :{colour}-background[{run.status}]")
+    prog = transfer.progress(run)
+    eta = f" · about {prog.eta_s:.0f} s left" if prog.eta_s is not None else ""
+    st.progress(prog.fraction, text=f"epoch {prog.epoch}/{prog.epochs} · step {prog.step}/{prog.total_steps}{eta}")
+    st.plotly_chart(plots.training_curves({f"run {run.id}": transfer.curves(run.id)}), key=f"tr.curves.{run.id}")
+    cols = st.columns(3)
+    if run.active and cols[0].button("Stop", key=f"tr.stop.{run.id}"):
+        runs.request_cancel(run.id)
+    if run.status in ("cancelled", "failed") and cols[1].button("Resume", key=f"tr.resume.{run.id}"):
+        try:
+            transfer.resume(run.id)
+        except transfer.LaunchError as err:
+            st.error(str(err))
+    if run.error:
+        st.error(f"The run failed: {run.error}")
+    if run.status == "done":
+        best = run.result.get("best_top1")
+        st.success(f"Finished: best val top-1 {best:.1%} in {fmt.ms((run.result.get('wall_s') or 0) * 1e3)}. "
+                   "Evaluate and export it on the Runs page.")
+
+
+st.title("Transfer learning")
+st.caption("The lecture's recipes on your images: linear probe, fine-tune top layers, fine-tune all with "
+           "discriminative learning rates (and scratch for contrast). Runs train in a background process.")
+requested = st.query_params.get("run")
+source, base, dataset = data_section()
+if dataset is not None:
+    plan = plan_section(base, dataset)
+    launch_section(plan)
+st.subheader("4 · Watch")
+if requested and requested.isdigit():
+    watch(int(requested))
+else:
+    st.info("Launch a run above; its id goes into the address bar (?run=N), so a refresh or another browser "
+            "shows the same run.")

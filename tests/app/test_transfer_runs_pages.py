@@ -1,0 +1,82 @@
+"""AppTest of the transfer and runs pages: upload a zip, launch a background run, watch, stop, a bad zip."""
+import io
+import time
+import zipfile
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from core import runs
+from core.data import demo
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+
+
+def open_page(page: str, query: dict | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=300)
+    for k, v in (query or {}).items():
+        at.query_params[k] = v
+    at.run()
+    at.switch_page(page).run()
+    assert not at.exception
+    return at
+
+
+def demo_zip_bytes(tmp_path: Path) -> bytes:
+    return demo.generate_zip(tmp_path / "shapes.zip", per_class=6, size=32).read_bytes()
+
+
+def upload(at: AppTest, name: str, data: bytes) -> AppTest:
+    at.radio(key="tr.source").set_value("Upload a zip of class folders").run()
+    at.file_uploader(key="tr.upload").set_value((name, data, "application/zip")).run()
+    assert not at.exception
+    return at
+
+
+def test_upload_launch_watch_and_stop(tmp_path):
+    at = open_page("pages/transfer.py")
+    upload(at, "shapes.zip", demo_zip_bytes(tmp_path))
+    assert any("36 images in 6 classes" in m.value for m in at.markdown)
+    assert any("Linear probe" in i.value for i in at.info)          # 36 labels: < 100, the lecture's row
+    at.number_input(key="tr.ep").set_value(200).run()
+    at.number_input(key="tr.size").set_value(32).run()
+    at.button(key="tr.launch").click().run()
+    assert not at.exception
+    run_id = int(at.query_params["run"][0] if isinstance(at.query_params["run"], list) else at.query_params["run"])
+    end = time.time() + 120
+    while time.time() < end and runs.metrics(run_id).empty:
+        time.sleep(0.5)
+        at.run()
+    assert not runs.metrics(run_id).empty and not at.exception
+    assert any(f"Run {run_id}" in m.value for m in at.markdown)
+    at.button(key=f"tr.stop.{run_id}").click().run()
+    end = time.time() + 60
+    while time.time() < end and runs.get(run_id).active:
+        time.sleep(0.5)
+    assert runs.get(run_id).status == "cancelled"
+    at.run()
+    assert any("cancelled" in m.value for m in at.markdown) and not at.exception
+
+
+def test_bad_zip_gives_an_error_and_the_page_keeps_working():
+    at = open_page("pages/transfer.py")
+    upload(at, "broken.zip", b"PK\x03\x04 not really a zip")
+    assert any("cannot be used" in e.value for e in at.error)
+    one = io.BytesIO()
+    with zipfile.ZipFile(one, "w") as zf:
+        zf.writestr("only/a.txt", "x")
+    upload(at, "one.zip", one.getvalue())
+    assert any("no usable images" in e.value or "only one class" in e.value for e in at.error)
+    at.radio(key="tr.source").set_value("Built-in demo dataset").run()
+    assert not at.exception and not at.error
+
+
+def test_runs_page_lists_runs_and_evaluates(tmp_path):
+    from core.finetune.__main__ import main as finetune
+    assert finetune(["--data", "demo", "--demo-per-class", "8", "--demo-size", "32", "--image-size", "32",
+                     "--epochs", "2", "--quiet", "--name", "apptest run"]) == 0
+    at = open_page("pages/runs.py")
+    table = next(d.value for d in at.dataframe if "best val top-1" in d.value.columns)
+    assert "apptest run" in set(table["name"])
+    assert any("precision" in d.value.columns for d in at.dataframe if hasattr(d.value, "columns"))
+    assert not at.exception
