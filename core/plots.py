@@ -120,7 +120,8 @@ def training_curves(curves: "dict[str, pd.DataFrame]") -> go.Figure:
             continue
         if "loss" in c:
             tr = c.dropna(subset=["loss"])
-            fig.add_scatter(x=tr["step"], y=tr["loss"], mode="lines", name=f"{name} train", row=1, col=1)
+            fig.add_scatter(x=tr["step"].tolist(), y=tr["loss"].tolist(), mode="lines", name=f"{name} train",
+                            row=1, col=1)
         if "val_loss" in c:
             va = c.dropna(subset=["val_loss"])
             fig.add_scatter(x=va["step"], y=va["val_loss"], mode="lines+markers", name=f"{name} val", row=1, col=1)
