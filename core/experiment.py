@@ -3,9 +3,7 @@ linear_probe, finetune_top, finetune_full and scratch on the same split, one aft
 ``python -m core.experiment --job ID``."""
 from __future__ import annotations
 
-import argparse
 import sys
-import traceback
 from typing import Any
 
 import pandas as pd
@@ -41,18 +39,10 @@ def run(job_id: int) -> int:
         run_id = runs.create(cfg.to_dict(), name=f"freezing-depth #{job_id}: {recipe}")
         made.append(run_id)
         jobs.progress(job_id, i, current=recipe, message=f"training {recipe} (run {run_id})")
-        finetune(["--run-id", str(run_id), "--quiet", *_args(cfg)])
+        finetune(["--run-id", str(run_id), "--quiet", *cfg.cli_args()])
     jobs.progress(job_id, len(RECIPES), message="done")
     jobs.finish(job_id, "done", message=",".join(map(str, made)))
     return 0
-
-
-def _args(cfg: TrainConfig) -> list[str]:
-    out = []
-    for k, v in cfg.to_dict().items():
-        if v is not None:
-            out += [f"--{k.replace('_', '-')}", str(v)]
-    return out
 
 
 def results(job: jobs.Job) -> pd.DataFrame:
@@ -89,15 +79,7 @@ def conclusion(frame: pd.DataFrame) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--job", type=int, required=True)
-    job_id = parser.parse_args(argv).job
-    try:
-        return run(job_id)
-    except Exception as err:  # noqa: BLE001
-        traceback.print_exc()
-        jobs.finish(job_id, "failed", error=f"{type(err).__name__}: {err}")
-        return 1
+    return jobs.worker_main(run, argv, __doc__ or "")
 
 
 if __name__ == "__main__":

@@ -1,14 +1,16 @@
 """Background jobs: start a subprocess, track its progress in the store, cancel it, detect a dead one."""
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
 import sys
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from core.config import data_dir
 from core.store import connect
@@ -130,3 +132,17 @@ def finish(job_id: int, status: str, message: str = "", error: str = "") -> None
         conn.execute("UPDATE jobs SET status = ?, message = COALESCE(NULLIF(?, ''), message), error = ?, "
                      "finished = ?, updated = ? WHERE id = ?",
                      (status, message, error, time.time(), time.time(), job_id))
+
+
+def worker_main(run: Callable[[int], int], argv: list[str] | None, description: str) -> int:
+    """Entry point of a job's worker process: ``--job ID``; any crash ends the job as failed, with words."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--job", type=int, required=True)
+    job_id = parser.parse_args(argv).job
+    try:
+        return run(job_id)
+    except Exception as err:  # noqa: BLE001  the job must never stay 'running'
+        traceback.print_exc()
+        reason = str(err).splitlines()[0] if str(err) else ""
+        finish(job_id, "failed", error=f"{type(err).__name__}: {reason}")
+        return 1

@@ -5,9 +5,7 @@ page shows each model as soon as it is done, and a refresh or a second browser s
 """
 from __future__ import annotations
 
-import argparse
 import sys
-import traceback
 
 from core import jobs
 from core.backbones import BackboneError, Setting, measure, throughput_sweep
@@ -51,15 +49,7 @@ def run(job_id: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--job", type=int, required=True)
-    job_id = parser.parse_args(argv).job
-    try:
-        return run(job_id)
-    except Exception as err:  # noqa: BLE001  the job must end as failed, with words, never stay 'running'
-        traceback.print_exc()
-        jobs.finish(job_id, "failed", error=f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
-        return 1
+    return jobs.worker_main(run, argv, __doc__ or "")
 
 
 if __name__ == "__main__":

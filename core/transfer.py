@@ -36,15 +36,6 @@ def active_runs() -> list[runs.Run]:
     return [r for r in runs.all_runs() if r.active]
 
 
-def _cli_args(cfg: TrainConfig) -> list[str]:
-    args = []
-    for key, value in cfg.to_dict().items():
-        if value is None:
-            continue
-        args += [f"--{key.replace('_', '-')}", str(value)]
-    return args
-
-
 def _spawn(run_id: int, extra: list[str]) -> None:
     run_dir = data_dir() / "runs" / str(run_id)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -61,7 +52,7 @@ def launch(cfg: TrainConfig, name: str = "") -> int:
         raise LaunchError(f"{len(active_runs())} run(s) already running, the cap is {max_runs()} "
                           f"(set {MAX_RUNS_ENV} to change it); stop one or wait")
     run_id = runs.create(cfg.to_dict(), name)
-    _spawn(run_id, ["--run-id", str(run_id), *_cli_args(cfg)])
+    _spawn(run_id, ["--run-id", str(run_id), *cfg.cli_args()])
     return run_id
 
 

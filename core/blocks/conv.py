@@ -1,7 +1,7 @@
 """Standard convolution and the lecture's 1x1 bottleneck (Lin et al. 2013; Szegedy et al. 2014)."""
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import Tensor
 
 from core.blocks.base import Block
 from core.blocks.costs import BlockCost, conv_norm_terms, out_size

@@ -60,6 +60,14 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def cli_args(self) -> list[str]:
+        """The same configuration as ``python -m core.finetune`` flags."""
+        out: list[str] = []
+        for key, value in self.to_dict().items():
+            if value is not None:
+                out += [f"--{key.replace('_', '-')}", str(value)]
+        return out
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
         names = {f.name for f in fields(cls)}
