@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from core import fmt, plots, runs, transfer
-from core.backbones import CURATED
+from core.backbones import CURATED, BackboneError, resolve_name
 from core.config import data_dir
 from core.data.errors import DatasetError
 from core.data.health import Health, health
@@ -95,6 +95,12 @@ def plan_section(base: TrainConfig, ds: Dataset) -> TrainConfig:
     cols = st.columns(4)
     options = list(dict.fromkeys([OFFLINE_ARCH, *CURATED]))
     base.model = cols[0].selectbox("Backbone", options, key="tr.model")
+    other = cols[0].text_input("…or any timm name", key="tr.model_any", placeholder="e.g. regnety_008")
+    if other.strip():
+        try:
+            base.model = resolve_name(other)
+        except BackboneError as err:
+            cols[0].error(str(err))
     weights = cols[1].selectbox("Weights", ["offline", "hub", "random", "upload safetensors"], key="tr.weights",
                                 help="offline: the packaged ImageNet EfficientNet-Lite0; hub: timm download")
     base.recipe = cols[2].selectbox("Recipe", RECIPES, index=RECIPES.index(rec.engine_recipe), key="tr.recipe")

@@ -56,18 +56,40 @@ def resolve_source(source: str, cfg: TrainConfig) -> Path:
 
 
 def torchvision_folder(name: str) -> Path:
-    """Flowers-102 or Oxford-IIIT Pet through torchvision (needs the internet the first time)."""
+    """Flowers-102 (train split) or Oxford-IIIT Pet (trainval) through torchvision, laid out as class folders.
+
+    Needs the internet the first time; offline it fails with one clear message."""
     import torchvision
     root = data_dir() / "torchvision"
+    target = root / f"{name}-class-folders"
+    if (target / ".complete").exists():
+        return target
     try:
         if name == "flowers102":
-            torchvision.datasets.Flowers102(root, split="train", download=True)
+            ds = torchvision.datasets.Flowers102(root, split="train", download=True)
+            files, labels, names = ds._image_files, ds._labels, [f"flower_{i:03d}" for i in range(102)]
         else:
-            torchvision.datasets.OxfordIIITPet(root, split="trainval", download=True)
+            ds = torchvision.datasets.OxfordIIITPet(root, split="trainval", download=True)
+            files, labels, names = ds._images, ds._labels, list(ds.classes)
     except Exception as err:  # noqa: BLE001  offline: one clear message
         raise DatasetError(f"could not download {name} with torchvision ({type(err).__name__}): this machine "
                            "may be offline. Use --data demo, a zip of class folders, or a folder.") from err
-    raise DatasetError(f"{name} downloaded to {root}; arrange it as class folders and pass that folder as --data")
+    return as_class_folders(files, labels, names, target)
+
+
+def as_class_folders(files: list, labels: list[int], names: list[str], target: Path) -> Path:
+    """Links (or copies) labelled files into target/<class name>/ so the ImageFolder path can read them."""
+    import shutil
+    for f, label in zip(files, labels):
+        dest = target / names[label] / Path(f).name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if not dest.exists():
+            try:
+                dest.hardlink_to(f)
+            except OSError:
+                shutil.copy2(f, dest)
+    (target / ".complete").write_text("ok")
+    return target
 
 
 def prepare(cfg: TrainConfig, split: Split | None = None) -> Prepared:

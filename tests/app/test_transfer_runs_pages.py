@@ -58,6 +58,16 @@ def test_upload_launch_watch_and_stop(tmp_path):
     assert any("cancelled" in m.value for m in at.markdown) and not at.exception
 
 
+def test_any_timm_name_and_an_unknown_one():
+    at = open_page("pages/transfer.py")
+    at.text_input(key="tr.model_any").set_value("regnety_008").run()
+    assert not at.exception and not at.error
+    stages = next(d.value for d in at.dataframe if "stage" in d.value.columns)
+    assert stages["stage"].iloc[-1] == "head (new classifier)" and len(stages) > 3
+    at.text_input(key="tr.model_any").set_value("regnety_0o8").run()
+    assert any("unknown model" in e.value for e in at.error) and not at.exception
+
+
 def test_bad_zip_gives_an_error_and_the_page_keeps_working():
     at = open_page("pages/transfer.py")
     upload(at, "broken.zip", b"PK\x03\x04 not really a zip")

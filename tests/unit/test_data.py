@@ -155,3 +155,21 @@ def test_demo_set_is_deterministic(tmp_path):
     b = demo.generate(tmp_path / "b", per_class=3, size=32, seed=1)
     assert [f.read_bytes() for f in sorted(a.rglob("*.png"))] == [f.read_bytes() for f in sorted(b.rglob("*.png"))]
     assert len(scan(a).classes) == len(demo.CLASSES) >= 5
+
+
+def test_torchvision_sets_become_class_folders_and_fail_clearly_offline(tmp_path, monkeypatch):
+    from core.finetune import data as ft_data
+    files = []
+    for i in range(4):
+        f = tmp_path / f"img_{i}.png"
+        f.write_bytes(png_bytes((i * 60, 0, 0)))
+        files.append(f)
+    target = ft_data.as_class_folders(files, [0, 1, 0, 1], ["daisy", "rose"], tmp_path / "folders")
+    assert scan(target).counts() == {"daisy": 2, "rose": 2}
+
+    def offline(*args, **kwargs):
+        raise OSError("Name or service not known")
+    import torchvision
+    monkeypatch.setattr(torchvision.datasets, "Flowers102", offline)
+    with pytest.raises(DatasetError, match="may be offline"):
+        ft_data.torchvision_folder("flowers102")
