@@ -118,6 +118,32 @@ def probe_features(model: nn.Module, xs: torch.Tensor, batch: int, prep, amp) ->
     return torch.cat(feats)
 
 
+def build_model(cfg: TrainConfig, n_classes: int, device: torch.device, channels_last: bool):
+    """The backbone with its weights and new head, frozen and grouped as the recipe says, on the device."""
+    model, report = create(cfg.model, cfg.weights, n_classes)
+    groups = recipes.plan(model, cfg.recipe, cfg.lr, cfg.layer_decay, cfg.freeze_stages)
+    opt_groups = recipes.apply(model, groups, cfg.weight_decay)
+    model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    return model, report, groups, opt_groups
+
+
+def checkpoint(model: nn.Module, opt, sched, data: Prepared, cfg: TrainConfig, epoch: int, step: int, best: float,
+               stale: int) -> dict[str, Any]:
+    """Everything a resume needs: weights, optimizer, scheduler, counters, RNG states and the split."""
+    return {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+            "epoch": epoch, "step": step, "best": best, "stale": stale, "rng": bundle.rng_state(),
+            "split_seed": data.split.seed, "split_fraction": data.split.val_fraction,
+            "split_train": list(data.split.train), "split_val": list(data.split.val),
+            "classes": list(data.classes), "config": cfg.to_dict()}
+
+
+def saved_split(ckpt: dict[str, Any] | None):
+    if ckpt is None:
+        return None
+    from core.data.split import Split
+    return Split(ckpt["split_seed"], ckpt["split_fraction"], tuple(ckpt["split_train"]), tuple(ckpt["split_val"]))
+
+
 def train(cfg: TrainConfig, run_dir: str | Path, callbacks: Callbacks | None = None,
           prepared: Prepared | None = None) -> Result:
     """Fine-tunes ``cfg.model`` with ``cfg.recipe``; resumes from run_dir's checkpoint when there is one."""
@@ -137,16 +163,9 @@ def train(cfg: TrainConfig, run_dir: str | Path, callbacks: Callbacks | None = N
     channels_last = cfg.channels_last if cfg.channels_last is not None else use_cuda
     ckpt = bundle.load_checkpoint(run_dir)
     torch.manual_seed(cfg.seed)
-    split = None
-    if ckpt is not None:
-        from core.data.split import Split
-        split = Split(ckpt["split_seed"], ckpt["split_fraction"], tuple(ckpt["split_train"]), tuple(ckpt["split_val"]))
-    data = prepared or prepare(cfg, split)
+    data = prepared or prepare(cfg, saved_split(ckpt))
     n_classes = len(data.classes)
-    model, report = create(cfg.model, cfg.weights, n_classes)
-    groups = recipes.plan(model, cfg.recipe, cfg.lr, cfg.layer_decay, cfg.freeze_stages)
-    opt_groups = recipes.apply(model, groups, cfg.weight_decay)
-    model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    model, report, groups, opt_groups = build_model(cfg, n_classes, device, channels_last)
     prep = Normalizer(model, device, channels_last)
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
 
@@ -224,12 +243,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, callbacks: Callbacks | None = N
                 "train_s": train_s, "images_per_s": seen * world / max(train_s, 1e-9)}
         if rank == 0:
             cb.on_epoch(epoch, step, last, {"per_class": ev.get("per_class"), "confusion": ev.get("confusion")})
-            bundle.save_checkpoint(run_dir, {
-                "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "epoch": epoch + 1, "step": step, "best": best, "stale": stale, "rng": bundle.rng_state(),
-                "split_seed": data.split.seed, "split_fraction": data.split.val_fraction,
-                "split_train": list(data.split.train), "split_val": list(data.split.val),
-                "classes": list(data.classes), "config": cfg.to_dict()})
+            bundle.save_checkpoint(run_dir, checkpoint(model, opt, sched, data, cfg, epoch + 1, step, best, stale))
         if world > 1:
             dist.barrier()
         if note or (cfg.early_stopping and stale >= cfg.early_stopping):
