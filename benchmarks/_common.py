@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -32,3 +33,24 @@ def environment(args: argparse.Namespace) -> dict[str, Any]:
 
 def emit(result: dict[str, Any]) -> None:
     print(json.dumps(result, indent=2, default=float))
+
+
+class Collect:
+    """Trainer callbacks that keep each epoch's values, with seconds since construction as ``t``."""
+
+    def __init__(self) -> None:
+        self.epochs: list[dict[str, Any]] = []
+        self.info: dict[str, Any] = {}
+        self.t0 = time.perf_counter()
+
+    def on_start(self, info: dict[str, Any]) -> None:
+        self.info = info
+
+    def on_step(self, epoch: int, step: int, values: dict[str, float]) -> None:
+        pass
+
+    def should_stop(self) -> bool:
+        return False
+
+    def on_epoch(self, epoch: int, step: int, values: dict[str, float], details: dict[str, Any]) -> None:
+        self.epochs.append({"epoch": epoch + 1, "t": time.perf_counter() - self.t0, **values})

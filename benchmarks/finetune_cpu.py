@@ -11,7 +11,7 @@ import timm
 import torch
 import torch.nn.functional as F
 from _bare_loop import bare_loop_images_per_s
-from _common import emit, environment, parser
+from _common import Collect, emit, environment, parser
 
 os.environ["ARCHSCOPE_DATA_DIR"] = tempfile.mkdtemp(prefix="archscope-ft-bench-")
 
@@ -34,17 +34,6 @@ def overhead(args) -> dict:
             "bare_loop_images_per_s": bare, "fraction": trainer / bare, "target": 0.9}
 
 
-class Collect:
-    def __init__(self):
-        self.epochs = []
-        self.t0 = time.perf_counter()
-
-    def on_start(self, info): pass
-    def on_step(self, epoch, step, values): pass
-    def should_stop(self): return False
-
-    def on_epoch(self, epoch, step, values, details):
-        self.epochs.append({"epoch": epoch + 1, "t": time.perf_counter() - self.t0, **values})
 
 
 def probe_fast_path(args) -> dict:

@@ -8,7 +8,7 @@ import time
 
 import torch
 from _bare_loop import bare_loop_images_per_s
-from _common import emit, environment, parser
+from _common import Collect, emit, environment, parser
 
 os.environ["ARCHSCOPE_DATA_DIR"] = tempfile.mkdtemp(prefix="archscope-ft-gpu-")
 
@@ -16,14 +16,6 @@ from core.finetune.config import TrainConfig  # noqa: E402
 from core.finetune.trainer import train  # noqa: E402
 
 
-class Collect:
-    def __init__(self):
-        self.epochs = []
-
-    def on_start(self, info): self.info = info
-    def on_step(self, epoch, step, values): pass
-    def should_stop(self): return False
-    def on_epoch(self, epoch, step, values, details): self.epochs.append(values)
 
 
 def main() -> None:

@@ -185,8 +185,8 @@ def top_losses(run: runs.Run, k: int = 12) -> list[dict[str, Any]]:
         return []
     from core.finetune.data import resolve_source
     root = resolve_source(run.config["data"], TrainConfig.from_dict(run.config))
-    from core.data.ingest import _class_root
-    base = _class_root(root)
+    from core.data.ingest import class_root
+    base = class_root(root)
     predictor = Predictor(export)
     classes = predictor.meta["classes"]
     out = []

@@ -6,7 +6,7 @@ import hashlib
 import pandas as pd
 import streamlit as st
 
-from core import fmt, plots, runs, transfer
+from core import plots, runs, transfer
 from core.backbones import CURATED, BackboneError, resolve_name
 from core.config import data_dir
 from core.data.errors import DatasetError
@@ -86,6 +86,13 @@ def show_health(ds: Dataset, report: Health) -> None:
         col.image([f"{ds.root}/{p}" for p in paths], caption=[ds.classes[label]] * len(paths), width=64)
 
 
+@st.cache_data(max_entries=32)
+def stage_lrs(model: str, recipe: str, lr: float, layer_decay: float, freeze_stages: int, n_classes: int):
+    """Per-stage trainable flags and LRs; built once per choice, not on every rerun."""
+    cfg = TrainConfig(model=model, recipe=recipe, lr=lr, layer_decay=layer_decay, freeze_stages=freeze_stages)
+    return transfer.group_lrs(cfg, n_classes)
+
+
 def plan_section(base: TrainConfig, ds: Dataset) -> TrainConfig:
     st.subheader("2 · Plan")
     n = len(ds.samples)
@@ -119,7 +126,7 @@ def plan_section(base: TrainConfig, ds: Dataset) -> TrainConfig:
     settings = current_settings()
     base.device = "cuda" if settings.device.startswith("cuda") else "cpu"
     base.threads = settings.threads
-    groups = transfer.group_lrs(base, len(ds.classes))
+    groups = stage_lrs(base.model, base.recipe, base.lr, base.layer_decay, base.freeze_stages, len(ds.classes))
     st.plotly_chart(plots.bars(groups.assign(lr=groups["lr"].where(groups["trainable"], None)), "stage", "lr",
                                "stage (stem to head)", "learning rate (log)", log_y=True), key="tr.lrs")
     st.dataframe(groups, hide_index=True)
@@ -177,7 +184,7 @@ def watch(run_id: int) -> None:
         st.error(f"The run failed: {run.error}")
     if run.status == "done":
         best = run.result.get("best_top1")
-        st.success(f"Finished: best val top-1 {best:.1%} in {fmt.ms((run.result.get('wall_s') or 0) * 1e3)}. "
+        st.success(f"Finished: best val top-1 {best:.1%} in {run.result.get('wall_s') or 0:.1f} s. "
                    "Evaluate and export it on the Runs page.")
 
 

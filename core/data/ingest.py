@@ -50,7 +50,7 @@ class Dataset:
         return out
 
 
-def _class_root(root: Path) -> Path:
+def class_root(root: Path) -> Path:
     """Descends through single wrapper folders (a zip of 'mydata/cat/…' is common)."""
     while True:
         dirs = [d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".") and d.name not in IGNORED]
@@ -88,7 +88,7 @@ def scan(root: str | Path, max_pixels: int = MAX_PIXELS) -> Dataset:
     base = Path(root)
     if not base.is_dir():
         raise DatasetError(f"no folder at {root}")
-    base = _class_root(base)
+    base = class_root(base)
     class_dirs = sorted(d for d in base.iterdir() if d.is_dir() and not d.name.startswith(".")
                         and d.name not in IGNORED)
     if not class_dirs:
