@@ -14,6 +14,7 @@ import timm
 import torch
 from torch import nn
 
+from core.fmt import first_line
 from core import store
 from core.profiling import ProfileError, autocast_for, profile_module, resolve_device
 from core.timing import time_call
@@ -81,7 +82,7 @@ def build(name: str, resolution: int | None = None) -> nn.Module:
     try:
         return timm.create_model(arch, pretrained=False, **kwargs).eval()
     except Exception as err:  # timm raises assorted errors for impossible sizes
-        raise BackboneError(f"{arch} cannot be built for {resolution} px: {str(err).splitlines()[0]}") from err
+        raise BackboneError(f"{arch} cannot be built for {resolution} px: {first_line(err)}") from err
 
 
 def _is_vit(arch: str) -> bool:
@@ -128,7 +129,7 @@ def measure(name: str, resolution: int | None = None, setting: Setting = Setting
     except ProfileError:
         raise
     except Exception as err:  # a resolution the architecture cannot take fails inside its forward
-        raise BackboneError(f"{arch} cannot take a {res}x{res} input: {str(err).splitlines()[0]}") from err
+        raise BackboneError(f"{arch} cannot take a {res}x{res} input: {first_line(err)}") from err
     payload = {**_meta(arch, res, 1, setting), "default_resolution": default_resolution(arch),
                "params": prof.params, "macs": prof.macs, "flops": prof.flops, "latency_ms": prof.latency_ms,
                "latency_p10_ms": prof.latency_p10_ms, "latency_p90_ms": prof.latency_p90_ms,
@@ -148,15 +149,23 @@ def count(name: str, resolution: int | None = None) -> dict[str, Any]:
     check_resolution(res)
     cpu = Setting("cpu", "fp32", "contiguous", 1)
     key = _key(arch, res, 1, cpu, kind="count")
-    if (hit := store.get_measurement(key)) is not None:
-        return hit
+    try:
+        if (hit := store.get_measurement(key)) is not None:
+            return hit
+    except store.StoreError:
+        key = ""                       # counting needs no store: count, and skip the cache
     model = build(arch, res)
     try:
         macs = fvcore_macs(model, (torch.randn(1, 3, res, res),)).total
     except Exception as err:  # noqa: BLE001
-        raise BackboneError(f"{arch} cannot take a {res}x{res} input: {str(err).splitlines()[0]}") from err
+        raise BackboneError(f"{arch} cannot take a {res}x{res} input: {first_line(err)}") from err
     payload = {"model": arch, "resolution": res, "params": sum(p.numel() for p in model.parameters()), "macs": macs}
-    store.put_measurement(key, "count", _meta(arch, res, 1, cpu), payload)
+    try:
+        if key:
+            store.put_measurement(key, "count", _meta(arch, res, 1, cpu), payload)
+    except store.StoreError:
+        pass                           # a read-only store: the count is still right, just not kept
+
     return payload
 
 
@@ -197,7 +206,7 @@ def throughput_sweep(name: str, resolution: int | None = None, setting: Setting 
                 if dev.type == "cuda":
                     torch.cuda.empty_cache()
                 break
-            raise BackboneError(f"{arch} failed at batch {batch}: {str(err).splitlines()[0]}") from err
+            raise BackboneError(f"{arch} failed at batch {batch}: {first_line(err)}") from err
         peak = int(torch.cuda.max_memory_allocated(dev)) if dev.type == "cuda" else None
         rows.append({"batch": batch, "step_ms": stats.median_ms, "images_per_s": batch / (stats.median_ms / 1e3),
                      "peak_memory_bytes": peak})

@@ -1,5 +1,29 @@
-"""Human-readable numbers with their units."""
+"""Human-readable numbers with their units, and user text made literal for Markdown and Plotly."""
 from __future__ import annotations
+
+import html
+import re
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>$:&=^\"'])")
+
+
+def first_line(err: BaseException, limit: int | None = None) -> str:
+    """The first line of an exception's message (its type name when the message is empty)."""
+    lines = str(err).strip().splitlines()
+    text = lines[0] if lines else type(err).__name__
+    return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
+
+
+def md(text: object) -> str:
+    """User text (a class, run or file name) shown literally inside Streamlit Markdown: every character that
+    Markdown, LaTeX ($), Streamlit directives (:red[..]) or HTML could act on is backslash-escaped."""
+    flat = " ".join(str(text).split())
+    return _MD_SPECIAL.sub(r"\\\1", flat)
+
+
+def plot_text(text: object) -> str:
+    """User text shown literally in a Plotly label (Plotly renders <a>, <b>, <br> and entities)."""
+    return html.escape(str(text), quote=False)
 
 
 def si(value: float, unit: str = "", digits: int = 3) -> str:

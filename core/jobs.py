@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from core.fmt import first_line
 from core.config import data_dir
 from core.store import connect
 
@@ -143,6 +144,5 @@ def worker_main(run: Callable[[int], int], argv: list[str] | None, description: 
         return run(job_id)
     except Exception as err:  # noqa: BLE001  the job must never stay 'running'
         traceback.print_exc()
-        reason = str(err).splitlines()[0] if str(err) else ""
-        finish(job_id, "failed", error=f"{type(err).__name__}: {reason}")
+        finish(job_id, "failed", error=f"{type(err).__name__}: {first_line(err)}")
         return 1

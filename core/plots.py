@@ -5,7 +5,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from core.fmt import si
+from core.fmt import plot_text, si
 from core.gradflow import GradFlow
 
 
@@ -140,6 +140,7 @@ def training_curves(curves: "dict[str, pd.DataFrame]") -> go.Figure:
 
 
 def confusion(matrix, classes: list[str]) -> go.Figure:
+    classes = [plot_text(c) for c in classes]   # user folder names: shown literally, never as HTML
     fig = go.Figure(go.Heatmap(z=matrix, x=classes, y=classes, colorscale="Blues", text=matrix, texttemplate="%{text}",
                                hovertemplate="true %{y}<br>predicted %{x}<br>%{z} images<extra></extra>"))
     fig.update_xaxes(title_text="predicted class")
@@ -149,7 +150,9 @@ def confusion(matrix, classes: list[str]) -> go.Figure:
 
 
 def bars(frame: pd.DataFrame, x: str, y: str, x_title: str, y_title: str, log_y: bool = False) -> go.Figure:
-    fig = go.Figure(go.Bar(x=frame[x], y=frame[y], text=frame[y], textposition="auto"))
+    """A bar per row; the x labels (often user class names) are shown literally."""
+    labels = [plot_text(v) for v in frame[x]]
+    fig = go.Figure(go.Bar(x=labels, y=frame[y], text=frame[y], textposition="auto"))
     fig.update_xaxes(title_text=x_title)
     fig.update_yaxes(title_text=y_title, type="log" if log_y else "linear")
     fig.update_layout(height=320, margin=dict(t=30, b=10))

@@ -10,6 +10,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from core.fmt import first_line
 from core.counting import CrossCheck, MacCount, cross_check, fvcore_macs
 from core.timing import LatencyStats, time_call
 
@@ -175,7 +176,7 @@ def profile_module(module: nn.Module, input_shape: tuple[int, ...], device: str 
     except RuntimeError as err:
         if isinstance(err, ProfileError):
             raise
-        raise ProfileError(f"running in {dtype} on {dev} failed: {str(err).splitlines()[0]}") from err
+        raise ProfileError(f"running in {dtype} on {dev} failed: {first_line(err)}") from err
     return Profile(
         params=params, trainable_params=trainable, macs=macs.total, flops=2 * macs.total,
         macs_by_op=macs.by_operator, uncounted_ops=macs.uncounted_ops, cross_check=check,

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import json
+import re
 import time
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
+from core.config import data_dir
 from core.jobs import pid_alive
 from core.store import connect
 
@@ -44,11 +47,46 @@ def _run(row: Any) -> Run:
     return Run(**d)
 
 
-def create(config: dict[str, Any], name: str = "", run_dir: str = "") -> int:
+MAX_ID = 2**63 - 1
+
+
+def parse_id(text: str | None) -> int | None:
+    """A run id from a URL or form: ASCII digits only (``str.isdigit`` accepts '²'), within SQLite's range."""
+    if text is None or not re.fullmatch(r"[0-9]{1,19}", text.strip()):
+        return None
+    value = int(text)
+    return value if 0 < value <= MAX_ID else None
+
+
+def new_folder(run_id: int) -> Path:
+    """A folder no run has used: ``runs/<id>``, or ``runs/<id>-<k>`` when a folder of that id is left from a
+    store that was lost (its files are kept, never resumed into)."""
+    base = data_dir() / "runs"
+    base.mkdir(parents=True, exist_ok=True)
+    for k in range(1000):
+        folder = base / (str(run_id) if k == 0 else f"{run_id}-{k}")
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"no free folder for run {run_id} under {base}")
+
+
+def create(config: dict[str, Any], name: str = "") -> int:
+    """A queued run with a fresh folder of its own."""
     with connect() as conn:
         cur = conn.execute("INSERT INTO runs (name, config, status, run_dir, created) VALUES (?,?,?,?,?)",
-                           (name, json.dumps(config), "queued", run_dir, time.time()))
-        return int(cur.lastrowid)
+                           (name, json.dumps(config), "queued", "", time.time()))
+        run_id = int(cur.lastrowid)
+    update(run_id, run_dir=str(new_folder(run_id)))
+    return run_id
+
+
+def folder(run: "Run | int") -> Path:
+    """The run's folder (older rows without one recorded used ``runs/<id>``)."""
+    run = get(run) if isinstance(run, int) else run
+    return Path(run.run_dir) if run.run_dir else data_dir() / "runs" / str(run.id)
 
 
 def update(run_id: int, **fields: Any) -> None:

@@ -56,6 +56,7 @@ def build_scaled(width: float, depth: float):  # -> nn.Module
 
 
 def measure_scaled(width: float, depth: float, resolution: int, device: str = "cpu", dtype: str = "fp32",
+                   memory_format: str = "contiguous", threads: int | None = None,
                    time_it: bool = True) -> dict[str, float]:
     """Params, MACs and batch-1 latency of the scaled network at ``resolution``."""
     model = build_scaled(width, depth)
@@ -63,8 +64,8 @@ def measure_scaled(width: float, depth: float, resolution: int, device: str = "c
         import torch
         macs = fvcore_macs(model, (torch.randn(1, 3, resolution, resolution),)).total
         return {"params": sum(p.numel() for p in model.parameters()), "macs": macs, "latency_ms": float("nan")}
-    prof = profile_module(model, (1, 3, resolution, resolution), device=device, dtype=dtype, min_iters=5,
-                          warmup=2, min_time_s=0.2)
+    prof = profile_module(model, (1, 3, resolution, resolution), device=device, dtype=dtype,
+                          memory_format=memory_format, threads=threads, min_iters=5, warmup=2, min_time_s=0.2)
     return {"params": prof.params, "macs": prof.macs, "latency_ms": prof.latency_ms or float("nan")}
 
 

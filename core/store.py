@@ -40,17 +40,53 @@ def db_path() -> Path:
     return data_dir() / "archscope.sqlite"
 
 
+class StoreError(RuntimeError):
+    """The store file cannot be read or written (corrupt, read-only, locked); the message names the file."""
+
+
+def _advice(path: Path, err: sqlite3.Error) -> str:
+    reason = str(err) or type(err).__name__
+    if "readonly" in reason or "read-only" in reason:
+        what = "is read-only, so nothing new can be saved (what it holds can still be shown)"
+    elif "not a database" in reason or "malformed" in reason or "corrupt" in reason:
+        what = "is damaged; move it aside (your run folders stay) and Archscope starts a fresh one"
+    else:
+        what = "cannot be used right now"
+    return f"the store {path} {what} (SQLite: {reason})"
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    """A connection with WAL and the schema; a file that cannot be written is opened read-only instead."""
+    conn = sqlite3.connect(path, timeout=30)
+    try:
+        conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.executescript(SCHEMA)
+        return conn
+    except sqlite3.OperationalError as err:
+        conn.close()
+        if "readonly" not in str(err):
+            raise
+    conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=30)
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
 @contextmanager
 def connect(path: Path | None = None) -> Iterator[sqlite3.Connection]:
-    """A short-lived connection with WAL, a busy timeout and the schema in place; commits on success."""
-    conn = sqlite3.connect(path or db_path(), timeout=30)
+    """A short-lived connection with WAL, a busy timeout and the schema in place; commits on success.
+    Any SQLite failure (a damaged or read-only file) leaves as a StoreError that names the file."""
+    path = path or db_path()
+    try:
+        conn = _open(path)
+    except sqlite3.Error as err:
+        raise StoreError(_advice(path, err)) from err
     conn.row_factory = sqlite3.Row
     try:
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA busy_timeout=30000")
-        conn.executescript(SCHEMA)
         yield conn
         conn.commit()
+    except sqlite3.Error as err:
+        raise StoreError(_advice(path, err)) from err
     finally:
         conn.close()
 

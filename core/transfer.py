@@ -16,7 +16,6 @@ import torch
 import torch.nn.functional as F
 
 from core import runs
-from core.config import data_dir
 from core.finetune import recipes
 from core.finetune.config import TrainConfig
 
@@ -37,7 +36,7 @@ def active_runs() -> list[runs.Run]:
 
 
 def _spawn(run_id: int, extra: list[str]) -> None:
-    run_dir = data_dir() / "runs" / str(run_id)
+    run_dir = runs.folder(run_id)
     run_dir.mkdir(parents=True, exist_ok=True)
     with open(run_dir / "log.txt", "ab") as log:
         proc = subprocess.Popen([sys.executable, "-W", "ignore", "-m", "core.finetune", "--quiet", *extra], cwd=ROOT,
@@ -162,8 +161,7 @@ def lr_range(cfg: TrainConfig, steps: int = 40) -> tuple[pd.DataFrame, float]:
 
 def evaluation(run: runs.Run) -> dict[str, Any] | None:
     """The last epoch's confusion matrix with per-class precision and recall."""
-    run_dir = Path(run.run_dir or data_dir() / "runs" / str(run.id))
-    files = sorted(run_dir.glob("eval_epoch*.json"))
+    files = sorted(runs.folder(run).glob("eval_epoch*.json"))
     if not files:
         return None
     import json
@@ -180,7 +178,7 @@ def top_losses(run: runs.Run, k: int = 12) -> list[dict[str, Any]]:
     """Misclassified val images with the model's confidence, worst first (uses the exported bundle)."""
     from core.finetune.bundle import Predictor, load_checkpoint
     export = run.result.get("export_dir")
-    ckpt = load_checkpoint(Path(run.run_dir))
+    ckpt = load_checkpoint(runs.folder(run))
     if not export or ckpt is None:
         return []
     from core.finetune.data import resolve_source

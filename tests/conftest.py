@@ -23,3 +23,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def seeded_dir(tmp_path_factory) -> Path:
+    """A data directory as a week of use leaves it (tests/seed.py), made once per session in its own process."""
+    import json
+    import subprocess
+    folder = tmp_path_factory.mktemp("week-of-use")
+    env = {k: v for k, v in os.environ.items() if k != "ARCHSCOPE_DATA_DIR"}
+    out = subprocess.run([sys.executable, "-W", "ignore", "-m", "tests.seed", str(folder)], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert summary["cli_exit_codes"] == {"probe": 0, "top": 0, "scratch": 0, "hub": 2}, summary
+    assert sorted(summary["runs"].values()).count("done") == 7 and "cancelled" in summary["runs"].values(), summary
+    return folder

@@ -11,11 +11,12 @@ import torch
 from PIL import Image
 
 from core.config import data_dir
+from core.data.images import to_rgb8
 
 
 def resize_crop(img: Image.Image, size: int) -> np.ndarray:
     """RGB, shorter side resized to ``size`` (bilinear), centre-cropped to size x size; (3, S, S) uint8."""
-    img = img.convert("RGB")
+    img = to_rgb8(img)
     w, h = img.size
     scale = size / min(w, h)
     img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)

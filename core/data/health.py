@@ -22,6 +22,7 @@ class Health:
     duplicates: pd.DataFrame               # sha256, paths, classes, where ('within train', 'across splits', ...)
     sizes: pd.DataFrame                    # width, height per image
     warnings: tuple[str, ...]
+    no_val_support: tuple[str, ...] = ()   # classes that get no validation image (fewer than 2 images)
 
 
 def _duplicates(ds: Dataset, split: Split | None) -> pd.DataFrame:
@@ -50,7 +51,11 @@ def health(ds: Dataset, split: Split | None = None) -> Health:
     dups = _duplicates(ds, split)
     skipped = pd.DataFrame([{"path": s.path, "reason": s.reason} for s in ds.skipped], columns=["path", "reason"])
     sizes = pd.DataFrame([{"width": s.width, "height": s.height} for s in ds.samples])
+    no_val = no_validation_classes(ds, split)
     notes = []
+    if no_val:
+        notes.append(f"no validation image for {len(no_val)} class(es) ({', '.join(no_val)}): a class needs at "
+                     "least 2 images to be validated, so val top-1 says nothing about these")
     if imbalance >= IMBALANCE_WARN:
         notes.append(f"class imbalance {imbalance:.1f}x (largest / smallest class)")
     if tiny:
@@ -61,4 +66,13 @@ def health(ds: Dataset, split: Split | None = None) -> Health:
                      + (f", {across} group(s) across train and val (leakage)" if across else ""))
     if len(skipped):
         notes.append(f"{len(skipped)} file(s) skipped (not images, corrupt, truncated or refused)")
-    return Health(counts, imbalance, tiny, skipped, dups, sizes, tuple(notes))
+    return Health(counts, imbalance, tiny, skipped, dups, sizes, tuple(notes), no_val)
+
+
+def no_validation_classes(ds: Dataset, split: Split | None = None) -> tuple[str, ...]:
+    """Classes with no validation image: in ``split`` when given, else those too small to get one (< 2)."""
+    if split is None:
+        return tuple(c for c, n in ds.counts().items() if n < 2)
+    label_of = {s.path: s.label for s in ds.samples}
+    validated = {label_of[p] for p in split.val if p in label_of}
+    return tuple(c for i, c in enumerate(ds.classes) if i not in validated)

@@ -5,10 +5,13 @@ import hashlib
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from PIL import Image, UnidentifiedImageError
 
 from core.data.errors import DatasetError
+from core.data.images import to_rgb8
+from core.fmt import first_line
 
 ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "BMP", "GIF", "WEBP", "TIFF"})
 MAX_PIXELS = 50_000_000
@@ -61,8 +64,9 @@ def class_root(root: Path) -> Path:
             return root
 
 
-def check_image(path: Path, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
-    """(width, height) of a fully decodable, allow-listed image; raises ValueError with the reason."""
+def check_image(path: Path | IO[bytes], max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
+    """(width, height) of a fully decodable, allow-listed image; raises ValueError with the reason. Pillow checks
+    the pixel count against ``max_pixels`` from the header, when the file is opened, before anything is decoded."""
     old = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = max_pixels
     try:
@@ -72,13 +76,15 @@ def check_image(path: Path, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
                 if img.format not in ALLOWED_FORMATS:
                     raise ValueError(f"format {img.format} is not allowed")
                 img.load()
+                if img.mode == "F":
+                    to_rgb8(img)          # refuses NaN / infinite values
                 return img.size
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise ValueError(f"decompression bomb refused ({err})") from err
+        raise ValueError(f"decompression bomb refused ({err}); it was not decoded") from err
     except UnidentifiedImageError as err:
         raise ValueError("not an image") from err
     except OSError as err:
-        raise ValueError(f"truncated or corrupt image ({str(err).splitlines()[0]})") from err
+        raise ValueError(f"truncated or corrupt image ({first_line(err)})") from err
     finally:
         Image.MAX_IMAGE_PIXELS = old
 

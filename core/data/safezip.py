@@ -5,13 +5,18 @@ written outside the target folder.
 """
 from __future__ import annotations
 
+import errno
+import os
 import shutil
 import stat
+import uuid
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from core.data.errors import DatasetError
+from core.fmt import first_line
 
 
 @dataclass(frozen=True)
@@ -38,19 +43,49 @@ def _check_name(info: zipfile.ZipInfo) -> PurePosixPath:
 
 
 def safe_extract(archive: str | Path, target: str | Path, limits: Limits = Limits()) -> Path:
-    """Extracts ``archive`` into the empty or new folder ``target``; on refusal nothing is left behind."""
+    """Extracts ``archive`` into ``target`` atomically: members go into a temporary sibling folder, which is
+    renamed to ``target`` only when every member is out. On any refusal or failure nothing is left behind."""
     target = Path(target).resolve()
-    target.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.parent / f".{target.name}.partial-{uuid.uuid4().hex[:8]}"
+    partial.mkdir()
     try:
         with zipfile.ZipFile(archive) as zf:
-            _extract_all(zf, target, limits)
+            _extract_all(zf, partial, limits)
+        if target.exists():
+            shutil.rmtree(target)           # an earlier, incomplete extraction
+        os.replace(partial, target)
     except zipfile.BadZipFile as err:
-        shutil.rmtree(target, ignore_errors=True)
-        raise DatasetError(f"not a readable zip archive: {err}") from err
-    except DatasetError:
-        shutil.rmtree(target, ignore_errors=True)
-        raise
+        raise DatasetError(f"not a readable zip archive: {first_line(err)}") from err
+    except OSError as err:                  # opening the archive, or the final rename
+        raise DatasetError(_os_reason(err, Path(archive).name)) from err
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
     return target
+
+
+def _os_reason(err: OSError, name: str) -> str:
+    if err.errno == errno.ENOSPC:
+        return (f"the disk filled up while unpacking {name!r}; nothing was kept. Free some space (the data "
+                "directory's cache/ and datasets/ can be cleaned) and try again")
+    if err.errno == errno.ENAMETOOLONG:
+        return f"refused: the member name {name[:60]!r}… is longer than this file system allows"
+    if isinstance(err, (FileExistsError, NotADirectoryError, IsADirectoryError)):
+        return f"refused: {name!r} is both a file and a folder in the archive"
+    return f"could not unpack {name!r}: {err.strerror or first_line(err)}"
+
+
+def _member_reason(err: Exception, name: str) -> str:
+    if isinstance(err, zlib.error) or (isinstance(err, zipfile.BadZipFile) and "CRC" in str(err)):
+        return f"refused: {name!r} is corrupt (its compressed data does not unpack: {first_line(err)})"
+    if isinstance(err, NotImplementedError):
+        return (f"refused: {name!r} uses a compression method this app cannot read ({first_line(err)}); "
+                "zip it again with the standard Deflate method")
+    if isinstance(err, EOFError):
+        return f"refused: {name!r} is cut short (the archive is truncated)"
+    if isinstance(err, OSError):
+        return _os_reason(err, name)
+    return f"refused: {name!r} cannot be unpacked ({type(err).__name__}: {first_line(err)})"
 
 
 def _extract_all(zf: zipfile.ZipFile, target: Path, limits: Limits) -> None:
@@ -68,12 +103,15 @@ def _extract_all(zf: zipfile.ZipFile, target: Path, limits: Limits) -> None:
         dest = (target / path).resolve()
         if target not in dest.parents and dest != target:
             raise DatasetError(f"refused: {info.filename!r} would be written outside the dataset folder")
-        if info.is_dir():
-            dest.mkdir(parents=True, exist_ok=True)
-            continue
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        compressed += max(info.compress_size, 1)
-        written += _copy_counted(zf, info, dest, limits, written)
+        try:
+            if info.is_dir():
+                dest.mkdir(parents=True, exist_ok=True)
+                continue
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            compressed += max(info.compress_size, 1)
+            written += _copy_counted(zf, info, dest, limits, written)
+        except (zlib.error, zipfile.BadZipFile, NotImplementedError, EOFError, OSError) as err:
+            raise DatasetError(_member_reason(err, info.filename)) from err
         if written / compressed > limits.max_ratio and written > 1 << 20:
             raise DatasetError(f"refused: the archive expands {written / compressed:.0f}x, over the "
                                f"compression-ratio cap of {limits.max_ratio:.0f}x (a zip bomb?)")

@@ -16,13 +16,14 @@ from typing import Any
 
 import torch.distributed as dist
 
+from core.fmt import first_line
 from core import runs
-from core.config import data_dir
 from core.data.errors import DatasetError
 from core.finetune.config import TrainConfig
+from core.store import StoreError
 from core.weights import WeightsError
 
-USER_ERRORS = (DatasetError, WeightsError, ValueError, FileNotFoundError)
+USER_ERRORS = (DatasetError, WeightsError, ValueError, FileNotFoundError, StoreError)
 
 
 class StoreCallbacks:
@@ -39,6 +40,9 @@ class StoreCallbacks:
         runs.update(self.run_id, status="running", pid=os.getpid(), device=info["device"], started=time.time(),
                     result={"info": info})
         (self.run_dir / "info.json").write_text(json.dumps(info, indent=2))
+        if info.get("no_val_classes"):
+            print(f"warning: no validation image for class(es) {', '.join(info['no_val_classes'])}: "
+                  "val top-1 says nothing about them", file=sys.stderr, flush=True)
         if not self.quiet:
             from tqdm import tqdm
             total = info["steps_per_epoch"] * (self.total_epochs - info["resumed_from_epoch"])
@@ -119,16 +123,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg.validate()
         run_id = _run_id(args, cfg, rank)
-        run_dir = data_dir() / "runs" / str(run_id)
+        run = runs.get(run_id)
+        run_dir = runs.folder(run)
         run_dir.mkdir(parents=True, exist_ok=True)
+        wall_offset = float(run.result.get("wall_s") or 0.0) if args.resume else 0.0
         if rank == 0:
             from core.finetune.bundle import load_checkpoint
             ckpt = load_checkpoint(run_dir)
+            wall_offset = max(wall_offset, float((ckpt or {}).get("wall_s", 0.0)))
             runs.drop_metrics_from(run_id, ckpt["epoch"] if ckpt else 0)
             runs.update(run_id, run_dir=str(run_dir), config=cfg.to_dict(), cancel=0, error="", status="running",
                         pid=os.getpid())
         cb = StoreCallbacks(run_id, run_dir, cfg.epochs, quiet=args.quiet or rank != 0)
-        result = train(cfg, run_dir, cb)
+        result = train(cfg, run_dir, cb, wall_offset=wall_offset)
         if rank == 0:
             runs.update(run_id, status=result.status, finished=time.time(),
                         result={**runs.get(run_id).result, "best_top1": result.best_top1, "last": result.last,
@@ -142,9 +149,13 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(run_id, rank, f"{err}", code=2)
     except Exception as err:  # noqa: BLE001  a crash still ends the run as failed, with words
         if run_id is not None:
-            (data_dir() / "runs" / str(run_id)).mkdir(parents=True, exist_ok=True)
-            (data_dir() / "runs" / str(run_id) / "traceback.txt").write_text(traceback.format_exc())
-        return _fail(run_id, rank, f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}", code=1)
+            try:
+                folder = runs.folder(run_id)
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / "traceback.txt").write_text(traceback.format_exc())
+            except (OSError, StoreError, KeyError):
+                pass
+        return _fail(run_id, rank, f"{type(err).__name__}: {first_line(err)}", code=1)
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
@@ -152,7 +163,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _fail(run_id: int | None, rank: int, message: str, code: int) -> int:
     if run_id is not None and rank == 0:
-        runs.update(run_id, status="failed", error=message, finished=time.time())
+        try:
+            runs.update(run_id, status="failed", error=message, finished=time.time())
+        except StoreError as err:
+            message += f" (and the run could not be marked failed: {err})"
     print(f"error: {message}", file=sys.stderr)
     return code
 

@@ -54,7 +54,15 @@ def export(run_dir: Path, model: torch.nn.Module, arch: str, classes: tuple[str,
     meta = {"model": arch, "classes": list(classes), "image_size": image_size, "mean": list(mean), "std": list(std),
             "resize": "shorter side to image_size, bilinear, centre crop"}
     (out / "bundle.json").write_text(json.dumps(meta, indent=2))
+    os.chmod(out / "model.safetensors", _file_mode())   # safetensors writes 0600; match the rest of the bundle
     return out
+
+
+def _file_mode() -> int:
+    """The mode a plain new file gets under this process's umask (0644 under the usual 022)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 class Predictor:

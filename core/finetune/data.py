@@ -15,6 +15,7 @@ from core.data.ingest import Dataset, scan
 from core.data.safezip import safe_extract
 from core.data.split import Split, stratified_split
 from core.finetune.config import TrainConfig
+from core.fmt import first_line
 
 TORCHVISION_SETS = ("flowers102", "oxford_pets")
 
@@ -48,7 +49,10 @@ def resolve_source(source: str, cfg: TrainConfig) -> Path:
         target = data_dir() / "datasets" / f"{path.stem}-{digest}"
         if not (target / ".complete").exists():
             safe_extract(path, target)
-            (target / ".complete").write_text("ok")
+            try:
+                (target / ".complete").write_text("ok")
+            except OSError as err:
+                raise DatasetError(f"could not mark {target.name} as complete: {first_line(err)}") from err
         return target
     if path.is_dir():
         return path

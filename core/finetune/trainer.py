@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DistributedSampler
 
+from core.data.health import no_validation_classes
 from core.finetune import bundle, recipes
 from core.finetune.config import TrainConfig
 from core.finetune.data import Prepared, prepare
@@ -128,13 +129,13 @@ def build_model(cfg: TrainConfig, n_classes: int, device: torch.device, channels
 
 
 def checkpoint(model: nn.Module, opt, sched, data: Prepared, cfg: TrainConfig, epoch: int, step: int, best: float,
-               stale: int) -> dict[str, Any]:
+               stale: int, wall_s: float = 0.0) -> dict[str, Any]:
     """Everything a resume needs: weights, optimizer, scheduler, counters, RNG states and the split."""
     return {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
             "epoch": epoch, "step": step, "best": best, "stale": stale, "rng": bundle.rng_state(),
             "split_seed": data.split.seed, "split_fraction": data.split.val_fraction,
             "split_train": list(data.split.train), "split_val": list(data.split.val),
-            "classes": list(data.classes), "config": cfg.to_dict()}
+            "classes": list(data.classes), "config": cfg.to_dict(), "wall_s": wall_s}
 
 
 def saved_split(ckpt: dict[str, Any] | None):
@@ -145,8 +146,9 @@ def saved_split(ckpt: dict[str, Any] | None):
 
 
 def train(cfg: TrainConfig, run_dir: str | Path, callbacks: Callbacks | None = None,
-          prepared: Prepared | None = None) -> Result:
-    """Fine-tunes ``cfg.model`` with ``cfg.recipe``; resumes from run_dir's checkpoint when there is one."""
+          prepared: Prepared | None = None, wall_offset: float = 0.0) -> Result:
+    """Fine-tunes ``cfg.model`` with ``cfg.recipe``; resumes from run_dir's checkpoint when there is one.
+    ``wall_offset``: seconds earlier segments of this run took, so ``wall_s`` spans every resume."""
     cfg.validate()
     t_start = time.perf_counter()
     run_dir = Path(run_dir)
@@ -189,7 +191,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, callbacks: Callbacks | None = N
     cb.on_start({"classes": list(data.classes), "device": str(device), "precision": precision, "world": world,
                  "channels_last": channels_last, "weights": report.source, "groups": recipes.table(groups).to_dict("records"),
                  "train_images": len(data.train_x), "val_images": len(data.val_x), "resumed_from_epoch": start_epoch,
-                 "steps_per_epoch": steps_per_epoch})
+                 "steps_per_epoch": steps_per_epoch,
+                 "no_val_classes": list(no_validation_classes(data.dataset, data.split))})
     if probe:  # fast path: the frozen backbone runs once; epochs then train the head on cached features
         model.eval()
         train_in = probe_features(model, data.train_x, 256, prep, amp)
@@ -243,7 +246,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, callbacks: Callbacks | None = N
                 "train_s": train_s, "images_per_s": seen * world / max(train_s, 1e-9)}
         if rank == 0:
             cb.on_epoch(epoch, step, last, {"per_class": ev.get("per_class"), "confusion": ev.get("confusion")})
-            bundle.save_checkpoint(run_dir, checkpoint(model, opt, sched, data, cfg, epoch + 1, step, best, stale))
+            bundle.save_checkpoint(run_dir, checkpoint(model, opt, sched, data, cfg, epoch + 1, step, best, stale,
+                                                       wall_offset + time.perf_counter() - t_start))
         if world > 1:
             dist.barrier()
         if note or (cfg.early_stopping and stale >= cfg.early_stopping):
@@ -255,4 +259,4 @@ def train(cfg: TrainConfig, run_dir: str | Path, callbacks: Callbacks | None = N
         cfg_std = tuple(prep.std.flatten().tolist())
         export_dir = str(bundle.export(run_dir, model, cfg.model, data.classes, cfg.image_size, cfg_mean, cfg_std))
     epochs_done = (bundle.load_checkpoint(run_dir) or {}).get("epoch", 0) if rank == 0 else 0
-    return Result(status, epochs_done, best, last, export_dir, time.perf_counter() - t_start, note)
+    return Result(status, epochs_done, best, last, export_dir, wall_offset + time.perf_counter() - t_start, note)

@@ -1,20 +1,13 @@
 """AppTest of the backbones page: a real background measurement, the recommender, compound scaling."""
 import time
-from pathlib import Path
-
 from streamlit.testing.v1 import AppTest
 
 from core import jobs, measure_worker
-
-APP = str(Path(__file__).resolve().parents[2] / "app.py")
+from tests.app._util import open_page as open_any, texts
 
 
 def open_page() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=300)
-    at.run()
-    at.switch_page("pages/backbones.py").run()
-    assert not at.exception
-    return at
+    return open_any("pages/backbones.py")
 
 
 def test_measure_one_model_in_the_background_and_see_it():
@@ -49,7 +42,7 @@ def test_bad_resolution_is_refused_with_a_message():
 def test_unknown_search_says_so():
     at = open_page()
     at.text_input(key="bb.query").set_value("zzznet").run()
-    assert any("No timm architecture contains 'zzznet'" in w.value for w in at.warning)
+    assert any("No timm architecture contains 'zzznet'" in w for w in texts(at, "warning"))
 
 
 def test_scaling_and_recommender_tabs():

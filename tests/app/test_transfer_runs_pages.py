@@ -8,18 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from core import runs
 from core.data import demo
-
-APP = str(Path(__file__).resolve().parents[2] / "app.py")
-
-
-def open_page(page: str, query: dict | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=300)
-    for k, v in (query or {}).items():
-        at.query_params[k] = v
-    at.run()
-    at.switch_page(page).run()
-    assert not at.exception
-    return at
+from tests.app._util import open_page
 
 
 def demo_zip_bytes(tmp_path: Path) -> bytes:

@@ -6,7 +6,9 @@ import sys
 import tempfile
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -22,10 +24,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def app_url():
+@contextmanager
+def serve(data_dir: str | Path) -> Iterator[str]:
+    """The real app (``streamlit run app.py``) on a free local port over ``data_dir``; yields its URL."""
     port = _free_port()
-    env = {**os.environ, "ARCHSCOPE_DATA_DIR": tempfile.mkdtemp(prefix="archscope-e2e-")}
+    env = {**os.environ, "ARCHSCOPE_DATA_DIR": str(data_dir)}
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
            "--server.address", "127.0.0.1", "--browser.serverAddress", "127.0.0.1", "--server.headless", "true",
            "--browser.gatherUsageStats", "false"]
@@ -44,6 +47,12 @@ def app_url():
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="session")
+def app_url():
+    with serve(tempfile.mkdtemp(prefix="archscope-e2e-")) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,29 @@
+"""What every page test needs: open a page through app.py's router, and read escaped Markdown as shown."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+
+
+def open_page(page: str, query: dict | None = None, timeout: float = 300) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=timeout)
+    for k, v in (query or {}).items():
+        at.query_params[k] = v
+    at.run()
+    at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def shown(markdown: str) -> str:
+    """The text a reader sees for Markdown whose user parts were backslash-escaped (core.fmt.md)."""
+    return re.sub(r"\\(.)", r"\1", markdown)
+
+
+def texts(at: AppTest, kind: str) -> list[str]:
+    """The shown text of every element of one kind (markdown, error, warning, info, success, caption)."""
+    return [shown(str(e.value)) for e in getattr(at, kind)]

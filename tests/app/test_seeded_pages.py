@@ -1,0 +1,93 @@
+"""Pages over a data directory as a week of use leaves it (tests/seed.py), one test per crash seen there,
+and pages over a damaged or read-only store."""
+import sqlite3
+
+import pytest
+
+from core import fmt, runs, store
+from tests.app._util import open_page, texts
+from tests.seed import MODELS, NASTY_NAME, RESOLUTIONS
+
+
+@pytest.fixture()
+def week(seeded_dir, monkeypatch):
+    monkeypatch.setenv("ARCHSCOPE_DATA_DIR", str(seeded_dir))
+    return seeded_dir
+
+
+def test_backbones_page_with_stored_sweeps_renders_every_tab(week):
+    at = open_page("pages/backbones.py")          # the sweep toggle and the sweep chart once shared a key
+    sweeps = next(d.value for d in at.dataframe if "saturation batch" in d.value.columns)
+    assert sorted(zip(sweeps["model"], sweeps["resolution"])) == sorted((m, r) for m in MODELS for r in RESOLUTIONS)
+    measured = next(d.value for d in at.dataframe if "resolution (px)" in d.value.columns)
+    assert len(measured) == len(MODELS) * len(RESOLUTIONS)
+    assert {m.label for m in at.metric} >= {"Depth x", "Width x", "Resolution"}     # compound scaling drew
+
+
+def test_scaled_network_latency_toggle_measures(week):
+    at = open_page("pages/backbones.py")
+    at.toggle(key="cs.time").set_value(True).run()   # measure_scaled() once refused the sidebar's threads
+    assert not at.exception
+    line = next(m for m in texts(at, "markdown") if m.startswith("φ = 2.0:"))
+    assert "at batch 1 on cpu" in line and "params" in line
+
+
+def test_every_finished_run_can_be_evaluated(week):
+    at = open_page("pages/runs.py")
+    box = at.selectbox(key="eval.run")               # once built inside a generator: duplicate key on run 2+
+    done = [r.id for r in runs.all_runs() if r.status == "done"]
+    assert list(box.options) and len(box.options) == len(done) == 7
+    for value in done[::-1]:
+        at.selectbox(key="eval.run").set_value(value).run()
+        assert not at.exception
+        assert at.selectbox(key="eval.run").value == value
+
+
+@pytest.mark.parametrize("value", ["99999999999999999999", "²", "-1", "1e3", " "])
+def test_a_bad_run_id_in_the_url_is_a_message(week, value):
+    at = open_page("pages/transfer.py", {"run": value})
+    assert any("is not a run id" in e for e in texts(at, "error")), texts(at, "error")
+
+
+def test_an_unknown_run_id_says_so(week):
+    at = open_page("pages/transfer.py", {"run": "424242"})
+    assert any("There is no run 424242" in e for e in texts(at, "error"))
+
+
+def test_user_text_is_literal_on_the_watch_view(week):
+    run = next(r for r in runs.all_runs() if r.name == NASTY_NAME)
+    at = open_page("pages/transfer.py", {"run": str(run.id)})
+    header = next(m.value for m in at.markdown if m.value.startswith(f"**Run {run.id}**"))
+    assert fmt.md(NASTY_NAME) in header and NASTY_NAME not in header
+    table = next(d.value for d in open_page("pages/runs.py").dataframe if "name" in d.value.columns)
+    assert NASTY_NAME in set(table["name"])           # dataframe cells are literal already
+
+
+def test_a_damaged_store_is_named_and_the_pages_keep_working(tmp_path, monkeypatch):
+    monkeypatch.setenv("ARCHSCOPE_DATA_DIR", str(tmp_path))
+    (tmp_path / "archscope.sqlite").write_bytes(b"this is not a database " * 200)
+    at = open_page("pages/backbones.py")
+    errors = texts(at, "error")
+    assert errors and all(str(tmp_path / "archscope.sqlite") in e and "damaged" in e for e in errors)
+    assert {m.label for m in at.metric} >= {"Depth x", "Width x"}   # compound scaling needs no store
+    at = open_page("pages/runs.py")
+    assert any("damaged" in e for e in texts(at, "error"))
+    at = open_page("pages/transfer.py", {"run": "1"})
+    assert any("damaged" in e for e in texts(at, "error"))
+    with pytest.raises(store.StoreError, match="damaged"):
+        runs.all_runs()
+
+
+def test_a_read_only_store_still_shows_what_it_holds(week, monkeypatch):
+    real = sqlite3.connect
+
+    def read_only(database, *args, uri=False, **kw):   # what a user without write permission gets
+        if not uri:
+            database, uri = f"file:{database}?mode=ro", True
+        return real(database, *args, uri=uri, **kw)
+    monkeypatch.setattr(store.sqlite3, "connect", read_only)
+    at = open_page("pages/runs.py")
+    table = next(d.value for d in at.dataframe if "name" in d.value.columns)
+    assert len(table) == 9
+    with pytest.raises(store.StoreError, match="read-only"):
+        runs.create({}, "cannot be saved")

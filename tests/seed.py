@@ -1,0 +1,65 @@
+"""A data directory as a week of use leaves it: finished, failed and cancelled runs made through the CLI and the
+launcher, a freezing-depth experiment, and backbone measurements of two models at two resolutions with
+throughput sweeps. ``python -m tests.seed DIR`` fills DIR (it sets ARCHSCOPE_DATA_DIR itself) and prints JSON.
+
+Kept tiny (64 px, 1-2 epochs, 8 images a class) so that it takes about a minute on 2 cores."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+# user text that Markdown, LaTeX, Streamlit directives or HTML would act on: every page must show it literally
+NASTY_NAME = '**bold** $x^2$ :red-background[red] ![img](http://127.0.0.1:9/x.png) <a href="http://127.0.0.1:9">a</a>'
+TINY = ["--data", "demo", "--demo-per-class", "8", "--demo-size", "64", "--image-size", "64", "--batch-size", "16",
+        "--threads", "1", "--quiet"]
+MODELS = ("mobilenetv3_small_100", "resnet18")
+RESOLUTIONS = (64, 96)
+
+
+def wait(pred, timeout: float = 240.0) -> None:
+    end = time.time() + timeout
+    while not pred():
+        if time.time() > end:
+            raise TimeoutError("seeding did not finish in time")
+        time.sleep(0.3)
+
+
+def seed(folder: Path) -> dict:
+    os.environ["ARCHSCOPE_DATA_DIR"] = str(folder)
+    from core import experiment, jobs, measure_worker, runs, transfer
+    from core.backbones import Setting
+    from core.finetune.__main__ import main as finetune
+    from core.finetune.config import TrainConfig
+
+    t0 = time.time()
+    setting = Setting("cpu", "fp32", "contiguous", os.cpu_count() or 1)     # the sidebar's defaults
+    measured = [measure_worker.start(list(MODELS), setting, RESOLUTIONS[0], sweep=True, time_cap_s=2.0)]
+    wait(lambda: not jobs.get(measured[0].id).active)
+    measured.append(measure_worker.start(list(MODELS), setting, RESOLUTIONS[1], sweep=True, time_cap_s=2.0))
+    exp = experiment.start(TrainConfig(epochs=1, image_size=64, demo_per_class=8, demo_size=64, batch_size=16,
+                                       threads=1, device="cpu"))
+    codes = {
+        "probe": finetune([*TINY, "--recipe", "linear_probe", "--epochs", "2", "--name", NASTY_NAME]),
+        "top": finetune([*TINY, "--recipe", "finetune_top", "--epochs", "1", "--name", "top layers"]),
+        "scratch": finetune([*TINY, "--model", "resnet18", "--recipe", "scratch", "--epochs", "1",
+                             "--name", "resnet18 from scratch"]),
+        "hub": finetune([*TINY, "--weights", "hub", "--recipe", "finetune_full", "--epochs", "1",
+                         "--name", "hub weights offline"]),
+    }
+    cancelled = transfer.launch(TrainConfig(data="demo", demo_per_class=8, demo_size=64, image_size=64, batch_size=4,
+                                            recipe="finetune_full", weights="random", epochs=50, threads=1),
+                                "stopped by hand")
+    wait(lambda: not runs.metrics(cancelled).empty)
+    runs.request_cancel(cancelled)
+    wait(lambda: not runs.get(cancelled).active)
+    wait(lambda: not jobs.get(exp.id).active and not jobs.get(measured[1].id).active)
+    statuses = {r.name: r.status for r in runs.all_runs()}
+    return {"seconds": round(time.time() - t0, 1), "cli_exit_codes": codes, "runs": statuses,
+            "experiment": jobs.get(exp.id).status, "measure_jobs": [jobs.get(j.id).status for j in measured]}
+
+
+if __name__ == "__main__":
+    print(json.dumps(seed(Path(sys.argv[1]).resolve())))
