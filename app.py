@@ -1,7 +1,10 @@
 """Archscope: explore modern CNN building blocks and transfer learning on the machine in front of you."""
+from pathlib import Path
+
 import streamlit as st
 
-st.set_page_config(page_title="Archscope", page_icon=":material/biotech:", layout="wide")
+# a local file: a ":material/...:" page icon makes the browser fetch an SVG from a font CDN
+st.set_page_config(page_title="Archscope", page_icon=str(Path(__file__).parent / "assets" / "icon.png"), layout="wide")
 
 from pages._widgets import sidebar_settings  # noqa: E402  (after set_page_config)
 

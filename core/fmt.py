@@ -4,6 +4,7 @@ from __future__ import annotations
 import html
 import re
 
+_JOINER = "\u2060"
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>$:&=^\"'])")
 
 
@@ -16,8 +17,13 @@ def first_line(err: BaseException, limit: int | None = None) -> str:
 
 def md(text: object) -> str:
     """User text (a class, run or file name) shown literally inside Streamlit Markdown: every character that
-    Markdown, LaTeX ($), Streamlit directives (:red[..]) or HTML could act on is backslash-escaped."""
+    Markdown, LaTeX ($), Streamlit directives (:red[..]) or HTML could act on is backslash-escaped, and bare
+    URLs are kept from becoming links."""
     flat = " ".join(str(text).split())
+    # GFM turns bare URLs and e-mail addresses into live links even when escaped: a word joiner (U+2060),
+    # invisible, breaks the pattern
+    for pattern in ("://", "www.", "@"):
+        flat = flat.replace(pattern, pattern[0] + _JOINER + pattern[1:])
     return _MD_SPECIAL.sub(r"\\\1", flat)
 
 

@@ -79,3 +79,30 @@ def test_runs_page_lists_runs_and_evaluates(tmp_path):
     assert "apptest run" in set(table["name"])
     assert any("precision" in d.value.columns for d in at.dataframe if hasattr(d.value, "columns"))
     assert not at.exception
+
+
+def _weights_upload(at: AppTest, data: bytes | None) -> AppTest:
+    at.selectbox(key="tr.weights").set_value("upload safetensors").run()
+    if data is not None:
+        at.file_uploader(key="tr.wfile").set_value(("w.safetensors", data, "application/octet-stream")).run()
+    assert not at.exception
+    return at
+
+
+def test_start_is_blocked_without_weights_or_with_wrong_ones(tmp_path):
+    import timm
+    from safetensors.torch import save_file
+
+    from tests.app._util import texts
+    at = _weights_upload(open_page("pages/transfer.py"), None)      # once: silently trained from random weights
+    assert at.button(key="tr.launch").disabled
+    assert any("no weights file uploaded" in c for c in texts(at, "caption"))
+    save_file(timm.create_model("resnet18").state_dict(), str(tmp_path / "r18.safetensors"))
+    _weights_upload(at, (tmp_path / "r18.safetensors").read_bytes())
+    assert at.button(key="tr.launch").disabled
+    assert any("refused" in e and "provides 0 of the 147" in e for e in texts(at, "error"))
+    assert any("0 of 147 backbone weight tensors matched" in c for c in texts(at, "caption"))
+    save_file(timm.create_model("efficientnet_lite0").state_dict(), str(tmp_path / "lite0.safetensors"))
+    _weights_upload(at, (tmp_path / "lite0.safetensors").read_bytes())
+    assert not at.button(key="tr.launch").disabled
+    assert any("147 of 147 backbone weight tensors matched (100%)" in c for c in texts(at, "caption"))

@@ -6,7 +6,9 @@ import time
 
 import pytest
 
+from core import runs
 from tests.e2e.conftest import serve, wait_idle
+from tests.seed import NASTY_NAME
 
 pytestmark = pytest.mark.e2e
 OPTIONS_PER_SELECTBOX = 3
@@ -73,8 +75,20 @@ class Crawl:
             self.toggles()
 
 
-def test_every_page_tab_selectbox_and_toggle_with_a_week_of_state(page, seeded_dir):
+def literal_name_shown(page) -> None:
+    """The run name full of Markdown, LaTeX, directives and HTML reads literally, and acts as nothing."""
+    main = page.locator("[data-testid='stMain']")
+    assert NASTY_NAME in main.inner_text().replace("\u2060", "")     # word joiners keep URLs from linking
+    assert main.locator("strong", has_text="bold").count() == 0 and main.locator(".katex").count() == 0
+    assert main.locator("img[src*='127.0.0.1:9']").count() == 0 and main.locator("a[href*='127.0.0.1:9']").count() == 0
+
+
+def test_every_page_tab_selectbox_and_toggle_with_a_week_of_state(page, seeded_dir, monkeypatch):
     start = time.time()
+    monkeypatch.setenv("ARCHSCOPE_DATA_DIR", str(seeded_dir))
+    nasty = next(r.id for r in runs.all_runs() if r.name == NASTY_NAME)
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
     with serve(seeded_dir) as url:
         page.goto(url)
         wait_idle(page)
@@ -84,8 +98,11 @@ def test_every_page_tab_selectbox_and_toggle_with_a_week_of_state(page, seeded_d
         crawl = Crawl(page, url)
         for link in links:
             crawl.visit(link)
-        for run in ("1", "5", "99999999999999999999", "²", "-3"):      # deep links, good and bad
+        for run in ("1", "5", "99999999999999999999", "²", "-3", str(nasty)):      # deep links, good and bad
             crawl.visit(f"{url}/transfer?run={run}")
+        literal_name_shown(page)
+    elsewhere = sorted({r for r in requests if not r.startswith((url + "/", "data:", "blob:")) and r != url})
+    assert not elsewhere, f"the browser fetched from outside the app: {elsewhere[:5]}"
     print(f"crawler: {crawl.counts} in {time.time() - start:.0f} s")
     assert crawl.counts["pages"] == 9 and crawl.counts["tabs"] >= 12
     assert crawl.counts["selectboxes"] >= 8 and crawl.counts["toggles"] >= 6

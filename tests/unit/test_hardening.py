@@ -243,7 +243,7 @@ def test_user_text_is_literal_in_markdown_and_plotly():
     name = '**b** $x^2$ :red-background[r] ![i](http://h/x.png) <a href="http://h">a</a>'
     escaped = fmt.md(name)
     assert not re.search(r"(?<!\\)[*$:!\[\]<>()]", escaped)       # every special character is escaped
-    assert re.sub(r"\\(.)", r"\1", escaped) == name
+    assert re.sub(r"\\(.)", r"\1", escaped).replace("\u2060", "") == name
     fig = plots.bars(__import__("pandas").DataFrame({"class": [name], "n": [3]}), "class", "n", "class", "n")
     assert fig.data[0].x[0] == '**b** $x^2$ :red-background[r] ![i](http://h/x.png) &lt;a href="http://h"&gt;a&lt;/a&gt;' 
 
