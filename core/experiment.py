@@ -4,6 +4,7 @@ linear_probe, finetune_top, finetune_full and scratch on the same split, one aft
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any
 
 import pandas as pd
@@ -36,13 +37,28 @@ def run(job_id: int) -> int:
         epochs = max(20, base["epochs"] * 10) if recipe == "linear_probe" else base["epochs"]
         cfg = TrainConfig.from_dict({**base, "recipe": recipe, "epochs": epochs,
                                      "weights": "random" if recipe == "scratch" else base["weights"]})
-        run_id = runs.create(cfg.to_dict(), name=f"freezing-depth #{job_id}: {recipe}")
+        run_id = _create_in_a_free_slot(job_id, i, cfg, f"freezing-depth #{job_id}: {recipe}")
+        if run_id is None:
+            jobs.finish(job_id, "cancelled", message=f"stopped after {i} of {len(RECIPES)} recipes")
+            return 0
         made.append(run_id)
         jobs.progress(job_id, i, current=recipe, message=f"training {recipe} (run {run_id})")
         finetune(["--run-id", str(run_id), "--quiet", *cfg.cli_args()])
     jobs.progress(job_id, len(RECIPES), message="done")
     jobs.finish(job_id, "done", message=",".join(map(str, made)))
     return 0
+
+
+def _create_in_a_free_slot(job_id: int, done: int, cfg: TrainConfig, name: str) -> int | None:
+    """The experiment's runs count against the same cap as any other run: wait for a slot (None if cancelled)."""
+    while True:
+        try:
+            return runs.create(cfg.to_dict(), name=name, cap=runs.max_runs())
+        except runs.LaunchError:
+            if jobs.progress(job_id, done, current=cfg.recipe,
+                             message=f"waiting for a free run slot (at most {runs.max_runs()} runs at once)"):
+                return None
+            time.sleep(1.0)
 
 
 def results(job: jobs.Job) -> pd.DataFrame:

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from core.store import connect
 
 ROOT = Path(__file__).resolve().parents[1]
 ACTIVE = ("queued", "running")
+STARTUP_DEADLINE_S = 60.0     # a worker that has not reported by then never will
 
 
 @dataclass(frozen=True)
@@ -73,31 +75,50 @@ def pid_alive(pid: int | None) -> bool:
         return True
 
 
+def spawn(args: list[str], log_path: Path) -> int:
+    """Starts ``python <args>`` in its own session with output to ``log_path``; a thread waits for it, so a
+    finished worker is reaped at once and never lingers as a zombie under the server. Returns the pid."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-W", "ignore", *args], cwd=ROOT, stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
+    return proc.pid
+
+
+def dead_reason(status: str, pid: int | None, created: float) -> str:
+    """The one liveness rule for every background row (job or run): why an active row is dead, or ''.
+    Any active state counts: a worker killed while still 'queued' is as dead as one killed 'running'."""
+    if status not in ACTIVE:
+        return ""
+    if pid and not pid_alive(pid):
+        return "the worker process ended without reporting (killed or crashed)"
+    if status == "queued" and time.time() - created > STARTUP_DEADLINE_S:
+        return f"the worker never reported within {STARTUP_DEADLINE_S:.0f} s of its launch"
+    return ""
+
+
 def start(kind: str, module: str, args: dict[str, Any], total: int) -> Job:
     """Records a job and launches ``python -m module --job ID`` in its own session; returns the job."""
     with connect() as conn:
         cur = conn.execute("INSERT INTO jobs (kind, args, status, total, created) VALUES (?,?,?,?,?)",
                            (kind, json.dumps(args), "queued", total, time.time()))
         job_id = int(cur.lastrowid)
-    log_dir = data_dir() / "jobs"
-    log_dir.mkdir(exist_ok=True)
-    with open(log_dir / f"{job_id}.log", "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", module, "--job", str(job_id)], cwd=ROOT, stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    pid = spawn(["-m", module, "--job", str(job_id)], data_dir() / "jobs" / f"{job_id}.log")
     with connect() as conn:
-        conn.execute("UPDATE jobs SET pid = ? WHERE id = ?", (proc.pid, job_id))
+        conn.execute("UPDATE jobs SET pid = ? WHERE id = ?", (pid, job_id))
     return get(job_id)
 
 
 def get(job_id: int) -> Job:
-    """The job, with a dead 'running' process turned into 'failed' (never left running forever)."""
+    """The job, with a dead active worker turned into 'failed' (never left queued or running forever)."""
     with connect() as conn:
         row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
     if row is None:
         raise KeyError(f"no job {job_id}")
     job = _row(row)
-    if job.active and job.pid and not pid_alive(job.pid) and time.time() - job.created > 2:
-        finish(job.id, "failed", error="the worker process ended without reporting (killed or crashed)")
+    if reason := dead_reason(job.status, job.pid, job.created):
+        finish(job.id, "failed", error=reason)
         return get(job_id)
     return job
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from pathlib import Path
@@ -11,10 +12,19 @@ from typing import Any
 import pandas as pd
 
 from core.config import data_dir
-from core.jobs import pid_alive
+from core.jobs import ACTIVE, dead_reason
 from core.store import connect
 
-STATUSES = ("queued", "running", "done", "failed", "cancelled")
+MAX_RUNS_ENV = "ARCHSCOPE_MAX_RUNS"
+
+
+class LaunchError(RuntimeError):
+    """A launch that was refused (the concurrency cap, a run still active); the message says why."""
+
+
+def max_runs() -> int:
+    """How many runs may be queued or running at once (``ARCHSCOPE_MAX_RUNS``, default 2)."""
+    return max(1, int(os.environ.get(MAX_RUNS_ENV, "2")))
 
 
 @dataclass(frozen=True)
@@ -73,14 +83,29 @@ def new_folder(run_id: int) -> Path:
     raise RuntimeError(f"no free folder for run {run_id} under {base}")
 
 
-def create(config: dict[str, Any], name: str = "") -> int:
-    """A queued run with a fresh folder of its own."""
+def create(config: dict[str, Any], name: str = "", cap: int | None = None) -> int:
+    """A queued run with a fresh folder of its own. With ``cap``, the count of active runs and the insert are one
+    ``BEGIN IMMEDIATE`` transaction, so two launches at once can never both pass the check."""
+    active_runs()                              # the liveness rule first: dead rows do not hold a slot
     with connect() as conn:
+        if cap is not None:
+            conn.execute("BEGIN IMMEDIATE")
+            n = conn.execute(f"SELECT COUNT(*) FROM runs WHERE status IN {ACTIVE}").fetchone()[0]
+            if n >= cap:
+                raise LaunchError(f"{n} run(s) already queued or running, the cap is {cap} "
+                                  f"(set {MAX_RUNS_ENV} to change it); stop one or wait")
         cur = conn.execute("INSERT INTO runs (name, config, status, run_dir, created) VALUES (?,?,?,?,?)",
                            (name, json.dumps(config), "queued", "", time.time()))
         run_id = int(cur.lastrowid)
     update(run_id, run_dir=str(new_folder(run_id)))
     return run_id
+
+
+def active_runs() -> list[Run]:
+    """Queued or running runs, after the liveness rule turned dead ones into 'failed'."""
+    with connect() as conn:
+        ids = [r["id"] for r in conn.execute(f"SELECT id FROM runs WHERE status IN {ACTIVE}")]
+    return [r for r in map(get, ids) if r.active]
 
 
 def folder(run: "Run | int") -> Path:
@@ -105,9 +130,8 @@ def get(run_id: int) -> Run:
     if row is None:
         raise KeyError(f"no run {run_id}")
     run = _run(row)
-    if run.status == "running" and run.pid and not pid_alive(run.pid):
-        update(run_id, status="failed", finished=time.time(),
-               error="the training process ended without reporting (killed or crashed); resume it to continue")
+    if reason := dead_reason(run.status, run.pid, run.created):
+        update(run_id, status="failed", finished=time.time(), error=f"{reason}; resume it to continue")
         return get(run_id)
     return run
 

@@ -2,12 +2,8 @@
 progress, a measured time-per-epoch estimate, the LR range test, evaluation, and the freezing-depth experiment."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,42 +11,26 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from core import runs
+from core import jobs, runs
 from core.finetune import recipes
 from core.finetune.config import TrainConfig
 
-ROOT = Path(__file__).resolve().parents[1]
-MAX_RUNS_ENV = "ARCHSCOPE_MAX_RUNS"
-
-
-class LaunchError(RuntimeError):
-    """A launch that was refused (the concurrency cap); the message says why."""
-
-
-def max_runs() -> int:
-    return max(1, int(os.environ.get(MAX_RUNS_ENV, "2")))
-
-
-def active_runs() -> list[runs.Run]:
-    return [r for r in runs.all_runs() if r.active]
+MAX_RUNS_ENV = runs.MAX_RUNS_ENV
+LaunchError = runs.LaunchError
+max_runs = runs.max_runs
+active_runs = runs.active_runs
 
 
 def _spawn(run_id: int, extra: list[str]) -> None:
-    run_dir = runs.folder(run_id)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / "log.txt", "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-W", "ignore", "-m", "core.finetune", "--quiet", *extra], cwd=ROOT,
-                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    runs.update(run_id, pid=proc.pid, run_dir=str(run_dir))
+    pid = jobs.spawn(["-m", "core.finetune", "--quiet", *extra], runs.folder(run_id) / "log.txt")
+    runs.update(run_id, pid=pid)
 
 
 def launch(cfg: TrainConfig, name: str = "") -> int:
-    """Creates a queued run and starts the engine's CLI for it in its own process session."""
+    """Creates a queued run (refused at the cap, checked in the same transaction) and starts the engine's CLI
+    for it in its own process session."""
     cfg.validate()
-    if len(active_runs()) >= max_runs():
-        raise LaunchError(f"{len(active_runs())} run(s) already running, the cap is {max_runs()} "
-                          f"(set {MAX_RUNS_ENV} to change it); stop one or wait")
-    run_id = runs.create(cfg.to_dict(), name)
+    run_id = runs.create(cfg.to_dict(), name, cap=max_runs())
     _spawn(run_id, ["--run-id", str(run_id), *cfg.cli_args()])
     return run_id
 
@@ -61,7 +41,7 @@ def resume(run_id: int) -> None:
         raise LaunchError(f"run {run_id} is still {run.status}")
     if len(active_runs()) >= max_runs():
         raise LaunchError(f"the cap of {max_runs()} concurrent runs is reached")
-    runs.update(run_id, status="queued", cancel=0, error="")
+    runs.update(run_id, status="queued", cancel=0, error="", created=time.time(), pid=None)
     _spawn(run_id, ["--resume", str(run_id)])
 
 

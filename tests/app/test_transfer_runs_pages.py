@@ -106,3 +106,19 @@ def test_start_is_blocked_without_weights_or_with_wrong_ones(tmp_path):
     _weights_upload(at, (tmp_path / "lite0.safetensors").read_bytes())
     assert not at.button(key="tr.launch").disabled
     assert any("147 of 147 backbone weight tensors matched (100%)" in c for c in texts(at, "caption"))
+
+
+def test_a_zip_of_16_bit_greyscale_pngs_previews_without_a_crash():
+    import numpy as np
+    from PIL import Image
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for c, scale in (("dark", 0.2), ("bright", 1.0)):
+            for i in range(3):
+                img = io.BytesIO()
+                ramp = (np.linspace(0, 65535 * scale, 32 * 32).reshape(32, 32) + i).astype(np.uint16)
+                Image.fromarray(ramp).save(img, "PNG")       # mode I;16: st.image once failed to write it as JPEG
+                zf.writestr(f"{c}/{i}.png", img.getvalue())
+    at = upload(open_page("pages/transfer.py"), "grey16.zip", buf.getvalue())
+    assert any("6 images in 2 classes" in m.value for m in at.markdown)
+    assert len(at.get("imgs")) >= 2

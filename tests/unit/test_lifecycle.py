@@ -1,0 +1,97 @@
+"""One lifecycle for background work: a worker killed at once ends failed and frees its slot, the cap holds
+under concurrent launches, the freezing-depth experiment counts against the cap, finished workers are reaped."""
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from core import experiment, jobs, measure_worker, runs, transfer
+from core.backbones import Setting
+from core.finetune.config import TrainConfig
+
+TINY = dict(data="demo", demo_per_class=6, demo_size=32, image_size=32, batch_size=8, threads=1)
+
+
+def until(pred, timeout: float = 60.0) -> bool:
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_worker_killed_within_its_first_moments_ends_failed_and_frees_its_slot(monkeypatch):
+    monkeypatch.setenv(runs.MAX_RUNS_ENV, "2")
+    killed = []
+    for _ in range(2):
+        run_id = transfer.launch(TrainConfig(**TINY, epochs=50), "killed at once")
+        os.kill(runs.get(run_id).pid, signal.SIGKILL)       # well before it could report 'running'
+        killed.append(run_id)
+    assert until(lambda: all(runs.get(r).status == "failed" for r in killed), timeout=10)
+    assert all("ended without reporting" in runs.get(r).error for r in killed)
+    third = transfer.launch(TrainConfig(**TINY, epochs=50), "the cap is free again")   # once: refused for ever
+    runs.request_cancel(third)
+    assert until(lambda: not runs.get(third).active, timeout=120)
+
+
+def test_a_queued_row_whose_worker_never_reports_fails_after_the_deadline(monkeypatch):
+    run_id = runs.create({}, "never started")
+    assert runs.get(run_id).status == "queued"
+    monkeypatch.setattr(jobs, "STARTUP_DEADLINE_S", 0.0)
+    run = runs.get(run_id)
+    assert run.status == "failed" and "never reported within 0 s" in run.error
+
+
+def test_two_launches_at_once_against_a_cap_of_one_start_exactly_one():
+    for r in runs.active_runs():
+        runs.update(r.id, status="cancelled")
+    barrier, made, refused = threading.Barrier(4), [], []
+
+    def launch():
+        barrier.wait()
+        try:
+            made.append(runs.create({"epochs": 1}, "race", cap=1))
+        except runs.LaunchError:
+            refused.append(1)
+    threads = [threading.Thread(target=launch) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(made) == 1 and len(refused) == 3
+    runs.update(made[0], status="cancelled")
+
+
+def test_the_freezing_depth_experiment_waits_for_a_free_slot(monkeypatch):
+    monkeypatch.setenv(runs.MAX_RUNS_ENV, "1")
+    for r in runs.active_runs():
+        runs.update(r.id, status="cancelled")
+    holder = runs.create({}, "holds the only slot")
+    runs.update(holder, status="running", pid=os.getpid())     # alive: this test process
+    before = {r.id for r in runs.all_runs()}
+    job = experiment.start(TrainConfig(**TINY, epochs=1, device="cpu"))
+    assert until(lambda: "waiting for a free run slot" in jobs.get(job.id).message, timeout=60)
+    assert {r.id for r in runs.all_runs()} == before            # nothing started past the cap
+    runs.update(holder, status="done")
+    assert until(lambda: len({r.id for r in runs.all_runs()} - before) >= 1, timeout=60)
+    jobs.request_cancel(job.id)
+    assert until(lambda: not jobs.get(job.id).active, timeout=240)
+
+
+def test_a_finished_worker_is_reaped_not_left_a_zombie():
+    job = measure_worker.start(["no_such_net"], Setting("cpu", "fp32", "contiguous", 1))
+    pid = job.pid
+    assert until(lambda: not jobs.get(job.id).active, timeout=120)
+    assert until(lambda: not Path(f"/proc/{pid}").exists(), timeout=10), \
+        Path(f"/proc/{pid}/stat").read_text() if Path(f"/proc/{pid}/stat").exists() else ""
+
+
+@pytest.mark.parametrize("status", ["queued", "running"])
+def test_the_liveness_rule_is_the_same_for_every_active_state(status):
+    assert jobs.dead_reason(status, 2**22 + 12345, time.time())       # no such pid
+    assert not jobs.dead_reason(status, os.getpid(), time.time())
+    assert not jobs.dead_reason("done", 2**22 + 12345, 0.0)
