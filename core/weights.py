@@ -61,13 +61,39 @@ def offline_state_dict() -> dict[str, torch.Tensor]:
     return mapped
 
 
-def _unreadable(name: str, err: Exception) -> WeightsError:
-    text = str(err)
-    if "weights_only" in text or "Unsupported global" in text or "pickle" in text.lower():
-        return WeightsError(f"{name} holds pickled Python code, not only tensors. It was not run: Archscope loads "
-                            "torch files with weights_only=True. Save a plain state_dict, or safetensors, instead "
-                            f"(torch said: {first_line(err, 160)})")
-    return WeightsError(f"{name} is not a readable state_dict ({type(err).__name__}: {first_line(err, 200)})")
+SAFE_MODULES = ("torch", "collections", "numpy", "_codecs", "builtins")
+
+
+def pickled_callables(path: Path) -> list[str]:
+    """The module.name callables a pickle (or a torch zip file's data.pkl) would import; [] if unreadable."""
+    import pickletools
+    import zipfile
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                data = zf.read(next(n for n in zf.namelist() if n.endswith("data.pkl")))
+        else:
+            data = path.read_bytes()
+        found, strings = [], []
+        for op, arg, _ in pickletools.genops(data):
+            if op.name == "GLOBAL":
+                found.append(str(arg).replace(" ", "."))
+            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                found.append(f"{strings[-2]}.{strings[-1]}")
+            elif isinstance(arg, str):
+                strings.append(arg)
+        return found
+    except Exception:  # noqa: BLE001  not a pickle we can read: no callables to name
+        return []
+
+
+def _unreadable(path: Path, err: Exception) -> WeightsError:
+    code = [c for c in pickled_callables(path) if not c.startswith(SAFE_MODULES)]
+    if code:
+        return WeightsError(f"{path.name} holds pickled Python code ({', '.join(dict.fromkeys(code))}), not only "
+                            "tensors. It was not run: Archscope loads torch files with weights_only=True. Save a "
+                            "plain state_dict, or safetensors, instead.")
+    return WeightsError(f"{path.name} is not a readable state_dict ({type(err).__name__}: {first_line(err, 200)})")
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -84,7 +110,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         else:
             sd = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001  any unreadable file gets a clear message
-        raise _unreadable(p.name, err) from err
+        raise _unreadable(p, err) from err
     for key in ("state_dict", "model"):
         if isinstance(sd, dict) and isinstance(sd.get(key), dict):
             sd = sd[key]

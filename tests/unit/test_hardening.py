@@ -236,7 +236,11 @@ def test_an_empty_torch_file_and_a_pickle_with_code(tmp_path):
     with pytest.raises(WeightsError) as err:
         read_state_dict(tmp_path / "evil.pt")
     text = str(err.value)
-    assert "holds pickled Python code" in text and "It was not run" in text and text.endswith(")")
+    assert text.startswith("evil.pt holds pickled Python code (posix.system)") and "It was not run" in text
+    assert text.endswith("instead.")                                   # whole, never cut mid-sentence
+    torch.save({"w": Evil()}, tmp_path / "evil2.pt")                   # torch's own zip format, same refusal
+    with pytest.raises(WeightsError, match=r"evil2.pt holds pickled Python code \(posix.system\)"):
+        read_state_dict(tmp_path / "evil2.pt")
 
 
 def test_user_text_is_literal_in_markdown_and_plotly():
