@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from core.profiling import collect_env, resolve_device  # noqa: E402
+from core.measure.profiling import collect_env, resolve_device  # noqa: E402
 
 
 def parser(doc: str) -> argparse.ArgumentParser:

@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 COLD = """
 import time, json
 t0 = time.perf_counter()
-from core.backbones import measure, Setting
+from core.measure.settings import Setting
+from core.zoo.measure import measure
 t1 = time.perf_counter()
 m = measure("resnet50", setting=Setting("{device}", "{precision}"))
 t2 = time.perf_counter()
@@ -46,8 +47,11 @@ def whole_list(env: dict[str, str], device: str, precision: str) -> dict[str, ob
     """Runs the page's worker on the curated list (fresh cache) and samples its progress every 0.5 s."""
     code = f"""
 import json, time
-from core import jobs, measure_worker
-from core.backbones import CURATED, Setting, results_frame
+from core import jobs
+from core.zoo import worker as measure_worker
+from core.zoo.catalog import CURATED
+from core.measure.settings import Setting
+from core.zoo.measure import results_frame
 s = Setting("{device}", "{precision}")
 t0 = time.perf_counter()
 job = measure_worker.start(list(CURATED), s)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from _common import emit, environment, parser
 from _timm_method import timm_benchmark
 
-from core.backbones import CURATED, Setting, build, default_resolution, measure, throughput_sweep
+from core.measure.settings import Setting
+from core.zoo.catalog import CURATED, build, default_resolution
+from core.zoo.measure import measure, throughput_sweep
 
 
 def peak_gib(sweep: dict) -> float | None:

@@ -11,7 +11,7 @@ import time
 from _common import emit, environment, parser
 
 from core.blocks import block_defaults, create_block, get_block_class, list_blocks
-from core.profiling import profile_module
+from core.measure.profiling import profile_module
 
 argparse_hidden = "internal: profile one block in this process and print its JSON"
 

@@ -19,7 +19,7 @@ from core.data.cache import load_resized  # noqa: E402
 from core.finetune.config import TrainConfig  # noqa: E402
 from core.finetune.data import prepare  # noqa: E402
 from core.finetune.trainer import Normalizer, train  # noqa: E402
-from core.weights import create  # noqa: E402
+from core.finetune.weights import create  # noqa: E402
 
 
 def overhead(args) -> dict:

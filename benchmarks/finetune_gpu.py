@@ -16,8 +16,6 @@ from core.finetune.config import TrainConfig  # noqa: E402
 from core.finetune.trainer import train  # noqa: E402
 
 
-
-
 def main() -> None:
     p = parser(__doc__)
     p.add_argument("--per-class", type=int, default=600)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from _common import emit, environment, parser
 
-from core.compare import PRESETS, compare
+from core.measure.compare import PRESETS, compare
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ import torchvision
 from _common import emit, environment, parser
 
 from core.blocks import create_block
-from core.profiling import autocast_for, profile_module
+from core.measure.profiling import autocast_for, profile_module
 
 
 def timm_style_median_ms(model: torch.nn.Module, shape: tuple[int, ...], device: str, precision: str,

@@ -5,41 +5,17 @@ import os
 import runpy
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
-from dataclasses import dataclass
+from typing import Iterator
 
 import streamlit as st
 import torch
 
-from core import fmt
 from core.config import data_dir
-from core.store import StoreError
-from core.profiling import MEMORY_FORMATS, PRECISIONS
+from core.jobs.store import StoreError
+from core.measure.settings import MEMORY_FORMATS, PRECISIONS, Setting
+from core.present import fmt
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
-
-if TYPE_CHECKING:
-    from core.backbones import Setting
-
-
-@dataclass(frozen=True)
-class Settings:
-    """What the sidebar picked; every measurement on every page uses it."""
-
-    device: str
-    precision: str
-    threads: int
-    memory_format: str
-
-    def setting(self) -> "Setting":
-        """The same choice as core.backbones' Setting (device, precision, memory format, threads)."""
-        from core.backbones import Setting
-        return Setting(self.device, self.precision, self.memory_format, self.threads)
-
-    def profile_kwargs(self) -> dict[str, object]:
-        return {"device": self.device, "dtype": self.precision, "threads": self.threads,
-                "memory_format": self.memory_format}
-
 
 def route_through_app() -> None:
     """Call first in every page. When a fresh server's first visitor deep-links to a page (or AppTest runs
@@ -57,7 +33,7 @@ def devices() -> list[str]:
     return ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
 
 
-def sidebar_settings() -> Settings:
+def sidebar_settings() -> Setting:
     """Draws the shared sidebar and returns the current settings (kept in session state)."""
     cores = os.cpu_count() or 1
     st.session_state.setdefault("threads", cores)
@@ -70,15 +46,15 @@ def sidebar_settings() -> Settings:
         threads = st.slider("CPU threads", 1, cores, key="threads")
         memory_format = st.selectbox("Memory format", MEMORY_FORMATS, key="memory_format")
         st.caption(f"torch {torch.__version__} · data in `{data_dir()}`")
-    torch.set_num_threads(int(threads))
-    return Settings(device, precision, int(threads), memory_format)
+    # applied per measurement (core.measure.settings.threads_for), never to the whole server
+    return Setting(device, precision, memory_format, int(threads))
 
 
-def current_settings() -> Settings:
+def current_settings() -> Setting:
     """The settings chosen in the sidebar (defaults if the sidebar has not drawn yet)."""
     state = st.session_state
-    return Settings(state.get("device", "cpu"), state.get("precision", "fp32"),
-                    int(state.get("threads", os.cpu_count() or 1)), state.get("memory_format", "contiguous"))
+    return Setting(state.get("device", "cpu"), state.get("precision", "fp32"), state.get("memory_format", "contiguous"),
+                   int(state.get("threads", os.cpu_count() or 1)))
 
 
 @contextmanager

@@ -6,8 +6,14 @@ import math
 import pandas as pd
 import streamlit as st
 
-from core import backbones as bb
-from core import fmt, jobs, lecture, measure_worker, plots, recommend, scaling
+from core import jobs
+from core.measure.settings import Setting
+from core.present import fmt, lecture, plots
+from core.zoo import recommend, scaling
+from core.zoo import worker as measure_worker
+from core.zoo.catalog import CURATED, BackboneError, check_resolution, search_models
+from core.zoo.measure import results_frame, sweeps
+from core.zoo.pareto import pareto_front
 from pages._widgets import current_settings, route_through_app, store_errors_shown
 
 route_through_app()
@@ -24,16 +30,16 @@ RENAMES = {"resolution": "resolution (px)", "latency_ms": "latency ms (median)",
 
 def pick_models() -> list[str]:
     query = st.text_input("Add any timm model (search by name)", key="bb.query", placeholder="e.g. regnet, deit")
-    extra = bb.search_models(query) if query else []
+    extra = search_models(query) if query else []
     if query and not extra:
         st.warning(f"No timm architecture contains {fmt.md(repr(query))}.")
-    options = list(dict.fromkeys([*bb.CURATED, *st.session_state.get("bb.extra", []), *extra]))
-    chosen = st.multiselect("Models", options, default=list(bb.CURATED), key="bb.models")
-    st.session_state["bb.extra"] = [m for m in chosen if m not in bb.CURATED]
+    options = list(dict.fromkeys([*CURATED, *st.session_state.get("bb.extra", []), *extra]))
+    chosen = st.multiselect("Models", options, default=list(CURATED), key="bb.models")
+    st.session_state["bb.extra"] = [m for m in chosen if m not in CURATED]
     return chosen
 
 
-def launch_controls(models: list[str], setting: bb.Setting) -> None:
+def launch_controls(models: list[str], setting: Setting) -> None:
     cols = st.columns([1, 1, 1, 1])
     custom = cols[0].toggle("Custom resolution", key="bb.custom_res",
                             help="Off: each model at its own default input size (timm's pretrained config).")
@@ -45,9 +51,9 @@ def launch_controls(models: list[str], setting: bb.Setting) -> None:
                  key="bb.launch"):
         try:
             if res is not None:
-                bb.check_resolution(res)
+                check_resolution(res)
             measure_worker.start(models, setting, res, sweep=sweep, refresh=refresh)
-        except (RuntimeError, bb.BackboneError) as err:
+        except (RuntimeError, BackboneError) as err:
             st.error(fmt.md(err))
 
 
@@ -71,7 +77,7 @@ def job_progress_body() -> None:
         jobs.request_cancel(job.id)
     if job.cancel:
         st.caption("Stopping after the current model…")
-    results_table(current_settings().setting(), key="live")
+    results_table(current_settings(), key="live")
 
 
 def job_summary() -> None:
@@ -83,8 +89,8 @@ def job_summary() -> None:
     (st.error if job.status == "failed" else st.caption)(f"{text} (job #{job.id}): {fmt.md(job.error or job.message)}")
 
 
-def results_table(setting: bb.Setting, key: str = "static") -> None:
-    frame = bb.results_frame(setting)
+def results_table(setting: Setting, key: str = "static") -> None:
+    frame = results_frame(setting)
     if frame.empty:
         st.info("Nothing measured yet for this device, precision, memory format and thread count.")
         return
@@ -94,14 +100,14 @@ def results_table(setting: bb.Setting, key: str = "static") -> None:
                        "text/csv", key=f"bb.csv.{key}")
 
 
-def accuracy_tab(setting: bb.Setting) -> None:
-    frame = bb.results_frame(setting)
+def accuracy_tab(setting: Setting) -> None:
+    frame = results_frame(setting)
     scored = frame.dropna(subset=["top1"]) if not frame.empty else frame
     if scored.empty:
         st.info("Measure some backbones first: the plots use this machine's latencies.")
     else:
         for x, title in (("latency_ms", "batch-1 latency on this device (ms)"), ("GMACs", "GMACs per image")):
-            front = pd.Series(bb.pareto_front(scored[x], scored["top1"]), index=scored.index)
+            front = pd.Series(pareto_front(scored[x], scored["top1"]), index=scored.index)
             st.plotly_chart(plots.accuracy_vs_cost(scored, x, title, front), key=f"bb.acc.{x}")
             names = ", ".join(scored.loc[front, "model"])
             st.caption(f"Pareto frontier by {title}: {names}.")
@@ -115,34 +121,21 @@ def accuracy_tab(setting: bb.Setting) -> None:
     st.dataframe(lecture.MOBILENET_VARIANTS, hide_index=True)
 
 
-def throughput_tab(setting: bb.Setting) -> None:
-    sweeps = [s for s in bb.store.list_measurements("sweep", device=setting.device, precision=setting.precision)
-              if s.get("memory_format") == setting.memory_format]
-    if not sweeps:
+def throughput_tab(setting: Setting) -> None:
+    latest = sweeps(setting)
+    if not latest:
         st.info("No throughput sweep yet: tick 'Throughput sweep too' on the Measure tab.")
         return
-    latest = {(s["model"], s["resolution"]): s for s in sweeps}
-    st.plotly_chart(plots.throughput(list(latest.values())), key="bb.sweep.chart")
-    rows = [{"model": m, "resolution": r, "saturation batch": s["saturation_batch"], "stopped by": s["stop_reason"],
-             "best images/s": max((x["images_per_s"] for x in s["rows"]), default=math.nan)}
-            for (m, r), s in latest.items()]
+    st.plotly_chart(plots.throughput(latest), key="bb.sweep.chart")
+    rows = [{"model": s["model"], "resolution": s["resolution"], "saturation batch": s["saturation_batch"],
+             "stopped by": s["stop_reason"], "best images/s": max((x["images_per_s"] for x in s["rows"]), default=math.nan)}
+            for s in latest]
     st.dataframe(pd.DataFrame(rows), hide_index=True)
 
 
 @st.cache_data(show_spinner="Building and counting the scaled EfficientNets…")
 def scaled_points(phis: tuple[float, ...], alpha: float, beta: float, gamma: float) -> pd.DataFrame:
     return scaling.predicted_vs_measured(list(phis), alpha, beta, gamma)
-
-
-def official_points() -> pd.DataFrame:
-    rows = []
-    base = bb.count("efficientnet_b0", 224)["macs"]
-    for _, r in lecture.EFFICIENTNET_OFFICIAL.iterrows():
-        c = bb.count(r["timm"], int(r["resolution"]))
-        rows.append({"model": r["model"], "width": r["width"], "depth": r["depth"], "resolution": r["resolution"],
-                     "params (M)": c["params"] / 1e6, "GMACs": c["macs"] / 1e9, "MAC ratio": c["macs"] / base,
-                     "phi (fit)": math.log(r["resolution"] / 224) / math.log(scaling.GAMMA)})
-    return pd.DataFrame(rows)
 
 
 def scaling_tab() -> None:
@@ -163,7 +156,7 @@ def scaling_tab() -> None:
     st.caption("Lecture's worked example, φ = 2: depth 1.2² = 1.44, width 1.1² = 1.21, resolution "
                "224 · 1.15² ≈ 296 px (B3 rounds to 300).")
     frame = scaled_points(tuple(sorted({1.0, 2.0, 3.0, phi})), alpha, beta, gamma)
-    official = official_points()
+    official = scaling.official_points()
     st.plotly_chart(plots.scaling(frame, official), key="cs.plot")
     st.dataframe(frame, hide_index=True, width="stretch")
     st.markdown("**Official B0-B7** (timm's generator; the lecture's table rounds these multipliers)")
@@ -174,13 +167,13 @@ def scaling_tab() -> None:
                  f"{fmt.ms(timed['latency_ms'])} at batch 1 on {current_settings().device}.")
 
 
-def recommender_tab(setting: bb.Setting) -> None:
+def recommender_tab(setting: Setting) -> None:
     cols = st.columns(3)
     scenario = cols[0].selectbox("Scenario", list(lecture.SCENARIOS), key="rec.scenario")
     n_labels = int(cols[1].number_input("Labelled images", 0, 10_000_000, 2_000, 100, key="rec.n"))
     budget = cols[2].number_input("Latency budget at batch 1 (ms, 0 = none)", 0.0, 10_000.0, 30.0, 5.0,
                                   key="rec.budget")
-    frame = bb.results_frame(setting)
+    frame = results_frame(setting)
     latencies = dict(zip(frame["model"], frame["latency_ms"])) if not frame.empty else {}
     rec = recommend.recommend(scenario, n_labels, budget or None, latencies)
     if rec.backbone:
@@ -196,14 +189,14 @@ def recommender_tab(setting: bb.Setting) -> None:
     if missing and st.button(f"Measure this scenario's candidates ({', '.join(missing)})", key="rec.measure"):
         try:
             measure_worker.start(missing, setting)
-        except (RuntimeError, bb.BackboneError) as err:
+        except (RuntimeError, BackboneError) as err:
             st.error(fmt.md(err))
         else:
             st.rerun()
 
 
 settings = current_settings()
-setting = settings.setting()
+setting = settings
 st.title("Compare backbones")
 st.caption(f"Measured on {settings.device} · {settings.precision} · {settings.memory_format} · "
            f"{settings.threads} threads · batch 1 for latency. Models are built with random weights "

@@ -6,13 +6,22 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core import compare as cmp
-from core import fmt, plots
-from core.blocks import (BlockConfigError, BlockCost, block_cost, block_defaults, check_input, create_block,
-                         get_block_class, list_blocks, resolve_config)
-from core.gradflow import gradient_flow, plain_gradient, residual_gradient
-from core.profiling import Profile, ProfileError, profile_module
-from pages._widgets import Settings, current_settings, route_through_app
+from core.blocks import (
+    BlockConfigError,
+    BlockCost,
+    block_cost,
+    block_defaults,
+    check_input,
+    create_block,
+    get_block_class,
+    list_blocks,
+    resolve_config,
+)
+from core.blocks.gradflow import gradient_flow, plain_gradient, residual_gradient
+from core.measure import compare as cmp
+from core.measure.profiling import Profile, ProfileError, profile_module
+from core.present import fmt, plots
+from pages._widgets import Setting, current_settings, route_through_app
 
 route_through_app()
 
@@ -27,7 +36,7 @@ FIELD_LABELS = {
 
 @st.cache_data(show_spinner="Measuring on this device…", max_entries=128)
 def measure(block: str, cfg: tuple[tuple[str, Any], ...], shape: tuple[int, int, int, int],
-            settings: Settings, nonce: int) -> Profile:
+            settings: Setting, nonce: int) -> Profile:
     return profile_module(create_block(block, **dict(cfg)), shape, **settings.profile_kwargs())
 
 
@@ -90,7 +99,7 @@ def show_metrics(prof: Profile) -> None:
     st.caption(f"Measured on {prof.env.label()} · {runs}")
 
 
-def explore(settings: Settings) -> None:
+def explore(settings: Setting) -> None:
     block = st.selectbox("Block", list_blocks(), key="explore.block")
     cls = get_block_class(block)
     st.caption(f"{cls.summary}  \n*{cls.paper}*")
@@ -128,7 +137,7 @@ def show_counter_notes(prof: Profile) -> None:
         st.caption(f"Ops neither counter charges MACs for (activations, adds, max-pool): {ops}")
 
 
-def compare_tab(settings: Settings) -> None:
+def compare_tab(settings: Setting) -> None:
     preset = st.selectbox("Preset", [*cmp.PRESETS, "custom"], key="cmp.preset")
     if preset == "custom":
         (chs, hw) = (128, 28)
@@ -162,7 +171,7 @@ def compare_tab(settings: Settings) -> None:
 
 
 @st.cache_data(show_spinner="Measuring each block…", max_entries=32)
-def cached_compare(entries: tuple[cmp.Entry, ...], chs: int, hw: int, batch: int, settings: Settings) -> pd.DataFrame:
+def cached_compare(entries: tuple[cmp.Entry, ...], chs: int, hw: int, batch: int, settings: Setting) -> pd.DataFrame:
     return cmp.compare(list(entries), chs, hw, batch, **settings.profile_kwargs())
 
 

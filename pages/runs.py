@@ -10,10 +10,12 @@ from typing import Iterator
 import pandas as pd
 import streamlit as st
 
-from core import experiment, fmt, jobs, plots, runs, transfer
+from core import jobs
 from core.data.images import open_image, thumbnail
+from core.finetune import evaluate, experiment, runs
 from core.finetune.bundle import Predictor
 from core.finetune.config import TrainConfig
+from core.present import fmt, plots
 from pages._widgets import current_settings, route_through_app, store_errors_shown
 
 route_through_app()
@@ -32,7 +34,7 @@ def compare_section(all_runs: list[runs.Run]) -> None:
     chosen = st.multiselect("Overlay curves of", table["id"].tolist(), default=table["id"].tolist()[:3],
                             key="runs.overlay")
     if chosen:
-        st.plotly_chart(plots.training_curves({f"run {i}": transfer.curves(i) for i in chosen}), key="runs.curves")
+        st.plotly_chart(plots.training_curves({f"run {i}": runs.curves(i) for i in chosen}), key="runs.curves")
 
 
 @st.fragment(run_every=1.0)
@@ -49,7 +51,7 @@ def experiment_progress_body() -> None:
     st.progress(job.done / job.total, text=f"{job.message} ({job.done}/{job.total})")
     if st.button("Stop the experiment", key="exp.stop"):
         jobs.request_cancel(job.id)
-        for r in transfer.active_runs():
+        for r in runs.active_runs():
             if r.name.startswith(f"freezing-depth #{job.id}"):
                 runs.request_cancel(r.id)
 
@@ -109,13 +111,13 @@ def run_files_shown(run: runs.Run) -> Iterator[None]:
 
 
 def evaluation_view(run: runs.Run) -> None:
-    ev = transfer.evaluation(run)
+    ev = evaluate.evaluation(run)
     if ev is not None:
         left, right = st.columns([3, 2])
         left.plotly_chart(plots.confusion(ev["confusion"], ev["classes"]), key="eval.conf")
         right.dataframe(ev["table"].style.format({"precision": "{:.1%}", "recall": "{:.1%}"}), hide_index=True)
     if st.toggle("Show the top losses (misclassified val images)", key="eval.losses"):
-        losses = transfer.top_losses(run)
+        losses = evaluate.top_losses(run)
         if not losses:
             st.success("No misclassified validation image.")
         for start in range(0, len(losses), 4):

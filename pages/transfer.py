@@ -4,18 +4,19 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import fmt, plots, runs, transfer
-from core.backbones import CURATED, BackboneError, resolve_name
 from core.data.errors import DatasetError
 from core.data.health import Health, health
 from core.data.images import thumbnail
 from core.data.ingest import Dataset, scan
+from core.data.uploads import save_upload
+from core.finetune import launch, planning, runs
 from core.finetune.config import AUGMENTS, RECIPES, TrainConfig
 from core.finetune.data import resolve_source
-from core.recommend import recipe_for
-from core.data.uploads import save_upload
-from core.store import StoreError
-from core.weights import OFFLINE_ARCH, WeightsError, WeightsReport, check_file
+from core.finetune.weights import OFFLINE_ARCH, WeightsError, WeightsReport, check_file
+from core.jobs.store import StoreError
+from core.present import fmt, plots
+from core.zoo.catalog import CURATED, BackboneError, resolve_name
+from core.zoo.recommend import recipe_for
 from pages._widgets import current_settings, route_through_app, store_errors_shown
 
 route_through_app()
@@ -82,7 +83,7 @@ def show_health(ds: Dataset, report: Health) -> None:
 def stage_lrs(model: str, recipe: str, lr: float, layer_decay: float, freeze_stages: int, n_classes: int):
     """Per-stage trainable flags and LRs; built once per choice, not on every rerun."""
     cfg = TrainConfig(model=model, recipe=recipe, lr=lr, layer_decay=layer_decay, freeze_stages=freeze_stages)
-    return transfer.group_lrs(cfg, n_classes)
+    return planning.group_lrs(cfg, n_classes)
 
 
 @st.cache_data(show_spinner="Checking the weights against the backbone…", max_entries=16)
@@ -165,12 +166,12 @@ def extras(base: TrainConfig, n: int) -> None:
     cols = st.columns(2)
     try:
         if cols[0].button("Estimate time per epoch", key="tr.estimate"):
-            secs = transfer.estimate_epoch_s(base, int(n * (1 - base.val_fraction)))
+            secs = planning.estimate_epoch_s(base, int(n * (1 - base.val_fraction)))
             cols[0].success(f"About {secs:.1f} s per epoch on {base.device} (from 3 timed steps, "
                             f"batch {base.batch_size})")
         if cols[1].button("Run an LR range test", key="tr.lrtest"):
             with st.spinner("LR range test…"):
-                frame, suggestion = transfer.lr_range(base)
+                frame, suggestion = planning.lr_range(base)
             st.plotly_chart(plots.lr_finder(frame, suggestion), key="tr.lrplot")
             st.caption(f"Suggested head LR {suggestion:.1e} (steepest fall of the smoothed loss).")
     except (WeightsError, DatasetError, ValueError) as err:
@@ -184,8 +185,8 @@ def launch_section(cfg: TrainConfig, blocked: str) -> None:
         st.caption(f"Start is disabled: {blocked}.")
     if st.button("Start fine-tuning", type="primary", key="tr.launch", disabled=bool(blocked)):
         try:
-            run_id = transfer.launch(cfg, name)
-        except (transfer.LaunchError, ValueError, StoreError) as err:
+            run_id = launch.launch(cfg, name)
+        except (runs.LaunchError, ValueError, StoreError) as err:
             st.error(fmt.md(err))
             return
         st.query_params["run"] = str(run_id)
@@ -210,17 +211,17 @@ def watch_body(run_id: int) -> None:
     if no_val:
         st.warning(fmt.md(f"No validation image for class(es) {', '.join(no_val)}: val top-1 says nothing "
                           "about them (a class needs at least 2 images)."))
-    prog = transfer.progress(run)
+    prog = runs.progress(run)
     eta = f" · about {prog.eta_s:.0f} s left" if prog.eta_s is not None else ""
     st.progress(prog.fraction, text=f"epoch {prog.epoch}/{prog.epochs} · step {prog.step}/{prog.total_steps}{eta}")
-    st.plotly_chart(plots.training_curves({f"run {run.id}": transfer.curves(run.id)}), key=f"tr.curves.{run.id}")
+    st.plotly_chart(plots.training_curves({f"run {run.id}": runs.curves(run.id)}), key=f"tr.curves.{run.id}")
     cols = st.columns(3)
     if run.active and cols[0].button("Stop", key=f"tr.stop.{run.id}"):
         runs.request_cancel(run.id)
     if run.status in ("cancelled", "failed") and cols[1].button("Resume", key=f"tr.resume.{run.id}"):
         try:
-            transfer.resume(run.id)
-        except (transfer.LaunchError, StoreError) as err:
+            launch.resume(run.id)
+        except (runs.LaunchError, StoreError) as err:
             st.error(fmt.md(err))
     if run.error:
         st.error(f"The run failed: {fmt.md(run.error)}")

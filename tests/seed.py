@@ -29,10 +29,12 @@ def wait(pred, timeout: float = 240.0) -> None:
 
 def seed(folder: Path) -> dict:
     os.environ["ARCHSCOPE_DATA_DIR"] = str(folder)
-    from core import experiment, jobs, measure_worker, runs, transfer
-    from core.backbones import Setting
+    from core import jobs
+    from core.finetune import experiment, launch, runs
     from core.finetune.__main__ import main as finetune
     from core.finetune.config import TrainConfig
+    from core.measure.settings import Setting
+    from core.zoo import worker as measure_worker
 
     t0 = time.time()
     setting = Setting("cpu", "fp32", "contiguous", os.cpu_count() or 1)     # the sidebar's defaults
@@ -49,7 +51,7 @@ def seed(folder: Path) -> dict:
         "hub": finetune([*TINY, "--weights", "hub", "--recipe", "finetune_full", "--epochs", "1",
                          "--name", "hub weights offline"]),
     }
-    cancelled = transfer.launch(TrainConfig(data="demo", demo_per_class=8, demo_size=64, image_size=64, batch_size=4,
+    cancelled = launch.launch(TrainConfig(data="demo", demo_per_class=8, demo_size=64, image_size=64, batch_size=4,
                                             recipe="finetune_full", weights="random", epochs=50, threads=1),
                                 "stopped by hand")
     wait(lambda: not runs.metrics(cancelled).empty)

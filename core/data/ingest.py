@@ -11,7 +11,7 @@ from PIL import Image, UnidentifiedImageError
 
 from core.data.errors import DatasetError
 from core.data.images import to_rgb8
-from core.fmt import first_line
+from core.present.fmt import first_line
 
 ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "BMP", "GIF", "WEBP", "TIFF"})
 MAX_PIXELS = 50_000_000

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from core.data.errors import DatasetError
-from core.fmt import first_line
+from core.present.fmt import first_line
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from core.config import data_dir
 from core.data.errors import DatasetError
-from core.fmt import first_line
+from core.present.fmt import first_line
 
 
 def _write(path: Path, data: bytes) -> None:

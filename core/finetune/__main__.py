@@ -16,12 +16,12 @@ from typing import Any
 
 import torch.distributed as dist
 
-from core.fmt import first_line
-from core import runs
 from core.data.errors import DatasetError
+from core.finetune import runs
 from core.finetune.config import TrainConfig
-from core.store import StoreError
-from core.weights import WeightsError
+from core.finetune.weights import WeightsError
+from core.jobs.store import StoreError
+from core.present.fmt import first_line
 
 USER_ERRORS = (DatasetError, WeightsError, ValueError, FileNotFoundError, StoreError)
 

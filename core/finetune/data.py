@@ -15,7 +15,7 @@ from core.data.ingest import Dataset, scan
 from core.data.safezip import safe_extract
 from core.data.split import Split, stratified_split
 from core.finetune.config import TrainConfig
-from core.fmt import first_line
+from core.present.fmt import first_line
 
 TORCHVISION_SETS = ("flowers102", "oxford_pets")
 

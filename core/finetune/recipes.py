@@ -7,7 +7,6 @@ import pandas as pd
 from timm.models import group_parameters
 from torch import nn
 
-
 PRETRAINED_LR_MULT = 0.1   # finetune_top: "always use a smaller LR for the pretrained layers"
 
 
@@ -84,7 +83,7 @@ def table(groups: list[StageGroup]) -> pd.DataFrame:
 
 def recommend_recipe(n_labels: int) -> str:
     """The lecture's data-size table, mapped onto this engine's recipe names."""
-    from core.recommend import recipe_for
+    from core.zoo.recommend import recipe_for
     return recipe_for(n_labels).engine_recipe
 
 

@@ -19,8 +19,7 @@ from core.finetune import bundle, recipes
 from core.finetune.config import TrainConfig
 from core.finetune.data import Prepared, prepare
 from core.finetune.schedule import make_scheduler
-from core.weights import create
-
+from core.finetune.weights import create
 
 DEVICE_DATA_BYTES = 4 * 2**30
 

@@ -20,7 +20,7 @@ def open_page(page: str, query: dict | None = None, timeout: float = 300) -> App
 
 
 def shown(markdown: str) -> str:
-    """The text a reader sees for Markdown whose user parts were backslash-escaped (core.fmt.md)."""
+    """The text a reader sees for Markdown whose user parts were backslash-escaped (core.present.fmt.md)."""
     return re.sub(r"\\(.)", r"\1", markdown).replace("\u2060", "")
 
 

@@ -1,9 +1,12 @@
 """AppTest of the backbones page: a real background measurement, the recommender, compound scaling."""
 import time
+
 from streamlit.testing.v1 import AppTest
 
-from core import jobs, measure_worker
-from tests.app._util import open_page as open_any, texts
+from core import jobs
+from core.zoo import worker as measure_worker
+from tests.app._util import open_page as open_any
+from tests.app._util import texts
 
 
 def open_page() -> AppTest:

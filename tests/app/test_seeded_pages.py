@@ -4,7 +4,9 @@ import sqlite3
 
 import pytest
 
-from core import fmt, runs, store
+from core.finetune import runs
+from core.jobs import store
+from core.present import fmt
 from tests.app._util import open_page, texts
 from tests.seed import MODELS, NASTY_NAME, RESOLUTIONS
 

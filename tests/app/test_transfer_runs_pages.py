@@ -6,8 +6,8 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from core import runs
 from core.data import demo
+from core.finetune import runs
 from tests.app._util import open_page
 
 

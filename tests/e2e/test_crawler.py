@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from core import runs
+from core.finetune import runs
 from tests.e2e.conftest import serve, wait_idle
 from tests.seed import NASTY_NAME
 

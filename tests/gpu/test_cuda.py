@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from core.blocks import block_cost, create_block
-from core.profiling import profile_module
-from core.timing import time_call
+from core.measure.profiling import profile_module
+from core.measure.timing import time_call
 
 pytestmark = pytest.mark.gpu
 
@@ -30,7 +30,7 @@ def test_mixed_precision_and_channels_last(precision, fmt):
 
 
 def test_bf16_autocast_really_runs_in_bf16():
-    from core.profiling import autocast_for
+    from core.measure.profiling import autocast_for
     conv = torch.nn.Conv2d(8, 8, 3).cuda()
     with torch.inference_mode(), autocast_for(torch.device("cuda"), "bf16"):
         y = conv(torch.randn(1, 8, 8, 8, device="cuda"))

@@ -4,7 +4,9 @@ import math
 import numpy as np
 import pytest
 
-from core import backbones as bb
+from core.measure import settings
+from core.zoo import catalog, pareto
+from core.zoo import measure as zmeasure
 
 # timm's published fvcore GMACs (model in eval) and params, from results/benchmark-infer-amp-nchw-pt240-cu124-
 # rtx4090.csv (infer_gmacs at infer_img_size, rounded to 2 decimals there); exact params as torchvision/timm publish.
@@ -22,73 +24,73 @@ PUBLISHED = {
 
 
 def test_every_curated_model_has_a_published_figure():
-    assert set(bb.CURATED) == set(PUBLISHED)
+    assert set(catalog.CURATED) == set(PUBLISHED)
 
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED))
 def test_macs_and_params_match_timm_published(name):
     res, gmacs, params = PUBLISHED[name]
-    counted = bb.count(name, res)
+    counted = zmeasure.count(name, res)
     assert counted["params"] == params
     # within 0.5%, or within the rounding of the published 2-decimal figure for tiny models
     assert abs(counted["macs"] / 1e9 - gmacs) <= max(0.005 * gmacs, 0.005)
 
 
 def test_default_resolution_follows_timm():
-    assert bb.default_resolution("resnet50") == 224
-    assert bb.default_resolution("inception_v3") == 299
-    assert bb.default_resolution("vit_small_patch14_dinov2") == 518
+    assert catalog.default_resolution("resnet50") == 224
+    assert catalog.default_resolution("inception_v3") == 299
+    assert catalog.default_resolution("vit_small_patch14_dinov2") == 518
 
 
 def test_pareto_front_on_hand_made_points():
     cost = [1, 2, 3, 4, 5, 2]
     acc = [70, 80, 75, 85, 85, 79]
     # (3, 75) is beaten by (2, 80); (5, 85) by (4, 85); (2, 79) by (2, 80)
-    assert list(bb.pareto_front(cost, acc)) == [True, True, False, True, False, False]
-    assert list(bb.pareto_front([1, np.nan], [70, 90])) == [True, False]
+    assert list(pareto.pareto_front(cost, acc)) == [True, True, False, True, False, False]
+    assert list(pareto.pareto_front([1, np.nan], [70, 90])) == [True, False]
 
 
 def test_unknown_model_and_bad_resolution_get_clear_messages():
-    with pytest.raises(bb.BackboneError, match="unknown model 'resnet5o'.*Did you mean resnet50"):
-        bb.resolve_name("resnet5o")
-    with pytest.raises(bb.BackboneError, match="out of range"):
-        bb.measure("resnet18", 8)
-    with pytest.raises(bb.BackboneError, match="inception_v3 cannot take a 32x32 input"):
-        bb.count("inception_v3", 32)
+    with pytest.raises(catalog.BackboneError, match="unknown model 'resnet5o'.*Did you mean resnet50"):
+        catalog.resolve_name("resnet5o")
+    with pytest.raises(catalog.BackboneError, match="out of range"):
+        zmeasure.measure("resnet18", 8)
+    with pytest.raises(catalog.BackboneError, match="inception_v3 cannot take a 32x32 input"):
+        zmeasure.count("inception_v3", 32)
 
 
 def test_measure_is_cached_per_setting():
-    setting = bb.Setting("cpu", "fp32", "contiguous", 1)
-    first = bb.measure("mobilenetv3_small_100", 96, setting, min_time_s=0.02)
-    again = bb.measure("mobilenetv3_small_100", 96, setting)
+    setting = settings.Setting("cpu", "fp32", "contiguous", 1)
+    first = zmeasure.measure("mobilenetv3_small_100", 96, setting, min_time_s=0.02)
+    again = zmeasure.measure("mobilenetv3_small_100", 96, setting)
     assert again == first
     assert (first["params"], first["resolution"], first["threads"]) == (2_542_856, 96, 1)
     assert first["latency_p10_ms"] <= first["latency_ms"] <= first["latency_p90_ms"]
-    fresh = bb.measure("mobilenetv3_small_100", 96, setting, refresh=True, min_time_s=0.02)
+    fresh = zmeasure.measure("mobilenetv3_small_100", 96, setting, refresh=True, min_time_s=0.02)
     assert fresh["measured_at"] > first["measured_at"] and fresh["macs"] == first["macs"]
-    frame = bb.results_frame(setting)
+    frame = zmeasure.results_frame(setting)
     row = frame[frame["model"] == "mobilenetv3_small_100"].iloc[0]
     assert row["top1"] == 67.656 and row["tag"] == "lamb_in1k"
 
 
 def test_throughput_sweep_stops_and_marks_saturation():
-    setting = bb.Setting("cpu", "fp32", "contiguous", 1)
-    sweep = bb.throughput_sweep("mobilenetv3_small_100", 64, setting, batches=(1, 2, 4), time_cap_s=30)
+    setting = settings.Setting("cpu", "fp32", "contiguous", 1)
+    sweep = zmeasure.throughput_sweep("mobilenetv3_small_100", 64, setting, batches=(1, 2, 4), time_cap_s=30)
     assert [r["batch"] for r in sweep["rows"]] == [1, 2, 4]
     assert sweep["saturation_batch"] in (1, 2, 4) and sweep["stop_reason"] == "all batch sizes done"
-    stopped = bb.throughput_sweep("mobilenetv3_small_100", 64, setting, batches=(1, 2), should_stop=lambda: True)
+    stopped = zmeasure.throughput_sweep("mobilenetv3_small_100", 64, setting, batches=(1, 2), should_stop=lambda: True)
     assert stopped["rows"] == [] and stopped["stop_reason"] == "stopped"
 
 
 def test_saturation_batch_rule():
     rows = [{"batch": b, "images_per_s": v} for b, v in [(1, 10), (2, 18), (4, 19.2), (8, 20)]]
-    assert bb.saturation_batch(rows) == 4       # 19.2 >= 0.95 * 20
-    assert bb.saturation_batch([]) is None
+    assert zmeasure.saturation_batch(rows) == 4       # 19.2 >= 0.95 * 20
+    assert zmeasure.saturation_batch([]) is None
 
 
 def test_accuracy_table_names_its_source():
-    header = bb.ACCURACY_CSV.read_text().splitlines()[1]
+    header = catalog.ACCURACY_CSV.read_text().splitlines()[1]
     assert "results-imagenet.csv" in header
-    acc = bb.default_accuracy().set_index("model")
+    acc = catalog.default_accuracy().set_index("model")
     assert acc.loc["resnet50", "top1"] == 81.214 and acc.loc["resnet50", "tag"] == "a1_in1k"
     assert math.isclose(acc.loc["efficientnet_b0", "top1"], 77.694)

@@ -2,8 +2,8 @@
 import numpy as np
 import pandas as pd
 
-from core import plots
-from core.compare import PRESETS, channel_sweep, compare, ratio_statement
+from core.measure.compare import PRESETS, channel_sweep, compare, ratio_statement
+from core.present import plots
 
 
 def test_compare_depthwise_against_conv_ratios():

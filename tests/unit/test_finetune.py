@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from core import runs
 from core.config import data_dir
 from core.data import demo
+from core.finetune import runs
 from core.finetune.bundle import Predictor, load_checkpoint
 from core.finetune.config import TrainConfig
 from core.finetune.trainer import train

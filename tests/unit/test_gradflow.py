@@ -1,7 +1,7 @@
 """The gradient-flow lab: the lecture's scalar example and a real backward pass."""
 import pytest
 
-from core.gradflow import gradient_flow, plain_gradient, residual_gradient
+from core.blocks.gradflow import gradient_flow, plain_gradient, residual_gradient
 
 
 def test_lecture_scalar_example():

@@ -17,7 +17,6 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from core import fmt, plots, runs, store
 from core.config import data_dir
 from core.data import safezip, uploads
 from core.data.cache import load_resized
@@ -27,7 +26,10 @@ from core.data.images import open_image, thumbnail
 from core.data.ingest import scan
 from core.data.safezip import safe_extract
 from core.data.split import stratified_split
-from core.weights import WeightsError, check_file, create, read_state_dict
+from core.finetune import runs
+from core.finetune.weights import WeightsError, check_file, create, read_state_dict
+from core.jobs import store
+from core.present import fmt, plots
 
 
 def png(size=(8, 8), colour=(200, 10, 10)) -> bytes:
@@ -264,8 +266,9 @@ def test_a_new_run_never_reuses_a_folder_left_by_a_lost_store(tmp_path, monkeypa
 
 
 def test_wall_time_spans_resumes():
-    from core.finetune.__main__ import main
     import time
+
+    from core.finetune.__main__ import main
     tiny = ["--data", "demo", "--demo-per-class", "6", "--demo-size", "32", "--image-size", "32", "--threads", "1",
             "--quiet", "--recipe", "linear_probe", "--weights", "random"]
     assert main([*tiny, "--epochs", "1"]) == 0

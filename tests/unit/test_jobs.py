@@ -3,8 +3,10 @@ import os
 import signal
 import time
 
-from core import jobs, measure_worker
-from core.backbones import Setting, results_frame
+from core import jobs
+from core.measure.settings import Setting
+from core.zoo import worker as measure_worker
+from core.zoo.measure import results_frame
 
 SETTING = Setting("cpu", "fp32", "contiguous", 1)
 

@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from core import experiment, jobs, measure_worker, runs, transfer
-from core.backbones import Setting
+from core import jobs
+from core.finetune import experiment, launch, runs
 from core.finetune.config import TrainConfig
+from core.jobs import lifecycle
+from core.measure.settings import Setting
+from core.zoo import worker as measure_worker
 
 TINY = dict(data="demo", demo_per_class=6, demo_size=32, image_size=32, batch_size=8, threads=1)
 
@@ -28,12 +31,12 @@ def test_a_worker_killed_within_its_first_moments_ends_failed_and_frees_its_slot
     monkeypatch.setenv(runs.MAX_RUNS_ENV, "2")
     killed = []
     for _ in range(2):
-        run_id = transfer.launch(TrainConfig(**TINY, epochs=50), "killed at once")
+        run_id = launch.launch(TrainConfig(**TINY, epochs=50), "killed at once")
         os.kill(runs.get(run_id).pid, signal.SIGKILL)       # well before it could report 'running'
         killed.append(run_id)
     assert until(lambda: all(runs.get(r).status == "failed" for r in killed), timeout=10)
     assert all("ended without reporting" in runs.get(r).error for r in killed)
-    third = transfer.launch(TrainConfig(**TINY, epochs=50), "the cap is free again")   # once: refused for ever
+    third = launch.launch(TrainConfig(**TINY, epochs=50), "the cap is free again")   # once: refused for ever
     runs.request_cancel(third)
     assert until(lambda: not runs.get(third).active, timeout=120)
 
@@ -41,7 +44,7 @@ def test_a_worker_killed_within_its_first_moments_ends_failed_and_frees_its_slot
 def test_a_queued_row_whose_worker_never_reports_fails_after_the_deadline(monkeypatch):
     run_id = runs.create({}, "never started")
     assert runs.get(run_id).status == "queued"
-    monkeypatch.setattr(jobs, "STARTUP_DEADLINE_S", 0.0)
+    monkeypatch.setattr(lifecycle, "STARTUP_DEADLINE_S", 0.0)
     run = runs.get(run_id)
     assert run.status == "failed" and "never reported within 0 s" in run.error
 

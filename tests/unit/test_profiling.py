@@ -4,9 +4,9 @@ import torch
 from torch import nn
 
 from core.blocks import create_block
-from core.counting import fvcore_macs
-from core.profiling import ProfileError, profile_module
-from core.timing import LatencyStats, time_call
+from core.measure.counting import fvcore_macs
+from core.measure.profiling import ProfileError, profile_module
+from core.measure.timing import LatencyStats, time_call
 
 
 def test_profile_fields_for_a_known_conv():

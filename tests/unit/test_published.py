@@ -4,7 +4,7 @@ import torchvision
 from torch import nn
 
 from core.blocks import create_block
-from core.profiling import profile_module
+from core.measure.profiling import profile_module
 
 MATMUL_OPS = ("conv", "linear")
 

@@ -1,8 +1,8 @@
 """Compound-scaling arithmetic (the lecture's worked example) and the recommender on the lecture's rows."""
 import pytest
 
-from core import recommend, scaling
-from core.lecture import SCENARIOS
+from core.present.lecture import SCENARIOS
+from core.zoo import recommend, scaling
 
 
 def test_lecture_worked_example_phi_2():

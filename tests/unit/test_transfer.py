@@ -5,7 +5,7 @@ import time
 import pandas as pd
 import pytest
 
-from core import experiment, runs, transfer
+from core.finetune import experiment, launch, planning, runs
 from core.finetune.config import TrainConfig
 
 TINY = dict(data="demo", demo_per_class=8, demo_size=32, image_size=32, batch_size=8, threads=1)
@@ -21,35 +21,35 @@ def wait_done(run_id, timeout=180):
 
 
 def test_two_runs_at_once_keep_their_metrics_apart(monkeypatch):
-    monkeypatch.setenv(transfer.MAX_RUNS_ENV, "2")
-    a = transfer.launch(TrainConfig(**TINY, recipe="linear_probe", epochs=3), "a")
-    b = transfer.launch(TrainConfig(**TINY, recipe="linear_probe", epochs=2, seed=1), "b")
-    with pytest.raises(transfer.LaunchError, match="cap is 2"):
-        transfer.launch(TrainConfig(**TINY, epochs=1), "c")
+    monkeypatch.setenv(runs.MAX_RUNS_ENV, "2")
+    a = launch.launch(TrainConfig(**TINY, recipe="linear_probe", epochs=3), "a")
+    b = launch.launch(TrainConfig(**TINY, recipe="linear_probe", epochs=2, seed=1), "b")
+    with pytest.raises(runs.LaunchError, match="cap is 2"):
+        launch.launch(TrainConfig(**TINY, epochs=1), "c")
     ra, rb = wait_done(a), wait_done(b)
     assert ra.status == rb.status == "done"
     va = runs.metrics(a).query("name == 'val_top1'")
     vb = runs.metrics(b).query("name == 'val_top1'")
     assert list(va["epoch"]) == [0, 1, 2] and list(vb["epoch"]) == [0, 1]
-    assert transfer.progress(ra).fraction == 1.0
-    curves = transfer.curves(a)
+    assert runs.progress(ra).fraction == 1.0
+    curves = runs.curves(a)
     assert {"loss", "lr", "val_top1"} <= set(curves.columns)
 
 
 def test_resume_a_cancelled_run():
-    run_id = transfer.launch(TrainConfig(**TINY, recipe="finetune_full", weights="random", epochs=30), "r")
+    run_id = launch.launch(TrainConfig(**TINY, recipe="finetune_full", weights="random", epochs=30), "r")
     end = time.time() + 60
     while time.time() < end and runs.metrics(run_id).empty:
         time.sleep(0.3)
     runs.request_cancel(run_id)
     assert wait_done(run_id).status == "cancelled"
-    with pytest.raises(transfer.LaunchError, match="still"):
+    with pytest.raises(runs.LaunchError, match="still"):
         runs.update(run_id, status="running")
         try:
-            transfer.resume(run_id)
+            launch.resume(run_id)
         finally:
             runs.update(run_id, status="cancelled")
-    transfer.resume(run_id)
+    launch.resume(run_id)
     time.sleep(2)
     runs.request_cancel(run_id)
     assert wait_done(run_id).status in ("cancelled", "done")
@@ -57,9 +57,9 @@ def test_resume_a_cancelled_run():
 
 def test_group_lrs_and_estimate():
     cfg = TrainConfig(**TINY, recipe="finetune_full")
-    table = transfer.group_lrs(cfg, 6)
+    table = planning.group_lrs(cfg, 6)
     assert table["lr"].is_monotonic_increasing and table["trainable"].all()
-    assert transfer.estimate_epoch_s(cfg, 40) > 0
+    assert planning.estimate_epoch_s(cfg, 40) > 0
 
 
 def test_experiment_conclusion_flags_negative_transfer():
@@ -72,5 +72,5 @@ def test_experiment_conclusion_flags_negative_transfer():
 
 
 def test_lr_range_test_returns_a_curve_and_a_suggestion():
-    frame, lr = transfer.lr_range(TrainConfig(**TINY, recipe="linear_probe"), steps=25)
+    frame, lr = planning.lr_range(TrainConfig(**TINY, recipe="linear_probe"), steps=25)
     assert len(frame) >= 3 and frame["lr"].is_monotonic_increasing and 1e-6 <= lr <= 1

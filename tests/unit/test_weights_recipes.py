@@ -10,7 +10,13 @@ from safetensors.torch import save_file
 from core.data.cache import load_resized
 from core.finetune import recipes
 from core.finetune.config import RECIPES
-from core.weights import WeightsError, create, load_into, offline_state_dict, read_state_dict
+from core.finetune.weights import (
+    WeightsError,
+    create,
+    load_into,
+    offline_state_dict,
+    read_state_dict,
+)
 
 CAT = Path(__file__).resolve().parents[2] / "assets" / "chelsea_cat.png"
 CAT_CLASSES = {281, 282, 283, 284, 285}   # tabby, tiger cat, Persian, Siamese, Egyptian cat
@@ -61,7 +67,7 @@ def test_wrong_checkpoint_and_bad_files_get_clear_messages(tmp_path):
 
 
 def test_hub_offline_fails_clearly(monkeypatch):
-    monkeypatch.setattr("core.weights.hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setattr("core.finetune.weights.hub_reachable", lambda timeout=3.0: False)
     with pytest.raises(WeightsError, match="offline.*--weights offline"):
         create("resnet50", "hub", 10)
 

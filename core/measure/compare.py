@@ -7,7 +7,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from core.blocks import block_cost, create_block, resolve_config
-from core.profiling import Profile, profile_module
+from core.measure.profiling import Profile, profile_module
 
 NO_EXTRAS: dict[str, Any] = {"bias": False, "norm": False}
 

@@ -1,6 +1,6 @@
 """The lecture notebook's experiment, 'effect of freezing depth', as one background job:
 linear_probe, finetune_top, finetune_full and scratch on the same split, one after another.
-``python -m core.experiment --job ID``."""
+``python -m core.finetune.experiment --job ID``."""
 from __future__ import annotations
 
 import sys
@@ -9,11 +9,12 @@ from typing import Any
 
 import pandas as pd
 
-from core import jobs, runs
+from core import jobs
+from core.finetune import runs
 from core.finetune.config import RECIPES, TrainConfig
 
 KIND = "freezing-depth"
-MODULE = "core.experiment"
+MODULE = "core.finetune.experiment"
 
 
 def start(base: TrainConfig) -> jobs.Job:

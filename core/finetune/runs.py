@@ -5,15 +5,15 @@ import json
 import os
 import re
 import time
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from core.config import data_dir
 from core.jobs import ACTIVE, dead_reason
-from core.store import connect
+from core.jobs.store import connect
 
 MAX_RUNS_ENV = "ARCHSCOPE_MAX_RUNS"
 
@@ -170,3 +170,38 @@ def metrics(run_id: int) -> pd.DataFrame:
         rows = conn.execute("SELECT epoch, step, split, name, value, time FROM metrics WHERE run = ? "
                             "ORDER BY step, time", (run_id,)).fetchall()
     return pd.DataFrame([dict(r) for r in rows], columns=["epoch", "step", "split", "name", "value", "time"])
+
+
+def curves(run_id: int) -> pd.DataFrame:
+    """One row per step (train loss, lr) or epoch (val loss, val top-1), wide format."""
+    m = metrics(run_id)
+    if m.empty:
+        return pd.DataFrame(columns=["step", "epoch"])
+    return m.pivot_table(index=["step", "epoch"], columns="name", values="value", aggfunc="last").reset_index()
+
+
+@dataclass(frozen=True)
+class Progress:
+    epoch: int
+    epochs: int
+    step: int
+    total_steps: int
+    eta_s: float | None
+    fraction: float
+
+
+def progress(run: Run) -> Progress:
+    info = run.result.get("info", {})
+    per_epoch = int(info.get("steps_per_epoch", 0))
+    epochs = int(run.config.get("epochs", 1))
+    m = metrics(run.id)
+    step = int(m["step"].max()) if not m.empty else 0
+    epoch = int(m["epoch"].max()) + 1 if not m.empty else 0
+    total = per_epoch * epochs
+    eta = None
+    if run.started and step and total and run.status == "running":
+        start_step = per_epoch * int(info.get("resumed_from_epoch", 0))
+        done = step - start_step
+        if done > 0:
+            eta = (time.time() - run.started) / done * (total - step)
+    return Progress(epoch, epochs, step, total, eta, min(1.0, step / total) if total else 0.0)

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from core.fmt import first_line
 from core.config import data_dir
-from core.store import connect
+from core.jobs.store import connect
+from core.present.fmt import first_line
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ACTIVE = ("queued", "running")
 STARTUP_DEADLINE_S = 60.0     # a worker that has not reported by then never will
 

@@ -1,4 +1,4 @@
-"""Background worker that measures a list of backbones: ``python -m core.measure_worker --job ID``.
+"""Background worker that measures a list of backbones: ``python -m core.zoo.worker --job ID``.
 
 Progress and cancel go through the jobs table; results land in the measurements cache, so the
 page shows each model as soon as it is done, and a refresh or a second browser sees the same.
@@ -8,10 +8,12 @@ from __future__ import annotations
 import sys
 
 from core import jobs
-from core.backbones import BackboneError, Setting, measure, throughput_sweep
+from core.measure.settings import Setting
+from core.zoo.catalog import BackboneError
+from core.zoo.measure import measure, throughput_sweep
 
 KIND = "measure-backbones"
-MODULE = "core.measure_worker"
+MODULE = "core.zoo.worker"
 
 
 def start(models: list[str], setting: Setting, resolution: int | None = None, sweep: bool = False,

@@ -5,8 +5,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from core.fmt import plot_text, si
-from core.gradflow import GradFlow
+from core.blocks.gradflow import GradFlow
+from core.present.fmt import plot_text, si
 
 
 def compare_bars(frame: pd.DataFrame) -> go.Figure:

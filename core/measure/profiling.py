@@ -10,12 +10,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from core.fmt import first_line
-from core.counting import CrossCheck, MacCount, cross_check, fvcore_macs
-from core.timing import LatencyStats, time_call
-
-PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-MEMORY_FORMATS = ("contiguous", "channels_last")
+from core.measure.counting import CrossCheck, MacCount, cross_check, fvcore_macs
+from core.measure.settings import MEMORY_FORMATS, autocast_dtype, threads_for
+from core.measure.timing import LatencyStats, time_call
+from core.present.fmt import first_line
 
 
 class ProfileError(RuntimeError):
@@ -92,12 +90,11 @@ def collect_env(dev: torch.device, precision: str, memory_format: str, input_sha
 @contextlib.contextmanager
 def autocast_for(dev: torch.device, precision: str) -> Iterator[None]:
     """fp32 runs as is; bf16/fp16 run under torch.autocast on the device (mixed precision)."""
-    if precision not in PRECISIONS:
-        raise ProfileError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
-    if precision == "fp32":
-        yield
-        return
-    with torch.autocast(dev.type, dtype=PRECISIONS[precision]):
+    try:
+        dtype = autocast_dtype(precision)
+    except ValueError as err:
+        raise ProfileError(str(err)) from err
+    with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):
         yield
 
 
@@ -148,12 +145,17 @@ def _peak_memory(model: nn.Module, x: torch.Tensor, dev: torch.device, precision
 def profile_module(module: nn.Module, input_shape: tuple[int, ...], device: str | torch.device = "cpu",
                    dtype: str = "fp32", memory_format: str = "contiguous", threads: int | None = None,
                    time_it: bool = True, min_time_s: float = 0.25, **timing: Any) -> Profile:
-    """Counts, times and sizes ``module`` on an input of ``input_shape`` (N, C, H, W)."""
+    """Counts, times and sizes ``module`` on an input of ``input_shape`` (N, C, H, W), with ``threads`` CPU
+    threads for this measurement only (the previous count is restored)."""
     dev = resolve_device(device)
     if memory_format not in MEMORY_FORMATS:
         raise ProfileError(f"memory format {memory_format!r} is not one of {', '.join(MEMORY_FORMATS)}")
-    if threads:
-        torch.set_num_threads(int(threads))
+    with threads_for(threads):
+        return _profile(module, input_shape, dev, dtype, memory_format, time_it, min_time_s, **timing)
+
+
+def _profile(module: nn.Module, input_shape: tuple[int, ...], dev: torch.device, dtype: str, memory_format: str,
+             time_it: bool, min_time_s: float, **timing: Any) -> Profile:
     module = module.eval().to("cpu", memory_format=torch.contiguous_format)  # count on CPU, wherever it was
     x_cpu = torch.randn(*input_shape)
     macs = fvcore_macs(module, (x_cpu,))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.lecture import DATA_SIZE_TABLE, SCENARIOS
+from core.present.lecture import DATA_SIZE_TABLE, SCENARIOS
 
 # The lecture's scenario rows mapped to timm names, best first; the first that meets the budget wins.
 CANDIDATES: dict[str, tuple[str, ...]] = {

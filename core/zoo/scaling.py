@@ -1,13 +1,14 @@
 """EfficientNet compound scaling: d = α^φ, w = β^φ, r = γ^φ with α·β²·γ² ≈ 2, built for real with timm."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import pandas as pd
 from timm.models.efficientnet import _gen_efficientnet
 
-from core.counting import fvcore_macs
-from core.profiling import profile_module
+from core.measure.counting import fvcore_macs
+from core.measure.profiling import profile_module
 
 ALPHA, BETA, GAMMA = 1.2, 1.1, 1.15  # the paper's grid-search result, as the lecture quotes it
 BASE_RESOLUTION = 224
@@ -82,4 +83,19 @@ def predicted_vs_measured(phis: list[float], alpha: float = ALPHA, beta: float =
         rows.append({"phi": phi, "depth x": s.depth, "width x": s.width, "resolution": res,
                      "predicted cost ratio": s.predicted_cost_ratio, "measured MAC ratio": m["macs"] / base["macs"],
                      "params": m["params"], "MACs": m["macs"], "latency ms": m["latency_ms"]})
+    return pd.DataFrame(rows)
+
+
+def official_points() -> pd.DataFrame:
+    """timm's EfficientNet B0-B7 counted at their own resolutions, with the φ that their resolution implies
+    (224 · γ^φ = resolution, so φ = log(resolution / 224) / log γ)."""
+    from core.present.lecture import EFFICIENTNET_OFFICIAL
+    from core.zoo.measure import count
+    rows = []
+    base = count("efficientnet_b0", BASE_RESOLUTION)["macs"]
+    for _, r in EFFICIENTNET_OFFICIAL.iterrows():
+        c = count(r["timm"], int(r["resolution"]))
+        rows.append({"model": r["model"], "width": r["width"], "depth": r["depth"], "resolution": r["resolution"],
+                     "params (M)": c["params"] / 1e6, "GMACs": c["macs"] / 1e9, "MAC ratio": c["macs"] / base,
+                     "phi (fit)": math.log(r["resolution"] / BASE_RESOLUTION) / math.log(GAMMA)})
     return pd.DataFrame(rows)

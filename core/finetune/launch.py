@@ -1,0 +1,34 @@
+"""Launching fine-tunes in the background: a run row (the cap checked in the same transaction), then the
+engine's CLI in its own process through the one spawner; resume continues a stopped or failed run."""
+from __future__ import annotations
+
+import time
+
+from core import jobs
+from core.finetune import runs
+from core.finetune.config import TrainConfig
+from core.finetune.runs import LaunchError, active_runs, max_runs
+
+
+def _spawn(run_id: int, extra: list[str]) -> None:
+    pid = jobs.spawn(["-m", "core.finetune", "--quiet", *extra], runs.folder(run_id) / "log.txt")
+    runs.update(run_id, pid=pid)
+
+
+def launch(cfg: TrainConfig, name: str = "") -> int:
+    """Creates a queued run (refused at the cap, checked in the same transaction) and starts the engine's CLI
+    for it in its own process session."""
+    cfg.validate()
+    run_id = runs.create(cfg.to_dict(), name, cap=max_runs())
+    _spawn(run_id, ["--run-id", str(run_id), *cfg.cli_args()])
+    return run_id
+
+
+def resume(run_id: int) -> None:
+    run = runs.get(run_id)
+    if run.active:
+        raise LaunchError(f"run {run_id} is still {run.status}")
+    if len(active_runs()) >= max_runs():
+        raise LaunchError(f"the cap of {max_runs()} concurrent runs is reached")
+    runs.update(run_id, status="queued", cancel=0, error="", created=time.time(), pid=None)
+    _spawn(run_id, ["--resume", str(run_id)])

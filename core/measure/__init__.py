@@ -1,0 +1,1 @@
+"""Measuring modules: MAC counting (fvcore, cross-checked), one timer, profiling, settings, comparisons."""

@@ -1,0 +1,1 @@
+"""Presentation without computation: plots, number and text formatting, the lecture's tables."""

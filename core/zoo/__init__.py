@@ -1,0 +1,1 @@
+"""The backbone zoo: timm catalog, measurements, Pareto frontiers, compound scaling, recommender, worker."""
