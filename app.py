@@ -6,7 +6,10 @@ import streamlit as st
 # a local file: a ":material/...:" page icon makes the browser fetch an SVG from a font CDN
 st.set_page_config(page_title="Archscope", page_icon=str(Path(__file__).parent / "assets" / "icon.png"), layout="wide")
 
-from pages._widgets import sidebar_settings  # noqa: E402  (after set_page_config)
+from core.measure.timing import pin_malloc_thresholds  # noqa: E402  (after set_page_config)
+from pages._widgets import sidebar_settings  # noqa: E402
+
+pin_malloc_thresholds()      # once per server process: CPU latencies stay unimodal (see its docstring)
 
 page = st.navigation([
     st.Page("pages/blocks.py", title="Block explorer", icon=":material/view_in_ar:", default=True),

@@ -13,6 +13,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from core.measure.profiling import collect_env, resolve_device  # noqa: E402
+from core.measure.timing import pin_malloc_thresholds  # noqa: E402
+
+pin_malloc_thresholds()      # every benchmark script imports this module first
 
 
 def parser(doc: str) -> argparse.ArgumentParser:

@@ -50,10 +50,7 @@ def experiment_progress_body() -> None:
         return
     st.progress(job.done / job.total, text=f"{job.message} ({job.done}/{job.total})")
     if st.button("Stop the experiment", key="exp.stop"):
-        jobs.request_cancel(job.id)
-        for r in runs.active_runs():
-            if r.name.startswith(f"freezing-depth #{job.id}"):
-                runs.request_cancel(r.id)
+        experiment.cancel(job.id)
 
 
 def experiment_section() -> None:
@@ -70,7 +67,7 @@ def experiment_section() -> None:
     elif st.button("Run the freezing-depth experiment", key="exp.start"):
         settings = current_settings()
         base = TrainConfig(epochs=epochs, image_size=size, demo_per_class=per_class, threads=settings.threads,
-                           device="cuda" if settings.device.startswith("cuda") else "cpu")
+                           device=settings.device)          # cuda:N keeps its index
         try:
             experiment.start(base)
         except RuntimeError as err:

@@ -152,7 +152,7 @@ def plan_section(base: TrainConfig, ds: Dataset) -> tuple[TrainConfig, str]:
     if base.weights == "offline" and base.model != OFFLINE_ARCH:
         st.warning(f"Offline weights exist only for {OFFLINE_ARCH}; this run would fail. Pick hub or random.")
     settings = current_settings()
-    base.device = "cuda" if settings.device.startswith("cuda") else "cpu"
+    base.device = settings.device                     # cuda:N keeps its index
     base.threads = settings.threads
     groups = stage_lrs(base.model, base.recipe, base.lr, base.layer_decay, base.freeze_stages, len(ds.classes))
     st.plotly_chart(plots.bars(groups.assign(lr=groups["lr"].where(groups["trainable"], None)), "stage", "lr",

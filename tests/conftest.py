@@ -9,6 +9,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("ARCHSCOPE_DATA_DIR", tempfile.mkdtemp(prefix="archscope-test-"))
 
+from core.measure.timing import pin_malloc_thresholds  # noqa: E402
+
+pin_malloc_thresholds()      # the test process times blocks too, as the app's processes do
+
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "gpu: needs a CUDA device; skipped without one")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -47,12 +48,17 @@ def decoded(root: str | Path, paths: list[str], size: int, on_disk: bool = True)
     key = _key(str(root), paths, size)
     file, meta = folder / f"{key}.npy", folder / f"{key}.json"
     if not meta.exists():
-        arr = np.lib.format.open_memmap(folder / f"{key}.tmp.npy", mode="w+", dtype=np.uint8,
-                                        shape=(len(paths), 3, size, size))
-        for i, p in enumerate(paths):
-            arr[i] = load_resized(Path(root) / p, size)
-        arr.flush()
-        del arr
-        (folder / f"{key}.tmp.npy").replace(file)
-        meta.write_text(json.dumps({"root": str(root), "size": size, "n": len(paths)}))
+        tmp = folder / f"{key}.{uuid.uuid4().hex[:8]}.tmp.npy"     # one per writer: two processes never collide
+        try:
+            arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), 3, size, size))
+            for i, p in enumerate(paths):
+                arr[i] = load_resized(Path(root) / p, size)
+            arr.flush()
+            del arr
+            tmp.replace(file)
+        finally:
+            tmp.unlink(missing_ok=True)
+        meta_tmp = folder / f"{key}.{uuid.uuid4().hex[:8]}.tmp.json"
+        meta_tmp.write_text(json.dumps({"root": str(root), "size": size, "n": len(paths)}))
+        meta_tmp.replace(meta)
     return torch.from_numpy(np.load(file, mmap_mode="c"))  # copy-on-write: the cache file is never modified

@@ -5,6 +5,9 @@ Generated offline and deterministically from a seed, in ImageFolder layout (clas
 from __future__ import annotations
 
 import math
+import os
+import shutil
+import uuid
 import zipfile
 from pathlib import Path
 
@@ -68,15 +71,21 @@ def generate(root: str | Path | None = None, per_class: int = 60, size: int = 64
     if per_class < 1 or size < 16:
         raise ValueError("the demo set needs at least 1 image per class and 16 px images")
     root = Path(root) if root else data_dir() / "datasets" / f"demo-s{seed}-n{per_class}-px{size}-c{len(classes)}"
-    done = root / ".complete"
-    if done.exists():
+    if (root / ".complete").exists():
         return root
-    for k, kind in enumerate(classes):
-        (root / kind).mkdir(parents=True, exist_ok=True)
-        rng = np.random.default_rng([seed, k])
-        for i in range(per_class):
-            render(kind, size, rng).save(root / kind / f"{kind}_{i:04d}.png")
-    done.write_text("ok")
+    partial = root.parent / f".{root.name}.partial-{uuid.uuid4().hex[:8]}"   # one per writer, renamed when whole
+    try:
+        for k, kind in enumerate(classes):
+            (partial / kind).mkdir(parents=True, exist_ok=True)
+            rng = np.random.default_rng([seed, k])
+            for i in range(per_class):
+                render(kind, size, rng).save(partial / kind / f"{kind}_{i:04d}.png")
+        (partial / ".complete").write_text("ok")
+        if not (root / ".complete").exists():       # another writer may have finished first: keep theirs
+            shutil.rmtree(root, ignore_errors=True)
+            os.replace(partial, root)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
     return root
 
 

@@ -1,9 +1,7 @@
 """Stratified, seeded train/val split, saved with the run so it can be reproduced."""
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -16,14 +14,6 @@ class Split:
     val_fraction: float
     train: tuple[str, ...]
     val: tuple[str, ...]
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(asdict(self)))
-
-    @classmethod
-    def load(cls, path: str | Path) -> "Split":
-        d = json.loads(Path(path).read_text())
-        return cls(d["seed"], d["val_fraction"], tuple(d["train"]), tuple(d["val"]))
 
 
 def stratified_split(ds: Dataset, val_fraction: float = 0.2, seed: int = 0) -> Split:

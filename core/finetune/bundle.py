@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
 def save_checkpoint(run_dir: Path, payload: dict[str, Any]) -> Path:
     """Writes to a temporary file and renames it over the old one: a crash never leaves half a checkpoint."""
     path = run_dir / CHECKPOINT
-    tmp = run_dir / (CHECKPOINT + ".tmp")
+    tmp = run_dir / f"{CHECKPOINT}.{uuid.uuid4().hex[:8]}.tmp"     # one per writer
     torch.save(payload, tmp)
     os.replace(tmp, path)
     return path

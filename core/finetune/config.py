@@ -7,6 +7,8 @@ from typing import Any
 RECIPES = ("linear_probe", "finetune_top", "finetune_full", "scratch")
 SCHEDULES = ("cosine", "onecycle", "constant")
 AUGMENTS = ("none", "light", "strong")
+CACHES = ("disk", "memory")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 @dataclass

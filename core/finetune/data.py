@@ -1,4 +1,4 @@
-"""Turns a TrainConfig's data source into decoded uint8 tensors, a stratified split and a health report."""
+"""Turns a TrainConfig's data source into decoded uint8 tensors and a stratified split."""
 from __future__ import annotations
 
 import hashlib
@@ -10,7 +10,6 @@ import torch
 from core.config import data_dir
 from core.data import cache, demo
 from core.data.errors import DatasetError
-from core.data.health import Health, health
 from core.data.ingest import Dataset, scan
 from core.data.safezip import safe_extract
 from core.data.split import Split, stratified_split
@@ -28,7 +27,6 @@ class Prepared:
     train_y: torch.Tensor
     val_x: torch.Tensor
     val_y: torch.Tensor
-    health: Health
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -108,4 +106,4 @@ def prepare(cfg: TrainConfig, split: Split | None = None) -> Prepared:
     val_x = cache.decoded(ds.root, list(split.val), cfg.image_size, on_disk)
     train_y = torch.tensor([label_of[p] for p in split.train])
     val_y = torch.tensor([label_of[p] for p in split.val])
-    return Prepared(ds, split, train_x, train_y, val_x, val_y, health(ds, split))
+    return Prepared(ds, split, train_x, train_y, val_x, val_y)

@@ -25,7 +25,7 @@ def start(base: TrainConfig) -> jobs.Job:
 
 
 def run(job_id: int) -> int:
-    from core.finetune.__main__ import main as finetune
+    from core.finetune.session import execute
     job = jobs.get(job_id)
     jobs.mark_running(job_id)
     base = job.args["config"]
@@ -44,7 +44,7 @@ def run(job_id: int) -> int:
             return 0
         made.append(run_id)
         jobs.progress(job_id, i, current=recipe, message=f"training {recipe} (run {run_id})")
-        finetune(["--run-id", str(run_id), "--quiet", *cfg.cli_args()])
+        execute(cfg, run_id)
     jobs.progress(job_id, len(RECIPES), message="done")
     jobs.finish(job_id, "done", message=",".join(map(str, made)))
     return 0
@@ -54,7 +54,7 @@ def _create_in_a_free_slot(job_id: int, done: int, cfg: TrainConfig, name: str) 
     """The experiment's runs count against the same cap as any other run: wait for a slot (None if cancelled)."""
     while True:
         try:
-            return runs.create(cfg.to_dict(), name=name, cap=runs.max_runs())
+            return runs.create(cfg.to_dict(), name=name, cap=runs.max_runs(), job=job_id)
         except runs.LaunchError:
             if jobs.progress(job_id, done, current=cfg.recipe,
                              message=f"waiting for a free run slot (at most {runs.max_runs()} runs at once)"):
@@ -62,15 +62,25 @@ def _create_in_a_free_slot(job_id: int, done: int, cfg: TrainConfig, name: str) 
             time.sleep(1.0)
 
 
+def made_by(job_id: int) -> list[runs.Run]:
+    """The runs this experiment made, oldest first (linked by job id, never matched by name)."""
+    return sorted((r for r in runs.all_runs() if r.job == job_id), key=lambda r: r.id)
+
+
+def cancel(job_id: int) -> None:
+    """Stops the experiment and the run it is training."""
+    jobs.request_cancel(job_id)
+    for r in made_by(job_id):
+        if r.active:
+            runs.request_cancel(r.id)
+
+
 def results(job: jobs.Job) -> pd.DataFrame:
-    """One row per recipe of a finished experiment: best val top-1 and wall time."""
-    rows: list[dict[str, Any]] = []
-    prefix = f"freezing-depth #{job.id}: "
-    for r in runs.all_runs():
-        if r.name.startswith(prefix):
-            rows.append({"recipe": r.name[len(prefix):], "run": r.id, "status": r.status,
-                         "best val top-1": r.result.get("best_top1"), "wall s": r.result.get("wall_s")})
-    return pd.DataFrame(rows).sort_values("run") if rows else pd.DataFrame()
+    """One row per recipe of an experiment: best val top-1 and wall time."""
+    rows: list[dict[str, Any]] = [{"recipe": r.config.get("recipe"), "run": r.id, "status": r.status,
+                                   "best val top-1": r.result.get("best_top1"), "wall s": r.result.get("wall_s")}
+                                  for r in made_by(job.id)]
+    return pd.DataFrame(rows) if rows else pd.DataFrame()
 
 
 def conclusion(frame: pd.DataFrame) -> list[str]:

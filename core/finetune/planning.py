@@ -47,9 +47,9 @@ def estimate_epoch_s(cfg: TrainConfig, n_train: int, steps: int = 3) -> float:
 
 def lr_range(cfg: TrainConfig, steps: int = 40) -> tuple[pd.DataFrame, float]:
     """The LR range test on the real data and model, head LR swept from 1e-6 to 1."""
+    from core.finetune.batches import Normalizer
     from core.finetune.data import prepare
     from core.finetune.schedule import lr_range_test
-    from core.finetune.trainer import Normalizer
     from core.finetune.weights import create
     data = prepare(cfg)
     model, _ = create(cfg.model, cfg.weights, len(data.classes))

@@ -81,9 +81,3 @@ def table(groups: list[StageGroup]) -> pd.DataFrame:
                          for g in groups])
 
 
-def recommend_recipe(n_labels: int) -> str:
-    """The lecture's data-size table, mapped onto this engine's recipe names."""
-    from core.zoo.recommend import recipe_for
-    return recipe_for(n_labels).engine_recipe
-
-

@@ -43,6 +43,7 @@ class Run:
     error: str
     result: dict[str, Any]
     cancel: bool
+    job: int | None = None            # the background job (an experiment) that made this run, if any
 
     @property
     def active(self) -> bool:
@@ -83,7 +84,7 @@ def new_folder(run_id: int) -> Path:
     raise RuntimeError(f"no free folder for run {run_id} under {base}")
 
 
-def create(config: dict[str, Any], name: str = "", cap: int | None = None) -> int:
+def create(config: dict[str, Any], name: str = "", cap: int | None = None, job: int | None = None) -> int:
     """A queued run with a fresh folder of its own. With ``cap``, the count of active runs and the insert are one
     ``BEGIN IMMEDIATE`` transaction, so two launches at once can never both pass the check."""
     active_runs()                              # the liveness rule first: dead rows do not hold a slot
@@ -94,8 +95,8 @@ def create(config: dict[str, Any], name: str = "", cap: int | None = None) -> in
             if n >= cap:
                 raise LaunchError(f"{n} run(s) already queued or running, the cap is {cap} "
                                   f"(set {MAX_RUNS_ENV} to change it); stop one or wait")
-        cur = conn.execute("INSERT INTO runs (name, config, status, run_dir, created) VALUES (?,?,?,?,?)",
-                           (name, json.dumps(config), "queued", "", time.time()))
+        cur = conn.execute("INSERT INTO runs (name, config, status, run_dir, created, job) VALUES (?,?,?,?,?,?)",
+                           (name, json.dumps(config), "queued", "", time.time(), job))
         run_id = int(cur.lastrowid)
     update(run_id, run_dir=str(new_folder(run_id)))
     return run_id

@@ -158,9 +158,11 @@ def finish(job_id: int, status: str, message: str = "", error: str = "") -> None
 
 def worker_main(run: Callable[[int], int], argv: list[str] | None, description: str) -> int:
     """Entry point of a job's worker process: ``--job ID``; any crash ends the job as failed, with words."""
+    from core.measure.timing import pin_malloc_thresholds
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--job", type=int, required=True)
     job_id = parser.parse_args(argv).job
+    pin_malloc_thresholds()
     try:
         return run(job_id)
     except Exception as err:  # noqa: BLE001  the job must never stay 'running'

@@ -28,7 +28,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT, config TEXT NOT NULL, status TEXT NOT NULL, pid INTEGER,
     device TEXT DEFAULT '', run_dir TEXT DEFAULT '', created REAL NOT NULL, started REAL, updated REAL,
-    finished REAL, error TEXT DEFAULT '', result TEXT DEFAULT '{}', cancel INTEGER DEFAULT 0);
+    finished REAL, error TEXT DEFAULT '', result TEXT DEFAULT '{}', cancel INTEGER DEFAULT 0, job INTEGER);
 CREATE TABLE IF NOT EXISTS metrics (
     run INTEGER NOT NULL, epoch INTEGER NOT NULL, step INTEGER NOT NULL, split TEXT NOT NULL, name TEXT NOT NULL,
     value REAL NOT NULL, time REAL NOT NULL);
@@ -55,6 +55,17 @@ def _advice(path: Path, err: sqlite3.Error) -> str:
     return f"the store {path} {what} (SQLite: {reason})"
 
 
+# columns added after a store was first made: (table, column, type)
+ADDED_COLUMNS = (("runs", "job", "INTEGER"),)
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    for table, column, kind in ADDED_COLUMNS:
+        if column not in {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            conn.commit()
+
+
 def _open(path: Path) -> sqlite3.Connection:
     """A connection with WAL and the schema; a file that cannot be written is opened read-only instead."""
     conn = sqlite3.connect(path, timeout=30)
@@ -62,6 +73,7 @@ def _open(path: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA busy_timeout=30000")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.executescript(SCHEMA)
+        _migrate(conn)
         return conn
     except sqlite3.OperationalError as err:
         conn.close()

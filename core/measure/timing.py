@@ -9,10 +9,12 @@ import numpy as np
 import torch
 
 
-def _pin_malloc_thresholds() -> None:
+def pin_malloc_thresholds() -> None:
     """glibc serves large blocks with fresh mmaps whose threshold moves with allocation history; every call
     then re-faults its activation pages, and in a VM that makes CPU latency bimodal (1.5 ms or 5 ms for the
-    same block). Fixing the thresholds keeps big activations in the heap, so timings measure compute."""
+    same block). Fixing the thresholds keeps big activations in the heap, so timings measure compute.
+    Call once at the start of a process that times things (the app, workers, benchmarks); importing this module
+    changes nothing."""
     import ctypes
     import sys
     if not sys.platform.startswith("linux"):
@@ -24,8 +26,6 @@ def _pin_malloc_thresholds() -> None:
     except (OSError, AttributeError):
         pass
 
-
-_pin_malloc_thresholds()
 
 
 @dataclass(frozen=True)

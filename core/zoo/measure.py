@@ -110,29 +110,25 @@ def _is_oom(err: BaseException) -> bool:
 
 def throughput_sweep(name: str, resolution: int | None = None, setting: Setting = Setting(),
                      batches: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256), time_cap_s: float = 20.0,
-                     train: bool = False, should_stop: Callable[[], bool] = lambda: False) -> dict[str, Any]:
-    """Images/s per batch size until out-of-memory, the time cap or a stop request; marks saturation."""
+                     should_stop: Callable[[], bool] = lambda: False) -> dict[str, Any]:
+    """Inference images/s per batch size until out-of-memory, the time cap or a stop request; marks saturation."""
     arch = resolve_name(name)
     res = resolution or default_resolution(arch)
     check_resolution(res)
     dev = resolve_device(setting.device)
     fmt = torch.channels_last if setting.memory_format == "channels_last" else torch.contiguous_format
     model = build(arch, res).to(dev, memory_format=fmt)
-    model.train(train)
-    opt = torch.optim.SGD(model.parameters(), lr=1e-3) if train else None
     with threads_for(setting.threads):
-        rows, stop_reason = _sweep(model, res, dev, fmt, setting.precision, opt, batches, time_cap_s, should_stop,
-                                   arch)
-    payload = {**_meta(arch, res, 0, setting), "mode": "train" if train else "inference", "rows": rows,
-               "stop_reason": stop_reason, "saturation_batch": saturation_batch(rows), "measured_at": time.time()}
-    kind = "sweep-train" if train else "sweep"
-    store.put_measurement(_key(arch, res, 0, setting, kind), kind, _meta(arch, res, 0, setting), payload)
+        rows, stop_reason = _sweep(model, res, dev, fmt, setting.precision, batches, time_cap_s, should_stop, arch)
+    payload = {**_meta(arch, res, 0, setting), "mode": "inference", "rows": rows, "stop_reason": stop_reason,
+               "saturation_batch": saturation_batch(rows), "measured_at": time.time()}
+    store.put_measurement(_key(arch, res, 0, setting, "sweep"), "sweep", _meta(arch, res, 0, setting), payload)
     return payload
 
 
 def _sweep(model: nn.Module, res: int, dev: torch.device, fmt: torch.memory_format, precision: str,
-           opt: torch.optim.Optimizer | None, batches: tuple[int, ...], time_cap_s: float,
-           should_stop: Callable[[], bool], arch: str) -> tuple[list[dict[str, Any]], str]:
+           batches: tuple[int, ...], time_cap_s: float, should_stop: Callable[[], bool],
+           arch: str) -> tuple[list[dict[str, Any]], str]:
     rows, stop_reason, start = [], "all batch sizes done", time.perf_counter()
     for batch in batches:
         left = time_cap_s - (time.perf_counter() - start)
@@ -146,8 +142,8 @@ def _sweep(model: nn.Module, res: int, dev: torch.device, fmt: torch.memory_form
             x = torch.randn(batch, 3, res, res, device=dev).contiguous(memory_format=fmt)
             if dev.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(dev)
-            stats = time_call(_step(model, x, dev, precision, opt), dev, warmup=1, min_iters=3,
-                              min_time_s=0.2, warmup_time_s=0.0)
+            with torch.inference_mode(), autocast_for(dev, precision):   # entered once, outside the timed calls
+                stats = time_call(lambda: model(x), dev, warmup=1, min_iters=3, min_time_s=0.2, warmup_time_s=0.0)
         except Exception as err:  # noqa: BLE001  OOM ends the sweep; anything else is reported
             if _is_oom(err):
                 stop_reason = f"out of memory at batch {batch}"
@@ -159,23 +155,6 @@ def _sweep(model: nn.Module, res: int, dev: torch.device, fmt: torch.memory_form
         rows.append({"batch": batch, "step_ms": stats.median_ms, "images_per_s": batch / (stats.median_ms / 1e3),
                      "peak_memory_bytes": peak})
     return rows, stop_reason
-
-
-def _step(model: nn.Module, x: torch.Tensor, dev: torch.device, precision: str,
-          opt: torch.optim.Optimizer | None) -> Callable[[], None]:
-    if opt is None:
-        def infer() -> None:
-            with torch.inference_mode(), autocast_for(dev, precision):
-                model(x)
-        return infer
-
-    def train_step() -> None:
-        opt.zero_grad(set_to_none=True)
-        with autocast_for(dev, precision):
-            loss = model(x).float().logsumexp(dim=1).mean()
-        loss.backward()
-        opt.step()
-    return train_step
 
 
 def saturation_batch(rows: list[dict[str, Any]], fraction: float = 0.95) -> int | None:

@@ -61,7 +61,7 @@ def test_cli_end_to_end_and_the_exported_bundle_predicts():
 
 @pytest.mark.parametrize("args,message", [
     (["--data", "/no/such/folder"], "data must be 'demo'"),
-    (["--recipe", "nope"], "recipe must be one of"),
+    (["--recipe", "nope"], "argument --recipe: invalid choice: 'nope' (choose from 'linear_probe'"),
     (["--weights", "offline", "--model", "resnet18"], "offline weights exist only"),
 ])
 def test_cli_bad_input_is_one_line_without_traceback(args, message):

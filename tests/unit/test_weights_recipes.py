@@ -113,5 +113,6 @@ def test_discriminative_lrs_fall_from_head_to_stem():
 
 
 def test_recipe_recommender_uses_the_lecture_table():
-    assert [recipes.recommend_recipe(n) for n in (10, 500, 5_000, 50_000, 10**6)] == [
+    from core.zoo.recommend import recipe_for
+    assert [recipe_for(n).engine_recipe for n in (10, 500, 5_000, 50_000, 10**6)] == [
         "linear_probe", "finetune_top", "finetune_full", "finetune_full", "scratch"]

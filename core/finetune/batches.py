@@ -1,0 +1,67 @@
+"""What a batch goes through: augmentation, normalisation on the device, evaluation, and the frozen
+backbone's pooled features for the linear probe."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def augment(x: torch.Tensor, kind: str, gen: torch.Generator) -> torch.Tensor:
+    """Per-sample flips and one random shift per batch (light), plus per-sample brightness/contrast jitter
+    (strong); x in [0, 1]."""
+    if kind == "none":
+        return x
+    n = x.shape[0]
+    flip = (torch.rand(n, generator=gen) < 0.5).to(x.device)
+    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    pad = max(1, x.shape[-1] // 16)
+    shifted = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+    dx, dy = torch.randint(0, 2 * pad + 1, (2,), generator=gen).tolist()
+    x = shifted[..., dy:dy + x.shape[-2], dx:dx + x.shape[-1]]
+    if kind == "strong":
+        b = (1 + (torch.rand(n, 1, 1, 1, generator=gen) - 0.5) * 0.4).to(x.device)
+        c = (1 + (torch.rand(n, 1, 1, 1, generator=gen) - 0.5) * 0.4).to(x.device)
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        x = ((x - mean) * c + mean * b).clamp(0, 1)
+    return x
+
+
+class Normalizer:
+    def __init__(self, model: nn.Module, device: torch.device, channels_last: bool) -> None:
+        cfg = getattr(model, "pretrained_cfg", {}) or {}
+        self.mean = torch.tensor(cfg.get("mean", (0.485, 0.456, 0.406)), device=device)[None, :, None, None]
+        self.std = torch.tensor(cfg.get("std", (0.229, 0.224, 0.225)), device=device)[None, :, None, None]
+        self.device, self.fmt = device, torch.channels_last if channels_last else torch.contiguous_format
+
+    def __call__(self, x_uint8: torch.Tensor, aug: str = "none", gen: torch.Generator | None = None) -> torch.Tensor:
+        x = x_uint8.to(self.device, non_blocking=True).float().div_(255)   # convert on the device, not the CPU
+        if aug != "none" and gen is not None:
+            x = augment(x, aug, gen)
+        return ((x - self.mean) / self.std).contiguous(memory_format=self.fmt)
+
+
+@torch.inference_mode()
+def evaluate(forward, xs: torch.Tensor, ys: torch.Tensor, n_classes: int, batch: int, prep) -> dict[str, Any]:
+    """Val loss, top-1, per-class accuracy and the confusion matrix (rows = true class)."""
+    conf = torch.zeros(n_classes, n_classes, dtype=torch.long)
+    loss_sum = 0.0
+    for i in range(0, len(xs), batch):
+        logits = forward(prep(xs[i:i + batch])).float().cpu()
+        y = ys[i:i + batch]
+        loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+        conf += torch.bincount(y * n_classes + logits.argmax(1), minlength=n_classes ** 2).view(n_classes, n_classes)
+    per_class = (conf.diag().float() / conf.sum(1).clamp(min=1)).tolist()
+    return {"loss": loss_sum / max(len(xs), 1), "top1": conf.diag().sum().item() / max(len(xs), 1),
+            "per_class": per_class, "confusion": conf.tolist()}
+
+
+def probe_features(model: nn.Module, xs: torch.Tensor, batch: int, prep, amp) -> torch.Tensor:
+    """Pooled features of the frozen backbone, computed once (the linear-probe fast path)."""
+    feats = []
+    with torch.inference_mode(), amp():
+        for i in range(0, len(xs), batch):
+            feats.append(model.forward_head(model.forward_features(prep(xs[i:i + batch])), pre_logits=True).float())
+    return torch.cat(feats)

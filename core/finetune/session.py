@@ -1,0 +1,145 @@
+"""One fine-tune run recorded in the store, as the CLI, the launcher's worker and the freezing-depth experiment
+all run it: the store callbacks, the run's folder and wall time across resumes, and failures ended with words."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import torch.distributed as dist
+
+from core.data.errors import DatasetError
+from core.finetune import runs
+from core.finetune.config import TrainConfig
+from core.finetune.weights import WeightsError
+from core.jobs.store import StoreError
+from core.present.fmt import first_line
+
+USER_ERRORS = (DatasetError, WeightsError, ValueError, FileNotFoundError, StoreError)
+
+
+class StoreCallbacks:
+    """Reports to the run store (buffered about twice a second) and to a tqdm bar; reads cancel requests."""
+
+    def __init__(self, run_id: int, run_dir: Path, total_epochs: int, quiet: bool = False) -> None:
+        self.run_id, self.run_dir, self.total_epochs, self.quiet = run_id, run_dir, total_epochs, quiet
+        self.buffer: list[tuple[int, int, dict[str, float]]] = []
+        self.last_flush = self.last_cancel_check = 0.0
+        self.cancel = False
+        self.bar = None
+
+    def on_start(self, info: dict[str, Any]) -> None:
+        runs.update(self.run_id, status="running", pid=os.getpid(), device=info["device"], started=time.time(),
+                    result={"info": info})
+        (self.run_dir / "info.json").write_text(json.dumps(info, indent=2))
+        if info.get("no_val_classes"):
+            print(f"warning: no validation image for class(es) {', '.join(info['no_val_classes'])}: "
+                  "val top-1 says nothing about them", file=sys.stderr, flush=True)
+        if not self.quiet:
+            from tqdm import tqdm
+            total = info["steps_per_epoch"] * (self.total_epochs - info["resumed_from_epoch"])
+            self.bar = tqdm(total=total, unit="step", desc=f"run {self.run_id}", file=sys.stderr)
+
+    def flush(self) -> None:
+        for epoch, step, values in self.buffer:
+            runs.log_metrics(self.run_id, epoch, step, "train", values)
+        self.buffer.clear()
+        self.last_flush = time.monotonic()
+
+    def on_step(self, epoch: int, step: int, values: dict[str, float]) -> None:
+        self.buffer.append((epoch, step, values))
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(epoch=epoch + 1, loss=f"{values['loss']:.3f}")
+        if time.monotonic() - self.last_flush > 0.5:
+            self.flush()
+
+    def on_epoch(self, epoch: int, step: int, values: dict[str, float], details: dict[str, Any]) -> None:
+        self.flush()
+        runs.log_metrics(self.run_id, epoch, step, "val", values)
+        (self.run_dir / f"eval_epoch{epoch + 1:03d}.json").write_text(json.dumps(details))
+        message = f"epoch {epoch + 1}/{self.total_epochs}: val top-1 {values['val_top1']:.3f}, " \
+                  f"val loss {values['val_loss']:.3f}"
+        if self.bar is not None:
+            self.bar.write(message)
+        else:
+            print(message, flush=True)
+
+    def should_stop(self) -> bool:
+        now = time.monotonic()
+        if not self.cancel and now - self.last_cancel_check > 0.2:
+            self.cancel = runs.cancel_requested(self.run_id)
+            self.last_cancel_check = now
+        return self.cancel
+
+
+def _run_id(run_id: int | None, cfg: TrainConfig, name: str, rank: int) -> int:
+    if rank == 0 and run_id is None:
+        run_id = runs.create(cfg.to_dict(), name)
+    if dist.is_initialized():
+        box = [run_id]
+        dist.broadcast_object_list(box, src=0)
+        run_id = box[0]
+    return int(run_id)
+
+
+def execute(cfg: TrainConfig, run_id: int | None = None, name: str = "", resume: bool = False,
+            quiet: bool = True) -> int:
+    """Trains ``cfg`` into run ``run_id`` (a new run when None; with ``resume``, continues it from its
+    checkpoint). Returns an exit code: 0 done or cancelled, 2 bad input (one line on stderr), 1 a crash."""
+    from core.finetune.distributed import init
+    from core.finetune.trainer import train
+    rank, _ = init(cfg.device)
+    try:
+        cfg.validate()
+        run_id = _run_id(run_id, cfg, name, rank)
+        run = runs.get(run_id)
+        run_dir = runs.folder(run)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        wall_offset = float(run.result.get("wall_s") or 0.0) if resume else 0.0
+        if rank == 0:
+            from core.finetune.bundle import load_checkpoint
+            ckpt = load_checkpoint(run_dir)
+            wall_offset = max(wall_offset, float((ckpt or {}).get("wall_s", 0.0)))
+            runs.drop_metrics_from(run_id, ckpt["epoch"] if ckpt else 0)
+            runs.update(run_id, run_dir=str(run_dir), config=cfg.to_dict(), cancel=0, error="", status="running",
+                        pid=os.getpid())
+        cb = StoreCallbacks(run_id, run_dir, cfg.epochs, quiet=quiet or rank != 0)
+        result = train(cfg, run_dir, cb, wall_offset=wall_offset)
+        if rank == 0:
+            runs.update(run_id, status=result.status, finished=time.time(),
+                        result={**runs.get(run_id).result, "best_top1": result.best_top1, "last": result.last,
+                                "export_dir": result.export_dir, "wall_s": result.wall_s, "note": result.note,
+                                "epochs_done": result.epochs_done})
+            print(f"run {run_id} {result.status}: best val top-1 {result.best_top1:.3f}"
+                  + (f"; exported to {result.export_dir}" if result.export_dir else "")
+                  + (f" ({result.note})" if result.note else ""), flush=True)
+        return 0
+    except USER_ERRORS as err:
+        return _fail(run_id, rank, f"{err}", code=2)
+    except Exception as err:  # noqa: BLE001  a crash still ends the run as failed, with words
+        if run_id is not None:
+            try:
+                folder = runs.folder(run_id)
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / "traceback.txt").write_text(traceback.format_exc())
+            except (OSError, StoreError, KeyError):
+                pass
+        return _fail(run_id, rank, f"{type(err).__name__}: {first_line(err)}", code=1)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _fail(run_id: int | None, rank: int, message: str, code: int) -> int:
+    if run_id is not None and rank == 0:
+        try:
+            runs.update(run_id, status="failed", error=message, finished=time.time())
+        except StoreError as err:
+            message += f" (and the run could not be marked failed: {err})"
+    print(f"error: {message}", file=sys.stderr)
+    return code
