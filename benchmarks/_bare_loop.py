@@ -1,11 +1,17 @@
 """A bare PyTorch training loop (no trainer): the reference the trainer's throughput is compared to."""
 from __future__ import annotations
 
+import sys
 import time
+from pathlib import Path
 
 import timm
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.measure.settings import autocast_dtype  # noqa: E402
 
 
 def bare_loop_images_per_s(model_name: str, batch: int, size: int, device: str, steps: int = 20, warm: int = 3,
@@ -17,7 +23,7 @@ def bare_loop_images_per_s(model_name: str, batch: int, size: int, device: str, 
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
     x = torch.randn(batch, 3, size, size, device=dev).contiguous(memory_format=fmt)
     y = torch.randint(0, n_classes, (batch,), device=dev)
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    dtype = autocast_dtype(precision)
 
     def step() -> None:
         with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):

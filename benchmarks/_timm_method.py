@@ -1,14 +1,20 @@
 """timm's benchmark.py method, reimplemented (the script ships in timm's repository, not its wheel):
 eval(), model and input in the memory format, AMP autocast, 10 warm-up steps, timed steps with
-perf_counter around a CUDA-synchronised forward; reports the mean step time and images/s."""
+perf_counter around a CUDA-synchronised forward. timm reports the mean step time; the samples go through the
+project's one summary (LatencyStats), so the median is reported beside that mean."""
 from __future__ import annotations
 
+import sys
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
 
-DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.measure.settings import autocast_dtype  # noqa: E402
+from core.measure.timing import LatencyStats
 
 
 def timm_benchmark(model: nn.Module, batch: int, resolution: int, device: str, precision: str = "fp32",
@@ -17,7 +23,7 @@ def timm_benchmark(model: nn.Module, batch: int, resolution: int, device: str, p
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = model.eval().to(dev, memory_format=fmt)
     x = torch.randn(batch, 3, resolution, resolution, device=dev).contiguous(memory_format=fmt)
-    amp = DTYPES[precision]
+    amp = autocast_dtype(precision)
 
     def sync_time() -> float:
         if dev.type == "cuda":
@@ -27,10 +33,10 @@ def timm_benchmark(model: nn.Module, batch: int, resolution: int, device: str, p
     with torch.inference_mode(), torch.autocast(dev.type, dtype=amp, enabled=amp is not None):
         for _ in range(warm):
             model(x)
-        total = 0.0
+        samples = []
         for _ in range(steps):
             t0 = sync_time()
             model(x)
-            total += sync_time() - t0
-    step_ms = total / steps * 1e3
-    return {"step_ms": step_ms, "images_per_s": batch / (step_ms / 1e3)}
+            samples.append((sync_time() - t0) * 1e3)
+    stats = LatencyStats.from_samples(samples, warm, "perf_counter around a synchronised forward (timm)")
+    return {"step_ms": stats.mean_ms, "median_ms": stats.median_ms, "images_per_s": batch / (stats.mean_ms / 1e3)}

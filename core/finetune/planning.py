@@ -2,15 +2,13 @@
 estimate, and the LR range test on the real data and model."""
 from __future__ import annotations
 
-import time
-
-import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
 from core.finetune import recipes
 from core.finetune.config import TrainConfig
+from core.measure.timing import time_call
 
 
 def group_lrs(cfg: TrainConfig, n_classes: int) -> pd.DataFrame:
@@ -28,9 +26,8 @@ def estimate_epoch_s(cfg: TrainConfig, n_train: int, steps: int = 3) -> float:
     opt = torch.optim.AdamW(groups)
     x = torch.randn(cfg.batch_size, 3, cfg.image_size, cfg.image_size)
     y = torch.randint(0, 6, (cfg.batch_size,))
-    times = []
-    for i in range(steps + 1):
-        t = time.perf_counter()
+
+    def step() -> None:
         if cfg.recipe == "linear_probe":
             with torch.inference_mode():
                 model(x)
@@ -39,10 +36,9 @@ def estimate_epoch_s(cfg: TrainConfig, n_train: int, steps: int = 3) -> float:
             opt.zero_grad()
             loss.backward()
             opt.step()
-        if i:
-            times.append(time.perf_counter() - t)
+    stats = time_call(step, "cpu", warmup=1, min_iters=steps, max_iters=steps, min_time_s=0.0, warmup_time_s=0.0)
     # for the linear probe this is the one pass that extracts features; its later epochs take milliseconds
-    return float(np.median(times)) * -(-n_train // cfg.batch_size)
+    return stats.median_ms / 1e3 * -(-n_train // cfg.batch_size)
 
 
 def lr_range(cfg: TrainConfig, steps: int = 40) -> tuple[pd.DataFrame, float]:
