@@ -6,17 +6,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core.blocks import (
-    BlockConfigError,
-    BlockCost,
-    block_cost,
-    block_defaults,
-    check_input,
-    create_block,
-    get_block_class,
-    list_blocks,
-    resolve_config,
-)
+from core.blocks import (BlockConfigError, BlockCost, block_cost, block_defaults, check_input, create_block,
+                         get_block_class, list_blocks, resolve_config)
 from core.blocks.gradflow import gradient_flow, plain_gradient, residual_gradient
 from core.measure import compare as cmp
 from core.measure.profiling import Profile, ProfileError, profile_module

@@ -9,14 +9,7 @@ import argparse
 import sys
 from dataclasses import fields
 
-from core.finetune.config import (
-    AUGMENTS,
-    CACHES,
-    PRECISIONS,
-    RECIPES,
-    SCHEDULES,
-    TrainConfig,
-)
+from core.finetune.config import AUGMENTS, CACHES, PRECISIONS, RECIPES, SCHEDULES, TrainConfig
 
 CHOICES = {"recipe": RECIPES, "schedule": SCHEDULES, "augment": AUGMENTS, "cache": CACHES, "precision": PRECISIONS}
 HELP = {"data": "'demo', a .zip of class folders, a folder, or flowers102 / oxford_pets (online)",

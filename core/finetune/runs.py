@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from core.config import data_dir
-from core.jobs import ACTIVE, dead_reason
+from core.jobs import ACTIVE, dead_reason, eta_s
 from core.jobs.store import connect
 
 MAX_RUNS_ENV = "ARCHSCOPE_MAX_RUNS"
@@ -200,9 +200,6 @@ def progress(run: Run) -> Progress:
     epoch = int(m["epoch"].max()) + 1 if not m.empty else 0
     total = per_epoch * epochs
     eta = None
-    if run.started and step and total and run.status == "running":
-        start_step = per_epoch * int(info.get("resumed_from_epoch", 0))
-        done = step - start_step
-        if done > 0:
-            eta = (time.time() - run.started) / done * (total - step)
+    if run.status == "running":
+        eta = eta_s(run.started, step, total, done_before=per_epoch * int(info.get("resumed_from_epoch", 0)))
     return Progress(epoch, epochs, step, total, eta, min(1.0, step / total) if total else 0.0)

@@ -47,11 +47,17 @@ class Job:
         return self.status in ACTIVE
 
     def eta_s(self) -> float | None:
-        """Seconds left, extrapolated from the mean time per finished item."""
-        if not self.started or not self.done or self.done >= self.total:
-            return None
-        elapsed = (self.updated or time.time()) - self.started
-        return elapsed / self.done * (self.total - self.done)
+        return eta_s(self.started, self.done, self.total, self.updated)
+
+
+def eta_s(started: float | None, done: float, total: float, now: float | None = None,
+          done_before: float = 0.0) -> float | None:
+    """Seconds left for any background work, extrapolated from the mean time per item done since it started
+    (``done_before`` items were done by an earlier segment, such as a resumed run's finished epochs)."""
+    done_here = done - done_before
+    if not started or done_here <= 0 or done >= total:
+        return None
+    return ((now or time.time()) - started) / done_here * (total - done)
 
 
 def _row(row: Any) -> Job:

@@ -10,23 +10,11 @@ import torch
 from torch import nn
 
 from core.jobs import store
-from core.measure.profiling import (
-    ProfileError,
-    autocast_for,
-    profile_module,
-    resolve_device,
-)
+from core.measure.profiling import ProfileError, autocast_for, profile_module, resolve_device
 from core.measure.settings import Setting, threads_for
 from core.measure.timing import time_call
 from core.present.fmt import first_line
-from core.zoo.catalog import (
-    BackboneError,
-    build,
-    check_resolution,
-    default_accuracy,
-    default_resolution,
-    resolve_name,
-)
+from core.zoo.catalog import BackboneError, build, check_resolution, default_accuracy, default_resolution, resolve_name
 
 KIND = "backbone"
 

@@ -10,13 +10,7 @@ from safetensors.torch import save_file
 from core.data.cache import load_resized
 from core.finetune import recipes
 from core.finetune.config import RECIPES
-from core.finetune.weights import (
-    WeightsError,
-    create,
-    load_into,
-    offline_state_dict,
-    read_state_dict,
-)
+from core.finetune.weights import WeightsError, create, load_into, offline_state_dict, read_state_dict
 
 CAT = Path(__file__).resolve().parents[2] / "assets" / "chelsea_cat.png"
 CAT_CLASSES = {281, 282, 283, 284, 285}   # tabby, tiger cat, Persian, Siamese, Egyptian cat
