@@ -12,7 +12,8 @@ from typing import Any
 import pandas as pd
 
 from core.config import data_dir
-from core.jobs import ACTIVE, dead_reason, eta_s
+from core.jobs import ACTIVE, eta_s
+from core.jobs.lifecycle import live_row
 from core.jobs.store import connect
 
 MAX_RUNS_ENV = "ARCHSCOPE_MAX_RUNS"
@@ -125,16 +126,13 @@ def update(run_id: int, **fields: Any) -> None:
         conn.execute(f"UPDATE runs SET {sets} WHERE id = ?", (*fields.values(), run_id))
 
 
+def _end_dead(run_id: int, reason: str) -> None:
+    update(run_id, status="failed", finished=time.time(), error=f"{reason}; resume it to continue")
+
+
 def get(run_id: int) -> Run:
-    with connect() as conn:
-        row = conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
-    if row is None:
-        raise KeyError(f"no run {run_id}")
-    run = _run(row)
-    if reason := dead_reason(run.status, run.pid, run.created):
-        update(run_id, status="failed", finished=time.time(), error=f"{reason}; resume it to continue")
-        return get(run_id)
-    return run
+    """The run, with the one liveness rule applied (core.jobs.live_row)."""
+    return _run(live_row("runs", run_id, _end_dead))
 
 
 def all_runs() -> list[Run]:

@@ -116,17 +116,22 @@ def start(kind: str, module: str, args: dict[str, Any], total: int) -> Job:
     return get(job_id)
 
 
+def live_row(table: str, row_id: int, end: Callable[[int, str], None]) -> Any:
+    """One row of a background-work table (jobs, runs) with the liveness rule applied: a dead worker's row is
+    ended as failed through ``end(row_id, reason)`` before it is returned, so no row stays active for ever."""
+    with connect() as conn:
+        row = conn.execute(f"SELECT * FROM {table} WHERE id = ?", (row_id,)).fetchone()
+    if row is None:
+        raise KeyError(f"no {table.rstrip('s')} {row_id}")
+    if reason := dead_reason(row["status"], row["pid"], row["created"]):
+        end(row_id, reason)
+        return live_row(table, row_id, end)
+    return row
+
+
 def get(job_id: int) -> Job:
     """The job, with a dead active worker turned into 'failed' (never left queued or running forever)."""
-    with connect() as conn:
-        row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-    if row is None:
-        raise KeyError(f"no job {job_id}")
-    job = _row(row)
-    if reason := dead_reason(job.status, job.pid, job.created):
-        finish(job.id, "failed", error=reason)
-        return get(job_id)
-    return job
+    return _row(live_row("jobs", job_id, lambda i, why: finish(i, "failed", error=why)))
 
 
 def latest(kind: str) -> Job | None:
