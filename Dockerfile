@@ -9,8 +9,11 @@ RUN pip install --no-cache-dir -r requirements.txt
 
 COPY . .
 RUN useradd --create-home archscope && chown -R archscope /app
+RUN mkdir /data && chown archscope /data
 USER archscope
-ENV ARCHSCOPE_DATA_DIR=/home/archscope/.archscope
+ENV ARCHSCOPE_DATA_DIR=/data
+# runs, measurements and uploads: mount a volume here (docker run -v archscope-data:/data) to keep them
+VOLUME ["/data"]
 
 EXPOSE 8501
 HEALTHCHECK CMD curl --fail http://localhost:8501/_stcore/health || exit 1

@@ -33,7 +33,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     defaults = TrainConfig()
     for f in fields(TrainConfig):
         default = getattr(defaults, f.name)
-        flag, text = f"--{f.name.replace('_', '-')}", HELP.get(f.name, " ")
+        flag, text = f"--{f.name.replace('_', '-')}", HELP.get(f.name, f.name.replace('_', ' '))
         if isinstance(default, bool) or f.name == "channels_last":
             p.add_argument(flag, dest=f.name, default=default, type=_flag, help=text + " (true/false)")
         else:

@@ -2,7 +2,6 @@
 (no decoded cache, no demo set yet). Cancel, early stop and the time budget end both ranks; the result equals
 one process on the same data."""
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ def fresh(tmp_path, monkeypatch):
 
 
 def start(*args: str, nproc: int = 2) -> subprocess.Popen:
-    torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
+    torchrun = str(Path(sys.executable).parent / "torchrun")       # the torchrun of this interpreter (.venv)
     cmd = ([torchrun, "--standalone", f"--nproc_per_node={nproc}", "-m", "core.finetune"] if nproc > 1
            else [sys.executable, "-m", "core.finetune"])
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}

@@ -1,6 +1,5 @@
 """The trainer end to end on a tiny demo set: CLI, export + predict, kill -9 and resume, cancel, 2-process DDP."""
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -116,7 +115,7 @@ def test_resume_in_process_continues_the_same_split(tmp_path):
 
 
 def test_two_process_gloo_ddp_run():
-    torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
+    torchrun = str(Path(sys.executable).parent / "torchrun")       # the torchrun of this interpreter (.venv)
     cmd = [torchrun, "--standalone", "--nproc_per_node=2", "-m", "core.finetune", "--quiet", *TINY,
            "--device", "cpu", "--recipe", "finetune_full", "--weights", "random", "--epochs", "2"]
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
