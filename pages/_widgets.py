@@ -5,7 +5,7 @@ import os
 import runpy
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import streamlit as st
 import torch
@@ -55,6 +55,18 @@ def current_settings() -> Setting:
     state = st.session_state
     return Setting(state.get("device", "cpu"), state.get("precision", "fp32"), state.get("memory_format", "contiguous"),
                    int(state.get("threads", os.cpu_count() or 1)))
+
+
+def lazy_tabs(key: str, sections: dict[str, Callable[[], None]]) -> None:
+    """Tabs whose content runs only while its tab is open (the rest costs nothing on a visit), with the open
+    tab in the URL (``?<key>=<label>``), so a link reopens the same tab. Each tab's content is guarded
+    against a damaged store."""
+    tabs = st.tabs(list(sections), key=key, bind="query-params")
+    for tab, draw in zip(tabs, sections.values()):
+        with tab:
+            if tab.open:
+                with store_errors_shown():
+                    draw()
 
 
 @contextmanager

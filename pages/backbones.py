@@ -14,7 +14,7 @@ from core.zoo import worker as measure_worker
 from core.zoo.catalog import CURATED, BackboneError, check_resolution, search_models
 from core.zoo.measure import results_frame, sweeps
 from core.zoo.pareto import pareto_front
-from pages._widgets import current_settings, route_through_app, store_errors_shown
+from pages._widgets import current_settings, lazy_tabs, route_through_app, store_errors_shown
 
 route_through_app()
 
@@ -195,14 +195,7 @@ def recommender_tab(setting: Setting) -> None:
             st.rerun()
 
 
-settings = current_settings()
-setting = settings
-st.title("Compare backbones")
-st.caption(f"Measured on {settings.device} · {settings.precision} · {settings.memory_format} · "
-           f"{settings.threads} threads · batch 1 for latency. Models are built with random weights "
-           "(pretrained=False): profiling never downloads.")
-tabs = st.tabs(["Measure", "Accuracy vs cost", "Throughput", "Compound scaling", "Recommender"])
-with tabs[0], store_errors_shown():
+def measure_tab(setting: Setting) -> None:
     models = pick_models()
     launch_controls(models, setting)
     running = jobs.latest(measure_worker.KIND)
@@ -211,11 +204,13 @@ with tabs[0], store_errors_shown():
     else:
         job_summary()
         results_table(setting)
-with tabs[1], store_errors_shown():
-    accuracy_tab(setting)
-with tabs[2], store_errors_shown():
-    throughput_tab(setting)
-with tabs[3], store_errors_shown():
-    scaling_tab()
-with tabs[4], store_errors_shown():
-    recommender_tab(setting)
+
+
+setting = current_settings()
+st.title("Compare backbones")
+st.caption(f"Measured on {setting.device} · {setting.precision} · {setting.memory_format} · "
+           f"{setting.threads} threads · batch 1 for latency. Models are built with random weights "
+           "(pretrained=False): profiling never downloads.")
+lazy_tabs("bb.tab", {"Measure": lambda: measure_tab(setting), "Accuracy vs cost": lambda: accuracy_tab(setting),
+                     "Throughput": lambda: throughput_tab(setting), "Compound scaling": scaling_tab,
+                     "Recommender": lambda: recommender_tab(setting)})

@@ -6,13 +6,23 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core.blocks import (BlockConfigError, BlockCost, block_cost, block_defaults, check_input, create_block,
-                         get_block_class, list_blocks, resolve_config)
+from core.blocks import (
+    BlockConfigError,
+    BlockCost,
+    block_cost,
+    block_defaults,
+    check_input,
+    create_block,
+    get_block_class,
+    list_blocks,
+    resolve_config,
+)
 from core.blocks.gradflow import gradient_flow, plain_gradient, residual_gradient
 from core.measure import compare as cmp
 from core.measure.profiling import Profile, ProfileError, profile_module
+from core.measure.settings import Setting
 from core.present import fmt, plots
-from pages._widgets import Setting, current_settings, route_through_app
+from pages._widgets import current_settings, lazy_tabs, route_through_app
 
 route_through_app()
 
@@ -191,12 +201,5 @@ def gradient_tab() -> None:
 
 settings = current_settings()
 st.title("Block explorer")
-tabs = st.tabs(["Explore", "Compare", "Lecture's numbers", "Gradient flow"])
-with tabs[0]:
-    explore(settings)
-with tabs[1]:
-    compare_tab(settings)
-with tabs[2]:
-    lecture_tab()
-with tabs[3]:
-    gradient_tab()
+lazy_tabs("blocks.tab", {"Explore": lambda: explore(settings), "Compare": lambda: compare_tab(settings),
+                         "Lecture's numbers": lecture_tab, "Gradient flow": gradient_tab})

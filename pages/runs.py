@@ -16,7 +16,7 @@ from core.finetune import evaluate, experiment, runs
 from core.finetune.bundle import Predictor
 from core.finetune.config import TrainConfig
 from core.present import fmt, plots
-from pages._widgets import current_settings, route_through_app, store_errors_shown
+from pages._widgets import current_settings, lazy_tabs, route_through_app, store_errors_shown
 
 route_through_app()
 
@@ -164,13 +164,7 @@ st.title("Runs")
 all_runs: list[runs.Run] = []
 with store_errors_shown():
     all_runs = runs.all_runs()
-tabs = st.tabs(["Compare runs", "Effect of freezing depth", "Evaluate and export"])
-with tabs[0], store_errors_shown():
-    if all_runs:
-        compare_section(all_runs)
-    else:
-        st.info("No run yet: start one on the Transfer learning page.")
-with tabs[1], store_errors_shown():
-    experiment_section()
-with tabs[2], store_errors_shown():
-    evaluate_section(all_runs)
+lazy_tabs("runs.tab", {"Compare runs": lambda: compare_section(all_runs) if all_runs else
+                       st.info("No run yet: start one on the Transfer learning page."),
+                       "Effect of freezing depth": experiment_section,
+                       "Evaluate and export": lambda: evaluate_section(all_runs)})

@@ -9,8 +9,8 @@ from tests.app._util import open_page as open_any
 from tests.app._util import texts
 
 
-def open_page() -> AppTest:
-    return open_any("pages/backbones.py")
+def open_page(tab: str = "Measure") -> AppTest:
+    return open_any("pages/backbones.py", {"bb.tab": tab})
 
 
 def test_measure_one_model_in_the_background_and_see_it():
@@ -42,6 +42,12 @@ def test_bad_resolution_is_refused_with_a_message():
     assert any("out of range" in e.value for e in at.error)
 
 
+def test_only_the_open_tab_runs():
+    at = open_page()
+    assert not at.metric and not any("recipe" in s.value for s in at.success)   # scaling, recommender idle
+    assert at.button(key="bb.launch")
+
+
 def test_unknown_search_says_so():
     at = open_page()
     at.text_input(key="bb.query").set_value("zzznet").run()
@@ -49,9 +55,10 @@ def test_unknown_search_says_so():
 
 
 def test_scaling_and_recommender_tabs():
-    at = open_page()
+    at = open_page("Compound scaling")
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Depth x"] == "1.44" and metrics["Width x"] == "1.21" and metrics["Resolution"] == "296 px"
+    at = open_page("Recommender")
     at.number_input(key="rec.budget").set_value(0.0).run()
     assert any("resnet50" in s.value and "Fine-tune whole backbone" in s.value for s in at.success)
     at.selectbox(key="rec.scenario").set_value("Edge / real-time").run()

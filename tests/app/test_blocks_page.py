@@ -63,12 +63,22 @@ def test_impossible_config_gives_an_error_not_a_traceback():
     assert not at.exception
 
 
+def open_tab(label: str) -> AppTest:
+    """A tab's content runs only while it is open; the open tab lives in the URL (?blocks.tab=...)."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["blocks.tab"] = label
+    at.run()
+    assert not at.exception
+    return at
+
+
 def test_compare_lecture_and_gradient_tabs_render():
-    at = run_app()
+    at = open_tab("Compare")
     assert any("fewer MACs than" in i.value for i in at.info)
-    frames = [d.value for d in at.dataframe]
+    frames = [d.value for d in open_tab("Lecture's numbers").dataframe]
     lecture = next(f for f in frames if "lecture params" in f.columns)
     assert lecture["matches"].all() and list(lecture["lecture params"])[:2] == [589_824, 69_632]
+    at = open_tab("Gradient flow")
     assert any("residual stack's gradient" in m.value for m in at.markdown)
     at.slider(key="grad.depth").set_value(100).run()
     assert not at.exception

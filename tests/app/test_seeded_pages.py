@@ -17,17 +17,24 @@ def week(seeded_dir, monkeypatch):
     return seeded_dir
 
 
+def backbones(tab: str):
+    return open_page("pages/backbones.py", {"bb.tab": tab})
+
+
 def test_backbones_page_with_stored_sweeps_renders_every_tab(week):
-    at = open_page("pages/backbones.py")          # the sweep toggle and the sweep chart once shared a key
+    at = backbones("Throughput")        # the sweep toggle and the sweep chart once shared a key
     sweeps = next(d.value for d in at.dataframe if "saturation batch" in d.value.columns)
     assert sorted(zip(sweeps["model"], sweeps["resolution"])) == sorted((m, r) for m in MODELS for r in RESOLUTIONS)
-    measured = next(d.value for d in at.dataframe if "resolution (px)" in d.value.columns)
+    measured = next(d.value for d in backbones("Measure").dataframe if "resolution (px)" in d.value.columns)
     assert len(measured) == len(MODELS) * len(RESOLUTIONS)
-    assert {m.label for m in at.metric} >= {"Depth x", "Width x", "Resolution"}     # compound scaling drew
+    assert {m.label for m in backbones("Compound scaling").metric} >= {"Depth x", "Width x", "Resolution"}
+    assert len(backbones("Accuracy vs cost").get("plotly_chart")) == 2          # latency and MACs Pareto plots
+    rec = backbones("Recommender")
+    assert any("recipe" in t.lower() for t in texts(rec, "success") + texts(rec, "warning"))   # a pick, or why not
 
 
 def test_scaled_network_latency_toggle_measures(week):
-    at = open_page("pages/backbones.py")
+    at = backbones("Compound scaling")
     at.toggle(key="cs.time").set_value(True).run()   # measure_scaled() once refused the sidebar's threads
     assert not at.exception
     line = next(m for m in texts(at, "markdown") if m.startswith("φ = 2.0:"))
@@ -35,7 +42,7 @@ def test_scaled_network_latency_toggle_measures(week):
 
 
 def test_every_finished_run_can_be_evaluated(week):
-    at = open_page("pages/runs.py")
+    at = open_page("pages/runs.py", {"runs.tab": "Evaluate and export"})
     box = at.selectbox(key="eval.run")               # once built inside a generator: duplicate key on run 2+
     done = [r.id for r in runs.all_runs() if r.status == "done"]
     assert list(box.options) and len(box.options) == len(done) == 7
@@ -68,10 +75,10 @@ def test_user_text_is_literal_on_the_watch_view(week):
 def test_a_damaged_store_is_named_and_the_pages_keep_working(tmp_path, monkeypatch):
     monkeypatch.setenv("ARCHSCOPE_DATA_DIR", str(tmp_path))
     (tmp_path / "archscope.sqlite").write_bytes(b"this is not a database " * 200)
-    at = open_page("pages/backbones.py")
-    errors = texts(at, "error")
-    assert errors and all(str(tmp_path / "archscope.sqlite") in e and "damaged" in e for e in errors)
-    assert {m.label for m in at.metric} >= {"Depth x", "Width x"}   # compound scaling needs no store
+    for tab in ("Measure", "Accuracy vs cost", "Throughput", "Recommender"):
+        errors = texts(backbones(tab), "error")
+        assert errors and all(str(tmp_path / "archscope.sqlite") in e and "damaged" in e for e in errors), tab
+    assert {m.label for m in backbones("Compound scaling").metric} >= {"Depth x", "Width x"}   # needs no store
     at = open_page("pages/runs.py")
     assert any("damaged" in e for e in texts(at, "error"))
     at = open_page("pages/transfer.py", {"run": "1"})

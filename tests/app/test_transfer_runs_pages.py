@@ -77,6 +77,7 @@ def test_runs_page_lists_runs_and_evaluates(tmp_path):
     at = open_page("pages/runs.py")
     table = next(d.value for d in at.dataframe if "best val top-1" in d.value.columns)
     assert "apptest run" in set(table["name"])
+    at = open_page("pages/runs.py", {"runs.tab": "Evaluate and export"})
     assert any("precision" in d.value.columns for d in at.dataframe if hasattr(d.value, "columns"))
     assert not at.exception
 

@@ -42,9 +42,15 @@ def test_impossible_config_shows_a_message(page, app_url):
 
 def test_every_tab_opens_without_exception(page, app_url):
     open_blocks(page, app_url)
+    charts = {}
     for tab in ("Compare", "Lecture's numbers", "Gradient flow"):
         page.get_by_role("tab", name=tab).click()
         wait_idle(page)
+        charts[tab] = page.locator("[data-testid='stTabPanel']:visible .js-plotly-plot").count()
+        assert page.locator("[data-testid='stException']").count() == 0
     expect(page.get_by_text("residual stack's gradient", exact=False)).to_be_visible()
-    assert page.locator("[data-testid='stException']").count() == 0
-    assert page.locator(".js-plotly-plot").count() >= 3
+    assert charts == {"Compare": 2, "Lecture's numbers": 0, "Gradient flow": 1}      # bars + channel sweep; gradients
+    assert "blocks.tab=Gradient+flow" in page.url                  # the open tab is in the link
+    page.reload()
+    wait_idle(page)
+    expect(page.get_by_text("residual stack's gradient", exact=False)).to_be_visible()   # and a link reopens it
