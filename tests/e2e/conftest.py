@@ -25,14 +25,14 @@ def _free_port() -> int:
 
 
 @contextmanager
-def serve(data_dir: str | Path) -> Iterator[str]:
-    """The real app (``streamlit run app.py``) on a free local port over ``data_dir``; yields its URL."""
+def serve(data_dir: str | Path, root: Path = ROOT) -> Iterator[str]:
+    """The real app (``streamlit run app.py`` in ``root``) on a free local port over ``data_dir``; yields its URL."""
     port = _free_port()
     env = {**os.environ, "ARCHSCOPE_DATA_DIR": str(data_dir)}
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
            "--server.address", "127.0.0.1", "--browser.serverAddress", "127.0.0.1", "--server.headless", "true",
            "--browser.gatherUsageStats", "false"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(120):
