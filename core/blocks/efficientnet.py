@@ -7,8 +7,16 @@ import torch
 from torch import Tensor, nn
 
 from core.blocks.base import Block
-from core.blocks.costs import (BlockCost, Term, conv_norm_terms, conv_term, layernorm_term, linear_term, out_size,
-                               pool_term)
+from core.blocks.costs import (
+    BlockCost,
+    Term,
+    conv_norm_terms,
+    conv_term,
+    layernorm_term,
+    linear_term,
+    out_size,
+    pool_term,
+)
 from core.blocks.layers import ConvNormAct, SqueezeExcite
 from core.blocks.mobilenet import expanded_chs
 from core.blocks.registry import BlockConfigError, register_block

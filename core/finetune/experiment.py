@@ -62,15 +62,10 @@ def _create_in_a_free_slot(job_id: int, done: int, cfg: TrainConfig, name: str) 
             time.sleep(1.0)
 
 
-def made_by(job_id: int) -> list[runs.Run]:
-    """The runs this experiment made, oldest first (linked by job id, never matched by name)."""
-    return sorted((r for r in runs.all_runs() if r.job == job_id), key=lambda r: r.id)
-
-
 def cancel(job_id: int) -> None:
     """Stops the experiment and the run it is training."""
     jobs.request_cancel(job_id)
-    for r in made_by(job_id):
+    for r in runs.by_job(job_id):
         if r.active:
             runs.request_cancel(r.id)
 
@@ -79,7 +74,7 @@ def results(job: jobs.Job) -> pd.DataFrame:
     """One row per recipe of an experiment: best val top-1 and wall time."""
     rows: list[dict[str, Any]] = [{"recipe": r.config.get("recipe"), "run": r.id, "status": r.status,
                                    "best val top-1": r.result.get("best_top1"), "wall s": r.result.get("wall_s")}
-                                  for r in made_by(job.id)]
+                                  for r in runs.by_job(job.id)]
     return pd.DataFrame(rows) if rows else pd.DataFrame()
 
 

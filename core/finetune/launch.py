@@ -2,12 +2,10 @@
 engine's CLI in its own process through the one spawner; resume continues a stopped or failed run."""
 from __future__ import annotations
 
-import time
-
 from core import jobs
 from core.finetune import runs
 from core.finetune.config import TrainConfig
-from core.finetune.runs import LaunchError, active_runs, max_runs
+from core.finetune.runs import max_runs
 
 
 def _spawn(run_id: int, extra: list[str]) -> None:
@@ -25,10 +23,6 @@ def launch(cfg: TrainConfig, name: str = "") -> int:
 
 
 def resume(run_id: int) -> None:
-    run = runs.get(run_id)
-    if run.active:
-        raise LaunchError(f"run {run_id} is still {run.status}")
-    if len(active_runs()) >= max_runs():
-        raise LaunchError(f"the cap of {max_runs()} concurrent runs is reached")
-    runs.update(run_id, status="queued", cancel=0, error="", created=time.time(), pid=None)
+    """Continues a cancelled or failed run from its checkpoint (refused at the cap, like a new run)."""
+    runs.requeue(run_id, cap=max_runs())
     _spawn(run_id, ["--resume", str(run_id)])

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,22 +86,48 @@ def new_folder(run_id: int) -> Path:
     raise RuntimeError(f"no free folder for run {run_id} under {base}")
 
 
+def _claim_slot(conn: sqlite3.Connection, cap: int | None) -> None:
+    """Opens the write transaction in which the caller queues a run; with ``cap``, refuses when that many runs are
+    already active. Counting and queueing in one ``BEGIN IMMEDIATE`` transaction means two launches at once can
+    never both pass the check (the liveness rule runs first, so dead rows hold no slot)."""
+    if cap is None:
+        return
+    active_runs()
+    conn.execute("BEGIN IMMEDIATE")
+    n = conn.execute(f"SELECT COUNT(*) FROM runs WHERE status IN {ACTIVE}").fetchone()[0]
+    if n >= cap:
+        raise LaunchError(f"{n} run(s) already queued or running, the cap is {cap} "
+                          f"(set {MAX_RUNS_ENV} to change it); stop one or wait")
+
+
 def create(config: dict[str, Any], name: str = "", cap: int | None = None, job: int | None = None) -> int:
-    """A queued run with a fresh folder of its own. With ``cap``, the count of active runs and the insert are one
-    ``BEGIN IMMEDIATE`` transaction, so two launches at once can never both pass the check."""
-    active_runs()                              # the liveness rule first: dead rows do not hold a slot
+    """A queued run with a fresh folder of its own, refused at ``cap`` active runs (see ``_claim_slot``)."""
     with connect() as conn:
-        if cap is not None:
-            conn.execute("BEGIN IMMEDIATE")
-            n = conn.execute(f"SELECT COUNT(*) FROM runs WHERE status IN {ACTIVE}").fetchone()[0]
-            if n >= cap:
-                raise LaunchError(f"{n} run(s) already queued or running, the cap is {cap} "
-                                  f"(set {MAX_RUNS_ENV} to change it); stop one or wait")
+        _claim_slot(conn, cap)
         cur = conn.execute("INSERT INTO runs (name, config, status, run_dir, created, job) VALUES (?,?,?,?,?,?)",
                            (name, json.dumps(config), "queued", "", time.time(), job))
         run_id = int(cur.lastrowid)
     update(run_id, run_dir=str(new_folder(run_id)))
     return run_id
+
+
+def requeue(run_id: int, cap: int | None = None) -> None:
+    """Queues a stopped or failed run again for a resume, under the same cap and in the same kind of transaction
+    as a new run; the start-up deadline counts from now."""
+    run = get(run_id)
+    if run.active:
+        raise LaunchError(f"run {run_id} is still {run.status}")
+    with connect() as conn:
+        _claim_slot(conn, cap)
+        conn.execute("UPDATE runs SET status = 'queued', cancel = 0, error = '', pid = NULL, created = ?, "
+                     "updated = ? WHERE id = ?", (time.time(), time.time(), run_id))
+
+
+def by_job(job_id: int) -> list[Run]:
+    """The runs a background job (the freezing-depth experiment) made, oldest first."""
+    with connect() as conn:
+        ids = [r["id"] for r in conn.execute("SELECT id FROM runs WHERE job = ? ORDER BY id", (job_id,))]
+    return [get(i) for i in ids]
 
 
 def active_runs() -> list[Run]:

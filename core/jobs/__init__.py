@@ -1,6 +1,21 @@
 """Background work: one lifecycle (launch, liveness, cancel, progress, reaping) over the SQLite store."""
-from core.jobs.lifecycle import (ACTIVE, STARTUP_DEADLINE_S, Job, dead_reason, eta_s, finish, get, latest,
-                                 mark_running, pid_alive, progress, request_cancel, spawn, start, worker_main)
+from core.jobs.lifecycle import (
+                                 ACTIVE,
+                                 STARTUP_DEADLINE_S,
+                                 Job,
+                                 dead_reason,
+                                 eta_s,
+                                 finish,
+                                 get,
+                                 latest,
+                                 mark_running,
+                                 pid_alive,
+                                 progress,
+                                 request_cancel,
+                                 spawn,
+                                 start,
+                                 worker_main,
+)
 
 __all__ = ["ACTIVE", "STARTUP_DEADLINE_S", "Job", "dead_reason", "eta_s", "finish", "get", "latest", "mark_running",
            "pid_alive", "progress", "request_cancel", "spawn", "start", "worker_main"]

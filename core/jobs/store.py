@@ -66,14 +66,22 @@ def _migrate(conn: sqlite3.Connection) -> None:
             conn.commit()
 
 
+SCHEMA_VERSION = 2     # PRAGMA user_version of a store whose WAL mode, tables and added columns are in place
+
+
 def _open(path: Path) -> sqlite3.Connection:
-    """A connection with WAL and the schema; a file that cannot be written is opened read-only instead."""
+    """A connection with a busy timeout. A store below SCHEMA_VERSION (new, older, or replaced under the same path)
+    first gets WAL, the schema and the migrations, once; after that a connection only reads the version. A file
+    that cannot be written is opened read-only instead."""
     conn = sqlite3.connect(path, timeout=30)
     try:
         conn.execute("PRAGMA busy_timeout=30000")
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.executescript(SCHEMA)
-        _migrate(conn)
+        if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(SCHEMA)
+            _migrate(conn)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.commit()
         return conn
     except sqlite3.OperationalError as err:
         conn.close()

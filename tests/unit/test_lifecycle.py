@@ -98,3 +98,42 @@ def test_the_liveness_rule_is_the_same_for_every_active_state(status):
     assert jobs.dead_reason(status, 2**22 + 12345, time.time())       # no such pid
     assert not jobs.dead_reason(status, os.getpid(), time.time())
     assert not jobs.dead_reason("done", 2**22 + 12345, 0.0)
+
+
+def test_a_resume_is_refused_at_the_cap_like_a_new_run(monkeypatch):
+    monkeypatch.setenv(runs.MAX_RUNS_ENV, "1")
+    for r in runs.active_runs():
+        runs.update(r.id, status="cancelled")
+    stopped = runs.create({}, "stopped earlier")
+    runs.update(stopped, status="cancelled")
+    holder = runs.create({}, "holds the only slot")
+    runs.update(holder, status="running", pid=os.getpid())
+    with pytest.raises(runs.LaunchError, match="the cap is 1"):
+        launch.resume(stopped)
+    assert runs.get(stopped).status == "cancelled"          # nothing queued, nothing spawned
+    runs.update(holder, status="done")
+    runs.requeue(stopped, cap=1)
+    assert runs.get(stopped).status == "queued" and runs.get(stopped).pid is None
+    runs.update(stopped, status="cancelled")
+
+
+def test_a_store_file_replaced_under_the_same_path_gets_its_schema_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("ARCHSCOPE_DATA_DIR", str(tmp_path))
+    assert runs.create({}, "first") == 1
+    (tmp_path / "archscope.sqlite").unlink()                # moved aside while the server runs
+    for suffix in ("-wal", "-shm"):
+        (tmp_path / f"archscope.sqlite{suffix}").unlink(missing_ok=True)
+    assert runs.create({}, "in a fresh store") == 1 and runs.all_runs()[0].name == "in a fresh store"
+
+
+def test_a_store_from_before_the_job_link_is_migrated(tmp_path, monkeypatch):
+    import sqlite3
+    monkeypatch.setenv("ARCHSCOPE_DATA_DIR", str(tmp_path))
+    with sqlite3.connect(tmp_path / "archscope.sqlite") as old:     # the runs table as 145f700 made it
+        old.execute("CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT, config TEXT NOT NULL, "
+                    "status TEXT NOT NULL, pid INTEGER, device TEXT DEFAULT '', run_dir TEXT DEFAULT '', "
+                    "created REAL NOT NULL, started REAL, updated REAL, finished REAL, error TEXT DEFAULT '', "
+                    "result TEXT DEFAULT '{}', cancel INTEGER DEFAULT 0)")
+        old.execute("INSERT INTO runs (name, config, status, created) VALUES ('old run', '{}', 'done', 0)")
+    new = runs.create({}, "made by a job", job=7)
+    assert [r.name for r in runs.by_job(7)] == ["made by a job"] and runs.get(1).job is None and new == 2
