@@ -5,14 +5,15 @@ import os
 import runpy
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
+import pandas as pd
 import streamlit as st
 import torch
 
 from core.config import data_dir
 from core.jobs.store import StoreError
-from core.measure.settings import MEMORY_FORMATS, PRECISIONS, Setting
+from core.measure.settings import MEMORY_FORMATS, PRECISIONS, Setting, default_threads
 from core.present import fmt
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
@@ -36,14 +37,16 @@ def devices() -> list[str]:
 def sidebar_settings() -> Setting:
     """Draws the shared sidebar and returns the current settings (kept in session state)."""
     cores = os.cpu_count() or 1
-    st.session_state.setdefault("threads", cores)
+    st.session_state.setdefault("threads", default_threads(cores))
     with st.sidebar:
         st.subheader("Measure on")
         device = st.selectbox("Device", devices(), key="device",
                               help="CUDA appears when this machine has a GPU.")
         precision = st.selectbox("Precision", list(PRECISIONS), key="precision",
                                  help="bf16 and fp16 run under torch.autocast (mixed precision).")
-        threads = st.slider("CPU threads", 1, cores, key="threads")
+        threads = st.slider("CPU threads", 1, cores, key="threads",
+                            help=f"Starts at {default_threads(cores)} (half the cores): the other half is left to the "
+                                 "server and the browser, which keeps timings steady.")
         memory_format = st.selectbox("Memory format", MEMORY_FORMATS, key="memory_format")
         st.caption(f"torch {torch.__version__} · data in `{data_dir()}`")
     # applied per measurement (core.measure.settings.threads_for), never to the whole server
@@ -54,7 +57,41 @@ def current_settings() -> Setting:
     """The settings chosen in the sidebar (defaults if the sidebar has not drawn yet)."""
     state = st.session_state
     return Setting(state.get("device", "cpu"), state.get("precision", "fp32"), state.get("memory_format", "contiguous"),
-                   int(state.get("threads", os.cpu_count() or 1)))
+                   int(state.get("threads", default_threads())))
+
+
+def number_formats(frame: pd.DataFrame) -> dict[str, Any]:
+    """One number style for every table: counts with thousands separators, percentages with one decimal and a
+    % sign (top-1 is always a percent), learning rates in 3 significant digits, ratios with a × sign."""
+    cfg: dict[str, Any] = {}
+    for col in frame.columns:
+        name = str(col)
+        if not pd.api.types.is_numeric_dtype(frame[col]) or pd.api.types.is_bool_dtype(frame[col]):
+            continue
+        if "%" in name:
+            cfg[name] = st.column_config.NumberColumn(name, format="%.1f%%")
+        elif name.lower() in ("lr", "head lr") or name.lower().endswith(" lr"):
+            cfg[name] = st.column_config.NumberColumn(name, format="%.3g")
+        elif "ratio" in name or "speed-up" in name:
+            cfg[name] = st.column_config.NumberColumn(name, format="%.2f×")
+        elif pd.api.types.is_integer_dtype(frame[col]) and name.lower() not in ("id", "run", "epoch"):
+            cfg[name] = st.column_config.NumberColumn(name, format="localized")
+    return cfg
+
+
+def table(frame: pd.DataFrame, **kw: Any) -> None:
+    """st.dataframe with the house number formats (number_formats) and no index."""
+    st.dataframe(frame, hide_index=True, column_config={**number_formats(frame), **kw.pop("column_config", {})}, **kw)
+
+
+def derived(key: str, value: Any) -> None:
+    """A default that follows its inputs (a run name from the backbone and recipe, epochs from the recipe) until
+    the user edits it: sets widget ``key`` to ``value`` unless its value differs from the one last derived.
+    Call before the widget is drawn, and draw the widget without a ``value``."""
+    state, auto = st.session_state, f"{key}.__derived"
+    if key not in state or state[key] == state.get(auto):
+        state[key] = value
+    state[auto] = value
 
 
 def lazy_tabs(key: str, sections: dict[str, Callable[[], None]]) -> None:

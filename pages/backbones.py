@@ -12,9 +12,9 @@ from core.present import fmt, lecture, plots
 from core.zoo import recommend, scaling
 from core.zoo import worker as measure_worker
 from core.zoo.catalog import CURATED, BackboneError, check_resolution, search_models
-from core.zoo.measure import results_frame, sweeps
+from core.zoo.measure import one_per_model, results_frame, sweeps
 from core.zoo.pareto import pareto_front
-from pages._widgets import current_settings, lazy_tabs, route_through_app, store_errors_shown
+from pages._widgets import current_settings, lazy_tabs, route_through_app, store_errors_shown, table
 
 route_through_app()
 
@@ -95,17 +95,26 @@ def results_table(setting: Setting, key: str = "static") -> None:
         st.info("Nothing measured yet for this device, precision, memory format and thread count.")
         return
     shown = frame[[c for c in TABLE_COLUMNS if c in frame.columns]].rename(columns=RENAMES)
-    st.dataframe(shown, hide_index=True, width="stretch", key=f"bb.table.{key}")
+    table(shown, width="stretch", key=f"bb.table.{key}")
+    if shown["top-1 % (timm)"].isna().any():
+        st.caption("An empty top-1 cell: timm publishes no ImageNet-1k figure for that model's default weights "
+                   "in assets/imagenet_accuracy.csv, so it is left out of the accuracy plots.")
     st.download_button("Download CSV", shown.to_csv(index=False).encode(), "archscope-backbones.csv",
                        "text/csv", key=f"bb.csv.{key}")
 
 
 def accuracy_tab(setting: Setting) -> None:
-    frame = results_frame(setting)
+    frame = one_per_model(results_frame(setting), "eval_resolution")
     scored = frame.dropna(subset=["top1"]) if not frame.empty else frame
     if scored.empty:
         st.info("Measure some backbones first: the plots use this machine's latencies.")
     else:
+        mismatched = scored[~scored["resolution matches"]]
+        if len(mismatched):
+            st.warning("Open markers: cost measured at another resolution than the accuracy. "
+                       + "; ".join(f"{m}: cost at {r} px, top-1 at {e:.0f} px" for m, r, e in
+                                   zip(mismatched["model"], mismatched["resolution"], mismatched["eval_resolution"]))
+                       + ". Measure those at their evaluation resolution (Custom resolution) to pair them fairly.")
         for x, title in (("latency_ms", "batch-1 latency on this device (ms)"), ("GMACs", "GMACs per image")):
             front = pd.Series(pareto_front(scored[x], scored["top1"]), index=scored.index)
             st.plotly_chart(plots.accuracy_vs_cost(scored, x, title, front), key=f"bb.acc.{x}")
@@ -115,10 +124,12 @@ def accuracy_tab(setting: Setting) -> None:
                    "(assets/imagenet_accuracy.csv names the source); cost is measured here at the resolution shown.")
     st.markdown("#### The lecture's tables (the lecture's numbers, as printed)")
     cols = st.columns(2)
-    cols[0].dataframe(lecture.RESNET_FAMILY, hide_index=True)
-    cols[1].dataframe(lecture.MOBILE_FLOPS, hide_index=True)
-    st.dataframe(lecture.EFFICIENTNET_TABLE, hide_index=True)
-    st.dataframe(lecture.MOBILENET_VARIANTS, hide_index=True)
+    with cols[0]:
+        table(lecture.RESNET_FAMILY)
+    with cols[1]:
+        table(lecture.MOBILE_FLOPS)
+    table(lecture.EFFICIENTNET_TABLE)
+    table(lecture.MOBILENET_VARIANTS)
 
 
 def throughput_tab(setting: Setting) -> None:
@@ -130,7 +141,7 @@ def throughput_tab(setting: Setting) -> None:
     rows = [{"model": s["model"], "resolution": s["resolution"], "saturation batch": s["saturation_batch"],
              "stopped by": s["stop_reason"], "best images/s": max((x["images_per_s"] for x in s["rows"]), default=math.nan)}
             for s in latest]
-    st.dataframe(pd.DataFrame(rows), hide_index=True)
+    table(pd.DataFrame(rows))
 
 
 @st.cache_data(show_spinner="Building and counting the scaled EfficientNets…")
@@ -158,9 +169,9 @@ def scaling_tab() -> None:
     frame = scaled_points(tuple(sorted({1.0, 2.0, 3.0, phi})), alpha, beta, gamma)
     official = scaling.official_points()
     st.plotly_chart(plots.scaling(frame, official), key="cs.plot")
-    st.dataframe(frame, hide_index=True, width="stretch")
+    table(frame, width="stretch")
     st.markdown("**Official B0-B7** (timm's generator; the lecture's table rounds these multipliers)")
-    st.dataframe(official, hide_index=True, width="stretch")
+    table(official, width="stretch")
     if st.toggle("Measure batch-1 latency of the scaled network for this φ", key="cs.time"):
         timed = scaling.measure_scaled(s.width, s.depth, int(round(s.resolution)), **current_settings().profile_kwargs())
         st.write(f"φ = {phi}: {fmt.count(timed['params'])} params, {fmt.si(timed['macs'])}MACs, "
@@ -173,9 +184,10 @@ def recommender_tab(setting: Setting) -> None:
     n_labels = int(cols[1].number_input("Labelled images", 0, 10_000_000, 2_000, 100, key="rec.n"))
     budget = cols[2].number_input("Latency budget at batch 1 (ms, 0 = none)", 0.0, 10_000.0, 30.0, 5.0,
                                   key="rec.budget")
-    frame = results_frame(setting)
+    frame = one_per_model(results_frame(setting), "default_resolution")
     latencies = dict(zip(frame["model"], frame["latency_ms"])) if not frame.empty else {}
-    rec = recommend.recommend(scenario, n_labels, budget or None, latencies)
+    resolutions = dict(zip(frame["model"], frame["resolution"].astype(int))) if not frame.empty else {}
+    rec = recommend.recommend(scenario, n_labels, budget or None, latencies, resolutions)
     if rec.backbone:
         st.success(f"**{rec.backbone}** with the **{rec.recipe.recipe}** recipe "
                    f"(engine: `{rec.recipe.engine_recipe}`).")

@@ -22,7 +22,7 @@ from core.measure import compare as cmp
 from core.measure.profiling import Profile, ProfileError, profile_module
 from core.measure.settings import Setting
 from core.present import fmt, plots
-from pages._widgets import current_settings, lazy_tabs, route_through_app
+from pages._widgets import current_settings, lazy_tabs, route_through_app, table
 
 route_through_app()
 
@@ -76,9 +76,9 @@ def show_formula(cost: BlockCost, prof: Profile) -> None:
     st.markdown(f"Closed form: **{fmt.count(cost.params)}** params, **{fmt.count(cost.macs)}** MACs · "
                 f"counted (PyTorch params, fvcore MACs): **{fmt.count(prof.params)}** params, "
                 f"**{fmt.count(prof.macs)}** MACs · {ok}")
-    terms = pd.DataFrame([{"layer": t.name, "params formula": t.formula, "params": t.params, "MACs": t.macs}
-                          for t in cost.terms])
-    st.dataframe(terms, hide_index=True, width="stretch")
+    terms = pd.DataFrame([{"layer": t.name, "params formula": fmt.plain_formula(t.formula), "params": t.params,
+                           "MACs": t.macs} for t in cost.terms])
+    table(terms, width="stretch")
     for note in cost.notes:
         st.caption(note)
 
@@ -90,8 +90,9 @@ def show_metrics(prof: Profile) -> None:
     top[2].metric("FLOPs = 2 x MACs", fmt.si(prof.flops))
     top[3].metric("Latency, median", fmt.ms(prof.latency_ms))
     bottom[0].metric("Latency p10 – p90", fmt.ms_range(prof.latency_p10_ms, prof.latency_p90_ms))
-    bottom[1].metric("Activation memory", fmt.bytes_(prof.activation_bytes),
-                     help="Sum of every layer's output tensor (what a training step keeps for backward).")
+    bottom[1].metric(f"Activation memory ({prof.activation_precision})", fmt.bytes_(prof.activation_bytes),
+                     help="Sum of every layer's output tensor (what a training step keeps for backward), each in "
+                          f"the dtype it has under {prof.activation_precision} autocast (norms stay fp32).")
     bottom[2].metric("Peak GPU memory", fmt.bytes_(prof.peak_memory_bytes),
                      help="torch.cuda.max_memory_allocated during one forward; n/a on CPU.")
     bottom[3].metric("Achieved GFLOP/s", f"{prof.achieved_gflops:.1f}" if prof.achieved_gflops else "n/a",
@@ -125,7 +126,7 @@ def explore(settings: Setting) -> None:
         show_formula(cost, prof)
     with right:
         st.markdown("**Per-layer breakdown**")
-        st.dataframe(prof.per_layer, hide_index=True, width="stretch")
+        table(prof.per_layer, width="stretch")
         show_counter_notes(prof)
 
 
@@ -163,15 +164,18 @@ def compare_tab(settings: Setting) -> None:
     st.plotly_chart(plots.compare_bars(frame), key="cmp.bars")
     for line in cmp.ratio_statement(frame):
         st.info(line)
+    (st.warning if frame.attrs["busy"] else st.caption)(frame.attrs["note"])
     st.caption("The lecture claims depthwise separable is 8-10x faster; the bars above are what this device says.")
-    st.dataframe(frame, hide_index=True, width="stretch")
+    table(frame.drop(columns=["speed-up low", "speed-up high"]), width="stretch",
+          column_config={"latency ms": st.column_config.NumberColumn("latency ms", format="%.3f"),
+                         "GFLOP/s": st.column_config.NumberColumn("GFLOP/s", format="%.1f")})
     st.markdown("**Cost against channel count** (closed form, log-log: slope 2 = C², slope 1 = C)")
     sweep = cmp.channel_sweep(entries, hw)
     metric = st.radio("Metric", ["params", "MACs"], horizontal=True, key="cmp.sweep_metric")
     st.plotly_chart(plots.channel_sweep(sweep, metric), key="cmp.sweep")
 
 
-@st.cache_data(show_spinner="Measuring each block…", max_entries=32)
+@st.cache_data(show_spinner="Timing the blocks interleaved, round by round…", max_entries=32)
 def cached_compare(entries: tuple[cmp.Entry, ...], chs: int, hw: int, batch: int, settings: Setting) -> pd.DataFrame:
     return cmp.compare(list(entries), chs, hw, batch, **settings.profile_kwargs())
 
@@ -179,8 +183,8 @@ def cached_compare(entries: tuple[cmp.Entry, ...], chs: int, hw: int, batch: int
 def lecture_tab() -> None:
     st.markdown("The lecture's worked numbers, rebuilt from real PyTorch modules with **bias and BatchNorm off**.")
     cases, ratios = cmp.lecture_table()
-    st.dataframe(cases, hide_index=True, width="stretch")
-    st.dataframe(ratios, hide_index=True, width="stretch")
+    table(cases.assign(formula=cases["formula"].map(fmt.plain_formula)), width="stretch")
+    table(ratios, width="stretch")
 
 
 def gradient_tab() -> None:

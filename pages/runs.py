@@ -16,22 +16,27 @@ from core.finetune import evaluate, experiment, runs
 from core.finetune.bundle import Predictor
 from core.finetune.config import TrainConfig
 from core.present import fmt, plots
-from pages._widgets import current_settings, lazy_tabs, route_through_app, store_errors_shown
+from pages._widgets import current_settings, lazy_tabs, route_through_app, store_errors_shown, table
 
 route_through_app()
 
 
 def runs_table(all_runs: list[runs.Run]) -> pd.DataFrame:
     rows = [{"id": r.id, "name": r.name, "status": r.status, "recipe": r.config.get("recipe"),
-             "backbone": r.config.get("model"), "best val top-1": r.result.get("best_top1"),
-             "wall s": r.result.get("wall_s"), "device": r.device} for r in all_runs]
+             "backbone": r.config.get("model"), "best val top-1 %": _pct(r.result.get("best_top1")),
+             "exported epoch": r.result.get("best_epoch"), "wall s": r.result.get("wall_s"), "device": r.device,
+             "note": runs.empty_reason(r)} for r in all_runs]
     return pd.DataFrame(rows)
 
 
+def _pct(x: float | None) -> float | None:
+    return None if x is None else 100 * x
+
+
 def compare_section(all_runs: list[runs.Run]) -> None:
-    table = runs_table(all_runs)
-    st.dataframe(table, hide_index=True, width="stretch", key="runs.table")
-    chosen = st.multiselect("Overlay curves of", table["id"].tolist(), default=table["id"].tolist()[:3],
+    frame = runs_table(all_runs)
+    table(frame, width="stretch", key="runs.table")
+    chosen = st.multiselect("Overlay curves of", frame["id"].tolist(), default=frame["id"].tolist()[:3],
                             key="runs.overlay")
     if chosen:
         st.plotly_chart(plots.training_curves({f"run {i}": runs.curves(i) for i in chosen}), key="runs.curves")
@@ -58,7 +63,7 @@ def experiment_section() -> None:
                 "demo dataset, one after another, and compares accuracy against wall time.")
     cols = st.columns(3)
     epochs = int(cols[0].number_input("Epochs per recipe", 1, 50, 3, key="exp.epochs",
-                                      help="The linear probe gets ten times as many (its epochs take milliseconds)."))
+                                      help="The same for every recipe, so they are compared on one budget."))
     size = int(cols[1].number_input("Image size (px)", 32, 256, 96, 16, key="exp.size"))
     per_class = int(cols[2].number_input("Demo images per class", 10, 200, 30, 10, key="exp.per_class"))
     job = jobs.latest(experiment.KIND)
@@ -76,8 +81,13 @@ def experiment_section() -> None:
     if job is not None and not job.active:
         frame = experiment.results(job)
         if not frame.empty:
-            st.plotly_chart(plots.accuracy_vs_time(frame.dropna(subset=["best val top-1"])), key="exp.plot")
-            st.dataframe(frame, hide_index=True)
+            st.caption(experiment.budget(job.args["config"]))
+            st.plotly_chart(plots.accuracy_vs_time(frame.dropna(subset=["val top-1 %"])), key="exp.plot")
+            pct = {c: st.column_config.NumberColumn(c, format="%.1f%%") for c in frame.columns if "%" in c or "95%" in c}
+            st.dataframe(frame, hide_index=True, column_config={**pct, "wall s": st.column_config.NumberColumn(
+                "wall s", format="%.1f")})
+            if frame["test top-1 %"].isna().all():
+                st.caption("No test score: this experiment ran before held-out test splits were added.")
             for line in experiment.conclusion(frame):
                 (st.warning if line.startswith("Negative") else st.markdown)(line)
 
@@ -144,8 +154,8 @@ def try_image(run: runs.Run) -> None:
         return
     top = Predictor(run.result["export_dir"]).top_k(image, 5)
     st.image(image, width=160)
-    st.plotly_chart(plots.bars(pd.DataFrame(top, columns=["class", "probability"]).round(3), "class", "probability",
-                               "class", "probability"), key="eval.top5")
+    st.plotly_chart(plots.bars(pd.DataFrame(top, columns=["class", "probability"]), "class", "probability",
+                               "class", "probability", text="%{y:.1%}"), key="eval.top5")
 
 
 def export_button(run: runs.Run) -> None:

@@ -8,16 +8,17 @@ from core.data.errors import DatasetError
 from core.data.health import Health, health
 from core.data.images import thumbnail
 from core.data.ingest import Dataset, scan
+from core.data.split import stratified_split
 from core.data.uploads import save_upload
 from core.finetune import launch, planning, runs
 from core.finetune.config import AUGMENTS, RECIPES, TrainConfig
 from core.finetune.data import resolve_source
-from core.finetune.weights import OFFLINE_ARCH, WeightsError, WeightsReport, check_file
+from core.finetune.weights import OFFLINE_ARCH, WeightsError, WeightsReport, check_file, hub_reachable
 from core.jobs.store import StoreError
 from core.present import fmt, plots
 from core.zoo.catalog import CURATED, BackboneError, resolve_name
 from core.zoo.recommend import recipe_for
-from pages._widgets import current_settings, route_through_app, store_errors_shown
+from pages._widgets import current_settings, derived, route_through_app, store_errors_shown, table
 
 route_through_app()
 
@@ -40,7 +41,10 @@ def data_section() -> tuple[str, TrainConfig, Dataset | None]:
     if kind.startswith("Built-in"):
         cols = st.columns(2)
         base.demo_per_class = int(cols[0].slider("Images per class", 10, 200, 60, 10, key="tr.per_class"))
-        base.demo_size = int(cols[1].select_slider("Image size (px)", [32, 48, 64, 96], 64, key="tr.demo_size"))
+        base.demo_size = int(cols[1].select_slider(
+            "Demo images drawn at (px)", [32, 48, 64, 96], 64, key="tr.demo_size",
+            help="The size the demo generator draws its images at, on disk. Training resizes them to the "
+                 "'Training input size' below."))
     else:
         up = st.file_uploader(f"Zip of class folders (class_name/image.jpg), up to {UPLOAD_CAP_MB} MB", type=["zip"],
                               key="tr.upload")
@@ -72,6 +76,9 @@ def show_health(ds: Dataset, report: Health) -> None:
             st.success("No imbalance, tiny classes, duplicates or skipped files.")
         if len(report.skipped):
             st.dataframe(report.skipped, hide_index=True, height=150)
+        if len(report.duplicates):
+            st.dataframe(report.duplicates.assign(paths=report.duplicates["paths"].map(" = ".join)),
+                         hide_index=True, height=150)
     grid = st.columns(min(len(ds.classes), 6))
     for col, label in zip(grid, range(len(ds.classes))):
         paths = [s.path for s in ds.samples if s.label == label][:3]
@@ -141,46 +148,88 @@ def plan_section(base: TrainConfig, ds: Dataset) -> tuple[TrainConfig, str]:
     base.recipe = cols[2].selectbox("Recipe", RECIPES, index=RECIPES.index(rec.engine_recipe), key="tr.recipe")
     base.augment = cols[3].selectbox("Augmentation", AUGMENTS, index=1, key="tr.augment")
     cols = st.columns(4)
-    base.epochs = int(cols[0].number_input("Epochs", 1, 500, 20 if base.recipe == "linear_probe" else 5, key="tr.ep"))
+    derived("tr.ep", SUGGESTED_EPOCHS[base.recipe])
+    base.epochs = int(cols[0].number_input("Epochs", 1, 500, key="tr.ep",
+                                           help="Follows the recipe (the probe's epochs are cheap) until you edit it."))
     base.batch_size = int(cols[1].number_input("Batch", 1, 512, 32, key="tr.batch"))
-    base.image_size = int(cols[2].number_input("Image size (px)", 32, 512, 96, 16, key="tr.size"))
-    base.lr = float(cols[3].number_input("Head LR", 1e-6, 1.0, 1e-3, format="%.0e", key="tr.lr"))
+    base.image_size = int(cols[2].number_input(
+        "Training input size (px)", 32, 512, 96, 16, key="tr.size",
+        help="Every image is resized to this before it enters the network (the estimate, LR test and run use it)."))
+    st.session_state.setdefault("tr.lr", 1e-3)
+    base.lr = float(cols[3].number_input("Head LR", 1e-6, 1.0, format="%.1e", key="tr.lr"))
     base.weights = weights
     blocked = ""
     if weights == "upload safetensors":
         blocked = uploaded_weights(base, len(ds.classes))
     if base.weights == "offline" and base.model != OFFLINE_ARCH:
-        st.warning(f"Offline weights exist only for {OFFLINE_ARCH}; this run would fail. Pick hub or random.")
+        blocked = f"offline ImageNet weights exist only for {OFFLINE_ARCH}; pick hub, random or an upload"
+        st.warning(f"Offline weights exist only for {OFFLINE_ARCH}. Pick hub, random or upload a file.")
+    if base.weights == "hub" and not hub_reachable_cached():
+        blocked = ("hub weights must be downloaded from the Hugging Face hub, which this machine cannot reach; "
+                   f"pick offline ({OFFLINE_ARCH}), random, or upload a .safetensors file")
+        st.warning(f"The Hugging Face hub cannot be reached from this machine, so {fmt.md(base.model)}'s pretrained "
+                   "weights cannot be downloaded.")
     settings = current_settings()
     base.device = settings.device                     # cuda:N keeps its index
     base.threads = settings.threads
     groups = stage_lrs(base.model, base.recipe, base.lr, base.layer_decay, base.freeze_stages, len(ds.classes))
     st.plotly_chart(plots.bars(groups.assign(lr=groups["lr"].where(groups["trainable"], None)), "stage", "lr",
-                               "stage (stem to head)", "learning rate (log)", log_y=True), key="tr.lrs")
-    st.dataframe(groups, hide_index=True)
-    extras(base, n)
+                               "stage (stem to head)", "learning rate (log)", log_y=True, text="%{y:.3g}"),
+                    key="tr.lrs")
+    table(groups)
+    extras(base, ds)
     return base, blocked
 
 
-def extras(base: TrainConfig, n: int) -> None:
+SUGGESTED_EPOCHS = {"linear_probe": 20, "finetune_top": 5, "finetune_full": 5, "scratch": 5}
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def hub_reachable_cached() -> bool:
+    return hub_reachable(timeout=1.5)
+
+
+def _plan_key(base: TrainConfig) -> tuple:
+    return (base.data, base.model, base.weights, base.recipe, base.batch_size, base.image_size, base.device,
+            base.threads, base.demo_per_class, base.demo_size)
+
+
+def extras(base: TrainConfig, ds: Dataset) -> None:
+    """The epoch estimate and the LR range test. Their results stay on the page (with the settings they were
+    made for) until the next one replaces them; a result made for other settings says so."""
+    state, key = st.session_state, _plan_key(base)
     cols = st.columns(2)
     try:
         if cols[0].button("Estimate time per epoch", key="tr.estimate"):
-            secs = planning.estimate_epoch_s(base, int(n * (1 - base.val_fraction)))
-            cols[0].success(f"About {secs:.1f} s per epoch on {base.device} (from 3 timed steps, "
-                            f"batch {base.batch_size})")
+            split = stratified_split(ds, base.val_fraction, base.seed)
+            with st.spinner(f"Timing a few real steps on {base.device}…"):
+                state["tr.estimate.result"] = (key, planning.estimate_epoch(base, len(split.train), len(split.val)))
         if cols[1].button("Run an LR range test", key="tr.lrtest"):
             with st.spinner("LR range test…"):
-                frame, suggestion = planning.lr_range(base)
-            st.plotly_chart(plots.lr_finder(frame, suggestion), key="tr.lrplot")
-            st.caption(f"Suggested head LR {suggestion:.1e} (steepest fall of the smoothed loss).")
+                state["tr.lrtest.result"] = (key, *planning.lr_range(base))
     except (WeightsError, DatasetError, ValueError) as err:
         st.error(f"Cannot run this with the chosen settings: {fmt.md(err)}")
+    if "tr.estimate.result" in state:
+        made_for, est = state["tr.estimate.result"]
+        cols[0].success(est.text())
+        if made_for != key:
+            cols[0].caption("Made for other settings than those above: estimate again to update it.")
+    if "tr.lrtest.result" in state:
+        made_for, frame, suggestion = state["tr.lrtest.result"]
+        st.plotly_chart(plots.lr_finder(frame, suggestion), key="tr.lrplot")
+        st.caption(f"Suggested head LR {suggestion:.1e} (steepest fall of the smoothed loss)"
+                   + ("" if made_for == key else "; made for other settings than those above") + ".")
+        st.button(f"Use {suggestion:.1e} as the head LR", key="tr.apply_lr", on_click=_apply_lr, args=(suggestion,))
+
+
+def _apply_lr(lr: float) -> None:
+    st.session_state["tr.lr"] = float(f"{lr:.1e}")
 
 
 def launch_section(cfg: TrainConfig, blocked: str) -> None:
     st.subheader("3 · Launch")
-    name = st.text_input("Run name", value=f"{cfg.model} · {cfg.recipe}", key="tr.name")
+    derived("tr.name", f"{cfg.model} · {cfg.recipe}")
+    name = st.text_input("Run name", key="tr.name", help="Follows the backbone and recipe until you edit it.")
     if blocked:
         st.caption(f"Start is disabled: {blocked}.")
     if st.button("Start fine-tuning", type="primary", key="tr.launch", disabled=bool(blocked)):
@@ -226,8 +275,9 @@ def watch_body(run_id: int) -> None:
     if run.error:
         st.error(f"The run failed: {fmt.md(run.error)}")
     if run.status == "done":
-        best = run.result.get("best_top1")
-        st.success(f"Finished: best val top-1 {best:.1%} in {run.result.get('wall_s') or 0:.1f} s. "
+        best, epoch = run.result.get("best_top1"), run.result.get("best_epoch")
+        kept = f" at epoch {epoch}; the exported bundle holds that epoch's weights" if epoch else ""
+        st.success(f"Finished: best val top-1 {best:.1%}{kept} ({run.result.get('wall_s') or 0:.1f} s). "
                    "Evaluate and export it on the Runs page.")
 
 
@@ -235,16 +285,22 @@ st.title("Transfer learning")
 st.caption("The lecture's recipes on your images: linear probe, fine-tune top layers, fine-tune all with "
            "discriminative learning rates (and scratch for contrast). Runs train in a background process.")
 requested = st.query_params.get("run")
-source, base, dataset = data_section()
-if dataset is not None:
-    plan, blocked = plan_section(base, dataset)
-    launch_section(plan, blocked)
-st.subheader("4 · Watch")
 run_id = runs.parse_id(requested)
-if requested and run_id is None:
-    st.error(f"?run={fmt.md(requested)} is not a run id: run ids are whole numbers such as ?run=3.")
-elif run_id is not None:
-    watch(run_id)
+if requested:                                  # a link to a run: the run first, the form below it
+    st.subheader(f"Run {run_id}" if run_id is not None else "Watch")
+    if run_id is None:
+        st.error(f"?run={fmt.md(requested)} is not a run id: run ids are whole numbers such as ?run=3.")
+    else:
+        watch(run_id)
+    form = st.expander("Start another run", expanded=False)
 else:
+    form = st.container()
+with form:
+    source, base, dataset = data_section()
+    if dataset is not None:
+        plan, blocked = plan_section(base, dataset)
+        launch_section(plan, blocked)
+if not requested:
+    st.subheader("4 · Watch")
     st.info("Launch a run above; its id goes into the address bar (?run=N), so a refresh or another browser "
             "shows the same run.")

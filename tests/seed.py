@@ -33,11 +33,11 @@ def seed(folder: Path) -> dict:
     from core.finetune import experiment, launch, runs
     from core.finetune.__main__ import main as finetune
     from core.finetune.config import TrainConfig
-    from core.measure.settings import Setting
+    from core.measure.settings import Setting, default_threads
     from core.zoo import worker as measure_worker
 
     t0 = time.time()
-    setting = Setting("cpu", "fp32", "contiguous", os.cpu_count() or 1)     # the sidebar's defaults
+    setting = Setting("cpu", "fp32", "contiguous", default_threads())     # the sidebar's defaults
     measured = [measure_worker.start(list(MODELS), setting, RESOLUTIONS[0], sweep=True, time_cap_s=2.0)]
     wait(lambda: not jobs.get(measured[0].id).active)
     measured.append(measure_worker.start(list(MODELS), setting, RESOLUTIONS[1], sweep=True, time_cap_s=2.0))

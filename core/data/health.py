@@ -62,8 +62,11 @@ def health(ds: Dataset, split: Split | None = None) -> Health:
         notes.append(f"tiny classes (< {TINY_CLASS} images): {', '.join(tiny)}")
     if len(dups):
         across = int((dups["where"] == "across splits").sum())
+        named = "; ".join(" = ".join(paths) for paths in dups["paths"][:5])
+        more = f"; and {len(dups) - 5} more group(s)" if len(dups) > 5 else ""
         notes.append(f"{int(dups['copies'].sum() - len(dups))} duplicate image(s) by content"
-                     + (f", {across} group(s) across train and val (leakage)" if across else ""))
+                     + (f", {across} group(s) across train and val (leakage)" if across else "")
+                     + f": {named}{more}")
     if len(skipped):
         notes.append(f"{len(skipped)} file(s) skipped (not images, corrupt, truncated or refused)")
     return Health(counts, imbalance, tiny, skipped, dups, sizes, tuple(notes), no_val)

@@ -17,6 +17,7 @@ from safetensors.torch import load_file, save_file
 from core.data.cache import load_resized, resize_crop
 
 CHECKPOINT = "checkpoint.pt"
+BEST = "best.pt"          # the weights of the epoch with the best val top-1: what the bundle exports
 
 
 def rng_state() -> dict[str, Any]:
@@ -33,8 +34,22 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def save_checkpoint(run_dir: Path, payload: dict[str, Any]) -> Path:
     """Writes to a temporary file and renames it over the old one: a crash never leaves half a checkpoint."""
-    path = run_dir / CHECKPOINT
-    tmp = run_dir / f"{CHECKPOINT}.{uuid.uuid4().hex[:8]}.tmp"     # one per writer
+    return _save_atomic(run_dir / CHECKPOINT, payload)
+
+
+def save_best(run_dir: Path, model: torch.nn.Module, epoch: int, top1: float) -> Path:
+    """Keeps the weights of the best epoch so far (atomically), with the epoch and its val top-1."""
+    return _save_atomic(run_dir / BEST, {"model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+                                         "epoch": epoch, "val_top1": top1})
+
+
+def load_best(run_dir: Path) -> dict[str, Any] | None:
+    path = run_dir / BEST
+    return torch.load(path, map_location="cpu", weights_only=True) if path.exists() else None
+
+
+def _save_atomic(path: Path, payload: dict[str, Any]) -> Path:
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}.tmp")     # one per writer
     torch.save(payload, tmp)
     os.replace(tmp, path)
     return path
@@ -45,16 +60,41 @@ def load_checkpoint(run_dir: Path) -> dict[str, Any] | None:
     return torch.load(path, map_location="cpu", weights_only=True) if path.exists() else None
 
 
+README = """# {arch}, fine-tuned by Archscope
+
+{n} classes: {classes}. These are the weights of epoch {epoch}, the epoch with the best validation top-1
+({top1}); that is the figure Archscope reports for this run.
+
+Load it with plain timm (no Archscope needed):
+
+```python
+import json, timm, torch
+from safetensors.torch import load_file
+meta = json.load(open("bundle.json"))
+model = timm.create_model(meta["model"], num_classes=len(meta["classes"]))
+model.load_state_dict(load_file("model.safetensors")); model.eval()
+```
+
+Preprocessing (bundle.json): resize the shorter side to {size} px (bilinear), centre-crop {size}×{size}, scale to
+[0, 1], subtract `mean` and divide by `std` per channel; `meta["classes"][logits.argmax()]` is the label.
+"""
+
+
 def export(run_dir: Path, model: torch.nn.Module, arch: str, classes: tuple[str, ...], image_size: int,
-           mean: tuple[float, ...], std: tuple[float, ...]) -> Path:
-    """The fine-tuned bundle: model.safetensors + bundle.json (classes, model name, preprocessing)."""
+           mean: tuple[float, ...], std: tuple[float, ...], epoch: int = 0, val_top1: float | None = None) -> Path:
+    """The fine-tuned bundle: model.safetensors + bundle.json (classes, model name, preprocessing, the exported
+    epoch and its val top-1) + a README with a plain-timm loading snippet."""
     out = run_dir / "export"
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(out / "model.safetensors"))
     meta = {"model": arch, "classes": list(classes), "image_size": image_size, "mean": list(mean), "std": list(std),
-            "resize": "shorter side to image_size, bilinear, centre crop"}
+            "resize": "shorter side to image_size, bilinear, centre crop", "epoch": epoch, "val_top1": val_top1}
     (out / "bundle.json").write_text(json.dumps(meta, indent=2))
+    shown = ", ".join(classes[:10]) + (f" and {len(classes) - 10} more" if len(classes) > 10 else "")
+    (out / "README.md").write_text(README.format(
+        arch=arch, n=len(classes), classes=shown, epoch=epoch, size=image_size,
+        top1="n/a" if val_top1 is None else f"{val_top1:.2%}"))
     os.chmod(out / "model.safetensors", _file_mode())   # safetensors writes 0600; match the rest of the bundle
     return out
 

@@ -28,6 +28,7 @@ class TrainConfig:
     warmup_epochs: float = 0.5
     augment: str = "light"
     val_fraction: float = 0.2
+    test_fraction: float = 0.0          # > 0: a held-out test split, scored once with the exported (best) epoch
     seed: int = 0
     device: str = "auto"                # 'auto' = cuda if available
     precision: str = "auto"             # 'auto' = bf16 autocast on cuda, fp32 on cpu

@@ -27,6 +27,8 @@ class Prepared:
     train_y: torch.Tensor
     val_x: torch.Tensor
     val_y: torch.Tensor
+    test_x: torch.Tensor | None = None        # the held-out test split (None: none was asked for)
+    test_y: torch.Tensor | None = None
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -96,9 +98,9 @@ def as_class_folders(files: list, labels: list[int], names: list[str], target: P
 
 def prepare(cfg: TrainConfig, split: Split | None = None) -> Prepared:
     ds = scan(resolve_source(cfg.data, cfg))
-    split = split or stratified_split(ds, cfg.val_fraction, cfg.seed)
+    split = split or stratified_split(ds, cfg.val_fraction, cfg.seed, cfg.test_fraction)
     label_of = {s.path: s.label for s in ds.samples}
-    missing = [p for p in (*split.train, *split.val) if p not in label_of]
+    missing = [p for p in (*split.train, *split.val, *split.test) if p not in label_of]
     if missing:
         raise DatasetError(f"the saved split names {len(missing)} image(s) no longer in the dataset")
     on_disk = cfg.cache == "disk"
@@ -106,4 +108,6 @@ def prepare(cfg: TrainConfig, split: Split | None = None) -> Prepared:
     val_x = cache.decoded(ds.root, list(split.val), cfg.image_size, on_disk)
     train_y = torch.tensor([label_of[p] for p in split.train])
     val_y = torch.tensor([label_of[p] for p in split.val])
-    return Prepared(ds, split, train_x, train_y, val_x, val_y)
+    test_x = cache.decoded(ds.root, list(split.test), cfg.image_size, on_disk) if split.test else None
+    test_y = torch.tensor([label_of[p] for p in split.test], dtype=torch.long)
+    return Prepared(ds, split, train_x, train_y, val_x, val_y, test_x, test_y)

@@ -2,12 +2,15 @@
 estimate, and the LR range test on the real data and model."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
 from core.finetune import recipes
 from core.finetune.config import TrainConfig
+from core.measure.settings import autocast_dtype, threads_for
 from core.measure.timing import time_call
 
 
@@ -18,27 +21,112 @@ def group_lrs(cfg: TrainConfig, n_classes: int) -> pd.DataFrame:
     return recipes.table(recipes.plan(model, cfg.recipe, cfg.lr, cfg.layer_decay, cfg.freeze_stages))
 
 
-def estimate_epoch_s(cfg: TrainConfig, n_train: int, steps: int = 3) -> float:
-    """Seconds per epoch, from timing a few real training steps of this model/recipe/batch here."""
-    import timm
-    model = timm.create_model(cfg.model, pretrained=False, num_classes=6)
-    groups = recipes.apply(model, recipes.plan(model, cfg.recipe, cfg.lr, cfg.layer_decay, cfg.freeze_stages), 0.0)
-    opt = torch.optim.AdamW(groups)
-    x = torch.randn(cfg.batch_size, 3, cfg.image_size, cfg.image_size)
-    y = torch.randint(0, 6, (cfg.batch_size,))
+@dataclass(frozen=True)
+class EpochEstimate:
+    """What one epoch will cost on the run's own device and precision, from a few timed real steps. For the
+    linear probe the frozen backbone runs once (``extraction_s``) and each epoch then trains only the head."""
 
-    def step() -> None:
-        if cfg.recipe == "linear_probe":
-            with torch.inference_mode():
-                model(x)
-        else:
-            loss = F.cross_entropy(model(x), y)
+    recipe: str
+    device: str
+    precision: str
+    batch: int
+    train_images: int
+    val_images: int
+    extraction_s: float          # linear probe: the one-off feature pass over train + val; 0 otherwise
+    epoch_s: float               # one epoch: training steps plus the validation pass
+    steps_timed: int
+
+    def text(self) -> str:
+        where = f"on {self.device} in {self.precision}, batch {self.batch}, from {self.steps_timed} timed steps"
+        if self.recipe == "linear_probe":
+            return (f"About {self.extraction_s:.1f} s once, to extract features of {self.train_images + self.val_images} "
+                    f"images with the frozen backbone, then about {self.epoch_s:.2f} s per epoch for the head ({where}).")
+        return f"About {self.epoch_s:.1f} s per epoch ({self.train_images} training + {self.val_images} validation images, {where})."
+
+
+def estimate_epoch(cfg: TrainConfig, n_train: int, n_val: int, steps: int = 3) -> EpochEstimate:
+    """Times a few real steps of this model, recipe and batch on the run's device and precision (as the trainer
+    resolves them) and scales them to the epoch."""
+    import timm
+
+    from core.finetune.trainer import pick_device
+    device = pick_device(cfg)
+    precision = cfg.precision if cfg.precision != "auto" else ("bf16" if device.type == "cuda" else "fp32")
+    channels_last = cfg.channels_last if cfg.channels_last is not None else device.type == "cuda"
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    dtype = autocast_dtype(precision)
+    amp = lambda: torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)  # noqa: E731
+    with threads_for(cfg.threads):
+        model = timm.create_model(cfg.model, pretrained=False, num_classes=6)
+        groups = recipes.apply(model, recipes.plan(model, cfg.recipe, cfg.lr, cfg.layer_decay, cfg.freeze_stages), 0.0)
+        model = model.to(device, memory_format=fmt)
+        opt = torch.optim.AdamW(groups)
+        batch = min(cfg.batch_size, max(n_train, 1))
+        x = torch.randn(batch, 3, cfg.image_size, cfg.image_size, device=device).contiguous(memory_format=fmt)
+        y = torch.randint(0, 6, (batch,), device=device)
+        # inference as the trainer runs it (validation, feature extraction): batches of 256, uint8 converted and
+        # normalised on the device; a CPU times a smaller batch and scales it
+        eval_batch = min(256, max(n_train + n_val, 1), 128 if device.type == "cpu" else 256)
+        raw = torch.randint(0, 256, (eval_batch, 3, cfg.image_size, cfg.image_size), dtype=torch.uint8)
+        mean = torch.tensor((0.485, 0.456, 0.406), device=device)[None, :, None, None]
+
+        def infer() -> None:
+            with torch.inference_mode(), amp():
+                inp = ((raw.to(device).float().div_(255) - mean) / 0.226).contiguous(memory_format=fmt)
+                model.forward_head(model.forward_features(inp), pre_logits=cfg.recipe == "linear_probe")
+
+        def step(net, inp, target) -> None:
+            with amp():
+                loss = F.cross_entropy(net(inp).float(), target)
             opt.zero_grad()
             loss.backward()
             opt.step()
-    stats = time_call(step, "cpu", warmup=1, min_iters=steps, max_iters=steps, min_time_s=0.0, warmup_time_s=0.0)
-    # for the linear probe this is the one pass that extracts features; its later epochs take milliseconds
-    return stats.median_ms / 1e3 * -(-n_train // cfg.batch_size)
+            loss.item()                                   # the trainer reads the loss every step
+
+        def per_call_s(fn) -> float:
+            stats = time_call(fn, device, warmup=1, min_iters=steps, max_iters=steps, min_time_s=0.0, warmup_time_s=0.0)
+            return stats.median_ms / 1e3
+
+        model.eval()
+        per_image = per_call_s(infer) / eval_batch                # inference: validation, or feature extraction
+        if cfg.recipe == "linear_probe":
+            extraction = per_image * (n_train + n_val)
+            epoch = _probe_epoch_s(model.get_classifier(), opt, model.num_features, n_train, n_val, batch, device, step)
+        else:
+            model.train()
+            extraction = 0.0
+            epoch = per_call_s(lambda: step(model, x, y)) * -(-n_train // batch) + per_image * n_val
+    return EpochEstimate(cfg.recipe, str(device), precision, batch, n_train, n_val, extraction, epoch, steps)
+
+
+def _probe_epoch_s(head, opt, features: int, n_train: int, n_val: int, batch: int, device: torch.device,
+                   step) -> float:
+    """One real head-only epoch on random features of the backbone's width, as the trainer runs it (shuffled
+    sampler, a step per batch, the validation pass with its confusion matrix): it costs milliseconds, so it is run
+    whole (three times, the median kept) instead of scaled from a few steps."""
+    import statistics
+    import time
+
+    from torch.utils.data import DistributedSampler
+
+    from core.finetune.batches import evaluate
+    feats = torch.randn(max(n_train, 1), features, device=device)
+    labels = torch.randint(0, 6, (max(n_train, 1),), device=device)
+    val, val_y = torch.randn(max(n_val, 1), features, device=device), torch.randint(0, 6, (max(n_val, 1),))
+    took = []
+    for epoch in range(4):
+        t = time.perf_counter()
+        sampler = DistributedSampler(range(len(feats)), num_replicas=1, rank=0, shuffle=True, seed=0)
+        sampler.set_epoch(epoch)
+        order = torch.tensor(list(sampler))
+        head.train()
+        for i in range(0, len(order), batch):
+            idx = order[i:i + batch]
+            step(head, feats[idx], labels[idx])
+        head.eval()
+        evaluate(head, val, val_y, 6, 256, lambda v: v)
+        took.append(time.perf_counter() - t)
+    return statistics.median(took[1:])
 
 
 def lr_range(cfg: TrainConfig, steps: int = 40) -> tuple[pd.DataFrame, float]:

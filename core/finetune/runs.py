@@ -228,3 +228,12 @@ def progress(run: Run) -> Progress:
     if run.status == "running":
         eta = eta_s(run.started, step, total, done_before=per_epoch * int(info.get("resumed_from_epoch", 0)))
     return Progress(epoch, epochs, step, total, eta, min(1.0, step / total) if total else 0.0)
+
+
+def empty_reason(run: "Run") -> str:
+    """Why a run has no best top-1 yet (empty for a run that has one)."""
+    if run.result.get("best_top1") is not None:
+        return ""
+    return {"queued": "queued: not started yet", "running": "running: filled in when the run ends",
+            "failed": "failed before any epoch finished", "cancelled": "stopped before any epoch finished",
+            }.get(run.status, f"{run.status}: no epoch finished")

@@ -113,7 +113,8 @@ def execute(cfg: TrainConfig, run_id: int | None = None, name: str = "", resume:
         if rank == 0:
             runs.update(run_id, status=result.status, finished=time.time(),
                         result={**runs.get(run_id).result, "best_top1": result.best_top1, "last": result.last,
-                                "export_dir": result.export_dir, "wall_s": result.wall_s, "note": result.note,
+                                "export_dir": result.export_dir, "best_epoch": result.best_epoch, "test": result.test,
+                                "extraction_s": result.extraction_s, "wall_s": result.wall_s, "note": result.note,
                                 "epochs_done": result.epochs_done})
             print(f"run {run_id} {result.status}: best val top-1 {result.best_top1:.3f}"
                   + (f"; exported to {result.export_dir}" if result.export_dir else "")

@@ -19,7 +19,7 @@ from torch.utils.data import DistributedSampler
 from core.data.health import no_validation_classes
 from core.data.split import Split
 from core.finetune import bundle, recipes
-from core.finetune.batches import Normalizer
+from core.finetune.batches import Normalizer, evaluate
 from core.finetune.config import TrainConfig
 from core.finetune.data import Prepared, prepare
 from core.finetune.distributed import decided_by_rank0, init, rank0_first
@@ -54,6 +54,9 @@ class Result:
     export_dir: str = ""
     wall_s: float = 0.0
     note: str = ""
+    best_epoch: int = 0            # the epoch whose weights were exported (the best val top-1)
+    test: dict[str, Any] = field(default_factory=dict)   # the exported epoch on the held-out test split
+    extraction_s: float = 0.0
 
 
 @dataclass
@@ -81,6 +84,7 @@ class State:
     last: dict[str, float] = field(default_factory=dict)
     wall_offset: float = 0.0
     t_start: float = field(default_factory=time.perf_counter)
+    extraction_s: float = 0.0      # linear probe: the one-off feature pass, before the first epoch
 
     def wall_s(self) -> float:
         return self.wall_offset + time.perf_counter() - self.t_start
@@ -107,7 +111,8 @@ def build_model(cfg: TrainConfig, n_classes: int, device: torch.device, channels
 def saved_split(ckpt: dict[str, Any] | None) -> Split | None:
     if ckpt is None:
         return None
-    return Split(ckpt["split_seed"], ckpt["split_fraction"], tuple(ckpt["split_train"]), tuple(ckpt["split_val"]))
+    return Split(ckpt["split_seed"], ckpt["split_fraction"], tuple(ckpt["split_train"]), tuple(ckpt["split_val"]),
+                 tuple(ckpt.get("split_test", ())), ckpt.get("split_test_fraction", 0.0))
 
 
 def checkpoint(s: State, epoch: int) -> dict[str, Any]:
@@ -116,6 +121,7 @@ def checkpoint(s: State, epoch: int) -> dict[str, Any]:
             "epoch": epoch, "step": s.step, "best": s.best, "stale": s.stale, "rng": bundle.rng_state(),
             "split_seed": s.data.split.seed, "split_fraction": s.data.split.val_fraction,
             "split_train": list(s.data.split.train), "split_val": list(s.data.split.val),
+            "split_test": list(s.data.split.test), "split_test_fraction": s.data.split.test_fraction,
             "classes": list(s.data.classes), "config": s.cfg.to_dict(), "wall_s": s.wall_s()}
 
 
@@ -153,7 +159,9 @@ def setup(cfg: TrainConfig, run_dir: Path, callbacks: Callbacks | None, prepared
         bundle.set_rng_state(ckpt["rng"])
         s.start_epoch, s.step, s.best, s.stale = ckpt["epoch"], ckpt["step"], ckpt["best"], ckpt.get("stale", 0)
     s.cb.on_start(_info(s, precision, channels_last, report, groups))
+    t = time.perf_counter()
     s.strategy = for_recipe(cfg.recipe)(model, data, prep, device, world, amp)
+    s.extraction_s = time.perf_counter() - t if cfg.recipe == "linear_probe" else 0.0
     return s
 
 
@@ -161,7 +169,7 @@ def _info(s: State, precision: str, channels_last: bool, report: WeightsReport, 
     return {"classes": list(s.data.classes), "device": str(s.device), "precision": precision, "world": s.world,
             "channels_last": channels_last, "weights": report.source,
             "groups": recipes.table(groups).to_dict("records"), "train_images": len(s.data.train_x),
-            "val_images": len(s.data.val_x), "resumed_from_epoch": s.start_epoch,
+            "val_images": len(s.data.val_x), "test_images": len(s.data.split.test), "resumed_from_epoch": s.start_epoch,
             "steps_per_epoch": s.steps_per_epoch,
             "no_val_classes": list(no_validation_classes(s.data.dataset, s.data.split))}
 
@@ -213,10 +221,13 @@ def end_epoch(s: State, epoch: int, seen: int, train_s: float, t_epoch: float) -
     """Evaluate (rank 0), report, checkpoint; returns whether early stopping ends the run (rank 0 decides)."""
     if s.rank == 0:
         ev = s.strategy.evaluate()
+        improved = ev["top1"] > s.best or not (s.run_dir / bundle.BEST).exists()
         s.best, s.stale = (ev["top1"], 0) if ev["top1"] > s.best else (s.best, s.stale + 1)
         s.last = {"val_loss": ev["loss"], "val_top1": ev["top1"], "epoch_s": time.perf_counter() - t_epoch,
                   "train_s": train_s, "images_per_s": seen * s.world / max(train_s, 1e-9)}
         s.cb.on_epoch(epoch, s.step, s.last, {"per_class": ev["per_class"], "confusion": ev["confusion"]})
+        if improved:
+            bundle.save_best(s.run_dir, s.model, epoch + 1, ev["top1"])   # the weights the export will hold
         bundle.save_checkpoint(s.run_dir, checkpoint(s, epoch + 1))
     early = bool(s.cfg.early_stopping and s.stale >= s.cfg.early_stopping)
     if s.world > 1:
@@ -226,13 +237,28 @@ def end_epoch(s: State, epoch: int, seen: int, train_s: float, t_epoch: float) -
 
 def finish(s: State, status: str, note: str) -> Result:
     """The export (rank 0, finished runs) and the result."""
-    export_dir = ""
-    if s.rank == 0 and status == "done":
+    export_dir, best, test = "", bundle.load_best(s.run_dir) if s.rank == 0 else None, {}
+    if status == "done" and best is not None:
+        s.model.load_state_dict(best["model"])        # export the best epoch: the one whose top-1 is reported
         mean = tuple(s.prep.mean.flatten().tolist())
         std = tuple(s.prep.std.flatten().tolist())
-        export_dir = str(bundle.export(s.run_dir, s.model, s.cfg.model, s.data.classes, s.cfg.image_size, mean, std))
+        export_dir = str(bundle.export(s.run_dir, s.model, s.cfg.model, s.data.classes, s.cfg.image_size, mean, std,
+                                       best["epoch"], best["val_top1"]))
+        test = score_test(s)
     epochs_done = (bundle.load_checkpoint(s.run_dir) or {}).get("epoch", 0) if s.rank == 0 else 0
-    return Result(status, epochs_done, s.best, s.last, export_dir, s.wall_s(), note)
+    return Result(status, epochs_done, s.best, s.last, export_dir, s.wall_s(), note,
+                  best["epoch"] if best is not None else 0, test, s.extraction_s)
+
+
+def score_test(s: State) -> dict[str, Any]:
+    """The exported weights, once, on the held-out test split (no epoch was chosen on it): hits, n and top-1."""
+    if s.data.test_x is None or not len(s.data.test_x):
+        return {}
+    s.model.eval()
+    with s.amp():
+        ev = evaluate(s.model, s.data.test_x, s.data.test_y, len(s.data.classes), 256, s.prep)
+    n = len(s.data.test_x)
+    return {"top1": ev["top1"], "hits": round(ev["top1"] * n), "n": n}
 
 
 def train(cfg: TrainConfig, run_dir: str | Path, callbacks: Callbacks | None = None,

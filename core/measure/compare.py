@@ -7,7 +7,8 @@ from typing import Any, Callable
 import pandas as pd
 
 from core.blocks import block_cost, create_block, resolve_config
-from core.measure.profiling import Profile, profile_module
+from core.measure.profiling import Profile, profile_module, time_modules
+from core.present import fmt
 
 NO_EXTRAS: dict[str, Any] = {"bias": False, "norm": False}
 
@@ -92,38 +93,52 @@ def entry_cfg(entry: Entry, chs: int) -> dict[str, Any]:
     return {**entry.cfg, "in_chs": chs, "out_chs": chs}
 
 
-def compare(entries: list[Entry], chs: int, hw: int, batch: int = 1,
-            profiler: Callable[..., Profile] = profile_module, **profile_kw: Any) -> pd.DataFrame:
-    """Profiles each entry at (batch, chs, hw, hw); ratios are against the first entry."""
+def compare(entries: list[Entry], chs: int, hw: int, batch: int = 1, device: str = "cpu", dtype: str = "fp32",
+            memory_format: str = "contiguous", threads: int | None = None, profiler: Callable[..., Profile] = profile_module,
+            **timing: Any) -> pd.DataFrame:
+    """Counts each entry at (batch, chs, hw, hw), then times them all interleaved, round by round, so a drift in
+    the machine's speed cannot make one look faster. Ratios are against the first entry: "MACs ×" and
+    "params ×" say how many times fewer the entry has, "speed-up" how many times faster it runs (median of the
+    per-round ratios, with a ~95% interval). ``frame.attrs`` keeps the timing (``interleaved``) and its note."""
+    shape = (batch, chs, hw, hw)
+    setting = {"device": device, "dtype": dtype, "memory_format": memory_format, "threads": threads}
+    modules = [create_block(e.block, **entry_cfg(e, chs)) for e in entries]
+    profiles = [profiler(m, shape, time_it=False, **setting) for m in modules]
+    timed = time_modules(modules, [shape] * len(modules), **setting, **timing)
     rows = []
-    for e in entries:
-        cfg = entry_cfg(e, chs)
-        prof = profiler(create_block(e.block, **cfg), (batch, chs, hw, hw), **profile_kw)
-        rows.append({"block": e.label, "params": prof.params, "MACs": prof.macs, "latency ms": prof.latency_ms,
-                     "p10 ms": prof.latency_p10_ms, "p90 ms": prof.latency_p90_ms,
-                     "GFLOP/s": prof.achieved_gflops, "device": prof.env.label()})
+    for e, prof, lat, ratio in zip(entries, profiles, timed.latency, timed.ratios):
+        rows.append({"block": e.label, "params": prof.params, "MACs": prof.macs, "latency ms": lat.median_ms,
+                     "p10 ms": lat.p10_ms, "p90 ms": lat.p90_ms,
+                     "GFLOP/s": prof.flops / (lat.median_ms / 1e3) / 1e9,
+                     "speed-up": ratio.ratio, "speed-up low": ratio.low, "speed-up high": ratio.high,
+                     "device": prof.env.label()})
     frame = pd.DataFrame(rows)
     base = frame.iloc[0]
     frame["params ratio"] = base["params"] / frame["params"]
     frame["MAC ratio"] = base["MACs"] / frame["MACs"]
-    frame["latency ratio"] = base["latency ms"] / frame["latency ms"]
+    frame.attrs.update(interleaved=timed, note=timed.note(), busy=timed.busy)
     return frame
 
 
 def ratio_statement(frame: pd.DataFrame) -> list[str]:
-    """Plain-words verdicts on where the MAC ratio and the measured latency ratio disagree."""
+    """Plain-words verdicts on where the MAC ratio and the measured speed-up disagree."""
     base = frame.iloc[0]["block"]
     lines = []
     for _, row in frame.iloc[1:].iterrows():
-        mac, lat = row["MAC ratio"], row["latency ratio"]
+        mac, lat = row["MAC ratio"], row["speed-up"]
         if mac <= 0 or lat != lat:  # NaN latency
             continue
         gap = lat / mac
         verdict = ("agree within 20%" if 0.8 <= gap <= 1.25 else
                    f"disagree: only {gap:.0%} of the MAC saving shows up as speed" if gap < 0.8 else
                    "disagree: the measured speed-up beats the MAC ratio")
-        lines.append(f"{row['block']} has {mac:.2f}x fewer MACs than {base} and runs {lat:.2f}x "
-                     f"{'faster' if lat >= 1 else 'slower'} on this device: the two ratios {verdict}.")
+        interval = ""
+        if "speed-up low" in row:
+            lo, hi = sorted((row["speed-up low"], row["speed-up high"]))
+            interval = (f" (~95% interval {lo:.2f}–{hi:.2f}× faster)" if lat >= 1 else
+                        f" (~95% interval {1 / hi:.2f}–{1 / lo:.2f}× slower)")
+        lines.append(f"{row['block']} has {fmt.times(mac, 'more MACs', 'fewer MACs')} than {base}. "
+                     f"It runs {fmt.times(lat, 'slower', 'faster')}{interval} on this device: the two ratios {verdict}.")
     return lines
 
 

@@ -12,7 +12,7 @@ from torch import nn
 
 from core.measure.counting import CrossCheck, MacCount, cross_check, fvcore_macs
 from core.measure.settings import MEMORY_FORMATS, autocast_dtype, threads_for
-from core.measure.timing import LatencyStats, time_call
+from core.measure.timing import Interleaved, LatencyStats, time_call, time_interleaved
 from core.present.fmt import first_line
 
 
@@ -54,6 +54,7 @@ class Profile:
     latency_p90_ms: float | None
     latency: LatencyStats | None
     activation_bytes: int
+    activation_precision: str          # the autocast the outputs were counted under (dtypes per layer follow it)
     peak_memory_bytes: int | None
     output_shape: tuple[int, ...]
     per_layer: pd.DataFrame
@@ -103,14 +104,15 @@ def _leaf_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
             if not list(m.children()) or any(True for _ in m.parameters(recurse=False))]
 
 
-def _per_layer(model: nn.Module, x: torch.Tensor, macs: MacCount) -> tuple[pd.DataFrame, int]:
-    """One row per leaf module: type, output shape, own params, MACs, output bytes."""
+def _per_layer(model: nn.Module, x: torch.Tensor, macs: MacCount, precision: str = "fp32") -> tuple[pd.DataFrame, int]:
+    """One row per leaf module: type, output shape, own params, MACs, output bytes. Runs on the CPU under the
+    precision's autocast, so each output has the dtype it would have there (bf16 convs, fp32 norms)."""
     outputs: dict[str, torch.Tensor] = {}
     leaves = _leaf_modules(model)
     hooks = [m.register_forward_hook(lambda _m, _i, out, name=name: outputs.__setitem__(name, out))
              for name, m in leaves if name]
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast_for(torch.device("cpu"), precision):
             model(x)
     finally:
         for h in hooks:
@@ -160,7 +162,12 @@ def _profile(module: nn.Module, input_shape: tuple[int, ...], dev: torch.device,
     x_cpu = torch.randn(*input_shape)
     macs = fvcore_macs(module, (x_cpu,))
     check = cross_check(macs, module, (x_cpu,))
-    per_layer, activation = _per_layer(module, x_cpu, macs)
+    try:
+        per_layer, activation = _per_layer(module, x_cpu, macs, dtype)
+        activation_precision = dtype
+    except RuntimeError:                  # a precision this CPU cannot autocast: count in fp32 and say so
+        per_layer, activation = _per_layer(module, x_cpu, macs)
+        activation_precision = "fp32"
     params = sum(p.numel() for p in module.parameters())
     trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
 
@@ -183,6 +190,30 @@ def _profile(module: nn.Module, input_shape: tuple[int, ...], dev: torch.device,
         params=params, trainable_params=trainable, macs=macs.total, flops=2 * macs.total,
         macs_by_op=macs.by_operator, uncounted_ops=macs.uncounted_ops, cross_check=check,
         latency_ms=stats.median_ms if stats else None, latency_p10_ms=stats.p10_ms if stats else None,
-        latency_p90_ms=stats.p90_ms if stats else None, latency=stats, activation_bytes=activation,
+        latency_p90_ms=stats.p90_ms if stats else None, latency=stats, activation_bytes=activation, activation_precision=activation_precision,
         peak_memory_bytes=peak, output_shape=tuple(out.shape), per_layer=per_layer,
         env=collect_env(dev, dtype, memory_format, input_shape))
+
+
+def time_modules(modules: list[nn.Module], input_shapes: list[tuple[int, ...]], device: str | torch.device = "cpu",
+                 dtype: str = "fp32", memory_format: str = "contiguous", threads: int | None = None,
+                 **timing: Any) -> Interleaved:
+    """Times several modules interleaved, round by round (core.measure.timing.time_interleaved), each on a random
+    input of its shape, on one device, precision, memory format and thread count."""
+    dev = resolve_device(device)
+    if memory_format not in MEMORY_FORMATS:
+        raise ProfileError(f"memory format {memory_format!r} is not one of {', '.join(MEMORY_FORMATS)}")
+    fmt = torch.channels_last if memory_format == "channels_last" else torch.contiguous_format
+    with threads_for(threads):
+        calls = []
+        for module, shape in zip(modules, input_shapes):
+            m = module.eval().to(dev, memory_format=fmt)
+            x = torch.randn(*shape).to(dev).contiguous(memory_format=fmt)
+            calls.append(lambda m=m, x=x: m(x))
+        try:
+            with torch.inference_mode(), autocast_for(dev, dtype):
+                return time_interleaved(calls, dev, **timing)
+        except RuntimeError as err:
+            if isinstance(err, ProfileError):
+                raise
+            raise ProfileError(f"running in {dtype} on {dev} failed: {first_line(err)}") from err

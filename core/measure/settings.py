@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -16,6 +17,15 @@ def autocast_dtype(precision: str) -> torch.dtype | None:
     if precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
     return None if precision == "fp32" else PRECISIONS[precision]
+
+
+def default_threads(cores: int | None = None) -> int:
+    """The thread count the app starts with: half the cores, at least one. On this project's 2-core VM one
+    thread timed a block at a steady ~63 ms while two threads, sharing the cores with the server and the
+    browser, ranged from 50 to 1,180 ms; leaving half the cores to everything else keeps timings steady
+    (benchmarks/ratio_stability.py measures both). The sidebar still offers every core."""
+    cores = cores or os.cpu_count() or 1
+    return max(1, cores // 2)
 
 
 @dataclass(frozen=True)

@@ -78,3 +78,126 @@ def time_call(fn: Callable[[], object], device: torch.device | str = "cpu", *, w
         fn()
         samples.append((time.perf_counter() - t) * 1e3)
     return LatencyStats.from_samples(samples, done, "perf_counter")
+
+
+RATIO_TOLERANCE = 0.15      # the ratio's interval must sit within ±15% of it
+SPREAD_LIMIT = 1.5          # p90 / p10 of the per-round ratios above this: the machine is busy
+
+
+def _median_interval(values: np.ndarray) -> tuple[float, float]:
+    """A distribution-free ~95% interval for the median of ``values`` (order statistics, binomial(n, 1/2))."""
+    v, n = np.sort(values), len(values)
+    half = 0.98 * np.sqrt(n)                         # 1.96 · sqrt(n) / 2
+    lo, hi = int(np.floor(n / 2 - half)), int(np.ceil(n / 2 + half))
+    return float(v[max(lo, 0)]), float(v[min(hi, n - 1)])
+
+
+@dataclass(frozen=True)
+class RatioStats:
+    """How many times faster candidate i runs than the first: the median over rounds of t_first / t_i."""
+
+    ratio: float
+    low: float               # ~95% interval of that median
+    high: float
+    p10: float               # spread of the per-round ratios
+    p90: float
+
+    @property
+    def spread(self) -> float:
+        return self.p90 / self.p10 if self.p10 > 0 else float("inf")
+
+    @property
+    def settled(self) -> bool:
+        """The interval lies within ±RATIO_TOLERANCE of the ratio and the rounds agree (p90/p10 ≤ SPREAD_LIMIT)."""
+        return (self.low >= self.ratio * (1 - RATIO_TOLERANCE) and self.high <= self.ratio * (1 + RATIO_TOLERANCE)
+                and self.spread <= SPREAD_LIMIT)
+
+    @classmethod
+    def from_rounds(cls, ratios: np.ndarray) -> "RatioStats":
+        low, high = _median_interval(ratios)
+        p10, med, p90 = np.percentile(ratios, [10, 50, 90])
+        return cls(float(med), low, high, float(p10), float(p90))
+
+
+@dataclass(frozen=True)
+class Interleaved:
+    """Candidates timed round by round (A B C, then C B A, …), so a drift in the machine's speed hits all of them
+    alike. ``latency[i]`` summarises candidate i's per-call time over the rounds; ``ratios[i]`` is against the first."""
+
+    latency: tuple[LatencyStats, ...]
+    ratios: tuple[RatioStats, ...]
+    rounds: int
+    calls_per_round: tuple[int, ...]
+
+    @property
+    def busy(self) -> bool:
+        """Still unsettled after the most rounds allowed: the figures are uncertain."""
+        return not all(r.settled for r in self.ratios[1:])
+
+    def note(self) -> str:
+        """One sentence for the page: how the figures were taken, and a warning when the machine was busy."""
+        how = (f"Timed interleaved: {self.rounds} rounds, each candidate in turn (order reversed every other round); "
+               "ratios are the median of the per-round ratios with a ~95% interval.")
+        if not self.busy:
+            return how
+        worst = max(self.ratios[1:], key=lambda r: r.spread)
+        return (f"This machine is busy: the figure is uncertain. After {self.rounds} rounds the per-round ratios "
+                f"still range {worst.p10:.2f}–{worst.p90:.2f}× (interval {worst.low:.2f}–{worst.high:.2f}×). "
+                + how)
+
+
+def time_interleaved(fns: list[Callable[[], object]], device: torch.device | str = "cpu", *,
+                     round_time_s: float = 0.02, min_rounds: int = 15, max_rounds: int = 200,
+                     max_time_s: float = 10.0, warmup_time_s: float = 0.1) -> Interleaved:
+    """Times several callables round by round and reports each one's latency and its speed ratio against the
+    first. After ``min_rounds`` it stops as soon as every ratio has settled (interval within ±15%, p90/p10 ≤ 1.5);
+    otherwise it keeps going up to ``max_rounds`` or ``max_time_s`` and the result says it is busy."""
+    if len(fns) < 2:
+        raise ValueError("interleaved timing needs at least two candidates")
+    device = torch.device(device)
+    once = []
+    for fn in fns:                                   # warm-up, and a first estimate of one call
+        done, t0 = 0, time.perf_counter()
+        while done < 2 or time.perf_counter() - t0 < warmup_time_s:
+            fn()
+            _sync(device)
+            done += 1
+        once.append((time.perf_counter() - t0) / done)
+    calls = tuple(max(1, int(round_time_s / max(t, 1e-7))) for t in once)
+    per_call: list[list[float]] = [[] for _ in fns]
+    start, rounds = time.perf_counter(), 0
+    while rounds < max_rounds:
+        order = range(len(fns)) if rounds % 2 == 0 else reversed(range(len(fns)))
+        for i in order:
+            per_call[i].append(_time_calls(fns[i], calls[i], device))
+        rounds += 1
+        if rounds >= min_rounds:
+            result = _summarise(per_call, rounds, calls, device)
+            if not result.busy or time.perf_counter() - start > max_time_s:
+                return result
+    return _summarise(per_call, rounds, calls, device)
+
+
+def _time_calls(fn: Callable[[], object], n: int, device: torch.device) -> float:
+    """Milliseconds per call over ``n`` back-to-back calls (CUDA events on a GPU, perf_counter on a CPU)."""
+    if device.type == "cuda":
+        begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        begin.record()
+        for _ in range(n):
+            fn()
+        end.record()
+        end.synchronize()
+        return begin.elapsed_time(end) / n
+    t = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - t) * 1e3 / n
+
+
+def _summarise(per_call: list[list[float]], rounds: int, calls: tuple[int, ...], device: torch.device
+               ) -> Interleaved:
+    arrays = [np.asarray(s) for s in per_call]
+    timer = f"{'cuda events' if device.type == 'cuda' else 'perf_counter'}, interleaved rounds"
+    latency = tuple(LatencyStats.from_samples(list(a), 0, timer) for a in arrays)
+    ratios = tuple(RatioStats.from_rounds(arrays[0] / a) for a in arrays)
+    return Interleaved(latency, ratios, rounds, calls)

@@ -67,3 +67,25 @@ def ms_range(low: float | None, high: float | None) -> str:
     if low is None or high is None:
         return "n/a"
     return f"{low:.3g}–{high:.3g} ms"
+
+
+def times(ratio: float, more: str, fewer: str) -> str:
+    """A ratio against a baseline in plain words: 8.47 -> '8.47× fewer', 0.89 -> '1.12× more'."""
+    if ratio >= 1:
+        return f"{ratio:,.2f}× {fewer}"
+    return f"{1 / ratio:,.2f}× {more}"
+
+
+_LATEX_PLAIN = ((r"\cdot", "·"), ("{,}", ","), (r"\;", " "), (r"\quad", "  "), (r"\,", " "))
+
+
+def plain_formula(latex: str) -> str:
+    """A LaTeX cost formula as plain text for a table cell: (3\\cdot3\\cdot256)\\cdot256 -> (3·3·256)·256,
+    C_{in} -> C_in, \\text{proj} -> proj."""
+    text = latex
+    for a, b in _LATEX_PLAIN:
+        text = text.replace(a, b)
+    text = re.sub(r"\\text\{([^}]*)\}", r"\1", text)
+    text = re.sub(r"_\{([^}]*)\}", r"_\1", text)
+    text = re.sub(r"\^\{([^}]*)\}", r"^\1", text)
+    return " ".join(text.replace("\\", "").split())

@@ -6,16 +6,18 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from core.blocks.gradflow import GradFlow
-from core.present.fmt import plot_text, si
+from core.present.fmt import plot_text, si, times
 
 
 def compare_bars(frame: pd.DataFrame) -> go.Figure:
     """Params, MACs and median latency (p10-p90 whiskers) per block, each bar labelled with its ratio."""
     fig = make_subplots(rows=1, cols=3, subplot_titles=("Parameters", "MACs (per batch)", "Latency (median, ms)"))
+    words = {"params": ("more params", "fewer params"), "MACs": ("more MACs", "fewer MACs"),
+             "latency ms": ("slower", "faster")}
     for col, (metric, ratio) in enumerate((("params", "params ratio"), ("MACs", "MAC ratio"),
-                                           ("latency ms", "latency ratio")), start=1):
+                                           ("latency ms", "speed-up")), start=1):
         unit = " ms" if metric == "latency ms" else ""
-        text = [f"{si(v)}{unit}<br>{'baseline' if i == 0 else f'{r:.2f}x less'}"
+        text = [f"{si(v)}{unit}<br>{'baseline' if i == 0 else times(r, *words[metric])}"
                 for i, (v, r) in enumerate(zip(frame[metric], frame[ratio]))]
         error = None
         if metric == "latency ms":
@@ -63,12 +65,15 @@ def gradient_flow(result: GradFlow) -> go.Figure:
 def accuracy_vs_cost(frame: pd.DataFrame, x: str, x_title: str, front: "pd.Series") -> go.Figure:
     """ImageNet top-1 against a cost column, Pareto frontier drawn as a step line, hover with details."""
     fig = go.Figure()
-    hover = ("<b>%{customdata[0]}</b> (%{customdata[1]})<br>top-1 %{y:.2f}%<br>" + x_title +
+    hover = ("<b>%{customdata[0]}</b> (%{customdata[1]})<br>top-1 %{y:.2f}% at %{customdata[5]} px<br>" + x_title +
              " %{x:.3g}<br>%{customdata[2]:.1f} M params · %{customdata[3]:.2f} GMACs @ %{customdata[4]} px<extra></extra>")
-    data = frame[["model", "tag", "params (M)", "GMACs", "resolution"]].to_numpy()
+    matches = frame["resolution matches"] if "resolution matches" in frame else pd.Series(True, index=frame.index)
+    data = frame.assign(eval_px=frame["eval_resolution"].fillna(0).astype(int))[
+        ["model", "tag", "params (M)", "GMACs", "resolution", "eval_px"]].to_numpy()
     fig.add_scatter(x=frame[x], y=frame["top1"], mode="markers+text", text=frame["model"],
                     textposition="top center", customdata=data, hovertemplate=hover, name="backbones",
-                    marker=dict(size=10, color=["#ef553b" if f else "#636efa" for f in front]))
+                    marker=dict(size=10, color=["#ef553b" if f else "#636efa" for f in front],
+                                symbol=["circle" if m else "circle-open" for m in matches]))
     pts = frame[front].sort_values(x)
     fig.add_scatter(x=pts[x], y=pts["top1"], mode="lines", line=dict(shape="hv", dash="dot", color="#ef553b"),
                     name="Pareto frontier", hoverinfo="skip")
@@ -149,10 +154,12 @@ def confusion(matrix, classes: list[str]) -> go.Figure:
     return fig
 
 
-def bars(frame: pd.DataFrame, x: str, y: str, x_title: str, y_title: str, log_y: bool = False) -> go.Figure:
-    """A bar per row; the x labels (often user class names) are shown literally."""
+def bars(frame: pd.DataFrame, x: str, y: str, x_title: str, y_title: str, log_y: bool = False,
+         text: str = "%{y:,}") -> go.Figure:
+    """A bar per row, labelled with its value (``text``: a Plotly texttemplate); the x labels (often user class
+    names) are shown literally."""
     labels = [plot_text(v) for v in frame[x]]
-    fig = go.Figure(go.Bar(x=labels, y=frame[y], text=frame[y], textposition="auto"))
+    fig = go.Figure(go.Bar(x=labels, y=frame[y], texttemplate=text, textposition="auto"))
     fig.update_xaxes(title_text=x_title)
     fig.update_yaxes(title_text=y_title, type="log" if log_y else "linear")
     fig.update_layout(height=320, margin=dict(t=30, b=10))
@@ -171,9 +178,14 @@ def lr_finder(frame: pd.DataFrame, suggestion: float) -> go.Figure:
 
 
 def accuracy_vs_time(frame: pd.DataFrame) -> go.Figure:
-    fig = go.Figure(go.Scatter(x=frame["wall s"], y=frame["best val top-1"] * 100, mode="markers+text",
-                               text=frame["recipe"], textposition="top center", marker=dict(size=14)))
+    """Test top-1 (validation where there is no test score) against wall time, with ~95% Wilson whiskers."""
+    col = "test top-1 %" if frame["test top-1 %"].notna().any() else "val top-1 %"
+    lo, hi = col.replace("top-1 %", "95% low"), col.replace("top-1 %", "95% high")
+    fig = go.Figure(go.Scatter(
+        x=frame["wall s"], y=frame[col], mode="markers+text", text=frame["recipe"], textposition="top center",
+        marker=dict(size=14), error_y=dict(type="data", symmetric=False, array=frame[hi] - frame[col],
+                                           arrayminus=frame[col] - frame[lo])))
     fig.update_xaxes(title_text="wall time (s)")
-    fig.update_yaxes(title_text="best val top-1 (%)", range=[0, 105])
+    fig.update_yaxes(title_text=f"{col.split()[0]} top-1 (%), ~95% interval", range=[0, 105])
     fig.update_layout(height=360, margin=dict(t=30, b=10))
     return fig

@@ -56,7 +56,7 @@ def measure(name: str, resolution: int | None = None, setting: Setting = Setting
     payload = {**_meta(arch, res, 1, setting), "default_resolution": default_resolution(arch),
                "params": prof.params, "macs": prof.macs, "flops": prof.flops, "latency_ms": prof.latency_ms,
                "latency_p10_ms": prof.latency_p10_ms, "latency_p90_ms": prof.latency_p90_ms,
-               "iters": prof.latency.iters if prof.latency else 0, "activation_bytes": prof.activation_bytes,
+               "iters": prof.latency.iters if prof.latency else 0, "activation_bytes": prof.activation_bytes, "activation_precision": prof.activation_precision,
                "peak_memory_bytes": prof.peak_memory_bytes, "device_name": prof.env.device_name,
                "uncounted_ops": prof.uncounted_ops, "counters_agree": prof.cross_check.agree,
                "measure_s": round(time.perf_counter() - t0, 3), "measured_at": time.time()}
@@ -167,6 +167,17 @@ def results_frame(setting: Setting) -> pd.DataFrame:
     frame["GMACs"] = frame["macs"] / 1e9
     frame["params (M)"] = frame["params"] / 1e6
     return frame.reset_index(drop=True)
+
+
+def one_per_model(frame: pd.DataFrame, prefer: str) -> pd.DataFrame:
+    """One row per model from a results frame: the measurement at the resolution in column ``prefer``
+    ('eval_resolution': where its accuracy was measured; 'default_resolution': timm's input size) when there is
+    one, else the latest. ``resolution matches`` says whether the preferred resolution was found."""
+    if frame.empty:
+        return frame.assign(**{"resolution matches": pd.Series(dtype=bool)})
+    frame = frame.assign(**{"resolution matches": frame["resolution"] == frame[prefer]})
+    ordered = frame.sort_values(["resolution matches", "measured_at"])
+    return ordered.drop_duplicates("model", keep="last").sort_index().reset_index(drop=True)
 
 
 def sweeps(setting: Setting, kind: str = "sweep") -> list[dict[str, Any]]:

@@ -47,12 +47,16 @@ def recipe_for(n_labels: int) -> Recipe:
 
 
 def recommend(scenario: str, n_labels: int, budget_ms: float | None,
-              latency_ms: dict[str, float]) -> Recommendation:
+              latency_ms: dict[str, float], resolution: dict[str, int] | None = None) -> Recommendation:
     """Picks the first candidate for the scenario whose measured latency meets the budget on this device.
 
-    ``latency_ms`` maps timm names to batch-1 latencies measured here; candidates without a
-    measurement are passed over when a budget is set, and said so.
+    ``latency_ms`` maps timm names to batch-1 latencies measured here, at the input size ``resolution`` gives
+    (each figure names it); candidates without a measurement are passed over when a budget is set, and said so.
     """
+    res = resolution or {}
+
+    def at(name: str) -> str:
+        return f"at batch 1 and {res[name]} px" if name in res else "at batch 1"
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r}; choose one of: {', '.join(SCENARIOS)}")
     recipe = recipe_for(n_labels)
@@ -64,22 +68,22 @@ def recommend(scenario: str, n_labels: int, budget_ms: float | None,
     for name in CANDIDATES[scenario]:
         measured = latency_ms.get(name)
         if budget_ms is None:
-            note = f" It runs in {measured:.1f} ms at batch 1 here." if measured else ""
+            note = f" It runs in {measured:.1f} ms {at(name)} here." if measured else ""
             return Recommendation(name, recipe, reasons + [f"{name} is the first choice for this scenario.{note}"],
                                   rejected)
         if measured is None:
             rejected.append((name, "not measured on this device yet"))
         elif measured > budget_ms:
-            rejected.append((name, f"{measured:.1f} ms at batch 1 misses the {budget_ms:g} ms budget"))
+            rejected.append((name, f"{measured:.1f} ms {at(name)} misses the {budget_ms:g} ms budget"))
         else:
-            reasons.append(f"{name} runs in {measured:.1f} ms at batch 1 on this device, within the "
+            reasons.append(f"{name} runs in {measured:.1f} ms {at(name)} on this device, within the "
                            f"{budget_ms:g} ms budget.")
             return Recommendation(name, recipe, reasons, rejected)
     fastest = min(latency_ms.items(), key=lambda kv: kv[1], default=None)
     if fastest and fastest[1] <= budget_ms:
         reasons.append(f"No candidate of this scenario meets {budget_ms:g} ms here; the fastest measured backbone "
-                       f"that does is {fastest[0]} ({fastest[1]:.1f} ms).")
+                       f"that does is {fastest[0]} ({fastest[1]:.1f} ms {at(fastest[0])}).")
         return Recommendation(fastest[0], recipe, reasons, rejected)
     reasons.append(f"Nothing measured on this device meets {budget_ms:g} ms" +
-                   (f"; the fastest is {fastest[0]} at {fastest[1]:.1f} ms." if fastest else "; measure some first."))
+                   (f"; the fastest is {fastest[0]}: {fastest[1]:.1f} ms {at(fastest[0])}." if fastest else "; measure some first."))
     return Recommendation(None, recipe, reasons, rejected)

@@ -100,3 +100,21 @@ def test_a_read_only_store_still_shows_what_it_holds(week, monkeypatch):
     assert len(table) == 9
     with pytest.raises(store.StoreError, match="read-only"):
         runs.create({}, "cannot be saved")
+
+
+def test_the_freezing_depth_experiment_is_fair_and_scored_on_held_out_images(week):
+    from core import jobs
+    from core.finetune import experiment
+    job = jobs.latest(experiment.KIND)
+    frame = experiment.results(job)
+    done = frame[frame["status"] == "done"]
+    assert len(done) == 4 and set(done["epochs"]) == {job.args["config"]["epochs"]}    # one budget for all
+    assert (done["test images"] > 0).all() and (done["picked epoch"] >= 1).all()
+    assert ((done["test 95% low"] <= done["test top-1 %"]) & (done["test top-1 %"] <= done["test 95% high"])).all()
+    for r in runs.by_job(job.id):       # the test split is disjoint from what training and selection saw
+        info = r.result["info"]
+        assert info["test_images"] == r.result["test"]["n"] and info["val_images"] > 0
+    at = open_page("pages/runs.py", {"runs.tab": "Effect of freezing depth"})
+    assert any(t.startswith(f"Every recipe trains for the same {job.args['config']['epochs']} epochs")
+               for t in texts(at, "caption"))
+    assert not at.exception

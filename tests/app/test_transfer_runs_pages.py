@@ -4,6 +4,7 @@ import time
 import zipfile
 from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.data import demo
@@ -75,8 +76,13 @@ def test_runs_page_lists_runs_and_evaluates(tmp_path):
     assert finetune(["--data", "demo", "--demo-per-class", "8", "--demo-size", "32", "--image-size", "32",
                      "--epochs", "2", "--quiet", "--name", "apptest run"]) == 0
     at = open_page("pages/runs.py")
-    table = next(d.value for d in at.dataframe if "best val top-1" in d.value.columns)
-    assert "apptest run" in set(table["name"])
+    table = next(d.value for d in at.dataframe if "best val top-1 %" in d.value.columns)
+    row = table.set_index("name").loc["apptest run"]
+    # top-1 is a percent everywhere, and the exported epoch is the one that scored it
+    from core.finetune import runs
+    run = next(r for r in runs.all_runs() if r.name == "apptest run")
+    assert row["best val top-1 %"] == pytest.approx(100 * run.result["best_top1"])
+    assert row["exported epoch"] == run.result["best_epoch"] in (1, 2) and row["note"] == ""
     at = open_page("pages/runs.py", {"runs.tab": "Evaluate and export"})
     assert any("precision" in d.value.columns for d in at.dataframe if hasattr(d.value, "columns"))
     assert not at.exception

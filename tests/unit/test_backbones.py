@@ -2,6 +2,7 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from core.measure import settings
@@ -94,3 +95,16 @@ def test_accuracy_table_names_its_source():
     acc = catalog.default_accuracy().set_index("model")
     assert acc.loc["resnet50", "top1"] == 81.214 and acc.loc["resnet50", "tag"] == "a1_in1k"
     assert math.isclose(acc.loc["efficientnet_b0", "top1"], 77.694)
+
+
+def test_one_per_model_pairs_accuracy_with_cost_at_the_same_resolution():
+    """Latest measured at 160 px, but accuracy is at 288 px and a 288 px measurement exists: that one is used."""
+    frame = pd.DataFrame({"model": ["resnet18", "resnet18", "resnet18", "mobilenetv3_small_100"],
+                          "resolution": [288, 224, 160, 96], "eval_resolution": [288, 288, 288, 224],
+                          "default_resolution": [224, 224, 224, 224], "latency_ms": [30.0, 20.0, 10.0, 2.0],
+                          "measured_at": [1.0, 2.0, 3.0, 4.0]})
+    acc = zmeasure.one_per_model(frame, "eval_resolution")
+    assert acc.set_index("model")["latency_ms"].to_dict() == {"resnet18": 30.0, "mobilenetv3_small_100": 2.0}
+    assert acc.set_index("model")["resolution matches"].to_dict() == {"resnet18": True, "mobilenetv3_small_100": False}
+    rec = zmeasure.one_per_model(frame, "default_resolution")
+    assert rec.set_index("model")["resolution"].to_dict() == {"resnet18": 224, "mobilenetv3_small_100": 96}

@@ -4,8 +4,15 @@ import itertools
 import pytest
 import torch
 
-from core.blocks import (BlockConfigError, block_cost, block_defaults, create_block, get_block_class, list_blocks,
-                         register_block)
+from core.blocks import (
+    BlockConfigError,
+    block_cost,
+    block_defaults,
+    create_block,
+    get_block_class,
+    list_blocks,
+    register_block,
+)
 from core.measure.counting import fvcore_macs
 
 # Small variations of each block's own options; every combination is built, counted and compared.

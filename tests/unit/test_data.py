@@ -145,7 +145,8 @@ def test_duplicates_within_and_across_splits(tmp_path):
     split = Split(0, 0.2, tuple(p.path for p in ds.samples if p.path != "a/copy.png"), ("a/copy.png",))
     report = health(ds, split)
     assert len(report.duplicates) == 1 and report.duplicates.iloc[0]["where"] == "across splits"
-    assert "leakage" in " ".join(report.warnings)
+    assert "1 duplicate image(s) by content, 1 group(s) across train and val (leakage): a/0.png = a/copy.png" \
+        in report.warnings
 
 
 def test_demo_set_is_deterministic(tmp_path):
@@ -171,3 +172,17 @@ def test_torchvision_sets_become_class_folders_and_fail_clearly_offline(tmp_path
     monkeypatch.setattr(torchvision.datasets, "Flowers102", offline)
     with pytest.raises(DatasetError, match="may be offline"):
         ft_data.torchvision_folder("flowers102")
+
+
+def test_three_way_split_holds_out_a_test_set_per_class(tmp_path):
+    root = tmp_path / "ds"
+    for cls, n in (("a", 10), ("b", 3), ("c", 2)):
+        (root / cls).mkdir(parents=True)
+        for i in range(n):
+            (root / cls / f"{i}.png").write_bytes(png_bytes((20 * i, ord(cls), 0)))
+    split = stratified_split(scan(root), 0.2, seed=3, test_fraction=0.2)
+    per = {c: [sum(p.startswith(c + "/") for p in part) for part in (split.train, split.val, split.test)]
+           for c in "abc"}
+    # a: 2 test, 2 val, 6 train; b: 1 test, 1 val, 1 train; c: too small for a test image: 1 val, 1 train
+    assert per == {"a": [6, 2, 2], "b": [1, 1, 1], "c": [1, 1, 0]}
+    assert not set(split.test) & (set(split.train) | set(split.val))

@@ -70,3 +70,14 @@ def test_time_call_counts_warmup_and_iterations():
 def test_latency_stats_percentiles():
     stats = LatencyStats.from_samples([float(i) for i in range(1, 102)], 0, "test")
     assert (stats.p10_ms, stats.median_ms, stats.p90_ms) == (11.0, 51.0, 91.0)
+
+
+def test_activation_memory_follows_the_precision():
+    """A bias-free 3x3 conv 16->16 at 8x8 has three leaves (conv, Identity norm, ReLU), each with an output of
+    16·8·8 = 1,024 values: 3 x 4,096 bytes in fp32, 3 x 2,048 in bf16 (the conv runs in bf16 under autocast and
+    the rest keeps its dtype)."""
+    conv = create_block("conv", in_chs=16, out_chs=16, bias=False, norm=False)
+    fp32 = profile_module(conv, (1, 16, 8, 8), time_it=False)
+    bf16 = profile_module(conv, (1, 16, 8, 8), dtype="bf16", time_it=False)
+    assert (fp32.activation_bytes, fp32.activation_precision) == (12_288, "fp32")
+    assert (bf16.activation_bytes, bf16.activation_precision) == (6_144, "bf16")

@@ -51,3 +51,11 @@ def test_budget_drops_backbones_that_miss_it_on_this_device():
     assert "36.0 ms at batch 1 misses the 30 ms budget" in rec.rejected[0][1]
     none = recommend.recommend("ImageNet-like natural photos", 2_000, 5, latencies)
     assert none.backbone is None and "fastest is efficientnet_b0" in none.reasons[-1]
+
+
+def test_recommender_names_the_resolution_of_each_latency():
+    latencies = {"resnet50": 36.0, "convnext_tiny": 65.0, "efficientnet_b0": 13.8}
+    res = {"resnet50": 224, "convnext_tiny": 224, "efficientnet_b0": 160}
+    rec = recommend.recommend("ImageNet-like natural photos", 2_000, 30, latencies, res)
+    assert rec.rejected[0] == ("resnet50", "36.0 ms at batch 1 and 224 px misses the 30 ms budget")
+    assert "efficientnet_b0 runs in 13.8 ms at batch 1 and 160 px on this device" in rec.reasons[-1]

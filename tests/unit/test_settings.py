@@ -38,3 +38,8 @@ def test_one_eta_rule():
     assert eta_s(now - 10, 2, 6, now) == 20.0                        # 5 s an item, 4 left
     assert eta_s(now - 10, 3, 6, now, done_before=1) == 15.0         # a resume: only 2 done in this segment
     assert eta_s(now - 10, 6, 6, now) is None and eta_s(None, 1, 6) is None
+
+
+def test_default_threads_leave_half_the_cores():
+    from core.measure.settings import default_threads
+    assert [default_threads(c) for c in (1, 2, 3, 16)] == [1, 1, 1, 8]

@@ -59,16 +59,41 @@ def test_group_lrs_and_estimate():
     cfg = TrainConfig(**TINY, recipe="finetune_full")
     table = planning.group_lrs(cfg, 6)
     assert table["lr"].is_monotonic_increasing and table["trainable"].all()
-    assert planning.estimate_epoch_s(cfg, 40) > 0
+    est = planning.estimate_epoch(cfg, 40, 10)
+    assert (est.device, est.precision, est.extraction_s, est.batch) == ("cpu", "fp32", 0.0, 8)
+    assert est.text().startswith("About ") and "40 training + 10 validation images, on cpu in fp32, batch 8" in est.text()
+    probe = planning.estimate_epoch(TrainConfig(**TINY, recipe="linear_probe"), 40, 10)
+    # the probe's backbone runs once over all 50 images; each epoch then trains only the head on cached features
+    assert probe.extraction_s > probe.epoch_s and "extract features of 50 images" in probe.text()
 
 
-def test_experiment_conclusion_flags_negative_transfer():
-    frame = pd.DataFrame({"recipe": ["linear_probe", "finetune_top", "finetune_full", "scratch"],
-                          "best val top-1": [0.6, 0.7, 0.72, 0.9], "wall s": [5, 20, 30, 30]})
-    lines = experiment.conclusion(frame)
-    assert lines[0].startswith("Best: scratch at 90.0%") and any("Negative transfer" in line for line in lines)
-    frame["best val top-1"] = [0.95, 0.9, 0.97, 0.4]
-    assert "beats scratch by 57.0 percentage points" in " ".join(experiment.conclusion(frame))
+def _experiment_frame(test_hits: list[int], n: int = 60) -> pd.DataFrame:
+    from core.finetune.evaluate import wilson
+    rows = []
+    for recipe, hits in zip(["linear_probe", "finetune_top", "finetune_full", "scratch"], test_hits):
+        lo, hi = wilson(hits, n)
+        rows.append({"recipe": recipe, "val top-1 %": 50.0, "test top-1 %": 100 * hits / n, "test 95% low": 100 * lo,
+                     "test 95% high": 100 * hi, "test images": n, "wall s": 10.0})
+    return pd.DataFrame(rows)
+
+
+def test_wilson_interval_matches_the_closed_form():
+    from core.finetune.evaluate import wilson
+    # 27 of 36: p = 0.75; Wilson 95% = (0.5893, 0.8625) (centre 0.7259, half-width 0.1366)
+    lo, hi = wilson(27, 36)
+    assert (round(lo, 4), round(hi, 4)) == (0.5893, 0.8625)
+    assert wilson(0, 10)[0] == 0.0 and round(wilson(10, 10)[0], 4) == 0.7225 and wilson(0, 0) == (0.0, 1.0)
+
+
+def test_experiment_conclusion_uses_test_scores_and_their_uncertainty():
+    lines = experiment.conclusion(_experiment_frame([30, 36, 38, 55]))
+    assert lines[0].startswith("Best on the test split: scratch at 91.7% top-1 (95% interval 81.9–96.4%)")
+    assert lines[1].startswith("Negative transfer: scratch (91.7%) beats every pretrained recipe (63.3%). The")
+    unsure = experiment.conclusion(_experiment_frame([36, 42, 43, 54]))   # 90.0% vs 71.7%: intervals overlap
+    assert "beats every pretrained recipe (71.7%) (within the intervals, so not a firm result)" in " ".join(unsure)
+    close = experiment.conclusion(_experiment_frame([50, 40, 49, 30]))
+    assert "Its interval overlaps finetune_top, finetune_full: on 60 test images those cannot be told apart." in close
+    assert "beats scratch by 33.3 percentage points" in " ".join(close)
 
 
 def test_lr_range_test_returns_a_curve_and_a_suggestion():
