@@ -26,10 +26,12 @@ def parser(doc: str) -> argparse.ArgumentParser:
     return p
 
 
-def environment(args: argparse.Namespace) -> dict[str, Any]:
+def environment(args: argparse.Namespace, precision: str | None = None) -> dict[str, Any]:
+    """Where the benchmark runs: the device, the torch that is imported (not the one pinned), threads, and the
+    precision the measured code really runs in (``precision`` where the script fixes it, else --precision)."""
     if args.threads:
         torch.set_num_threads(args.threads)
-    env = collect_env(resolve_device(args.device), args.precision, "contiguous", (1,))
+    env = collect_env(resolve_device(args.device), precision or args.precision, "contiguous", (1,))
     return {"device": env.device_name, "torch": env.torch_version, "threads": env.threads,
             "precision": env.precision}
 

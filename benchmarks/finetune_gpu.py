@@ -30,7 +30,7 @@ def main() -> None:
     trainer = sum(e["images_per_s"] for e in cb.epochs[1:]) / len(cb.epochs[1:])
     bare = bare_loop_images_per_s("efficientnet_lite0", 128, 224, args.device, steps=40, warm=10,
                                   precision="bf16", channels_last=True)
-    emit({"env": environment(args), "config": {k: getattr(cfg, k) for k in ("recipe", "batch_size", "image_size",
+    emit({"env": environment(args, precision=cb.info["precision"]), "config": {k: getattr(cfg, k) for k in ("recipe", "batch_size", "image_size",
                                                                           "precision", "channels_last", "epochs")},
           "train_images": cb.info["train_images"], "per_epoch_images_per_s": [e["images_per_s"] for e in cb.epochs],
           "trainer_images_per_s_epochs_2plus": trainer, "bare_loop_images_per_s": bare, "fraction": trainer / bare,

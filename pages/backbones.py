@@ -19,11 +19,12 @@ from pages._widgets import current_settings, lazy_tabs, route_through_app, store
 route_through_app()
 
 TABLE_COLUMNS = ["model", "resolution", "params (M)", "GMACs", "latency_ms", "latency_p10_ms", "latency_p90_ms",
+                 "latency_wall_ms", "timing",
                  "top1", "top5", "tag", "eval_resolution", "device_name", "precision", "memory_format", "threads",
                  "torch_version", "measure_s"]
 
 
-RENAMES = {"resolution": "resolution (px)", "latency_ms": "latency ms (median)", "latency_p10_ms": "p10 ms",
+RENAMES = {"resolution": "resolution (px)", "latency_ms": "latency ms (median)", "latency_wall_ms": "host wall ms (GPU)", "latency_p10_ms": "p10 ms",
            "latency_p90_ms": "p90 ms", "top1": "top-1 % (timm)", "top5": "top-5 % (timm)", "tag": "weights tag",
            "eval_resolution": "eval px", "device_name": "device", "measure_s": "measure s"}
 
@@ -96,6 +97,17 @@ def results_table(setting: Setting, key: str = "static") -> None:
         return
     shown = frame[[c for c in TABLE_COLUMNS if c in frame.columns]].rename(columns=RENAMES)
     table(shown, width="stretch", key=f"bb.table.{key}")
+    if frame["timing"].str.contains("busy").any():
+        st.warning("This machine was busy while some of these were timed: the figure is uncertain (see 'timing').")
+    if frame["timing"].nunique() > 1 or (frame["timing"] == "timed alone").any():
+        st.caption("Models timed in the same job are timed interleaved, round by round, so their ratios hold "
+                   "while the machine's speed drifts; rows from different jobs were not. Turn on 'Re-measure "
+                   "cached' and measure them together for a fair comparison.")
+    if "launch_bound" in frame and frame["launch_bound"].fillna(False).astype(bool).any():
+        names = ", ".join(frame.loc[frame["launch_bound"].fillna(False).astype(bool), "model"])
+        st.caption(f"Launch-bound at batch 1: {names}. The host's wall time per call is over 10% above the GPU's "
+                   "own time: the CPU issuing kernels, not the GPU, sets their latency (a CUDA graph or "
+                   "torch.compile would remove most of it).")
     if shown["top-1 % (timm)"].isna().any():
         st.caption("An empty top-1 cell: timm publishes no ImageNet-1k figure for that model's default weights "
                    "in assets/imagenet_accuracy.csv, so it is left out of the accuracy plots.")
@@ -105,7 +117,7 @@ def results_table(setting: Setting, key: str = "static") -> None:
 
 def accuracy_tab(setting: Setting) -> None:
     frame = one_per_model(results_frame(setting), "eval_resolution")
-    scored = frame.dropna(subset=["top1"]) if not frame.empty else frame
+    scored = frame.dropna(subset=["top1", "latency_ms"]) if not frame.empty else frame
     if scored.empty:
         st.info("Measure some backbones first: the plots use this machine's latencies.")
     else:

@@ -36,8 +36,9 @@ def cached(name: str, resolution: int | None = None, setting: Setting = Setting(
 
 
 def measure(name: str, resolution: int | None = None, setting: Setting = Setting(), refresh: bool = False,
-            min_time_s: float = 0.3) -> dict[str, Any]:
-    """Params, MACs and batch-1 latency of one backbone; cached in the store unless ``refresh``."""
+            min_time_s: float = 0.3, time_it: bool = True) -> dict[str, Any]:
+    """Params, MACs and batch-1 latency of one backbone; cached in the store unless ``refresh``. With
+    ``time_it=False`` the latency is left for ``time_together`` to fill in."""
     arch = resolve_name(name)
     res = resolution or default_resolution(arch)
     check_resolution(res)
@@ -48,7 +49,7 @@ def measure(name: str, resolution: int | None = None, setting: Setting = Setting
     model = build(arch, res)
     try:
         prof = profile_module(model, (1, 3, res, res), **setting.profile_kwargs(), min_time_s=min_time_s,
-                              min_iters=5, warmup=2)
+                              min_iters=5, warmup=2, time_it=time_it)
     except ProfileError:
         raise
     except Exception as err:  # a resolution the architecture cannot take fails inside its forward
@@ -56,12 +57,40 @@ def measure(name: str, resolution: int | None = None, setting: Setting = Setting
     payload = {**_meta(arch, res, 1, setting), "default_resolution": default_resolution(arch),
                "params": prof.params, "macs": prof.macs, "flops": prof.flops, "latency_ms": prof.latency_ms,
                "latency_p10_ms": prof.latency_p10_ms, "latency_p90_ms": prof.latency_p90_ms,
-               "iters": prof.latency.iters if prof.latency else 0, "activation_bytes": prof.activation_bytes, "activation_precision": prof.activation_precision,
+               "iters": prof.latency.iters if prof.latency else 0,
+               "latency_wall_ms": prof.latency.wall_median_ms if prof.latency else None,
+               "launch_bound": bool(prof.latency and prof.latency.launch_bound), "activation_bytes": prof.activation_bytes, "activation_precision": prof.activation_precision,
                "peak_memory_bytes": prof.peak_memory_bytes, "device_name": prof.env.device_name,
                "uncounted_ops": prof.uncounted_ops, "counters_agree": prof.cross_check.agree,
                "measure_s": round(time.perf_counter() - t0, 3), "measured_at": time.time()}
     store.put_measurement(key, KIND, _meta(arch, res, 1, setting), payload)
     return payload
+
+
+def time_together(names: list[str], resolution: int | None, setting: Setting,
+                  on_round: Callable[[int], bool] | None = None, max_time_s: float = 60.0) -> dict[str, Any]:
+    """Batch-1 latency of several backbones timed interleaved, round by round (each model once per round, the
+    order reversed every other round), so that one table's models share the machine's drifts; each stored
+    measurement gets its latency and the group it was timed with."""
+    from core.measure.profiling import time_modules
+    archs = [resolve_name(n) for n in names]
+    resolutions = [resolution or default_resolution(a) for a in archs]
+    models = [build(a, r) for a, r in zip(archs, resolutions)]
+    kw = setting.profile_kwargs()
+    timed = time_modules(models, [(1, 3, r, r) for r in resolutions], kw["device"], kw["dtype"], kw["memory_format"],
+                         kw["threads"], round_time_s=0.0, min_rounds=9, max_rounds=60, max_time_s=max_time_s,
+                         on_round=on_round)
+    group = {"models": archs, "rounds": timed.rounds, "busy": timed.busy, "note": timed.note()}
+    for arch, res, lat in zip(archs, resolutions, timed.latency):
+        key = _key(arch, res, 1, setting)
+        payload = store.get_measurement(key)
+        if payload is None:
+            continue
+        payload.update(latency_ms=lat.median_ms, latency_p10_ms=lat.p10_ms, latency_p90_ms=lat.p90_ms, iters=lat.iters,
+                       latency_wall_ms=lat.wall_median_ms, launch_bound=lat.launch_bound, timed_with=group,
+                       measured_at=time.time())
+        store.put_measurement(key, KIND, _meta(arch, res, 1, setting), payload)
+    return group
 
 
 def count(name: str, resolution: int | None = None) -> dict[str, Any]:
@@ -166,6 +195,11 @@ def results_frame(setting: Setting) -> pd.DataFrame:
     frame = frame.merge(acc.rename(columns={"img_size": "eval_resolution"}), on="model", how="left")
     frame["GMACs"] = frame["macs"] / 1e9
     frame["params (M)"] = frame["params"] / 1e6
+    groups = frame["timed_with"] if "timed_with" in frame else pd.Series([None] * len(frame), index=frame.index)
+    frame["timing"] = [f"interleaved with {len(g['models']) - 1} other(s), {g['rounds']} rounds"
+                       + (" (machine busy)" if g.get("busy") else "") if isinstance(g, dict) and len(g["models"]) > 1
+                       else "timed alone" if isinstance(g, dict) or pd.notna(lat) else "latency follows"
+                       for g, lat in zip(groups, frame["latency_ms"])]
     return frame.reset_index(drop=True)
 
 

@@ -10,7 +10,7 @@ import sys
 from core import jobs
 from core.measure.settings import Setting
 from core.zoo.catalog import BackboneError
-from core.zoo.measure import measure, throughput_sweep
+from core.zoo.measure import cached, measure, throughput_sweep, time_together
 
 KIND = "measure-backbones"
 MODULE = "core.zoo.worker"
@@ -25,7 +25,7 @@ def start(models: list[str], setting: Setting, resolution: int | None = None, sw
     args = {"models": models, "device": setting.device, "precision": setting.precision,
             "memory_format": setting.memory_format, "threads": setting.threads, "resolution": resolution,
             "sweep": sweep, "refresh": refresh, "time_cap_s": time_cap_s}
-    return jobs.start(KIND, MODULE, args, total=len(models))
+    return jobs.start(KIND, MODULE, args, total=len(models) + 1)      # counting each model, then timing them all
 
 
 def run(job_id: int) -> int:
@@ -34,18 +34,38 @@ def run(job_id: int) -> int:
     setting = Setting(a["device"], a["precision"], a["memory_format"], a["threads"])
     jobs.mark_running(job_id)
     failures: list[str] = []
-    for i, name in enumerate(a["models"]):
-        if jobs.progress(job_id, i, current=name, message=f"measuring {name}"):
-            jobs.finish(job_id, "cancelled", message=f"stopped after {i} of {len(a['models'])} models")
+    models, n = a["models"], len(a["models"])
+    fresh: list[str] = []
+    for i, name in enumerate(models):           # counts first (latency follows, for all of them together)
+        if jobs.progress(job_id, i, current=name, message=f"counting {name}"):
+            jobs.finish(job_id, "cancelled", message=f"stopped after counting {i} of {n} models")
             return 0
         try:
-            measure(name, a["resolution"], setting, refresh=a["refresh"])
-            if a["sweep"]:
-                throughput_sweep(name, a["resolution"], setting, time_cap_s=a["time_cap_s"],
-                                 should_stop=lambda: jobs.get(job_id).cancel)
+            if a["refresh"] or cached(name, a["resolution"], setting) is None:
+                measure(name, a["resolution"], setting, refresh=True, time_it=False)
+                fresh.append(name)
         except BackboneError as err:
             failures.append(f"{name}: {err}")
-    jobs.progress(job_id, len(a["models"]), current="", message="done")
+    if len(fresh) == 1:                         # nothing to interleave with: timed alone
+        jobs.progress(job_id, n, current=fresh[0], message=f"timing {fresh[0]}")
+        measure(fresh[0], a["resolution"], setting, refresh=True)
+    elif fresh:
+        def on_round(rounds: int) -> bool:
+            return jobs.progress(job_id, n, current=f"round {rounds}",
+                                 message=f"timing {len(fresh)} model(s) interleaved, round {rounds}")
+        time_together(fresh, a["resolution"], setting, on_round=on_round)
+    for name in fresh if a["sweep"] else []:
+        if jobs.progress(job_id, n, current=name, message=f"throughput sweep of {name}"):
+            break
+        try:
+            throughput_sweep(name, a["resolution"], setting, time_cap_s=a["time_cap_s"],
+                             should_stop=lambda: jobs.get(job_id).cancel)
+        except BackboneError as err:
+            failures.append(f"{name}: {err}")
+    if jobs.get(job_id).cancel:
+        jobs.finish(job_id, "cancelled", message="stopped after timing")
+        return 0
+    jobs.progress(job_id, n + 1, current="", message="done")
     jobs.finish(job_id, "done", message="; ".join(failures) or f"measured {len(a['models'])} models")
     return 0
 

@@ -31,10 +31,32 @@ def grid(block: str) -> list[dict]:
         if block == "convnext":
             cfg["out_chs"] = cfg["in_chs"]
         configs.append(cfg)
-    return configs[::max(1, len(configs) // 24)]  # at most ~24 per block keeps the suite fast
+    # about 24 per block keeps the suite fast; first every option's every value (norm=True included), then an
+    # even spread of the rest
+    chosen, uncovered = [], {(k, v) for cfg in configs for k, v in cfg.items()}
+    for cfg in configs:
+        if uncovered & set(cfg.items()):
+            chosen.append(cfg)
+            uncovered -= set(cfg.items())
+    spread = [c for c in configs[::max(1, len(configs) // 24)] if c not in chosen]
+    return chosen + spread[: max(0, 24 - len(chosen))]
 
 
 CASES = [(b, cfg) for b in list_blocks() for cfg in grid(b)]
+
+
+@pytest.mark.parametrize("block", list_blocks())
+def test_the_grid_builds_every_value_of_every_option(block):
+    """The closed-form grid once never built norm=True for conv, bottleneck_1x1, depthwise_separable, mbconv or
+    convnext."""
+    keys = [k for k, v in block_defaults(block).items() if k in VARIATIONS and v is not None]
+    built = {(k, cfg[k]) for cfg in grid(block) for k in keys}
+    wanted = {(k, v) for k in keys for v in VARIATIONS[k]}
+    if block == "convnext":
+        wanted = {(k, v) for k, v in wanted if k != "out_chs"} | {("out_chs", v) for v in VARIATIONS["in_chs"]}
+    assert built == wanted
+    if "norm" in keys:
+        assert ("norm", True) in built
 
 
 def test_registry_lists_every_lecture_block():

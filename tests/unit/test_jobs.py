@@ -22,12 +22,18 @@ def wait(job_id: int, timeout: float = 120) -> jobs.Job:
 
 
 def test_worker_measures_and_reports_bad_names():
-    job = measure_worker.start(["mobilenetv3_small_100", "no_such_net"], SETTING, resolution=64)
+    job = measure_worker.start(["mobilenetv3_small_100", "no_such_net", "resnet18"], SETTING, resolution=64,
+                               refresh=True)
     done = wait(job.id)
-    assert done.status == "done" and done.done == 2
+    assert done.status == "done" and done.done == done.total == 4          # 3 counted, then the timing step
     assert "no_such_net: unknown model" in done.message
     frame = results_frame(SETTING)
-    assert 64 in set(frame[frame["model"] == "mobilenetv3_small_100"]["resolution"])
+    rows = frame[(frame["resolution"] == 64) & frame["model"].isin(["mobilenetv3_small_100", "resnet18"])]
+    # the two good models were timed together, interleaved, in one group of at least 9 rounds
+    groups = [g["models"] for g in rows["timed_with"]]
+    assert groups == [["mobilenetv3_small_100", "resnet18"]] * 2 and (rows["iters"] >= 9).all()
+    assert set(rows["timing"]) <= {"interleaved with 1 other(s), %d rounds" % r["rounds"] for r in rows["timed_with"]} | \
+        {"interleaved with 1 other(s), %d rounds (machine busy)" % r["rounds"] for r in rows["timed_with"]}
 
 
 def test_cancel_is_honoured_between_models():

@@ -20,8 +20,6 @@ def test_profile_fields_for_a_known_conv():
     assert prof.cross_check.flop_counter_macs == conv_macs and prof.cross_check.agree
     assert "batch_norm" in prof.cross_check.explanation
     assert prof.uncounted_ops == {"aten::relu": 1}
-    assert prof.latency_p10_ms <= prof.latency_ms <= prof.latency_p90_ms
-    assert prof.achieved_gflops == pytest.approx(prof.flops / (prof.latency_ms / 1e3) / 1e9)
     assert prof.output_shape == (2, 32, 14, 14)
     # activation memory: conv, bn and relu outputs, fp32
     assert prof.activation_bytes == 3 * 2 * 32 * 14 * 14 * 4
@@ -65,6 +63,28 @@ def test_time_call_counts_warmup_and_iterations():
     stats = time_call(lambda: calls.append(1), "cpu", warmup=3, min_iters=10, min_time_s=0.0, warmup_time_s=0.0)
     assert stats.warmup == 3 and stats.iters == 10 and len(calls) == 13
     assert stats.timer == "perf_counter"
+
+
+def test_profile_latency_and_gflops_come_from_the_timer(monkeypatch):
+    """With the timer fixed at 2 ms a call, a conv 16->32 at 14x14, batch 2, with BN (1,806,336 conv MACs +
+    25,088 BN MACs = 1,831,424 MACs = 3,662,848 FLOPs) runs at 3,662,848 / 2e-3 / 1e9 = 1.831424 GFLOP/s."""
+    import core.measure.profiling as profiling
+    monkeypatch.setattr(profiling, "time_call", lambda fn, dev, **kw: (
+        fn(), LatencyStats(2.0, 1.5, 3.0, 2.1, 10, 3, "fixed"))[1])
+    prof = profile_module(create_block("conv", in_chs=16, out_chs=32, bias=False, norm=True), (2, 16, 14, 14))
+    assert (prof.latency_ms, prof.latency_p10_ms, prof.latency_p90_ms) == (2.0, 1.5, 3.0)
+    assert prof.flops == 3_662_848 and prof.achieved_gflops == pytest.approx(1.831424, rel=1e-12)
+
+
+def test_time_call_measures_a_known_busy_wait():
+    import time
+
+    def spin():
+        end = time.perf_counter() + 2e-3
+        while time.perf_counter() < end:
+            pass
+    stats = time_call(spin, "cpu", min_iters=20, min_time_s=0.0)
+    assert 2.0 <= stats.p10_ms and stats.median_ms < 2.0 * 1.5      # never less than the spin; slack for load
 
 
 def test_latency_stats_percentiles():

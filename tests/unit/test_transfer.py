@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from core.finetune import experiment, launch, planning, runs
+from core.finetune.bundle import load_checkpoint
 from core.finetune.config import TrainConfig
 
 TINY = dict(data="demo", demo_per_class=8, demo_size=32, image_size=32, batch_size=8, threads=1)
@@ -49,10 +50,17 @@ def test_resume_a_cancelled_run():
             launch.resume(run_id)
         finally:
             runs.update(run_id, status="cancelled")
+    before = load_checkpoint(runs.folder(runs.get(run_id)))["epoch"]
+    val_before = runs.metrics(run_id).query("name == 'val_top1'")
     launch.resume(run_id)
-    time.sleep(2)
+    end = time.time() + 120        # the resumed run must add an epoch past its checkpoint, then stop on request
+    while time.time() < end and runs.metrics(run_id).query("name == 'val_top1'")["epoch"].max() < before:
+        time.sleep(0.3)
     runs.request_cancel(run_id)
     assert wait_done(run_id).status in ("cancelled", "done")
+    val = runs.metrics(run_id).query("name == 'val_top1'")
+    assert val["epoch"].max() >= before > val_before["epoch"].max() - 1   # progress past the checkpoint
+    assert val["epoch"].is_unique and list(val["epoch"]) == sorted(val["epoch"])   # no epoch counted twice
 
 
 def test_group_lrs_and_estimate():
