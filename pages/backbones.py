@@ -11,7 +11,7 @@ from core.measure.settings import Setting
 from core.present import fmt, lecture, plots
 from core.zoo import recommend, scaling
 from core.zoo import worker as measure_worker
-from core.zoo.catalog import CURATED, BackboneError, check_resolution, search_models
+from core.zoo.catalog import CURATED, BackboneError, check_resolution, is_model, search_models
 from core.zoo.measure import one_per_model, results_frame, sweeps
 from core.zoo.pareto import pareto_front
 from pages._widgets import current_settings, lazy_tabs, route_through_app, store_errors_shown, table
@@ -34,8 +34,9 @@ def pick_models() -> list[str]:
     extra = search_models(query) if query else []
     if query and not extra:
         st.warning(f"No timm architecture contains {fmt.md(repr(query))}.")
-    options = list(dict.fromkeys([*CURATED, *st.session_state.get("bb.extra", []), *extra]))
-    chosen = st.multiselect("Models", options, default=list(CURATED), key="bb.models")
+    linked = [m for m in st.query_params.get_all("bb.models") if m not in CURATED and is_model(m)]  # a shared link
+    options = list(dict.fromkeys([*CURATED, *st.session_state.get("bb.extra", []), *linked, *extra]))
+    chosen = st.multiselect("Models", options, default=list(CURATED), key="bb.models", bind="query-params")
     st.session_state["bb.extra"] = [m for m in chosen if m not in CURATED]
     return chosen
 

@@ -19,8 +19,9 @@ from core.blocks import (
 )
 from core.blocks.gradflow import gradient_flow, plain_gradient, residual_gradient
 from core.measure import compare as cmp
-from core.measure.profiling import Profile, ProfileError, profile_module
+from core.measure.profiling import Profile, ProfileError, profile_module, time_module
 from core.measure.settings import Setting
+from core.measure.timing import LatencyStats
 from core.present import fmt, plots
 from pages._widgets import current_settings, lazy_tabs, route_through_app, table
 
@@ -35,10 +36,20 @@ FIELD_LABELS = {
 }
 
 
-@st.cache_data(show_spinner="Measuring on this device…", max_entries=128)
-def measure(block: str, cfg: tuple[tuple[str, Any], ...], shape: tuple[int, int, int, int],
-            settings: Setting, nonce: int) -> Profile:
-    return profile_module(create_block(block, **dict(cfg)), shape, **settings.profile_kwargs())
+@st.cache_data(show_spinner="Counting…", max_entries=128)
+def count(block: str, cfg: tuple[tuple[str, Any], ...], shape: tuple[int, int, int, int], precision: str) -> Profile:
+    """Params, MACs, per-layer table and activation memory: no timing, so a shape edit redraws at once."""
+    return profile_module(create_block(block, **dict(cfg)), shape, dtype=precision, time_it=False)
+
+
+@st.cache_data(show_spinner="Timing on this device…", max_entries=128)
+def latency(block: str, cfg: tuple[tuple[str, Any], ...], shape: tuple[int, int, int, int], settings: Setting,
+            nonce: int) -> tuple[LatencyStats, int | None]:
+    """The timing, and on a GPU the peak memory of one forward (a CPU has no such counter)."""
+    if settings.device.startswith("cuda"):
+        prof = profile_module(create_block(block, **dict(cfg)), shape, **settings.profile_kwargs())
+        return prof.latency, prof.peak_memory_bytes
+    return time_module(create_block(block, **dict(cfg)), shape, **settings.profile_kwargs()), None
 
 
 def config_form(block: str) -> tuple[dict[str, Any], tuple[int, int, int, int]]:
@@ -51,15 +62,18 @@ def config_form(block: str) -> tuple[dict[str, Any], tuple[int, int, int, int]]:
         default = defaults[key]
         with cols[i % 4]:
             if isinstance(default, float):
-                cfg[key] = st.number_input(FIELD_LABELS[key], value=default, step=0.25, key=f"{block}.{key}")
+                cfg[key] = st.number_input(FIELD_LABELS[key], value=default, step=0.25, key=f"{block}.{key}",
+                                           bind="query-params")
             else:
-                cfg[key] = int(st.number_input(FIELD_LABELS[key], value=default, step=1, key=f"{block}.{key}"))
+                cfg[key] = int(st.number_input(FIELD_LABELS[key], value=default, step=1, key=f"{block}.{key}",
+                                               bind="query-params"))
     cols = st.columns(4)
     hw = cols[0].number_input("Spatial size H = W", value=get_block_class(block).default_hw, step=1,
-                              key=f"{block}.hw")
-    batch = cols[1].number_input("Batch", value=1, step=1, key=f"{block}.batch")
+                              key=f"{block}.hw", bind="query-params")
+    batch = cols[1].number_input("Batch", value=1, step=1, key=f"{block}.batch", bind="query-params")
     for i, key in enumerate(k for k, v in defaults.items() if isinstance(v, bool)):
-        cfg[key] = cols[2 + i % 2].toggle(FIELD_LABELS[key], value=defaults[key], key=f"{block}.{key}")
+        cfg[key] = cols[2 + i % 2].toggle(FIELD_LABELS[key], value=defaults[key], key=f"{block}.{key}",
+                                          bind="query-params")
     return cfg, (int(batch), int(cfg["in_chs"]), int(hw), int(hw))
 
 
@@ -83,26 +97,45 @@ def show_formula(cost: BlockCost, prof: Profile) -> None:
         st.caption(note)
 
 
-def show_metrics(prof: Profile) -> None:
-    top, bottom = st.columns(4), st.columns(4)
-    top[0].metric("Parameters", fmt.count(prof.params), help=f"{fmt.count(prof.trainable_params)} trainable")
-    top[1].metric("MACs", fmt.si(prof.macs), help=f"{fmt.count(prof.macs)} multiply-adds for the batch (fvcore)")
-    top[2].metric("FLOPs = 2 x MACs", fmt.si(prof.flops))
-    top[3].metric("Latency, median", fmt.ms(prof.latency_ms))
-    bottom[0].metric("Latency p10 – p90", fmt.ms_range(prof.latency_p10_ms, prof.latency_p90_ms))
-    bottom[1].metric(f"Activation memory ({prof.activation_precision})", fmt.bytes_(prof.activation_bytes),
-                     help="Sum of every layer's output tensor (what a training step keeps for backward), each in "
-                          f"the dtype it has under {prof.activation_precision} autocast (norms stay fp32).")
-    bottom[2].metric("Peak GPU memory", fmt.bytes_(prof.peak_memory_bytes),
-                     help="torch.cuda.max_memory_allocated during one forward; n/a on CPU.")
-    bottom[3].metric("Achieved GFLOP/s", f"{prof.achieved_gflops:.1f}" if prof.achieved_gflops else "n/a",
-                     help="FLOPs / median latency: low values mean memory-bound, not compute-bound.")
-    runs = f"{prof.latency.iters} runs after {prof.latency.warmup} warm-up ({prof.latency.timer})" if prof.latency else ""
-    st.caption(f"Measured on {prof.env.label()} · {runs}")
+def show_counts(prof: Profile) -> None:
+    cols = st.columns(4)
+    cols[0].metric("Parameters", fmt.count(prof.params), help=f"{fmt.count(prof.trainable_params)} trainable")
+    cols[1].metric("MACs", fmt.si(prof.macs), help=f"{fmt.count(prof.macs)} multiply-adds for the batch (fvcore)")
+    cols[2].metric("FLOPs = 2 x MACs", fmt.si(prof.flops))
+    cols[3].metric(f"Activation memory ({prof.activation_precision})", fmt.bytes_(prof.activation_bytes),
+                   help="Sum of every layer's output tensor (what a training step keeps for backward), each in "
+                        f"the dtype it has under {prof.activation_precision} autocast (norms stay fp32).")
+
+
+@st.fragment
+def latency_view(block: str, cfg: tuple[tuple[str, Any], ...], shape: tuple[int, int, int, int], flops: int,
+                 settings: Setting) -> None:
+    """The measured half, in its own fragment: it follows the counts, and re-measuring reruns only this part."""
+    nonce = st.session_state.get("remeasure", 0)
+    try:
+        stats, peak = latency(block, cfg, shape, settings, nonce)
+    except ProfileError as err:
+        st.error(f"Cannot time this block here: {fmt.md(err)}")
+        return
+    gflops = flops / (stats.median_ms / 1e3) / 1e9
+    cols = st.columns(5 if peak is not None else 4)
+    cols[0].metric("Latency, median", fmt.ms(stats.median_ms))
+    cols[1].metric("Latency p10 – p90", fmt.ms_range(stats.p10_ms, stats.p90_ms))
+    cols[2].metric("Achieved GFLOP/s", f"{gflops:,.1f}",
+                   help="FLOPs / median latency: low values mean memory-bound, not compute-bound.")
+    if peak is not None:
+        cols[4].metric("Peak GPU memory", fmt.bytes_(peak), help="torch.cuda.max_memory_allocated during one forward.")
+    if cols[3].button("Re-measure latency", key="explore.remeasure"):
+        st.session_state["remeasure"] = nonce + 1
+        st.rerun(scope="fragment")
+    wall = f" · host wall {fmt.ms(stats.wall_median_ms)} (launch-bound)" if stats.launch_bound else ""
+    st.caption(f"Measured on {settings.device} · {settings.precision} · {settings.memory_format} · batch {shape[0]} "
+               f"· {settings.resolved_threads()} thread(s) · {stats.iters} runs after {stats.warmup} warm-up "
+               f"({stats.timer}){wall}")
 
 
 def explore(settings: Setting) -> None:
-    block = st.selectbox("Block", list_blocks(), key="explore.block")
+    block = st.selectbox("Block", list_blocks(), key="explore.block", bind="query-params")
     cls = get_block_class(block)
     st.caption(f"{cls.summary}  \n*{cls.paper}*")
     raw, shape = config_form(block)
@@ -110,15 +143,13 @@ def explore(settings: Setting) -> None:
         cfg = resolve_config(block, **raw)
         check_input(block, cfg, shape)
         cost = block_cost(block, shape, **cfg)
-        nonce = st.session_state.get("remeasure", 0)
-        prof = measure(block, tuple(sorted(cfg.items())), shape, settings, nonce)
+        items = tuple(sorted(cfg.items()))
+        prof = count(block, items, shape, settings.precision)
     except (BlockConfigError, ProfileError) as err:
         st.error(f"Cannot build this block: {err}")
         return
-    show_metrics(prof)
-    if st.button("Re-measure latency", key="explore.remeasure"):
-        st.session_state["remeasure"] = nonce + 1
-        st.rerun()
+    show_counts(prof)
+    timed = st.container()          # filled last: the counts and the formula show while it is being timed
     skip = "has a skip connection" if create_block(block, **cfg).has_skip else "has no skip connection"
     st.markdown(f"Output shape **{' x '.join(map(str, prof.output_shape))}** · this configuration {skip}.")
     left, right = st.columns([1, 1])
@@ -128,6 +159,8 @@ def explore(settings: Setting) -> None:
         st.markdown("**Per-layer breakdown**")
         table(prof.per_layer, width="stretch")
         show_counter_notes(prof)
+    with timed:
+        latency_view(block, items, shape, prof.flops, settings)
 
 
 def show_counter_notes(prof: Profile) -> None:
@@ -140,7 +173,7 @@ def show_counter_notes(prof: Profile) -> None:
 
 
 def compare_tab(settings: Setting) -> None:
-    preset = st.selectbox("Preset", [*cmp.PRESETS, "custom"], key="cmp.preset")
+    preset = st.selectbox("Preset", [*cmp.PRESETS, "custom"], key="cmp.preset", bind="query-params")
     if preset == "custom":
         (chs, hw) = (128, 28)
         names = st.multiselect("Blocks (2 to 4)", list_blocks(), default=["conv", "depthwise_separable"],

@@ -11,35 +11,130 @@ import pandas as pd
 import streamlit as st
 
 from core import jobs
+from core.config import data_dir
+from core.data import usage
 from core.data.images import open_image, thumbnail
 from core.finetune import evaluate, experiment, runs
 from core.finetune.bundle import Predictor
 from core.finetune.config import TrainConfig
+from core.jobs.store import StoreError
 from core.present import fmt, plots
-from pages._widgets import current_settings, lazy_tabs, route_through_app, store_errors_shown, table
+from pages._widgets import current_settings, lazy_tabs, number_formats, route_through_app, store_errors_shown
 
 route_through_app()
 
 
 def runs_table(all_runs: list[runs.Run]) -> pd.DataFrame:
-    rows = [{"id": r.id, "name": r.name, "status": r.status, "recipe": r.config.get("recipe"),
-             "backbone": r.config.get("model"), "best val top-1 %": _pct(r.result.get("best_top1")),
-             "exported epoch": r.result.get("best_epoch"), "wall s": r.result.get("wall_s"), "device": r.device,
-             "note": runs.empty_reason(r)} for r in all_runs]
-    return pd.DataFrame(rows)
+    rows = [{"id": r.id, "name": r.name, "tags": ", ".join(r.tag_list), "status": r.status,
+             "recipe": r.config.get("recipe"), "backbone": r.config.get("model"),
+             "best val top-1 %": _pct(r.result.get("best_top1")), "exported epoch": r.result.get("best_epoch"),
+             "wall s": r.result.get("wall_s"), "device": r.device, "note": runs.empty_reason(r)} for r in all_runs]
+    return pd.DataFrame(rows, columns=["id", "name", "tags", "status", "recipe", "backbone", "best val top-1 %",
+                                       "exported epoch", "wall s", "device", "note"])
 
 
 def _pct(x: float | None) -> float | None:
     return None if x is None else 100 * x
 
 
+def coloured(frame: pd.DataFrame):
+    """The runs table with each run's name in that run's colour (the colour of its curves)."""
+    return frame.style.apply(lambda col: [f"color: {plots.run_colour(i)}; font-weight: 600" for i in frame["id"]],
+                             subset=["name"])
+
+
+def filtered(all_runs: list[runs.Run]) -> list[runs.Run]:
+    """Filters by tag, recipe and backbone; each filter lives in the URL, so a link reproduces the view."""
+    cols = st.columns(3)
+    tags = cols[0].multiselect("Tag", sorted({t for r in all_runs for t in r.tag_list}), key="runs.tag",
+                               bind="query-params", placeholder="any tag")
+    recipes = cols[1].multiselect("Recipe", sorted({str(r.config.get("recipe")) for r in all_runs}),
+                                  key="runs.recipe", bind="query-params", placeholder="any recipe")
+    models = cols[2].multiselect("Backbone", sorted({str(r.config.get("model")) for r in all_runs}),
+                                 key="runs.backbone", bind="query-params", placeholder="any backbone")
+    return [r for r in all_runs if (not tags or set(tags) & set(r.tag_list))
+            and (not recipes or str(r.config.get("recipe")) in recipes)
+            and (not models or str(r.config.get("model")) in models)]
+
+
 def compare_section(all_runs: list[runs.Run]) -> None:
-    frame = runs_table(all_runs)
-    table(frame, width="stretch", key="runs.table")
-    chosen = st.multiselect("Overlay curves of", frame["id"].tolist(), default=frame["id"].tolist()[:3],
-                            key="runs.overlay")
+    shown = filtered(all_runs)
+    if not shown:
+        st.info("No run matches these filters.")
+        return
+    frame = runs_table(shown)
+    st.dataframe(coloured(frame), hide_index=True, width="stretch", key="runs.table",
+                 column_config=number_formats(frame))
+    by_id = {r.id: r for r in shown}
+    chosen = st.multiselect("Overlay curves of", list(by_id), default=list(by_id)[:3], key="runs.overlay",
+                            format_func=lambda i: by_id[i].label(), bind="query-params")
+    cols = st.columns([2, 1, 2])
+    smoothing = cols[0].slider("Smoothing (EMA, as TensorBoard)", 0.0, 0.99, 0.6, 0.01, key="runs.smooth",
+                               bind="query-params", help="Smooths the train loss; the raw curve stays faint behind.")
+    log_loss = cols[1].toggle("Log-scale loss", key="runs.log", bind="query-params")
+    x = cols[2].radio("x-axis", list(plots.X_AXES), horizontal=True, key="runs.x", bind="query-params")
     if chosen:
-        st.plotly_chart(plots.training_curves({f"run {i}": runs.curves(i) for i in chosen}), key="runs.curves")
+        labels = {i: by_id[i].label() for i in chosen}
+        st.plotly_chart(plots.training_curves({labels[i]: runs.curves(i) for i in chosen},
+                                              {labels[i]: plots.run_colour(i) for i in chosen}, x, smoothing,
+                                              log_loss), key="runs.curves")
+    manage(shown)
+
+
+def manage(shown: list[runs.Run]) -> None:
+    """Rename, tag or delete one run (delete removes its folder too)."""
+    with st.expander("Rename, tag or delete a run"):
+        by_id = {r.id: r for r in shown}
+        run = by_id[st.selectbox("Run", list(by_id), key="runs.manage", format_func=lambda i: by_id[i].label())]
+        with st.form(f"runs.edit.{run.id}"):
+            name = st.text_input("Name", value=run.name, key=f"runs.name.{run.id}")
+            tags = st.text_input("Tags (comma-separated)", value=", ".join(run.tag_list), key=f"runs.tags.{run.id}")
+            if st.form_submit_button("Save"):
+                try:
+                    runs.rename(run.id, name)
+                    runs.set_tags(run.id, tags)
+                except (ValueError, StoreError) as err:
+                    st.error(fmt.md(err))
+                else:
+                    st.rerun()
+        size = usage.folder_size(runs.folder(run))
+        sure = st.checkbox(f"Delete {fmt.md(run.label())} and its folder ({fmt.bytes_(size)}), for good",
+                           key=f"runs.sure.{run.id}")
+        if st.button("Delete run", key=f"runs.delete.{run.id}", disabled=not sure or run.active,
+                     help="Stop it first." if run.active else None):
+            try:
+                runs.delete(run.id)
+            except (runs.LaunchError, StoreError, OSError) as err:
+                st.error(fmt.md(err))
+            else:
+                st.rerun()
+
+
+def data_usage() -> None:
+    """What the data directory holds, and a clean-up of the folders that only hold copies."""
+    held = usage.usage()
+    st.caption(f"Data directory `{fmt.md(data_dir())}`: " + " · ".join(
+        f"{name} {fmt.bytes_(n)}" for name, n in held.items()))
+    with st.popover("Clean up"):
+        st.markdown("Delete copies that Archscope can do without. Runs, their exported bundles and the store are "
+                    "never touched. A stopped run needs its dataset again to resume: the demo set is regenerated, "
+                    "an uploaded zip must be uploaded again.")
+        chosen = st.multiselect("Folders", list(usage.CLEANABLE), default=["cache"], key="usage.folders",
+                                format_func=lambda f: f"{f} ({fmt.bytes_(held[f])}): {usage.FOLDERS[f]}")
+        if st.button("Delete these", key="usage.clean", disabled=not chosen):
+            busy = bool(runs.active_runs()) or any(j is not None and j.active for j in
+                                                   (jobs.latest(k) for k in (measure_kind(), experiment.KIND)))
+            try:
+                freed = usage.clean(chosen, busy)
+            except (RuntimeError, ValueError) as err:
+                st.error(fmt.md(err))
+            else:
+                st.success("Freed " + ", ".join(f"{fmt.bytes_(n)} in {f}" for f, n in freed.items()) + ".")
+
+
+def measure_kind() -> str:
+    from core.zoo.worker import KIND
+    return KIND
 
 
 @st.fragment(run_every=1.0)
@@ -98,7 +193,7 @@ def evaluate_section(all_runs: list[runs.Run]) -> None:
         st.info("No finished run yet.")
         return
     by_id = {r.id: r for r in done}
-    chosen = st.selectbox("Run", list(by_id), key="eval.run", format_func=lambda i: run_label(by_id[i]))
+    chosen = st.selectbox("Run", list(by_id), key="eval.run", format_func=lambda i: by_id[i].label())
     run = by_id[chosen]
     with run_files_shown(run):
         evaluation_view(run)
@@ -134,12 +229,6 @@ def evaluation_view(run: runs.Run) -> None:
                                          f"({item['confidence']:.0%})"))
 
 
-def run_label(run: runs.Run) -> str:
-    best = run.result.get("best_top1")
-    top1 = f" · best {best:.1%}" if isinstance(best, (int, float)) else ""
-    return f"run {run.id} · {run.name or 'unnamed'} · {run.config.get('model')} · {run.config.get('recipe')}{top1}"
-
-
 def try_image(run: runs.Run) -> None:
     up = st.file_uploader("Try an image", type=["png", "jpg", "jpeg", "webp", "bmp"], key="eval.image")
     if up is None:
@@ -171,6 +260,8 @@ def export_button(run: runs.Run) -> None:
 
 
 st.title("Runs")
+with store_errors_shown():
+    data_usage()
 all_runs: list[runs.Run] = []
 with store_errors_shown():
     all_runs = runs.all_runs()

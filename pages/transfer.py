@@ -263,7 +263,8 @@ def watch_body(run_id: int) -> None:
     prog = runs.progress(run)
     eta = f" · about {prog.eta_s:.0f} s left" if prog.eta_s is not None else ""
     st.progress(prog.fraction, text=f"epoch {prog.epoch}/{prog.epochs} · step {prog.step}/{prog.total_steps}{eta}")
-    st.plotly_chart(plots.training_curves({f"run {run.id}": runs.curves(run.id)}), key=f"tr.curves.{run.id}")
+    st.plotly_chart(plots.training_curves({run.label(): runs.curves(run.id)}, {run.label(): plots.run_colour(run.id)}),
+                    key=f"tr.curves.{run.id}")
     cols = st.columns(3)
     if run.active and cols[0].button("Stop", key=f"tr.stop.{run.id}"):
         runs.request_cancel(run.id)

@@ -46,10 +46,22 @@ class Run:
     result: dict[str, Any]
     cancel: bool
     job: int | None = None            # the background job (an experiment) that made this run, if any
+    tags: str = ""                    # comma-separated, as the user typed them (see ``tag_list``)
 
     @property
     def active(self) -> bool:
         return self.status in ("queued", "running")
+
+    @property
+    def tag_list(self) -> list[str]:
+        return [t for t in (x.strip() for x in (self.tags or "").split(",")) if t]
+
+    def label(self) -> str:
+        """How a person picks a run: its name, recipe, backbone and best top-1 (the id last)."""
+        best = self.result.get("best_top1")
+        top1 = f"{100 * best:.1f}%" if best is not None else self.status
+        return (f"{self.name or 'unnamed'} · {self.config.get('recipe', '?')} · {self.config.get('model', '?')} · "
+                f"{top1} · #{self.id}")
 
 
 def _run(row: Any) -> Run:
@@ -168,6 +180,40 @@ def all_runs() -> list[Run]:
     return [get(i) for i in ids]
 
 
+def rename(run_id: int, name: str) -> None:
+    name = " ".join(name.split())
+    if not name:
+        raise ValueError("a run name cannot be empty")
+    update(run_id, name=name[:200])
+
+
+def set_tags(run_id: int, tags: list[str] | str) -> list[str]:
+    """Replaces the run's tags (a list, or comma-separated text); returns them cleaned (trimmed, unique, in order)."""
+    items = tags.split(",") if isinstance(tags, str) else tags
+    clean = list(dict.fromkeys(t for t in (" ".join(str(x).split())[:40] for x in items) if t))
+    update(run_id, tags=",".join(t.replace(",", " ") for t in clean))
+    return clean
+
+
+def delete(run_id: int) -> Path | None:
+    """Deletes a run that is not active: its metrics, its row and its folder under the data directory (a folder
+    recorded elsewhere is left alone). Returns the folder removed."""
+    import shutil
+    run = get(run_id)
+    if run.active:
+        raise LaunchError(f"run {run_id} is still {run.status}: stop it first")
+    path = folder(run)
+    runs_root = (data_dir() / "runs").resolve()
+    removed = None
+    if path.exists() and path.resolve().parent == runs_root:
+        shutil.rmtree(path)
+        removed = path
+    with connect() as conn:
+        conn.execute("DELETE FROM metrics WHERE run = ?", (run_id,))
+        conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+    return removed
+
+
 def request_cancel(run_id: int) -> None:
     update(run_id, cancel=1)
 
@@ -199,11 +245,18 @@ def metrics(run_id: int) -> pd.DataFrame:
 
 
 def curves(run_id: int) -> pd.DataFrame:
-    """One row per step (train loss, lr) or epoch (val loss, val top-1), wide format."""
+    """One row per step (train loss, lr) or epoch (val loss, val top-1), wide format, with ``wall_s``: seconds
+    since the run's first logged value. ``attrs['steps_per_epoch']`` lets a plot put steps on an epoch axis."""
     m = metrics(run_id)
     if m.empty:
-        return pd.DataFrame(columns=["step", "epoch"])
-    return m.pivot_table(index=["step", "epoch"], columns="name", values="value", aggfunc="last").reset_index()
+        return pd.DataFrame(columns=["step", "epoch", "wall_s"])
+    wide = m.pivot_table(index=["step", "epoch"], columns="name", values="value", aggfunc="last").reset_index()
+    when = m.groupby(["step", "epoch"])["time"].max().reset_index()
+    wide = wide.merge(when, on=["step", "epoch"], how="left")
+    wide["wall_s"] = wide.pop("time") - m["time"].min()
+    per_epoch = m[m["split"] != "val"].groupby("epoch")["step"].agg(["min", "max"])
+    wide.attrs["steps_per_epoch"] = float((per_epoch["max"] - per_epoch["min"] + 1).max()) if len(per_epoch) else 1.0
+    return wide
 
 
 @dataclass(frozen=True)

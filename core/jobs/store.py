@@ -56,7 +56,7 @@ def _advice(path: Path, err: sqlite3.Error) -> str:
 
 
 # columns added after a store was first made: (table, column, type)
-ADDED_COLUMNS = (("runs", "job", "INTEGER"),)
+ADDED_COLUMNS = (("runs", "job", "INTEGER"), ("runs", "tags", "TEXT DEFAULT ''"))
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
@@ -66,7 +66,7 @@ def _migrate(conn: sqlite3.Connection) -> None:
             conn.commit()
 
 
-SCHEMA_VERSION = 2     # PRAGMA user_version of a store whose WAL mode, tables and added columns are in place
+SCHEMA_VERSION = 3     # PRAGMA user_version of a store whose WAL mode, tables and added columns are in place
 
 
 def _open(path: Path) -> sqlite3.Connection:

@@ -200,6 +200,20 @@ def time_modules(modules: list[nn.Module], input_shapes: list[tuple[int, ...]], 
                  **timing: Any) -> Interleaved:
     """Times several modules interleaved, round by round (core.measure.timing.time_interleaved), each on a random
     input of its shape, on one device, precision, memory format and thread count."""
+    return _timed(modules, input_shapes, device, dtype, memory_format, threads,
+                  lambda calls, dev: time_interleaved(calls, dev, **timing))
+
+
+def time_module(module: nn.Module, input_shape: tuple[int, ...], device: str | torch.device = "cpu",
+                dtype: str = "fp32", memory_format: str = "contiguous", threads: int | None = None,
+                **timing: Any) -> LatencyStats:
+    """Batch latency of one module alone (the same timer and setting as profile_module, without the counting)."""
+    return _timed([module], [input_shape], device, dtype, memory_format, threads,
+                  lambda calls, dev: time_call(calls[0], dev, **timing))
+
+
+def _timed(modules: list[nn.Module], input_shapes: list[tuple[int, ...]], device: str | torch.device, dtype: str,
+           memory_format: str, threads: int | None, timer: Any) -> Any:
     dev = resolve_device(device)
     if memory_format not in MEMORY_FORMATS:
         raise ProfileError(f"memory format {memory_format!r} is not one of {', '.join(MEMORY_FORMATS)}")
@@ -212,7 +226,7 @@ def time_modules(modules: list[nn.Module], input_shapes: list[tuple[int, ...]], 
             calls.append(lambda m=m, x=x: m(x))
         try:
             with torch.inference_mode(), autocast_for(dev, dtype):
-                return time_interleaved(calls, dev, **timing)
+                return timer(calls, dev)
         except RuntimeError as err:
             if isinstance(err, ProfileError):
                 raise

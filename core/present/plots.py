@@ -117,30 +117,75 @@ def scaling(frame: pd.DataFrame, official: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def training_curves(curves: "dict[str, pd.DataFrame]") -> go.Figure:
-    """Loss (train per step, val per epoch), val top-1 and the head's LR for one or more runs."""
+PALETTE = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692", "#b6e880", "#ff97ff",
+           "#fecb52")
+X_AXES = {"step": "step", "epoch": "epoch", "wall time": "wall time (s)"}
+
+
+def run_colour(run_id: int) -> str:
+    """One colour per run, the same in every plot and table of the app."""
+    return PALETTE[(run_id - 1) % len(PALETTE)]
+
+
+def ema(values: "pd.Series | list[float]", weight: float) -> list[float]:
+    """TensorBoard's smoothing: an exponential moving average with its start-up bias removed
+    (s_t = w·s_{t-1} + (1-w)·x_t, shown as s_t / (1 - w^t)); weight 0 returns the values."""
+    out, last = [], 0.0
+    for t, x in enumerate(values, start=1):
+        last = weight * last + (1 - weight) * float(x)
+        out.append(last / (1 - weight ** t) if weight else float(x))
+    return out
+
+
+def _x(c: pd.DataFrame, axis: str, val: bool) -> "pd.Series":
+    if axis == "wall time":
+        return c["wall_s"]
+    if axis == "epoch":   # a training step at its fraction of the epoch; a validation at the end of its epoch
+        return c["epoch"] + 1 if val else c["step"] / c.attrs.get("steps_per_epoch", 1.0)
+    return c["step"]
+
+
+def training_curves(curves: "dict[str, pd.DataFrame]", colours: "dict[str, str] | None" = None, x: str = "step",
+                    smoothing: float = 0.0, log_loss: bool = False) -> go.Figure:
+    """Loss (train per step, val per epoch), val top-1 and the head's LR for one or more runs: one colour per
+    run, train solid and validation dashed; the train loss smoothed as TensorBoard does (raw shown faint)."""
     fig = make_subplots(rows=1, cols=3, subplot_titles=("Loss (cross-entropy)", "Val top-1", "Learning rate (head)"))
-    for name, c in curves.items():
+    colours = colours or {}
+    for i, (name, c) in enumerate(curves.items()):
         if c.empty:
             continue
+        colour = colours.get(name, PALETTE[i % len(PALETTE)])
+        label = plot_text(name)
+        line = dict(color=colour)
         if "loss" in c:
             tr = c.dropna(subset=["loss"])
-            fig.add_scatter(x=tr["step"].tolist(), y=tr["loss"].tolist(), mode="lines", name=f"{name} train",
-                            row=1, col=1)
+            if smoothing:
+                fig.add_scatter(x=_x(tr, x, False).tolist(), y=tr["loss"].tolist(), mode="lines", opacity=0.25,
+                                line=line, legendgroup=label, showlegend=False, hoverinfo="skip", row=1, col=1)
+            fig.add_scatter(x=_x(tr, x, False).tolist(), y=ema(tr["loss"], smoothing), mode="lines", line=line,
+                            name=f"{label}", legendgroup=label, row=1, col=1,
+                            hovertemplate=f"{label} train loss %{{y:.4f}}<extra></extra>")
         if "val_loss" in c:
             va = c.dropna(subset=["val_loss"])
-            fig.add_scatter(x=va["step"], y=va["val_loss"], mode="lines+markers", name=f"{name} val", row=1, col=1)
-            fig.add_scatter(x=va["step"], y=va["val_top1"] * 100, mode="lines+markers", name=f"{name} val top-1",
-                            row=1, col=2)
+            dashed = dict(color=colour, dash="dash")
+            fig.add_scatter(x=_x(va, x, True), y=va["val_loss"], mode="lines+markers", line=dashed, legendgroup=label,
+                            showlegend=False, row=1, col=1, hovertemplate=f"{label} val loss %{{y:.4f}}<extra></extra>")
+            fig.add_scatter(x=_x(va, x, True), y=va["val_top1"] * 100, mode="lines+markers", line=dashed,
+                            legendgroup=label, showlegend=False, row=1, col=2,
+                            hovertemplate=f"{label} val top-1 %{{y:.1f}}%<extra></extra>")
         if "lr" in c:
             lr = c.dropna(subset=["lr"])
-            fig.add_scatter(x=lr["step"], y=lr["lr"], mode="lines", name=f"{name} lr", row=1, col=3)
+            fig.add_scatter(x=_x(lr, x, False), y=lr["lr"], mode="lines", line=line, legendgroup=label,
+                            showlegend=False, row=1, col=3, hovertemplate=f"{label} lr %{{y:.3g}}<extra></extra>")
     for col in (1, 2, 3):
-        fig.update_xaxes(title_text="step", row=1, col=col)
-    fig.update_yaxes(title_text="loss", row=1, col=1)
+        fig.update_xaxes(title_text=X_AXES[x], row=1, col=col)
+    fig.update_yaxes(title_text="loss (log)" if log_loss else "loss", type="log" if log_loss else "linear", row=1, col=1)
     fig.update_yaxes(title_text="top-1 (%)", range=[0, 101], row=1, col=2)
     fig.update_yaxes(title_text="learning rate", type="log", row=1, col=3)
-    fig.update_layout(height=380, margin=dict(t=40, b=10), legend=dict(orientation="h", y=-0.3))
+    fig.update_layout(height=400, margin=dict(t=40, b=10), legend=dict(orientation="h", y=-0.3),
+                      annotations=[*fig.layout.annotations, dict(
+                          text="solid: train · dashed: validation", showarrow=False, xref="paper", yref="paper",
+                          x=1, y=1.12, xanchor="right", font=dict(size=11, color="#666"))])
     return fig
 
 

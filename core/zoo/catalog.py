@@ -85,3 +85,9 @@ def default_accuracy() -> pd.DataFrame:
     table["default"] = [tag == preferred.get(m) for m, tag in zip(table["model"], table["tag"])]
     table = table.sort_values(["model", "default"], ascending=[True, False])
     return table[~table["tag"].str.startswith("tv_") | table["default"]].drop_duplicates("model")
+
+
+def is_model(name: str) -> bool:
+    """Whether timm can build an architecture of this name (a name from a shared link is checked first)."""
+    import timm
+    return bool(name) and timm.is_model(name)

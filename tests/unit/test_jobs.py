@@ -3,6 +3,8 @@ import os
 import signal
 import time
 
+import pytest
+
 from core import jobs
 from core.measure.settings import Setting
 from core.zoo import worker as measure_worker
@@ -65,3 +67,49 @@ def test_one_measurement_job_at_a_time():
     finally:
         jobs.request_cancel(job.id)
         wait(job.id)
+
+
+def test_run_rename_tag_and_delete_removes_its_files(tmp_path):
+    from core.finetune import runs
+    run_id = runs.create({"recipe": "linear_probe", "model": "efficientnet_lite0"}, name="first")
+    path = runs.folder(runs.get(run_id))
+    (path / "export").mkdir()
+    (path / "export" / "model.safetensors").write_bytes(b"x" * 10)
+    runs.update(run_id, status="done", result={"best_top1": 0.875})
+    runs.rename(run_id, "  my   probe ")
+    assert runs.set_tags(run_id, "baseline, lite0 ,baseline,") == ["baseline", "lite0"]
+    run = runs.get(run_id)
+    assert (run.name, run.tag_list) == ("my probe", ["baseline", "lite0"])
+    assert run.label() == f"my probe · linear_probe · efficientnet_lite0 · 87.5% · #{run_id}"
+    with pytest.raises(ValueError, match="cannot be empty"):
+        runs.rename(run_id, "   ")
+    active = runs.create({}, name="busy")
+    runs.update(active, status="running", pid=os.getpid())
+    with pytest.raises(runs.LaunchError, match="still running: stop it first"):
+        runs.delete(active)
+    runs.update(active, status="cancelled")
+    assert runs.delete(run_id) == path and not path.exists()
+    with pytest.raises(KeyError):
+        runs.get(run_id)
+    assert runs.metrics(run_id).empty
+
+
+def test_data_usage_and_clean_up_leave_runs_alone(tmp_path):
+    from core.config import data_dir
+    from core.data import usage
+    root = data_dir()
+    for name, size in (("uploads/a.zip", 3000), ("datasets/a-1/x/1.png", 500), ("cache/k.npy", 700),
+                       ("runs/99/checkpoint.pt", 2000)):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"0" * size)
+    before = usage.usage()
+    assert before["uploads"] >= 3000 and before["runs"] >= 2000
+    with pytest.raises(RuntimeError, match="active"):
+        usage.clean(["uploads"], busy=True)
+    with pytest.raises(ValueError, match="only uploads, datasets, cache"):
+        usage.clean(["runs"], busy=False)
+    freed = usage.clean(["uploads", "cache"], busy=False)
+    assert freed == {"uploads": before["uploads"], "cache": before["cache"]}
+    after = usage.usage()
+    assert after["uploads"] == after["cache"] == 0 and after["runs"] == before["runs"]
+    assert after["datasets"] == before["datasets"] and (root / "runs/99/checkpoint.pt").exists()
