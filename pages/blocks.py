@@ -5,6 +5,7 @@ from typing import Any
 
 import pandas as pd
 import streamlit as st
+import torch
 
 from core.blocks import (
     BlockConfigError,
@@ -19,6 +20,7 @@ from core.blocks import (
 )
 from core.blocks.gradflow import gradient_flow, plain_gradient, residual_gradient
 from core.measure import compare as cmp
+from core.measure.counting import CrossCheck, cross_check, fvcore_macs
 from core.measure.profiling import Profile, ProfileError, profile_module, time_module
 from core.measure.settings import Setting
 from core.measure.timing import LatencyStats
@@ -39,7 +41,14 @@ FIELD_LABELS = {
 @st.cache_data(show_spinner="Counting…", max_entries=128)
 def count(block: str, cfg: tuple[tuple[str, Any], ...], shape: tuple[int, int, int, int], precision: str) -> Profile:
     """Params, MACs, per-layer table and activation memory: no timing, so a shape edit redraws at once."""
-    return profile_module(create_block(block, **dict(cfg)), shape, dtype=precision, time_it=False)
+    return profile_module(create_block(block, **dict(cfg)), shape, dtype=precision, time_it=False, check_counts=False)
+
+
+@st.cache_data(show_spinner="Counting again with torch's FlopCounterMode…", max_entries=128)
+def flop_counter_check(block: str, cfg: tuple[tuple[str, Any], ...], shape: tuple[int, int, int, int]) -> CrossCheck:
+    module = create_block(block, **dict(cfg)).eval()
+    x = torch.randn(*shape)
+    return cross_check(fvcore_macs(module, (x,)), module, (x,))
 
 
 @st.cache_data(show_spinner="Timing on this device…", max_entries=128)
@@ -158,15 +167,19 @@ def explore(settings: Setting) -> None:
     with right:
         st.markdown("**Per-layer breakdown**")
         table(prof.per_layer, width="stretch")
-        show_counter_notes(prof)
+        show_counter_notes(prof, block, items, shape)
     with timed:
         latency_view(block, items, shape, prof.flops, settings)
 
 
-def show_counter_notes(prof: Profile) -> None:
-    cc = prof.cross_check
-    (st.info if cc.agree else st.warning)(
-        f"Cross-check with torch FlopCounterMode: {fmt.count(cc.flop_counter_macs)} MACs. {cc.explanation}")
+def show_counter_notes(prof: Profile, block: str, cfg: tuple[tuple[str, Any], ...],
+                       shape: tuple[int, int, int, int]) -> None:
+    if st.toggle("Cross-check with torch's FlopCounterMode", key="explore.crosscheck",
+                 help="A second, independent MAC counter. Its first use loads torch.compile's machinery (about "
+                      "a second, once per server), so it runs when asked."):
+        cc = flop_counter_check(block, cfg, shape)
+        (st.info if cc.agree else st.warning)(
+            f"Cross-check with torch FlopCounterMode: {fmt.count(cc.flop_counter_macs)} MACs. {cc.explanation}")
     if prof.uncounted_ops:
         ops = ", ".join(f"`{op.replace('aten::', '')}` x{n}" for op, n in prof.uncounted_ops.items())
         st.caption(f"Ops neither counter charges MACs for (activations, adds, max-pool): {ops}")

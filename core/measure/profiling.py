@@ -48,7 +48,7 @@ class Profile:
     flops: int
     macs_by_op: dict[str, int]
     uncounted_ops: dict[str, int]
-    cross_check: CrossCheck
+    cross_check: CrossCheck | None     # None when not asked for (profile_module(check_counts=False))
     latency_ms: float | None
     latency_p10_ms: float | None
     latency_p90_ms: float | None
@@ -146,22 +146,24 @@ def _peak_memory(model: nn.Module, x: torch.Tensor, dev: torch.device, precision
 
 def profile_module(module: nn.Module, input_shape: tuple[int, ...], device: str | torch.device = "cpu",
                    dtype: str = "fp32", memory_format: str = "contiguous", threads: int | None = None,
-                   time_it: bool = True, min_time_s: float = 0.25, **timing: Any) -> Profile:
+                   time_it: bool = True, min_time_s: float = 0.25, check_counts: bool = True,
+                   **timing: Any) -> Profile:
     """Counts, times and sizes ``module`` on an input of ``input_shape`` (N, C, H, W), with ``threads`` CPU
-    threads for this measurement only (the previous count is restored)."""
+    threads for this measurement only (the previous count is restored). ``check_counts`` cross-checks fvcore's
+    MACs with torch's FlopCounterMode (whose first use imports torch._dynamo: about 1 s once per process)."""
     dev = resolve_device(device)
     if memory_format not in MEMORY_FORMATS:
         raise ProfileError(f"memory format {memory_format!r} is not one of {', '.join(MEMORY_FORMATS)}")
     with threads_for(threads):
-        return _profile(module, input_shape, dev, dtype, memory_format, time_it, min_time_s, **timing)
+        return _profile(module, input_shape, dev, dtype, memory_format, time_it, min_time_s, check_counts, **timing)
 
 
 def _profile(module: nn.Module, input_shape: tuple[int, ...], dev: torch.device, dtype: str, memory_format: str,
-             time_it: bool, min_time_s: float, **timing: Any) -> Profile:
+             time_it: bool, min_time_s: float, check_counts: bool, **timing: Any) -> Profile:
     module = module.eval().to("cpu", memory_format=torch.contiguous_format)  # count on CPU, wherever it was
     x_cpu = torch.randn(*input_shape)
     macs = fvcore_macs(module, (x_cpu,))
-    check = cross_check(macs, module, (x_cpu,))
+    check = cross_check(macs, module, (x_cpu,)) if check_counts else None
     try:
         per_layer, activation = _per_layer(module, x_cpu, macs, dtype)
         activation_precision = dtype

@@ -94,3 +94,12 @@ def test_compare_lecture_and_gradient_tabs_render():
     assert any("residual stack's gradient" in m.value for m in at.markdown)
     at.slider(key="grad.depth").set_value(100).run()
     assert not at.exception
+
+
+def test_the_flop_counter_cross_check_runs_when_asked():
+    at = run_app()
+    assert not any("FlopCounterMode:" in i.value for i in at.info)        # not on the first visit: ~1 s import
+    at.toggle(key="explore.crosscheck").set_value(True).run()
+    # FlopCounterMode counts the convolution only: 256·256·9·14·14 = 115,605,504; fvcore adds BatchNorm's 100,352
+    line = next(i.value for i in at.info if "FlopCounterMode:" in i.value)
+    assert "115,605,504 MACs" in line and "fvcore counts 100,352 more MACs" in line and not at.exception
