@@ -9,11 +9,12 @@ import streamlit as st
 from core import jobs
 from core.measure.settings import Setting
 from core.present import fmt, lecture, plots
-from core.zoo import recommend, scaling
+from core.zoo import layers, recommend, scaling
 from core.zoo import worker as measure_worker
-from core.zoo.catalog import CURATED, BackboneError, check_resolution, is_model, search_models
+from core.zoo.catalog import CURATED, BackboneError, check_resolution, default_resolution, is_model, search_models
 from core.zoo.measure import one_per_model, results_frame, sweeps
 from core.zoo.pareto import pareto_front
+from pages._roofline import show_ceilings, show_profile
 from pages._widgets import current_settings, lazy_tabs, route_through_app, store_errors_shown, table
 
 route_through_app()
@@ -220,6 +221,52 @@ def recommender_tab(setting: Setting) -> None:
             st.rerun()
 
 
+def layers_tab(setting: Setting) -> None:
+    """Where the time goes in one backbone: a per-layer roofline, profiled by a background job and kept."""
+    frame = results_frame(setting)
+    measured = list(dict.fromkeys(frame["model"])) if not frame.empty else []
+    cols = st.columns([2, 1])
+    model = cols[0].selectbox("Model", measured or list(CURATED), key="roof.model", bind="query-params",
+                              help="The models measured on the Measure tab come first; any curated one works.")
+    res = int(cols[1].number_input("Resolution (px)", 32, 1024, default_resolution(model), 16, key=f"roof.res.{model}"))
+    job = jobs.latest(layers.KIND)
+    if job is not None and job.active:
+        layers_progress()
+        return
+    if job is not None and job.status == "failed":
+        st.error(f"The last layer profile failed (job #{job.id}): {fmt.md(job.error or job.message)}")
+    hit = layers.cached_profile(model, res, setting)
+    label = "Profile again" if hit else f"Profile every layer of {model} at {res} px"
+    if st.button(label, key="roof.start", type="secondary" if hit else "primary",
+                 help="Times each layer alone on the input it gets in a real forward; a background job."):
+        try:
+            layers.start(model, res, setting)
+        except (RuntimeError, BackboneError) as err:
+            st.error(fmt.md(err))
+        else:
+            st.rerun()
+    if hit is None:
+        st.info("Not profiled yet for this device, precision and thread count.")
+        return
+    profile, c = hit
+    show_ceilings(c)
+    show_profile({model: profile}, c, "roof.bb")
+
+
+@st.fragment(run_every=1.0)
+def layers_progress() -> None:
+    with store_errors_shown():
+        job = jobs.latest(layers.KIND)
+        if job is None or not job.active:
+            st.rerun()
+            return
+        eta = job.eta_s()
+        st.progress(job.done / max(job.total, 1), text=(job.message or "starting…")
+                    + (f" · about {eta:.0f} s left" if eta is not None else ""))
+        if st.button("Stop", key="roof.stop"):
+            jobs.request_cancel(job.id)
+
+
 def measure_tab(setting: Setting) -> None:
     models = pick_models()
     launch_controls(models, setting)
@@ -237,5 +284,6 @@ st.caption(f"Measured on {setting.device} · {setting.precision} · {setting.mem
            f"{setting.threads} threads · batch 1 for latency. Models are built with random weights "
            "(pretrained=False): profiling never downloads.")
 lazy_tabs("bb.tab", {"Measure": lambda: measure_tab(setting), "Accuracy vs cost": lambda: accuracy_tab(setting),
-                     "Throughput": lambda: throughput_tab(setting), "Compound scaling": scaling_tab,
+                     "Throughput": lambda: throughput_tab(setting),
+                     "Where the time goes": lambda: layers_tab(setting), "Compound scaling": scaling_tab,
                      "Recommender": lambda: recommender_tab(setting)})

@@ -20,11 +20,14 @@ from core.blocks import (
 )
 from core.blocks.gradflow import gradient_flow, plain_gradient, residual_gradient
 from core.measure import compare as cmp
+from core.measure import roofline as rl
 from core.measure.counting import CrossCheck, cross_check, fvcore_macs
 from core.measure.profiling import Profile, ProfileError, profile_module, time_module
+from core.measure.roofline import Ceilings
 from core.measure.settings import Setting
 from core.measure.timing import LatencyStats
 from core.present import fmt, plots
+from pages._roofline import show_ceilings, show_profile
 from pages._widgets import current_settings, lazy_tabs, route_through_app, table
 
 route_through_app()
@@ -226,6 +229,63 @@ def cached_compare(entries: tuple[cmp.Entry, ...], chs: int, hw: int, batch: int
     return cmp.compare(list(entries), chs, hw, batch, **settings.profile_kwargs())
 
 
+@st.cache_data(show_spinner="Measuring this machine's ceilings (a GEMM and a STREAM triad)…", max_entries=8)
+def machine_ceilings(settings: Setting) -> Ceilings:
+    from core.zoo import layers            # here, not at the top: it imports timm (~1.8 s on a first visit)
+    return layers.ceilings(settings)
+
+
+@st.cache_data(show_spinner="Timing every layer on its captured input…", max_entries=32)
+def block_layers(block: str, cfg: tuple[tuple[str, Any], ...], shape: tuple[int, int, int, int], settings: Setting,
+                 c: Ceilings) -> pd.DataFrame:
+    return rl.profile_layers(create_block(block, **dict(cfg)), shape, settings, c)
+
+
+def roofline_tab(settings: Setting) -> None:
+    st.markdown("Each layer's arithmetic intensity (FLOPs per byte it must move) against the GFLOP/s it reaches "
+                "here, under this machine's two measured ceilings: peak compute and memory bandwidth.")
+    what = st.radio("Show", ["The block on the Explore tab", "A comparison preset"], horizontal=True,
+                    key="roof.what", bind="query-params")
+    try:
+        c = machine_ceilings(settings)
+    except ProfileError as err:
+        st.error(f"Cannot measure this machine's ceilings: {fmt.md(err)}")
+        return
+    show_ceilings(c)
+    try:
+        if what.startswith("The block"):
+            block = st.session_state.get("explore.block", list_blocks()[0])
+            raw = {k: st.session_state.get(f"{block}.{k}", v) for k, v in block_defaults(block).items()}
+            cfg = resolve_config(block, **raw)
+            hw = int(st.session_state.get(f"{block}.hw", get_block_class(block).default_hw))
+            shape = (int(st.session_state.get(f"{block}.batch", 1)), int(cfg["in_chs"]), hw, hw)
+            check_input(block, cfg, shape)
+            st.caption(f"{block} at {' x '.join(map(str, shape))} (change it on the Explore tab).")
+            show_profile({block: block_layers(block, tuple(sorted(cfg.items())), shape, settings, c)}, c, "roof.block")
+        else:
+            compare_roofline(settings, c)
+    except (BlockConfigError, ProfileError) as err:
+        st.error(f"Cannot profile this block: {fmt.md(err)}")
+
+
+def compare_roofline(settings: Setting, c: Ceilings) -> None:
+    preset = st.selectbox("Preset", list(cmp.PRESETS), key="roof.preset", bind="query-params")
+    (chs, hw), entries = cmp.PRESETS[preset]
+    a, b = entries[0], entries[1]
+    shape = (1, chs, hw, hw)
+    fa = block_layers(a.block, tuple(sorted(cmp.entry_cfg(a, chs).items())), shape, settings, c)
+    fb = block_layers(b.block, tuple(sorted(cmp.entry_cfg(b, chs).items())), shape, settings, c)
+    frame = cached_compare((a, b), chs, hw, 1, settings)
+    measured, macs = float(frame["speed-up"].iloc[1]), float(frame["MAC ratio"].iloc[1])
+    cols = st.columns(3)
+    cols[0].metric("MAC ratio", f"{macs:.2f}×", help=f"{b.label} has this many times fewer MACs.")
+    cols[1].metric("Roofline predicts", f"{rl.predicted_ratio(fa, fb):.2f}× faster",
+                   help="Summed attainable time of each block's layers under the measured ceilings.")
+    cols[2].metric("Measured", f"{measured:.2f}× faster", help="Timed interleaved, round by round (Compare tab).")
+    st.info(rl.claim(a.label, fa, b.label, fb, measured, macs))
+    show_profile({a.label: fa, b.label: fb}, c, "roof.cmp")
+
+
 def lecture_tab() -> None:
     st.markdown("The lecture's worked numbers, rebuilt from real PyTorch modules with **bias and BatchNorm off**.")
     cases, ratios = cmp.lecture_table()
@@ -252,4 +312,5 @@ def gradient_tab() -> None:
 settings = current_settings()
 st.title("Block explorer")
 lazy_tabs("blocks.tab", {"Explore": lambda: explore(settings), "Compare": lambda: compare_tab(settings),
+                         "Roofline": lambda: roofline_tab(settings),
                          "Lecture's numbers": lecture_tab, "Gradient flow": gradient_tab})

@@ -12,10 +12,11 @@ from core.jobs.lifecycle import (
                                  pid_alive,
                                  progress,
                                  request_cancel,
+                                 set_total,
                                  spawn,
                                  start,
                                  worker_main,
 )
 
 __all__ = ["ACTIVE", "STARTUP_DEADLINE_S", "Job", "dead_reason", "eta_s", "finish", "get", "latest", "mark_running",
-           "pid_alive", "progress", "request_cancel", "spawn", "start", "worker_main"]
+           "pid_alive", "progress", "request_cancel", "set_total", "spawn", "start", "worker_main"]

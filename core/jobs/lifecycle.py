@@ -155,6 +155,12 @@ def progress(job_id: int, done: int, current: str = "", message: str = "") -> bo
     return bool(row["cancel"])
 
 
+def set_total(job_id: int, total: int) -> None:
+    """The amount of work, once the worker knows it (a model's layer count, found after building it)."""
+    with connect() as conn:
+        conn.execute("UPDATE jobs SET total = ?, updated = ? WHERE id = ?", (total, time.time(), job_id))
+
+
 def request_cancel(job_id: int) -> None:
     with connect() as conn:
         conn.execute("UPDATE jobs SET cancel = 1 WHERE id = ?", (job_id,))

@@ -234,3 +234,62 @@ def accuracy_vs_time(frame: pd.DataFrame) -> go.Figure:
     fig.update_yaxes(title_text=f"{col.split()[0]} top-1 (%), ~95% interval", range=[0, 105])
     fig.update_layout(height=360, margin=dict(t=30, b=10))
     return fig
+
+
+KIND_COLOURS = {"dense k×k conv": "#636efa", "depthwise conv": "#ef553b", "1×1 pointwise conv": "#00cc96",
+                "norm": "#ab63fa", "activation": "#ffa15a", "pooling": "#19d3f3", "linear": "#ff6692",
+                "attention": "#b6e880", "other": "#999999"}
+
+
+def roofline(frames: "dict[str, pd.DataFrame]", peak_gflops: float, bandwidth_gbs: float) -> go.Figure:
+    """Log-log roofline: achieved GFLOP/s against arithmetic intensity (FLOP/byte), one point per layer that does
+    counted MACs, coloured by kind (one marker shape per block or model); both ceilings drawn."""
+    import numpy as np
+    fig = go.Figure()
+    symbols = ("circle", "diamond", "square", "triangle-up")
+    xs = [f["intensity FLOP/B"][f["MACs"] > 0] for f in frames.values()]
+    lo = min([x.min() for x in xs if len(x)] + [bandwidth_gbs and peak_gflops / bandwidth_gbs]) / 4
+    hi = max([x.max() for x in xs if len(x)] + [peak_gflops / bandwidth_gbs]) * 4
+    grid = np.geomspace(lo, hi, 200)
+    fig.add_scatter(x=grid, y=np.minimum(peak_gflops, bandwidth_gbs * grid), mode="lines", name="roofline",
+                    line=dict(color="#333", width=2), hoverinfo="skip")
+    fig.add_hline(y=peak_gflops, line_dash="dot", line_color="#888",
+                  annotation_text=f"peak {peak_gflops:,.0f} GFLOP/s (GEMM)", annotation_position="top left")
+    ridge = peak_gflops / bandwidth_gbs
+    fig.add_vline(x=ridge, line_dash="dot", line_color="#888",
+                  annotation_text=f"ridge {ridge:.1f} FLOP/B · {bandwidth_gbs:,.1f} GB/s (triad)",
+                  annotation_position="bottom right")
+    shown_kinds: set[str] = set()
+    for (label, f), symbol in zip(frames.items(), symbols):
+        f = f[f["MACs"] > 0]
+        for kind, part in f.groupby("kind", sort=False):
+            data = part[["layer", "kind", "MACs", "bytes", "time ms", "GB/s", "efficiency", "bound"]].to_numpy()
+            name = kind if len(frames) == 1 else f"{plot_text(label)}: {kind}"
+            fig.add_scatter(
+                x=part["intensity FLOP/B"], y=part["GFLOP/s"], mode="markers", name=name, customdata=data,
+                marker=dict(color=KIND_COLOURS.get(kind, "#999"), symbol=symbol, size=10,
+                            line=dict(width=1, color="#fff")),
+                legendgroup=kind, showlegend=len(frames) > 1 or kind not in shown_kinds,
+                hovertemplate=("<b>%{customdata[0]}</b> (%{customdata[1]})<br>%{customdata[2]:,} MACs · "
+                               "%{customdata[3]:,} bytes<br>intensity %{x:.2f} FLOP/B · %{y:.1f} GFLOP/s · "
+                               "%{customdata[5]:.1f} GB/s<br>%{customdata[4]:.3f} ms · %{customdata[7]}-bound · "
+                               "efficiency %{customdata[6]:.0%}<extra></extra>"))
+            shown_kinds.add(kind)
+    fig.update_xaxes(type="log", title_text="arithmetic intensity (FLOPs per byte moved, log)")
+    fig.update_yaxes(type="log", title_text="achieved GFLOP/s (log)")
+    fig.update_layout(height=480, margin=dict(t=30, b=10), legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+def kind_shares(shares: pd.DataFrame) -> go.Figure:
+    """Time by layer kind beside MACs by layer kind (percent of each), so a kind that takes far more time than
+    its MACs stands out."""
+    fig = go.Figure()
+    for col, colour in (("time %", "#ef553b"), ("MACs %", "#636efa")):
+        fig.add_bar(y=shares["kind"], x=shares[col], orientation="h", name=col.replace(" %", ""),
+                    marker_color=colour, texttemplate="%{x:.1f}%", textposition="outside")
+    fig.update_xaxes(title_text="share of the whole (%)", range=[0, 110])
+    fig.update_yaxes(autorange="reversed")
+    fig.update_layout(barmode="group", height=80 + 40 * len(shares), margin=dict(t=30, b=10),
+                      legend=dict(orientation="h", y=1.1))
+    return fig

@@ -65,3 +65,23 @@ def test_scaling_and_recommender_tabs():
     at.number_input(key="rec.n").set_value(50).run()
     assert any("mobilenetv3_large_100" in s.value and "Linear probe" in s.value for s in at.success)
     assert not at.exception
+
+
+def test_where_the_time_goes_profiles_a_backbone_in_the_background():
+    import time
+
+    from core import jobs
+    from core.zoo import layers
+    from tests.app._util import open_page
+    at = open_page("pages/backbones.py", {"bb.tab": "Where the time goes"})
+    at.selectbox(key="roof.model").set_value("mobilenetv3_small_100").run()
+    at.number_input(key="roof.res.mobilenetv3_small_100").set_value(64).run()
+    at.button(key="roof.start").click().run()
+    assert not at.exception
+    end = time.time() + 180
+    while time.time() < end and jobs.latest(layers.KIND).active:
+        time.sleep(0.5)
+    at.run()
+    assert not at.exception and jobs.latest(layers.KIND).status == "done"
+    assert [m.label for m in at.metric][:3] == ["Peak compute (fp32)", "Memory bandwidth", "Ridge point"]
+    assert len(at.get("plotly_chart")) == 2 and any("layers timed one by one add up to" in i.value for i in at.info)

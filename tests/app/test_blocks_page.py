@@ -103,3 +103,17 @@ def test_the_flop_counter_cross_check_runs_when_asked():
     # FlopCounterMode counts the convolution only: 256·256·9·14·14 = 115,605,504; fvcore adds BatchNorm's 100,352
     line = next(i.value for i in at.info if "FlopCounterMode:" in i.value)
     assert "115,605,504 MACs" in line and "fvcore counts 100,352 more MACs" in line and not at.exception
+
+
+def test_the_roofline_tab_for_the_block_and_for_the_lecture_pair():
+    from tests.app._util import open_page
+    at = open_page("pages/blocks.py", {"blocks.tab": "Roofline"})
+    labels = [m.label for m in at.metric]
+    assert labels[:3] == ["Peak compute (fp32)", "Memory bandwidth", "Ridge point"] and len(at.get("plotly_chart")) == 2
+    at.radio(key="roof.what").set_value("A comparison preset").run()
+    at.selectbox(key="roof.preset").set_value("standard vs depthwise separable (C=128, lecture)").run()
+    assert not at.exception
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["MAC ratio"] == "8.41×" and shown["Roofline predicts"].endswith("× faster")
+    sentence = next(i.value for i in at.info if "has 8.41× fewer MACs than standard 3x3" in i.value)
+    assert "so the roofline predicts" in sentence and "was measured" in sentence

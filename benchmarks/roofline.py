@@ -1,0 +1,72 @@
+"""Issue 12's figures: the ceilings (time to measure, agreement of repeated runs: target under 10 s and ±10%),
+the per-layer profile of resnet50 at 224 px (target under 60 s; cached reopen under 200 ms), and the per-layer
+sum against the whole-model latency for resnet50, mobilenetv3_large_100 and efficientnet_b0 (target ±25%)."""
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+
+from _common import emit, environment, parser
+
+os.environ["ARCHSCOPE_DATA_DIR"] = tempfile.mkdtemp(prefix="archscope-roofline-bench-")
+
+from core.measure.roofline import measure_ceilings, profile_layers, sum_note  # noqa: E402
+from core.measure.settings import Setting  # noqa: E402
+from core.present import plots  # noqa: E402
+from core.zoo import layers  # noqa: E402
+from core.zoo.catalog import build  # noqa: E402
+
+
+def spread(values: list[float]) -> float:
+    med = statistics.median(values)
+    return round(100 * max(abs(v / med - 1) for v in values), 1)
+
+
+def main() -> None:
+    p = parser(__doc__)
+    p.add_argument("--repeats", type=int, default=3)
+    args = p.parse_args()
+    setting = Setting(args.device, args.precision, "contiguous", args.threads or 0)
+    out = {"env": environment(args), "ceilings": {}, "targets": {"ceilings_s": 10, "ceilings_pct": 10,
+                                                                   "resnet50_profile_s": 60, "reopen_ms": 200,
+                                                                   "sum_vs_whole_pct": 25}}
+    for precision in ("fp32", "bf16"):
+        runs = [measure_ceilings(Setting(args.device, precision, "contiguous", args.threads or 0))
+                for _ in range(args.repeats)]
+        c = runs[-1]
+        out["ceilings"][precision] = {
+            "device": c.device_name, "threads": c.threads, "seconds": [round(r.seconds, 2) for r in runs],
+            "peak_gflops": [round(r.peak_gflops, 1) for r in runs], "peak_spread_pct": spread([r.peak_gflops for r in runs]),
+            "bandwidth_gbs": [round(r.bandwidth_gbs, 2) for r in runs],
+            "bandwidth_spread_pct": spread([r.bandwidth_gbs for r in runs]),
+            "datasheet_tflops_tbs": c.datasheet()}
+    roof = layers.ceilings(setting)
+    out["models"] = {}
+    for name in ("resnet50", "mobilenetv3_large_100", "efficientnet_b0"):
+        t = time.perf_counter()
+        frame = profile_layers(build(name, 224), (1, 3, 224, 224), setting, roof)
+        took = time.perf_counter() - t
+        out["models"][name] = {"layers": len(frame), "profile_s": round(took, 1),
+                               "whole_ms": round(frame.attrs["whole_ms"], 3), "sum_ms": round(frame.attrs["sum_ms"], 3),
+                               "sum_pct_of_whole": round(100 * frame.attrs["sum_ms"] / frame.attrs["whole_ms"], 1),
+                               "note": sum_note(frame)}
+        if name == "resnet50":                           # the job's path: store it, then reopen from the store
+            from core.jobs import store
+            store.put_measurement(layers._key("layers", name, 224, setting), "layers",
+                                  layers._meta(name, 224, setting),
+                                  {"rows": frame.to_dict("records"), "attrs": dict(frame.attrs),
+                                   "ceilings": roof.to_dict()})
+            reopen = []
+            for _ in range(5):
+                t = time.perf_counter()
+                cached, c = layers.cached_profile(name, 224, setting)
+                plots.roofline({name: cached}, c.peak_gflops, c.bandwidth_gbs)
+                reopen.append((time.perf_counter() - t) * 1e3)
+            out["models"][name]["cached_reopen_ms_median"] = round(statistics.median(reopen), 1)
+    emit(out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,271 @@
+"""Where the time goes: this machine's ceilings (peak compute from a large GEMM, memory bandwidth from a STREAM
+triad), and every layer's MACs, bytes, arithmetic intensity and replayed latency against them (the roofline).
+
+Bytes moved by a layer, as a lower bound: every input, output and weight element read or written once,
+    bytes = (input elements + output elements + weight elements) x bytes per element (4 in fp32, 2 in bf16/fp16),
+and arithmetic intensity = FLOPs / bytes = 2 x MACs / bytes. The roofline's attainable time is
+    max(FLOPs / peak FLOP/s, bytes / bandwidth),
+and a layer is memory-bound when the second term is the larger.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+import pandas as pd
+import torch
+from torch import nn
+
+from core.measure.counting import fvcore_macs
+from core.measure.profiling import ProfileError, autocast_for, device_name, resolve_device
+from core.measure.settings import Setting, threads_for
+from core.measure.timing import time_call
+from core.present.fmt import first_line
+
+BYTES_FORMULA = "bytes = (input + output + weight elements) × bytes per element; intensity = 2·MACs / bytes"
+ELEMENT_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
+
+# datasheet peaks of known GPUs: (dense TFLOP/s by precision, memory TB/s). fp32 is the non-tensor-core peak.
+DATASHEETS: dict[str, tuple[dict[str, float], float]] = {
+    "H100 80GB HBM3": ({"bf16": 989.4, "fp16": 989.4, "fp32": 66.9}, 3.35),      # H100 SXM5
+    "H100 PCIe": ({"bf16": 756.0, "fp16": 756.0, "fp32": 51.2}, 2.0),
+    "H200": ({"bf16": 989.4, "fp16": 989.4, "fp32": 66.9}, 4.8),
+    "A100-SXM4-80GB": ({"bf16": 312.0, "fp16": 312.0, "fp32": 19.5}, 2.039),
+    "A100-SXM4-40GB": ({"bf16": 312.0, "fp16": 312.0, "fp32": 19.5}, 1.555),
+}
+
+KINDS = ("dense k×k conv", "depthwise conv", "1×1 pointwise conv", "norm", "activation", "pooling", "linear",
+         "attention", "other")
+
+
+@dataclass(frozen=True)
+class Ceilings:
+    """Peak compute (GFLOP/s) and memory bandwidth (GB/s) measured here, with what they were measured on."""
+
+    device: str
+    device_name: str
+    precision: str
+    threads: int
+    peak_gflops: float
+    bandwidth_gbs: float
+    gemm_n: int
+    stream_mib: int
+    seconds: float
+    torch_version: str = torch.__version__
+
+    @property
+    def ridge(self) -> float:
+        """The intensity (FLOP/byte) where the two ceilings meet: below it a layer is memory-bound."""
+        return self.peak_gflops / self.bandwidth_gbs
+
+    def datasheet(self) -> tuple[float, float] | None:
+        """(TFLOP/s, TB/s) from the datasheet for this GPU and precision, when the device name is known."""
+        for name, (tflops, tbs) in DATASHEETS.items():
+            if name in self.device_name and self.precision in tflops:
+                return tflops[self.precision], tbs
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _gemm_n(dev: torch.device) -> int:
+    return 8192 if dev.type == "cuda" else 1024
+
+
+def measure_ceilings(setting: Setting, stream_mib: int | None = None, gemm_n: int | None = None) -> Ceilings:
+    """Peak compute: an n×n×n matrix product (2n³ FLOPs) in the setting's precision, the best of its timed calls.
+    Bandwidth: a STREAM triad a = b + s·c over three buffers far larger than the last-level cache, counting the
+    bytes read (b, c) plus written (a), the best of its timed calls. A few seconds on a CPU."""
+    dev = resolve_device(setting.device)
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[setting.precision]
+    n = gemm_n or _gemm_n(dev)
+    mib = stream_mib or (1024 if dev.type == "cuda" else 256)
+    t0 = time.perf_counter()
+    elems = mib * 2**20 // ELEMENT_BYTES[setting.precision]
+    with threads_for(setting.threads), torch.inference_mode():
+        try:
+            gemm = _time_gemm(n, dtype, dev)
+            triad = _time_triad(elems, dtype, dev)
+        except RuntimeError as err:
+            raise ProfileError(f"the ceilings cannot be measured in {setting.precision} on {dev}: "
+                               f"{first_line(err)}") from err
+    best_gemm, best_triad = gemm.p10_ms, triad.p10_ms          # the machine's best, not its average
+    return Ceilings(dev.type, device_name(dev), setting.precision, torch.get_num_threads() if not setting.threads
+                    else setting.threads, 2 * n**3 / (best_gemm / 1e3) / 1e9,
+                    3 * elems * ELEMENT_BYTES[setting.precision] / (best_triad / 1e3) / 1e9, n, mib,
+                    time.perf_counter() - t0)
+
+
+def _time_gemm(n: int, dtype: torch.dtype, dev: torch.device):
+    a, b = torch.randn(n, n, device=dev).to(dtype), torch.randn(n, n, device=dev).to(dtype)
+    return time_call(lambda: torch.mm(a, b), dev, warmup=2, min_iters=5, min_time_s=0.5)
+
+
+def _time_triad(elems: int, dtype: torch.dtype, dev: torch.device):
+    x, y, z = (torch.empty(elems, dtype=dtype, device=dev).fill_(1.0) for _ in range(3))
+    return time_call(lambda: torch.add(y, z, alpha=2.0, out=x), dev, warmup=2, min_iters=5, min_time_s=0.5)
+
+
+def layer_bytes(in_elems: int, out_elems: int, weight_elems: int, precision: str) -> int:
+    """The lower bound of bytes a layer moves (see the module docstring)."""
+    return (in_elems + out_elems + weight_elems) * ELEMENT_BYTES[precision]
+
+
+def intensity(macs: int, nbytes: int) -> float:
+    """FLOPs per byte moved: 2 x MACs / bytes."""
+    return 2 * macs / nbytes if nbytes else 0.0
+
+
+def attainable_s(macs: int, nbytes: int, ceilings: Ceilings) -> tuple[float, str]:
+    """The roofline's least time for a layer and what bounds it ('compute' or 'memory')."""
+    compute = 2 * macs / (ceilings.peak_gflops * 1e9)
+    memory = nbytes / (ceilings.bandwidth_gbs * 1e9)
+    return max(compute, memory), "memory" if memory > compute else "compute"
+
+
+def kind_of(module: nn.Module) -> str:
+    """The layer kind the roofline colours by."""
+    name = type(module).__name__
+    if isinstance(module, nn.Conv2d):
+        if module.groups > 1 and module.groups == module.in_channels:
+            return "depthwise conv"
+        if module.kernel_size == (1, 1):
+            return "1×1 pointwise conv"
+        return "dense k×k conv"
+    if isinstance(module, nn.Linear):
+        return "linear"
+    if _is_attention(module):
+        return "attention"
+    if "Norm" in name:         # timm's BatchNormAct2d (norm + activation) counts as norm
+        return "norm"
+    if "Pool" in name:
+        return "pooling"
+    if isinstance(module, (nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Hardswish, nn.Hardsigmoid, nn.Sigmoid, nn.Tanh,
+                           nn.LeakyReLU, nn.ELU, nn.Mish)) or name.endswith(("Act", "ReLU", "Swish", "Sigmoid")):
+        return "activation"
+    return "other"
+
+
+def _is_attention(module: nn.Module) -> bool:
+    """Self-attention, and squeeze-excite (channel attention): timed whole, as their forward does the pooling,
+    matmuls and gating between their children."""
+    name = type(module).__name__
+    return "Attention" in name or "SqueezeExcite" in name or name in ("SEModule", "EffectiveSEModule")
+
+
+def units(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The layers timed one by one: attention (and squeeze-excite) modules and modules with weights of their own and children (timm's
+    BatchNormAct2d: the norm and its activation) whole, since their forward does work no child owns; else every
+    leaf module (no children) that does something (Identity and Dropout are skipped)."""
+    out: list[tuple[str, nn.Module]] = []
+    skip: tuple[str, ...] = ()
+    for name, m in model.named_modules():
+        if skip and name.startswith(skip):
+            continue
+        whole = _is_attention(m) or (list(m.children()) and any(True for _ in m.parameters(False)))
+        if whole and name:
+            out.append((name, m))
+            skip = (*skip, name + ".")
+        elif not list(m.children()) and not isinstance(m, (nn.Identity, nn.Dropout)) and name:
+            out.append((name, m))
+    return out
+
+
+def _numel(x: Any) -> int:
+    if isinstance(x, torch.Tensor):
+        return x.numel()
+    if isinstance(x, (tuple, list)):
+        return sum(_numel(v) for v in x)
+    return 0
+
+
+def profile_layers(model: nn.Module, input_shape: tuple[int, ...], setting: Setting, ceilings: Ceilings,
+                   on_layer: Callable[[int, int, str], bool] | None = None, min_time_s: float = 0.05) -> pd.DataFrame:
+    """One row per layer: kind, MACs (fvcore), bytes, intensity, replayed latency, achieved GFLOP/s and GB/s,
+    attainable time and bound, efficiency (attainable / measured). Each layer is timed alone on the input it got
+    in a real forward (captured by hooks), with the same timer as the whole model. ``frame.attrs`` holds the
+    whole model's latency and the sum of the layers'. ``on_layer(i, n, name)`` reports progress and may stop."""
+    dev = resolve_device(setting.device)
+    fmt = torch.channels_last if setting.memory_format == "channels_last" else torch.contiguous_format
+    model = model.eval().to("cpu", memory_format=torch.contiguous_format)
+    x_cpu = torch.randn(*input_shape)
+    macs = fvcore_macs(model, (x_cpu,)).by_module
+    layers = units(model)
+    model = model.to(dev, memory_format=fmt)
+    x = x_cpu.to(dev).contiguous(memory_format=fmt)
+    captured: dict[str, tuple[tuple, dict]] = {}
+    outputs: dict[str, int] = {}
+    hooks = [m.register_forward_pre_hook(lambda _m, args, kwargs, n=n: captured.__setitem__(
+        n, (tuple(a.clone() if isinstance(a, torch.Tensor) else a for a in args), dict(kwargs))), with_kwargs=True)
+        for n, m in layers]
+    hooks += [m.register_forward_hook(lambda _m, _i, out, n=n: outputs.__setitem__(n, _numel(out))) for n, m in layers]
+    rows = []
+    with threads_for(setting.threads), torch.inference_mode(), autocast_for(dev, setting.precision):
+        try:
+            model(x)
+        finally:
+            for h in hooks:
+                h.remove()
+        whole = time_call(lambda: model(x), dev, min_time_s=0.3)
+        for i, (name, m) in enumerate(layers):
+            if on_layer is not None and on_layer(i, len(layers), name):
+                break
+            if name not in captured:
+                continue                         # a module the forward never called
+            args, kwargs = captured[name]
+            stats = time_call(lambda m=m, a=args, k=kwargs: m(*a, **k), dev, warmup=2, min_iters=5,
+                              min_time_s=min_time_s, warmup_time_s=0.0)
+            layer_macs = sum(v for k, v in macs.items() if k == name or k.startswith(name + "."))
+            weights = sum(p.numel() for p in m.parameters())
+            nbytes = layer_bytes(_numel(args), outputs.get(name, 0), weights, setting.precision)
+            best, bound = attainable_s(layer_macs, nbytes, ceilings)
+            secs = stats.median_ms / 1e3
+            rows.append({"layer": name, "type": type(m).__name__, "kind": kind_of(m), "MACs": layer_macs,
+                         "bytes": nbytes, "intensity FLOP/B": intensity(layer_macs, nbytes),
+                         "time ms": stats.median_ms, "GFLOP/s": 2 * layer_macs / secs / 1e9,
+                         "GB/s": nbytes / secs / 1e9, "attainable ms": best * 1e3, "bound": bound,
+                         "efficiency": best / secs})
+    frame = pd.DataFrame(rows, columns=["layer", "type", "kind", "MACs", "bytes", "intensity FLOP/B", "time ms",
+                                        "GFLOP/s", "GB/s", "attainable ms", "bound", "efficiency"])
+    frame.attrs.update(whole_ms=whole.median_ms, sum_ms=float(frame["time ms"].sum()), layers=len(layers),
+                       timed=len(frame))
+    return frame
+
+
+def by_kind(frame: pd.DataFrame) -> pd.DataFrame:
+    """Share of time and of MACs per layer kind, in percent."""
+    g = frame.groupby("kind")[["time ms", "MACs"]].sum()
+    out = pd.DataFrame({"time %": 100 * g["time ms"] / max(g["time ms"].sum(), 1e-12),
+                        "MACs %": 100 * g["MACs"] / max(g["MACs"].sum(), 1)})
+    return out.reindex([k for k in KINDS if k in out.index]).reset_index()
+
+
+def sum_note(frame: pd.DataFrame) -> str:
+    """How the layers' times add up against the whole model's, honestly."""
+    whole, total = frame.attrs.get("whole_ms"), frame.attrs.get("sum_ms")
+    if not whole:
+        return ""
+    pct = 100 * total / whole
+    why = ("" if 75 <= pct <= 125 else
+           " Timed alone, each layer pays its own call overhead (Python, dispatch, kernel launch) and starts with "
+           "cold caches, which the whole forward amortises or overlaps." if pct > 125 else
+           " The whole forward pays for work no layer owns (residual adds, reshapes, functional calls between "
+           "modules), and isolated layers may find their inputs still in cache.")
+    return (f"The {frame.attrs.get('timed', len(frame))} layers timed one by one add up to {total:.3g} ms, "
+            f"{pct:.0f}% of the whole forward's {whole:.3g} ms.{why}")
+
+
+def predicted_ratio(a: pd.DataFrame, b: pd.DataFrame) -> float:
+    """How many times faster the roofline says B runs than A: the ratio of their summed attainable times."""
+    return float(a["attainable ms"].sum() / max(b["attainable ms"].sum(), 1e-12))
+
+
+def claim(label_a: str, a: pd.DataFrame, label_b: str, b: pd.DataFrame, measured: float, mac_ratio: float) -> str:
+    """The lecture's claim answered in one sentence from the figures measured here."""
+    mem = sorted({f"{r['kind']} ({r['layer']})" for _, r in pd.concat([a, b]).iterrows()
+                  if r["bound"] == "memory" and r["MACs"] > 0})
+    return (f"{label_b} has {mac_ratio:.2f}× fewer MACs than {label_a}; on this machine's roofline "
+            f"{'the memory-bound layers are ' + ', '.join(mem) if mem else 'no MAC-carrying layer is memory-bound'}, "
+            f"so the roofline predicts {predicted_ratio(a, b):.2f}× faster and {measured:.2f}× was measured.")

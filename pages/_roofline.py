@@ -1,0 +1,56 @@
+"""The roofline view shared by the Block explorer and Compare backbones: ceilings, the plot, time vs MACs by kind,
+the per-layer table and how the layer times add up."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core.measure import roofline as rl
+from core.measure.roofline import Ceilings
+from core.present import fmt, plots
+from pages._widgets import table
+
+
+def show_ceilings(c: Ceilings) -> None:
+    cols = st.columns(3)
+    cols[0].metric(f"Peak compute ({c.precision})", f"{c.peak_gflops:,.1f} GFLOP/s",
+                   help=f"Best of the timed {c.gemm_n}×{c.gemm_n}×{c.gemm_n} matrix products (2n³ FLOPs each).")
+    cols[1].metric("Memory bandwidth", f"{c.bandwidth_gbs:,.1f} GB/s",
+                   help=f"STREAM triad a = b + s·c over three {c.stream_mib} MiB buffers, bytes read plus written.")
+    cols[2].metric("Ridge point", f"{c.ridge:.1f} FLOP/B", help="Below this intensity a layer is memory-bound.")
+    sheet = c.datasheet()
+    extra = ""
+    if sheet:
+        tflops, tbs = sheet
+        extra = (f" Datasheet: {tflops:,.0f} TFLOP/s and {tbs:.2f} TB/s; measured {c.peak_gflops / 1e3 / tflops:.0%} "
+                 f"and {c.bandwidth_gbs / 1e3 / tbs:.0%} of them.")
+    st.caption(f"Ceilings measured on {fmt.md(c.device_name)} · {c.precision} · {c.threads} thread(s) · "
+               f"torch {c.torch_version}, in {c.seconds:.1f} s.{extra} {rl.BYTES_FORMULA}.")
+
+
+def show_profile(frames: dict[str, pd.DataFrame], c: Ceilings, key: str, top_k: int = 15) -> None:
+    """The roofline of one or more per-layer profiles, the kind shares and the slowest layers."""
+    st.plotly_chart(plots.roofline(frames, c.peak_gflops, c.bandwidth_gbs), key=f"{key}.roofline")
+    zero = sum(int((f["MACs"] == 0).sum()) for f in frames.values())
+    if zero:
+        st.caption(f"{zero} layer(s) with no counted MACs (activations, pooling) have intensity 0 and are not on "
+                   "the log-log plot; their time is in the bars and the table.")
+    for label, frame in frames.items():
+        if len(frames) > 1:
+            st.markdown(f"**{fmt.md(label)}**")
+        left, right = st.columns([2, 3])
+        left.plotly_chart(plots.kind_shares(rl.by_kind(frame)), key=f"{key}.kinds.{label}")
+        with right:
+            note = rl.sum_note(frame)
+            if note:
+                st.info(note)
+            shown = frame.sort_values("time ms", ascending=False).head(top_k)
+            table(shown, width="stretch", height=300, column_config={
+                "intensity FLOP/B": st.column_config.NumberColumn(format="%.2f"),
+                "time ms": st.column_config.NumberColumn(format="%.4f"),
+                "GFLOP/s": st.column_config.NumberColumn(format="%.1f"),
+                "GB/s": st.column_config.NumberColumn(format="%.2f"),
+                "attainable ms": st.column_config.NumberColumn(format="%.4f"),
+                "efficiency": st.column_config.NumberColumn(format="percent")})
+            st.caption(f"The {min(top_k, len(frame))} slowest of {len(frame)} layers (click a header to sort). "
+                       "Efficiency = the roofline's attainable time / the measured time.")

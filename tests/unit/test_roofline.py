@@ -1,0 +1,104 @@
+"""The roofline: bytes and intensity against closed forms, the memory/compute verdict with fixed ceilings, layer
+kinds, the per-layer replay and how it adds up, and the cached backbone profile job."""
+from fractions import Fraction
+
+import pytest
+import torch
+from torch import nn
+
+from core.measure import roofline as rl
+from core.measure.roofline import Ceilings
+from core.measure.settings import Setting
+
+FIXED = Ceilings("cpu", "test CPU", "fp32", 1, peak_gflops=100.0, bandwidth_gbs=20.0, gemm_n=0, stream_mib=0,
+                 seconds=0.0)          # ridge at 5 FLOP/B
+
+
+def one_layer(module: nn.Module, shape, precision: str):
+    frame = rl.profile_layers(nn.Sequential(module), shape, Setting("cpu", precision, "contiguous", 1), FIXED,
+                              min_time_s=0.01)
+    assert len(frame) == 1
+    return frame.iloc[0]
+
+
+CASES = {
+    # (module, input shape, MACs, input + output + weight elements)
+    "dense 3x3 256->256 @14": (lambda: nn.Conv2d(256, 256, 3, padding=1, bias=False), (1, 256, 14, 14),
+                               256 * 256 * 9 * 196, 256 * 196 + 256 * 196 + 256 * 256 * 9),
+    "depthwise 3x3 C=128 @56": (lambda: nn.Conv2d(128, 128, 3, padding=1, groups=128, bias=False), (1, 128, 56, 56),
+                                9 * 128 * 56 * 56, 2 * 128 * 56 * 56 + 128 * 9),
+    "linear 1280->1000": (lambda: nn.Linear(1280, 1000), (1, 1280), 1280 * 1000, 1280 + 1000 + 1280 * 1000 + 1000),
+}
+
+
+@pytest.mark.parametrize("precision,size", [("fp32", 4), ("bf16", 2)])
+@pytest.mark.parametrize("case", list(CASES))
+def test_bytes_and_intensity_match_the_closed_form(case, precision, size):
+    build, shape, macs, elems = CASES[case]
+    row = one_layer(build(), shape, precision)
+    assert row["MACs"] == macs
+    assert row["bytes"] == elems * size
+    assert Fraction(row["intensity FLOP/B"]).limit_denominator(10**9) == Fraction(2 * macs, elems * size)
+
+
+def test_depthwise_is_memory_bound_and_dense_is_compute_bound_with_fixed_ceilings():
+    dw = one_layer(CASES["depthwise 3x3 C=128 @56"][0](), (1, 128, 56, 56), "fp32")
+    dense = one_layer(CASES["dense 3x3 256->256 @14"][0](), (1, 256, 14, 14), "fp32")
+    # depthwise: 7,225,344 FLOPs over 3,215,872 bytes = 2.25 FLOP/B < ridge 5; dense: 83.7 FLOP/B > 5
+    assert dw["bound"] == "memory" and dense["bound"] == "compute"
+    assert dw["attainable ms"] == pytest.approx(3_215_872 / 20e9 * 1e3)
+    assert dense["attainable ms"] == pytest.approx(2 * 115_605_504 / 100e9 * 1e3)
+    assert dw["kind"] == "depthwise conv" and dense["kind"] == "dense k×k conv"
+    assert FIXED.ridge == 5.0
+
+
+def test_kinds_and_units():
+    import timm
+    assert rl.kind_of(nn.Conv2d(8, 8, 1)) == "1×1 pointwise conv"
+    assert rl.kind_of(nn.BatchNorm2d(8)) == "norm" and rl.kind_of(nn.ReLU()) == "activation"
+    assert rl.kind_of(nn.MaxPool2d(2)) == "pooling" and rl.kind_of(nn.Linear(2, 2)) == "linear"
+    vit = timm.create_model("vit_tiny_patch16_224", pretrained=False, depth=1)
+    names = [n for n, _ in rl.units(vit)]
+    assert "blocks.0.attn" in names and not any(n.startswith("blocks.0.attn.") for n in names)
+    mbv3 = timm.create_model("mobilenetv3_small_100", pretrained=False)
+    kinds = {rl.kind_of(m) for _, m in rl.units(mbv3)}
+    assert {"depthwise conv", "1×1 pointwise conv", "norm", "attention"} <= kinds     # SE counts as attention
+
+
+def test_layer_times_add_up_and_the_note_says_how():
+    model = nn.Sequential(nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 64, 3, padding=1))
+    frame = rl.profile_layers(model, (1, 64, 28, 28), Setting("cpu", "fp32", "contiguous", 1), FIXED)
+    assert list(frame["layer"]) == ["0", "1", "2"] and frame.attrs["sum_ms"] == pytest.approx(frame["time ms"].sum())
+    pct = 100 * frame.attrs["sum_ms"] / frame.attrs["whole_ms"]
+    assert rl.sum_note(frame).startswith(f"The 3 layers timed one by one add up to {frame.attrs['sum_ms']:.3g} ms, "
+                                         f"{pct:.0f}% of the whole forward's")
+    shares = rl.by_kind(frame)
+    assert shares["MACs %"].sum() == pytest.approx(100) and shares["time %"].sum() == pytest.approx(100)
+    assert shares.set_index("kind").loc["activation", "MACs %"] == 0
+
+
+def test_ceilings_are_cached_in_the_store():
+    from core.zoo import layers
+    setting = Setting("cpu", "fp32", "contiguous", 1)
+    first = layers.ceilings(setting, refresh=True)
+    assert first.peak_gflops > first.bandwidth_gbs > 0 and first.gemm_n == 1024 and first.stream_mib == 256
+    assert layers.ceilings(setting) == first                  # read back, not measured again
+
+
+def test_the_backbone_layer_job_stores_a_profile():
+    import time
+
+    from core import jobs
+    from core.zoo import layers
+    setting = Setting("cpu", "fp32", "contiguous", 1)
+    job = layers.start("resnet18", 64, setting)
+    end = time.time() + 180
+    while time.time() < end and jobs.get(job.id).active:
+        time.sleep(0.3)
+    done = jobs.get(job.id)
+    assert done.status == "done", done.error
+    frame, c = layers.cached_profile("resnet18", 64, setting)
+    assert len(frame) == done.total == done.done and c.precision == "fp32"
+    # every MAC fvcore counts for resnet18 at 64 px belongs to exactly one profiled layer
+    from core.zoo.measure import count
+    assert frame["MACs"].sum() == count("resnet18", 64)["macs"]
