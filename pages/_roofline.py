@@ -45,7 +45,7 @@ def show_profile(frames: dict[str, pd.DataFrame], c: Ceilings, key: str, top_k: 
             if note:
                 st.info(note)
             shown = frame.sort_values("time ms", ascending=False).head(top_k)
-            table(shown, width="stretch", height=300, column_config={
+            table(shown, width="stretch", height=min(420, 38 + 35 * len(shown)), column_config={
                 "intensity FLOP/B": st.column_config.NumberColumn(format="%.2f"),
                 "time ms": st.column_config.NumberColumn(format="%.4f"),
                 "GFLOP/s": st.column_config.NumberColumn(format="%.1f"),

@@ -74,7 +74,7 @@ def number_formats(frame: pd.DataFrame) -> dict[str, Any]:
             cfg[name] = st.column_config.NumberColumn(name, format="%.3g")
         elif "ratio" in name or "speed-up" in name:
             cfg[name] = st.column_config.NumberColumn(name, format="%.2f×")
-        elif pd.api.types.is_integer_dtype(frame[col]) and name.lower() not in ("id", "run", "epoch"):
+        elif pd.api.types.is_integer_dtype(frame[col]) and name.lower() not in ("id", "run", "epoch", "year"):
             cfg[name] = st.column_config.NumberColumn(name, format="localized")
     return cfg
 

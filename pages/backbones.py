@@ -281,7 +281,7 @@ def measure_tab(setting: Setting) -> None:
 setting = current_settings()
 st.title("Compare backbones")
 st.caption(f"Measured on {setting.device} · {setting.precision} · {setting.memory_format} · "
-           f"{setting.threads} threads · batch 1 for latency. Models are built with random weights "
+           f"{setting.threads} thread{'' if setting.threads == 1 else 's'} · batch 1 for latency. Models are built with random weights "
            "(pretrained=False): profiling never downloads.")
 lazy_tabs("bb.tab", {"Measure": lambda: measure_tab(setting), "Accuracy vs cost": lambda: accuracy_tab(setting),
                      "Throughput": lambda: throughput_tab(setting),

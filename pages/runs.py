@@ -39,8 +39,11 @@ def _pct(x: float | None) -> float | None:
 
 def coloured(frame: pd.DataFrame):
     """The runs table with each run's name in that run's colour (the colour of its curves)."""
-    return frame.style.apply(lambda col: [f"color: {plots.run_colour(i)}; font-weight: 600" for i in frame["id"]],
-                             subset=["name"])
+    styled = frame.style.apply(lambda col: [f"color: {plots.run_colour(i)}; font-weight: 600" for i in frame["id"]],
+                               subset=["name"])
+    # a Styler's formats win over column_config: one style for numbers here, "—" where the note says why
+    return styled.format({"best val top-1 %": "{:.1f}%", "exported epoch": "{:.0f}", "wall s": "{:,.1f}"},
+                         na_rep="—")
 
 
 def filtered(all_runs: list[runs.Run]) -> list[runs.Run]:

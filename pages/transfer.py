@@ -174,7 +174,7 @@ def plan_section(base: TrainConfig, ds: Dataset) -> tuple[TrainConfig, str]:
     base.threads = settings.threads
     groups = stage_lrs(base.model, base.recipe, base.lr, base.layer_decay, base.freeze_stages, len(ds.classes))
     st.plotly_chart(plots.bars(groups.assign(lr=groups["lr"].where(groups["trainable"], None)), "stage", "lr",
-                               "stage (stem to head)", "learning rate (log)", log_y=True, text="%{y:.3g}"),
+                               "stage (stem to head)", "learning rate (log)", log_y=True, text="%{y:.3~g}"),
                     key="tr.lrs")
     table(groups)
     extras(base, ds)

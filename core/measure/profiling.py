@@ -35,7 +35,7 @@ class Env:
 
     def label(self) -> str:
         return (f"{self.device_name} · {self.precision} · {self.memory_format} · batch {self.batch} · "
-                f"{self.threads} threads · torch {self.torch_version}")
+                f"{self.threads} thread{'' if self.threads == 1 else 's'} · torch {self.torch_version}")
 
 
 @dataclass(frozen=True, eq=False)

@@ -182,10 +182,8 @@ def training_curves(curves: "dict[str, pd.DataFrame]", colours: "dict[str, str] 
     fig.update_yaxes(title_text="loss (log)" if log_loss else "loss", type="log" if log_loss else "linear", row=1, col=1)
     fig.update_yaxes(title_text="top-1 (%)", range=[0, 101], row=1, col=2)
     fig.update_yaxes(title_text="learning rate", type="log", row=1, col=3)
-    fig.update_layout(height=400, margin=dict(t=40, b=10), legend=dict(orientation="h", y=-0.3),
-                      annotations=[*fig.layout.annotations, dict(
-                          text="solid: train · dashed: validation", showarrow=False, xref="paper", yref="paper",
-                          x=1, y=1.12, xanchor="right", font=dict(size=11, color="#666"))])
+    fig.update_layout(height=420, margin=dict(t=40, b=10),
+                      legend=dict(orientation="h", y=-0.3, title=dict(text="solid: train · dashed: validation  ")))
     return fig
 
 
@@ -253,12 +251,16 @@ def roofline(frames: "dict[str, pd.DataFrame]", peak_gflops: float, bandwidth_gb
     grid = np.geomspace(lo, hi, 200)
     fig.add_scatter(x=grid, y=np.minimum(peak_gflops, bandwidth_gbs * grid), mode="lines", name="roofline",
                     line=dict(color="#333", width=2), hoverinfo="skip")
-    fig.add_hline(y=peak_gflops, line_dash="dot", line_color="#888",
-                  annotation_text=f"peak {peak_gflops:,.0f} GFLOP/s (GEMM)", annotation_position="top left")
     ridge = peak_gflops / bandwidth_gbs
-    fig.add_vline(x=ridge, line_dash="dot", line_color="#888",
-                  annotation_text=f"ridge {ridge:.1f} FLOP/B · {bandwidth_gbs:,.1f} GB/s (triad)",
-                  annotation_position="bottom right")
+    ys = [f["GFLOP/s"][f["MACs"] > 0] for f in frames.values()]
+    y_lo = min([y.min() for y in ys if len(y)] + [bandwidth_gbs * lo]) / 2
+    # on log axes Plotly's shapes take log10 coordinates, so the ridge line and the labels are traces
+    fig.add_scatter(x=[ridge, ridge], y=[y_lo, peak_gflops], mode="lines", line=dict(color="#888", dash="dot"),
+                    name=f"ridge {ridge:.1f} FLOP/B", hoverinfo="skip")
+    fig.add_scatter(x=[lo, hi], y=[peak_gflops, peak_gflops], mode="text", showlegend=False, hoverinfo="skip",
+                    text=["", f"peak {peak_gflops:,.0f} GFLOP/s (GEMM)"], textposition="top left")
+    fig.add_scatter(x=[lo * 1.5], y=[bandwidth_gbs * lo * 1.5], mode="text", showlegend=False, hoverinfo="skip",
+                    text=[f"{bandwidth_gbs:,.1f} GB/s (triad)"], textposition="top right")
     shown_kinds: set[str] = set()
     for (label, f), symbol in zip(frames.items(), symbols):
         f = f[f["MACs"] > 0]
@@ -275,8 +277,9 @@ def roofline(frames: "dict[str, pd.DataFrame]", peak_gflops: float, bandwidth_gb
                                "%{customdata[5]:.1f} GB/s<br>%{customdata[4]:.3f} ms · %{customdata[7]}-bound · "
                                "efficiency %{customdata[6]:.0%}<extra></extra>"))
             shown_kinds.add(kind)
-    fig.update_xaxes(type="log", title_text="arithmetic intensity (FLOPs per byte moved, log)")
-    fig.update_yaxes(type="log", title_text="achieved GFLOP/s (log)")
+    fig.update_xaxes(type="log", title_text="arithmetic intensity (FLOPs per byte moved, log)",
+                     range=[np.log10(lo), np.log10(hi)])
+    fig.update_yaxes(type="log", title_text="achieved GFLOP/s (log)", range=[np.log10(y_lo), np.log10(peak_gflops * 3)])
     fig.update_layout(height=480, margin=dict(t=30, b=10), legend=dict(orientation="h", y=-0.2))
     return fig
 
@@ -290,6 +293,6 @@ def kind_shares(shares: pd.DataFrame) -> go.Figure:
                     marker_color=colour, texttemplate="%{x:.1f}%", textposition="outside")
     fig.update_xaxes(title_text="share of the whole (%)", range=[0, 110])
     fig.update_yaxes(autorange="reversed")
-    fig.update_layout(barmode="group", height=80 + 40 * len(shares), margin=dict(t=30, b=10),
-                      legend=dict(orientation="h", y=1.1))
+    fig.update_layout(barmode="group", height=150 + 55 * len(shares), margin=dict(t=10, b=10),
+                      legend=dict(orientation="h", y=-0.25), bargap=0.25)
     return fig

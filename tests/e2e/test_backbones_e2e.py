@@ -48,3 +48,18 @@ def test_recommender_and_scaling_tabs(page, app_url):
     wait_idle(page)
     expect(page.locator("[data-testid='stAlert']").filter(has_text="recipe")).to_be_visible()
     assert page.locator("[data-testid='stException']").count() == 0
+
+
+def test_where_the_time_goes_for_a_backbone(page, app_url):
+    page.goto(f"{app_url}/backbones?bb.tab=Where+the+time+goes&roof.model=mobilenetv3_small_100")
+    wait_idle(page)
+    box = page.get_by_label("Resolution (px)")
+    box.fill("64")
+    box.press("Enter")
+    wait_idle(page)
+    page.get_by_role("button", name=re.compile(r"Profile every layer of mobilenetv3_small_100 at 64 px")).click()
+    expect(page.get_by_text("Ridge point")).to_be_visible(timeout=180_000)   # progress, then the stored profile
+    panel = page.locator("[data-testid='stTabPanel']:visible")
+    expect(panel.locator(".js-plotly-plot")).to_have_count(2)
+    expect(panel.get_by_text("layers timed one by one add up to", exact=False)).to_be_visible()
+    assert page.locator("[data-testid='stException']").count() == 0

@@ -54,3 +54,17 @@ def test_every_tab_opens_without_exception(page, app_url):
     page.reload()
     wait_idle(page)
     expect(page.get_by_text("residual stack's gradient", exact=False)).to_be_visible()   # and a link reopens it
+
+
+def test_the_roofline_renders_for_the_block_and_for_a_compare_preset(page, app_url):
+    page.goto(f"{app_url}/?blocks.tab=Roofline")
+    wait_idle(page)
+    panel = page.locator("[data-testid='stTabPanel']:visible")
+    expect(panel.get_by_text("Ridge point")).to_be_visible()
+    assert panel.locator(".js-plotly-plot").count() == 2                    # the roofline and the kind bars
+    page.get_by_text("A comparison preset").click()
+    wait_idle(page)
+    expect(panel.get_by_text("Roofline predicts", exact=True)).to_be_visible()
+    assert panel.locator(".js-plotly-plot").count() == 3                    # one roofline, two blocks' bars
+    assert page.locator("[data-testid='stException']").count() == 0
+    assert "roof.what=" in page.url                                          # the choice is in the link
