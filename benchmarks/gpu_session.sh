@@ -25,5 +25,7 @@ fi
 want backbones && run backbones_gpu.json backbones_gpu.py --device cuda \
   && grep -E '"b1_max_abs_difference_pct"' "$OUT/backbones_gpu.json"
 want blocks && run ratio_stability_cuda.json ratio_stability.py --device cuda --runs 3
+# issue 12: the H100's measured ceilings against its datasheet, and per-layer sums on the GPU
+want blocks && run roofline_cuda_bf16.json roofline.py --device cuda --precision bf16
 want finetune && run finetune_gpu.json finetune_gpu.py --device cuda
 cat "$OUT/nvidia-smi.txt" "$OUT"/pytest_gpu.txt 2>/dev/null; tail -n 3 "$OUT/errors.txt" 2>/dev/null; ls -la "$OUT"

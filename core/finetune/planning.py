@@ -44,7 +44,7 @@ class EpochEstimate:
         return f"About {self.epoch_s:.1f} s per epoch ({self.train_images} training + {self.val_images} validation images, {where})."
 
 
-def estimate_epoch(cfg: TrainConfig, n_train: int, n_val: int, steps: int = 3) -> EpochEstimate:
+def estimate_epoch(cfg: TrainConfig, n_train: int, n_val: int, steps: int = 5) -> EpochEstimate:
     """Times a few real steps of this model, recipe and batch on the run's device and precision (as the trainer
     resolves them) and scales them to the epoch."""
     import timm
@@ -84,7 +84,7 @@ def estimate_epoch(cfg: TrainConfig, n_train: int, n_val: int, steps: int = 3) -
             loss.item()                                   # the trainer reads the loss every step
 
         def per_call_s(fn) -> float:
-            stats = time_call(fn, device, warmup=1, min_iters=steps, max_iters=steps, min_time_s=0.0, warmup_time_s=0.0)
+            stats = time_call(fn, device, warmup=2, min_iters=steps, max_iters=steps, min_time_s=0.0, warmup_time_s=0.0)
             return stats.median_ms / 1e3
 
         model.eval()
@@ -110,6 +110,8 @@ def _probe_epoch_s(head, opt, features: int, n_train: int, n_val: int, batch: in
     from torch.utils.data import DistributedSampler
 
     from core.finetune.batches import evaluate
+    from core.finetune.schedule import make_scheduler
+    sched = make_scheduler(opt, "cosine", 4 * -(-max(n_train, 1) // batch), 1)
     feats = torch.randn(max(n_train, 1), features, device=device)
     labels = torch.randint(0, 6, (max(n_train, 1),), device=device)
     val, val_y = torch.randn(max(n_val, 1), features, device=device), torch.randint(0, 6, (max(n_val, 1),))
@@ -123,6 +125,8 @@ def _probe_epoch_s(head, opt, features: int, n_train: int, n_val: int, batch: in
         for i in range(0, len(order), batch):
             idx = order[i:i + batch]
             step(head, feats[idx], labels[idx])
+            sched.step()
+            opt.param_groups[-1]["lr"]                    # the trainer reads it for its step log
         head.eval()
         evaluate(head, val, val_y, 6, 256, lambda v: v)
         took.append(time.perf_counter() - t)

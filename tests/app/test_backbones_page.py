@@ -85,3 +85,10 @@ def test_where_the_time_goes_profiles_a_backbone_in_the_background():
     assert not at.exception and jobs.latest(layers.KIND).status == "done"
     assert [m.label for m in at.metric][:3] == ["Peak compute (fp32)", "Memory bandwidth", "Ridge point"]
     assert len(at.get("plotly_chart")) == 2 and any("layers timed one by one add up to" in i.value for i in at.info)
+
+
+def test_a_shared_link_reopens_the_model_selection():
+    from tests.app._util import open_page
+    at = open_page("pages/backbones.py", {"bb.models": ["resnet18", "regnety_002"]})
+    # a curated model and one from timm's wider catalogue, both restored from the link
+    assert at.multiselect(key="bb.models").value == ["resnet18", "regnety_002"] and not at.exception
