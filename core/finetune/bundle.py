@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import timm
 import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
@@ -112,6 +111,7 @@ class Predictor:
     def __init__(self, bundle_dir: str | Path) -> None:
         folder = Path(bundle_dir)
         self.meta = json.loads((folder / "bundle.json").read_text())
+        import timm
         self.model = timm.create_model(self.meta["model"], pretrained=False, num_classes=len(self.meta["classes"]))
         self.model.load_state_dict(load_file(str(folder / "model.safetensors")))
         self.model.eval()

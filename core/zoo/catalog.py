@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import timm
 from torch import nn
 
 from core.present.fmt import first_line
@@ -27,6 +26,7 @@ class BackboneError(ValueError):
 
 @lru_cache(maxsize=1)
 def all_models() -> tuple[str, ...]:
+    import timm  # imported where needed: timm (with torch._dynamo) takes ~1.8 s to import
     return tuple(timm.list_models())
 
 
@@ -47,6 +47,7 @@ def resolve_name(name: str) -> str:
 
 
 def default_resolution(name: str) -> int:
+    import timm
     cfg = timm.get_pretrained_cfg(resolve_name(name))
     return int(cfg.input_size[-1]) if cfg is not None else 224
 
@@ -58,6 +59,7 @@ def build(name: str, resolution: int | None = None) -> nn.Module:
     if resolution and resolution != default_resolution(arch) and _is_vit(arch):
         kwargs["img_size"] = resolution
     try:
+        import timm
         return timm.create_model(arch, pretrained=False, **kwargs).eval()
     except Exception as err:  # timm raises assorted errors for impossible sizes
         raise BackboneError(f"{arch} cannot be built for {resolution} px: {first_line(err)}") from err
@@ -80,6 +82,7 @@ def accuracy_table() -> pd.DataFrame:
 def default_accuracy() -> pd.DataFrame:
     """One row per architecture: the tag that timm loads by default where listed, else the first listed."""
     table = accuracy_table()
+    import timm
     preferred = {arch: (timm.get_pretrained_cfg(arch).tag if timm.get_pretrained_cfg(arch) else None)
                  for arch in table["model"].unique()}
     table["default"] = [tag == preferred.get(m) for m, tag in zip(table["model"], table["tag"])]

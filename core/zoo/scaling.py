@@ -5,7 +5,6 @@ import math
 from dataclasses import dataclass
 
 import pandas as pd
-from timm.models.efficientnet import _gen_efficientnet
 
 from core.measure.counting import fvcore_macs
 from core.measure.profiling import profile_module
@@ -52,6 +51,7 @@ class Scaling:
 
 def build_scaled(width: float, depth: float):  # -> nn.Module
     """EfficientNet-B0's architecture through timm's generator with these multipliers (random weights)."""
+    from timm.models.efficientnet import _gen_efficientnet
     return _gen_efficientnet("efficientnet_b0", channel_multiplier=width, depth_multiplier=depth,
                              pretrained=False).eval()
 

@@ -42,14 +42,16 @@ def test_impossible_config_shows_a_message(page, app_url):
 
 def test_every_tab_opens_without_exception(page, app_url):
     open_blocks(page, app_url)
-    charts = {}
-    for tab in ("Compare", "Lecture's numbers", "Gradient flow"):
+    # each tab's own content, waited for (a tab's rerun starts a moment after the click): compare bars and
+    # channel sweep; the lecture's tables; the gradient plot
+    for tab, marker, charts in (("Compare", "Timed interleaved", 2), ("Lecture's numbers", "bias and BatchNorm off", 0),
+                                ("Gradient flow", "residual stack's gradient", 1)):
         page.get_by_role("tab", name=tab).click()
+        panel = page.locator("[data-testid='stTabPanel']:visible")
+        expect(panel.get_by_text(marker, exact=False).first).to_be_visible(timeout=60_000)
         wait_idle(page)
-        charts[tab] = page.locator("[data-testid='stTabPanel']:visible .js-plotly-plot").count()
+        expect(panel.locator(".js-plotly-plot")).to_have_count(charts)
         assert page.locator("[data-testid='stException']").count() == 0
-    expect(page.get_by_text("residual stack's gradient", exact=False)).to_be_visible()
-    assert charts == {"Compare": 2, "Lecture's numbers": 0, "Gradient flow": 1}      # bars + channel sweep; gradients
     assert "blocks.tab=Gradient+flow" in page.url                  # the open tab is in the link
     page.reload()
     wait_idle(page)
