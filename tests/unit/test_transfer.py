@@ -39,8 +39,8 @@ def test_two_runs_at_once_keep_their_metrics_apart(monkeypatch):
 
 def test_resume_a_cancelled_run():
     run_id = launch.launch(TrainConfig(**TINY, recipe="finetune_full", weights="random", epochs=30), "r")
-    end = time.time() + 60
-    while time.time() < end and runs.metrics(run_id).empty:
+    end = time.time() + 60             # a whole epoch (and its checkpoint) before the stop
+    while time.time() < end and runs.metrics(run_id).query("name == 'val_top1'").empty:
         time.sleep(0.3)
     runs.request_cancel(run_id)
     assert wait_done(run_id).status == "cancelled"

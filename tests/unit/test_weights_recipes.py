@@ -32,10 +32,15 @@ def test_offline_weights_are_imagenet_trained():
 
 
 def test_random_init_does_not_classify_the_cat():
-    model = timm.create_model("efficientnet_lite0", pretrained=False).eval()
+    """The same photo through random weights: the cat classes get about their 5/1000 share (the pretrained
+    network gives them over 0.8), whatever the seed. The top class's own probability was a flaky measure."""
     x = torch.from_numpy(load_resized(CAT, 224)).float()[None] / 255
-    with torch.no_grad():
-        assert model(x).softmax(-1)[0].max() < 0.05
+    for seed in range(3):
+        torch.manual_seed(seed)
+        model = timm.create_model("efficientnet_lite0", pretrained=False).eval()
+        with torch.no_grad():
+            probs = model(x).softmax(-1)[0]
+        assert probs[list(CAT_CLASSES)].sum() < 0.05
 
 
 def test_local_file_reports_missing_unexpected_and_mismatched(tmp_path):
