@@ -231,7 +231,7 @@ def cached_compare(entries: tuple[cmp.Entry, ...], chs: int, hw: int, batch: int
 
 @st.cache_data(show_spinner="Measuring this machine's ceilings (a GEMM and a STREAM triad)…", max_entries=8)
 def machine_ceilings(settings: Setting) -> Ceilings:
-    from core.zoo import layers            # here, not at the top: it imports timm (~1.8 s on a first visit)
+    from core.zoo import layers  # here, not at the top: it imports timm (~1.8 s on a first visit)
     return layers.ceilings(settings)
 
 

@@ -3,7 +3,6 @@ kinds, the per-layer replay and how it adds up, and the cached backbone profile 
 from fractions import Fraction
 
 import pytest
-import torch
 from torch import nn
 
 from core.measure import roofline as rl
