@@ -101,3 +101,11 @@ def test_the_backbone_layer_job_stores_a_profile():
     # every MAC fvcore counts for resnet18 at 64 px belongs to exactly one profiled layer
     from core.zoo.measure import count
     assert frame["MACs"].sum() == count("resnet18", 64)["macs"]
+
+
+def test_a_known_gpu_gets_its_datasheet_and_the_measured_fraction():
+    h100 = Ceilings("cuda", "NVIDIA H100 80GB HBM3", "bf16", 16, peak_gflops=700_000.0, bandwidth_gbs=2_900.0,
+                    gemm_n=8192, stream_mib=1024, seconds=3.0)
+    assert h100.datasheet() == (989.4, 3.35)
+    assert round(h100.peak_gflops / 1e3 / h100.datasheet()[0], 3) == 0.707
+    assert Ceilings("cpu", "CPU (x86_64)", "fp32", 1, 90.0, 25.0, 1024, 256, 1.6).datasheet() is None
