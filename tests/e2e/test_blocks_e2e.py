@@ -63,10 +63,10 @@ def test_the_roofline_renders_for_the_block_and_for_a_compare_preset(page, app_u
     wait_idle(page)
     panel = page.locator("[data-testid='stTabPanel']:visible")
     expect(panel.get_by_text("Ridge point")).to_be_visible()
-    assert panel.locator(".js-plotly-plot").count() == 2                    # the roofline and the kind bars
+    expect(panel.locator(".js-plotly-plot")).to_have_count(2, timeout=60_000)   # the roofline and the kind bars
     page.get_by_text("A comparison preset").click()
     wait_idle(page)
     expect(panel.get_by_text("Roofline predicts", exact=True)).to_be_visible()
-    assert panel.locator(".js-plotly-plot").count() == 3                    # one roofline, two blocks' bars
+    expect(panel.locator(".js-plotly-plot")).to_have_count(3, timeout=60_000)   # one roofline, two blocks' bars
     assert page.locator("[data-testid='stException']").count() == 0
     assert "roof.what=" in page.url                                          # the choice is in the link
