@@ -17,6 +17,7 @@ from core.measure.settings import Setting  # noqa: E402
 from core.present import plots  # noqa: E402
 from core.zoo import layers  # noqa: E402
 from core.zoo.catalog import build  # noqa: E402
+from core.zoo.measure import setting_key, setting_meta  # noqa: E402
 
 
 def spread(values: list[float]) -> float:
@@ -54,8 +55,8 @@ def main() -> None:
                                "note": sum_note(frame)}
         if name == "resnet50":                           # the job's path: store it, then reopen from the store
             from core.jobs import store
-            store.put_measurement(layers._key("layers", name, 224, setting), "layers",
-                                  layers._meta(name, 224, setting),
+            store.put_measurement(setting_key(name, 224, 1, setting, "layers"), "layers",
+                                  setting_meta(name, 224, 1, setting),
                                   {"rows": frame.to_dict("records"), "attrs": dict(frame.attrs),
                                    "ceilings": roof.to_dict()})
             reopen = []

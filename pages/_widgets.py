@@ -82,7 +82,7 @@ def number_formats(frame: pd.DataFrame) -> dict[str, Any]:
 def table(frame: pd.DataFrame, **kw: Any) -> None:
     """st.dataframe with the house number formats (number_formats) and no index (and without ``attrs``, which
     hold Python objects such as the timing record that Arrow cannot carry)."""
-    frame = frame.copy()
+    frame = frame.copy(deep=False)
     frame.attrs = {}
     st.dataframe(frame, hide_index=True, column_config={**number_formats(frame), **kw.pop("column_config", {})}, **kw)
 

@@ -228,7 +228,10 @@ def layers_tab(setting: Setting) -> None:
     cols = st.columns([2, 1])
     model = cols[0].selectbox("Model", measured or list(CURATED), key="roof.model", bind="query-params",
                               help="The models measured on the Measure tab come first; any curated one works.")
-    res = int(cols[1].number_input("Resolution (px)", 32, 1024, default_resolution(model), 16, key=f"roof.res.{model}"))
+    mine = frame[frame["model"] == model] if not frame.empty else frame
+    start = int(mine.sort_values("measured_at")["resolution"].iloc[-1]) if len(mine) else default_resolution(model)
+    res = int(cols[1].number_input("Resolution (px)", 32, 1024, start, 16, key=f"roof.res.{model}",
+                                   bind="query-params", help="Starts at the resolution this model was last measured at."))
     job = jobs.latest(layers.KIND)
     if job is not None and job.active:
         layers_progress()

@@ -146,11 +146,18 @@ def latency_view(block: str, cfg: tuple[tuple[str, Any], ...], shape: tuple[int,
                f"({stats.timer}){wall}")
 
 
-def explore(settings: Setting) -> None:
+def block_form() -> tuple[str, dict[str, Any], tuple[int, int, int, int]]:
+    """The block and its configuration: the same widgets (and URL keys) on the Explore and Roofline tabs, so each
+    tab reads the block from its own widgets, never from another tab's leftover state."""
     block = st.selectbox("Block", list_blocks(), key="explore.block", bind="query-params")
     cls = get_block_class(block)
     st.caption(f"{cls.summary}  \n*{cls.paper}*")
     raw, shape = config_form(block)
+    return block, raw, shape
+
+
+def explore(settings: Setting) -> None:
+    block, raw, shape = block_form()
     try:
         cfg = resolve_config(block, **raw)
         check_input(block, cfg, shape)
@@ -244,7 +251,7 @@ def block_layers(block: str, cfg: tuple[tuple[str, Any], ...], shape: tuple[int,
 def roofline_tab(settings: Setting) -> None:
     st.markdown("Each layer's arithmetic intensity (FLOPs per byte it must move) against the GFLOP/s it reaches "
                 "here, under this machine's two measured ceilings: peak compute and memory bandwidth.")
-    what = st.radio("Show", ["The block on the Explore tab", "A comparison preset"], horizontal=True,
+    what = st.radio("Show", ["A block", "A comparison preset"], horizontal=True,
                     key="roof.what", bind="query-params")
     try:
         c = machine_ceilings(settings)
@@ -253,14 +260,10 @@ def roofline_tab(settings: Setting) -> None:
         return
     show_ceilings(c)
     try:
-        if what.startswith("The block"):
-            block = st.session_state.get("explore.block", list_blocks()[0])
-            raw = {k: st.session_state.get(f"{block}.{k}", v) for k, v in block_defaults(block).items()}
+        if what == "A block":
+            block, raw, shape = block_form()
             cfg = resolve_config(block, **raw)
-            hw = int(st.session_state.get(f"{block}.hw", get_block_class(block).default_hw))
-            shape = (int(st.session_state.get(f"{block}.batch", 1)), int(cfg["in_chs"]), hw, hw)
             check_input(block, cfg, shape)
-            st.caption(f"{block} at {' x '.join(map(str, shape))} (change it on the Explore tab).")
             show_profile({block: block_layers(block, tuple(sorted(cfg.items())), shape, settings, c)}, c, "roof.block")
         else:
             compare_roofline(settings, c)

@@ -27,14 +27,13 @@ route_through_app()
 def runs_table(all_runs: list[runs.Run]) -> pd.DataFrame:
     rows = [{"id": r.id, "name": r.name, "tags": ", ".join(r.tag_list), "status": r.status,
              "recipe": r.config.get("recipe"), "backbone": r.config.get("model"),
-             "best val top-1 %": _pct(r.result.get("best_top1")), "exported epoch": r.result.get("best_epoch"),
+             "best val top-1 %": fmt.percent(r.result.get("best_top1")), "exported epoch": r.result.get("best_epoch"),
              "wall s": r.result.get("wall_s"), "device": r.device, "note": runs.empty_reason(r)} for r in all_runs]
-    return pd.DataFrame(rows, columns=["id", "name", "tags", "status", "recipe", "backbone", "best val top-1 %",
-                                       "exported epoch", "wall s", "device", "note"])
-
-
-def _pct(x: float | None) -> float | None:
-    return None if x is None else 100 * x
+    frame = pd.DataFrame(rows, columns=["id", "name", "tags", "status", "recipe", "backbone", "best val top-1 %",
+                                        "exported epoch", "wall s", "device", "note"])
+    numbers = ["best val top-1 %", "exported epoch", "wall s"]
+    frame[numbers] = frame[numbers].astype(float)        # an empty cell is NaN (shown "—"), never the word None
+    return frame
 
 
 def coloured(frame: pd.DataFrame):
@@ -110,12 +109,13 @@ def manage(shown: list[runs.Run]) -> None:
             except (runs.LaunchError, StoreError, OSError) as err:
                 st.error(fmt.md(err))
             else:
+                folder_sizes.clear()
                 st.rerun()
 
 
 def data_usage() -> None:
     """What the data directory holds, and a clean-up of the folders that only hold copies."""
-    held = usage.usage()
+    held = folder_sizes()
     st.caption(f"Data directory `{fmt.md(data_dir())}`: " + " · ".join(
         f"{name} {fmt.bytes_(n)}" for name, n in held.items()))
     with st.popover("Clean up"):
@@ -125,19 +125,20 @@ def data_usage() -> None:
         chosen = st.multiselect("Folders", list(usage.CLEANABLE), default=["cache"], key="usage.folders",
                                 format_func=lambda f: f"{f} ({fmt.bytes_(held[f])}): {usage.FOLDERS[f]}")
         if st.button("Delete these", key="usage.clean", disabled=not chosen):
-            busy = bool(runs.active_runs()) or any(j is not None and j.active for j in
-                                                   (jobs.latest(k) for k in (measure_kind(), experiment.KIND)))
+            busy = bool(runs.active_runs() or jobs.active_jobs())
             try:
                 freed = usage.clean(chosen, busy)
+                folder_sizes.clear()
             except (RuntimeError, ValueError) as err:
                 st.error(fmt.md(err))
             else:
                 st.success("Freed " + ", ".join(f"{fmt.bytes_(n)} in {f}" for f, n in freed.items()) + ".")
 
 
-def measure_kind() -> str:
-    from core.zoo.worker import KIND
-    return KIND
+@st.cache_data(ttl=30, show_spinner=False)
+def folder_sizes() -> dict[str, int]:
+    """The data directory's usage: a walk over every file, so kept for 30 s rather than redone on every click."""
+    return usage.usage()
 
 
 @st.fragment(run_every=1.0)

@@ -13,6 +13,7 @@ import pandas as pd
 from core import jobs
 from core.finetune import runs
 from core.finetune.config import RECIPES, TrainConfig
+from core.present import fmt
 
 KIND = "freezing-depth"
 MODULE = "core.finetune.experiment"
@@ -90,16 +91,12 @@ def results(job: jobs.Job) -> pd.DataFrame:
         test_lo, test_hi = wilson(test["hits"], test["n"]) if test else (None, None)
         rows.append({"recipe": r.config.get("recipe"), "run": r.id, "status": r.status,
                      "epochs": r.config.get("epochs"), "picked epoch": r.result.get("best_epoch"),
-                     "val top-1 %": _pct(best), "val 95% low": _pct(val_lo), "val 95% high": _pct(val_hi),
+                     "val top-1 %": fmt.percent(best), "val 95% low": fmt.percent(val_lo), "val 95% high": fmt.percent(val_hi),
                      "val images": val_n or None,
-                     "test top-1 %": _pct(test.get("top1")), "test 95% low": _pct(test_lo),
-                     "test 95% high": _pct(test_hi), "test images": test.get("n"),
+                     "test top-1 %": fmt.percent(test.get("top1")), "test 95% low": fmt.percent(test_lo),
+                     "test 95% high": fmt.percent(test_hi), "test images": test.get("n"),
                      "wall s": r.result.get("wall_s")})
     return pd.DataFrame(rows) if rows else pd.DataFrame()
-
-
-def _pct(x: float | None) -> float | None:
-    return None if x is None else 100 * x
 
 
 def conclusion(frame: pd.DataFrame) -> list[str]:
@@ -127,8 +124,9 @@ def conclusion(frame: pd.DataFrame) -> list[str]:
             lines.append(f"Negative transfer: scratch ({s[col]:.1f}%) beats every pretrained recipe ({p[col]:.1f}%)"
                          f"{sure}. The pretrained features may not fit this domain; try domain-specific pretraining.")
         else:
+            sure = "" if p[lo_col] > s[hi_col] else " (within the intervals, so not a firm result)"
             lines.append(f"Pretraining helps: the best pretrained recipe beats scratch by "
-                         f"{p[col] - s[col]:.1f} percentage points.")
+                         f"{p[col] - s[col]:.1f} percentage points{sure}.")
     return lines
 
 

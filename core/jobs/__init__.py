@@ -3,6 +3,7 @@ from core.jobs.lifecycle import (
                                  ACTIVE,
                                  STARTUP_DEADLINE_S,
                                  Job,
+                                 active_jobs,
                                  dead_reason,
                                  eta_s,
                                  finish,
@@ -18,5 +19,5 @@ from core.jobs.lifecycle import (
                                  worker_main,
 )
 
-__all__ = ["ACTIVE", "STARTUP_DEADLINE_S", "Job", "dead_reason", "eta_s", "finish", "get", "latest", "mark_running",
+__all__ = ["ACTIVE", "STARTUP_DEADLINE_S", "Job", "active_jobs", "dead_reason", "eta_s", "finish", "get", "latest", "mark_running",
            "pid_alive", "progress", "request_cancel", "set_total", "spawn", "start", "worker_main"]

@@ -140,6 +140,13 @@ def latest(kind: str) -> Job | None:
     return get(int(row["id"])) if row else None
 
 
+def active_jobs() -> list[Job]:
+    """Queued or running jobs of every kind, after the liveness rule turned dead ones into 'failed'."""
+    with connect() as conn:
+        ids = [r["id"] for r in conn.execute(f"SELECT id FROM jobs WHERE status IN {ACTIVE}")]
+    return [j for j in map(get, ids) if j.active]
+
+
 def mark_running(job_id: int) -> None:
     with connect() as conn:
         conn.execute("UPDATE jobs SET status = 'running', pid = ?, started = ?, updated = ? WHERE id = ?",

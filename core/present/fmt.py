@@ -32,6 +32,11 @@ def plot_text(text: object) -> str:
     return html.escape(str(text), quote=False)
 
 
+def percent(fraction: float | None) -> float | None:
+    """A fraction (0.875) as the percent every table shows (87.5); None stays None (an empty cell)."""
+    return None if fraction is None else 100 * fraction
+
+
 def si(value: float, unit: str = "", digits: int = 3) -> str:
     """12_345_678 -> '12.3 M' (+unit); keeps small numbers whole."""
     for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):

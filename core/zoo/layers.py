@@ -3,34 +3,23 @@ this machine's ceilings, both cached in the store with the setting they were mea
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 import pandas as pd
-import torch
 
 from core import jobs
 from core.jobs import store
 from core.measure.roofline import Ceilings, measure_ceilings, profile_layers
 from core.measure.settings import Setting
 from core.zoo.catalog import build, check_resolution, default_resolution, resolve_name
+from core.zoo.measure import setting_key, setting_meta
 
 KIND = "layer-profile"
 MODULE = "core.zoo.layers"
 
 
-def _key(kind: str, model: str, resolution: int, s: Setting) -> str:
-    return store.measurement_key(kind, model, resolution, 1, s.device, s.precision, s.memory_format,
-                                 s.resolved_threads(), torch.__version__)
-
-
-def _meta(model: str, resolution: int, s: Setting) -> dict[str, Any]:
-    return {"model": model, "resolution": resolution, "batch": 1, "device": s.device, "precision": s.precision,
-            "memory_format": s.memory_format, "threads": s.resolved_threads(), "torch_version": torch.__version__}
-
-
 def ceilings(setting: Setting, refresh: bool = False) -> Ceilings:
     """This machine's peak compute and bandwidth for the setting, measured once and kept in the store."""
-    key = _key("ceilings", "machine", 0, setting)
+    key = setting_key("machine", 0, 1, setting, "ceilings")
     try:
         hit = None if refresh else store.get_measurement(key)
     except store.StoreError:
@@ -40,7 +29,7 @@ def ceilings(setting: Setting, refresh: bool = False) -> Ceilings:
     measured = measure_ceilings(setting)
     if key:
         try:
-            store.put_measurement(key, "ceilings", _meta("machine", 0, setting), measured.to_dict())
+            store.put_measurement(key, "ceilings", setting_meta("machine", 0, 1, setting), measured.to_dict())
         except store.StoreError:
             pass                     # read-only store: still right, just not kept
     return measured
@@ -49,7 +38,7 @@ def ceilings(setting: Setting, refresh: bool = False) -> Ceilings:
 def cached_profile(model: str, resolution: int | None, setting: Setting) -> tuple[pd.DataFrame, Ceilings] | None:
     """A stored per-layer profile of this model, resolution and setting, with the ceilings it was drawn against."""
     arch = resolve_name(model)
-    hit = store.get_measurement(_key("layers", arch, resolution or default_resolution(arch), setting))
+    hit = store.get_measurement(setting_key(arch, resolution or default_resolution(arch), 1, setting, "layers"))
     if hit is None:
         return None
     frame = pd.DataFrame(hit["rows"])
@@ -86,9 +75,9 @@ def run(job_id: int) -> int:
     if jobs.get(job_id).cancel:
         jobs.finish(job_id, "cancelled", message=f"stopped after {len(frame)} layers")
         return 0
-    store.put_measurement(_key("layers", a["model"], a["resolution"], setting), "layers",
-                          _meta(a["model"], a["resolution"], setting),
-                          {**_meta(a["model"], a["resolution"], setting), "rows": frame.to_dict("records"),
+    store.put_measurement(setting_key(a["model"], a["resolution"], 1, setting, "layers"), "layers",
+                          setting_meta(a["model"], a["resolution"], 1, setting),
+                          {**setting_meta(a["model"], a["resolution"], 1, setting), "rows": frame.to_dict("records"),
                            "attrs": dict(frame.attrs), "ceilings": roof.to_dict()})
     jobs.progress(job_id, len(frame), current="", message="done")
     jobs.finish(job_id, "done", message=f"{a['model']}: {len(frame)} layers profiled")

@@ -19,12 +19,13 @@ from core.zoo.catalog import BackboneError, build, check_resolution, default_acc
 KIND = "backbone"
 
 
-def _key(name: str, resolution: int, batch: int, s: Setting, kind: str = KIND) -> str:
+def setting_key(name: str, resolution: int, batch: int, s: Setting, kind: str = KIND) -> str:
+    """The store key of one measurement of ``kind`` (latency, count, sweep, layers, ceilings) in a setting."""
     return store.measurement_key(kind, name, resolution, batch, s.device, s.precision, s.memory_format,
                                  s.resolved_threads(), torch.__version__)
 
 
-def _meta(name: str, resolution: int, batch: int, s: Setting) -> dict[str, Any]:
+def setting_meta(name: str, resolution: int, batch: int, s: Setting) -> dict[str, Any]:
     return {"model": name, "resolution": resolution, "batch": batch, "device": s.device, "precision": s.precision,
             "memory_format": s.memory_format, "threads": s.resolved_threads(), "torch_version": torch.__version__}
 
@@ -32,7 +33,7 @@ def _meta(name: str, resolution: int, batch: int, s: Setting) -> dict[str, Any]:
 def cached(name: str, resolution: int | None = None, setting: Setting = Setting()) -> dict[str, Any] | None:
     """An earlier measurement of this model at this resolution and setting, or None."""
     arch = resolve_name(name)
-    return store.get_measurement(_key(arch, resolution or default_resolution(arch), 1, setting))
+    return store.get_measurement(setting_key(arch, resolution or default_resolution(arch), 1, setting))
 
 
 def measure(name: str, resolution: int | None = None, setting: Setting = Setting(), refresh: bool = False,
@@ -42,7 +43,7 @@ def measure(name: str, resolution: int | None = None, setting: Setting = Setting
     arch = resolve_name(name)
     res = resolution or default_resolution(arch)
     check_resolution(res)
-    key = _key(arch, res, 1, setting)
+    key = setting_key(arch, res, 1, setting)
     if not refresh and (hit := store.get_measurement(key)) is not None:
         return hit
     t0 = time.perf_counter()
@@ -54,7 +55,7 @@ def measure(name: str, resolution: int | None = None, setting: Setting = Setting
         raise
     except Exception as err:  # a resolution the architecture cannot take fails inside its forward
         raise BackboneError(f"{arch} cannot take a {res}x{res} input: {first_line(err)}") from err
-    payload = {**_meta(arch, res, 1, setting), "default_resolution": default_resolution(arch),
+    payload = {**setting_meta(arch, res, 1, setting), "default_resolution": default_resolution(arch),
                "params": prof.params, "macs": prof.macs, "flops": prof.flops, "latency_ms": prof.latency_ms,
                "latency_p10_ms": prof.latency_p10_ms, "latency_p90_ms": prof.latency_p90_ms,
                "iters": prof.latency.iters if prof.latency else 0,
@@ -63,7 +64,7 @@ def measure(name: str, resolution: int | None = None, setting: Setting = Setting
                "peak_memory_bytes": prof.peak_memory_bytes, "device_name": prof.env.device_name,
                "uncounted_ops": prof.uncounted_ops, "counters_agree": prof.cross_check.agree,
                "measure_s": round(time.perf_counter() - t0, 3), "measured_at": time.time()}
-    store.put_measurement(key, KIND, _meta(arch, res, 1, setting), payload)
+    store.put_measurement(key, KIND, setting_meta(arch, res, 1, setting), payload)
     return payload
 
 
@@ -82,14 +83,14 @@ def time_together(names: list[str], resolution: int | None, setting: Setting,
                          on_round=on_round)
     group = {"models": archs, "rounds": timed.rounds, "busy": timed.busy, "note": timed.note()}
     for arch, res, lat in zip(archs, resolutions, timed.latency):
-        key = _key(arch, res, 1, setting)
+        key = setting_key(arch, res, 1, setting)
         payload = store.get_measurement(key)
         if payload is None:
             continue
         payload.update(latency_ms=lat.median_ms, latency_p10_ms=lat.p10_ms, latency_p90_ms=lat.p90_ms, iters=lat.iters,
                        latency_wall_ms=lat.wall_median_ms, launch_bound=lat.launch_bound, timed_with=group,
                        measured_at=time.time())
-        store.put_measurement(key, KIND, _meta(arch, res, 1, setting), payload)
+        store.put_measurement(key, KIND, setting_meta(arch, res, 1, setting), payload)
     return group
 
 
@@ -100,7 +101,7 @@ def count(name: str, resolution: int | None = None) -> dict[str, Any]:
     res = resolution or default_resolution(arch)
     check_resolution(res)
     cpu = Setting("cpu", "fp32", "contiguous", 1)
-    key = _key(arch, res, 1, cpu, kind="count")
+    key = setting_key(arch, res, 1, cpu, kind="count")
     try:
         if (hit := store.get_measurement(key)) is not None:
             return hit
@@ -114,7 +115,7 @@ def count(name: str, resolution: int | None = None) -> dict[str, Any]:
     payload = {"model": arch, "resolution": res, "params": sum(p.numel() for p in model.parameters()), "macs": macs}
     try:
         if key:
-            store.put_measurement(key, "count", _meta(arch, res, 1, cpu), payload)
+            store.put_measurement(key, "count", setting_meta(arch, res, 1, cpu), payload)
     except store.StoreError:
         pass                           # a read-only store: the count is still right, just not kept
 
@@ -137,9 +138,9 @@ def throughput_sweep(name: str, resolution: int | None = None, setting: Setting 
     model = build(arch, res).to(dev, memory_format=fmt)
     with threads_for(setting.threads):
         rows, stop_reason = _sweep(model, res, dev, fmt, setting.precision, batches, time_cap_s, should_stop, arch)
-    payload = {**_meta(arch, res, 0, setting), "mode": "inference", "rows": rows, "stop_reason": stop_reason,
+    payload = {**setting_meta(arch, res, 0, setting), "mode": "inference", "rows": rows, "stop_reason": stop_reason,
                "saturation_batch": saturation_batch(rows), "measured_at": time.time()}
-    store.put_measurement(_key(arch, res, 0, setting, "sweep"), "sweep", _meta(arch, res, 0, setting), payload)
+    store.put_measurement(setting_key(arch, res, 0, setting, "sweep"), "sweep", setting_meta(arch, res, 0, setting), payload)
     return payload
 
 

@@ -117,3 +117,17 @@ def test_the_roofline_tab_for_the_block_and_for_the_lecture_pair():
     assert shown["MAC ratio"] == "8.41×" and shown["Roofline predicts"].endswith("× faster")
     sentence = next(i.value for i in at.info if "has 8.41× fewer MACs than standard 3x3" in i.value)
     assert "so the roofline predicts" in sentence and "was measured" in sentence
+
+
+def test_the_roofline_tab_profiles_the_block_its_own_widgets_show():
+    """The tab once read another tab's leftover widget state, which Streamlit drops after one run elsewhere."""
+    from core.blocks import block_cost
+    from tests.app._util import open_page
+    at = open_page("pages/blocks.py", {"blocks.tab": "Roofline", "explore.block": "depthwise_separable",
+                                       "depthwise_separable.in_chs": "16", "depthwise_separable.out_chs": "32"})
+    at.number_input(key="depthwise_separable.batch").set_value(2).run()
+    at.run()                                                   # a second run in the same tab
+    layers = next(d.value for d in at.dataframe if "intensity FLOP/B" in d.value.columns)
+    cfg = {"in_chs": 16, "out_chs": 32}
+    assert layers["MACs"].sum() == block_cost("depthwise_separable", (2, 16, 56, 56), **cfg).macs   # default 56x56
+    assert not at.exception

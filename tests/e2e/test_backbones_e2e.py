@@ -53,7 +53,7 @@ def test_recommender_and_scaling_tabs(page, app_url):
 def test_where_the_time_goes_for_a_backbone(page, app_url):
     page.goto(f"{app_url}/backbones?bb.tab=Where+the+time+goes&roof.model=mobilenetv3_small_100")
     wait_idle(page)
-    box = page.get_by_label("Resolution (px)")
+    box = page.get_by_role("spinbutton", name="Resolution (px)")
     box.fill("64")
     box.press("Enter")
     wait_idle(page)

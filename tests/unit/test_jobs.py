@@ -58,6 +58,7 @@ def test_killed_worker_ends_as_failed():
 
 def test_one_measurement_job_at_a_time():
     job = measure_worker.start(["resnet18"] * 3, SETTING, resolution=64, refresh=True)
+    assert job.id in [j.id for j in jobs.active_jobs()]            # whatever its kind
     try:
         measure_worker.start(["resnet18"], SETTING)
     except RuntimeError as err:
