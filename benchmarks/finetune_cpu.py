@@ -17,7 +17,7 @@ from _common import Collect, emit, environment, parser
 
 os.environ["ARCHSCOPE_DATA_DIR"] = tempfile.mkdtemp(prefix="archscope-ft-bench-")
 
-from core.data.cache import load_resized  # noqa: E402
+from core.data.images import load_resized  # noqa: E402
 from core.finetune.batches import Normalizer  # noqa: E402
 from core.finetune.config import TrainConfig  # noqa: E402
 from core.finetune.data import prepare  # noqa: E402

@@ -11,7 +11,8 @@ from core.measure.settings import Setting
 from core.present import fmt, lecture, plots
 from core.zoo import layers, recommend, scaling
 from core.zoo import worker as measure_worker
-from core.zoo.catalog import CURATED, BackboneError, check_resolution, default_resolution, is_model, search_models
+from core.zoo.catalog import (CURATED, MAX_RES, MIN_RES, BackboneError, check_resolution, default_resolution, is_model,
+                               search_models)
 from core.zoo.measure import one_per_model, results_frame, sweeps
 from core.zoo.pareto import pareto_front
 from pages._roofline import show_ceilings, show_profile
@@ -46,7 +47,7 @@ def launch_controls(models: list[str], setting: Setting) -> None:
     cols = st.columns([1, 1, 1, 1])
     custom = cols[0].toggle("Custom resolution", key="bb.custom_res",
                             help="Off: each model at its own default input size (timm's pretrained config).")
-    res = int(cols[1].number_input("Resolution (px)", value=224, step=16, key="bb.res",
+    res = int(cols[1].number_input("Resolution (px)", MIN_RES, MAX_RES, 224, 16, key="bb.res",
                                    disabled=not custom)) if custom else None
     sweep = cols[2].toggle("Throughput sweep too", key="bb.sweep", help="Batch 1, 2, 4, ... until OOM or the cap.")
     refresh = cols[3].toggle("Re-measure cached", key="bb.refresh", help="Ignore earlier measurements.")

@@ -18,7 +18,9 @@ from core.blocks import (
     list_blocks,
     resolve_config,
 )
+from core.blocks.registry import FLOAT_FIELDS, INT_FIELDS
 from core.blocks.gradflow import gradient_flow, plain_gradient, residual_gradient
+from core.measure import budget
 from core.measure import compare as cmp
 from core.measure import roofline as rl
 from core.measure.counting import CrossCheck, cross_check, fvcore_macs
@@ -74,15 +76,18 @@ def config_form(block: str) -> tuple[dict[str, Any], tuple[int, int, int, int]]:
         default = defaults[key]
         with cols[i % 4]:
             if isinstance(default, float):
-                cfg[key] = st.number_input(FIELD_LABELS[key], value=default, step=0.25, key=f"{block}.{key}",
-                                           bind="query-params")
+                lo, hi = FLOAT_FIELDS.get(key, (0.0, 64.0))
+                cfg[key] = st.number_input(FIELD_LABELS[key], float(lo), float(hi), value=default, step=0.25,
+                                           key=f"{block}.{key}", bind="query-params")
             else:
-                cfg[key] = int(st.number_input(FIELD_LABELS[key], value=default, step=1, key=f"{block}.{key}",
-                                               bind="query-params"))
+                lo, hi = INT_FIELDS.get(key, (0, 4096))
+                cfg[key] = int(st.number_input(FIELD_LABELS[key], lo, hi, value=default, step=1,
+                                               key=f"{block}.{key}", bind="query-params"))
     cols = st.columns(4)
-    hw = cols[0].number_input("Spatial size H = W", value=get_block_class(block).default_hw, step=1,
-                              key=f"{block}.hw", bind="query-params")
-    batch = cols[1].number_input("Batch", value=1, step=1, key=f"{block}.batch", bind="query-params")
+    hw = cols[0].number_input("Spatial size H = W", 1, budget.MAX_SPATIAL, value=get_block_class(block).default_hw,
+                              step=1, key=f"{block}.hw", bind="query-params")
+    batch = cols[1].number_input("Batch", 1, budget.MAX_BATCH, value=1, step=1, key=f"{block}.batch",
+                                 bind="query-params")
     for i, key in enumerate(k for k, v in defaults.items() if isinstance(v, bool)):
         cfg[key] = cols[2 + i % 2].toggle(FIELD_LABELS[key], value=defaults[key], key=f"{block}.{key}",
                                           bind="query-params")
@@ -206,9 +211,10 @@ def compare_tab(settings: Setting) -> None:
         (chs, hw), preset_entries = cmp.PRESETS[preset]
         entries = list(preset_entries)
     cols = st.columns(3)
-    chs = int(cols[0].number_input("Channels C (in = out)", value=chs, step=1, key=f"cmp.chs.{preset}"))
-    hw = int(cols[1].number_input("Spatial size", value=hw, step=1, key=f"cmp.hw.{preset}"))
-    batch = int(cols[2].number_input("Batch", value=1, step=1, key=f"cmp.batch.{preset}"))
+    chs = int(cols[0].number_input("Channels C (in = out)", 1, INT_FIELDS["in_chs"][1], value=chs, step=1,
+                                   key=f"cmp.chs.{preset}"))
+    hw = int(cols[1].number_input("Spatial size", 1, budget.MAX_SPATIAL, value=hw, step=1, key=f"cmp.hw.{preset}"))
+    batch = int(cols[2].number_input("Batch", 1, budget.MAX_BATCH, value=1, step=1, key=f"cmp.batch.{preset}"))
     if len(entries) < 2:
         st.info("Pick at least two blocks to compare.")
         return

@@ -69,6 +69,8 @@ def gradient_flow(depth: int = 30, width: int = 16, size: int = 16, act: str = "
     """Runs one real backward pass through each stack (same weights) and records gradient norms."""
     if not 2 <= depth <= 100:
         raise ValueError(f"depth must be between 2 and 100, got {depth}")
+    if not 1 <= width <= 256 or not 1 <= size <= 128:
+        raise ValueError(f"width must be 1 to 256 and size 1 to 128, got {width} and {size}")
     if act not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}")
     torch.manual_seed(seed)

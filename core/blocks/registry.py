@@ -7,6 +7,7 @@ from typing import Any, Callable, TypeVar
 from torch import nn
 
 from core.blocks.costs import BlockCost
+from core.measure import budget
 
 _REGISTRY: dict[str, type[nn.Module]] = {}
 T = TypeVar("T", bound=type[nn.Module])
@@ -96,11 +97,26 @@ def check_input(name: str, cfg: dict[str, Any], input_shape: tuple[int, int, int
     k = cfg.get("kernel_size", 1)
     if k > min(h, w):
         raise BlockConfigError(f"a {k}x{k} kernel is larger than the {h}x{w} input")
+    cls = get_block_class(name)
+    try:
+        budget.check_shape(input_shape)
+        budget.check_macs(cls.closed_form(n, h, w, **cfg).macs, f"block {name!r} at batch {n}")  # type: ignore[attr-defined]
+        budget.check_module(budget.on_meta(lambda: cls(**cfg)), input_shape, f"block {name!r}")
+    except budget.BudgetError as err:
+        raise BlockConfigError(str(err)) from err
 
 
 def create_block(name: str, **cfg: Any) -> nn.Module:
-    """Builds a registered block from its defaults and ``cfg``."""
-    return get_block_class(name)(**resolve_config(name, **cfg))
+    """Builds a registered block from its defaults and ``cfg``; its weights are checked against the memory budget
+    on the meta device first, so an impossible configuration never allocates."""
+    cls = get_block_class(name)
+    resolved = resolve_config(name, **cfg)
+    meta = budget.on_meta(lambda: cls(**resolved))
+    try:
+        budget.check_params(sum(p.numel() for p in meta.parameters()), f"block {name!r}")
+    except budget.BudgetError as err:
+        raise BlockConfigError(str(err)) from err
+    return cls(**resolved)
 
 
 def block_cost(name: str, input_shape: tuple[int, int, int, int], **cfg: Any) -> BlockCost:

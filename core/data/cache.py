@@ -9,33 +9,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from core.config import data_dir
-from core.data.images import to_rgb8
-
-
-def resize_crop(img: Image.Image, size: int) -> np.ndarray:
-    """RGB, shorter side resized to ``size`` (bilinear), centre-cropped to size x size; (3, S, S) uint8."""
-    img = to_rgb8(img)
-    w, h = img.size
-    scale = size / min(w, h)
-    img = img.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
-    w, h = img.size
-    left, top = (w - size) // 2, (h - size) // 2
-    img = img.crop((left, top, left + size, top + size))
-    return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1).copy()
-
-
-def load_resized(path: str | Path, size: int) -> np.ndarray:
-    with Image.open(path) as img:
-        return resize_crop(img, size)
+from core.data.images import load_resized
 
 
 def _key(root: str, paths: list[str], size: int) -> str:
+    """The cache's name: the folder, the resolution, and every file's path, size and modification time, so an image
+    edited (or replaced) in place is decoded again instead of training on stale pixels."""
     h = hashlib.sha256(f"{root}|{size}|".encode())
     for p in paths:
-        h.update(p.encode())
+        st = (Path(root) / p).stat()
+        h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:20]
 
 

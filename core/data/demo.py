@@ -5,7 +5,6 @@ Generated offline and deterministically from a seed, in ImageFolder layout (clas
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import uuid
 import zipfile
@@ -15,6 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from core.config import data_dir
+from core.data.folders import publish
 
 CLASSES = ("circle", "square", "triangle", "star", "cross", "ring")
 
@@ -80,10 +80,7 @@ def generate(root: str | Path | None = None, per_class: int = 60, size: int = 64
             rng = np.random.default_rng([seed, k])
             for i in range(per_class):
                 render(kind, size, rng).save(partial / kind / f"{kind}_{i:04d}.png")
-        (partial / ".complete").write_text("ok")
-        if not (root / ".complete").exists():       # another writer may have finished first: keep theirs
-            shutil.rmtree(root, ignore_errors=True)
-            os.replace(partial, root)
+        publish(partial, root)                      # another writer may have finished first: keep theirs
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return root

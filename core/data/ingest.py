@@ -2,19 +2,13 @@
 from __future__ import annotations
 
 import hashlib
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
-
-from PIL import Image, UnidentifiedImageError
 
 from core.data.errors import DatasetError
-from core.data.images import to_rgb8
-from core.present.fmt import first_line
+from core.data.images import MAX_PIXELS, check_image
+from core.data.names import Register, nfc
 
-ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "BMP", "GIF", "WEBP", "TIFF"})
-MAX_PIXELS = 50_000_000
 IGNORED = ("__MACOSX", ".DS_Store", "Thumbs.db")
 
 
@@ -64,43 +58,24 @@ def class_root(root: Path) -> Path:
             return root
 
 
-def check_image(path: Path | IO[bytes], max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
-    """(width, height) of a fully decodable, allow-listed image; raises ValueError with the reason. Pillow checks
-    the pixel count against ``max_pixels`` from the header, when the file is opened, before anything is decoded."""
-    old = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = max_pixels
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                if img.format not in ALLOWED_FORMATS:
-                    raise ValueError(f"format {img.format} is not allowed")
-                img.load()
-                if img.mode == "F":
-                    to_rgb8(img)          # refuses NaN / infinite values
-                return img.size
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise ValueError(f"decompression bomb refused ({err}); it was not decoded") from err
-    except UnidentifiedImageError as err:
-        raise ValueError("not an image") from err
-    except OSError as err:
-        raise ValueError(f"truncated or corrupt image ({first_line(err)})") from err
-    finally:
-        Image.MAX_IMAGE_PIXELS = old
-
-
 def scan(root: str | Path, max_pixels: int = MAX_PIXELS) -> Dataset:
     """Reads ``root/<class>/<image>``; one bad file never stops the scan, a bad dataset stops it clearly."""
     base = Path(root)
     if not base.is_dir():
         raise DatasetError(f"no folder at {root}")
     base = class_root(base)
-    class_dirs = sorted(d for d in base.iterdir() if d.is_dir() and not d.name.startswith(".")
-                        and d.name not in IGNORED)
+    folders = [d for d in base.iterdir() if d.is_dir() and d.name not in IGNORED]
+    class_dirs = sorted((d for d in folders if not d.name.startswith(".")), key=lambda d: nfc(d.name))
     if not class_dirs:
         raise DatasetError("no class folders found: use the ImageFolder layout, class_name/image.jpg")
+    names = Register()
+    for d in class_dirs:
+        names.add(d.name)
     samples: list[Sample] = []
-    skipped: list[Skipped] = []
+    skipped = [Skipped(str(f.relative_to(base)), f"inside the folder {d.name!r}, whose name starts with a dot "
+                       "(hidden folders are not classes); rename it to train on these images")
+               for d in sorted(folders) if d.name.startswith(".")
+               for f in sorted(p for p in d.rglob("*") if p.is_file() and not p.name.startswith("."))]
     for label, d in enumerate(class_dirs):
         for f in sorted(p for p in d.rglob("*") if p.is_file()):
             if f.name.startswith(".") or any(part in IGNORED for part in f.parts):
@@ -112,7 +87,7 @@ def scan(root: str | Path, max_pixels: int = MAX_PIXELS) -> Dataset:
                 skipped.append(Skipped(rel, str(err)))
                 continue
             samples.append(Sample(rel, label, hashlib.sha256(f.read_bytes()).hexdigest(), w, h))
-    ds = Dataset(str(base), tuple(d.name for d in class_dirs), tuple(samples), tuple(skipped))
+    ds = Dataset(str(base), tuple(nfc(d.name) for d in class_dirs), tuple(samples), tuple(skipped))
     empty = [c for c, n in ds.counts().items() if n == 0]
     if empty:
         raise DatasetError(f"class {', '.join(repr(c) for c in empty)} has no usable images "

@@ -6,7 +6,6 @@ written outside the target folder.
 from __future__ import annotations
 
 import errno
-import os
 import shutil
 import stat
 import uuid
@@ -16,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from core.data.errors import DatasetError
+from core.data.folders import publish
+from core.data.names import Register
 from core.present.fmt import first_line
 
 
@@ -43,8 +44,9 @@ def _check_name(info: zipfile.ZipInfo) -> PurePosixPath:
 
 
 def safe_extract(archive: str | Path, target: str | Path, limits: Limits = Limits()) -> Path:
-    """Extracts ``archive`` into ``target`` atomically: members go into a temporary sibling folder, which is
-    renamed to ``target`` only when every member is out. On any refusal or failure nothing is left behind."""
+    """Extracts ``archive`` into ``target`` atomically: members go into a temporary sibling folder of a unique name,
+    which is renamed to ``target`` (and marked complete) only when every member is out; a complete ``target`` that
+    another session published meanwhile is kept. On any refusal or failure nothing is left behind."""
     target = Path(target).resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.parent / f".{target.name}.partial-{uuid.uuid4().hex[:8]}"
@@ -52,9 +54,7 @@ def safe_extract(archive: str | Path, target: str | Path, limits: Limits = Limit
     try:
         with zipfile.ZipFile(archive) as zf:
             _extract_all(zf, partial, limits)
-        if target.exists():
-            shutil.rmtree(target)           # an earlier, incomplete extraction
-        os.replace(partial, target)
+        publish(partial, target)            # never over a finished extraction another session is reading
     except zipfile.BadZipFile as err:
         raise DatasetError(f"not a readable zip archive: {first_line(err)}") from err
     except OSError as err:                  # opening the archive, or the final rename
@@ -93,13 +93,17 @@ def _extract_all(zf: zipfile.ZipFile, target: Path, limits: Limits) -> None:
     if len(infos) > limits.max_entries:
         raise DatasetError(f"refused: {len(infos):,} entries is over the cap of {limits.max_entries:,}")
     seen: set[str] = set()
+    folders = Register()
     written = compressed = 0
     for info in infos:
         path = _check_name(info)
-        key = str(path).rstrip("/").lower()
+        key = str(path).rstrip("/")
         if key in seen:
             raise DatasetError(f"refused: {info.filename!r} appears twice in the archive")
         seen.add(key)
+        parts = path.parts if info.is_dir() else path.parts[:-1]
+        for i in range(1, len(parts) + 1):          # 'Cat/' and 'cat/', or NFC and NFD 'café/': one folder
+            folders.add("/".join(parts[:i]))
         dest = (target / path).resolve()
         if target not in dest.parents and dest != target:
             raise DatasetError(f"refused: {info.filename!r} would be written outside the dataset folder")

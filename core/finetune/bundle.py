@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from core.data.cache import load_resized, resize_crop
+from core.data.images import load_resized, resize_crop
 
 CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"          # the weights of the epoch with the best val top-1: what the bundle exports

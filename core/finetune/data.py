@@ -10,11 +10,11 @@ import torch
 from core.config import data_dir
 from core.data import cache, demo
 from core.data.errors import DatasetError
+from core.data.folders import is_complete
 from core.data.ingest import Dataset, scan
 from core.data.safezip import safe_extract
 from core.data.split import Split, stratified_split
 from core.finetune.config import TrainConfig
-from core.present.fmt import first_line
 
 TORCHVISION_SETS = ("flowers102", "oxford_pets")
 
@@ -47,12 +47,8 @@ def resolve_source(source: str, cfg: TrainConfig) -> Path:
             raise DatasetError(f"no zip file at {source}")
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
         target = data_dir() / "datasets" / f"{path.stem}-{digest}"
-        if not (target / ".complete").exists():
-            safe_extract(path, target)
-            try:
-                (target / ".complete").write_text("ok")
-            except OSError as err:
-                raise DatasetError(f"could not mark {target.name} as complete: {first_line(err)}") from err
+        if not is_complete(target):
+            safe_extract(path, target)          # to a unique folder, published whole (core.data.folders)
         return target
     if path.is_dir():
         return path

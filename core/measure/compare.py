@@ -6,7 +6,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from core.blocks import block_cost, create_block, resolve_config
+from core.blocks import block_cost, check_input, create_block, resolve_config
 from core.measure.profiling import Profile, profile_module, time_modules
 from core.present import fmt
 
@@ -102,6 +102,8 @@ def compare(entries: list[Entry], chs: int, hw: int, batch: int = 1, device: str
     per-round ratios, with a ~95% interval). ``frame.attrs`` keeps the timing (``interleaved``) and its note."""
     shape = (batch, chs, hw, hw)
     setting = {"device": device, "dtype": dtype, "memory_format": memory_format, "threads": threads}
+    for e in entries:                 # bounds, MACs and memory, before anything is built
+        check_input(e.block, resolve_config(e.block, **entry_cfg(e, chs)), shape)
     modules = [create_block(e.block, **entry_cfg(e, chs)) for e in entries]
     profiles = [profiler(m, shape, time_it=False, check_counts=False, **setting) for m in modules]
     timed = time_modules(modules, [shape] * len(modules), **setting, **timing)

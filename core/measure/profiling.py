@@ -10,6 +10,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from core.measure import budget
 from core.measure.counting import CrossCheck, MacCount, cross_check, fvcore_macs
 from core.measure.settings import MEMORY_FORMATS, autocast_dtype, threads_for
 from core.measure.timing import Interleaved, LatencyStats, time_call, time_interleaved
@@ -144,6 +145,17 @@ def _peak_memory(model: nn.Module, x: torch.Tensor, dev: torch.device, precision
     return int(torch.cuda.max_memory_allocated(dev))
 
 
+def within_budget(modules: list[nn.Module], input_shapes: list[tuple[int, ...]]) -> None:
+    """Every module's forward at its shape within the memory budget together (core.measure.budget), before any
+    input is allocated; a refusal is a ProfileError with the limit in its message."""
+    try:
+        total = sum(budget.check_module(m, tuple(s)).total for m, s in zip(modules, input_shapes))
+        if len(modules) > 1:
+            budget.check_bytes(f"these {len(modules)} modules together", total, "Lower the batch or the sizes.")
+    except budget.BudgetError as err:
+        raise ProfileError(str(err)) from err
+
+
 def profile_module(module: nn.Module, input_shape: tuple[int, ...], device: str | torch.device = "cpu",
                    dtype: str = "fp32", memory_format: str = "contiguous", threads: int | None = None,
                    time_it: bool = True, min_time_s: float = 0.25, check_counts: bool = True,
@@ -154,6 +166,7 @@ def profile_module(module: nn.Module, input_shape: tuple[int, ...], device: str 
     dev = resolve_device(device)
     if memory_format not in MEMORY_FORMATS:
         raise ProfileError(f"memory format {memory_format!r} is not one of {', '.join(MEMORY_FORMATS)}")
+    within_budget([module], [input_shape])
     with threads_for(threads):
         return _profile(module, input_shape, dev, dtype, memory_format, time_it, min_time_s, check_counts, **timing)
 
@@ -220,6 +233,7 @@ def _timed(modules: list[nn.Module], input_shapes: list[tuple[int, ...]], device
     if memory_format not in MEMORY_FORMATS:
         raise ProfileError(f"memory format {memory_format!r} is not one of {', '.join(MEMORY_FORMATS)}")
     fmt = torch.channels_last if memory_format == "channels_last" else torch.contiguous_format
+    within_budget(modules, input_shapes)
     with threads_for(threads):
         calls = []
         for module, shape in zip(modules, input_shapes):

@@ -5,11 +5,12 @@ from __future__ import annotations
 import difflib
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 from torch import nn
 
+from core.measure import budget
 from core.present.fmt import first_line
 
 CURATED: tuple[str, ...] = (
@@ -20,6 +21,8 @@ CURATED: tuple[str, ...] = (
 )
 ACCURACY_CSV = Path(__file__).resolve().parents[2] / "assets" / "imagenet_accuracy.csv"
 MIN_RES, MAX_RES = 32, 1024
+
+
 class BackboneError(ValueError):
     """An unknown model or an input the model cannot take; the message says why in plain words."""
 
@@ -58,11 +61,28 @@ def build(name: str, resolution: int | None = None) -> nn.Module:
     kwargs: dict[str, Any] = {}
     if resolution and resolution != default_resolution(arch) and _is_vit(arch):
         kwargs["img_size"] = resolution
+    import timm
     try:
-        import timm
+        check_budget(arch, resolution, lambda: timm.create_model(arch, pretrained=False, **kwargs))
         return timm.create_model(arch, pretrained=False, **kwargs).eval()
+    except BackboneError:
+        raise
     except Exception as err:  # timm raises assorted errors for impossible sizes
         raise BackboneError(f"{arch} cannot be built for {resolution} px: {first_line(err)}") from err
+
+
+def check_budget(arch: str, resolution: int | None, make: Callable[[], nn.Module]) -> budget.Footprint | None:
+    """The model's weights, and its batch-1 forward at ``resolution``, against the memory budget, found on the meta
+    device before anything is allocated; returns the batch-1 footprint (None without a resolution)."""
+    try:
+        meta = budget.on_meta(make)
+        budget.check_params(sum(p.numel() for p in meta.parameters()), arch)
+        if resolution:
+            check_resolution(resolution)
+            return budget.check_module(meta, (1, 3, resolution, resolution), arch, "Lower the resolution.")
+    except budget.BudgetError as err:
+        raise BackboneError(str(err)) from err
+    return None
 
 
 def _is_vit(arch: str) -> bool:

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from core.jobs import store
+from core.measure import budget
 from core.measure.profiling import ProfileError, autocast_for, profile_module, resolve_device
 from core.measure.settings import Setting, threads_for
 from core.measure.timing import time_call
@@ -135,9 +136,12 @@ def throughput_sweep(name: str, resolution: int | None = None, setting: Setting 
     check_resolution(res)
     dev = resolve_device(setting.device)
     fmt = torch.channels_last if setting.memory_format == "channels_last" else torch.contiguous_format
-    model = build(arch, res).to(dev, memory_format=fmt)
+    model = build(arch, res)
+    one = budget.footprint(model, (1, 3, res, res))
+    model = model.to(dev, memory_format=fmt)
     with threads_for(setting.threads):
-        rows, stop_reason = _sweep(model, res, dev, fmt, setting.precision, batches, time_cap_s, should_stop, arch)
+        rows, stop_reason = _sweep(model, res, dev, fmt, setting.precision, batches, time_cap_s, should_stop, arch,
+                                   lambda b: one.param_bytes + b * (one.input_bytes + one.activation_bytes))
     payload = {**setting_meta(arch, res, 0, setting), "mode": "inference", "rows": rows, "stop_reason": stop_reason,
                "saturation_batch": saturation_batch(rows), "measured_at": time.time()}
     store.put_measurement(setting_key(arch, res, 0, setting, "sweep"), "sweep", setting_meta(arch, res, 0, setting), payload)
@@ -146,9 +150,17 @@ def throughput_sweep(name: str, resolution: int | None = None, setting: Setting 
 
 def _sweep(model: nn.Module, res: int, dev: torch.device, fmt: torch.memory_format, precision: str,
            batches: tuple[int, ...], time_cap_s: float, should_stop: Callable[[], bool],
-           arch: str) -> tuple[list[dict[str, Any]], str]:
+           arch: str, needs: Callable[[int], int] = lambda b: 0) -> tuple[list[dict[str, Any]], str]:
+    """Each batch in turn; it stops before a batch whose forward (``needs(batch)`` bytes, found on the meta device)
+    is over the memory budget, at the time cap, on a stop request or out of memory."""
     rows, stop_reason, start = [], "all batch sizes done", time.perf_counter()
     for batch in batches:
+        try:
+            budget.check_bytes(f"batch {batch}", needs(batch), "")
+        except budget.BudgetError:
+            stop_reason = f"memory budget: batch {batch} would need about {needs(batch) / 2**30:.2f} GiB, over " \
+                          f"{budget.memory_budget()[0] / 2**30:.2f} GiB ({budget.memory_budget()[1]})"
+            break
         left = time_cap_s - (time.perf_counter() - start)
         if rows and rows[-1]["step_ms"] / 1e3 * 2 * 5 > left:  # the next batch would overrun the cap
             stop_reason = f"time cap of {time_cap_s:.0f} s"

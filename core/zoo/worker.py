@@ -9,16 +9,21 @@ import sys
 
 from core import jobs
 from core.measure.settings import Setting
-from core.zoo.catalog import BackboneError
+from core.zoo.catalog import BackboneError, check_resolution
 from core.zoo.measure import cached, measure, throughput_sweep, time_together
 
 KIND = "measure-backbones"
 MODULE = "core.zoo.worker"
+MAX_MODELS = 64                 # a link can name any number of models; each is built in turn
 
 
 def start(models: list[str], setting: Setting, resolution: int | None = None, sweep: bool = False,
           refresh: bool = False, time_cap_s: float = 20.0) -> jobs.Job:
     """Launches the worker for ``models``; one job of this kind runs at a time."""
+    if not 1 <= len(models) <= MAX_MODELS:
+        raise BackboneError(f"refused: pick 1 to {MAX_MODELS} models per job, not {len(models)}")
+    if resolution is not None:
+        check_resolution(resolution)
     running = jobs.latest(KIND)
     if running is not None and running.active:
         raise RuntimeError(f"a measurement job (#{running.id}) is already running; stop it or wait for it")

@@ -12,7 +12,8 @@ from PIL import Image
 from core.data import demo
 from core.data.errors import DatasetError
 from core.data.health import health
-from core.data.ingest import check_image, scan
+from core.data.images import check_image
+from core.data.ingest import scan
 from core.data.safezip import Limits, safe_extract
 from core.data.split import Split, stratified_split
 

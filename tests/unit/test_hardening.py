@@ -19,7 +19,7 @@ from safetensors.torch import save_file
 
 from core.config import data_dir
 from core.data import safezip, uploads
-from core.data.cache import load_resized
+from core.data.images import load_resized
 from core.data.errors import DatasetError
 from core.data.health import health
 from core.data.images import open_image, thumbnail

@@ -7,7 +7,7 @@ import torch
 import torchvision
 from safetensors.torch import save_file
 
-from core.data.cache import load_resized
+from core.data.images import load_resized
 from core.finetune import recipes
 from core.finetune.config import RECIPES
 from core.finetune.weights import WeightsError, create, load_into, offline_state_dict, read_state_dict
