@@ -7,6 +7,8 @@ import streamlit as st
 st.set_page_config(page_title="Archscope", page_icon=str(Path(__file__).parent / "assets" / "icon.png"), layout="wide")
 
 from core.measure.timing import pin_malloc_thresholds  # noqa: E402  (after set_page_config)
+from core.config import DataDirError, data_dir  # noqa: E402
+from core.jobs.store import read_only as store_read_only  # noqa: E402
 from pages._widgets import sidebar_settings  # noqa: E402
 
 pin_malloc_thresholds()      # once per server process: CPU latencies stay unimodal (see its docstring)
@@ -18,4 +20,11 @@ page = st.navigation([
     st.Page("pages/runs.py", title="Runs", icon=":material/monitoring:", url_path="runs"),
 ])
 sidebar_settings()
-page.run()
+if store_read_only():
+    st.warning(f"The data directory {data_dir()} is read-only: runs and measurements are shown as they are, and "
+               "nothing new (a run, a measurement, an upload) can be saved until it is writable again.",
+               icon=":material/lock:")
+try:
+    page.run()
+except DataDirError as err:      # moved or deleted under a running server: say so, never start an empty store
+    st.error(str(err))

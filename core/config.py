@@ -5,10 +5,30 @@ import os
 from pathlib import Path
 
 ENV_VAR = "ARCHSCOPE_DATA_DIR"
+_SEEN: dict[Path, tuple[int, int]] = {}       # each data directory this process made or found: (device, inode)
+
+
+class DataDirError(RuntimeError):
+    """The data directory was moved, deleted or replaced while Archscope ran; the message says what to do."""
 
 
 def data_dir() -> Path:
-    """The app's data directory, from ``ARCHSCOPE_DATA_DIR`` or ``~/.archscope``; created on first use."""
+    """The app's data directory, from ``ARCHSCOPE_DATA_DIR`` or ``~/.archscope``. It is created on this process's
+    first use only: one that disappears (renamed or deleted) or is replaced later raises DataDirError instead of
+    being made again empty, so no run or measurement goes silently into a new store elsewhere."""
     path = Path(os.environ.get(ENV_VAR) or Path.home() / ".archscope").expanduser()
-    path.mkdir(parents=True, exist_ok=True)
+    known = _SEEN.get(path)
+    if known is None:
+        path.mkdir(parents=True, exist_ok=True)
+        st = path.stat()
+        _SEEN[path] = (st.st_dev, st.st_ino)
+        return path
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise DataDirError(f"the data directory {path} was moved or deleted while Archscope was running; put it "
+                           "back (or restart Archscope to start a new, empty one)") from None
+    if (st.st_dev, st.st_ino) != known:
+        raise DataDirError(f"the data directory {path} was replaced by another folder while Archscope was running; "
+                           "restart Archscope to use the new one") from None
     return path

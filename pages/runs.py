@@ -33,6 +33,8 @@ def runs_table(all_runs: list[runs.Run]) -> pd.DataFrame:
                                         "exported epoch", "wall s", "device", "note"])
     numbers = ["best val top-1 %", "exported epoch", "wall s"]
     frame[numbers] = frame[numbers].astype(float)        # an empty cell is NaN (shown "—"), never the word None
+    text = [c for c in frame.columns if c not in numbers and c != "id"]
+    frame[text] = frame[text].astype(object).where(frame[text].notna() & (frame[text] != ""), "—").astype(str)
     return frame
 
 

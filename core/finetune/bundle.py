@@ -1,12 +1,14 @@
 """Checkpoints (atomic, resumable) and the exported bundle (safetensors + labels + preprocessing)."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
+import shutil
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -47,11 +49,37 @@ def load_best(run_dir: Path) -> dict[str, Any] | None:
     return torch.load(path, map_location="cpu", weights_only=True) if path.exists() else None
 
 
-def _save_atomic(path: Path, payload: dict[str, Any]) -> Path:
-    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}.tmp")     # one per writer
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+def disk_full(err: BaseException, folder: Path) -> bool:
+    """Whether a failed write ran out of disk: ENOSPC, or a writer's own error (torch's zip writer says only
+    'file write failed') while the disk has almost nothing left."""
+    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+        return True
+    try:
+        return shutil.disk_usage(folder).free < 64 * 2**20
+    except OSError:
+        return False
+
+
+def written_whole(path: Path, write: Callable[[Path], None]) -> Path:
+    """Runs ``write`` on a temporary sibling of ``path`` (one per writer) and renames it into place; on any failure
+    the temporary is removed, and a full disk is raised as ENOSPC naming the file."""
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException as err:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        if isinstance(err, Exception) and disk_full(err, path.parent):
+            raise OSError(errno.ENOSPC, f"disk full while writing {path.name} in {path.parent}") from err
+        raise
     return path
+
+
+def _save_atomic(path: Path, payload: dict[str, Any]) -> Path:
+    return written_whole(path, lambda tmp: torch.save(payload, tmp))
 
 
 def load_checkpoint(run_dir: Path) -> dict[str, Any] | None:
@@ -83,19 +111,24 @@ def export(run_dir: Path, model: torch.nn.Module, arch: str, classes: tuple[str,
            mean: tuple[float, ...], std: tuple[float, ...], epoch: int = 0, val_top1: float | None = None) -> Path:
     """The fine-tuned bundle: model.safetensors + bundle.json (classes, model name, preprocessing, the exported
     epoch and its val top-1) + a README with a plain-timm loading snippet."""
-    out = run_dir / "export"
-    out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(out / "model.safetensors"))
     meta = {"model": arch, "classes": list(classes), "image_size": image_size, "mean": list(mean), "std": list(std),
             "resize": "shorter side to image_size, bilinear, centre crop", "epoch": epoch, "val_top1": val_top1}
-    (out / "bundle.json").write_text(json.dumps(meta, indent=2))
     shown = ", ".join(classes[:10]) + (f" and {len(classes) - 10} more" if len(classes) > 10 else "")
-    (out / "README.md").write_text(README.format(
-        arch=arch, n=len(classes), classes=shown, epoch=epoch, size=image_size,
-        top1="n/a" if val_top1 is None else f"{val_top1:.2%}"))
-    os.chmod(out / "model.safetensors", _file_mode())   # safetensors writes 0600; match the rest of the bundle
-    return out
+
+    def write(out: Path) -> None:        # the whole folder under a temporary name, renamed when complete
+        out.mkdir()
+        save_file(state, str(out / "model.safetensors"))
+        (out / "bundle.json").write_text(json.dumps(meta, indent=2))
+        (out / "README.md").write_text(README.format(
+            arch=arch, n=len(classes), classes=shown, epoch=epoch, size=image_size,
+            top1="n/a" if val_top1 is None else f"{val_top1:.2%}"))
+        os.chmod(out / "model.safetensors", _file_mode())   # safetensors writes 0600; match the rest of the bundle
+    out = run_dir / "export"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if out.exists():                     # an earlier export of this run (a resume exports again)
+        shutil.rmtree(out)
+    return written_whole(out, write)
 
 
 def _file_mode() -> int:

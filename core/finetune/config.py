@@ -1,6 +1,8 @@
 """The run configuration: one dataclass instead of globals (nanoGPT style)."""
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -48,16 +50,43 @@ class TrainConfig:
             problems.append(f"schedule must be one of {', '.join(SCHEDULES)}")
         if self.augment not in AUGMENTS:
             problems.append(f"augment must be one of {', '.join(AUGMENTS)}")
-        if self.epochs < 1 or self.batch_size < 1:
-            problems.append("epochs and batch size must be at least 1")
-        if not 16 <= self.image_size <= 1024:
-            problems.append("image size must be between 16 and 1024 px")
-        if self.lr <= 0:
-            problems.append("learning rate must be positive")
+        problems += [f"{name.replace('_', ' ')} must be a number from {lo:g} to {hi:g}, not {value!r}"
+                     for name, value, lo, hi in self._ranges() if not _within(value, lo, hi)]
+        if self.val_fraction + self.test_fraction >= 0.9:
+            problems.append("validation and test fractions together must leave at least 10% for training")
         if self.recipe == "scratch" and self.weights != "random":
             self.weights = "random"
         if problems:
             raise ValueError("; ".join(problems))
+        return self
+
+    def _ranges(self) -> list[tuple[str, Any, float, float]]:
+        """(field, value, lowest, highest) of every number a user, a link or the CLI can set."""
+        cores = os.cpu_count() or 1
+        return [("epochs", self.epochs, 1, 10_000), ("batch_size", self.batch_size, 1, 4096),
+                ("image_size", self.image_size, 16, 1024), ("lr", self.lr, 1e-12, 10.0),
+                ("weight_decay", self.weight_decay, 0.0, 1.0), ("layer_decay", self.layer_decay, 0.01, 1.0),
+                ("freeze_stages", self.freeze_stages, 0, 50), ("warmup_epochs", self.warmup_epochs, 0.0, self.epochs),
+                ("val_fraction", self.val_fraction, 0.05, 0.8), ("test_fraction", self.test_fraction, 0.0, 0.8),
+                ("early_stopping", self.early_stopping, 0, self.epochs), ("time_budget_s", self.time_budget_s, 0, 1e7),
+                ("demo_per_class", self.demo_per_class, 1, 10_000), ("demo_size", self.demo_size, 16, 512),
+                ("threads", self.threads, 0, cores), ("seed", self.seed, 0, 2**32 - 1)]
+
+    def check_environment(self) -> "TrainConfig":
+        """What needs torch and timm: the model exists (whatever the weights) and the device is there. Raises
+        ValueError in one line; nothing is written."""
+        import timm
+        import torch
+        if not timm.is_model(self.model):
+            raise ValueError(f"unknown model {self.model!r}: timm has no architecture of that name")
+        if self.device != "auto":
+            kind, _, index = self.device.partition(":")
+            if kind not in ("cpu", "cuda") or (index and not index.isdigit()):
+                raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', not {self.device!r}")
+            if kind == "cuda" and int(index or 0) >= torch.cuda.device_count():
+                found = torch.cuda.device_count()
+                raise ValueError(f"there is no CUDA device {self.device!r} on this machine (it has "
+                                 f"{found or 'no'} CUDA device{'' if found == 1 else 's'}); use --device cpu")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -75,3 +104,10 @@ class TrainConfig:
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def _within(value: Any, low: float, high: float) -> bool:
+    """A real, finite number in [low, high] (NaN, inf, booleans and text are not)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return math.isfinite(value) and low <= value <= high

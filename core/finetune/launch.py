@@ -10,13 +10,13 @@ from core.finetune.runs import max_runs
 
 def _spawn(run_id: int, extra: list[str]) -> None:
     pid = jobs.spawn(["-m", "core.finetune", "--quiet", *extra], runs.folder(run_id) / "log.txt")
-    runs.update(run_id, pid=pid)
+    runs.update(run_id, **jobs.owner(pid))
 
 
 def launch(cfg: TrainConfig, name: str = "") -> int:
     """Creates a queued run (refused at the cap, checked in the same transaction) and starts the engine's CLI
     for it in its own process session."""
-    cfg.validate()
+    cfg.validate().check_environment()
     run_id = runs.create(cfg.to_dict(), name, cap=max_runs())
     _spawn(run_id, ["--run-id", str(run_id), *cfg.cli_args()])
     return run_id

@@ -14,7 +14,7 @@ import pandas as pd
 
 from core.config import data_dir
 from core.jobs import ACTIVE, eta_s
-from core.jobs.lifecycle import live_row
+from core.jobs.lifecycle import dead_reason, live_row, pid_alive
 from core.jobs.store import connect
 
 MAX_RUNS_ENV = "ARCHSCOPE_MAX_RUNS"
@@ -22,6 +22,51 @@ MAX_RUNS_ENV = "ARCHSCOPE_MAX_RUNS"
 
 class LaunchError(RuntimeError):
     """A launch that was refused (the concurrency cap, a run still active); the message says why."""
+
+
+class RunBusy(RuntimeError):
+    """Another worker process holds this run; the message names it."""
+
+
+LOCK = "worker.lock"
+EXIT_GRACE_S = 10.0
+
+
+def hold_worker_lock(run_id: int, run_dir: Path) -> Any:
+    """Takes the run folder's lock for this process (an exclusive ``flock``, which the kernel drops when the process
+    ends, however it ends): two workers on one run folder are impossible. Returns the open file, to keep."""
+    import fcntl
+    fh = open(run_dir / LOCK, "a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        holder = fh.read().strip() or "another process"
+        fh.close()
+        raise RunBusy(f"run {run_id} already has a worker ({holder}); it was not started twice") from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"pid {os.getpid()}")
+    fh.flush()
+    return fh
+
+
+def worker_alive(run: "Run") -> bool:
+    """Whether a worker process of this run is still there: its recorded pid (with its start time), or whoever
+    holds the run folder's lock."""
+    if run.pid and pid_alive(run.pid, run.pid_start):
+        return True
+    import fcntl
+    path = folder(run) / LOCK
+    if not path.exists():
+        return False
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    return False
 
 
 def max_runs() -> int:
@@ -47,6 +92,7 @@ class Run:
     cancel: bool
     job: int | None = None            # the background job (an experiment) that made this run, if any
     tags: str = ""                    # comma-separated, as the user typed them (see ``tag_list``)
+    pid_start: int | None = None      # the worker's process start time (core.jobs.process_start)
 
     @property
     def active(self) -> bool:
@@ -129,24 +175,34 @@ def requeue(run_id: int, cap: int | None = None) -> None:
     run = get(run_id)
     if run.active:
         raise LaunchError(f"run {run_id} is still {run.status}")
+    deadline = time.monotonic() + EXIT_GRACE_S       # a worker that just reported its end is still exiting
+    while worker_alive(run) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if worker_alive(run):
+        raise LaunchError(f"run {run_id}'s worker process (pid {run.pid}) is still alive; stop it or wait for it "
+                          "to end before resuming")
     with connect() as conn:
         _claim_slot(conn, cap)
         conn.execute("UPDATE runs SET status = 'queued', cancel = 0, error = '', pid = NULL, created = ?, "
                      "updated = ? WHERE id = ?", (time.time(), time.time(), run_id))
 
 
+def _select(where: str = "", params: tuple[Any, ...] = (), order: str = "id") -> list[Run]:
+    """Runs read in one query; only a row the liveness rule finds dead is ended and read again."""
+    with connect() as conn:
+        rows = conn.execute(f"SELECT * FROM runs {where} ORDER BY {order}", params).fetchall()
+    return [get(r["id"]) if dead_reason(r["status"], r["pid"], r["created"], r["pid_start"]) else _run(r)
+            for r in rows]
+
+
 def by_job(job_id: int) -> list[Run]:
     """The runs a background job (the freezing-depth experiment) made, oldest first."""
-    with connect() as conn:
-        ids = [r["id"] for r in conn.execute("SELECT id FROM runs WHERE job = ? ORDER BY id", (job_id,))]
-    return [get(i) for i in ids]
+    return _select("WHERE job = ?", (job_id,))
 
 
 def active_runs() -> list[Run]:
     """Queued or running runs, after the liveness rule turned dead ones into 'failed'."""
-    with connect() as conn:
-        ids = [r["id"] for r in conn.execute(f"SELECT id FROM runs WHERE status IN {ACTIVE}")]
-    return [r for r in map(get, ids) if r.active]
+    return [r for r in _select(f"WHERE status IN {ACTIVE}") if r.active]
 
 
 def folder(run: "Run | int") -> Path:
@@ -175,9 +231,8 @@ def get(run_id: int) -> Run:
 
 
 def all_runs() -> list[Run]:
-    with connect() as conn:
-        ids = [r["id"] for r in conn.execute("SELECT id FROM runs ORDER BY id DESC")]
-    return [get(i) for i in ids]
+    """Every run, newest first, in one query."""
+    return _select(order="id DESC")
 
 
 def rename(run_id: int, name: str) -> None:

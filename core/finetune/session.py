@@ -2,6 +2,7 @@
 all run it: the store callbacks, the run's folder and wall time across resumes, and failures ended with words."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -12,14 +13,17 @@ from typing import Any
 
 import torch.distributed as dist
 
+from core.config import DataDirError
 from core.data.errors import DatasetError
 from core.finetune import runs
 from core.finetune.config import TrainConfig
+from core.finetune.runs import RunBusy
 from core.finetune.weights import WeightsError
+from core.jobs.lifecycle import owner
 from core.jobs.store import StoreError
 from core.present.fmt import first_line
 
-USER_ERRORS = (DatasetError, WeightsError, ValueError, FileNotFoundError, StoreError)
+USER_ERRORS = (DatasetError, WeightsError, ValueError, FileNotFoundError, StoreError, DataDirError)
 
 
 class StoreCallbacks:
@@ -33,7 +37,7 @@ class StoreCallbacks:
         self.bar = None
 
     def on_start(self, info: dict[str, Any]) -> None:
-        runs.update(self.run_id, status="running", pid=os.getpid(), device=info["device"], started=time.time(),
+        runs.update(self.run_id, status="running", **owner(os.getpid()), device=info["device"], started=time.time(),
                     result={"info": info})
         (self.run_dir / "info.json").write_text(json.dumps(info, indent=2))
         if info.get("no_val_classes"):
@@ -93,13 +97,18 @@ def execute(cfg: TrainConfig, run_id: int | None = None, name: str = "", resume:
     checkpoint). Returns an exit code: 0 done or cancelled, 2 bad input (one line on stderr), 1 a crash."""
     from core.finetune.distributed import init
     from core.finetune.trainer import train
+    try:                                  # bad input: one line, exit 2, nothing in the store
+        cfg.validate().check_environment()
+    except ValueError as err:
+        return _fail(run_id, 0, str(err), code=2)
     rank, _ = init(cfg.device)
     try:
-        cfg.validate()
         run_id = _run_id(run_id, cfg, name, rank)
         run = runs.get(run_id)
         run_dir = runs.folder(run)
         run_dir.mkdir(parents=True, exist_ok=True)
+        if rank == 0:
+            lock = runs.hold_worker_lock(run_id, run_dir)      # noqa: F841  held while this function trains
         wall_offset = float(run.result.get("wall_s") or 0.0) if resume else 0.0
         if rank == 0:
             from core.finetune.bundle import load_checkpoint
@@ -107,7 +116,7 @@ def execute(cfg: TrainConfig, run_id: int | None = None, name: str = "", resume:
             wall_offset = max(wall_offset, float((ckpt or {}).get("wall_s", 0.0)))
             runs.drop_metrics_from(run_id, ckpt["epoch"] if ckpt else 0)
             runs.update(run_id, run_dir=str(run_dir), config=cfg.to_dict(), cancel=0, error="", status="running",
-                        pid=os.getpid())
+                        **owner(os.getpid()))
         cb = StoreCallbacks(run_id, run_dir, cfg.epochs, quiet=quiet or rank != 0)
         result = train(cfg, run_dir, cb, wall_offset=wall_offset)
         if rank == 0:
@@ -122,13 +131,20 @@ def execute(cfg: TrainConfig, run_id: int | None = None, name: str = "", resume:
         return 0
     except USER_ERRORS as err:
         return _fail(run_id, rank, f"{err}", code=2)
+    except RunBusy as err:               # another worker owns this run: its row is not ours to touch
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     except Exception as err:  # noqa: BLE001  a crash still ends the run as failed, with words
+        if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+            return _fail(run_id, rank, f"disk full: {err.strerror or first_line(err)}; free some space (the data "
+                         "directory's cache/ and datasets/ can be cleaned on the Runs page) and resume the run",
+                         code=1)
         if run_id is not None:
             try:
                 folder = runs.folder(run_id)
                 folder.mkdir(parents=True, exist_ok=True)
                 (folder / "traceback.txt").write_text(traceback.format_exc())
-            except (OSError, StoreError, KeyError):
+            except (OSError, StoreError, DataDirError, KeyError):
                 pass
         return _fail(run_id, rank, f"{type(err).__name__}: {first_line(err)}", code=1)
     finally:
@@ -140,7 +156,7 @@ def _fail(run_id: int | None, rank: int, message: str, code: int) -> int:
     if run_id is not None and rank == 0:
         try:
             runs.update(run_id, status="failed", error=message, finished=time.time())
-        except StoreError as err:
+        except (StoreError, DataDirError) as err:
             message += f" (and the run could not be marked failed: {err})"
     print(f"error: {message}", file=sys.stderr)
     return code

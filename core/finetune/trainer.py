@@ -31,6 +31,10 @@ from core.measure.settings import autocast_dtype
 STOP_NONE, STOP_CANCEL, STOP_BUDGET = 0, 1, 2
 
 
+class Diverged(ValueError):
+    """The training loss became NaN or infinite; the message names the step and what to lower."""
+
+
 class Callbacks(Protocol):
     def on_start(self, info: dict[str, Any]) -> None: ...
     def on_step(self, epoch: int, step: int, values: dict[str, float]) -> None: ...
@@ -205,6 +209,9 @@ def run_epoch(s: State, epoch: int) -> tuple[str, str, int, float]:
         y = s.data.train_y[idx].to(s.device)
         with s.amp():
             loss = F.cross_entropy(s.strategy.forward(x).float(), y)
+        if not torch.isfinite(loss):
+            raise Diverged(f"the loss diverged at step {s.step + 1} (it became {loss.item()}); lower the learning "
+                           f"rate (it was {s.cfg.lr:g} for the head)")
         s.opt.zero_grad(set_to_none=True)
         loss.backward()
         s.opt.step()

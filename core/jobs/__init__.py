@@ -10,6 +10,7 @@ from core.jobs.lifecycle import (
                                  get,
                                  latest,
                                  mark_running,
+                                 owner,
                                  pid_alive,
                                  progress,
                                  request_cancel,
@@ -19,5 +20,5 @@ from core.jobs.lifecycle import (
                                  worker_main,
 )
 
-__all__ = ["ACTIVE", "STARTUP_DEADLINE_S", "Job", "active_jobs", "dead_reason", "eta_s", "finish", "get", "latest", "mark_running",
+__all__ = ["ACTIVE", "STARTUP_DEADLINE_S", "Job", "active_jobs", "dead_reason", "eta_s", "finish", "get", "latest", "mark_running", "owner", "owner",
            "pid_alive", "progress", "request_cancel", "set_total", "spawn", "start", "worker_main"]

@@ -41,6 +41,7 @@ class Job:
     started: float | None
     updated: float | None
     finished: float | None
+    pid_start: int | None = None      # the worker's process start time (see ``process_start``)
 
     @property
     def active(self) -> bool:
@@ -67,7 +68,21 @@ def _row(row: Any) -> Job:
     return Job(**d)
 
 
-def pid_alive(pid: int | None) -> bool:
+def process_start(pid: int | None) -> int | None:
+    """When the process started (clock ticks since boot, /proc/PID/stat field 22), which tells a live worker from
+    a new process that got its recycled pid; None where /proc cannot say."""
+    if not pid:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return int(fh.read().rsplit(") ", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def pid_alive(pid: int | None, started: int | None = None) -> bool:
+    """Whether the process is there and not a zombie; with ``started`` (its ``process_start``), also that it is the
+    same process and not a later one with the same pid."""
     if not pid:
         return False
     try:
@@ -76,9 +91,17 @@ def pid_alive(pid: int | None) -> bool:
         return False
     try:  # a finished child that nobody reaped is a zombie: dead for our purposes
         with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(") ")[-1].split()[0] != "Z"
-    except OSError:
+            fields = fh.read().rsplit(") ", 1)[1].split()
+    except (OSError, IndexError):
         return True
+    if fields[0] == "Z":
+        return False
+    return started is None or int(fields[19]) == started
+
+
+def owner(pid: int) -> dict[str, int | None]:
+    """The columns that name a row's worker: its pid and that process's start time."""
+    return {"pid": pid, "pid_start": process_start(pid)}
 
 
 def spawn(args: list[str], log_path: Path) -> int:
@@ -92,27 +115,42 @@ def spawn(args: list[str], log_path: Path) -> int:
     return proc.pid
 
 
-def dead_reason(status: str, pid: int | None, created: float) -> str:
-    """The one liveness rule for every background row (job or run): why an active row is dead, or ''.
-    Any active state counts: a worker killed while still 'queued' is as dead as one killed 'running'."""
+def dead_reason(status: str, pid: int | None, created: float, pid_start: int | None = None) -> str:
+    """The one liveness rule for every background row (job or run): why an active row is dead, or ''. The
+    operating system is asked first: a row whose worker process is alive (same pid, same start time) is never
+    dead, however long it has been silent (paused, swapped, an overloaded machine). Only a row that never got a
+    worker is judged by the clock. Any active state counts: a worker killed while 'queued' is as dead as one
+    killed 'running'."""
     if status not in ACTIVE:
         return ""
-    if pid and not pid_alive(pid):
-        return "the worker process ended without reporting (killed or crashed)"
-    if status == "queued" and time.time() - created > STARTUP_DEADLINE_S:
-        return f"the worker never reported within {STARTUP_DEADLINE_S:.0f} s of its launch"
+    if pid:
+        return "" if pid_alive(pid, pid_start) else "the worker process ended without reporting (killed or crashed)"
+    if time.time() - created > STARTUP_DEADLINE_S:
+        return f"the worker never reported within {STARTUP_DEADLINE_S:.0f} s of its launch (no process was recorded)"
     return ""
 
 
-def start(kind: str, module: str, args: dict[str, Any], total: int) -> Job:
-    """Records a job and launches ``python -m module --job ID`` in its own session; returns the job."""
+class Busy(RuntimeError):
+    """Another job of the same kind is active; the message names it."""
+
+
+def start(kind: str, module: str, args: dict[str, Any], total: int, what: str = "") -> Job:
+    """Records a job and launches ``python -m module --job ID`` in its own session; returns the job. One job of a
+    kind at a time: the check and the insert are one ``BEGIN IMMEDIATE`` transaction, so two sessions that press
+    the button at the same moment cannot both start one (the liveness rule runs first: a dead job holds nothing)."""
+    active_jobs()
     with connect() as conn:
+        conn.execute("BEGIN IMMEDIATE")
+        row = conn.execute(f"SELECT id FROM jobs WHERE kind = ? AND status IN {ACTIVE} ORDER BY id LIMIT 1",
+                           (kind,)).fetchone()
+        if row is not None:
+            raise Busy(f"{what or 'a ' + kind + ' job'} (#{row['id']}) is already running; stop it or wait for it")
         cur = conn.execute("INSERT INTO jobs (kind, args, status, total, created) VALUES (?,?,?,?,?)",
                            (kind, json.dumps(args), "queued", total, time.time()))
         job_id = int(cur.lastrowid)
     pid = spawn(["-m", module, "--job", str(job_id)], data_dir() / "jobs" / f"{job_id}.log")
     with connect() as conn:
-        conn.execute("UPDATE jobs SET pid = ? WHERE id = ?", (pid, job_id))
+        conn.execute("UPDATE jobs SET pid = :pid, pid_start = :pid_start WHERE id = :id", {**owner(pid), "id": job_id})
     return get(job_id)
 
 
@@ -123,7 +161,7 @@ def live_row(table: str, row_id: int, end: Callable[[int, str], None]) -> Any:
         row = conn.execute(f"SELECT * FROM {table} WHERE id = ?", (row_id,)).fetchone()
     if row is None:
         raise KeyError(f"no {table.rstrip('s')} {row_id}")
-    if reason := dead_reason(row["status"], row["pid"], row["created"]):
+    if reason := dead_reason(row["status"], row["pid"], row["created"], row["pid_start"]):
         end(row_id, reason)
         return live_row(table, row_id, end)
     return row
@@ -149,8 +187,8 @@ def active_jobs() -> list[Job]:
 
 def mark_running(job_id: int) -> None:
     with connect() as conn:
-        conn.execute("UPDATE jobs SET status = 'running', pid = ?, started = ?, updated = ? WHERE id = ?",
-                     (os.getpid(), time.time(), time.time(), job_id))
+        conn.execute("UPDATE jobs SET status = 'running', pid = :pid, pid_start = :pid_start, started = :now, "
+                     "updated = :now WHERE id = :id", {**owner(os.getpid()), "now": time.time(), "id": job_id})
 
 
 def progress(job_id: int, done: int, current: str = "", message: str = "") -> bool:

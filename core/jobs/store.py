@@ -6,6 +6,7 @@ connection, so nothing here is shared across threads or processes.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -56,40 +57,91 @@ def _advice(path: Path, err: sqlite3.Error) -> str:
 
 
 # columns added after a store was first made: (table, column, type)
-ADDED_COLUMNS = (("runs", "job", "INTEGER"), ("runs", "tags", "TEXT DEFAULT ''"))
+ADDED_COLUMNS = (("runs", "job", "INTEGER"), ("runs", "tags", "TEXT DEFAULT ''"), ("runs", "pid_start", "INTEGER"),
+                 ("jobs", "pid_start", "INTEGER"))
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
     for table, column, kind in ADDED_COLUMNS:
         if column not in {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}:
             conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-            conn.commit()
 
 
-SCHEMA_VERSION = 3     # PRAGMA user_version of a store whose WAL mode, tables and added columns are in place
+SCHEMA_VERSION = 4     # PRAGMA user_version of a store whose WAL mode, tables and added columns are in place
+
+
+def _set_up(conn: sqlite3.Connection) -> None:
+    """WAL, the tables and the migrations, in one ``BEGIN IMMEDIATE`` transaction that reads the version again
+    inside it: of several sessions opening a fresh store at once, one sets it up and the others find it done."""
+    conn.execute("PRAGMA journal_mode=WAL")          # outside a transaction; waits on the busy timeout
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            _migrate(conn)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
 
 
 def _open(path: Path) -> sqlite3.Connection:
     """A connection with a busy timeout. A store below SCHEMA_VERSION (new, older, or replaced under the same path)
-    first gets WAL, the schema and the migrations, once; after that a connection only reads the version. A file
-    that cannot be written is opened read-only instead."""
-    conn = sqlite3.connect(path, timeout=30)
+    is set up once (``_set_up``); after that a connection only reads the version. A store that cannot be written
+    (a read-only file or folder) is opened read-only instead."""
+    if not path.parent.is_dir():
+        raise sqlite3.OperationalError(f"the folder {path.parent} is gone")
+    try:
+        conn = sqlite3.connect(path, timeout=30)
+    except sqlite3.OperationalError:
+        return _open_read_only(path)
     try:
         conn.execute("PRAGMA busy_timeout=30000")
         if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(SCHEMA)
-            _migrate(conn)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            conn.commit()
+            _set_up(conn)
         return conn
     except sqlite3.OperationalError as err:
         conn.close()
-        if "readonly" not in str(err):
+        if "readonly" not in str(err) and "unable to open" not in str(err):
             raise
-    conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=30)
+    return _open_read_only(path)
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    """The store for reading only. In a folder that cannot be written SQLite cannot make the WAL's side files, so
+    the file is opened as immutable (what was committed to it is shown)."""
+    if not path.exists():
+        raise sqlite3.OperationalError(f"unable to open database file {path} (read-only, and there is no store yet)")
+    writable_folder = os.access(path.parent, os.W_OK) and not _read_only_mount(path.parent)
+    uri = f"{path.as_uri()}?mode=ro" + ("" if writable_folder else "&immutable=1")
+    conn = sqlite3.connect(uri, uri=True, timeout=30)
     conn.execute("PRAGMA busy_timeout=30000")
     return conn
+
+
+def _read_only_mount(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def read_only(path: Path | None = None) -> bool:
+    """Whether the data directory cannot be written (a read-only folder or mount): the app then shows what is
+    there and says that nothing new can be saved."""
+    folder = (path or db_path()).parent
+    if _read_only_mount(folder) or not os.access(folder, os.W_OK):
+        return True
+    probe = folder / f".write-probe-{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+        return False
+    except OSError:
+        return True
 
 
 @contextmanager
