@@ -17,7 +17,7 @@ from core.present.fmt import first_line
 ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "BMP", "GIF", "WEBP", "TIFF"})
 MAX_PIXELS = 50_000_000
 MAX_ASPECT = 50.0                    # longer side / shorter side: over this, a square crop keeps almost nothing
-MAX_DECODED_BYTES = 512 * 2**20      # the decoded frame in its own mode (a 16-bit or float image is wider)
+MAX_DECODED_BYTES = 160 * 2**20      # the decoded frame in its own mode: 50 Mpx of RGB fit, 50 Mpx of RGBA not
 MAX_RESIZED_BYTES = 256 * 2**20      # the intermediate image a shorter-side resize allocates
 SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N")
 SWAPS_SIDES = (5, 6, 7, 8)           # EXIF orientations that rotate by 90 degrees

@@ -63,15 +63,13 @@ def test_switching_block_and_depthwise_numbers():
 
 def test_impossible_config_gives_an_error_not_a_traceback():
     at = run_app()
-    at.number_input(key="conv.out_chs").set_value(0).run()
-    assert not at.exception
-    assert any("out_chs = 0 is impossible" in e.value for e in at.error)
-    at.number_input(key="conv.out_chs").set_value(256).run()
+    # every size field is bounded where it is drawn (what the registry and the budget allow) ...
+    assert (at.number_input(key="conv.out_chs").min, at.number_input(key="conv.out_chs").max) == (1, 4096)
+    assert (at.number_input(key="conv.stride").min, at.number_input(key="conv.stride").max) == (1, 4)
+    assert (at.number_input(key="conv.batch").min, at.number_input(key="conv.batch").max) == (1, 1024)
+    # ... and what the bounds allow but cannot work is refused in words
     at.number_input(key="conv.hw").set_value(2).run()
     assert any("3x3 kernel is larger than the 2x2 input" in e.value for e in at.error)
-    at.number_input(key="conv.hw").set_value(14).run()
-    at.number_input(key="conv.stride").set_value(-1).run()
-    assert any("stride = -1 is impossible" in e.value for e in at.error)
     assert not at.exception
 
 
