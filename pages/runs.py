@@ -247,7 +247,11 @@ def try_image(run: runs.Run) -> None:
     except Exception:  # noqa: BLE001  any other undecodable upload gets the same message
         st.error("That file is not an image this app can read.")
         return
-    top = Predictor(run.result["export_dir"]).top_k(image, 5)
+    try:
+        top = Predictor(run.result["export_dir"]).top_k(image, 5)
+    except (ValueError, OSError) as err:      # the same limits as training (core.data.images), and a lost bundle
+        st.error(f"That image cannot be classified: {fmt.md(fmt.first_line(err))}")
+        return
     st.image(image, width=160)
     st.plotly_chart(plots.bars(pd.DataFrame(top, columns=["class", "probability"]), "class", "probability",
                                "class", "probability", text="%{y:.1%}"), key="eval.top5")
