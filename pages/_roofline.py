@@ -44,13 +44,18 @@ def show_profile(frames: dict[str, pd.DataFrame], c: Ceilings, key: str, top_k: 
             note = rl.sum_note(frame)
             if note:
                 st.info(note)
-            shown = frame.sort_values("time ms", ascending=False).head(top_k)
+            order = "in forward ms" if "in forward ms" in frame else "alone ms"
+            shown = frame.sort_values(order, ascending=False).head(top_k)
             table(shown, width="stretch", height=min(420, 38 + 35 * len(shown)), column_config={
                 "intensity FLOP/B": st.column_config.NumberColumn(format="%.2f"),
-                "time ms": st.column_config.NumberColumn(format="%.4f"),
+                "in forward ms": st.column_config.NumberColumn(
+                    format="%.4f", help="The layer's time inside one whole forward (hooks, one timer)."),
+                "alone ms": st.column_config.NumberColumn(
+                    format="%.4f", help="The layer replayed alone on its captured input: the roofline's figure."),
                 "GFLOP/s": st.column_config.NumberColumn(format="%.1f"),
                 "GB/s": st.column_config.NumberColumn(format="%.2f"),
                 "attainable ms": st.column_config.NumberColumn(format="%.4f"),
                 "efficiency": st.column_config.NumberColumn(format="percent")})
             st.caption(f"The {min(top_k, len(frame))} slowest of {len(frame)} layers (click a header to sort). "
-                       "Efficiency = the roofline's attainable time / the measured time.")
+                       "Efficiency = the roofline's attainable time / the layer's time alone. The kind bars share "
+                       "out one whole forward (in forward ms, with the blocks' own ops and the model's own forward).")

@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from core.measure.attribution import Attribution, attribute
 from core.measure.counting import fvcore_macs
 from core.measure.profiling import ProfileError, autocast_for, device_name, resolve_device
 from core.measure.settings import Setting, threads_for
@@ -209,6 +210,7 @@ def profile_layers(model: nn.Module, input_shape: tuple[int, ...], setting: Sett
             for h in hooks:
                 h.remove()
         whole = time_call(lambda: model(x), dev, min_time_s=0.3)
+        inside = attribute(model, x, dev, min_time_s=0.3)
         for i, (name, m) in enumerate(layers):
             if on_layer is not None and on_layer(i, len(layers), name):
                 break
@@ -224,37 +226,74 @@ def profile_layers(model: nn.Module, input_shape: tuple[int, ...], setting: Sett
             secs = stats.median_ms / 1e3
             rows.append({"layer": name, "type": type(m).__name__, "kind": kind_of(m), "MACs": layer_macs,
                          "bytes": nbytes, "intensity FLOP/B": intensity(layer_macs, nbytes),
-                         "time ms": stats.median_ms, "GFLOP/s": 2 * layer_macs / secs / 1e9,
-                         "GB/s": nbytes / secs / 1e9, "attainable ms": best * 1e3, "bound": bound,
-                         "efficiency": best / secs})
-    frame = pd.DataFrame(rows, columns=["layer", "type", "kind", "MACs", "bytes", "intensity FLOP/B", "time ms",
-                                        "GFLOP/s", "GB/s", "attainable ms", "bound", "efficiency"])
-    frame.attrs.update(whole_ms=whole.median_ms, sum_ms=float(frame["time ms"].sum()), layers=len(layers),
-                       timed=len(frame))
+                         "in forward ms": inside.inside(name), "alone ms": stats.median_ms,
+                         "GFLOP/s": 2 * layer_macs / secs / 1e9, "GB/s": nbytes / secs / 1e9,
+                         "attainable ms": best * 1e3, "bound": bound, "efficiency": best / secs})
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    frame.attrs.update(whole_ms=whole.median_ms, sum_ms=float(frame["alone ms"].sum()), layers=len(layers),
+                       timed=len(frame), **accounting(inside, [n for n, _ in layers]))
     return frame
 
 
+COLUMNS = ["layer", "type", "kind", "MACs", "bytes", "intensity FLOP/B", "in forward ms", "alone ms", "GFLOP/s",
+           "GB/s", "attainable ms", "bound", "efficiency"]
+OWN_KINDS = {"blocks_own_ms": "blocks' own ops", "model_own_ms": "model's own forward"}
+
+
+def accounting(inside: Attribution, layers: list[str]) -> dict[str, Any]:
+    """How one whole forward's time divides: the layers (in forward), the blocks' own ops (what a container module
+    runs between its children: residual adds, reshapes), and the model's own forward outside any submodule."""
+    prefixes = tuple(n + "." for n in layers)
+    in_layers = sum(inside.inside(n) for n in layers)
+    blocks = {k: v for k, v in inside.own_ms.items()
+              if k and k not in layers and not k.startswith(prefixes) and v > 0}
+    top = dict(sorted(blocks.items(), key=lambda kv: -kv[1])[:8])
+    return {"forward_ms": inside.whole_ms, "clean_ms": inside.clean_ms, "in_layers_ms": in_layers,
+            "blocks_own_ms": sum(blocks.values()), "model_own_ms": inside.own_ms.get("", 0.0),
+            "top_blocks_own": top, "attribution_runs": inside.runs}
+
+
 def by_kind(frame: pd.DataFrame) -> pd.DataFrame:
-    """Share of time and of MACs per layer kind, in percent."""
-    g = frame.groupby("kind")[["time ms", "MACs"]].sum()
-    out = pd.DataFrame({"time %": 100 * g["time ms"] / max(g["time ms"].sum(), 1e-12),
+    """Share of the whole forward's time (in forward) and of the MACs per layer kind, in percent; the blocks' own
+    ops and the model's own forward are kinds of their own (no MACs are counted for them)."""
+    time_col = "in forward ms" if "in forward ms" in frame else "alone ms"
+    g = frame.groupby("kind")[[time_col, "MACs"]].sum()
+    for attr, kind in OWN_KINDS.items():
+        if frame.attrs.get(attr):
+            g.loc[kind] = [frame.attrs[attr], 0]
+    out = pd.DataFrame({"time %": 100 * g[time_col] / max(g[time_col].sum(), 1e-12),
                         "MACs %": 100 * g["MACs"] / max(g["MACs"].sum(), 1)})
-    return out.reindex([k for k in KINDS if k in out.index]).reset_index()
+    return out.reindex([k for k in (*KINDS, *OWN_KINDS.values()) if k in out.index]).reset_index()
+
+
+def upgrade(frame: pd.DataFrame) -> pd.DataFrame:
+    """A stored profile from before in-forward attribution: its one time column was the isolated replay."""
+    return frame.rename(columns={"time ms": "alone ms"})
 
 
 def sum_note(frame: pd.DataFrame) -> str:
-    """How the layers' times add up against the whole model's, honestly."""
-    whole, total = frame.attrs.get("whole_ms"), frame.attrs.get("sum_ms")
+    """How the time adds up, honestly: in one whole forward (what the layers, the blocks and the model itself own),
+    then the isolated replay the roofline's efficiency uses."""
+    whole, alone = frame.attrs.get("whole_ms"), frame.attrs.get("sum_ms")
     if not whole:
         return ""
-    pct = 100 * total / whole
-    why = ("" if 75 <= pct <= 125 else
-           " Timed alone, each layer pays its own call overhead (Python, dispatch, kernel launch) and starts with "
-           "cold caches, which the whole forward amortises or overlaps." if pct > 125 else
-           " The whole forward pays for work no layer owns (residual adds, reshapes, functional calls between "
-           "modules), and isolated layers may find their inputs still in cache.")
-    return (f"The {frame.attrs.get('timed', len(frame))} layers timed one by one add up to {total:.3g} ms, "
-            f"{pct:.0f}% of the whole forward's {whole:.3g} ms.{why}")
+    n = frame.attrs.get("timed", len(frame))
+    why = ("alone, each finds its input still in cache and skips what runs between layers" if alone < whole else
+           "alone, each pays its own call overhead and starts with cold caches, which a whole forward shares")
+    replay = (f"Timed alone, one by one (the “alone ms” column, which the roofline's efficiency uses), the {n} layers "
+              f"add up to {alone:.3g} ms, {100 * alone / whole:.0f}% of the clean forward's {whole:.3g} ms: {why}.")
+    forward = frame.attrs.get("forward_ms")
+    if not forward:
+        return replay + " This profile predates in-forward timing: profile it again to see the whole forward divided."
+    layers, blocks, model = (frame.attrs["in_layers_ms"], frame.attrs["blocks_own_ms"], frame.attrs["model_own_ms"])
+    owned = layers + blocks
+    top = ", ".join(f"{k} {v:.3g} ms" for k, v in list(frame.attrs.get("top_blocks_own", {}).items())[:3])
+    return (f"Inside one whole forward ({forward:.3g} ms with a timestamp at every module's entry and exit; "
+            f"{frame.attrs['clean_ms']:.3g} ms without them), the {n} layers own {layers:.3g} ms and the blocks' own "
+            f"ops (residual adds and reshapes between layers{': ' + top if top else ''}) {blocks:.3g} ms: the modules "
+            f"account for {100 * owned / forward:.1f}% of it (the “in forward ms” column). The rest, {model:.3g} ms "
+            f"({100 * model / forward:.1f}%), is the model's own forward outside any submodule (its functional calls "
+            f"and the timestamps of its direct children). {replay}")
 
 
 def predicted_ratio(a: pd.DataFrame, b: pd.DataFrame) -> float:

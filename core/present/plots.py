@@ -265,7 +265,7 @@ def roofline(frames: "dict[str, pd.DataFrame]", peak_gflops: float, bandwidth_gb
     for (label, f), symbol in zip(frames.items(), symbols):
         f = f[f["MACs"] > 0]
         for kind, part in f.groupby("kind", sort=False):
-            data = part[["layer", "kind", "MACs", "bytes", "time ms", "GB/s", "efficiency", "bound"]].to_numpy()
+            data = part[["layer", "kind", "MACs", "bytes", "alone ms", "GB/s", "efficiency", "bound"]].to_numpy()
             name = kind if len(frames) == 1 else f"{plot_text(label)}: {kind}"
             fig.add_scatter(
                 x=part["intensity FLOP/B"], y=part["GFLOP/s"], mode="markers", name=name, customdata=data,
@@ -274,7 +274,7 @@ def roofline(frames: "dict[str, pd.DataFrame]", peak_gflops: float, bandwidth_gb
                 legendgroup=kind, showlegend=len(frames) > 1 or kind not in shown_kinds,
                 hovertemplate=("<b>%{customdata[0]}</b> (%{customdata[1]})<br>%{customdata[2]:,} MACs · "
                                "%{customdata[3]:,} bytes<br>intensity %{x:.2f} FLOP/B · %{y:.1f} GFLOP/s · "
-                               "%{customdata[5]:.1f} GB/s<br>%{customdata[4]:.3f} ms · %{customdata[7]}-bound · "
+                               "%{customdata[5]:.1f} GB/s<br>%{customdata[4]:.3f} ms alone · %{customdata[7]}-bound · "
                                "efficiency %{customdata[6]:.0%}<extra></extra>"))
             shown_kinds.add(kind)
     fig.update_xaxes(type="log", title_text="arithmetic intensity (FLOPs per byte moved, log)",

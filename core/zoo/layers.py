@@ -8,7 +8,7 @@ import pandas as pd
 
 from core import jobs
 from core.jobs import store
-from core.measure.roofline import Ceilings, measure_ceilings, profile_layers
+from core.measure.roofline import Ceilings, measure_ceilings, profile_layers, upgrade
 from core.measure.settings import Setting
 from core.zoo.catalog import build, check_resolution, default_resolution, resolve_name
 from core.zoo.measure import setting_key, setting_meta
@@ -41,7 +41,7 @@ def cached_profile(model: str, resolution: int | None, setting: Setting) -> tupl
     hit = store.get_measurement(setting_key(arch, resolution or default_resolution(arch), 1, setting, "layers"))
     if hit is None:
         return None
-    frame = pd.DataFrame(hit["rows"])
+    frame = upgrade(pd.DataFrame(hit["rows"]))
     frame.attrs.update(hit["attrs"])
     return frame, Ceilings(**hit["ceilings"])
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from core import config as core_config
-from core.config import DataDirError, data_dir
+from core.config import DataDirError
 from core.finetune import bundle, runs, session
 from core.finetune.__main__ import main
 from core.jobs import lifecycle, store

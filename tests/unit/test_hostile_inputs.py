@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from core.blocks import BlockConfigError, check_input, create_block, resolve_config

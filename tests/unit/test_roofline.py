@@ -2,7 +2,9 @@
 kinds, the per-layer replay and how it adds up, and the cached backbone profile job."""
 from fractions import Fraction
 
+import pandas as pd
 import pytest
+import torch
 from torch import nn
 
 from core.measure import roofline as rl
@@ -67,13 +69,50 @@ def test_kinds_and_units():
 def test_layer_times_add_up_and_the_note_says_how():
     model = nn.Sequential(nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 64, 3, padding=1))
     frame = rl.profile_layers(model, (1, 64, 28, 28), Setting("cpu", "fp32", "contiguous", 1), FIXED)
-    assert list(frame["layer"]) == ["0", "1", "2"] and frame.attrs["sum_ms"] == pytest.approx(frame["time ms"].sum())
-    pct = 100 * frame.attrs["sum_ms"] / frame.attrs["whole_ms"]
-    assert rl.sum_note(frame).startswith(f"The 3 layers timed one by one add up to {frame.attrs['sum_ms']:.3g} ms, "
-                                         f"{pct:.0f}% of the whole forward's")
+    assert list(frame["layer"]) == ["0", "1", "2"] and frame.attrs["sum_ms"] == pytest.approx(frame["alone ms"].sum())
+    a = frame.attrs
+    # in one whole forward: the layers, the blocks' own ops and the model's own forward are the whole, exactly
+    assert a["in_layers_ms"] == pytest.approx(frame["in forward ms"].sum())
+    assert a["in_layers_ms"] + a["blocks_own_ms"] + a["model_own_ms"] == pytest.approx(a["forward_ms"])
+    assert a["in_layers_ms"] / a["forward_ms"] >= 0.9          # a Sequential runs nothing between its layers
+    note = rl.sum_note(frame)
+    assert note.startswith(f"Inside one whole forward ({a['forward_ms']:.3g} ms with a timestamp at every module's")
+    assert f"the 3 layers own {a['in_layers_ms']:.3g} ms" in note
+    pct = 100 * a["sum_ms"] / a["whole_ms"]
+    assert f"the 3 layers add up to {a['sum_ms']:.3g} ms, {pct:.0f}% of the clean forward's" in note
     shares = rl.by_kind(frame)
     assert shares["MACs %"].sum() == pytest.approx(100) and shares["time %"].sum() == pytest.approx(100)
     assert shares.set_index("kind").loc["activation", "MACs %"] == 0
+
+
+def test_a_blocks_own_residual_add_counts_for_the_block():
+    from core.measure.attribution import attribute
+
+    class Residual(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(32, 32, 1)
+
+        def forward(self, x):
+            y = self.conv(x)
+            for _ in range(200):             # work the block does itself, between (and after) its children
+                y = y + x
+            return y
+    model = nn.Sequential(Residual(), nn.ReLU())
+    with torch.inference_mode():
+        a = attribute(model, torch.randn(1, 32, 64, 64), torch.device("cpu"), min_time_s=0.1)
+    assert a.own_ms["0"] > 5 * a.own_ms["0.conv"]             # the adds belong to the block, not its conv
+    assert a.inside("0") == pytest.approx(a.own_ms["0"] + a.own_ms["0.conv"])
+    assert sum(a.own_ms.values()) == pytest.approx(a.whole_ms)
+    assert a.own_ms[""] < 0.1 * a.whole_ms                     # the Sequential itself runs almost nothing
+
+
+def test_a_stored_profile_from_before_is_read_with_its_replay_column():
+    old = pd.DataFrame({"layer": ["0"], "kind": ["norm"], "MACs": [0], "time ms": [1.0]})
+    old.attrs.update(whole_ms=2.0, sum_ms=1.0, timed=1)
+    frame = rl.upgrade(old)
+    frame.attrs.update(old.attrs)
+    assert "alone ms" in frame and "profile it again" in rl.sum_note(frame)
 
 
 def test_ceilings_are_cached_in_the_store():
