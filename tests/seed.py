@@ -1,6 +1,6 @@
 """A data directory as a week of use leaves it: finished, failed and cancelled runs made through the CLI and the
-launcher, a freezing-depth experiment, and backbone measurements of two models at two resolutions with
-throughput sweeps. ``python -m tests.seed DIR`` fills DIR (it sets ARCHSCOPE_DATA_DIR itself) and prints JSON.
+launcher, a freezing-depth experiment, backbone measurements of two models at two resolutions with throughput
+sweeps, and deployment measurements (a block pair and a backbone in eager, ONNX Runtime fp32 and int8). ``python -m tests.seed DIR`` fills DIR (it sets ARCHSCOPE_DATA_DIR itself) and prints JSON.
 
 Kept tiny (64 px, 1-2 epochs, 8 images a class) so that it takes about a minute on 2 cores."""
 from __future__ import annotations
@@ -17,6 +17,8 @@ TINY = ["--data", "demo", "--demo-per-class", "8", "--demo-size", "64", "--image
         "--threads", "1", "--quiet"]
 MODELS = ("mobilenetv3_small_100", "resnet18")
 RESOLUTIONS = (64, 96)
+DEPLOY_RUNTIMES = ("eager", "onnx", "onnx-int8")
+DEPLOY_MODEL = "mobilenetv3_small_100"
 
 
 def wait(pred, timeout: float = 240.0) -> None:
@@ -58,9 +60,16 @@ def seed(folder: Path) -> dict:
     runs.request_cancel(cancelled)
     wait(lambda: not runs.get(cancelled).active)
     wait(lambda: not jobs.get(exp.id).active and not jobs.get(measured[1].id).active)
+    from core.deploy.measure import Target, measure_group
+    from core.measure.compare import PRESETS, entry_cfg
+    (chs, hw), pair = next(iter(PRESETS.values()))          # the Deploy tab's default preset
+    deployed = measure_group([Target.block(e.block, entry_cfg(e, chs), (1, chs, hw, hw), e.label) for e in pair],
+                             DEPLOY_RUNTIMES, default_threads(), max_time_s=3)
+    deployed += measure_group([Target.model(DEPLOY_MODEL)], DEPLOY_RUNTIMES, default_threads(), max_time_s=3)
     statuses = {r.name: r.status for r in runs.all_runs()}
     return {"seconds": round(time.time() - t0, 1), "cli_exit_codes": codes, "runs": statuses,
-            "experiment": jobs.get(exp.id).status, "measure_jobs": [jobs.get(j.id).status for j in measured]}
+            "experiment": jobs.get(exp.id).status, "measure_jobs": [jobs.get(j.id).status for j in measured],
+            "deployed": {r["label"]: sorted(r["runtimes"]) for r in deployed}}
 
 
 if __name__ == "__main__":

@@ -296,3 +296,46 @@ def kind_shares(shares: pd.DataFrame) -> go.Figure:
     fig.update_layout(barmode="group", height=150 + 55 * len(shares), margin=dict(t=10, b=10),
                       legend=dict(orientation="h", y=-0.25), bargap=0.25)
     return fig
+
+
+RUNTIME_COLOURS = {"PyTorch eager": "#636efa", "torch.compile": "#ab63fa", "ONNX Runtime fp32": "#00cc96",
+                   "ONNX Runtime int8": "#ef553b"}
+
+
+def deploy_latency(table: pd.DataFrame, budget_ms: float) -> go.Figure:
+    """Batch-1 latency against MACs, one colour per runtime, p10-p90 as error bars, log-log, with the real-time
+    budget as a line: which models fit it in which runtime."""
+    fig = go.Figure()
+    ok = table[table["median ms"].notna()]
+    for runtime, part in ok.groupby("runtime", sort=False):
+        fig.add_scatter(x=part["MACs"], y=part["median ms"], mode="markers+text", name=runtime,
+                        text=[plot_text(t) for t in part["target"]], textposition="top center",
+                        marker=dict(size=11, color=RUNTIME_COLOURS.get(runtime, "#999")),
+                        error_y=dict(type="data", symmetric=False, array=part["p90 ms"] - part["median ms"],
+                                     arrayminus=part["median ms"] - part["p10 ms"], thickness=1),
+                        hovertemplate="%{text}<br>%{x:.3s} MACs · %{y:.2f} ms<extra>" + plot_text(runtime) + "</extra>")
+    if len(ok):
+        lo, hi = float(ok["MACs"].min()) / 2, float(ok["MACs"].max()) * 2
+        fig.add_scatter(x=[lo, hi], y=[budget_ms, budget_ms], mode="lines", name=f"{budget_ms:g} ms real-time budget",
+                        line=dict(color="#333", dash="dash"), hoverinfo="skip")
+    fig.update_xaxes(type="log", title_text="MACs per image (log)")
+    fig.update_yaxes(type="log", title_text="batch-1 latency, median (ms, log)")
+    fig.update_layout(height=460, margin=dict(t=30, b=10), legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+def deploy_pair(pair: pd.DataFrame, label_b: str) -> go.Figure:
+    """How many times faster block B runs than A in each runtime, against its MAC ratio (the dashed line)."""
+    fig = go.Figure()
+    fig.add_bar(x=pair["runtime"], y=pair["measured speed-up"], name=f"{plot_text(label_b)}: measured speed-up",
+                marker_color=[RUNTIME_COLOURS.get(r, "#999") for r in pair["runtime"]],
+                texttemplate="%{y:.2f}×", textposition="outside")
+    if len(pair):
+        ratio = float(pair["MAC ratio"].iloc[0])
+        fig.add_scatter(x=list(pair["runtime"]), y=[ratio] * len(pair), mode="lines+text", name=f"MAC ratio {ratio:.2f}×",
+                        line=dict(color="#333", dash="dash"), text=["", f"MAC ratio {ratio:.2f}×"] + [""] * (len(pair) - 2),
+                        textposition="top left")
+    fig.update_yaxes(title_text="times faster than the first block (×)", rangemode="tozero")
+    fig.update_xaxes(title_text="runtime")
+    fig.update_layout(height=380, margin=dict(t=30, b=10), legend=dict(orientation="h", y=-0.3))
+    return fig

@@ -33,11 +33,26 @@ def test_changing_channels_updates_parameter_count(page, app_url):
 
 def test_impossible_config_shows_a_message(page, app_url):
     open_blocks(page, app_url)
-    box = page.get_by_label("Output channels")
-    box.fill("0")
+    box = page.get_by_label("Spatial size H = W")
+    box.fill("2")
     box.press("Enter")
-    expect(page.locator("[data-testid='stAlert']").filter(has_text="out_chs = 0 is impossible")).to_be_visible()
+    expect(page.locator("[data-testid='stAlert']").filter(has_text="3x3 kernel is larger than the 2x2 input")
+           ).to_be_visible()
     assert page.locator("[data-testid='stException']").count() == 0
+
+
+def test_a_link_with_a_huge_block_is_refused_and_the_server_lives(page, app_url):
+    import urllib.request
+    page.goto(f"{app_url}/?explore.block=conv&conv.batch=1024&conv.hw=1024")
+    wait_idle(page)
+    alert = page.locator("[data-testid='stAlert']").filter(has_text="refused: block 'conv' at batch 1024 costs")
+    expect(alert).to_be_visible()
+    expect(alert).to_contain_text("over the cap of 200 GMACs")
+    page.goto(f"{app_url}/?explore.block=conv&conv.batch=100000")      # over the widget's bound: the default
+    wait_idle(page)
+    expect(first_metric(page)).to_have_text("590,336")
+    assert page.locator("[data-testid='stException']").count() == 0
+    assert urllib.request.urlopen(f"{app_url}/_stcore/health", timeout=5).status == 200
 
 
 def test_every_tab_opens_without_exception(page, app_url):

@@ -1,0 +1,243 @@
+"""One target (a timm backbone or a block) in every runtime: prepared, checked for parity, timed interleaved round
+by round against eager with the one timer and the same threads, reported as a speed-up with its interval, and kept
+in the store keyed by target, resolution, runtime, threads and library versions."""
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from core.deploy import calibration, runtimes
+from core.deploy.quantize import cpu_isa
+from core.jobs import store
+from core.measure.settings import threads_for
+from core.measure.timing import time_interleaved
+
+KIND = "deploy"
+PARITY_INPUTS = 32
+CALIBRATION_IMAGES = 64
+
+
+@dataclass(frozen=True)
+class Target:
+    """What to deploy: a timm architecture at a resolution, or a registered block at an input shape."""
+
+    kind: str                                   # 'model' or 'block'
+    name: str
+    shape: tuple[int, ...]
+    cfg: tuple[tuple[str, Any], ...] = ()
+    label: str = ""
+
+    @classmethod
+    def model(cls, name: str, resolution: int | None = None) -> "Target":
+        from core.zoo.catalog import check_resolution, default_resolution, resolve_name
+        arch = resolve_name(name)
+        res = resolution or default_resolution(arch)
+        check_resolution(res)
+        return cls("model", arch, (1, 3, res, res), label=arch)
+
+    @classmethod
+    def block(cls, name: str, cfg: dict[str, Any], shape: tuple[int, ...], label: str = "") -> "Target":
+        from core.blocks import check_input, resolve_config
+        resolved = resolve_config(name, **cfg)
+        check_input(name, resolved, tuple(shape))
+        return cls("block", name, tuple(shape), tuple(sorted(resolved.items())), label or name)
+
+    @property
+    def key(self) -> str:
+        if self.kind == "model":
+            return self.name
+        return f"block:{self.name}:" + json.dumps(dict(self.cfg), sort_keys=True) + ":" + "x".join(map(str, self.shape))
+
+    @property
+    def resolution(self) -> int:
+        return int(self.shape[-1])
+
+    def build(self) -> nn.Module:
+        if self.kind == "model":
+            import timm
+
+            from core.zoo.catalog import check_budget
+            check_budget(self.name, self.resolution, lambda: timm.create_model(self.name, exportable=True))
+            return timm.create_model(self.name, pretrained=False, exportable=True).eval()
+        from core.blocks import create_block
+        return create_block(self.name, **dict(self.cfg)).eval()
+
+    def macs(self) -> int:
+        if self.kind == "model":
+            from core.zoo.measure import count
+            return int(count(self.name, self.resolution)["macs"])
+        from core.blocks import block_cost
+        return int(block_cost(self.name, self.shape, **dict(self.cfg)).macs)
+
+
+def versions() -> dict[str, str]:
+    out = {}
+    for pkg in ("torch", "timm", "onnx", "onnxruntime", "onnxscript"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "missing"
+    return out
+
+
+def _versions_key() -> str:
+    return " ".join(f"{k} {v}" for k, v in versions().items())
+
+
+def environment(threads: int) -> dict[str, Any]:
+    return {**cpu_isa(), "threads": threads, "inter_op_threads": 1, "device": "cpu", "precision": "fp32 input",
+            "batch": 1, "versions": versions()}
+
+
+def _inputs(target: Target) -> tuple[np.ndarray, np.ndarray, str]:
+    """Parity inputs and calibration inputs (disjoint real images) and where they came from."""
+    n = PARITY_INPUTS + CALIBRATION_IMAGES
+    if target.kind == "model":
+        data, source = calibration.images(n, target.resolution)
+    else:
+        data, source = calibration.feature_maps(n, tuple(target.shape[1:]))       # type: ignore[arg-type]
+    return data[:PARITY_INPUTS], data[PARITY_INPUTS:], source
+
+
+def _row(p: runtimes.Prepared, lat: Any = None, ratio: Any = None, eager: Any = None) -> dict[str, Any]:
+    """One runtime's figures. ``ratio`` is against the group's first call and ``eager`` this target's eager ratio
+    against the same call, so the speed-up is against this target's own eager, from the same rounds."""
+    row: dict[str, Any] = {"runtime": p.runtime, "label": p.label, "prepare_s": round(p.prepare_s, 3),
+                           "first_call_ms": p.first_call_ms, "size_bytes": p.size_bytes, "parity": p.parity,
+                           "detail": p.detail, "error": p.error}
+    if lat is not None:
+        base = eager.ratio if eager is not None else 1.0
+        row.update(median_ms=lat.median_ms, p10_ms=lat.p10_ms, p90_ms=lat.p90_ms, mean_ms=lat.mean_ms,
+                   speedup_vs_eager={"ratio": ratio.ratio / base, "low": ratio.low / base,
+                                     "high": ratio.high / base, "p10": ratio.p10 / base, "p90": ratio.p90 / base})
+    return row
+
+
+def explain_int8(rows: dict[str, dict[str, Any]]) -> str:
+    """Why int8 is slower than fp32 here, when it is: the nodes that stayed in float."""
+    fp32, int8 = rows.get("onnx", {}), rows.get("onnx-int8", {})
+    if not fp32.get("median_ms") or not int8.get("median_ms") or int8["median_ms"] <= fp32["median_ms"]:
+        return ""
+    floats = int8["detail"].get("float_nodes", {})
+    n = sum(floats.values())
+    top = ", ".join(f"{op} ×{k}" for op, k in list(floats.items())[:5])
+    return (f"int8 is {int8['median_ms'] / fp32['median_ms']:.2f}× slower than ONNX Runtime fp32 here: {n} nodes "
+            f"run in float ({top}): ONNX Runtime has no int8 kernel for them, so a DequantizeLinear before and a "
+            "QuantizeLinear after each converts the activations out of int8 and back, and those conversions cost "
+            "more than the int8 convolutions save.")
+
+
+def _prepare(target: Target, names: tuple[str, ...], threads: int, work: Path, compile_timeout_s: float,
+             step: Callable[[str], bool]) -> tuple[nn.Module, list[runtimes.Prepared], str]:
+    """The target built and every runtime in ``names`` prepared (eager first); a runtime that fails says why."""
+    step(f"{target.label}: building")
+    model = target.build()
+    parity_in, calib_in, source = _inputs(target)
+    x = torch.from_numpy(parity_in[:1].copy())
+    prepared = [runtimes.eager(model, x)]
+    fp32_path = ""
+    for name in names[1:]:
+        if step(f"{target.label}: preparing {runtimes.LABELS[name]}"):
+            break
+        t = time.perf_counter()
+        try:
+            if name == "compile":
+                prepared.append(runtimes.compiled(model, x, compile_timeout_s))
+            elif name == "onnx" or (name == "onnx-int8" and not fp32_path):
+                fp32, fp32_path = runtimes.onnx_fp32(model, target.shape, work, threads, parity_in,
+                                                     name=_slug(target))
+                if name == "onnx":
+                    prepared.append(fp32)
+            if name == "onnx-int8":
+                prepared.append(runtimes.onnx_int8(model, fp32_path, target.shape, work, threads, parity_in,
+                                                   calib_in, source, name=_slug(target)))
+        except Exception as err:  # noqa: BLE001  one runtime failing never stops the others
+            prepared.append(runtimes.failed(name, err, time.perf_counter() - t))
+    return model, prepared, source
+
+
+def _slug(target: Target) -> str:
+    return "".join(c if c.isalnum() else "_" for c in target.label)[:40] or "model"
+
+
+def measure_group(targets: list[Target], names: tuple[str, ...] = runtimes.RUNTIMES, threads: int = 1,
+                  workdir: str | Path | None = None, compile_timeout_s: float = runtimes.COMPILE_TIMEOUT_S,
+                  max_time_s: float = 20.0, on_step: Callable[[str], bool] | None = None) -> list[dict[str, Any]]:
+    """Every target in every runtime of ``names``, all timed in one interleaved group (so two blocks compare as a
+    comparison); each result is stored and returned (JSON-able)."""
+    step = on_step or (lambda _msg: False)
+    names = runtimes.parse_runtimes(",".join(names))
+    work = Path(workdir or tempfile.mkdtemp(prefix="archscope-deploy-"))
+    work.mkdir(parents=True, exist_ok=True)
+    built: list[tuple[Target, nn.Module, list[runtimes.Prepared], str]] = []
+    with threads_for(threads), torch.inference_mode():
+        for target in targets:
+            built.append((target, *_prepare(target, names, threads, work, compile_timeout_s, step)))
+        ready = [p for _, _, prepared, _ in built for p in prepared if p.call is not None]
+        step(f"timing {len(ready)} runtime(s) interleaved")
+        timed = time_interleaved([p.call for p in ready], "cpu", round_time_s=0.05, min_rounds=15,  # type: ignore[misc]
+                                 max_time_s=max_time_s) if len(ready) > 1 else None
+    index = {id(p): i for i, p in enumerate(ready)}
+    results = []
+    for target, model, prepared, source in built:
+        eager_i = index.get(id(prepared[0]))
+        eager = timed.ratios[eager_i] if timed is not None and eager_i is not None else None
+        rows = {p.runtime: _row(p, *((timed.latency[index[id(p)]], timed.ratios[index[id(p)]], eager)
+                                     if timed is not None and id(p) in index else (None, None, None)))
+                for p in prepared}
+        if rows.get("onnx", {}).get("median_ms") and rows.get("onnx-int8", {}).get("median_ms"):
+            rows["onnx-int8"]["slower_than_fp32"] = rows["onnx-int8"]["median_ms"] > rows["onnx"]["median_ms"]
+        result = {"target": target.key, "label": target.label, "kind": target.kind, "input_shape": list(target.shape),
+                  "resolution": target.resolution, "macs": target.macs(),
+                  "params": sum(p.numel() for p in model.parameters()), "calibration_source": source,
+                  "runtimes": rows, "int8_explanation": explain_int8(rows),
+                  "timing": {"rounds": timed.rounds if timed else 0, "busy": bool(timed and timed.busy),
+                             "note": timed.note() if timed else "", "group": [t.label for t in targets]},
+                  "environment": environment(threads), "measured_at": time.time()}
+        save(result, threads)
+        results.append(result)
+    return results
+
+
+def measure(target: Target, names: tuple[str, ...] = runtimes.RUNTIMES, threads: int = 1, **kw: Any) -> dict[str, Any]:
+    """One target in every runtime of ``names``, timed interleaved against its eager (see ``measure_group``)."""
+    return measure_group([target], names, threads, **kw)[0]
+
+
+def _key(target_key: str, resolution: int, runtime: str, threads: int) -> str:
+    return store.measurement_key(KIND, target_key, resolution, 1, "cpu", runtime, "contiguous", threads,
+                                 _versions_key())
+
+
+def save(result: dict[str, Any], threads: int) -> None:
+    """One row per runtime; each keeps the target's figures and the timing it shared."""
+    shared = {k: v for k, v in result.items() if k != "runtimes"}
+    for runtime, row in result["runtimes"].items():
+        meta = {"model": result["target"], "resolution": result["resolution"], "batch": 1, "device": "cpu",
+                "precision": runtime, "memory_format": "contiguous", "threads": threads,
+                "torch_version": _versions_key()}
+        try:
+            store.put_measurement(_key(result["target"], result["resolution"], runtime, threads), KIND, meta,
+                                  {**shared, "runtime": row})
+        except store.StoreError:
+            pass                      # a read-only store: the result is still shown, just not kept
+
+
+def cached(target_key: str, resolution: int, threads: int) -> dict[str, Any] | None:
+    """The stored result of a target at this resolution and thread count, with these library versions."""
+    rows = [store.get_measurement(_key(target_key, resolution, rt, threads)) for rt in runtimes.RUNTIMES]
+    rows = [r for r in rows if r is not None]
+    if not rows:
+        return None
+    latest = max(rows, key=lambda r: r["measured_at"])
+    return {**{k: v for k, v in latest.items() if k != "runtime"},
+            "runtimes": {r["runtime"]["runtime"]: r["runtime"] for r in rows}}

@@ -1,0 +1,68 @@
+"""Deployment results as tables for the pages (no drawing here): one row per target and runtime, the models that fit
+a latency budget per runtime, and a pair of blocks per runtime (the MAC ratio against the measured speed-up)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from core.deploy.runtimes import LABELS, RUNTIMES
+
+BUDGET_MS = 30.0          # the lecture's real-time budget
+COLUMNS = ["target", "runtime", "median ms", "p10 ms", "p90 ms", "speed-up vs eager", "speed-up low",
+           "speed-up high", "first call ms", "prepare s", "size MiB", "max abs diff", "top-1 agreement %", "MACs",
+           "status"]
+
+
+def frame(results: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per (target, runtime), in the runtimes' order; a runtime that could not be had says why."""
+    rows = []
+    for r in results:
+        for name in RUNTIMES:
+            row = r["runtimes"].get(name)
+            if row is None:
+                continue
+            sp = row.get("speedup_vs_eager") or {}
+            parity = row.get("parity") or {}
+            status = row["error"] or ("slower than ONNX Runtime fp32" if row.get("slower_than_fp32") else "ok")
+            rows.append({"target": r["label"], "runtime": LABELS[name], "median ms": row.get("median_ms"),
+                         "p10 ms": row.get("p10_ms"), "p90 ms": row.get("p90_ms"),
+                         "speed-up vs eager": sp.get("ratio"), "speed-up low": sp.get("low"),
+                         "speed-up high": sp.get("high"), "first call ms": row.get("first_call_ms"),
+                         "prepare s": row.get("prepare_s"),
+                         "size MiB": row["size_bytes"] / 2**20 if row.get("size_bytes") else None,
+                         "max abs diff": parity.get("max_abs_diff"),
+                         "top-1 agreement %": None if parity.get("top1_agreement") is None
+                         else 100 * parity["top1_agreement"], "MACs": r["macs"], "status": status})
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def fits(table: pd.DataFrame, budget_ms: float = BUDGET_MS) -> pd.DataFrame:
+    """Per runtime, the targets whose median latency is within the budget."""
+    ok = table[table["median ms"].notna() & (table["median ms"] <= budget_ms)]
+    out = ok.groupby("runtime", sort=False)["target"].agg(lambda s: ", ".join(s)).reindex(
+        [LABELS[n] for n in RUNTIMES]).dropna()
+    return out.rename("within the budget").reset_index()
+
+
+def pair(a: dict[str, Any], b: dict[str, Any]) -> pd.DataFrame:
+    """B against A in each runtime both ran: their medians (from the same interleaved rounds) and how many times
+    faster B runs, beside how many times fewer MACs it has."""
+    mac_ratio = a["macs"] / max(b["macs"], 1)
+    rows = []
+    for name in RUNTIMES:
+        ra, rb = a["runtimes"].get(name, {}), b["runtimes"].get(name, {})
+        if ra.get("median_ms") and rb.get("median_ms"):
+            rows.append({"runtime": LABELS[name], f"{a['label']} ms": ra["median_ms"],
+                         f"{b['label']} ms": rb["median_ms"], "measured speed-up": ra["median_ms"] / rb["median_ms"],
+                         "MAC ratio": mac_ratio})
+    return pd.DataFrame(rows)
+
+
+PHONE_CSV = Path(__file__).resolve().parents[2] / "assets" / "phone_latency.csv"
+
+
+def published_phone_latency() -> pd.DataFrame:
+    """Published phone latencies with their device, runtime, precision, threads and source (see the CSV's header)."""
+    return pd.read_csv(PHONE_CSV, comment="#")

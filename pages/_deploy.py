@@ -1,0 +1,91 @@
+"""The deployment view shared by the Block explorer's Deploy tab and Compare backbones' Deployment tab: the runtimes
+to measure, the background job with its progress, and the per-runtime table with what parity and int8 say."""
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from core import jobs
+from core.deploy import job as deploy_job
+from core.deploy import report
+from core.deploy.measure import Target, cached
+from core.deploy.runtimes import LABELS, RUNTIMES, compiler
+from core.present import fmt
+from pages._widgets import store_errors_shown, table
+
+
+def pick_runtimes(key: str) -> tuple[str, ...]:
+    chosen = st.multiselect("Runtimes", list(RUNTIMES), default=list(RUNTIMES), key=key, bind="query-params",
+                            format_func=LABELS.get,
+                            help="Each is prepared (exported, compiled, quantized: timed apart) and then timed "
+                                 "interleaved, round by round, against PyTorch eager with the same threads.")
+    if "compile" in chosen:
+        st.caption("torch.compile compiles for a minute or more on a small CPU; its seconds are shown as its "
+                   "prepare time." + ("" if compiler() else " No C++ compiler was found here, so its row will "
+                                      "say how to get one."))
+    return tuple(chosen) or ("eager",)
+
+
+def results_of(targets: list[Target], threads: int) -> list[dict[str, Any] | None]:
+    return [cached(t.key, t.resolution, threads) for t in targets]
+
+
+def controls(targets: list[Target], threads: int, names: tuple[str, ...], key: str) -> bool:
+    """The job's progress while one runs, else a button that measures what is not stored yet; True while running."""
+    running = jobs.latest(deploy_job.KIND)
+    if running is not None and running.active:
+        progress(key)
+        return True
+    if running is not None and running.status in ("failed", "cancelled"):
+        (st.error if running.status == "failed" else st.caption)(
+            f"The last deployment job {running.status} (#{running.id}): {fmt.md(running.error or running.message)}")
+    missing = [t for t, r in zip(targets, results_of(targets, threads))
+               if r is None or any(n not in r["runtimes"] for n in names)]
+    label = (f"Measure {len(missing)} target(s) in {len(names)} runtime(s)" if missing
+             else "Measure again")
+    if st.button(label, key=f"{key}.start", type="primary" if missing else "secondary"):
+        try:
+            deploy_job.start(targets, threads, names, refresh=True)
+            st.rerun()
+        except (RuntimeError, ValueError) as err:
+            st.error(fmt.md(err))
+    return False
+
+
+@st.fragment(run_every=1.0)
+def progress(key: str) -> None:
+    with store_errors_shown():
+        job = jobs.latest(deploy_job.KIND)
+        if job is None or not job.active:
+            st.rerun()
+            return
+        eta = job.eta_s()
+        st.progress(min(job.done / max(job.total, 1), 1.0),
+                    text=(job.message or "starting…") + (f" · about {eta:.0f} s left" if eta is not None else ""))
+        if st.button("Stop", key=f"{key}.stop"):
+            jobs.request_cancel(job.id)
+
+
+def show_results(results: list[dict[str, Any]], key: str) -> None:
+    """The per-runtime table, then what each result says beyond it (refusals, int8 slower than fp32, busy)."""
+    frame = report.frame(results)
+    table(frame.drop(columns=["speed-up low", "speed-up high"]), width="stretch", key=f"{key}.table",
+          column_config={"speed-up vs eager": st.column_config.NumberColumn(format="%.2f×"),
+                         "max abs diff": st.column_config.NumberColumn(format="%.2e"),
+                         "size MiB": st.column_config.NumberColumn(format="%.2f")})
+    for r in results:
+        if r["int8_explanation"]:
+            st.warning(fmt.md(f"{r['label']}: {r['int8_explanation']}"))
+        for row in r["runtimes"].values():
+            if row["error"]:
+                st.info(fmt.md(f"{r['label']} · {row['label']}: {row['error']}"))
+        if r["timing"]["busy"]:
+            st.warning(fmt.md(r["timing"]["note"]))
+    env = results[0]["environment"]
+    flags = ", ".join(f for f in ("avx512_vnni", "avx_vnni", "amx_int8", "avx512f", "avx2") if env.get(f)) or "none"
+    versions = " · ".join(f"{k} {v}" for k, v in env["versions"].items())
+    st.caption(f"Measured on {fmt.md(env['cpu'])} (ISA: {flags}) · {env['threads']} intra-op thread(s) for torch and "
+               f"ONNX Runtime, 1 inter-op · batch 1 · fp32 input · {versions}. Speed-up = the median of the per-round "
+               "ratios against this target's eager, with a ~95% interval; parity on 32 real images (ONNX fp32 is "
+               "refused above 1e-4), int8 calibrated on 64 others, " + fmt.md(results[0]["calibration_source"]) + ".")

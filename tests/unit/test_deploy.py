@@ -1,0 +1,159 @@
+"""The deployment package: ONNX parity on blocks and backbones, a refused over-tolerance export, resnet50's int8
+graph with quantized convolutions, why int8 can be slower (float nodes), the runtimes' rows and the CLI's errors."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from core.blocks import create_block
+from core.deploy import DeployError, calibration, runtimes
+from core.deploy import parity as par
+from core.deploy.__main__ import main
+from core.deploy.export import export
+from core.deploy.measure import Target, cached, measure_group
+from core.deploy.quantize import choose, node_precision, quantize
+
+
+def feature_inputs(c: int, hw: int, n: int = 32) -> np.ndarray:
+    return calibration.feature_maps(n, (c, hw, hw))[0]
+
+
+@pytest.mark.parametrize("block, cfg, c, hw", [
+    ("conv", {"in_chs": 32, "out_chs": 32}, 32, 14),
+    ("depthwise_separable", {"in_chs": 32, "out_chs": 64}, 32, 14),
+    ("mbconv", {"in_chs": 16, "out_chs": 16}, 16, 14),
+])
+def test_blocks_export_to_onnx_within_tolerance(tmp_path, block, cfg, c, hw):
+    model = create_block(block, **cfg).eval()
+    ex = export(model, (1, c, hw, hw), tmp_path / "b.onnx")
+    assert ex.exporter == "torchscript (dynamo=False)" and ex.opset == 18
+    sess = runtimes.session(ex.path, 1)
+    assert sess.get_inputs()[0].shape[0] == "batch"                   # a dynamic batch axis
+    p = par.compare(model, sess, feature_inputs(c, hw))
+    assert p.n_inputs == 32 and p.max_abs_diff <= 1e-4 and p.ok
+
+
+@pytest.mark.parametrize("arch, res", [("mobilenetv3_small_100", 96), ("efficientnet_lite0", 96)])
+def test_backbones_export_within_tolerance_and_agree_on_every_top1(tmp_path, arch, res):
+    import timm
+    model = timm.create_model(arch, exportable=True).eval()
+    images, source = calibration.images(32, res)
+    assert source.startswith("the generated demo set")
+    ex = export(model, (1, 3, res, res), tmp_path / "m.onnx")
+    p = par.compare(model, runtimes.session(ex.path, 1), images)
+    assert p.max_abs_diff <= 1e-4 and p.top1_agreement == 1.0
+
+
+class TracedBranch(nn.Module):
+    """Python control flow on the data: the TorchScript exporter records the branch its example input took."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 1)
+        nn.init.constant_(self.conv.weight, 0.1)          # the output's sign is the input's
+        nn.init.zeros_(self.conv.bias)
+
+    def forward(self, x):
+        y = self.conv(x)
+        if float(y.mean()) > 0:
+            return y * 2
+        return y * -3
+
+
+def test_an_export_over_tolerance_is_refused_with_both_figures(tmp_path):
+    torch.manual_seed(0)
+    model = TracedBranch().eval()
+    inputs = np.concatenate([np.full((4, 3, 8, 8), 5, np.float32), np.full((4, 3, 8, 8), -5, np.float32)])
+    with pytest.raises(DeployError, match=r"refused: the ONNX export does not match the PyTorch model: max abs "
+                                          r"difference [\d.e+-]+ over 8 inputs \(tolerance 0.0001\).*it is not timed"):
+        runtimes.onnx_fp32(model, (1, 3, 8, 8), tmp_path, 1, inputs)
+
+
+def test_resnet50_int8_graph_has_quantized_convolutions(tmp_path):
+    import timm
+    model = timm.create_model("resnet50", exportable=True).eval()
+    ex = export(model, (1, 3, 64, 64), tmp_path / "r50.onnx")
+    calib, source = calibration.images(16, 64)
+    q = quantize(ex.path, tmp_path / "r50.int8.onnx", calib, source)
+    assert q.quantized_nodes["Conv"] == 53 and "Conv" not in q.float_nodes     # every convolution runs in int8
+    assert q.config.format == "QDQ" and q.config.per_channel and q.config.activation_type == "uint8"
+    assert q.config.calibration_count == 16 and q.config.calibration_source.startswith("the generated demo set")
+    import onnx
+    ops = {n.op_type for n in onnx.load(q.path).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops
+
+
+def test_the_activation_type_and_reduce_range_follow_the_cpu():
+    assert choose({"vnni": True}).reduce_range is False
+    assert choose({"vnni": False}).reduce_range is True
+    assert choose({"vnni": False}).activation_type == "uint8"
+
+
+def test_hard_swish_and_squeeze_excite_stay_in_float(tmp_path):
+    import timm
+    model = timm.create_model("mobilenetv3_small_100", exportable=True).eval()
+    ex = export(model, (1, 3, 64, 64), tmp_path / "m.onnx")
+    q = quantize(ex.path, tmp_path / "m.int8.onnx", calibration.images(16, 64)[0], "demo")
+    floats, quants = node_precision(q.path)
+    assert floats == {"HardSwish": 19, "ReduceMean": 9, "HardSigmoid": 9}      # 9 squeeze-excites, 19 activations
+    assert quants["Conv"] == 53
+
+
+def test_no_compiler_is_a_row_with_the_reason(monkeypatch):
+    monkeypatch.setattr(runtimes, "compiler", lambda: None)
+    p = runtimes.compiled(nn.Conv2d(3, 3, 1), torch.randn(1, 3, 8, 8))
+    assert p.call is None and p.error.startswith("torch.compile needs a C++ compiler (g++) on a CPU")
+    assert "apt-get install g++" in p.error
+
+
+def test_a_compile_that_overruns_its_time_is_stopped(monkeypatch):
+    import time as _time
+
+    def slow(model):
+        _time.sleep(5)
+        return model
+    monkeypatch.setattr(runtimes.torch, "compile", slow)
+    t = _time.perf_counter()
+    p = runtimes.compiled(nn.Conv2d(3, 3, 1), torch.randn(1, 3, 8, 8), timeout_s=0.5)
+    assert _time.perf_counter() - t < 3
+    assert p.call is None and p.error == "torch.compile did not finish within 0 s; it was stopped"
+
+
+def test_a_pair_timed_together_is_stored_per_runtime_and_read_back():
+    pair = [Target.block("conv", {"in_chs": 16, "out_chs": 16}, (1, 16, 14, 14), "conv"),
+            Target.block("depthwise_separable", {"in_chs": 16, "out_chs": 16}, (1, 16, 14, 14), "dws")]
+    results = measure_group(pair, ("eager", "onnx", "onnx-int8"), 1, max_time_s=2)
+    for r in results:
+        rows = r["runtimes"]
+        assert rows["eager"]["speedup_vs_eager"]["ratio"] == pytest.approx(1.0)
+        assert rows["onnx"]["parity"]["max_abs_diff"] <= 1e-4 and rows["onnx"]["detail"]["opset"] == 18
+        assert rows["onnx-int8"]["detail"]["quantization"]["calibration_count"] == 64
+        assert r["timing"]["group"] == ["conv", "dws"]
+        back = cached(r["target"], 14, 1)
+        assert set(back["runtimes"]) == {"eager", "onnx", "onnx-int8"}
+        assert back["runtimes"]["onnx"]["median_ms"] == rows["onnx"]["median_ms"]
+    assert results[0]["macs"] == 16 * 16 * 9 * 14 * 14 + 2 * 16 * 14 * 14          # conv + BatchNorm (eval)
+
+
+def test_the_cli_prints_one_json_object(capsys):
+    assert main(["measure", "mobilenetv3_small_100", "--resolution", "64", "--runtimes", "onnx",
+                 "--max-time", "2"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    row = out["runtimes"]["onnx"]
+    assert set(out["runtimes"]) == {"eager", "onnx"}                 # eager always, as the reference
+    assert {"median_ms", "p10_ms", "p90_ms", "speedup_vs_eager", "prepare_s", "size_bytes", "parity"} <= set(row)
+    assert {"ratio", "low", "high"} <= set(row["speedup_vs_eager"]) and row["parity"]["top1_agreement"] == 1.0
+    assert out["environment"]["threads"] == 1 and "onnxruntime" in out["environment"]["versions"]
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["measure", "no_such_net"], "error: unknown model 'no_such_net'"),
+    (["measure", "resnet18", "--runtimes", "eager,tensorrt"], "error: unknown runtime tensorrt: choose from eager"),
+    (["measure", "resnet18", "--resolution", "5000"], "error: resolution 5000 px is out of range"),
+])
+def test_the_cli_errors_are_one_line_and_exit_2(argv, words, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(words) and "\n" not in err
