@@ -88,4 +88,6 @@ def show_results(results: list[dict[str, Any]], key: str) -> None:
     st.caption(f"Measured on {fmt.md(env['cpu'])} (ISA: {flags}) · {env['threads']} intra-op thread(s) for torch and "
                f"ONNX Runtime, 1 inter-op · batch 1 · fp32 input · {versions}. Speed-up = the median of the per-round "
                "ratios against this target's eager, with a ~95% interval; parity on 32 real images (ONNX fp32 is "
-               "refused above 1e-4), int8 calibrated on 64 others, " + fmt.md(results[0]["calibration_source"]) + ".")
+               "refused above 1e-4), int8 calibrated on 64 others, " + fmt.md(results[0]["calibration_source"]) + ". "
+               + "; ".join(dict.fromkeys(fmt.md(f"{r['label']}: weights {r['weights']}") for r in results
+                                         if r.get("weights"))))
