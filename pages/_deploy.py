@@ -12,7 +12,12 @@ from core.deploy import report
 from core.deploy.measure import Target, cached
 from core.deploy.runtimes import LABELS, RUNTIMES, compiler
 from core.present import fmt
-from pages._widgets import store_errors_shown, table
+from pages._widgets import store_errors_shown
+
+
+FORMATS = {"median ms": "{:.3f}", "p10 ms": "{:.3f}", "p90 ms": "{:.3f}", "speed-up vs eager": "{:.2f}×",
+           "first call ms": "{:.2f}", "prepare s": "{:.2f}", "size MiB": "{:.2f}", "max abs diff": "{:.2e}",
+           "top-1 agreement %": "{:.1f}%", "MACs": "{:,.0f}"}
 
 
 def pick_runtimes(key: str) -> tuple[str, ...]:
@@ -69,19 +74,19 @@ def progress(key: str) -> None:
 
 def show_results(results: list[dict[str, Any]], key: str) -> None:
     """The per-runtime table, then what each result says beyond it (refusals, int8 slower than fp32, busy)."""
-    frame = report.frame(results)
-    table(frame.drop(columns=["speed-up low", "speed-up high"]), width="stretch", key=f"{key}.table",
-          column_config={"speed-up vs eager": st.column_config.NumberColumn(format="%.2f×"),
-                         "max abs diff": st.column_config.NumberColumn(format="%.2e"),
-                         "size MiB": st.column_config.NumberColumn(format="%.2f")})
+    frame = report.frame(results).drop(columns=["speed-up low", "speed-up high"])
+    # a Styler: an empty cell (eager has no parity, a failed runtime no latency) reads "—", never "None"
+    st.dataframe(frame.style.format(FORMATS, na_rep="—"), hide_index=True, width="stretch", key=f"{key}.table",
+                 placeholder="—")
+    busy = {r["timing"]["note"] for r in results if r["timing"]["busy"]}
+    for note in busy:
+        st.warning(fmt.md(note))
     for r in results:
         if r["int8_explanation"]:
             st.warning(fmt.md(f"{r['label']}: {r['int8_explanation']}"))
         for row in r["runtimes"].values():
             if row["error"]:
                 st.info(fmt.md(f"{r['label']} · {row['label']}: {row['error']}"))
-        if r["timing"]["busy"]:
-            st.warning(fmt.md(r["timing"]["note"]))
     env = results[0]["environment"]
     flags = ", ".join(f for f in ("avx512_vnni", "avx_vnni", "amx_int8", "avx512f", "avx2") if env.get(f)) or "none"
     versions = " · ".join(f"{k} {v}" for k, v in env["versions"].items())

@@ -84,6 +84,7 @@ def table(frame: pd.DataFrame, **kw: Any) -> None:
     hold Python objects such as the timing record that Arrow cannot carry)."""
     frame = frame.copy(deep=False)
     frame.attrs = {}
+    kw.setdefault("placeholder", "—")       # an empty cell reads "—", never "None"
     st.dataframe(frame, hide_index=True, column_config={**number_formats(frame), **kw.pop("column_config", {})}, **kw)
 
 

@@ -322,13 +322,10 @@ def deployment_tab(setting: Setting) -> None:
 
 def phone_tables() -> None:
     st.markdown("**The lecture's iPhone table beside published phone measurements**")
-    left, right = st.columns([2, 3])
-    left.caption("The lecture (no device, runtime or precision given)")
-    with left:
-        table(lecture.MOBILE_FLOPS, width="stretch")
-    right.caption("Published, with their device, runtime, precision and threads (assets/phone_latency.csv)")
-    with right:
-        table(report.published_phone_latency(), width="stretch")
+    st.caption("The lecture (no device, runtime or precision given)")
+    table(lecture.MOBILE_FLOPS, width="stretch")
+    st.caption("Published, with their device, runtime, precision and threads (assets/phone_latency.csv)")
+    table(report.published_phone_latency(), width="stretch")
     st.warning("The lecture's ~90 ms against ~15 ms for ResNet-50 against MobileNetV2 (6×) is not what published "
                "Core ML measurements show: 27 ms against 21 ms on an iPhone XS (1.3×), as the phone's neural engine "
                "and GPU run large convolutions well. On a phone CPU (TF-Lite, Pixel 1) MobileNetV2 takes 73.8 ms: "

@@ -323,10 +323,10 @@ def gradient_tab() -> None:
 
 def deploy_tab(settings: Setting) -> None:
     """The chosen block, or one of the lecture's pairs, in the runtimes people ship."""
-    what = st.radio("What to deploy", ["A comparison preset", "The block above"], horizontal=True,
+    what = st.radio("What to deploy", ["A comparison preset", "One block"], horizontal=True,
                     key="dep.what", bind="query-params")
     try:
-        if what == "The block above":
+        if what == "One block":
             block, raw, shape = block_form()
             targets = [Target.block(block, raw, shape, block)]
         else:

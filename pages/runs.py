@@ -67,7 +67,7 @@ def compare_section(all_runs: list[runs.Run]) -> None:
         st.info("No run matches these filters.")
         return
     frame = runs_table(shown)
-    st.dataframe(coloured(frame), hide_index=True, width="stretch", key="runs.table",
+    st.dataframe(coloured(frame), hide_index=True, width="stretch", key="runs.table", placeholder="—",
                  column_config=number_formats(frame))
     by_id = {r.id: r for r in shown}
     chosen = st.multiselect("Overlay curves of", list(by_id), default=list(by_id)[:3], key="runs.overlay",
@@ -185,7 +185,7 @@ def experiment_section() -> None:
             st.caption(experiment.budget(job.args["config"]))
             st.plotly_chart(plots.accuracy_vs_time(frame.dropna(subset=["val top-1 %"])), key="exp.plot")
             pct = {c: st.column_config.NumberColumn(c, format="%.1f%%") for c in frame.columns if "%" in c or "95%" in c}
-            st.dataframe(frame, hide_index=True, column_config={**pct, "wall s": st.column_config.NumberColumn(
+            st.dataframe(frame, hide_index=True, placeholder="—", column_config={**pct, "wall s": st.column_config.NumberColumn(
                 "wall s", format="%.1f")})
             if frame["test top-1 %"].isna().all():
                 st.caption("No test score: this experiment ran before held-out test splits were added.")

@@ -35,7 +35,10 @@ def frame(results: list[dict[str, Any]]) -> pd.DataFrame:
                          "max abs diff": parity.get("max_abs_diff"),
                          "top-1 agreement %": None if parity.get("top1_agreement") is None
                          else 100 * parity["top1_agreement"], "MACs": r["macs"], "status": status})
-    return pd.DataFrame(rows, columns=COLUMNS)
+    out = pd.DataFrame(rows, columns=COLUMNS)
+    numbers = [c for c in COLUMNS if c not in ("target", "runtime", "status")]
+    out[numbers] = out[numbers].astype(float)            # an empty cell is NaN, shown "—"
+    return out
 
 
 def fits(table: pd.DataFrame, budget_ms: float = BUDGET_MS) -> pd.DataFrame:
@@ -65,4 +68,4 @@ PHONE_CSV = Path(__file__).resolve().parents[2] / "assets" / "phone_latency.csv"
 
 def published_phone_latency() -> pd.DataFrame:
     """Published phone latencies with their device, runtime, precision, threads and source (see the CSV's header)."""
-    return pd.read_csv(PHONE_CSV, comment="#")
+    return pd.read_csv(PHONE_CSV, comment="#", keep_default_na=False)

@@ -302,6 +302,16 @@ RUNTIME_COLOURS = {"PyTorch eager": "#636efa", "torch.compile": "#ab63fa", "ONNX
                    "ONNX Runtime int8": "#ef553b"}
 
 
+def ticks_125(low: float, high: float) -> list[float]:
+    """1-2-5 ticks per decade covering [low, high], for a log axis that reads (no '2 5 1' minor labels)."""
+    import math
+    out, exp = [], math.floor(math.log10(max(low, 1e-12)))
+    while 10 ** exp <= high * 10:
+        out += [m * 10 ** exp for m in (1, 2, 5) if low / 1.5 <= m * 10 ** exp <= high * 1.5]
+        exp += 1
+    return out
+
+
 def deploy_latency(table: pd.DataFrame, budget_ms: float) -> go.Figure:
     """Batch-1 latency against MACs, one colour per runtime, p10-p90 as error bars, log-log, with the real-time
     budget as a line: which models fit it in which runtime."""
@@ -318,6 +328,10 @@ def deploy_latency(table: pd.DataFrame, budget_ms: float) -> go.Figure:
         lo, hi = float(ok["MACs"].min()) / 2, float(ok["MACs"].max()) * 2
         fig.add_scatter(x=[lo, hi], y=[budget_ms, budget_ms], mode="lines", name=f"{budget_ms:g} ms real-time budget",
                         line=dict(color="#333", dash="dash"), hoverinfo="skip")
+    if len(ok):
+        ys = [*ok["p10 ms"], *ok["p90 ms"], budget_ms]
+        fig.update_yaxes(tickvals=ticks_125(min(ys), max(ys)))
+        fig.update_xaxes(tickvals=ticks_125(lo, hi), tickformat=".2s")
     fig.update_xaxes(type="log", title_text="MACs per image (log)")
     fig.update_yaxes(type="log", title_text="batch-1 latency, median (ms, log)")
     fig.update_layout(height=460, margin=dict(t=30, b=10), legend=dict(orientation="h", y=-0.2))
@@ -335,7 +349,8 @@ def deploy_pair(pair: pd.DataFrame, label_b: str) -> go.Figure:
         fig.add_scatter(x=list(pair["runtime"]), y=[ratio] * len(pair), mode="lines+text", name=f"MAC ratio {ratio:.2f}×",
                         line=dict(color="#333", dash="dash"), text=["", f"MAC ratio {ratio:.2f}×"] + [""] * (len(pair) - 2),
                         textposition="top left")
-    fig.update_yaxes(title_text="times faster than the first block (×)", rangemode="tozero")
+    top = max([float(pair["MAC ratio"].max()), float(pair["measured speed-up"].max())] if len(pair) else [1.0])
+    fig.update_yaxes(title_text="times faster than the first block (×)", range=[0, top * 1.2])
     fig.update_xaxes(title_text="runtime")
     fig.update_layout(height=380, margin=dict(t=30, b=10), legend=dict(orientation="h", y=-0.3))
     return fig

@@ -44,7 +44,7 @@ def test_the_deployment_tab_plots_latency_against_macs_with_the_budget(week):
 
 def test_a_deployment_job_runs_in_the_background_and_its_result_replaces_the_button(tmp_path, monkeypatch):
     monkeypatch.setenv("ARCHSCOPE_DATA_DIR", str(tmp_path / "data"))
-    query = {"blocks.tab": "Deploy", "dep.what": "The block above", "explore.block": "depthwise_separable"}
+    query = {"blocks.tab": "Deploy", "dep.what": "One block", "explore.block": "depthwise_separable"}
     at = open_page("pages/blocks.py", query)
     at.multiselect(key="dep.runtimes").set_value(["eager", "onnx"]).run()
     at.button(key="dep.start").click().run()
