@@ -19,12 +19,12 @@ page = st.navigation([
     st.Page("pages/transfer.py", title="Transfer learning", icon=":material/model_training:", url_path="transfer"),
     st.Page("pages/runs.py", title="Runs", icon=":material/monitoring:", url_path="runs"),
 ])
-sidebar_settings()
-if store_read_only():
-    st.warning(f"The data directory {data_dir()} is read-only: runs and measurements are shown as they are, and "
-               "nothing new (a run, a measurement, an upload) can be saved until it is writable again.",
-               icon=":material/lock:")
 try:
+    sidebar_settings()
+    if store_read_only():
+        st.warning(f"The data directory {data_dir()} is read-only: runs and measurements are shown as they are, and "
+                   "nothing new (a run, a measurement, an upload) can be saved until it is writable again.",
+                   icon=":material/lock:")
     page.run()
 except DataDirError as err:      # moved or deleted under a running server: say so, never start an empty store
     st.error(str(err))

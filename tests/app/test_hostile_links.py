@@ -46,3 +46,15 @@ def test_a_read_only_data_directory_shows_its_runs_with_a_banner(seeded_dir, tmp
         assert not at.exception
     finally:
         subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_data_directory_deleted_under_the_app_is_reported_not_made_again(tmp_path, monkeypatch):
+    import shutil
+    where = tmp_path / "data"
+    monkeypatch.setenv("ARCHSCOPE_DATA_DIR", str(where))
+    at = open_page("pages/runs.py")
+    shutil.rmtree(where)
+    at.run()
+    assert not at.exception
+    assert any(f"the data directory {where} was moved or deleted" in e for e in texts(at, "error"))
+    assert not where.exists()

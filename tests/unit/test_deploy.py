@@ -157,3 +157,17 @@ def test_the_cli_errors_are_one_line_and_exit_2(argv, words, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(words) and "\n" not in err
+
+
+def test_a_failed_export_names_the_operator_in_one_line(tmp_path, monkeypatch):
+    from core.deploy import export as ex
+
+    def fail(model, x, path, dynamo):
+        raise RuntimeError("Exporting the operator 'aten::_fused_foo' to ONNX opset version 18 is not supported.\n"
+                           "Please feel free to request support or submit a pull request.")
+    monkeypatch.setattr(ex, "_export", fail)
+    with pytest.raises(DeployError) as info:
+        ex.export(nn.Conv2d(3, 3, 1), (1, 3, 8, 8), tmp_path / "x.onnx")
+    assert str(info.value) == ("ONNX export failed: torchscript exporter: aten::_fused_foo; dynamo exporter: "
+                               "aten::_fused_foo")
+    assert list(tmp_path.iterdir()) == []                       # nothing half-written

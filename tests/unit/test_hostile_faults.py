@@ -60,6 +60,7 @@ def test_a_paused_worker_past_the_startup_deadline_is_alive(sleeper, monkeypatch
     monkeypatch.setattr(lifecycle, "STARTUP_DEADLINE_S", 60.0)
     runs.requeue(run_id)                                  # gone: now it may be resumed
     assert runs.get(run_id).status == "queued"
+    runs.update(run_id, status="cancelled")               # hold no launch slot for the tests after this one
 
 
 def test_a_recycled_pid_is_not_the_worker(sleeper):
@@ -95,6 +96,7 @@ time.sleep(60)
         holder.kill()
         holder.wait()
     assert not runs.worker_alive(runs.get(run_id))        # the kernel dropped the lock with the process
+    runs.update(run_id, status="cancelled")
 
 
 # 4. config validation before any work or any run row ---------------------------------------------------------------
