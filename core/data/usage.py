@@ -10,7 +10,7 @@ from core.config import data_dir
 FOLDERS: dict[str, str] = {
     "uploads": "uploaded zips and weight files",
     "datasets": "extracted zips and generated demo sets",
-    "cache": "decoded-image cache (rebuilt when needed)",
+    "cache": "decoded-image cache and torch.compile's kernel cache (rebuilt when needed)",
     "runs": "checkpoints and exported bundles",
     "jobs": "background workers' logs",
 }

@@ -4,17 +4,20 @@ in the store keyed by target, resolution, runtime, threads and library versions.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
 from torch import nn
 
+from core.config import data_dir
 from core.deploy import calibration, runtimes
 from core.deploy.quantize import cpu_isa
 from core.jobs import store
@@ -184,7 +187,29 @@ def measure_group(targets: list[Target], names: tuple[str, ...] = runtimes.RUNTI
     comparison); each result is stored and returned (JSON-able)."""
     step = on_step or (lambda _msg: False)
     names = runtimes.parse_runtimes(",".join(names))
-    work = Path(workdir or tempfile.mkdtemp(prefix="archscope-deploy-"))
+    with inside_data_dir() as scratch:
+        return _measure_group(targets, names, threads, Path(workdir or scratch), compile_timeout_s, max_time_s, step)
+
+
+@contextmanager
+def inside_data_dir() -> Iterator[Path]:
+    """A scratch folder under the data directory's cache/ for the artifacts (exported and quantized models), which
+    is also where the exporters' and ONNX Runtime's calibration temporaries and torch.compile's inductor cache go:
+    nothing is written outside the data directory, and the folder is removed after."""
+    root = data_dir() / "cache" / "deploy"
+    root.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(data_dir() / "cache" / "torchinductor"))
+    before = tempfile.tempdir
+    with tempfile.TemporaryDirectory(dir=root, prefix="work-") as work:
+        tempfile.tempdir = work
+        try:
+            yield Path(work)
+        finally:
+            tempfile.tempdir = before
+
+
+def _measure_group(targets: list[Target], names: tuple[str, ...], threads: int, work: Path,
+                   compile_timeout_s: float, max_time_s: float, step: Callable[[str], bool]) -> list[dict[str, Any]]:
     work.mkdir(parents=True, exist_ok=True)
     built: list[tuple[Target, nn.Module, list[runtimes.Prepared], str]] = []
     with threads_for(threads), torch.inference_mode():

@@ -69,3 +69,50 @@ PHONE_CSV = Path(__file__).resolve().parents[2] / "assets" / "phone_latency.csv"
 def published_phone_latency() -> pd.DataFrame:
     """Published phone latencies with their device, runtime, precision, threads and source (see the CSV's header)."""
     return pd.read_csv(PHONE_CSV, comment="#", keep_default_na=False)
+
+
+EXPORT_ROWS = (("pytorch", "PyTorch"), ("model.onnx", "ONNX fp32"), ("model.int8.onnx", "ONNX int8"))
+
+
+def export_table(record: dict[str, Any]) -> pd.DataFrame:
+    """PyTorch, ONNX fp32 and ONNX int8 side by side: top-1 on the run's validation and test splits with the
+    validation's Wilson interval, agreement with PyTorch, batch-1 latency, size."""
+    rows = []
+    for key, label in EXPORT_ROWS:
+        entry = record["pytorch"] if key == "pytorch" else record["files"].get(key)
+        if entry is None:
+            continue
+        val, test = entry["scores"].get("val", {}), entry["scores"].get("test", {})
+        lat = entry["latency"]
+        rows.append({"model": label, "file": "" if key == "pytorch" else key,
+                     "val top-1 %": 100 * val["top1"] if val else None,
+                     "val 95% low": 100 * val["wilson_95"][0] if val else None,
+                     "val 95% high": 100 * val["wilson_95"][1] if val else None,
+                     "test top-1 %": 100 * test["top1"] if test else None,
+                     "agreement with PyTorch %": 100 * val["agreement_with_pytorch"]
+                     if val and val.get("agreement_with_pytorch") is not None else None,
+                     "latency ms": lat["median_ms"], "speed-up vs PyTorch": lat["speedup_vs_pytorch"],
+                     "size MiB": entry.get("size_bytes", 0) / 2**20 if key != "pytorch" else None})
+    out = pd.DataFrame(rows)
+    numbers = [c for c in out.columns if c not in ("model", "file")]
+    out[numbers] = out[numbers].astype(float)
+    return out
+
+
+def export_warnings(record: dict[str, Any]) -> list[str]:
+    """Plain warnings: int8 losing more than 1 point of top-1 against fp32, or running slower than it."""
+    fp32, int8 = record["files"].get("model.onnx"), record["files"].get("model.int8.onnx")
+    if not fp32 or not int8:
+        return []
+    out = []
+    a, b = fp32["scores"].get("val"), int8["scores"].get("val")
+    if a and b and (a["top1"] - b["top1"]) > 0.01:
+        out.append(f"int8 loses {100 * (a['top1'] - b['top1']):.1f} points of val top-1 against fp32 "
+                   f"({100 * b['top1']:.1f}% against {100 * a['top1']:.1f}%). Try per-channel off (per-tensor weights), "
+                   "leaving the layers that lose most in float (nodes_to_exclude), or more calibration images.")
+    if int8["latency"]["median_ms"] > fp32["latency"]["median_ms"]:
+        floats = int8.get("float_nodes", {})
+        out.append(f"int8 is {int8['latency']['median_ms'] / fp32['latency']['median_ms']:.2f}× slower than fp32 "
+                   f"here: {sum(floats.values())} nodes run in float ("
+                   + ", ".join(f"{k} ×{v}" for k, v in floats.items()) + ") between Quantize/DequantizeLinear pairs.")
+    return out

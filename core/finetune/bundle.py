@@ -82,6 +82,11 @@ def _save_atomic(path: Path, payload: dict[str, Any]) -> Path:
     return written_whole(path, lambda tmp: torch.save(payload, tmp))
 
 
+def write_text_atomic(path: Path, text: str) -> Path:
+    """A text file written whole or not at all (see ``written_whole``)."""
+    return written_whole(path, lambda tmp: tmp.write_text(text))
+
+
 def load_checkpoint(run_dir: Path) -> dict[str, Any] | None:
     path = run_dir / CHECKPOINT
     return torch.load(path, map_location="cpu", weights_only=True) if path.exists() else None
@@ -104,6 +109,24 @@ model.load_state_dict(load_file("model.safetensors")); model.eval()
 
 Preprocessing (bundle.json): resize the shorter side to {size} px (bilinear), centre-crop {size}×{size}, scale to
 [0, 1], subtract `mean` and divide by `std` per channel; `meta["classes"][logits.argmax()]` is the label.
+"""
+
+
+ONNX_README = """
+## Without PyTorch: ONNX Runtime
+
+`model.onnx` (fp32) and, when exported, `model.int8.onnx` (static int8) hold the same epoch. `bundle.json`'s "onnx"
+section records how they were made (exporter, opset, versions, calibration, SHA-256) and what they score on this
+run's validation and test images. With only `pip install onnxruntime numpy pillow`:
+
+```bash
+python predict_onnx.py photo.jpg                            # prints: path, class, probability
+python predict_onnx.py photo.jpg --model model.int8.onnx
+```
+
+`predict_onnx.py` preprocesses exactly as training did: EXIF orientation applied, RGB, the shorter side resized to
+`image_size` (bilinear), a centre crop, scaled to [0, 1], then `(x - mean) / std` per channel, NCHW float32, fed to
+the input named in `bundle.json` (`onnx.preprocessing`).
 """
 
 

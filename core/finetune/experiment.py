@@ -32,7 +32,7 @@ def start(base: TrainConfig) -> jobs.Job:
     running = jobs.latest(KIND)
     if running is not None and running.active:
         raise RuntimeError(f"the freezing-depth experiment #{running.id} is still running")
-    return jobs.start(KIND, MODULE, {"config": base.to_dict()}, total=len(RECIPES))
+    return jobs.start(KIND, MODULE, {"config": base.to_dict()}, total=len(RECIPES), what="an experiment")
 
 
 def run(job_id: int) -> int:

@@ -354,3 +354,18 @@ def deploy_pair(pair: pd.DataFrame, label_b: str) -> go.Figure:
     fig.update_xaxes(title_text="runtime")
     fig.update_layout(height=380, margin=dict(t=30, b=10), legend=dict(orientation="h", y=-0.3))
     return fig
+
+
+def export_scores(table: pd.DataFrame) -> go.Figure:
+    """Val top-1 of PyTorch and its ONNX exports with the Wilson interval, the batch-1 latency written on each bar."""
+    ok = table[table["val top-1 %"].notna()]
+    fig = go.Figure()
+    fig.add_bar(x=ok["model"], y=ok["val top-1 %"], marker_color=["#636efa", "#00cc96", "#ef553b"][:len(ok)],
+                error_y=dict(type="data", symmetric=False, array=ok["val 95% high"] - ok["val top-1 %"],
+                             arrayminus=ok["val top-1 %"] - ok["val 95% low"]),
+                text=[f"{t:.1f}% · {ms:.2f} ms" for t, ms in zip(ok["val top-1 %"], ok["latency ms"])],
+                textposition="inside", insidetextanchor="start", name="val top-1")
+    fig.update_yaxes(title_text="val top-1 (%), ~95% Wilson interval", range=[0, 105])
+    fig.update_xaxes(title_text="model")
+    fig.update_layout(height=340, margin=dict(t=20, b=10), showlegend=False)
+    return fig

@@ -55,7 +55,7 @@ def start(model: str, resolution: int | None, setting: Setting) -> jobs.Job:
     check_resolution(res)
     args = {"model": arch, "resolution": res, "device": setting.device, "precision": setting.precision,
             "memory_format": setting.memory_format, "threads": setting.threads}
-    return jobs.start(KIND, MODULE, args, total=1)
+    return jobs.start(KIND, MODULE, args, total=1, what="a layer profile")
 
 
 def run(job_id: int) -> int:

@@ -30,7 +30,8 @@ def start(models: list[str], setting: Setting, resolution: int | None = None, sw
     args = {"models": models, "device": setting.device, "precision": setting.precision,
             "memory_format": setting.memory_format, "threads": setting.threads, "resolution": resolution,
             "sweep": sweep, "refresh": refresh, "time_cap_s": time_cap_s}
-    return jobs.start(KIND, MODULE, args, total=len(models) + 1)      # counting each model, then timing them all
+    return jobs.start(KIND, MODULE, args, total=len(models) + 1,        # counting each model, then timing them all
+                      what="a measurement job")
 
 
 def run(job_id: int) -> int:

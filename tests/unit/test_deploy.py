@@ -135,6 +135,11 @@ def test_a_pair_timed_together_is_stored_per_runtime_and_read_back():
         assert set(back["runtimes"]) == {"eager", "onnx", "onnx-int8"}
         assert back["runtimes"]["onnx"]["median_ms"] == rows["onnx"]["median_ms"]
     assert results[0]["macs"] == 16 * 16 * 9 * 14 * 14 + 2 * 16 * 14 * 14          # conv + BatchNorm (eval)
+    import tempfile
+
+    from core.config import data_dir
+    assert list((data_dir() / "cache" / "deploy").iterdir()) == []     # the artifacts' scratch folder is gone
+    assert tempfile.tempdir is None or not tempfile.tempdir.startswith(str(data_dir()))
 
 
 def test_the_cli_prints_one_json_object(capsys):

@@ -274,5 +274,15 @@ def test_two_measurements_started_at_the_same_moment_start_one(monkeypatch):
     for t in threads:
         t.join()
     assert len(started) == 1 and len(refused) == 3
-    assert all(f"(#{started[0]}) is already running" in r for r in refused)
+    assert all(r == f"a measurement job (#{started[0]}) is already running; stop it or wait for it" for r in refused)
     jobs.finish(started[0], "cancelled")
+
+
+def test_a_link_naming_too_many_models_is_refused_before_any_job():
+    from core.measure.settings import Setting
+    from core.zoo import worker
+    from core.zoo.catalog import BackboneError
+    with pytest.raises(BackboneError, match=r"refused: pick 1 to 64 models per job, not 65"):
+        worker.start(["resnet18"] * 65, Setting("cpu", "fp32", "contiguous", 1))
+    with pytest.raises(BackboneError, match=r"resolution 4096 px is out of range"):
+        worker.start(["resnet18"], Setting("cpu", "fp32", "contiguous", 1), 4096)
