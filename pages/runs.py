@@ -283,7 +283,8 @@ def show_export(record: dict, folder: Path, run: runs.Run) -> None:
                       f"{record['files']['model.onnx']['exporter']}, opset {record['files']['model.onnx']['opset']}"
                       + (f"; int8: {q['format']}, {q['activation_type']} activations, per-channel "
                          f"{q['per_channel']}, reduce_range {q['reduce_range']}, {q['calibration_method']} on "
-                         f"{q['calibration_count']} images of {q['calibration_source']}" if q else "")
+                         f"{q['calibration_count']} images of {q['calibration_source']}, kept in float: "
+                         f"{', '.join(q.get('kept_in_float', ())) or 'nothing'}" if q else "")
                       + f"; latency at batch 1 with {record['threads']} thread(s), timed interleaved."))
 
 

@@ -144,7 +144,8 @@ def explain_int8(rows: dict[str, dict[str, Any]]) -> str:
     return (f"int8 is {int8['median_ms'] / fp32['median_ms']:.2f}× slower than ONNX Runtime fp32 here: {n} nodes "
             f"run in float ({top}): ONNX Runtime has no int8 kernel for them, so a DequantizeLinear before and a "
             "QuantizeLinear after each converts the activations out of int8 and back, and those conversions cost "
-            "more than the int8 convolutions save.")
+            "more than the int8 convolutions save (the first convolution and the classifier are kept in float on "
+            "purpose, for accuracy, and are not counted here).")
 
 
 def _prepare(target: Target, names: tuple[str, ...], threads: int, work: Path, compile_timeout_s: float,

@@ -77,7 +77,8 @@ def test_resnet50_int8_graph_has_quantized_convolutions(tmp_path):
     ex = export(model, (1, 3, 64, 64), tmp_path / "r50.onnx")
     calib, source = calibration.images(16, 64)
     q = quantize(ex.path, tmp_path / "r50.int8.onnx", calib, source)
-    assert q.quantized_nodes["Conv"] == 53 and "Conv" not in q.float_nodes     # every convolution runs in int8
+    assert q.config.kept_in_float == ("/conv1/Conv", "/fc/Gemm")                # the image's conv, the logits
+    assert q.quantized_nodes["Conv"] == 52 and "Conv" not in q.float_nodes     # every other convolution in int8
     assert q.config.format == "QDQ" and q.config.per_channel and q.config.activation_type == "uint8"
     assert q.config.calibration_count == 16 and q.config.calibration_source.startswith("the generated demo set")
     import onnx
@@ -96,9 +97,10 @@ def test_hard_swish_and_squeeze_excite_stay_in_float(tmp_path):
     model = timm.create_model("mobilenetv3_small_100", exportable=True).eval()
     ex = export(model, (1, 3, 64, 64), tmp_path / "m.onnx")
     q = quantize(ex.path, tmp_path / "m.int8.onnx", calibration.images(16, 64)[0], "demo")
-    floats, quants = node_precision(q.path)
+    floats, quants = q.float_nodes, q.quantized_nodes
+    assert node_precision(q.path)[0] == {**floats, "Conv": 1, "Gemm": 1}        # with the ends kept on purpose
     assert floats == {"HardSwish": 19, "ReduceMean": 9, "HardSigmoid": 9}      # 9 squeeze-excites, 19 activations
-    assert quants["Conv"] == 53
+    assert quants["Conv"] == 52                         # all but the stem's, kept in float with the classifier
 
 
 def test_no_compiler_is_a_row_with_the_reason(monkeypatch):
