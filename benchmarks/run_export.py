@@ -5,6 +5,7 @@ point), int8's batch-1 speed-up over fp32, and whether the plain-onnxruntime scr
 with only onnxruntime, numpy and Pillow) reproduces the reported top-1."""
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -47,9 +48,10 @@ def main() -> None:
     for recipe, size, epochs in CONFIGS:
         name = f"{recipe} {size}px"
         t = time.perf_counter()
-        assert finetune(["--data", "demo", "--demo-per-class", "60", "--demo-size", "64", "--image-size", str(size),
-                         "--recipe", recipe, "--epochs", str(epochs), "--threads", "1", "--quiet",
-                         "--name", name]) == 0
+        with contextlib.redirect_stdout(sys.stderr):       # the trainer's epoch lines: keep stdout one JSON object
+            assert finetune(["--data", "demo", "--demo-per-class", "60", "--demo-size", "64", "--image-size",
+                             str(size), "--recipe", recipe, "--epochs", str(epochs), "--threads", "1", "--quiet",
+                             "--name", name]) == 0
         run = next(r for r in runs.all_runs() if r.name == name)
         train_s = time.perf_counter() - t
         t = time.perf_counter()

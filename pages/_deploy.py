@@ -12,7 +12,7 @@ from core.deploy import report
 from core.deploy.measure import Target, cached
 from core.deploy.runtimes import LABELS, RUNTIMES, compiler
 from core.present import fmt
-from pages._widgets import store_errors_shown
+from pages._widgets import job_progress_bar
 
 
 FORMATS = {"median ms": "{:.3f}", "p10 ms": "{:.3f}", "p90 ms": "{:.3f}", "speed-up vs eager": "{:.2f}×",
@@ -60,16 +60,7 @@ def controls(targets: list[Target], threads: int, names: tuple[str, ...], key: s
 
 @st.fragment(run_every=1.0)
 def progress(key: str) -> None:
-    with store_errors_shown():
-        job = jobs.latest(deploy_job.KIND)
-        if job is None or not job.active:
-            st.rerun()
-            return
-        eta = job.eta_s()
-        st.progress(min(job.done / max(job.total, 1), 1.0),
-                    text=(job.message or "starting…") + (f" · about {eta:.0f} s left" if eta is not None else ""))
-        if st.button("Stop", key=f"{key}.stop"):
-            jobs.request_cancel(job.id)
+    job_progress_bar(deploy_job.KIND, f"{key}.stop")
 
 
 def show_results(results: list[dict[str, Any]], key: str) -> None:

@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 import torch
 
+from core import jobs
 from core.config import data_dir
 from core.jobs.store import StoreError
 from core.measure.settings import MEMORY_FORMATS, PRECISIONS, Setting, default_threads
@@ -117,3 +118,18 @@ def store_errors_shown() -> Iterator[None]:
         yield
     except StoreError as err:
         st.error(f"Saved runs and measurements cannot be read here: {fmt.md(err)}")
+
+
+def job_progress_bar(kind: str, stop_key: str | None = None) -> None:
+    """The running job of ``kind`` as a progress bar with its message and ETA (and a Stop button); reruns the page
+    once it has ended. Call it from a fragment that runs every second."""
+    with store_errors_shown():
+        job = jobs.latest(kind)
+        if job is None or not job.active:
+            st.rerun()
+            return
+        eta = job.eta_s()
+        st.progress(min(job.done / max(job.total, 1), 1.0), text=(job.message or "starting…")
+                    + (f" · about {eta:.0f} s left" if eta is not None else ""))
+        if stop_key and st.button("Stop", key=stop_key):
+            jobs.request_cancel(job.id)

@@ -20,7 +20,8 @@ from core.zoo.measure import one_per_model, results_frame, sweeps
 from core.zoo.pareto import pareto_front
 from pages import _deploy as deploy_view
 from pages._roofline import show_ceilings, show_profile
-from pages._widgets import current_settings, lazy_tabs, route_through_app, store_errors_shown, table
+from pages._widgets import (current_settings, job_progress_bar, lazy_tabs, route_through_app, store_errors_shown,
+                            table)
 
 route_through_app()
 
@@ -263,16 +264,7 @@ def layers_tab(setting: Setting) -> None:
 
 @st.fragment(run_every=1.0)
 def layers_progress() -> None:
-    with store_errors_shown():
-        job = jobs.latest(layers.KIND)
-        if job is None or not job.active:
-            st.rerun()
-            return
-        eta = job.eta_s()
-        st.progress(job.done / max(job.total, 1), text=(job.message or "starting…")
-                    + (f" · about {eta:.0f} s left" if eta is not None else ""))
-        if st.button("Stop", key="roof.stop"):
-            jobs.request_cancel(job.id)
+    job_progress_bar(layers.KIND, "roof.stop")
 
 
 def measure_tab(setting: Setting) -> None:

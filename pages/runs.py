@@ -20,7 +20,8 @@ from core.finetune.bundle import BEST, Predictor
 from core.finetune.config import TrainConfig
 from core.jobs.store import StoreError
 from core.present import fmt, plots
-from pages._widgets import current_settings, lazy_tabs, number_formats, route_through_app, store_errors_shown
+from pages._widgets import (current_settings, job_progress_bar, lazy_tabs, number_formats, route_through_app,
+                            store_errors_shown)
 
 route_through_app()
 
@@ -290,12 +291,7 @@ def show_export(record: dict, folder: Path, run: runs.Run) -> None:
 
 @st.fragment(run_every=1.0)
 def export_progress() -> None:
-    with store_errors_shown():
-        job = jobs.latest(export_job.KIND)
-        if job is None or not job.active:
-            st.rerun()
-            return
-        st.progress(min(job.done / max(job.total, 1), 1.0), text=job.message or "starting…")
+    job_progress_bar(export_job.KIND)
 
 
 @contextmanager
