@@ -280,7 +280,9 @@ def _publish(folder: Path, scratch: Path, record: dict[str, Any], src: Source) -
         readme = folder / "README.md"
         text = readme.read_text() if readme.exists() else ""
         if "## Without PyTorch" not in text:
-            bundle.write_text_atomic(readme, text + bundle.ONNX_README)
+            script = resources.files("core.deploy").joinpath("predict_onnx.py").read_text()
+            full = f"\nThe script in full:\n\n```python\n{script}```\n"
+            bundle.write_text_atomic(readme, text + bundle.ONNX_README + full)
     except BaseException:
         for tmp, _ in staged:
             tmp.unlink(missing_ok=True)

@@ -59,7 +59,8 @@ def test_bundle_json_records_each_file_with_its_hash(probe):
         assert meta["onnx"]["files"][name]["sha256"] == rx.sha256(folder / name)
     assert meta["onnx"]["files"]["model.onnx"]["opset"] == 18
     assert meta["onnx"]["files"]["model.onnx"]["exporter"] == "torchscript (dynamo=False)"
-    assert "## Without PyTorch" in (folder / "README.md").read_text()
+    readme = (folder / "README.md").read_text()
+    assert "## Without PyTorch" in readme and (folder / "predict_onnx.py").read_text() in readme   # the snippet
     assert (folder / "model.safetensors").exists()                              # the bundle keeps what it had
 
 
