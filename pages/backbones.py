@@ -11,7 +11,7 @@ from core.deploy import job as deploy_job
 from core.deploy import report
 from core.deploy.measure import Target
 from core.measure.settings import Setting
-from core.present import fmt, lecture, plots
+from core.present import deploy_plots, fmt, lecture, plots
 from core.zoo import layers, recommend, scaling
 from core.zoo import worker as measure_worker
 from core.zoo.catalog import (CURATED, MAX_RES, MIN_RES, BackboneError, check_resolution, default_resolution, is_model,
@@ -301,7 +301,7 @@ def deployment_tab(setting: Setting) -> None:
             st.info("Nothing measured in these runtimes yet at this thread count: press the button.")
         return
     frame = report.frame(results)
-    st.plotly_chart(plots.deploy_latency(frame, budget), key="dep.latency")
+    st.plotly_chart(deploy_plots.deploy_latency(frame, budget), key="dep.latency")
     fits = report.fits(frame, budget)
     st.markdown(f"**Within {budget:g} ms on this machine**, per runtime")
     if fits.empty:

@@ -30,7 +30,7 @@ from core.measure.profiling import Profile, ProfileError, profile_module, time_m
 from core.measure.roofline import Ceilings
 from core.measure.settings import Setting
 from core.measure.timing import LatencyStats
-from core.present import fmt, plots
+from core.present import deploy_plots, fmt, plots
 from pages import _deploy as deploy_view
 from pages._roofline import show_ceilings, show_profile
 from pages._widgets import current_settings, lazy_tabs, route_through_app, table
@@ -349,7 +349,7 @@ def deploy_tab(settings: Setting) -> None:
         a = results[0]
         for b in results[1:]:
             pair = report.pair(a, b)
-            st.plotly_chart(plots.deploy_pair(pair, b["label"]), key=f"dep.pair.{b['label']}")
+            st.plotly_chart(deploy_plots.deploy_pair(pair, b["label"]), key=f"dep.pair.{b['label']}")
             best = pair.loc[pair["measured speed-up"].idxmax()] if len(pair) else None
             if best is not None:
                 st.info(fmt.md(f"{b['label']} has {pair['MAC ratio'].iloc[0]:.2f}× fewer MACs than {a['label']}; "

@@ -19,7 +19,7 @@ from core.deploy import export_job, report
 from core.finetune.bundle import BEST, Predictor
 from core.finetune.config import TrainConfig
 from core.jobs.store import StoreError
-from core.present import fmt, plots
+from core.present import deploy_plots, fmt, plots
 from pages._widgets import (current_settings, job_progress_bar, lazy_tabs, number_formats, route_through_app,
                             store_errors_shown)
 
@@ -267,7 +267,7 @@ def show_export(record: dict, folder: Path, run: runs.Run) -> None:
         st.warning(fmt.md(f"Not scored: {record['not_scored_because']}. Calibration and scoring need the run's "
                           "dataset; the fp32 export was checked for parity on the demo images instead."))
     else:
-        st.plotly_chart(plots.export_scores(frame), key=f"onnx.plot.{run.id}")
+        st.plotly_chart(deploy_plots.export_scores(frame), key=f"onnx.plot.{run.id}")
     st.dataframe(frame.style.format({c: "{:.1f}" for c in frame.columns if "%" in c} | {
         "latency ms": "{:.2f}", "speed-up vs PyTorch": "{:.2f}×", "size MiB": "{:.2f}"}, na_rep="—"),
         hide_index=True, width="stretch", placeholder="—", key=f"onnx.table.{run.id}")

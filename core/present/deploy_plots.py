@@ -1,0 +1,81 @@
+"""Plots of the deployment view and of a run's export: runtimes against MACs, a block pair per runtime, and a
+fine-tuned model's exports side by side. Plotly figures only; no computation."""
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from core.present.fmt import plot_text
+
+
+RUNTIME_COLOURS = {"PyTorch eager": "#636efa", "torch.compile": "#ab63fa", "ONNX Runtime fp32": "#00cc96",
+                   "ONNX Runtime int8": "#ef553b"}
+
+
+def ticks_125(low: float, high: float) -> list[float]:
+    """1-2-5 ticks per decade covering [low, high], for a log axis that reads (no '2 5 1' minor labels)."""
+    import math
+    out, exp = [], math.floor(math.log10(max(low, 1e-12)))
+    while 10 ** exp <= high * 10:
+        out += [m * 10 ** exp for m in (1, 2, 5) if low / 1.5 <= m * 10 ** exp <= high * 1.5]
+        exp += 1
+    return out
+
+
+def deploy_latency(table: pd.DataFrame, budget_ms: float) -> go.Figure:
+    """Batch-1 latency against MACs, one colour per runtime, p10-p90 as error bars, log-log, with the real-time
+    budget as a line: which models fit it in which runtime."""
+    fig = go.Figure()
+    ok = table[table["median ms"].notna()]
+    for runtime, part in ok.groupby("runtime", sort=False):
+        fig.add_scatter(x=part["MACs"], y=part["median ms"], mode="markers+text", name=runtime,
+                        text=[plot_text(t) for t in part["target"]], textposition="top center",
+                        marker=dict(size=11, color=RUNTIME_COLOURS.get(runtime, "#999")),
+                        error_y=dict(type="data", symmetric=False, array=part["p90 ms"] - part["median ms"],
+                                     arrayminus=part["median ms"] - part["p10 ms"], thickness=1),
+                        hovertemplate="%{text}<br>%{x:.3s} MACs · %{y:.2f} ms<extra>" + plot_text(runtime) + "</extra>")
+    if len(ok):
+        lo, hi = float(ok["MACs"].min()) / 2, float(ok["MACs"].max()) * 2
+        fig.add_scatter(x=[lo, hi], y=[budget_ms, budget_ms], mode="lines", name=f"{budget_ms:g} ms real-time budget",
+                        line=dict(color="#333", dash="dash"), hoverinfo="skip")
+    if len(ok):
+        ys = [*ok["p10 ms"], *ok["p90 ms"], budget_ms]
+        fig.update_yaxes(tickvals=ticks_125(min(ys), max(ys)))
+        fig.update_xaxes(tickvals=ticks_125(lo, hi), tickformat=".2s")
+    fig.update_xaxes(type="log", title_text="MACs per image (log)")
+    fig.update_yaxes(type="log", title_text="batch-1 latency, median (ms, log)")
+    fig.update_layout(height=460, margin=dict(t=30, b=10), legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+def deploy_pair(pair: pd.DataFrame, label_b: str) -> go.Figure:
+    """How many times faster block B runs than A in each runtime, against its MAC ratio (the dashed line)."""
+    fig = go.Figure()
+    fig.add_bar(x=pair["runtime"], y=pair["measured speed-up"], name=f"{plot_text(label_b)}: measured speed-up",
+                marker_color=[RUNTIME_COLOURS.get(r, "#999") for r in pair["runtime"]],
+                texttemplate="%{y:.2f}×", textposition="outside")
+    if len(pair):
+        ratio = float(pair["MAC ratio"].iloc[0])
+        fig.add_scatter(x=list(pair["runtime"]), y=[ratio] * len(pair), mode="lines+text", name=f"MAC ratio {ratio:.2f}×",
+                        line=dict(color="#333", dash="dash"), text=["", f"MAC ratio {ratio:.2f}×"] + [""] * (len(pair) - 2),
+                        textposition="top left")
+    top = max([float(pair["MAC ratio"].max()), float(pair["measured speed-up"].max())] if len(pair) else [1.0])
+    fig.update_yaxes(title_text="times faster than the first block (×)", range=[0, top * 1.2])
+    fig.update_xaxes(title_text="runtime")
+    fig.update_layout(height=380, margin=dict(t=30, b=10), legend=dict(orientation="h", y=-0.3))
+    return fig
+
+
+def export_scores(table: pd.DataFrame) -> go.Figure:
+    """Val top-1 of PyTorch and its ONNX exports with the Wilson interval, the batch-1 latency written on each bar."""
+    ok = table[table["val top-1 %"].notna()]
+    fig = go.Figure()
+    fig.add_bar(x=ok["model"], y=ok["val top-1 %"], marker_color=["#636efa", "#00cc96", "#ef553b"][:len(ok)],
+                error_y=dict(type="data", symmetric=False, array=ok["val 95% high"] - ok["val top-1 %"],
+                             arrayminus=ok["val top-1 %"] - ok["val 95% low"]),
+                text=[f"{t:.1f}% · {ms:.2f} ms" for t, ms in zip(ok["val top-1 %"], ok["latency ms"])],
+                textposition="inside", insidetextanchor="start", name="val top-1")
+    fig.update_yaxes(title_text="val top-1 (%), ~95% Wilson interval", range=[0, 105])
+    fig.update_xaxes(title_text="model")
+    fig.update_layout(height=340, margin=dict(t=20, b=10), showlegend=False)
+    return fig
