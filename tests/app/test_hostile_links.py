@@ -1,11 +1,11 @@
 """A link cannot take the server down: sizes in the URL are bounded before the page builds anything, and a
 read-only data directory is shown with a banner instead of hiding everything."""
 import resource
-import subprocess
 
 import pytest
 
 from tests.app._util import open_page, texts
+from tests.helpers import read_only_mount
 
 
 def peak_rss_mib() -> float:
@@ -31,22 +31,13 @@ def test_a_link_with_huge_sizes_is_refused_in_words(query):
 
 
 def test_a_read_only_data_directory_shows_its_runs_with_a_banner(seeded_dir, tmp_path, monkeypatch):
-    mount = tmp_path / "ro"
-    mount.mkdir()
-    if subprocess.run(["mount", "--bind", str(seeded_dir), str(mount)], capture_output=True).returncode or \
-            subprocess.run(["mount", "-o", "remount,bind,ro", str(mount)], capture_output=True).returncode:
-        subprocess.run(["umount", str(mount)], capture_output=True)
-        pytest.skip("a read-only bind mount needs root and mount(8)")
-    try:
+    with read_only_mount(seeded_dir, tmp_path / "ro") as mount:
         monkeypatch.setenv("ARCHSCOPE_DATA_DIR", str(mount))
         at = open_page("pages/runs.py")
         assert any("is read-only" in w for w in texts(at, "warning"))
         table = next(d.value for d in at.dataframe if "best val top-1 %" in getattr(d.value, "columns", []))
         assert len(table) >= 5                          # the week's runs, all of them
         assert not at.exception
-    finally:
-        subprocess.run(["umount", str(mount)], check=True)
-
 
 def test_a_data_directory_deleted_under_the_app_is_reported_not_made_again(tmp_path, monkeypatch):
     import shutil

@@ -3,7 +3,6 @@ bounded by their decoded and resized size and shown upright; class names that ar
 decoded cache follows edits; two sessions extracting one zip or starting one measurement at once."""
 import io
 import os
-import threading
 import time
 import unicodedata
 import zipfile
@@ -22,6 +21,7 @@ from core.data.ingest import scan
 from core.data.safezip import safe_extract
 from core.measure import budget
 from core.measure.profiling import ProfileError, profile_module, time_module
+from tests.helpers import at_once
 
 
 def png(size=(8, 8), colour=(200, 10, 10)) -> bytes:
@@ -223,21 +223,9 @@ def test_one_zip_extracted_by_two_sessions_at_once(tmp_path):
             for i in range(40):
                 zf.writestr(f"{c}/{i}.png", png(colour=(i, 10, 10)))
     target = tmp_path / "datasets" / "x"
-    barrier, results, errors = threading.Barrier(4), [], []
-
-    def extract_and_scan():
-        barrier.wait()
-        try:
-            results.append(len(scan(safe_extract(archive, target)).samples))
-        except Exception as err:  # noqa: BLE001
-            errors.append(repr(err))
     for _ in range(3):                                       # three rounds: the later ones find it published
-        threads = [threading.Thread(target=extract_and_scan) for _ in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    assert errors == [] and results == [80] * 12
+        counts, errors = at_once(lambda: len(scan(safe_extract(archive, target)).samples), 4, (Exception,))
+        assert errors == [] and counts == [80] * 4
     assert sorted(p.name for p in target.parent.iterdir()) == ["x"]       # no partial or stale folder left
 
 
@@ -260,19 +248,8 @@ def test_two_measurements_started_at_the_same_moment_start_one(monkeypatch):
     for job in jobs.active_jobs():
         jobs.finish(job.id, "cancelled")
     monkeypatch.setattr(lifecycle, "spawn", lambda args, log: os.getpid())     # this process stands in
-    barrier, started, refused = threading.Barrier(4), [], []
-
-    def start():
-        barrier.wait()
-        try:
-            started.append(worker.start(["resnet18"], Setting("cpu", "fp32", "contiguous", 1), 64).id)
-        except RuntimeError as err:
-            refused.append(str(err))
-    threads = [threading.Thread(target=start) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    started, refused = at_once(lambda: worker.start(["resnet18"], Setting("cpu", "fp32", "contiguous", 1), 64).id,
+                               4, (RuntimeError,))
     assert len(started) == 1 and len(refused) == 3
     assert all(r == f"a measurement job (#{started[0]}) is already running; stop it or wait for it" for r in refused)
     jobs.finish(started[0], "cancelled")

@@ -2,7 +2,6 @@
 under concurrent launches, the freezing-depth experiment counts against the cap, finished workers are reaped."""
 import os
 import signal
-import threading
 import time
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from core.finetune.config import TrainConfig
 from core.jobs import lifecycle
 from core.measure.settings import Setting
 from core.zoo import worker as measure_worker
+from tests.helpers import at_once
 
 TINY = dict(data="demo", demo_per_class=6, demo_size=32, image_size=32, batch_size=8, threads=1)
 
@@ -52,19 +52,7 @@ def test_a_queued_row_whose_worker_never_reports_fails_after_the_deadline(monkey
 def test_two_launches_at_once_against_a_cap_of_one_start_exactly_one():
     for r in runs.active_runs():
         runs.update(r.id, status="cancelled")
-    barrier, made, refused = threading.Barrier(4), [], []
-
-    def launch():
-        barrier.wait()
-        try:
-            made.append(runs.create({"epochs": 1}, "race", cap=1))
-        except runs.LaunchError:
-            refused.append(1)
-    threads = [threading.Thread(target=launch) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    made, refused = at_once(lambda: runs.create({"epochs": 1}, "race", cap=1), 4, (runs.LaunchError,))
     assert len(made) == 1 and len(refused) == 3
     runs.update(made[0], status="cancelled")
 
