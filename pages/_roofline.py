@@ -8,7 +8,7 @@ import streamlit as st
 from core.measure import roofline as rl
 from core.measure.roofline import Ceilings
 from core.present import fmt, plots
-from pages._widgets import table
+from pages._widgets import chart, table
 
 
 def show_ceilings(c: Ceilings) -> None:
@@ -30,7 +30,7 @@ def show_ceilings(c: Ceilings) -> None:
 
 def show_profile(frames: dict[str, pd.DataFrame], c: Ceilings, key: str, top_k: int = 15) -> None:
     """The roofline of one or more per-layer profiles, the kind shares and the slowest layers."""
-    st.plotly_chart(plots.roofline(frames, c.peak_gflops, c.bandwidth_gbs), key=f"{key}.roofline")
+    chart(plots.roofline(frames, c.peak_gflops, c.bandwidth_gbs), f"{key}.roofline")
     zero = sum(int((f["MACs"] == 0).sum()) for f in frames.values())
     if zero:
         st.caption(f"{zero} layer(s) with no counted MACs (activations, pooling) have intensity 0 and are not on "
@@ -39,7 +39,7 @@ def show_profile(frames: dict[str, pd.DataFrame], c: Ceilings, key: str, top_k: 
         if len(frames) > 1:
             st.markdown(f"**{fmt.md(label)}**")
         left, right = st.columns([2, 3])
-        left.plotly_chart(plots.kind_shares(rl.by_kind(frame)), key=f"{key}.kinds.{label}")
+        chart(plots.kind_shares(rl.by_kind(frame)), f"{key}.kinds.{label}", left)
         with right:
             note = rl.sum_note(frame)
             if note:

@@ -15,7 +15,7 @@ from core import jobs
 from core.config import data_dir
 from core.jobs.store import StoreError
 from core.measure.settings import MEMORY_FORMATS, PRECISIONS, Setting, default_threads
-from core.present import fmt
+from core.present import fmt, style
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
 
@@ -62,21 +62,16 @@ def current_settings() -> Setting:
 
 
 def number_formats(frame: pd.DataFrame) -> dict[str, Any]:
-    """One number style for every table: counts with thousands separators, percentages with one decimal and a
-    % sign (top-1 is always a percent), learning rates in 3 significant digits, ratios with a × sign."""
+    """One number style for every table, by what each column holds (``fmt.column_format``): counts with thousands
+    separators, percentages with one decimal and a % sign, learning rates in 3 significant digits, ratios with
+    a × sign, millions and GMACs with two decimals."""
     cfg: dict[str, Any] = {}
     for col in frame.columns:
-        name = str(col)
         if not pd.api.types.is_numeric_dtype(frame[col]) or pd.api.types.is_bool_dtype(frame[col]):
             continue
-        if "%" in name:
-            cfg[name] = st.column_config.NumberColumn(name, format="%.1f%%")
-        elif name.lower() in ("lr", "head lr") or name.lower().endswith(" lr"):
-            cfg[name] = st.column_config.NumberColumn(name, format="%.3g")
-        elif "ratio" in name or "speed-up" in name:
-            cfg[name] = st.column_config.NumberColumn(name, format="%.2f×")
-        elif pd.api.types.is_integer_dtype(frame[col]) and name.lower() not in ("id", "run", "epoch", "year"):
-            cfg[name] = st.column_config.NumberColumn(name, format="localized")
+        spec = fmt.column_format(str(col), pd.api.types.is_integer_dtype(frame[col]))
+        if spec is not None:
+            cfg[str(col)] = st.column_config.NumberColumn(str(col), format=spec)
     return cfg
 
 
@@ -85,8 +80,22 @@ def table(frame: pd.DataFrame, **kw: Any) -> None:
     hold Python objects such as the timing record that Arrow cannot carry)."""
     frame = frame.copy(deep=False)
     frame.attrs = {}
+    # a GPU-only column (host wall time) is left out where nothing filled it, rather than a column of blanks
+    frame = frame.drop(columns=[c for c in frame.columns if "gpu" in str(c).lower() and frame[c].isna().all()])
     kw.setdefault("placeholder", "—")       # an empty cell reads "—", never "None"
     st.dataframe(frame, hide_index=True, column_config={**number_formats(frame), **kw.pop("column_config", {})}, **kw)
+
+
+def chart(fig: Any, key: str, where: Any = None, **kw: Any) -> None:
+    """Every Plotly chart of the app: readable log ticks and room for the toolbar (``core.present.style``), the
+    house toolbar, the container's width. A multi-panel figure is drawn as one chart per panel in columns, which
+    Streamlit stacks at phone width."""
+    figs = style.panels(fig)
+    if len(figs) == 1:
+        (where or st).plotly_chart(style.readable(fig), key=key, config=style.CHART_CONFIG, **kw)
+        return
+    for i, (col, panel) in enumerate(zip((where or st).columns(len(figs)), figs)):
+        col.plotly_chart(style.readable(panel), key=f"{key}.{i}", config=style.CHART_CONFIG, **kw)
 
 
 def derived(key: str, value: Any) -> None:

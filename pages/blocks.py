@@ -26,14 +26,14 @@ from core.measure import budget
 from core.measure import compare as cmp
 from core.measure import roofline as rl
 from core.measure.counting import CrossCheck, cross_check, fvcore_macs
-from core.measure.profiling import Profile, ProfileError, profile_module, time_module
+from core.measure.profiling import Profile, ProfileError, profile_module, time_settled
 from core.measure.roofline import Ceilings
 from core.measure.settings import Setting
-from core.measure.timing import LatencyStats
+from core.measure.timing import Interleaved
 from core.present import deploy_plots, fmt, plots
 from pages import _deploy as deploy_view
 from pages._roofline import show_ceilings, show_profile
-from pages._widgets import current_settings, lazy_tabs, route_through_app, table
+from pages._widgets import chart, current_settings, lazy_tabs, route_through_app, table
 
 route_through_app()
 
@@ -61,12 +61,15 @@ def flop_counter_check(block: str, cfg: tuple[tuple[str, Any], ...], shape: tupl
 
 @st.cache_data(show_spinner="Timing on this device…", max_entries=128)
 def latency(block: str, cfg: tuple[tuple[str, Any], ...], shape: tuple[int, int, int, int], settings: Setting,
-            nonce: int) -> tuple[LatencyStats, int | None]:
-    """The timing, and on a GPU the peak memory of one forward (a CPU has no such counter)."""
+            nonce: int) -> tuple[Interleaved, int | None]:
+    """The timing (Compare's protocol: rounds until it settles, else a busy warning), and on a GPU the peak memory
+    of one forward (a CPU has no such counter)."""
+    timed = time_settled(create_block(block, **dict(cfg)), shape, **settings.profile_kwargs(), max_time_s=4.0)
+    peak = None
     if settings.device.startswith("cuda"):
-        prof = profile_module(create_block(block, **dict(cfg)), shape, **settings.profile_kwargs())
-        return prof.latency, prof.peak_memory_bytes
-    return time_module(create_block(block, **dict(cfg)), shape, **settings.profile_kwargs()), None
+        peak = profile_module(create_block(block, **dict(cfg)), shape, time_it=False,
+                              **settings.profile_kwargs()).peak_memory_bytes
+    return timed, peak
 
 
 def config_form(block: str) -> tuple[dict[str, Any], tuple[int, int, int, int]]:
@@ -103,9 +106,9 @@ def latex_int(n: int) -> str:
 
 def show_formula(cost: BlockCost, prof: Profile) -> None:
     st.markdown("**Closed form** (bias and norm terms appear when switched on)")
-    st.latex(r"\text{params} = " + cost.formula)
-    if len(cost.terms) <= 6:
-        st.latex(" + ".join(t.formula for t in cost.terms) + " = " + latex_int(cost.params))
+    st.latex(fmt.stacked(r"\text{params}", fmt.split_sum(cost.formula)))
+    if len(cost.terms) <= 6:             # one term a line, so the filled-in sum never runs off its column
+        st.latex(fmt.stacked("", [t.formula for t in cost.terms], latex_int(cost.params)))
     ok = "**equal**" if cost.params == prof.params and cost.macs == prof.macs else "**they differ**"
     st.markdown(f"Closed form: **{fmt.count(cost.params)}** params, **{fmt.count(cost.macs)}** MACs · "
                 f"counted (PyTorch params, fvcore MACs): **{fmt.count(prof.params)}** params, "
@@ -133,10 +136,11 @@ def latency_view(block: str, cfg: tuple[tuple[str, Any], ...], shape: tuple[int,
     """The measured half, in its own fragment: it follows the counts, and re-measuring reruns only this part."""
     nonce = st.session_state.get("remeasure", 0)
     try:
-        stats, peak = latency(block, cfg, shape, settings, nonce)
+        timed, peak = latency(block, cfg, shape, settings, nonce)
     except ProfileError as err:
         st.error(f"Cannot time this block here: {fmt.md(err)}")
         return
+    stats = timed.latency[0]
     gflops = flops / (stats.median_ms / 1e3) / 1e9
     cols = st.columns(5 if peak is not None else 4)
     cols[0].metric("Latency, median", fmt.ms(stats.median_ms))
@@ -148,10 +152,9 @@ def latency_view(block: str, cfg: tuple[tuple[str, Any], ...], shape: tuple[int,
     if cols[3].button("Re-measure latency", key="explore.remeasure"):
         st.session_state["remeasure"] = nonce + 1
         st.rerun(scope="fragment")
-    wall = f" · host wall {fmt.ms(stats.wall_median_ms)} (launch-bound)" if stats.launch_bound else ""
     st.caption(f"Measured on {settings.device} · {settings.precision} · {settings.memory_format} · batch {shape[0]} "
-               f"· {settings.resolved_threads()} thread(s) · {stats.iters} runs after {stats.warmup} warm-up "
-               f"({stats.timer}){wall}")
+               f"· {settings.resolved_threads()} thread(s) · {stats.timer}")
+    (st.warning if timed.busy else st.caption)(timed.note())
 
 
 def block_form() -> tuple[str, dict[str, Any], tuple[int, int, int, int]]:
@@ -159,7 +162,7 @@ def block_form() -> tuple[str, dict[str, Any], tuple[int, int, int, int]]:
     tab reads the block from its own widgets, never from another tab's leftover state."""
     block = st.selectbox("Block", list_blocks(), key="explore.block", bind="query-params")
     cls = get_block_class(block)
-    st.caption(f"{cls.summary}  \n*{cls.paper}*")
+    st.caption(f"{fmt.md(cls.summary)}  \n*{fmt.md(cls.paper)}*")
     raw, shape = config_form(block)
     return block, raw, shape
 
@@ -179,13 +182,10 @@ def explore(settings: Setting) -> None:
     timed = st.container()          # filled last: the counts and the formula show while it is being timed
     skip = "has a skip connection" if create_block(block, **cfg).has_skip else "has no skip connection"
     st.markdown(f"Output shape **{' x '.join(map(str, prof.output_shape))}** · this configuration {skip}.")
-    left, right = st.columns([1, 1])
-    with left:
-        show_formula(cost, prof)
-    with right:
-        st.markdown("**Per-layer breakdown**")
-        table(prof.per_layer, width="stretch")
-        show_counter_notes(prof, block, items, shape)
+    show_formula(cost, prof)
+    st.markdown("**Per-layer breakdown**")          # full width: its columns are never cut off
+    table(prof.per_layer, width="stretch")
+    show_counter_notes(prof, block, items, shape)
     with timed:
         latency_view(block, items, shape, prof.flops, settings)
 
@@ -226,7 +226,7 @@ def compare_tab(settings: Setting) -> None:
     except (BlockConfigError, ProfileError) as err:
         st.error(f"Cannot compare these blocks: {err}")
         return
-    st.plotly_chart(plots.compare_bars(frame), key="cmp.bars")
+    chart(plots.compare_bars(frame), "cmp.bars")
     for line in cmp.ratio_statement(frame):
         st.info(line)
     (st.warning if frame.attrs["busy"] else st.caption)(frame.attrs["note"])
@@ -237,7 +237,7 @@ def compare_tab(settings: Setting) -> None:
     st.markdown("**Cost against channel count** (closed form, log-log: slope 2 = C², slope 1 = C)")
     sweep = cmp.channel_sweep(entries, hw)
     metric = st.radio("Metric", ["params", "MACs"], horizontal=True, key="cmp.sweep_metric")
-    st.plotly_chart(plots.channel_sweep(sweep, metric), key="cmp.sweep")
+    chart(plots.channel_sweep(sweep, metric), "cmp.sweep")
 
 
 @st.cache_data(show_spinner="Timing the blocks interleaved, round by round…", max_entries=32)
@@ -311,7 +311,7 @@ def gradient_tab() -> None:
     act = cols[1].selectbox("Activation", ["tanh", "sigmoid", "relu"], key="grad.act")
     gain = cols[2].slider("Weight scale (x 1/sqrt(fan-in))", 0.1, 2.0, 0.5, 0.1, key="grad.gain")
     result = gradient_flow(depth, act=act, init_gain=gain)
-    st.plotly_chart(plots.gradient_flow(result), key="grad.plot")
+    chart(plots.gradient_flow(result), "grad.plot")
     st.markdown(f"At layer 0 the residual stack's gradient is **{result.ratio_at_input():.3g}x** the plain "
                 f"stack's (one real backward pass, same weights, float64).")
     st.markdown("**The lecture's scalar example** (upstream 0.5, F' = 0.01)")
@@ -349,7 +349,7 @@ def deploy_tab(settings: Setting) -> None:
         a = results[0]
         for b in results[1:]:
             pair = report.pair(a, b)
-            st.plotly_chart(deploy_plots.deploy_pair(pair, b["label"]), key=f"dep.pair.{b['label']}")
+            chart(deploy_plots.deploy_pair(pair, b["label"]), f"dep.pair.{b['label']}")
             best = pair.loc[pair["measured speed-up"].idxmax()] if len(pair) else None
             if best is not None:
                 st.info(fmt.md(f"{b['label']} has {pair['MAC ratio'].iloc[0]:.2f}× fewer MACs than {a['label']}; "

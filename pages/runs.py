@@ -14,39 +14,32 @@ from core import jobs
 from core.config import data_dir
 from core.data import usage
 from core.data.images import open_image, thumbnail
-from core.finetune import evaluate, experiment, runs
+from core.finetune import evaluate, experiment, runs, tracker
 from core.deploy import export_job, report
-from core.finetune.bundle import BEST, Predictor
+from core.finetune.bundle import BEST, BEST_RULE, Predictor
 from core.finetune.config import TrainConfig
 from core.jobs.store import StoreError
 from core.present import deploy_plots, fmt, plots
-from pages._widgets import (current_settings, job_progress_bar, lazy_tabs, number_formats, route_through_app,
+from pages._widgets import (chart, current_settings, job_progress_bar, lazy_tabs, route_through_app,
                             store_errors_shown)
 
 route_through_app()
 
 
-def runs_table(all_runs: list[runs.Run]) -> pd.DataFrame:
-    rows = [{"id": r.id, "name": r.name, "tags": ", ".join(r.tag_list), "status": r.status,
-             "recipe": r.config.get("recipe"), "backbone": r.config.get("model"),
-             "best val top-1 %": fmt.percent(r.result.get("best_top1")), "exported epoch": r.result.get("best_epoch"),
-             "wall s": r.result.get("wall_s"), "device": r.device, "note": runs.empty_reason(r)} for r in all_runs]
-    frame = pd.DataFrame(rows, columns=["id", "name", "tags", "status", "recipe", "backbone", "best val top-1 %",
-                                        "exported epoch", "wall s", "device", "note"])
-    numbers = ["best val top-1 %", "exported epoch", "wall s"]
-    frame[numbers] = frame[numbers].astype(float)        # an empty cell is NaN (shown "—"), never the word None
-    text = [c for c in frame.columns if c not in numbers and c != "id"]
-    frame[text] = frame[text].astype(object).where(frame[text].notna() & (frame[text] != ""), "—").astype(str)
-    return frame
+SHOWN = ["id", "name", "status", "dataset", "images", "weights", "recipe", "backbone", "head LR", "lowest LR",
+         "layer decay", "epochs", "image px", "batch", "augment", "best val top-1 %", "val loss at best", "test top-1 %",
+         "exported epoch", "wall s", "data sha256", "schedule", "seed", "tags", "device", "note"]
+STYLE = {"best val top-1 %": "{:.1f}%", "test top-1 %": "{:.1f}%", "exported epoch": "{:.0f}", "wall s": "{:,.1f}",
+         "images": "{:,.0f}", "head LR": "{:.3g}", "lowest LR": "{:.3g}", "layer decay": "{:.2f}", "epochs": "{:.0f}",
+         "image px": "{:.0f}", "batch": "{:.0f}", "seed": "{:.0f}", "val loss at best": "{:.4f}"}
 
 
 def coloured(frame: pd.DataFrame):
     """The runs table with each run's name in that run's colour (the colour of its curves)."""
     styled = frame.style.apply(lambda col: [f"color: {plots.run_colour(i)}; font-weight: 600" for i in frame["id"]],
                                subset=["name"])
-    # a Styler's formats win over column_config: one style for numbers here, "—" where the note says why
-    return styled.format({"best val top-1 %": "{:.1f}%", "exported epoch": "{:.0f}", "wall s": "{:,.1f}"},
-                         na_rep="—")
+    # a Styler's formats win over column_config: one style for numbers here, "—" for an empty cell
+    return styled.format({k: v for k, v in STYLE.items() if k in frame.columns}, na_rep="—")
 
 
 def filtered(all_runs: list[runs.Run]) -> list[runs.Run]:
@@ -68,12 +61,17 @@ def compare_section(all_runs: list[runs.Run]) -> None:
     if not shown:
         st.info("No run matches these filters.")
         return
-    frame = runs_table(shown)
-    st.dataframe(coloured(frame), hide_index=True, width="stretch", key="runs.table", placeholder="—",
-                 column_config=number_formats(frame))
+    frame = tracker.frame(shown, runs.epoch_values("val_loss"))
+    st.caption("Every run with what it was configured with and what it scored; click a column header to sort. "
+               "Learning rates: the head's, and the lowest any trained group got (discriminative LRs).")
+    st.dataframe(coloured(frame[SHOWN]), hide_index=True, width="stretch", key="runs.table", placeholder="—",
+                 column_config={"name": st.column_config.TextColumn("name", pinned=True),
+                                "note": st.column_config.TextColumn("note", width="large")})
+    failure_reasons(shown)
     by_id = {r.id: r for r in shown}
-    chosen = st.multiselect("Overlay curves of", list(by_id), default=list(by_id)[:3], key="runs.overlay",
-                            format_func=lambda i: by_id[i].label(), bind="query-params")
+    chosen = st.multiselect("Overlay curves of", list(by_id), default=tracker.default_overlay(shown),
+                            key="runs.overlay", format_func=lambda i: by_id[i].label(), bind="query-params",
+                            help="Opens with the best finished runs (highest val top-1).")
     cols = st.columns([2, 1, 2])
     smoothing = cols[0].slider("Smoothing (EMA, as TensorBoard)", 0.0, 0.99, 0.6, 0.01, key="runs.smooth",
                                bind="query-params", help="Smooths the train loss; the raw curve stays faint behind.")
@@ -81,10 +79,60 @@ def compare_section(all_runs: list[runs.Run]) -> None:
     x = cols[2].radio("x-axis", list(plots.X_AXES), horizontal=True, key="runs.x", bind="query-params")
     if chosen:
         labels = {i: by_id[i].label() for i in chosen}
-        st.plotly_chart(plots.training_curves({labels[i]: runs.curves(i) for i in chosen},
-                                              {labels[i]: plots.run_colour(i) for i in chosen}, x, smoothing,
-                                              log_loss), key="runs.curves")
+        chart(plots.training_curves({labels[i]: runs.curves(i) for i in chosen},
+                                    {labels[i]: plots.run_colour(i) for i in chosen}, x, smoothing, log_loss),
+              "runs.curves")
+    diff_section(frame, by_id)
+    hparams_section(frame)
     manage(shown)
+
+
+def failure_reasons(shown: list[runs.Run]) -> None:
+    """Every failed or stopped run's whole reason, one click away (the table cuts long text)."""
+    ended = [r for r in shown if r.error and r.status in ("failed", "cancelled")]
+    if not ended:
+        return
+    with st.expander(f"Why runs failed ({len(ended)})"):
+        for r in ended:
+            st.markdown(f"**{fmt.md(r.label())}** ({r.status})")
+            st.code(r.error, language=None, wrap_lines=True)
+
+
+def diff_section(frame: pd.DataFrame, by_id: dict[int, runs.Run]) -> None:
+    """Two runs side by side: configuration and final metrics, with what differs marked."""
+    st.subheader("Compare two runs")
+    if len(by_id) < 2:
+        st.info("Two runs are needed for a diff.")
+        return
+    ids = list(by_id)
+    overlay = tracker.default_overlay(list(by_id.values()), 2)
+    pair = overlay if len(overlay) == 2 else ids[:2]
+    cols = st.columns([2, 2, 1])
+    a = cols[0].selectbox("Run A", ids, index=ids.index(pair[0]), key="runs.diff.a",
+                          format_func=lambda i: by_id[i].label())
+    b = cols[1].selectbox("Run B", ids, index=ids.index(pair[1]), key="runs.diff.b",
+                          format_func=lambda i: by_id[i].label())
+    only = cols[2].toggle("Only differences", value=True, key="runs.diff.only")
+    if a == b:
+        st.info("Pick two different runs.")
+        return
+    d = tracker.diff(frame, a, b, only)
+    st.caption(f"{int(d['differs'].sum())} of the fields differ." if not only else
+               f"{len(d)} field(s) differ; switch off 'Only differences' to see all.")
+    st.dataframe(d.style.apply(lambda r: ["background-color: rgba(255, 196, 0, 0.18)" if r["differs"] else ""
+                                          for _ in r], axis=1),
+                 hide_index=True, width="stretch", key="runs.diff.table",
+                 column_config={"differs": st.column_config.CheckboxColumn("differs")})
+
+
+def hparams_section(frame: pd.DataFrame) -> None:
+    """Hyper-parameters against best top-1, one line per finished run (TensorBoard's HParams view)."""
+    st.subheader("Hyper-parameters against best val top-1")
+    hp = tracker.hyper_parameters(frame)
+    if len(hp) < 2:
+        st.info("Waiting for a second finished run: each line is one finished run.")
+        return
+    chart(plots.parallel_runs(hp), "runs.parcoords")
 
 
 def manage(shown: list[runs.Run]) -> None:
@@ -185,7 +233,7 @@ def experiment_section() -> None:
         frame = experiment.results(job)
         if not frame.empty:
             st.caption(experiment.budget(job.args["config"]))
-            st.plotly_chart(plots.accuracy_vs_time(frame.dropna(subset=["val top-1 %"])), key="exp.plot")
+            chart(plots.accuracy_vs_time(frame.dropna(subset=["val top-1 %"])), "exp.plot")
             pct = {c: st.column_config.NumberColumn(c, format="%.1f%%") for c in frame.columns if "%" in c or "95%" in c}
             st.dataframe(frame, hide_index=True, placeholder="—", column_config={**pct, "wall s": st.column_config.NumberColumn(
                 "wall s", format="%.1f")})
@@ -203,6 +251,9 @@ def evaluate_section(all_runs: list[runs.Run]) -> None:
         by_id = {r.id: r for r in done}
         chosen = st.selectbox("Run", list(by_id), key="eval.run", format_func=lambda i: by_id[i].label())
         run = by_id[chosen]
+        if run.result.get("best_epoch"):
+            st.caption(f"Its bundle holds epoch {run.result['best_epoch']} of {run.result.get('epochs_done', '?')}, "
+                       f"chosen by {BEST_RULE}.")
         with run_files_shown(run):
             evaluation_view(run)
         with run_files_shown(run):
@@ -267,7 +318,7 @@ def show_export(record: dict, folder: Path, run: runs.Run) -> None:
         st.warning(fmt.md(f"Not scored: {record['not_scored_because']}. Calibration and scoring need the run's "
                           "dataset; the fp32 export was checked for parity on the demo images instead."))
     else:
-        st.plotly_chart(deploy_plots.export_scores(frame), key=f"onnx.plot.{run.id}")
+        chart(deploy_plots.export_scores(frame), f"onnx.plot.{run.id}")
     st.dataframe(frame.style.format({c: "{:.1f}" for c in frame.columns if "%" in c} | {
         "latency ms": "{:.2f}", "speed-up vs PyTorch": "{:.2f}×", "size MiB": "{:.2f}"}, na_rep="—"),
         hide_index=True, width="stretch", placeholder="—", key=f"onnx.table.{run.id}")
@@ -308,7 +359,7 @@ def evaluation_view(run: runs.Run) -> None:
     ev = evaluate.evaluation(run)
     if ev is not None:
         left, right = st.columns([3, 2])
-        left.plotly_chart(plots.confusion(ev["confusion"], ev["classes"]), key="eval.conf")
+        chart(plots.confusion(ev["confusion"], ev["classes"]), "eval.conf", left)
         right.dataframe(ev["table"].style.format({"precision": "{:.1%}", "recall": "{:.1%}"}), hide_index=True)
     if st.toggle("Show the top losses (misclassified val images)", key="eval.losses"):
         losses = evaluate.top_losses(run)
@@ -339,8 +390,8 @@ def try_image(run: runs.Run) -> None:
         st.error(f"That image cannot be classified: {fmt.md(fmt.first_line(err))}")
         return
     st.image(image, width=160)
-    st.plotly_chart(plots.bars(pd.DataFrame(top, columns=["class", "probability"]), "class", "probability",
-                               "class", "probability", text="%{y:.1%}"), key="eval.top5")
+    chart(plots.bars(pd.DataFrame(top, columns=["class", "probability"]), "class", "probability",
+                     "class", "probability", text="%{y:.1%}"), "eval.top5")
 
 
 def export_button(run: runs.Run) -> None:

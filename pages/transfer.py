@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib
 import threading
+import time
 
 import pandas as pd
 import streamlit as st
@@ -13,7 +14,7 @@ from core.data.images import thumbnail
 from core.data.ingest import Dataset, scan
 from core.data.split import stratified_split
 from core.data.uploads import save_upload
-from core.finetune import launch, planning, runs
+from core.finetune import bundle, launch, planning, runs
 from core.finetune.config import AUGMENTS, RECIPES, TrainConfig
 from core.finetune.data import resolve_source
 from core.finetune.weights import OFFLINE_ARCH, WeightsError, WeightsReport, check_file, hub_reachable
@@ -21,7 +22,7 @@ from core.jobs.store import StoreError
 from core.present import fmt, plots
 from core.zoo.catalog import CURATED, BackboneError, resolve_name
 from core.zoo.recommend import recipe_for
-from pages._widgets import current_settings, derived, route_through_app, store_errors_shown, table
+from pages._widgets import chart, current_settings, derived, route_through_app, store_errors_shown, table
 
 route_through_app()
 
@@ -82,7 +83,7 @@ def data_section() -> tuple[str, TrainConfig, Dataset | None]:
 def show_health(ds: Dataset, report: Health) -> None:
     counts = pd.DataFrame({"class": list(report.counts), "images": list(report.counts.values())})
     left, right = st.columns([1, 1])
-    left.plotly_chart(plots.bars(counts, "class", "images", "class", "images"), key="tr.counts")
+    chart(plots.bars(counts, "class", "images", "class", "images"), "tr.counts", left)
     with right:
         st.markdown(f"**{sum(report.counts.values())} images in {len(ds.classes)} classes** · imbalance "
                     f"{report.imbalance:.1f}x · sizes {report.sizes['width'].min()}–{report.sizes['width'].max()} px wide")
@@ -189,9 +190,8 @@ def plan_section(base: TrainConfig, ds: Dataset) -> tuple[TrainConfig, str]:
     base.device = settings.device                     # cuda:N keeps its index
     base.threads = settings.threads
     groups = stage_lrs(base.model, base.recipe, base.lr, base.layer_decay, base.freeze_stages, len(ds.classes))
-    st.plotly_chart(plots.bars(groups.assign(lr=groups["lr"].where(groups["trainable"], None)), "stage", "lr",
-                               "stage (stem to head)", "learning rate (log)", log_y=True, text="%{y:.3~g}"),
-                    key="tr.lrs")
+    chart(plots.bars(groups.assign(lr=groups["lr"].where(groups["trainable"], None)), "stage", "lr",
+                     "stage (stem to head)", "learning rate (log)", log_y=True, text="%{y:.3~g}"), "tr.lrs")
     table(groups)
     extras(base, ds)
     return base, blocked
@@ -221,8 +221,15 @@ def extras(base: TrainConfig, ds: Dataset) -> None:
             with st.spinner(f"Timing a few real steps on {base.device}…"):
                 state["tr.estimate.result"] = (key, planning.estimate_epoch(base, len(split.train), len(split.val)))
         if cols[1].button("Run an LR range test", key="tr.lrtest"):
-            with st.spinner("LR range test…"):
-                state["tr.lrtest.result"] = (key, *planning.lr_range(base))
+            bar = st.progress(0.0, text="LR range test: preparing the data and the model…")
+            started = time.monotonic()
+
+            def step(i: int, n: int) -> None:
+                left = (time.monotonic() - started) / i * (n - i) if i else None
+                bar.progress(i / n, text=f"LR range test: step {i} of at most {n}"
+                             + (f" · about {left:.0f} s left" if left is not None else ""))
+            state["tr.lrtest.result"] = (key, *planning.lr_range(base, on_step=step))
+            bar.empty()
     except (WeightsError, DatasetError, ValueError) as err:
         st.error(f"Cannot run this with the chosen settings: {fmt.md(err)}")
     if "tr.estimate.result" in state:
@@ -232,7 +239,7 @@ def extras(base: TrainConfig, ds: Dataset) -> None:
             cols[0].caption("Made for other settings than those above: estimate again to update it.")
     if "tr.lrtest.result" in state:
         made_for, frame, suggestion = state["tr.lrtest.result"]
-        st.plotly_chart(plots.lr_finder(frame, suggestion), key="tr.lrplot")
+        chart(plots.lr_finder(frame, suggestion), "tr.lrplot")
         st.caption(f"Suggested head LR {suggestion:.1e} (steepest fall of the smoothed loss)"
                    + ("" if made_for == key else "; made for other settings than those above") + ".")
         st.button(f"Use {suggestion:.1e} as the head LR", key="tr.apply_lr", on_click=_apply_lr, args=(suggestion,))
@@ -244,7 +251,7 @@ def _apply_lr(lr: float) -> None:
 
 def launch_section(cfg: TrainConfig, blocked: str) -> None:
     st.subheader("3 · Launch")
-    derived("tr.name", f"{cfg.model} · {cfg.recipe}")
+    derived("tr.name", runs.default_name(cfg.to_dict()))
     name = st.text_input("Run name", key="tr.name", help="Follows the backbone and recipe until you edit it.")
     if blocked:
         st.caption(f"Start is disabled: {blocked}.")
@@ -279,8 +286,8 @@ def watch_body(run_id: int) -> None:
     prog = runs.progress(run)
     eta = f" · about {prog.eta_s:.0f} s left" if prog.eta_s is not None else ""
     st.progress(prog.fraction, text=f"epoch {prog.epoch}/{prog.epochs} · step {prog.step}/{prog.total_steps}{eta}")
-    st.plotly_chart(plots.training_curves({run.label(): runs.curves(run.id)}, {run.label(): plots.run_colour(run.id)}),
-                    key=f"tr.curves.{run.id}")
+    chart(plots.training_curves({run.label(): runs.curves(run.id)}, {run.label(): plots.run_colour(run.id)}),
+          f"tr.curves.{run.id}")
     cols = st.columns(3)
     if run.active and cols[0].button("Stop", key=f"tr.stop.{run.id}"):
         runs.request_cancel(run.id)
@@ -293,7 +300,8 @@ def watch_body(run_id: int) -> None:
         st.error(f"The run failed: {fmt.md(run.error)}")
     if run.status == "done":
         best, epoch = run.result.get("best_top1"), run.result.get("best_epoch")
-        kept = f" at epoch {epoch}; the exported bundle holds that epoch's weights" if epoch else ""
+        kept = (f" at epoch {epoch}, chosen by {bundle.BEST_RULE}; the exported bundle holds that epoch's weights"
+                if epoch else "")
         st.success(f"Finished: best val top-1 {best:.1%}{kept} ({run.result.get('wall_s') or 0:.1f} s). "
                    "Evaluate and export it on the Runs page.")
 

@@ -14,7 +14,7 @@ class ConvBlock(Block):
     """A standard k x k convolution (+ BN + ReLU); mixes space and channels in one step."""
 
     paper = "LeCun et al. 1998; Simonyan & Zisserman 2014 (VGG)"
-    summary = "One k x k convolution: every output channel sees every input channel over a k x k window."
+    summary = "One k×k convolution: every output channel sees every input channel over a k×k window."
     default_hw = 14
 
     def __init__(self, in_chs: int = 256, out_chs: int = 256, kernel_size: int = 3, stride: int = 1,
@@ -39,7 +39,7 @@ class Bottleneck1x1(Block):
     """1x1 squeeze, k x k spatial mix, 1x1 expand (the lecture's bottleneck; GoogLeNet's reduction)."""
 
     paper = "Lin et al. 2013 (Network in Network); Szegedy et al. 2014 (GoogLeNet)"
-    summary = "Squeeze channels with a 1x1, do the expensive k x k on few channels, expand back with a 1x1."
+    summary = "Squeeze channels with a 1x1, do the expensive k×k on few channels, expand back with a 1x1."
     default_hw = 14
 
     def __init__(self, in_chs: int = 256, out_chs: int = 256, mid_chs: int = 64, kernel_size: int = 3,

@@ -44,7 +44,7 @@ class Stack(nn.Module):
 
 @dataclass(frozen=True)
 class GradFlow:
-    """Per-layer ||dL/dh_l|| for both stacks (layer 0 is the input end)."""
+    """Per-layer ‖∂L/∂h_l‖ for both stacks (layer 0 is the input end)."""
 
     table: pd.DataFrame
     depth: int

@@ -17,7 +17,7 @@ class Inception(Block):
     """Four parallel branches (1x1 | 1x1->3x3 | 1x1->5x5 | 3x3 max-pool->1x1), concatenated on channels."""
 
     paper = "Szegedy et al. 2014, Going deeper with convolutions (GoogLeNet)"
-    summary = "Offer a buffet of receptive fields and let SGD pick; 1x1 reductions keep 3x3 and 5x5 cheap."
+    summary = "Offer a buffet of receptive fields and let SGD pick; 1×1 reductions keep 3×3 and 5×5 cheap."
     default_hw = 28
 
     def __init__(self, in_chs: int = 192, c1: int = 64, c3_reduce: int = 96, c3: int = 128,

@@ -21,7 +21,7 @@ class DepthwiseSeparable(Block):
     """Depthwise k x k (one filter per channel) then pointwise 1x1 (MobileNet v1)."""
 
     paper = "Howard et al. 2017, MobileNets"
-    summary = "Split spatial mixing (depthwise) from channel mixing (pointwise): D_K^2 C + C^2 instead of D_K^2 C^2."
+    summary = "Split spatial mixing (depthwise) from channel mixing (pointwise): D_K²·C + C² instead of D_K²·C²."
 
     def __init__(self, in_chs: int = 128, out_chs: int = 128, kernel_size: int = 3, stride: int = 1,
                  bias: bool = False, norm: bool = True) -> None:
@@ -50,7 +50,7 @@ class InvertedResidual(Block):
     """1x1 expand by t -> depthwise 3x3 -> linear 1x1 projection, skip when shapes match (MobileNet v2)."""
 
     paper = "Sandler et al. 2018, MobileNetV2: Inverted Residuals and Linear Bottlenecks"
-    summary = "Expand thin -> wide, filter depthwise, project back with no activation (the linear bottleneck)."
+    summary = "Expand thin → wide, filter depthwise, project back with no activation (the linear bottleneck)."
 
     def __init__(self, in_chs: int = 24, out_chs: int = 24, kernel_size: int = 3, stride: int = 1,
                  exp_ratio: float = 6.0, bias: bool = False, norm: bool = True) -> None:

@@ -35,7 +35,7 @@ class ResNetBasic(Block):
     """Two 3x3 convs plus a skip: y = relu(F(x) + x) (ResNet-18/34)."""
 
     paper = "He et al. 2015, Deep Residual Learning for Image Recognition"
-    summary = "3x3 -> 3x3 with an identity skip; a 1x1 projection shortcut when stride or channels change."
+    summary = "3×3 → 3×3 with an identity skip; a 1x1 projection shortcut when stride or channels change."
 
     def __init__(self, in_chs: int = 64, out_chs: int = 64, stride: int = 1, bias: bool = False,
                  norm: bool = True) -> None:
@@ -67,7 +67,7 @@ class ResNetBottleneck(Block):
     """1x1 squeeze -> 3x3 -> 1x1 expand (x4) plus a skip (ResNet-50/101/152); stride on the 3x3."""
 
     paper = "He et al. 2015, Deep Residual Learning for Image Recognition"
-    summary = "Width C_out/4 inside, expansion 4 out; the skip carries the gradient's +1 highway."
+    summary = "Width C_out / 4 inside, expansion 4 out; the skip carries the gradient's +1 highway."
     expansion = 4
 
     def __init__(self, in_chs: int = 256, out_chs: int = 256, stride: int = 1, bias: bool = False,

@@ -40,6 +40,14 @@ class Dataset:
     def labels(self) -> list[int]:
         return [s.label for s in self.samples]
 
+    def content_hash(self) -> str:
+        """One SHA-256 over every usable image's bytes, class and relative path (order-free): two copies of a dataset
+        on two machines hash the same, and one changed, added or relabelled image changes it."""
+        h = hashlib.sha256()
+        for line in sorted(f"{self.classes[s.label]}\t{s.path}\t{s.sha256}" for s in self.samples):
+            h.update(line.encode() + b"\n")
+        return h.hexdigest()
+
     def counts(self) -> dict[str, int]:
         out = {c: 0 for c in self.classes}
         for s in self.samples:

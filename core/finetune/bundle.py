@@ -18,7 +18,8 @@ from safetensors.torch import load_file, save_file
 from core.data.images import load_resized, resize_crop
 
 CHECKPOINT = "checkpoint.pt"
-BEST = "best.pt"          # the weights of the epoch with the best val top-1: what the bundle exports
+BEST = "best.pt"          # the weights of the best epoch (``BEST_RULE``): what the bundle exports
+BEST_RULE = "the highest val top-1; a tie goes to the lower val loss, then to the later epoch"
 
 
 def rng_state() -> dict[str, Any]:
@@ -38,10 +39,10 @@ def save_checkpoint(run_dir: Path, payload: dict[str, Any]) -> Path:
     return _save_atomic(run_dir / CHECKPOINT, payload)
 
 
-def save_best(run_dir: Path, model: torch.nn.Module, epoch: int, top1: float) -> Path:
-    """Keeps the weights of the best epoch so far (atomically), with the epoch and its val top-1."""
+def save_best(run_dir: Path, model: torch.nn.Module, epoch: int, top1: float, loss: float | None = None) -> Path:
+    """Keeps the weights of the best epoch so far (atomically), with the epoch, its val top-1 and val loss."""
     return _save_atomic(run_dir / BEST, {"model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-                                         "epoch": epoch, "val_top1": top1})
+                                         "epoch": epoch, "val_top1": top1, "val_loss": loss})
 
 
 def load_best(run_dir: Path) -> dict[str, Any] | None:
@@ -94,22 +95,75 @@ def load_checkpoint(run_dir: Path) -> dict[str, Any] | None:
 
 README = """# {arch}, fine-tuned by Archscope
 
-{n} classes: {classes}. These are the weights of epoch {epoch}, the epoch with the best validation top-1
-({top1}); that is the figure Archscope reports for this run.
+{n} classes: {classes}. These are the weights of epoch {epoch}, chosen by {rule} (val top-1 {top1}, val loss
+{loss}); that is the figure Archscope reports for this run.
 
-Load it with plain timm (no Archscope needed):
+Classify a photo as is (needs `pip install timm safetensors pillow`):
 
-```python
-import json, timm, torch
-from safetensors.torch import load_file
-meta = json.load(open("bundle.json"))
-model = timm.create_model(meta["model"], num_classes=len(meta["classes"]))
-model.load_state_dict(load_file("model.safetensors")); model.eval()
+```bash
+python predict.py photo.jpg            # prints the top-5 classes and their probabilities
 ```
 
-Preprocessing (bundle.json): resize the shorter side to {size} px (bilinear), centre-crop {size}×{size}, scale to
-[0, 1], subtract `mean` and divide by `std` per channel; `meta["classes"][logits.argmax()]` is the label.
+Or load it with plain timm (no Archscope needed). `config.json` is timm's own format, so the model comes back with
+its `pretrained_cfg` and `timm.data.resolve_data_config` gives the preprocessing it was trained with
+({size} px, bilinear, centre crop, its mean and std):
+
+```python
+import timm
+model = timm.create_model("local-dir:/path/to/this/folder", pretrained=True).eval()
+cfg = timm.data.resolve_data_config(model=model)           # input_size (3, {size}, {size}), crop_pct 1.0
+transform = timm.data.create_transform(**cfg)
+labels = model.pretrained_cfg["label_names"]
+```
+
+Preprocessing (also in bundle.json): EXIF orientation applied, RGB, the shorter side resized to {size} px
+(bilinear), a centre crop of {size}×{size}, scaled to [0, 1], `(x - mean) / std` per channel.
 """
+
+
+PREDICT = '''"""Classifies images with this bundle, using only timm: python predict.py IMAGE [IMAGE ...] [--top K]"""
+import argparse
+from pathlib import Path
+
+import timm
+import torch
+from PIL import Image, ImageOps
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("images", nargs="+")
+    parser.add_argument("--top", type=int, default=5)
+    args = parser.parse_args()
+    model = timm.create_model(f"local-dir:{HERE}", pretrained=True).eval()
+    cfg = timm.data.resolve_data_config(model=model)        # the training preprocessing, from config.json
+    transform = timm.data.create_transform(**cfg)
+    labels = model.pretrained_cfg["label_names"]
+    for path in args.images:
+        image = ImageOps.exif_transpose(Image.open(path)).convert("RGB")
+        with torch.inference_mode():
+            probs = model(transform(image)[None]).softmax(-1)[0]
+        values, idx = probs.topk(min(args.top, len(labels)))
+        for v, i in zip(values.tolist(), idx.tolist()):
+            print(f"{path}\\t{labels[i]}\\t{v:.4f}")
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+def timm_config(arch: str, classes: tuple[str, ...], image_size: int, mean: tuple[float, ...],
+                std: tuple[float, ...]) -> dict[str, Any]:
+    """``config.json`` as timm's ``save_for_hf`` writes it: ``timm.create_model("local-dir:FOLDER", pretrained=True)``
+    reads it back, and ``resolve_data_config(model=model)`` then reproduces the training preprocessing."""
+    return {"architecture": arch, "num_classes": len(classes), "label_names": list(classes),
+            "pretrained_cfg": {"input_size": [3, image_size, image_size], "interpolation": "bilinear",
+                               "crop_pct": 1.0, "crop_mode": "center", "mean": list(mean), "std": list(std),
+                               "num_classes": len(classes), "label_names": list(classes),
+                               "fixed_input_size": False}}
 
 
 ONNX_README = """
@@ -131,21 +185,27 @@ the input named in `bundle.json` (`onnx.preprocessing`).
 
 
 def export(run_dir: Path, model: torch.nn.Module, arch: str, classes: tuple[str, ...], image_size: int,
-           mean: tuple[float, ...], std: tuple[float, ...], epoch: int = 0, val_top1: float | None = None) -> Path:
-    """The fine-tuned bundle: model.safetensors + bundle.json (classes, model name, preprocessing, the exported
-    epoch and its val top-1) + a README with a plain-timm loading snippet."""
+           mean: tuple[float, ...], std: tuple[float, ...], epoch: int = 0, val_top1: float | None = None,
+           val_loss: float | None = None) -> Path:
+    """The fine-tuned bundle: model.safetensors + config.json (timm's, with ``pretrained_cfg``) + bundle.json
+    (classes, model name, preprocessing, the exported epoch, its val top-1 and loss, and the rule that chose it)
+    + predict.py + a README with a plain-timm loading snippet."""
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     meta = {"model": arch, "classes": list(classes), "image_size": image_size, "mean": list(mean), "std": list(std),
-            "resize": "shorter side to image_size, bilinear, centre crop", "epoch": epoch, "val_top1": val_top1}
+            "resize": "shorter side to image_size, bilinear, centre crop", "epoch": epoch, "val_top1": val_top1,
+            "val_loss": val_loss, "epoch_rule": BEST_RULE}
     shown = ", ".join(classes[:10]) + (f" and {len(classes) - 10} more" if len(classes) > 10 else "")
 
     def write(out: Path) -> None:        # the whole folder under a temporary name, renamed when complete
         out.mkdir()
         save_file(state, str(out / "model.safetensors"))
         (out / "bundle.json").write_text(json.dumps(meta, indent=2))
+        (out / "config.json").write_text(json.dumps(timm_config(arch, classes, image_size, mean, std), indent=2))
+        (out / "predict.py").write_text(PREDICT)
         (out / "README.md").write_text(README.format(
-            arch=arch, n=len(classes), classes=shown, epoch=epoch, size=image_size,
-            top1="n/a" if val_top1 is None else f"{val_top1:.2%}"))
+            arch=arch, n=len(classes), classes=shown, epoch=epoch, size=image_size, rule=BEST_RULE,
+            top1="n/a" if val_top1 is None else f"{val_top1:.2%}",
+            loss="n/a" if val_loss is None else f"{val_loss:.4f}"))
         os.chmod(out / "model.safetensors", _file_mode())   # safetensors writes 0600; match the rest of the bundle
     out = run_dir / "export"
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@ estimate, and the LR range test on the real data and model."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import pandas as pd
 import torch
@@ -133,8 +134,10 @@ def _probe_epoch_s(head, opt, features: int, n_train: int, n_val: int, batch: in
     return statistics.median(took[1:])
 
 
-def lr_range(cfg: TrainConfig, steps: int = 40) -> tuple[pd.DataFrame, float]:
-    """The LR range test on the real data and model, head LR swept from 1e-6 to 1."""
+def lr_range(cfg: TrainConfig, steps: int = 40,
+             on_step: Callable[[int, int], None] | None = None) -> tuple[pd.DataFrame, float]:
+    """The LR range test on the real data and model, head LR swept from 1e-6 to 1; ``on_step(i, n)`` after each
+    step (step 0: data and model ready)."""
     from core.finetune.batches import Normalizer
     from core.finetune.data import prepare
     from core.finetune.schedule import lr_range_test
@@ -157,4 +160,6 @@ def lr_range(cfg: TrainConfig, steps: int = 40) -> tuple[pd.DataFrame, float]:
         loss.backward()
         opt.step()
         return loss.item()
-    return lr_range_test(step, steps=steps)
+    if on_step is not None:
+        on_step(0, steps)
+    return lr_range_test(step, steps=steps, on_step=on_step)

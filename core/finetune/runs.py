@@ -103,11 +103,13 @@ class Run:
         return [t for t in (x.strip() for x in (self.tags or "").split(",")) if t]
 
     def label(self) -> str:
-        """How a person picks a run: its name, recipe, backbone and best top-1 (the id last)."""
+        """How a person picks a run: its name, then the backbone and recipe when the name does not already say
+        them, its best top-1 (or status) and its id; nothing is said twice."""
         best = self.result.get("best_top1")
         top1 = f"{100 * best:.1f}%" if best is not None else self.status
-        return (f"{self.name or 'unnamed'} · {self.config.get('recipe', '?')} · {self.config.get('model', '?')} · "
-                f"{top1} · #{self.id}")
+        name = self.name or default_name(self.config)
+        extra = [str(v) for v in (self.config.get("recipe"), self.config.get("model")) if v and str(v) not in name]
+        return " · ".join([name, *extra, top1, f"#{self.id}"])
 
 
 def _run(row: Any) -> Run:
@@ -158,8 +160,15 @@ def _claim_slot(conn: sqlite3.Connection, cap: int | None) -> None:
                           f"(set {MAX_RUNS_ENV} to change it); stop one or wait")
 
 
+def default_name(config: dict[str, Any]) -> str:
+    """The name a run gets when nobody typed one, from the page, the CLI or an experiment alike."""
+    return f"{config.get('model', '?')} · {config.get('recipe', '?')}"
+
+
 def create(config: dict[str, Any], name: str = "", cap: int | None = None, job: int | None = None) -> int:
-    """A queued run with a fresh folder of its own, refused at ``cap`` active runs (see ``_claim_slot``)."""
+    """A queued run with a fresh folder of its own, refused at ``cap`` active runs (see ``_claim_slot``); a blank
+    name becomes ``default_name``."""
+    name = (" ".join(name.split()) or default_name(config))[:200]
     with connect() as conn:
         _claim_slot(conn, cap)
         cur = conn.execute("INSERT INTO runs (name, config, status, run_dir, created, job) VALUES (?,?,?,?,?,?)",
@@ -297,6 +306,14 @@ def metrics(run_id: int) -> pd.DataFrame:
         rows = conn.execute("SELECT epoch, step, split, name, value, time FROM metrics WHERE run = ? "
                             "ORDER BY step, time", (run_id,)).fetchall()
     return pd.DataFrame([dict(r) for r in rows], columns=["epoch", "step", "split", "name", "value", "time"])
+
+
+def epoch_values(name: str) -> dict[tuple[int, int], float]:
+    """One per-epoch metric (``val_loss``) of every run, in one query: {(run, epoch): value}, the last value
+    logged for that epoch."""
+    with connect() as conn:
+        rows = conn.execute("SELECT run, epoch, value FROM metrics WHERE name = ? ORDER BY time", (name,)).fetchall()
+    return {(r["run"], r["epoch"]): r["value"] for r in rows}
 
 
 def curves(run_id: int) -> pd.DataFrame:

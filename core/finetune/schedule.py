@@ -28,14 +28,18 @@ def make_scheduler(opt: torch.optim.Optimizer, kind: str, total_steps: int,
 
 
 def lr_range_test(step_fn: Callable[[float], float], start: float = 1e-6, end: float = 1.0,
-                  steps: int = 60, smooth: float = 0.9) -> tuple[pd.DataFrame, float]:
-    """Runs ``step_fn(lr) -> loss`` for exponentially growing LRs; stops when the loss explodes.
+                  steps: int = 60, smooth: float = 0.9,
+                  on_step: Callable[[int, int], None] | None = None) -> tuple[pd.DataFrame, float]:
+    """Runs ``step_fn(lr) -> loss`` for exponentially growing LRs; stops when the loss explodes. ``on_step(i, n)``
+    hears of each step (a progress bar).
 
     Suggests the LR of the steepest fall of the smoothed loss (fastai's 'steep' point)."""
     lrs = np.geomspace(start, end, steps)
     rows, avg, best = [], 0.0, math.inf
     for i, lr in enumerate(lrs):
         loss = step_fn(float(lr))
+        if on_step is not None:
+            on_step(i + 1, steps)
         avg = smooth * avg + (1 - smooth) * loss
         smoothed = avg / (1 - smooth ** (i + 1))
         rows.append({"lr": float(lr), "loss": loss, "smoothed loss": smoothed})
@@ -47,3 +51,20 @@ def lr_range_test(step_fn: Callable[[float], float], start: float = 1e-6, end: f
         return frame, float(frame["lr"].iloc[0])
     grads = np.gradient(frame["smoothed loss"].to_numpy(), np.log(frame["lr"].to_numpy()))
     return frame, float(frame["lr"].iloc[int(np.argmin(grads[:-1]))])
+
+
+SKIP_END = 5          # fastai's plot_lr_find(skip_end=5): the last points, where the loss shoots up, are not drawn
+
+
+def lr_plot_range(frame: pd.DataFrame, skip_end: int = SKIP_END) -> tuple[pd.DataFrame, tuple[float, float]]:
+    """What an LR-finder plot shows, as fastai's does: the points before the divergent tail (the last ``skip_end``
+    and any non-finite loss), and a loss axis set by the smoothed loss over them, so one diverging point
+    (a loss of 60) cannot flatten the useful curve."""
+    finite = frame[np.isfinite(frame["loss"]) & np.isfinite(frame["smoothed loss"])]
+    kept = finite.iloc[:-skip_end] if len(finite) > skip_end + 2 else finite
+    if kept.empty:
+        return kept, (0.0, 1.0)
+    lo = float(kept["smoothed loss"].min())
+    hi = float(kept["smoothed loss"].max())
+    pad = 0.08 * max(hi - lo, 1e-6)
+    return kept, (lo - pad, hi + pad)

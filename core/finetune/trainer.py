@@ -84,6 +84,7 @@ class State:
     start_epoch: int = 0
     step: int = 0
     best: float = 0.0
+    best_loss: float = float("inf")   # the val loss of the best epoch: the tie-break (see ``better``)
     stale: int = 0
     last: dict[str, float] = field(default_factory=dict)
     wall_offset: float = 0.0
@@ -122,7 +123,7 @@ def saved_split(ckpt: dict[str, Any] | None) -> Split | None:
 def checkpoint(s: State, epoch: int) -> dict[str, Any]:
     """Everything a resume needs: weights, optimizer, scheduler, counters, RNG states, the split, wall time."""
     return {"model": s.model.state_dict(), "optimizer": s.opt.state_dict(), "scheduler": s.sched.state_dict(),
-            "epoch": epoch, "step": s.step, "best": s.best, "stale": s.stale, "rng": bundle.rng_state(),
+            "epoch": epoch, "step": s.step, "best": s.best, "best_loss": s.best_loss, "stale": s.stale, "rng": bundle.rng_state(),
             "split_seed": s.data.split.seed, "split_fraction": s.data.split.val_fraction,
             "split_train": list(s.data.split.train), "split_val": list(s.data.split.val),
             "split_test": list(s.data.split.test), "split_test_fraction": s.data.split.test_fraction,
@@ -162,6 +163,7 @@ def setup(cfg: TrainConfig, run_dir: Path, callbacks: Callbacks | None, prepared
         sched.load_state_dict(ckpt["scheduler"])
         bundle.set_rng_state(ckpt["rng"])
         s.start_epoch, s.step, s.best, s.stale = ckpt["epoch"], ckpt["step"], ckpt["best"], ckpt.get("stale", 0)
+        s.best_loss = ckpt.get("best_loss", float("inf"))
     s.cb.on_start(_info(s, precision, channels_last, report, groups))
     t = time.perf_counter()
     s.strategy = for_recipe(cfg.recipe)(model, data, prep, device, world, amp)
@@ -174,8 +176,23 @@ def _info(s: State, precision: str, channels_last: bool, report: WeightsReport, 
             "channels_last": channels_last, "weights": report.source,
             "groups": recipes.table(groups).to_dict("records"), "train_images": len(s.data.train_x),
             "val_images": len(s.data.val_x), "test_images": len(s.data.split.test), "resumed_from_epoch": s.start_epoch,
-            "steps_per_epoch": s.steps_per_epoch,
+            "steps_per_epoch": s.steps_per_epoch, "dataset": dataset_identity(s.cfg, s.data.dataset),
             "no_val_classes": list(no_validation_classes(s.data.dataset, s.data.split))}
+
+
+def better(top1: float, loss: float, best_top1: float, best_loss: float) -> bool:
+    """Whether an epoch beats the best so far: a higher val top-1, or the same top-1 with a val loss no higher
+    (an equal loss goes to the later, more-trained epoch). 100% at every epoch no longer exports epoch 1."""
+    return top1 > best_top1 or (top1 == best_top1 and loss <= best_loss)
+
+
+def dataset_identity(cfg: TrainConfig, ds: Any) -> dict[str, Any]:
+    """What the runs table shows of the data: a name a person recognises, the content hash and the image count."""
+    if cfg.data == "demo":
+        name = f"demo ({cfg.demo_per_class} per class, {cfg.demo_size} px)"
+    else:
+        name = Path(cfg.data).name or cfg.data
+    return {"name": name, "sha256": ds.content_hash(), "images": len(ds.samples), "classes": len(ds.classes)}
 
 
 def stop_now(s: State) -> int:
@@ -228,13 +245,15 @@ def end_epoch(s: State, epoch: int, seen: int, train_s: float, t_epoch: float) -
     """Evaluate (rank 0), report, checkpoint; returns whether early stopping ends the run (rank 0 decides)."""
     if s.rank == 0:
         ev = s.strategy.evaluate()
-        improved = ev["top1"] > s.best or not (s.run_dir / bundle.BEST).exists()
-        s.best, s.stale = (ev["top1"], 0) if ev["top1"] > s.best else (s.best, s.stale + 1)
+        improved = better(ev["top1"], ev["loss"], s.best, s.best_loss) or not (s.run_dir / bundle.BEST).exists()
+        s.stale = 0 if improved else s.stale + 1
+        if improved:
+            s.best, s.best_loss = ev["top1"], ev["loss"]
         s.last = {"val_loss": ev["loss"], "val_top1": ev["top1"], "epoch_s": time.perf_counter() - t_epoch,
                   "train_s": train_s, "images_per_s": seen * s.world / max(train_s, 1e-9)}
         s.cb.on_epoch(epoch, s.step, s.last, {"per_class": ev["per_class"], "confusion": ev["confusion"]})
         if improved:
-            bundle.save_best(s.run_dir, s.model, epoch + 1, ev["top1"])   # the weights the export will hold
+            bundle.save_best(s.run_dir, s.model, epoch + 1, ev["top1"], ev["loss"])   # what the export will hold
         bundle.save_checkpoint(s.run_dir, checkpoint(s, epoch + 1))
     early = bool(s.cfg.early_stopping and s.stale >= s.cfg.early_stopping)
     if s.world > 1:
@@ -250,7 +269,7 @@ def finish(s: State, status: str, note: str) -> Result:
         mean = tuple(s.prep.mean.flatten().tolist())
         std = tuple(s.prep.std.flatten().tolist())
         export_dir = str(bundle.export(s.run_dir, s.model, s.cfg.model, s.data.classes, s.cfg.image_size, mean, std,
-                                       best["epoch"], best["val_top1"]))
+                                       best["epoch"], best["val_top1"], best.get("val_loss")))
         test = score_test(s)
     epochs_done = (bundle.load_checkpoint(s.run_dir) or {}).get("epoch", 0) if s.rank == 0 else 0
     return Result(status, epochs_done, s.best, s.last, export_dir, s.wall_s(), note,
@@ -283,7 +302,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, callbacks: Callbacks | None = N
         if status == "cancelled":
             break
         if end_epoch(s, epoch, seen, train_s, t_epoch) and not note:
-            note = f"early stopping: no better val top-1 for {s.stale} epochs"
+            note = f"early stopping: no better epoch (val top-1, then val loss) for {s.stale} epochs"
         if note:
             break
     return finish(s, status, note)

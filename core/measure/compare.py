@@ -109,7 +109,7 @@ def compare(entries: list[Entry], chs: int, hw: int, batch: int = 1, device: str
     timed = time_modules(modules, [shape] * len(modules), **setting, **timing)
     rows = []
     for e, prof, lat, ratio in zip(entries, profiles, timed.latency, timed.ratios):
-        rows.append({"block": e.label, "params": prof.params, "MACs": prof.macs, "latency ms": lat.median_ms,
+        rows.append({"block": e.label, "kind": e.block, "params": prof.params, "MACs": prof.macs, "latency ms": lat.median_ms,
                      "p10 ms": lat.p10_ms, "p90 ms": lat.p90_ms,
                      "GFLOP/s": prof.flops / (lat.median_ms / 1e3) / 1e9,
                      "speed-up": ratio.ratio, "speed-up low": ratio.low, "speed-up high": ratio.high,
@@ -160,5 +160,5 @@ def channel_sweep(entries: list[Entry], hw: int, channels: tuple[int, ...] = SWE
             except ValueError:
                 continue
             cost = block_cost(e.block, (1, c, hw, hw), **cfg)
-            rows.append({"block": e.label, "channels": c, "params": cost.params, "MACs": cost.macs})
+            rows.append({"block": e.label, "kind": e.block, "channels": c, "params": cost.params, "MACs": cost.macs})
     return pd.DataFrame(rows)

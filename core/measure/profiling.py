@@ -219,6 +219,12 @@ def time_modules(modules: list[nn.Module], input_shapes: list[tuple[int, ...]], 
                   lambda calls, dev: time_interleaved(calls, dev, **timing))
 
 
+def time_settled(module: nn.Module, input_shape: tuple[int, ...], **setting: Any) -> Interleaved:
+    """One module by Compare's protocol (rounds until the figure settles, or a busy warning): what Explore shows,
+    so a block's latency on Explore and on Compare come from one rule."""
+    return time_modules([module], [input_shape], **setting)
+
+
 def time_module(module: nn.Module, input_shape: tuple[int, ...], device: str | torch.device = "cpu",
                 dtype: str = "fp32", memory_format: str = "contiguous", threads: int | None = None,
                 **timing: Any) -> LatencyStats:

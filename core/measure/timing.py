@@ -147,22 +147,32 @@ class Interleaved:
     ratios: tuple[RatioStats, ...]
     rounds: int
     calls_per_round: tuple[int, ...]
+    steadiness: RatioStats | None = None    # one candidate: its per-round times, judged by the same rule as ratios
+
+    def _judged(self) -> tuple[RatioStats, ...]:
+        return self.ratios[1:] if len(self.ratios) > 1 else ((self.steadiness,) if self.steadiness else ())
 
     @property
     def busy(self) -> bool:
-        """Still unsettled after the most rounds allowed: the figures are uncertain."""
-        return not all(r.settled for r in self.ratios[1:])
+        """Still unsettled after the most rounds allowed: the figures are uncertain. With several candidates the
+        ratios must settle; with one, its own per-round time (interval within ±15%, p90/p10 ≤ 1.5)."""
+        return not all(r.settled for r in self._judged())
 
     def note(self) -> str:
         """One sentence for the page: how the figures were taken, and a warning when the machine was busy."""
-        how = (f"Timed interleaved: {self.rounds} rounds, each candidate in turn (order reversed every other round); "
+        single = len(self.ratios) == 1
+        how = (f"Timed in {self.rounds} rounds of about 20 ms, until the median per-call time settled (~95% interval "
+               "within ±15%, p90/p10 of the rounds ≤ 1.5), the same rule as Compare's ratios." if single else
+               f"Timed interleaved: {self.rounds} rounds, each candidate in turn (order reversed every other round); "
                "ratios are the median of the per-round ratios with a ~95% interval.")
         if not self.busy:
             return how
-        worst = max(self.ratios[1:], key=lambda r: r.spread)
-        return (f"This machine is busy: the figure is uncertain. After {self.rounds} rounds the per-round ratios "
-                f"still range {worst.p10:.2f}–{worst.p90:.2f}× (interval {worst.low:.2f}–{worst.high:.2f}×). "
-                + how)
+        worst = max(self._judged(), key=lambda r: r.spread)
+        what = (f"the rounds still range {worst.p10:.3g}–{worst.p90:.3g} ms per call (interval "
+                f"{worst.low:.3g}–{worst.high:.3g} ms)" if single else
+                f"the per-round ratios still range {worst.p10:.2f}–{worst.p90:.2f}× (interval "
+                f"{worst.low:.2f}–{worst.high:.2f}×)")
+        return f"This machine is busy: the figure is uncertain. After {self.rounds} rounds {what}. " + how
 
 
 def time_interleaved(fns: list[Callable[[], object]], device: torch.device | str = "cpu", *,
@@ -171,10 +181,11 @@ def time_interleaved(fns: list[Callable[[], object]], device: torch.device | str
                      on_round: Callable[[int], bool] | None = None) -> Interleaved:
     """Times several callables round by round and reports each one's latency and its speed ratio against the
     first. After ``min_rounds`` it stops as soon as every ratio has settled (interval within ±15%, p90/p10 ≤ 1.5);
-    otherwise it keeps going up to ``max_rounds`` or ``max_time_s`` and the result says it is busy.
+    otherwise it keeps going up to ``max_rounds`` or ``max_time_s`` and the result says it is busy. One callable
+    is timed by the same rounds, and its own per-round time must settle by the same rule.
     ``on_round(rounds done)`` reports progress; returning True stops after that round."""
-    if len(fns) < 2:
-        raise ValueError("interleaved timing needs at least two candidates")
+    if not fns:
+        raise ValueError("nothing to time")
     device = torch.device(device)
     once = []
     for fn in fns:                                   # warm-up, and a first estimate of one call
@@ -223,4 +234,5 @@ def _summarise(per_call: list[list[float]], rounds: int, calls: tuple[int, ...],
     timer = f"{'cuda events' if device.type == 'cuda' else 'perf_counter'}, interleaved rounds"
     latency = tuple(LatencyStats.from_samples(list(a), 0, timer) for a in arrays)
     ratios = tuple(RatioStats.from_rounds(arrays[0] / a) for a in arrays)
-    return Interleaved(latency, ratios, rounds, calls)
+    steady = RatioStats.from_rounds(arrays[0]) if len(arrays) == 1 else None
+    return Interleaved(latency, ratios, rounds, calls, steady)

@@ -5,21 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
+from core.present import style
 from core.present.fmt import plot_text
 
 
-RUNTIME_COLOURS = {"PyTorch eager": "#636efa", "torch.compile": "#ab63fa", "ONNX Runtime fp32": "#00cc96",
-                   "ONNX Runtime int8": "#ef553b"}
-
-
-def ticks_125(low: float, high: float) -> list[float]:
-    """1-2-5 ticks per decade covering [low, high], for a log axis that reads (no '2 5 1' minor labels)."""
-    import math
-    out, exp = [], math.floor(math.log10(max(low, 1e-12)))
-    while 10 ** exp <= high * 10:
-        out += [m * 10 ** exp for m in (1, 2, 5) if low / 1.5 <= m * 10 ** exp <= high * 1.5]
-        exp += 1
-    return out
+RUNTIME_COLOURS = style.RUNTIME
 
 
 def deploy_latency(table: pd.DataFrame, budget_ms: float) -> go.Figure:
@@ -29,7 +19,7 @@ def deploy_latency(table: pd.DataFrame, budget_ms: float) -> go.Figure:
     ok = table[table["median ms"].notna()]
     for runtime, part in ok.groupby("runtime", sort=False):
         fig.add_scatter(x=part["MACs"], y=part["median ms"], mode="markers+text", name=runtime,
-                        text=[plot_text(t) for t in part["target"]], textposition="top center",
+                        text=[plot_text(t) for t in part["target"]], textposition="middle right",
                         marker=dict(size=11, color=RUNTIME_COLOURS.get(runtime, "#999")),
                         error_y=dict(type="data", symmetric=False, array=part["p90 ms"] - part["median ms"],
                                      arrayminus=part["median ms"] - part["p10 ms"], thickness=1),
@@ -40,8 +30,9 @@ def deploy_latency(table: pd.DataFrame, budget_ms: float) -> go.Figure:
                         line=dict(color="#333", dash="dash"), hoverinfo="skip")
     if len(ok):
         ys = [*ok["p10 ms"], *ok["p90 ms"], budget_ms]
-        fig.update_yaxes(tickvals=ticks_125(min(ys), max(ys)))
-        fig.update_xaxes(tickvals=ticks_125(lo, hi), tickformat=".2s")
+        y_ticks, x_ticks = style.ticks(min(ys), max(ys)), style.ticks(lo, hi)
+        fig.update_yaxes(tickvals=y_ticks, ticktext=[style.label(t) for t in y_ticks])
+        fig.update_xaxes(tickvals=x_ticks, ticktext=[style.label(t) for t in x_ticks])
     fig.update_xaxes(type="log", title_text="MACs per image (log)")
     fig.update_yaxes(type="log", title_text="batch-1 latency, median (ms, log)")
     fig.update_layout(height=460, margin=dict(t=30, b=10), legend=dict(orientation="h", y=-0.2))
@@ -66,11 +57,19 @@ def deploy_pair(pair: pd.DataFrame, label_b: str) -> go.Figure:
     return fig
 
 
+def export_colour(model: str) -> str:
+    """A run export's bar in its runtime's colour: PyTorch, ONNX Runtime fp32, ONNX Runtime int8."""
+    name = str(model)
+    key = ("ONNX Runtime int8" if "int8" in name else "ONNX Runtime fp32" if "onnx" in name.lower()
+           else "PyTorch eager")
+    return style.RUNTIME[key]
+
+
 def export_scores(table: pd.DataFrame) -> go.Figure:
     """Val top-1 of PyTorch and its ONNX exports with the Wilson interval, the batch-1 latency written on each bar."""
     ok = table[table["val top-1 %"].notna()]
     fig = go.Figure()
-    fig.add_bar(x=ok["model"], y=ok["val top-1 %"], marker_color=["#636efa", "#00cc96", "#ef553b"][:len(ok)],
+    fig.add_bar(x=ok["model"], y=ok["val top-1 %"], marker_color=[export_colour(m) for m in ok["model"]],
                 error_y=dict(type="data", symmetric=False, array=ok["val 95% high"] - ok["val top-1 %"],
                              arrayminus=ok["val top-1 %"] - ok["val 95% low"]),
                 text=[f"{t:.1f}% · {ms:.2f} ms" for t, ms in zip(ok["val top-1 %"], ok["latency ms"])],

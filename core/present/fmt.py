@@ -94,3 +94,63 @@ def plain_formula(latex: str) -> str:
     text = re.sub(r"_\{([^}]*)\}", r"_\1", text)
     text = re.sub(r"\^\{([^}]*)\}", r"^\1", text)
     return " ".join(text.replace("\\", "").split())
+
+
+_COUNT_WORDS = ("batch", "px", "epoch", "epochs", "resolution", "threads", "seed", "images", "classes", "rounds",
+                "layers", "iters", "calls")
+
+
+def _tokens(name: str) -> list[str]:
+    return [t.strip("()") for t in re.split(r"[\s,]+", name.lower()) if t.strip("()")]
+
+
+def column_format(name: str, integer: bool) -> str | None:
+    """The printf format of a numeric table column, chosen by what the column holds (its unit word), never by a
+    substring: 'Saturation batch' is a batch size, not a ratio. None: the table's default."""
+    words = _tokens(name)
+    last = words[-1] if words else ""
+    if name.rstrip().endswith("%") or "%" in words or any(w.endswith("%") for w in words):
+        return "%.1f%%"
+    if "ratio" in words or "speed-up" in words or last in ("×", "x"):
+        return "%.2f×"
+    if "lr" in words:
+        return "%.3g"
+    if words and words[0] in ("id", "run", "year"):
+        return None
+    if integer:
+        return "localized"
+    if "m" in words or "gmacs" in words or "mib" in words or "gib" in words:
+        return "%.2f"                                   # millions of params, GMACs, MiB: two decimals
+    if "ms" in words:
+        return "%.3f"
+    if last in ("s", "images/s", "gflop/s", "gb/s"):
+        return "%.1f"
+    if any(w in ("params", "parameters", "macs", "flops") for w in words):
+        return "localized"                              # an exact count held as float: thousands separators
+    if "phi" in words:
+        return "%.2f"
+    if any(w in _COUNT_WORDS for w in words):
+        return "%.0f"                                   # a count held as float (an empty cell makes it float)
+    return None
+
+
+def split_sum(formula: str) -> list[str]:
+    """A closed form's top-level terms (split at ' + ' outside brackets), so a long one can take several lines."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(formula):
+        depth += 1 if ch in "([{" else -1 if ch in ")]}" else 0
+        if depth == 0 and formula.startswith(" + ", i):
+            parts.append(formula[start:i])
+            start = i + 3
+    return [*parts, formula[start:]] if formula else []
+
+
+def stacked(lhs: str, terms: list[str], total: str = "") -> str:
+    """``lhs = t1 + t2 + ... (= total)`` as aligned LaTeX, one term a line when there are more than two."""
+    if len(terms) <= 2 and len(" + ".join(terms)) < 60:
+        body = " + ".join(terms)
+        return (f"{lhs} = " if lhs else "") + body + (f" = {total}" if total else "")
+    lines = [f"{lhs} &= {terms[0]}" if lhs else f"& {terms[0]}"] + [f"&+ {t}" for t in terms[1:]]
+    if total:
+        lines.append(f"&= {total}")
+    return r"\begin{aligned}" + r" \\ ".join(lines) + r"\end{aligned}"

@@ -6,7 +6,9 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from core.blocks.gradflow import GradFlow
+from core.present import style
 from core.present.fmt import plot_text, si, times
+from core.present.style import run_colour  # noqa: F401  (pages colour runs through here)
 
 
 def compare_bars(frame: pd.DataFrame) -> go.Figure:
@@ -23,9 +25,11 @@ def compare_bars(frame: pd.DataFrame) -> go.Figure:
         if metric == "latency ms":
             error = dict(type="data", symmetric=False, array=frame["p90 ms"] - frame["latency ms"],
                          arrayminus=frame["latency ms"] - frame["p10 ms"])
-        fig.add_bar(x=frame["block"], y=frame[metric], text=text, textposition="auto", error_y=error,
-                    marker_color=["#636efa", "#ef553b", "#00cc96", "#ab63fa"][: len(frame)], showlegend=False,
-                    row=1, col=col)
+        # latency labels sit at the base of the bar, so the p10-p90 whisker at its top never covers them
+        fig.add_bar(x=frame["block"], y=frame[metric], text=text, error_y=error,
+                    textposition="inside" if error else "auto", insidetextanchor="start" if error else None,
+                    marker_color=[style.block_colour(b) for b in frame.get("kind", frame["block"])],
+                    showlegend=False, row=1, col=col)
     fig.update_yaxes(title_text="parameters", row=1, col=1)
     fig.update_yaxes(title_text="MACs", row=1, col=2)
     fig.update_yaxes(title_text="milliseconds", row=1, col=3)
@@ -34,15 +38,17 @@ def compare_bars(frame: pd.DataFrame) -> go.Figure:
 
 
 def channel_sweep(frame: pd.DataFrame, metric: str = "params") -> go.Figure:
-    """Cost against channel count on log-log axes: slope 2 is C^2 growth, slope 1 is C growth."""
+    """Cost against channel count on log-log axes: slope 2 is C² growth, slope 1 is C growth."""
     fig = go.Figure()
     for block, part in frame.groupby("block", sort=False):
-        fig.add_scatter(x=part["channels"], y=part[metric], mode="lines+markers", name=block)
+        colour = style.block_colour(part["kind"].iloc[0]) if "kind" in part else None
+        fig.add_scatter(x=part["channels"], y=part[metric], mode="lines+markers", name=block,
+                        line=dict(color=colour))
     if not frame.empty:
         c0, cmax = frame["channels"].min(), frame["channels"].max()
         y0 = frame[frame["channels"] == c0][metric].min()
         for power, dash in ((2, "dot"), (1, "dash")):
-            fig.add_scatter(x=[c0, cmax], y=[y0, y0 * (cmax / c0) ** power], mode="lines", name=f"∝ C^{power}",
+            fig.add_scatter(x=[c0, cmax], y=[y0, y0 * (cmax / c0) ** power], mode="lines", name="∝ C²" if power == 2 else "∝ C",
                             line=dict(dash=dash, color="grey"))
     fig.update_xaxes(type="log", title_text="channels C (in = out)")
     fig.update_yaxes(type="log", title_text=f"{metric} (log scale)")
@@ -51,12 +57,12 @@ def channel_sweep(frame: pd.DataFrame, metric: str = "params") -> go.Figure:
 
 
 def gradient_flow(result: GradFlow) -> go.Figure:
-    """||dL/dh_l|| per layer for the plain and the residual stack, on a log axis."""
+    """‖∂L/∂h_l‖ per layer for the plain and the residual stack, on a log axis."""
     fig = go.Figure()
-    for name, color in (("plain", "#ef553b"), ("residual", "#00cc96")):
+    for name, color in style.STACK.items():
         fig.add_scatter(x=result.table["layer"], y=result.table[name].clip(lower=1e-300), mode="lines+markers",
                         name=f"{name} stack", line=dict(color=color))
-    fig.update_yaxes(type="log", title_text="gradient norm ||∂L/∂h_l|| (log scale)", exponentformat="power")
+    fig.update_yaxes(type="log", title_text="gradient norm ‖∂L/∂hₗ‖ (log scale)", exponentformat="power")
     fig.update_xaxes(title_text="layer l (0 = input end, gradient arrives from the right)")
     fig.update_layout(height=400, margin=dict(t=30, b=10), legend=dict(orientation="h", y=1.1))
     return fig
@@ -72,10 +78,10 @@ def accuracy_vs_cost(frame: pd.DataFrame, x: str, x_title: str, front: "pd.Serie
         ["model", "tag", "params (M)", "GMACs", "resolution", "eval_px"]].to_numpy()
     fig.add_scatter(x=frame[x], y=frame["top1"], mode="markers+text", text=frame["model"],
                     textposition="top center", customdata=data, hovertemplate=hover, name="backbones",
-                    marker=dict(size=10, color=["#ef553b" if f else "#636efa" for f in front],
+                    marker=dict(size=10, color=[style.FRONTIER if f else style.ACCENT for f in front],
                                 symbol=["circle" if m else "circle-open" for m in matches]))
     pts = frame[front].sort_values(x)
-    fig.add_scatter(x=pts[x], y=pts["top1"], mode="lines", line=dict(shape="hv", dash="dot", color="#ef553b"),
+    fig.add_scatter(x=pts[x], y=pts["top1"], mode="lines", line=dict(shape="hv", dash="dot", color=style.FRONTIER),
                     name="Pareto frontier", hoverinfo="skip")
     fig.update_xaxes(type="log", title_text=x_title + " (log scale)")
     fig.update_yaxes(title_text="ImageNet-1k top-1 (%), timm published")
@@ -86,15 +92,20 @@ def accuracy_vs_cost(frame: pd.DataFrame, x: str, x_title: str, front: "pd.Serie
 def throughput(sweeps: list[dict]) -> go.Figure:
     """Images/s against batch size per model, the saturation batch marked."""
     fig = go.Figure()
-    for sw in sweeps:
+    starred = False
+    for i, sw in enumerate(sweeps):
         rows = pd.DataFrame(sw["rows"])
         if rows.empty:
             continue
-        fig.add_scatter(x=rows["batch"], y=rows["images_per_s"], mode="lines+markers",
+        colour = style.RUNS[i % len(style.RUNS)]
+        fig.add_scatter(x=rows["batch"], y=rows["images_per_s"], mode="lines+markers", line=dict(color=colour),
                         name=f"{sw['model']} @ {sw['resolution']} px ({sw.get('mode', 'inference')})")
         sat = rows[rows["batch"] == sw.get("saturation_batch")]
-        fig.add_scatter(x=sat["batch"], y=sat["images_per_s"], mode="markers", showlegend=False,
-                        marker=dict(symbol="star", size=16, color="black"), hovertemplate="saturation at batch %{x}")
+        fig.add_scatter(x=sat["batch"], y=sat["images_per_s"], mode="markers", name="★ saturation batch",
+                        legendgroup="saturation", showlegend=bool(len(sat)) and not starred,
+                        marker=dict(symbol="star", size=16, color=colour, line=dict(width=1, color="black")),
+                        hovertemplate="saturation at batch %{x}<extra></extra>")
+        starred = starred or bool(len(sat))
     fig.update_xaxes(type="log", title_text="batch size (log scale)")
     fig.update_yaxes(title_text="throughput (images/s)")
     fig.update_layout(height=420, margin=dict(t=30, b=10), legend=dict(orientation="h", y=-0.25))
@@ -102,9 +113,9 @@ def throughput(sweeps: list[dict]) -> go.Figure:
 
 
 def scaling(frame: pd.DataFrame, official: pd.DataFrame) -> go.Figure:
-    """Predicted (α·β²·γ²)^φ against measured MAC ratio of the built networks, with official B0-B7."""
+    """Predicted (α·β²·γ²)ᵠ against measured MAC ratio of the built networks, with official B0-B7."""
     fig = go.Figure()
-    fig.add_scatter(x=frame["phi"], y=frame["predicted cost ratio"], mode="lines+markers", name="predicted (α·β²·γ²)^φ")
+    fig.add_scatter(x=frame["phi"], y=frame["predicted cost ratio"], mode="lines+markers", name="predicted (α·β²·γ²)ᵠ")
     fig.add_scatter(x=frame["phi"], y=frame["measured MAC ratio"], mode="lines+markers",
                     name="measured MACs / B0 (built with timm)")
     if not official.empty:
@@ -117,14 +128,7 @@ def scaling(frame: pd.DataFrame, official: pd.DataFrame) -> go.Figure:
     return fig
 
 
-PALETTE = ("#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692", "#b6e880", "#ff97ff",
-           "#fecb52")
 X_AXES = {"step": "step", "epoch": "epoch", "wall time": "wall time (s)"}
-
-
-def run_colour(run_id: int) -> str:
-    """One colour per run, the same in every plot and table of the app."""
-    return PALETTE[(run_id - 1) % len(PALETTE)]
 
 
 def ema(values: "pd.Series | list[float]", weight: float) -> list[float]:
@@ -154,7 +158,7 @@ def training_curves(curves: "dict[str, pd.DataFrame]", colours: "dict[str, str] 
     for i, (name, c) in enumerate(curves.items()):
         if c.empty:
             continue
-        colour = colours.get(name, PALETTE[i % len(PALETTE)])
+        colour = colours.get(name, style.RUNS[i % len(style.RUNS)])
         label = plot_text(name)
         line = dict(color=colour)
         if "loss" in c:
@@ -184,6 +188,17 @@ def training_curves(curves: "dict[str, pd.DataFrame]", colours: "dict[str, str] 
     fig.update_yaxes(title_text="learning rate", type="log", row=1, col=3)
     fig.update_layout(height=420, margin=dict(t=40, b=10),
                       legend=dict(orientation="h", y=-0.3, title=dict(text="solid: train · dashed: validation  ")))
+    if all(c.empty for c in curves.values()):
+        waiting(fig, "waiting for the first training step")
+    elif not any("val_loss" in c for c in curves.values()):
+        waiting(fig, "waiting for the first epoch", xref="x2 domain", yref="y2 domain")
+    return fig
+
+
+def waiting(fig: go.Figure, text: str, xref: str = "paper", yref: str = "paper") -> go.Figure:
+    """An empty state that says what it waits for, in place of empty axes."""
+    fig.add_annotation(text=text, x=0.5, y=0.5, xref=xref, yref=yref, showarrow=False,
+                       font=dict(size=15, color="#666"))
     return fig
 
 
@@ -202,7 +217,7 @@ def bars(frame: pd.DataFrame, x: str, y: str, x_title: str, y_title: str, log_y:
     """A bar per row, labelled with its value (``text``: a Plotly texttemplate); the x labels (often user class
     names) are shown literally."""
     labels = [plot_text(v) for v in frame[x]]
-    fig = go.Figure(go.Bar(x=labels, y=frame[y], texttemplate=text, textposition="auto"))
+    fig = go.Figure(go.Bar(x=labels, y=frame[y], texttemplate=text, textposition="auto", marker_color=style.ACCENT))
     fig.update_xaxes(title_text=x_title)
     fig.update_yaxes(title_text=y_title, type="log" if log_y else "linear")
     fig.update_layout(height=320, margin=dict(t=30, b=10))
@@ -210,13 +225,29 @@ def bars(frame: pd.DataFrame, x: str, y: str, x_title: str, y_title: str, log_y:
 
 
 def lr_finder(frame: pd.DataFrame, suggestion: float) -> go.Figure:
+    """The LR range test as fastai plots it: the divergent tail cut (``schedule.lr_plot_range``), the loss axis
+    set by the smoothed curve, and the suggestion marked on that curve."""
+    import numpy as np
+
+    from core.finetune.schedule import SKIP_END, lr_plot_range
+    kept, y_range = lr_plot_range(frame)
     fig = go.Figure()
-    fig.add_scatter(x=frame["lr"], y=frame["loss"], mode="markers", name="loss", opacity=0.4)
-    fig.add_scatter(x=frame["lr"], y=frame["smoothed loss"], mode="lines", name="smoothed")
-    fig.add_vline(x=suggestion, line_dash="dash", annotation_text=f"suggested {suggestion:.1e}")
+    fig.add_scatter(x=kept["lr"], y=kept["loss"], mode="markers", name="loss per step", opacity=0.35,
+                    marker=dict(color=style.ACCENT))
+    fig.add_scatter(x=kept["lr"], y=kept["smoothed loss"], mode="lines", name="smoothed loss",
+                    line=dict(color=style.ACCENT, width=3))
+    if len(kept):
+        at = float(np.interp(np.log(suggestion), np.log(kept["lr"]), kept["smoothed loss"]))
+        fig.add_scatter(x=[suggestion], y=[at], mode="markers+text", name=f"suggested {suggestion:.1e}",
+                        text=[f"suggested {suggestion:.1e}"], textposition="top right",
+                        marker=dict(color=style.FRONTIER, size=13, symbol="circle"))
+        fig.update_yaxes(range=list(y_range))
+    cut = len(frame) - len(kept)
     fig.update_xaxes(type="log", title_text="head learning rate (log scale)")
-    fig.update_yaxes(title_text="training loss")
-    fig.update_layout(height=340, margin=dict(t=30, b=10))
+    fig.update_yaxes(title_text="training loss (cross-entropy)")
+    fig.update_layout(height=360, margin=dict(t=30, b=10), legend=dict(orientation="h", y=-0.25),
+                      title=dict(text=f"last {cut} step(s) not drawn: the loss diverges there (fastai skips the last "
+                                      f"{SKIP_END})" if cut else "", font=dict(size=12)))
     return fig
 
 
@@ -234,9 +265,7 @@ def accuracy_vs_time(frame: pd.DataFrame) -> go.Figure:
     return fig
 
 
-KIND_COLOURS = {"dense k×k conv": "#636efa", "depthwise conv": "#ef553b", "1×1 pointwise conv": "#00cc96",
-                "norm": "#ab63fa", "activation": "#ffa15a", "pooling": "#19d3f3", "linear": "#ff6692",
-                "attention": "#b6e880", "other": "#999999"}
+KIND_COLOURS = style.KIND
 
 
 def roofline(frames: "dict[str, pd.DataFrame]", peak_gflops: float, bandwidth_gbs: float) -> go.Figure:
@@ -288,7 +317,7 @@ def kind_shares(shares: pd.DataFrame) -> go.Figure:
     """Time by layer kind beside MACs by layer kind (percent of each), so a kind that takes far more time than
     its MACs stands out."""
     fig = go.Figure()
-    for col, colour in (("time %", "#ef553b"), ("MACs %", "#636efa")):
+    for col, colour in (("time %", style.QUANTITY["time"]), ("MACs %", style.QUANTITY["MACs"])):
         fig.add_bar(y=shares["kind"], x=shares[col], orientation="h", name=col.replace(" %", ""),
                     marker_color=colour, texttemplate="%{x:.1f}%", textposition="outside")
     fig.update_xaxes(title_text="share of the whole (%)", range=[0, 110])
@@ -297,3 +326,28 @@ def kind_shares(shares: pd.DataFrame) -> go.Figure:
                       legend=dict(orientation="h", y=-0.25), bargap=0.25)
     return fig
 
+
+
+def parallel_runs(hp: pd.DataFrame) -> go.Figure:
+    """Hyper-parameters against best val top-1, one line per finished run, coloured by that top-1 (TensorBoard's
+    HParams parallel-coordinates view). Text columns become numbered categories; the LR axis is log10."""
+    import numpy as np
+    dims = []
+    for col in ("recipe", "backbone", "augment"):
+        cats = sorted(hp[col].astype(str).unique())
+        dims.append(dict(label=col, values=[cats.index(v) for v in hp[col].astype(str)],
+                         tickvals=list(range(len(cats))), ticktext=[plot_text(c) for c in cats]))
+    lr = np.log10(hp["head LR"].astype(float))
+    if lr.notna().all():
+        lo, hi = int(np.floor(lr.min())), int(np.ceil(lr.max()))
+        dims.append(dict(label="head LR (log)", values=lr, tickvals=list(range(lo, hi + 1)),
+                         ticktext=[style.label(10.0 ** e) for e in range(lo, hi + 1)]))
+    for col in ("epochs", "image px", "batch"):
+        if hp[col].notna().all():
+            dims.append(dict(label=col, values=hp[col]))
+    dims.append(dict(label="best val top-1 (%)", values=hp["best val top-1 %"], range=[0, 100]))
+    fig = go.Figure(go.Parcoords(line=dict(color=hp["best val top-1 %"], colorscale="Viridis", cmin=0, cmax=100,
+                                           showscale=True, colorbar=dict(title="top-1 %")),
+                                 dimensions=dims))
+    fig.update_layout(height=380, margin=dict(t=60, b=20, l=60, r=40))
+    return fig

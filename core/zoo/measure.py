@@ -95,6 +95,16 @@ def time_together(names: list[str], resolution: int | None, setting: Setting,
     return group
 
 
+def counted(name: str, resolution: int | None = None) -> dict[str, Any] | None:
+    """A stored ``count`` of this model at this resolution, or None (nothing is built)."""
+    arch = resolve_name(name)
+    res = resolution or default_resolution(arch)
+    try:
+        return store.get_measurement(setting_key(arch, res, 1, Setting("cpu", "fp32", "contiguous", 1), kind="count"))
+    except store.StoreError:
+        return None
+
+
 def count(name: str, resolution: int | None = None) -> dict[str, Any]:
     """Params and MACs only (no timing, device-independent), cached in the store."""
     from core.measure.counting import fvcore_macs

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -70,32 +71,148 @@ def measure_scaled(width: float, depth: float, resolution: int, device: str = "c
     return {"params": prof.params, "macs": prof.macs, "latency_ms": prof.latency_ms or float("nan")}
 
 
+SCALED = "scaled-count"     # store kind of one scaled network's params and MACs (device-independent)
+
+
+def _scaled_key(width: float, depth: float, resolution: int) -> tuple[str, dict[str, Any]]:
+    import torch
+
+    from core.jobs import store
+    name = f"efficientnet_b0 w{width:.4f} d{depth:.4f}"
+    meta = {"model": name, "resolution": resolution, "batch": 1, "device": "cpu", "precision": "fp32",
+            "memory_format": "contiguous", "threads": 1, "torch_version": torch.__version__}
+    return store.measurement_key(SCALED, name, resolution, 1, "cpu", "fp32", "contiguous", 1,
+                                 torch.__version__), meta
+
+
+def scaled_count(width: float, depth: float, resolution: int, compute: bool = True) -> dict[str, Any] | None:
+    """Params and MACs of B0 scaled by (width, depth) at ``resolution``, kept in the store; with
+    ``compute=False`` only what is kept (None when it was never counted)."""
+    from core.jobs import store
+    key, meta = _scaled_key(width, depth, resolution)
+    try:
+        if (hit := store.get_measurement(key)) is not None:
+            return hit
+    except store.StoreError:
+        key = ""
+    if not compute:
+        return None
+    m = measure_scaled(width, depth, resolution, time_it=False)
+    payload = {"params": m["params"], "macs": m["macs"]}
+    if key:
+        try:
+            store.put_measurement(key, SCALED, meta, payload)
+        except store.StoreError:
+            pass
+    return payload
+
+
+def plan(phis: list[float], alpha: float, beta: float, gamma: float) -> list[tuple[float, float, float, int]]:
+    """The networks a scaling table needs, φ = 0 (the base) first: (φ, width, depth, resolution)."""
+    out = []
+    for phi in [0.0, *[p for p in phis if p != 0.0]]:
+        sc = Scaling(phi, alpha, beta, gamma)
+        out.append((phi, sc.width, sc.depth, int(round(sc.resolution))))
+    return out
+
+
 def predicted_vs_measured(phis: list[float], alpha: float = ALPHA, beta: float = BETA, gamma: float = GAMMA,
-                          time_it: bool = False, **kw: str) -> pd.DataFrame:
-    """For each φ: the predicted cost ratio against B0 and the measured MAC ratio of the built network."""
+                          compute: bool = True) -> pd.DataFrame:
+    """For each φ: the predicted cost ratio against B0 and the measured MAC ratio of the built network. With
+    ``compute=False`` the counts come only from the store: a φ not counted yet has empty measured cells (the
+    page shows the prediction at once while a background job counts, see ``start``)."""
     rows = []
     base = None
-    for phi in [0.0, *[p for p in phis if p != 0.0]]:
-        s = Scaling(phi, alpha, beta, gamma)
-        res = int(round(s.resolution))
-        m = measure_scaled(s.width, s.depth, res, time_it=time_it, **kw)
-        base = base or m
-        rows.append({"phi": phi, "depth x": s.depth, "width x": s.width, "resolution": res,
-                     "predicted cost ratio": s.predicted_cost_ratio, "measured MAC ratio": m["macs"] / base["macs"],
-                     "params": m["params"], "MACs": m["macs"], "latency ms": m["latency_ms"]})
-    return pd.DataFrame(rows)
+    for phi, width, depth, res in plan(phis, alpha, beta, gamma):
+        sc = Scaling(phi, alpha, beta, gamma)
+        m = scaled_count(width, depth, res, compute)
+        base = base if base is not None else m
+        ratio = m["macs"] / base["macs"] if m is not None and base is not None else None
+        rows.append({"phi": phi, "depth x": sc.depth, "width x": sc.width, "resolution": res,
+                     "predicted cost ratio": sc.predicted_cost_ratio, "measured MAC ratio": ratio,
+                     "params": m["params"] if m else None, "MACs": m["macs"] if m else None})
+    frame = pd.DataFrame(rows)
+    frame[["measured MAC ratio", "params", "MACs"]] = frame[["measured MAC ratio", "params", "MACs"]].astype(float)
+    return frame
 
 
-def official_points() -> pd.DataFrame:
+def official_points(compute: bool = True) -> pd.DataFrame:
     """timm's EfficientNet B0-B7 counted at their own resolutions, with the φ that their resolution implies
-    (224 · γ^φ = resolution, so φ = log(resolution / 224) / log γ)."""
+    (224 · γ^φ = resolution, so φ = log(resolution / 224) / log γ); with ``compute=False`` only those counted."""
+    from core.present.lecture import EFFICIENTNET_OFFICIAL
+    from core.zoo.measure import count, counted
+    rows = []
+    get = count if compute else counted
+    base = get("efficientnet_b0", BASE_RESOLUTION)
+    for _, r in EFFICIENTNET_OFFICIAL.iterrows():
+        c = get(r["timm"], int(r["resolution"]))
+        if c is None or base is None:
+            continue
+        rows.append({"model": r["model"], "width": r["width"], "depth": r["depth"], "resolution": r["resolution"],
+                     "params (M)": c["params"] / 1e6, "GMACs": c["macs"] / 1e9, "MAC ratio": c["macs"] / base["macs"],
+                     "phi (fit)": math.log(r["resolution"] / BASE_RESOLUTION) / math.log(GAMMA)})
+    return pd.DataFrame(rows, columns=["model", "width", "depth", "resolution", "params (M)", "GMACs", "MAC ratio",
+                                       "phi (fit)"])
+
+
+KIND = "compound-scaling"
+MODULE = "core.zoo.scaling"
+
+
+def missing(phis: list[float], alpha: float, beta: float, gamma: float) -> int:
+    """How many networks of this table and of the official B0-B7 are not counted yet."""
+    from core.present.lecture import EFFICIENTNET_OFFICIAL
+    from core.zoo.measure import counted
+    todo = sum(scaled_count(w, d, r, compute=False) is None for _, w, d, r in plan(phis, alpha, beta, gamma))
+    return todo + sum(counted(m, int(r)) is None for m, r in
+                      zip(["efficientnet_b0", *EFFICIENTNET_OFFICIAL["timm"]],
+                          [BASE_RESOLUTION, *EFFICIENTNET_OFFICIAL["resolution"]]))
+
+
+def start(phis: list[float], alpha: float, beta: float, gamma: float) -> Any:
+    """Counts the table's networks, then the official B0-B7, in a background process (a server never builds
+    B7 at 600 px itself: that took 89 s and 4 GB in the page)."""
+    from core import jobs
+    running = jobs.latest(KIND)
+    if running is not None and running.active:
+        return running
+    from core.present.lecture import EFFICIENTNET_OFFICIAL
+    args = {"phis": list(phis), "alpha": alpha, "beta": beta, "gamma": gamma}
+    return jobs.start(KIND, MODULE, args, total=len(plan(phis, alpha, beta, gamma)) + 1 + len(EFFICIENTNET_OFFICIAL),
+                      what="a compound-scaling count")
+
+
+def run(job_id: int) -> int:
+    from core import jobs
     from core.present.lecture import EFFICIENTNET_OFFICIAL
     from core.zoo.measure import count
-    rows = []
-    base = count("efficientnet_b0", BASE_RESOLUTION)["macs"]
-    for _, r in EFFICIENTNET_OFFICIAL.iterrows():
-        c = count(r["timm"], int(r["resolution"]))
-        rows.append({"model": r["model"], "width": r["width"], "depth": r["depth"], "resolution": r["resolution"],
-                     "params (M)": c["params"] / 1e6, "GMACs": c["macs"] / 1e9, "MAC ratio": c["macs"] / base,
-                     "phi (fit)": math.log(r["resolution"] / BASE_RESOLUTION) / math.log(GAMMA)})
-    return pd.DataFrame(rows)
+    job = jobs.get(job_id)
+    a = job.args
+    jobs.mark_running(job_id)
+    done = 0
+    for phi, width, depth, res in plan(a["phis"], a["alpha"], a["beta"], a["gamma"]):
+        if jobs.progress(job_id, done, current=f"φ = {phi:g}", message=f"counting the φ = {phi:g} network ({res} px)"):
+            jobs.finish(job_id, "cancelled", message=f"stopped after {done} networks")
+            return 0
+        scaled_count(width, depth, res)
+        done += 1
+    for name, res in zip(["efficientnet_b0", *EFFICIENTNET_OFFICIAL["timm"]],
+                         [BASE_RESOLUTION, *EFFICIENTNET_OFFICIAL["resolution"]]):
+        if jobs.progress(job_id, done, current=name, message=f"counting {name} at {int(res)} px"):
+            jobs.finish(job_id, "cancelled", message=f"stopped after {done} networks")
+            return 0
+        count(name, int(res))
+        done += 1
+    jobs.progress(job_id, done, message="done")
+    jobs.finish(job_id, "done", message=f"{done} networks counted")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from core import jobs
+    return jobs.worker_main(run, argv, __doc__ or "")
+
+
+if __name__ == "__main__":
+    import sys
+    sys.exit(main())

@@ -60,7 +60,7 @@ def test_unknown_search_says_so():
 def test_scaling_and_recommender_tabs():
     at = open_page("Compound scaling")
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Depth x"] == "1.44" and metrics["Width x"] == "1.21" and metrics["Resolution"] == "296 px"
+    assert metrics["Depth ×"] == "1.44" and metrics["Width ×"] == "1.21" and metrics["Resolution"] == "296 px"
     at = open_page("Recommender")
     at.number_input(key="rec.budget").set_value(0.0).run()
     assert any("resnet50" in s.value and "Fine-tune whole backbone" in s.value for s in at.success)

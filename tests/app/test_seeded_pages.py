@@ -27,7 +27,7 @@ def test_backbones_page_with_stored_sweeps_renders_every_tab(week):
     assert sorted(zip(sweeps["model"], sweeps["resolution"])) == sorted((m, r) for m in MODELS for r in RESOLUTIONS)
     measured = next(d.value for d in backbones("Measure").dataframe if "resolution (px)" in d.value.columns)
     assert len(measured) == len(MODELS) * len(RESOLUTIONS)
-    assert {m.label for m in backbones("Compound scaling").metric} >= {"Depth x", "Width x", "Resolution"}
+    assert {m.label for m in backbones("Compound scaling").metric} >= {"Depth ×", "Width ×", "Resolution"}
     assert len(backbones("Accuracy vs cost").get("plotly_chart")) == 2          # latency and MACs Pareto plots
     rec = backbones("Recommender")
     assert any("recipe" in t.lower() for t in texts(rec, "success") + texts(rec, "warning"))   # a pick, or why not
@@ -78,7 +78,7 @@ def test_a_damaged_store_is_named_and_the_pages_keep_working(tmp_path, monkeypat
     for tab in ("Measure", "Accuracy vs cost", "Throughput", "Recommender"):
         errors = texts(backbones(tab), "error")
         assert errors and all(str(tmp_path / "archscope.sqlite") in e and "damaged" in e for e in errors), tab
-    assert {m.label for m in backbones("Compound scaling").metric} >= {"Depth x", "Width x"}   # needs no store
+    assert {m.label for m in backbones("Compound scaling").metric} >= {"Depth ×", "Width ×"}   # needs no store
     at = open_page("pages/runs.py")
     assert any("damaged" in e for e in texts(at, "error"))
     at = open_page("pages/transfer.py", {"run": "1"})

@@ -24,6 +24,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+SERVERS: dict[str, int] = {}      # url -> the server's pid (a benchmark reads its memory)
+
+
 @contextmanager
 def serve(data_dir: str | Path, root: Path = ROOT) -> Iterator[str]:
     """The real app (``streamlit run app.py`` in ``root``) on a free local port over ``data_dir``; yields its URL."""
@@ -34,6 +37,7 @@ def serve(data_dir: str | Path, root: Path = ROOT) -> Iterator[str]:
            "--browser.gatherUsageStats", "false"]
     proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
+    SERVERS[url] = proc.pid
     try:
         for _ in range(120):
             try:
@@ -80,3 +84,15 @@ def wait_idle(page) -> None:
     page.wait_for_selector("[data-testid='stApp']")
     page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']")
     page.wait_for_timeout(300)
+
+
+def full_screenshot(page, path: str | Path, max_height: int = 12_000) -> None:
+    """The whole page at its current width: Streamlit scrolls inside its main container, so the viewport is
+    grown to that container's height first (the layout depends on the width alone), then put back."""
+    size = page.viewport_size
+    height = page.evaluate("() => { const m = document.querySelector(\"[data-testid='stMain']\");"
+                           " return Math.max(m ? m.scrollHeight : 0, document.body.scrollHeight); }")
+    page.set_viewport_size({"width": size["width"], "height": min(max(height, size["height"]), max_height)})
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size(size)

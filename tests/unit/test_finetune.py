@@ -146,7 +146,7 @@ def test_the_exported_bundle_scores_the_reported_top1_in_plain_timm(tmp_path, re
     result = train(cfg, tmp_path)
     meta = json.loads((Path(result.export_dir) / "bundle.json").read_text())
     assert meta["epoch"] == result.best_epoch and meta["val_top1"] == result.best_top1
-    assert "timm.create_model(meta[\"model\"], num_classes=len(meta[\"classes\"]))" in \
+    assert "timm.create_model(\"local-dir:/path/to/this/folder\", pretrained=True)" in \
         (Path(result.export_dir) / "README.md").read_text()
     model = timm.create_model(meta["model"], pretrained=False, num_classes=len(meta["classes"]))
     model.load_state_dict(load_file(str(Path(result.export_dir) / "model.safetensors")), strict=True)
