@@ -242,7 +242,8 @@ def compare_tab(settings: Setting) -> None:
 
 @st.cache_data(show_spinner="Timing the blocks interleaved, round by round…", max_entries=32)
 def cached_compare(entries: tuple[cmp.Entry, ...], chs: int, hw: int, batch: int, settings: Setting) -> pd.DataFrame:
-    return cmp.compare(list(entries), chs, hw, batch, **settings.profile_kwargs())
+    # at most 4 s of rounds: no blind wait over 5 s (an unsettled result says the machine was busy)
+    return cmp.compare(list(entries), chs, hw, batch, **settings.profile_kwargs(), max_time_s=4.0)
 
 
 @st.cache_data(show_spinner="Measuring this machine's ceilings (a GEMM and a STREAM triad)…", max_entries=8)
@@ -312,12 +313,12 @@ def gradient_tab() -> None:
     gain = cols[2].slider("Weight scale (x 1/sqrt(fan-in))", 0.1, 2.0, 0.5, 0.1, key="grad.gain")
     result = gradient_flow(depth, act=act, init_gain=gain)
     chart(plots.gradient_flow(result), "grad.plot")
-    st.markdown(f"At layer 0 the residual stack's gradient is **{result.ratio_at_input():.3g}x** the plain "
+    st.markdown(f"At layer 0 the residual stack's gradient is **{fmt.sci(result.ratio_at_input())}×** the plain "
                 f"stack's (one real backward pass, same weights, float64).")
     st.markdown("**The lecture's scalar example** (upstream 0.5, F' = 0.01)")
-    rows = [{"layers": n, "plain 0.5·0.01^n": plain_gradient(0.5, 0.01, n),
-             "residual 0.5·1.01^n": residual_gradient(0.5, 0.01, n)} for n in (1, 10)]
-    st.dataframe(pd.DataFrame(rows).style.format({"plain 0.5·0.01^n": "{:.3g}", "residual 0.5·1.01^n": "{:.3g}"}),
+    rows = [{"layers": n, "plain 0.5·0.01ⁿ": plain_gradient(0.5, 0.01, n),
+             "residual 0.5·1.01ⁿ": residual_gradient(0.5, 0.01, n)} for n in (1, 10)]
+    st.dataframe(pd.DataFrame(rows).style.format({"plain 0.5·0.01ⁿ": "{:.3g}", "residual 0.5·1.01ⁿ": "{:.3g}"}),
                  hide_index=True)
 
 

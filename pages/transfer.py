@@ -218,8 +218,11 @@ def extras(base: TrainConfig, ds: Dataset) -> None:
     try:
         if cols[0].button("Estimate time per epoch", key="tr.estimate"):
             split = stratified_split(ds, base.val_fraction, base.seed)
-            with st.spinner(f"Timing a few real steps on {base.device}…"):
-                state["tr.estimate.result"] = (key, planning.estimate_epoch(base, len(split.train), len(split.val)))
+            bar = cols[0].progress(0.0, text=f"Timing a few real steps on {base.device}…")
+            state["tr.estimate.result"] = (key, planning.estimate_epoch(
+                base, len(split.train), len(split.val),
+                on_stage=lambda f, what: bar.progress(f, text=f"Estimating the epoch: {what}…")))
+            bar.empty()
         if cols[1].button("Run an LR range test", key="tr.lrtest"):
             bar = st.progress(0.0, text="LR range test: preparing the data and the model…")
             started = time.monotonic()

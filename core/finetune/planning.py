@@ -45,11 +45,16 @@ class EpochEstimate:
         return f"About {self.epoch_s:.1f} s per epoch ({self.train_images} training + {self.val_images} validation images, {where})."
 
 
-def estimate_epoch(cfg: TrainConfig, n_train: int, n_val: int, steps: int = 5) -> EpochEstimate:
+def estimate_epoch(cfg: TrainConfig, n_train: int, n_val: int, steps: int = 5,
+                   on_stage: Callable[[float, str], None] | None = None) -> EpochEstimate:
     """Times a few real steps of this model, recipe and batch on the run's device and precision (as the trainer
-    resolves them) and scales them to the epoch."""
+    resolves them) and scales them to the epoch; ``on_stage(fraction done, what now)`` hears of each stage."""
     import timm
 
+    def stage(fraction: float, text: str) -> None:
+        if on_stage is not None:
+            on_stage(fraction, text)
+    stage(0.0, f"building {cfg.model}")
     from core.finetune.trainer import pick_device
     device = pick_device(cfg)
     precision = cfg.precision if cfg.precision != "auto" else ("bf16" if device.type == "cuda" else "fp32")
@@ -89,7 +94,9 @@ def estimate_epoch(cfg: TrainConfig, n_train: int, n_val: int, steps: int = 5) -
             return stats.median_ms / 1e3
 
         model.eval()
+        stage(0.3, f"timing inference on {eval_batch} images")
         per_image = per_call_s(infer) / eval_batch                # inference: validation, or feature extraction
+        stage(0.6, f"timing {steps} training steps")
         if cfg.recipe == "linear_probe":
             extraction = per_image * (n_train + n_val)
             epoch = _probe_epoch_s(model.get_classifier(), opt, model.num_features, n_train, n_val, batch, device, step)
@@ -97,6 +104,7 @@ def estimate_epoch(cfg: TrainConfig, n_train: int, n_val: int, steps: int = 5) -
             model.train()
             extraction = 0.0
             epoch = per_call_s(lambda: step(model, x, y)) * -(-n_train // batch) + per_image * n_val
+    stage(1.0, "done")
     return EpochEstimate(cfg.recipe, str(device), precision, batch, n_train, n_val, extraction, epoch, steps)
 
 

@@ -2,6 +2,8 @@
 fine-tuned model's exports side by side. Plotly figures only; no computation."""
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -31,7 +33,8 @@ def deploy_latency(table: pd.DataFrame, budget_ms: float) -> go.Figure:
     if len(ok):
         ys = [*ok["p10 ms"], *ok["p90 ms"], budget_ms]
         y_ticks, x_ticks = style.ticks(min(ys), max(ys)), style.ticks(lo, hi)
-        fig.update_yaxes(tickvals=y_ticks, ticktext=[style.label(t) for t in y_ticks])
+        fig.update_yaxes(tickvals=y_ticks, ticktext=[style.label(t) for t in y_ticks],
+                         range=[math.log10(y_ticks[0]) - 0.05, math.log10(y_ticks[-1]) + 0.05])
         fig.update_xaxes(tickvals=x_ticks, ticktext=[style.label(t) for t in x_ticks])
     fig.update_xaxes(type="log", title_text="MACs per image (log)")
     fig.update_yaxes(type="log", title_text="batch-1 latency, median (ms, log)")
@@ -42,14 +45,14 @@ def deploy_latency(table: pd.DataFrame, budget_ms: float) -> go.Figure:
 def deploy_pair(pair: pd.DataFrame, label_b: str) -> go.Figure:
     """How many times faster block B runs than A in each runtime, against its MAC ratio (the dashed line)."""
     fig = go.Figure()
-    fig.add_bar(x=pair["runtime"], y=pair["measured speed-up"], name=f"{plot_text(label_b)}: measured speed-up",
+    names = [str(r).replace(" Runtime ", " Runtime<br>") for r in pair["runtime"]]      # two lines at phone width
+    fig.add_bar(x=names, y=pair["measured speed-up"], name=f"{plot_text(label_b)}: measured speed-up",
                 marker_color=[RUNTIME_COLOURS.get(r, "#999") for r in pair["runtime"]],
-                texttemplate="%{y:.2f}×", textposition="outside")
-    if len(pair):
+                texttemplate="%{y:.2f}×", textposition="inside", insidetextanchor="end")
+    if len(pair):          # the ratio is named in the legend; a label on the line collided with the bars' own
         ratio = float(pair["MAC ratio"].iloc[0])
-        fig.add_scatter(x=list(pair["runtime"]), y=[ratio] * len(pair), mode="lines+text", name=f"MAC ratio {ratio:.2f}×",
-                        line=dict(color="#333", dash="dash"), text=["", f"MAC ratio {ratio:.2f}×"] + [""] * (len(pair) - 2),
-                        textposition="top left")
+        fig.add_scatter(x=names, y=[ratio] * len(pair), mode="lines", name=f"MAC ratio {ratio:.2f}×",
+                        line=dict(color="#333", dash="dash"))
     top = max([float(pair["MAC ratio"].max()), float(pair["measured speed-up"].max())] if len(pair) else [1.0])
     fig.update_yaxes(title_text="times faster than the first block (×)", range=[0, top * 1.2])
     fig.update_xaxes(title_text="runtime")

@@ -47,6 +47,17 @@ def si(value: float, unit: str = "", digits: int = 3) -> str:
     return f"{value:.{digits}g} {unit}".rstrip()
 
 
+_SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+
+
+def sci(value: float, digits: int = 3) -> str:
+    """A number in plain Unicode, never as '1.15e+10': 1.15e10 -> '1.15 × 10¹⁰'; 0.5 and 1,234 stay as they are."""
+    if value == 0 or 1e-3 <= abs(value) < 1e5:
+        return f"{value:,.0f}" if abs(value) >= 10 ** digits else f"{value:.{digits}g}"
+    mantissa, exponent = f"{value:.{digits - 1}e}".split("e")
+    return f"{mantissa} × 10{str(int(exponent)).translate(_SUPERSCRIPT)}"
+
+
 def count(value: int) -> str:
     """Exact integer with thousands separators: 589824 -> '589,824'."""
     return f"{int(value):,}"

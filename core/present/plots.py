@@ -63,7 +63,7 @@ def gradient_flow(result: GradFlow) -> go.Figure:
         fig.add_scatter(x=result.table["layer"], y=result.table[name].clip(lower=1e-300), mode="lines+markers",
                         name=f"{name} stack", line=dict(color=color))
     fig.update_yaxes(type="log", title_text="gradient norm ‖∂L/∂hₗ‖ (log scale)", exponentformat="power")
-    fig.update_xaxes(title_text="layer l (0 = input end, gradient arrives from the right)")
+    fig.update_xaxes(title_text="layer l (0 = input end)")
     fig.update_layout(height=400, margin=dict(t=30, b=10), legend=dict(orientation="h", y=1.1))
     return fig
 
@@ -252,16 +252,20 @@ def lr_finder(frame: pd.DataFrame, suggestion: float) -> go.Figure:
 
 
 def accuracy_vs_time(frame: pd.DataFrame) -> go.Figure:
-    """Test top-1 (validation where there is no test score) against wall time, with ~95% Wilson whiskers."""
+    """Test top-1 (validation where there is no test score) against wall time, with ~95% Wilson whiskers; one
+    colour per recipe, named in the legend (labels beside the points collided with the whiskers)."""
     col = "test top-1 %" if frame["test top-1 %"].notna().any() else "val top-1 %"
     lo, hi = col.replace("top-1 %", "95% low"), col.replace("top-1 %", "95% high")
-    fig = go.Figure(go.Scatter(
-        x=frame["wall s"], y=frame[col], mode="markers+text", text=frame["recipe"], textposition="top center",
-        marker=dict(size=14), error_y=dict(type="data", symmetric=False, array=frame[hi] - frame[col],
-                                           arrayminus=frame[col] - frame[lo])))
+    fig = go.Figure()
+    for recipe, part in frame.groupby("recipe", sort=False):
+        fig.add_scatter(x=part["wall s"], y=part[col], mode="markers", name=plot_text(recipe),
+                        marker=dict(size=14, color=style.RECIPE.get(str(recipe), style.ACCENT)),
+                        error_y=dict(type="data", symmetric=False, array=part[hi] - part[col],
+                                     arrayminus=part[col] - part[lo], color=style.RECIPE.get(str(recipe))),
+                        hovertemplate=f"{plot_text(recipe)}<br>%{{x:.1f}} s · %{{y:.1f}}%<extra></extra>")
     fig.update_xaxes(title_text="wall time (s)")
     fig.update_yaxes(title_text=f"{col.split()[0]} top-1 (%), ~95% interval", range=[0, 105])
-    fig.update_layout(height=360, margin=dict(t=30, b=10))
+    fig.update_layout(height=380, margin=dict(t=30, b=10), legend=dict(orientation="h", y=-0.25))
     return fig
 
 
@@ -319,7 +323,7 @@ def kind_shares(shares: pd.DataFrame) -> go.Figure:
     fig = go.Figure()
     for col, colour in (("time %", style.QUANTITY["time"]), ("MACs %", style.QUANTITY["MACs"])):
         fig.add_bar(y=shares["kind"], x=shares[col], orientation="h", name=col.replace(" %", ""),
-                    marker_color=colour, texttemplate="%{x:.1f}%", textposition="outside")
+                    marker_color=colour, texttemplate="%{x:.1f}%", textposition="outside", cliponaxis=False)
     fig.update_xaxes(title_text="share of the whole (%)", range=[0, 110])
     fig.update_yaxes(autorange="reversed")
     fig.update_layout(barmode="group", height=150 + 55 * len(shares), margin=dict(t=10, b=10),

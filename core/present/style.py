@@ -6,6 +6,7 @@ Palette: one colour per concept, the same on every page, and no concept colour r
 - measured quantities drawn side by side (time against MACs): ``QUANTITY``
 - the gradient-flow lab's stacks: ``STACK``
 - runtimes of the deployment view: ``RUNTIME``
+- transfer-learning recipes (the freezing-depth experiment): ``RECIPE``
 - fine-tuning runs: ``RUNS``, a separate cycle (a run is an item, not a concept) that shares no colour with the
   concept colours above
 Reference lines (budgets, rooflines, ∝ C² guides) are grey or black and dashed; the Pareto frontier is ``FRONTIER``.
@@ -28,11 +29,12 @@ QUANTITY = {"time": "#d62728", "MACs": "#393b79", "params": "#637939"}
 STACK = {"plain": "#843c39", "residual": "#3182bd"}
 RUNTIME = {"PyTorch eager": "#31a354", "torch.compile": "#756bb1", "ONNX Runtime fp32": "#e6550d",
            "ONNX Runtime int8": "#de9ed6"}
+RECIPE = {"linear_probe": "#6baed6", "finetune_top": "#fd8d3c", "finetune_full": "#74c476", "scratch": "#9e9ac8"}
 FRONTIER = "#d62728"
 ACCENT = "#393b79"          # a single series with no concept of its own (bars of counts, probabilities)
 RUNS = ("#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#1b9e77", "#d95f02", "#7570b3", "#666666", "#a50f15",
         "#08519c")
-CONCEPTS = {"kind": KIND, "block": BLOCK, "quantity": QUANTITY, "stack": STACK, "runtime": RUNTIME}
+CONCEPTS = {"kind": KIND, "block": BLOCK, "quantity": QUANTITY, "stack": STACK, "runtime": RUNTIME, "recipe": RECIPE}
 
 
 def block_colour(block: str) -> str:
@@ -110,6 +112,11 @@ def readable(fig: go.Figure) -> go.Figure:
             fig.layout[axis].update(tickvals=vals, ticktext=[label(v) for v in vals])
             if fig.layout[axis].range is None:       # ranged over the enclosing ticks, with a little room
                 fig.layout[axis].update(range=[math.log10(vals[0]) - 0.05, math.log10(vals[-1]) + 0.05])
+    legend = fig.layout.legend
+    if legend.orientation == "h" and legend.y is not None and legend.y < 0:
+        # below the plot: anchored to the figure's bottom edge (Plotly pushes the margin to fit it), never at a
+        # fraction of a plot area that shrinks as the legend wraps at phone width onto the axis title
+        fig.update_layout(legend=dict(yref="container", y=0, yanchor="bottom"))
     titled = bool(fig.layout.title.text) or any(
         a.yref == "paper" and (a.y or 0) >= 1 for a in fig.layout.annotations or ())
     top = fig.layout.margin.t

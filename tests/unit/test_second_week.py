@@ -276,3 +276,8 @@ def test_compound_scaling_counts_come_from_the_store_once_counted(tmp_path, monk
     assert base["params"] == 5_288_548
     kept = scaling.predicted_vs_measured([1.0], compute=False)
     assert kept["measured MAC ratio"].iloc[0] == 1.0 and math.isnan(kept["measured MAC ratio"].iloc[1])
+
+
+def test_big_and_small_numbers_read_as_unicode_not_e_notation():
+    assert [fmt.sci(v) for v in (1.15e10, 0.5, 1234.5, 3e-7, 12.345)] == \
+        ["1.15 × 10¹⁰", "0.5", "1,234", "3.00 × 10⁻⁷", "12.3"]

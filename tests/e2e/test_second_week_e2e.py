@@ -1,0 +1,81 @@
+"""Issue 21 in real Chromium: every page and tab at a phone's 390 x 844 over a week of use (screenshots kept in
+$ARCHSCOPE_SCREENSHOTS when set), with no exception, nothing wider than the screen and no chart title on top of
+an axis title or legend; and the recommender updating in place when its own measuring job ends."""
+import os
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import full_screenshot, serve, wait_idle
+
+pytestmark = pytest.mark.e2e
+PHONE = {"width": 390, "height": 844}
+PAGES = ["/", "/?blocks.tab=Compare", "/?blocks.tab=Roofline", "/?blocks.tab=Deploy",
+         "/?blocks.tab=Lecture%27s+numbers", "/?blocks.tab=Gradient+flow", "/backbones",
+         "/backbones?bb.tab=Leaderboard", "/backbones?bb.tab=Accuracy+vs+cost", "/backbones?bb.tab=Throughput",
+         "/backbones?bb.tab=Where+the+time+goes", "/backbones?bb.tab=Recommender", "/backbones?bb.tab=Deployment",
+         "/transfer", "/runs", "/runs?runs.tab=Effect+of+freezing+depth", "/runs?runs.tab=Evaluate+and+export"]
+
+# the boxes of each chart's title, axis titles and legend, and every pair of them that overlaps
+OVERLAPS = """() => {
+  const out = [];
+  for (const plot of document.querySelectorAll('.js-plotly-plot')) {
+    const boxes = [...plot.querySelectorAll('.gtitle, .xtitle, .ytitle, .legend, .annotation')]
+      .map(e => [e.getAttribute('class') + ':' + (e.textContent || '').slice(0, 30), e.getBoundingClientRect()])
+      .filter(([, r]) => r.width > 0 && r.height > 0);
+    for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+      const [a, r] = boxes[i], [b, s] = boxes[j];
+      const w = Math.min(r.right, s.right) - Math.max(r.left, s.left);
+      const h = Math.min(r.bottom, s.bottom) - Math.max(r.top, s.top);
+      if (w > 2 && h > 2) out.push(a + ' / ' + b);
+    }
+  }
+  return out;
+}"""
+WIDEST = """() => Math.max(document.querySelector("[data-testid='stMain']").scrollWidth,
+  ...[...document.querySelectorAll('.js-plotly-plot')].map(p => p.getBoundingClientRect().right))"""
+
+
+@pytest.fixture(scope="module")
+def week_url(seeded_dir):
+    with serve(seeded_dir) as url:
+        yield url
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_reads_at_phone_width(browser, week_url, path, tmp_path):
+    context = browser.new_context(viewport=PHONE, device_scale_factor=1)
+    page = context.new_page()
+    page.set_default_timeout(180_000)
+    page.goto(week_url + path)
+    wait_idle(page)
+    page.wait_for_timeout(1500)                 # Plotly lays out after the script run
+    wait_idle(page)
+    folder = Path(os.environ.get("ARCHSCOPE_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    full_screenshot(page, folder / f"phone{re.sub(r'[^A-Za-z0-9]+', '_', path)}.png")
+    assert page.locator("[data-testid='stException']").count() == 0
+    assert page.evaluate(WIDEST) <= PHONE["width"] + 1, "something is wider than the phone's screen"
+    assert page.evaluate(OVERLAPS) == []
+    context.close()
+
+
+def test_the_recommender_updates_in_place_when_its_measuring_job_ends(page, app_url):
+    page.goto(f"{app_url}/backbones?bb.tab=Recommender")
+    wait_idle(page)
+    page.get_by_role("combobox", name="Scenario").click()
+    page.get_by_role("option", name="Edge / real-time").click()
+    wait_idle(page)
+    budget = page.get_by_role("spinbutton", name=re.compile("Latency budget at batch 1"))
+    budget.fill("1000")
+    budget.press("Enter")
+    wait_idle(page)
+    page.get_by_role("button", name=re.compile(r"Measure this scenario's candidates")).click()
+    expect(page.locator("[data-testid='stProgress']")).to_be_visible(timeout=60_000)     # progress, not a spinner
+    # no reload: the progress fragment reruns the page once the job has ended
+    answer = page.locator("[data-testid='stAlert']").filter(has_text="mobilenetv3_large_100")
+    expect(answer).to_contain_text("ImageNet-1k top-1 75.8%", timeout=240_000)
+    expect(page.get_by_text(re.compile(r"mobilenetv3_large_100 runs in [0-9.]+ ms at batch 1"))).to_be_visible()
+    assert page.locator("[data-testid='stException']").count() == 0
