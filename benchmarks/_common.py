@@ -51,7 +51,11 @@ class Collect:
     def on_start(self, info: dict[str, Any]) -> None:
         self.info = info
 
-    def on_step(self, epoch: int, step: int, values: dict[str, float]) -> None:
+    def on_step(self, epoch: int, step: int, values: dict[str, float],
+                groups: dict[str, float] | None = None) -> None:
+        pass
+
+    def on_end(self, status: str, metrics: dict[str, float]) -> None:
         pass
 
     def should_stop(self) -> bool:

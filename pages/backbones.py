@@ -274,7 +274,8 @@ def scaled_latency(s: scaling.Scaling, phi: float) -> None:
         st.error(f"Cannot time this network here: {fmt.md(fmt.first_line(err))}")
         return
     bar.empty()
-    what = (f"{fmt.count(counts['params'])} params, {fmt.si(counts['macs'])}MACs, " if counts else "")
+    params = sum(p.numel() for p in model.parameters())
+    what = f"{fmt.count(params)} params, " + (f"{fmt.si(counts['macs'])}MACs, " if counts else "")
     st.write(f"φ = {phi}: {what}{fmt.ms(timed.latency[0].median_ms)} at batch 1 and {res} px on {setting.device} "
              f"({setting.resolved_threads()} thread(s)).")
     (st.warning if timed.busy else st.caption)(timed.note())

@@ -14,7 +14,7 @@ from core import jobs
 from core.config import data_dir
 from core.data import usage
 from core.data.images import open_image, thumbnail
-from core.finetune import evaluate, experiment, runs, tracker
+from core.finetune import evaluate, experiment, runs, tblog, tracker
 from core.deploy import export_job, report
 from core.finetune.bundle import BEST, BEST_RULE, Predictor
 from core.finetune.config import TrainConfig
@@ -84,7 +84,20 @@ def compare_section(all_runs: list[runs.Run]) -> None:
               "runs.curves")
     diff_section(frame, by_id)
     hparams_section(frame)
+    tensorboard_hint()
     manage(shown)
+
+
+def tensorboard_hint() -> None:
+    """Where every run's TensorBoard event files are, and the one command that opens them."""
+    folder = tblog.root()
+    with st.expander("Open these runs in TensorBoard (or W&B)"):
+        st.markdown(f"Every run writes TensorBoard event files to its own folder under `{fmt.md(folder)}`, named "
+                    "*id name* (a rename renames the folder; deleting a run deletes it): train loss per step, the "
+                    "learning rate of every parameter group, val loss and top-1 and epoch times per epoch, and the "
+                    "configuration as text and as HParams with the final metrics. Open them with:")
+        st.code(f"tensorboard --logdir '{folder}'", language="bash")
+        st.caption("W&B imports the same files: `wandb sync --sync-tensorboard` with a run's folder.")
 
 
 def failure_reasons(shown: list[runs.Run]) -> None:

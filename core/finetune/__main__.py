@@ -48,16 +48,34 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    from core.finetune import runs
     from core.finetune.session import execute
     cfg = TrainConfig.from_dict(vars(args))
     if args.resume:
-        try:
-            cfg = TrainConfig.from_dict(runs.get(args.resume).config)
-        except KeyError:
-            print(f"error: there is no run {args.resume} to resume", file=sys.stderr)
+        config, problem = resumed_config(args.resume, args.device)
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
             return 2
+        cfg = TrainConfig.from_dict(config)
     return execute(cfg, args.resume or args.run_id, args.name, resume=bool(args.resume), quiet=args.quiet)
+
+
+def resumed_config(run_id: int, device: str) -> tuple[dict, str]:
+    """The configuration of the run to resume, read by global rank 0 (whose node holds the run store) and sent to
+    every rank; (config, "") or ({}, why not), the same on every rank."""
+    from core.finetune import runs
+    from core.finetune.distributed import dist_info, from_rank0, init
+    rank, world = dist_info()
+    answer: tuple[dict, str] = ({}, "")
+    if rank == 0:
+        try:
+            answer = (runs.get(run_id).config, "")
+        except KeyError:
+            answer = ({}, f"there is no run {run_id} to resume in {runs.data_dir()} (the data directory of global "
+                          "rank 0's node, which keeps the run store)")
+    if world > 1:
+        init(device)
+        answer = from_rank0(answer)
+    return answer
 
 
 if __name__ == "__main__":

@@ -107,3 +107,54 @@ def prepare(cfg: TrainConfig, split: Split | None = None) -> Prepared:
     test_x = cache.decoded(ds.root, list(split.test), cfg.image_size, on_disk) if split.test else None
     test_y = torch.tensor([label_of[p] for p in split.test], dtype=torch.long)
     return Prepared(ds, split, train_x, train_y, val_x, val_y, test_x, test_y)
+
+
+def prepare_everywhere(cfg: TrainConfig, split: Split | None = None) -> Prepared:
+    """``prepare`` on every rank (rank 0 first: an extraction or a cache on a shared filesystem is made once), then
+    a check that every rank holds the same dataset: each one's content hash is gathered and compared with rank 0's.
+    A node that lacks the dataset or holds a different one fails every rank with one message, instead of training
+    on different data. Not distributed: ``prepare``."""
+    import torch.distributed as dist
+
+    from core.finetune.distributed import from_everyone, where
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return prepare(cfg, split)
+
+    def attempt() -> tuple[Prepared | None, str]:
+        try:
+            return prepare(cfg, split), ""
+        except (DatasetError, ValueError, OSError) as err:
+            return None, str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    data, error = attempt() if dist.get_rank() == 0 else (None, "")
+    dist.barrier()
+    if dist.get_rank() != 0:
+        data, error = attempt()
+    mine = {**where(), "source": cfg.data, "error": error, "path": data.dataset.root if data else "",
+            "sha256": data.dataset.content_hash() if data else "", "images": len(data.dataset.samples) if data else 0}
+    problem = disagreement(from_everyone(mine))
+    if problem:
+        raise DatasetError(problem)
+    assert data is not None
+    return data
+
+
+def disagreement(ranks: list[dict]) -> str:
+    """Why the ranks cannot train together on one dataset (empty when they can): one line naming the first node
+    that lacks it or holds different content, compared with rank 0's."""
+    ref = ranks[0]
+    if ref["error"]:
+        return f"rank 0 (host {ref['host']}) cannot read the dataset {ref['source']!r}: {ref['error']}"
+    bad = []
+    for r in ranks[1:]:
+        where = f"node {r['node']} (host {r['host']}, rank {r['rank']})"
+        if r["error"]:
+            bad.append(f"{where} cannot read the dataset {r['source']!r}: {r['error']}; every node needs it at the "
+                       "same path (--data demo is generated on each node)")
+        elif r["sha256"] != ref["sha256"]:
+            bad.append(f"{where} holds a different dataset at {r['path']} ({r['images']:,} images, sha256 "
+                       f"{r['sha256'][:12]}) from rank 0's at {ref['path']} ({ref['images']:,} images, sha256 "
+                       f"{ref['sha256'][:12]}); copy the same dataset to every node")
+    if not bad:
+        return ""
+    more = f" (and {len(bad) - 1} more rank(s) like it)" if len(bad) > 1 else ""
+    return bad[0] + more

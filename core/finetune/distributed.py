@@ -1,9 +1,17 @@
 """DistributedDataParallel plumbing in one place: rank and world from torchrun, the one init_process_group, and
-decisions that rank 0 makes and every rank follows (so no rank waits for ever in a collective)."""
+decisions that rank 0 makes and every rank follows (so no rank waits for ever in a collective).
+
+Several nodes: ``torchrun --nnodes N --nproc_per_node P --rdzv-backend c10d --rdzv-endpoint HOST:PORT -m
+core.finetune ...`` on each node. Global rank 0 alone reads and writes the run store; what the other ranks need
+from it (the run's configuration on a resume, its checkpoint) reaches them by broadcast. Every collective times out
+after ``ARCHSCOPE_DIST_TIMEOUT_S`` seconds (default 300), so a node that stops answering without closing its
+connections ends the others within that bound; a node that dies closes them, and the others end at once."""
 from __future__ import annotations
 
 import os
-from typing import Callable, TypeVar
+import socket
+from datetime import timedelta
+from typing import Any, Callable, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -16,13 +24,58 @@ def dist_info() -> tuple[int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
+TIMEOUT_ENV = "ARCHSCOPE_DIST_TIMEOUT_S"
+
+
+def timeout_s() -> float:
+    """How long any collective waits for the other ranks before it fails (``ARCHSCOPE_DIST_TIMEOUT_S``, default
+    300 s: it must cover rank 0's validation pass, which the others wait for at a barrier)."""
+    return float(os.environ.get(TIMEOUT_ENV, "300"))
+
+
 def init(device: str) -> tuple[int, int]:
-    """Joins the process group once (NCCL for CUDA, gloo for the CPU); returns (rank, world)."""
+    """Joins the process group once (NCCL for CUDA, gloo for the CPU), with the bounded timeout; returns
+    (rank, world)."""
     rank, world = dist_info()
     if world > 1 and not dist.is_initialized():
         cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
-        dist.init_process_group("nccl" if cuda else "gloo")
+        dist.init_process_group("nccl" if cuda else "gloo", timeout=timedelta(seconds=timeout_s()))
     return rank, world
+
+
+def from_rank0(value: Any) -> Any:
+    """Rank 0's ``value`` (any picklable object: a config, a checkpoint) on every rank; the value itself when not
+    distributed. The other ranks pass a placeholder."""
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return value
+    box = [value if dist.get_rank() == 0 else None]
+    dist.broadcast_object_list(box, src=0, device=_tensor_device())
+    return box[0]
+
+
+def from_everyone(value: Any) -> list[Any]:
+    """Every rank's ``value``, in rank order, on every rank (``[value]`` when not distributed)."""
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return [value]
+    out: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, value)
+    return out
+
+
+def where() -> dict[str, Any]:
+    """This process's place: global rank, host name, and the node (torchrun's GROUP_RANK)."""
+    return {"rank": dist_info()[0], "host": socket.gethostname(), "node": int(os.environ.get("GROUP_RANK", 0))}
+
+
+def lost_peer(err: BaseException) -> bool:
+    """Whether an error is a collective failing because another rank (another node) went away or timed out."""
+    if not dist.is_initialized():
+        return False
+    kinds = tuple(k for k in (getattr(dist, "DistError", None), getattr(dist, "DistBackendError", None),
+                              getattr(dist, "DistNetworkError", None)) if k is not None)
+    text = str(err).lower()
+    return isinstance(err, kinds) or any(w in text for w in ("gloo", "connection closed", "connection reset",
+                                                             "timed out", "nccl", "broken pipe"))
 
 
 def _tensor_device() -> torch.device:

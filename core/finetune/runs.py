@@ -249,6 +249,8 @@ def rename(run_id: int, name: str) -> None:
     if not name:
         raise ValueError("a run name cannot be empty")
     update(run_id, name=name[:200])
+    from core.finetune import tblog
+    tblog.rename(run_id, name[:200])               # its TensorBoard folder follows (core.finetune.tblog)
 
 
 def set_tags(run_id: int, tags: list[str] | str) -> list[str]:
@@ -260,8 +262,8 @@ def set_tags(run_id: int, tags: list[str] | str) -> list[str]:
 
 
 def delete(run_id: int) -> Path | None:
-    """Deletes a run that is not active: its metrics, its row and its folder under the data directory (a folder
-    recorded elsewhere is left alone). Returns the folder removed."""
+    """Deletes a run that is not active: its metrics, its row, its folder under the data directory (a folder
+    recorded elsewhere is left alone) and its TensorBoard event files. Returns the folder removed."""
     import shutil
     run = get(run_id)
     if run.active:
@@ -272,6 +274,8 @@ def delete(run_id: int) -> Path | None:
     if path.exists() and path.resolve().parent == runs_root:
         shutil.rmtree(path)
         removed = path
+    from core.finetune import tblog
+    tblog.delete(run_id)                           # and its TensorBoard event files
     with connect() as conn:
         conn.execute("DELETE FROM metrics WHERE run = ?", (run_id,))
         conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))

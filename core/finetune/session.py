@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import socket
 import sys
 import time
 import traceback
@@ -54,7 +55,7 @@ class StoreCallbacks:
         self.buffer.clear()
         self.last_flush = time.monotonic()
 
-    def on_step(self, epoch: int, step: int, values: dict[str, float]) -> None:
+    def on_step(self, epoch: int, step: int, values: dict[str, float], groups: dict[str, float] | None = None) -> None:
         self.buffer.append((epoch, step, values))
         if self.bar is not None:
             self.bar.update(1)
@@ -73,12 +74,47 @@ class StoreCallbacks:
         else:
             print(message, flush=True)
 
+    def on_end(self, status: str, metrics: dict[str, float]) -> None:
+        self.flush()
+
     def should_stop(self) -> bool:
         now = time.monotonic()
         if not self.cancel and now - self.last_cancel_check > 0.2:
             self.cancel = runs.cancel_requested(self.run_id)
             self.last_cancel_check = now
         return self.cancel
+
+
+def run_callbacks(run_id: int, run_dir: Path, cfg: TrainConfig, quiet: bool) -> Any:
+    """Where a run's progress goes (rank 0 only): the store and the TensorBoard event files, one callback path."""
+    from core.finetune.tblog import TensorBoardCallbacks
+    return Fanout(StoreCallbacks(run_id, run_dir, cfg.epochs, quiet=quiet), TensorBoardCallbacks(run_id, cfg))
+
+
+class Fanout:
+    """Several callbacks as one: each hears every event; a stop asked by any of them is a stop."""
+
+    def __init__(self, *callbacks: Any) -> None:
+        self.callbacks = callbacks
+
+    def on_start(self, info: dict[str, Any]) -> None:
+        for cb in self.callbacks:
+            cb.on_start(info)
+
+    def on_step(self, epoch: int, step: int, values: dict[str, float], groups: dict[str, float] | None = None) -> None:
+        for cb in self.callbacks:
+            cb.on_step(epoch, step, values, groups)
+
+    def on_epoch(self, epoch: int, step: int, values: dict[str, float], details: dict[str, Any]) -> None:
+        for cb in self.callbacks:
+            cb.on_epoch(epoch, step, values, details)
+
+    def on_end(self, status: str, metrics: dict[str, float]) -> None:
+        for cb in self.callbacks:
+            cb.on_end(status, metrics)
+
+    def should_stop(self) -> bool:
+        return any(cb.should_stop() for cb in self.callbacks)
 
 
 def _run_id(run_id: int | None, cfg: TrainConfig, name: str, rank: int) -> int:
@@ -95,7 +131,7 @@ def execute(cfg: TrainConfig, run_id: int | None = None, name: str = "", resume:
             quiet: bool = True) -> int:
     """Trains ``cfg`` into run ``run_id`` (a new run when None; with ``resume``, continues it from its
     checkpoint). Returns an exit code: 0 done or cancelled, 2 bad input (one line on stderr), 1 a crash."""
-    from core.finetune.distributed import init
+    from core.finetune.distributed import from_rank0, init, lost_peer, timeout_s
     from core.finetune.trainer import train
     try:                                  # bad input: one line, exit 2, nothing in the store
         cfg.validate().check_environment()
@@ -104,20 +140,27 @@ def execute(cfg: TrainConfig, run_id: int | None = None, name: str = "", resume:
     rank, _ = init(cfg.device)
     try:
         run_id = _run_id(run_id, cfg, name, rank)
-        run = runs.get(run_id)
-        run_dir = runs.folder(run)
-        run_dir.mkdir(parents=True, exist_ok=True)
+        # only global rank 0 reads or writes the store and the run folder (on another node the other ranks have
+        # a data directory of their own, without this run); they get the folder's path for the record only
+        run_dir, wall_offset, cb = Path(), 0.0, None
         if rank == 0:
+            run = runs.get(run_id)
+            run_dir = runs.folder(run)
+            run_dir.mkdir(parents=True, exist_ok=True)
             lock = runs.hold_worker_lock(run_id, run_dir)      # noqa: F841  held while this function trains
-        wall_offset = float(run.result.get("wall_s") or 0.0) if resume else 0.0
-        if rank == 0:
+            wall_offset = float(run.result.get("wall_s") or 0.0) if resume else 0.0
             from core.finetune.bundle import load_checkpoint
             ckpt = load_checkpoint(run_dir)
             wall_offset = max(wall_offset, float((ckpt or {}).get("wall_s", 0.0)))
             runs.drop_metrics_from(run_id, ckpt["epoch"] if ckpt else 0)
             runs.update(run_id, run_dir=str(run_dir), config=cfg.to_dict(), cancel=0, error="", status="running",
                         **owner(os.getpid()))
-        cb = StoreCallbacks(run_id, run_dir, cfg.epochs, quiet=quiet or rank != 0)
+            cb = run_callbacks(run_id, run_dir, cfg, quiet)
+        home, host = from_rank0((str(run_dir), socket.gethostname()))
+        run_dir = Path(home)
+        if rank != 0:                    # where to look for the record, on a node that has none
+            print(f"rank {rank} on {socket.gethostname()}: run {run_id} is recorded by global rank 0 on {host} "
+                  f"(its folder there: {home})", flush=True)
         result = train(cfg, run_dir, cb, wall_offset=wall_offset)
         if rank == 0:
             runs.update(run_id, status=result.status, finished=time.time(),
@@ -135,6 +178,11 @@ def execute(cfg: TrainConfig, run_id: int | None = None, name: str = "", resume:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except Exception as err:  # noqa: BLE001  a crash still ends the run as failed, with words
+        if lost_peer(err):
+            return _fail(run_id, rank, f"another rank of this run stopped answering ({peer_error(err)}): a node "
+                         f"died, lost its network or timed out after "
+                         f"{timeout_s():g} s; resume the run with --resume {run_id} on any set of nodes (it "
+                         "continues from its last checkpoint)", code=1)
         if isinstance(err, OSError) and err.errno == errno.ENOSPC:
             return _fail(run_id, rank, f"disk full: {err.strerror or first_line(err)}; free some space (the data "
                          "directory's cache/ and datasets/ can be cleaned on the Runs page) and resume the run",
@@ -150,6 +198,13 @@ def execute(cfg: TrainConfig, run_id: int | None = None, name: str = "", resume:
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+def peer_error(err: BaseException) -> str:
+    """A collective's failure in a few words: gloo's source path and its advice dropped."""
+    import re
+    text = re.sub(r"^\[[^\]]*\]\s*", "", first_line(err)).split(". This is typically")[0]
+    return f"{type(err).__name__}: {text[:200]}"
 
 
 def _fail(run_id: int | None, rank: int, message: str, code: int) -> int:

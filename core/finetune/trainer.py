@@ -21,8 +21,8 @@ from core.data.split import Split
 from core.finetune import bundle, recipes
 from core.finetune.batches import Normalizer, evaluate
 from core.finetune.config import TrainConfig
-from core.finetune.data import Prepared, prepare
-from core.finetune.distributed import decided_by_rank0, init, rank0_first
+from core.finetune.data import Prepared, prepare_everywhere
+from core.finetune.distributed import decided_by_rank0, dist_info, from_everyone, from_rank0, init, where
 from core.finetune.schedule import make_scheduler
 from core.finetune.strategies import Strategy, for_recipe
 from core.finetune.weights import WeightsReport, create
@@ -37,15 +37,19 @@ class Diverged(ValueError):
 
 class Callbacks(Protocol):
     def on_start(self, info: dict[str, Any]) -> None: ...
-    def on_step(self, epoch: int, step: int, values: dict[str, float]) -> None: ...
+    def on_step(self, epoch: int, step: int, values: dict[str, float],
+                groups: dict[str, float] | None = None) -> None: ...
     def on_epoch(self, epoch: int, step: int, values: dict[str, float], details: dict[str, Any]) -> None: ...
+    def on_end(self, status: str, metrics: dict[str, float]) -> None: ...
     def should_stop(self) -> bool: ...
 
 
 class NoCallbacks:
     def on_start(self, info: dict[str, Any]) -> None: pass
-    def on_step(self, epoch: int, step: int, values: dict[str, float]) -> None: pass
+    def on_step(self, epoch: int, step: int, values: dict[str, float],
+                groups: dict[str, float] | None = None) -> None: pass
     def on_epoch(self, epoch: int, step: int, values: dict[str, float], details: dict[str, Any]) -> None: pass
+    def on_end(self, status: str, metrics: dict[str, float]) -> None: pass
     def should_stop(self) -> bool: return False
 
 
@@ -123,7 +127,8 @@ def saved_split(ckpt: dict[str, Any] | None) -> Split | None:
 def checkpoint(s: State, epoch: int) -> dict[str, Any]:
     """Everything a resume needs: weights, optimizer, scheduler, counters, RNG states, the split, wall time."""
     return {"model": s.model.state_dict(), "optimizer": s.opt.state_dict(), "scheduler": s.sched.state_dict(),
-            "epoch": epoch, "step": s.step, "best": s.best, "best_loss": s.best_loss, "stale": s.stale, "rng": bundle.rng_state(),
+            "epoch": epoch, "step": s.step, "best": s.best, "best_loss": s.best_loss, "stale": s.stale,
+            "rng": bundle.rng_state(),
             "split_seed": s.data.split.seed, "split_fraction": s.data.split.val_fraction,
             "split_train": list(s.data.split.train), "split_val": list(s.data.split.val),
             "split_test": list(s.data.split.test), "split_test_fraction": s.data.split.test_fraction,
@@ -142,9 +147,11 @@ def setup(cfg: TrainConfig, run_dir: Path, callbacks: Callbacks | None, prepared
     use_cuda = device.type == "cuda"
     precision = cfg.precision if cfg.precision != "auto" else ("bf16" if use_cuda else "fp32")
     channels_last = cfg.channels_last if cfg.channels_last is not None else use_cuda
-    ckpt = bundle.load_checkpoint(run_dir)
+    # the checkpoint lives with the run record, on rank 0's node: the other ranks get it from rank 0
+    ckpt = from_rank0(bundle.load_checkpoint(run_dir) if rank == 0 else None)
     torch.manual_seed(cfg.seed)
-    data = prepared or rank0_first(lambda: prepare(cfg, saved_split(ckpt)))
+    data = prepared or prepare_everywhere(cfg, saved_split(ckpt))
+    places = from_everyone(where())
     model, report, groups, opt_groups = build_model(cfg, len(data.classes), device, channels_last)
     dtype = autocast_dtype(precision)
 
@@ -164,7 +171,8 @@ def setup(cfg: TrainConfig, run_dir: Path, callbacks: Callbacks | None, prepared
         bundle.set_rng_state(ckpt["rng"])
         s.start_epoch, s.step, s.best, s.stale = ckpt["epoch"], ckpt["step"], ckpt["best"], ckpt.get("stale", 0)
         s.best_loss = ckpt.get("best_loss", float("inf"))
-    s.cb.on_start(_info(s, precision, channels_last, report, groups))
+    s.cb.on_start({**_info(s, precision, channels_last, report, groups),
+                   "nodes": len({(p["host"], p["node"]) for p in places}), "hosts": sorted({p["host"] for p in places})})
     t = time.perf_counter()
     s.strategy = for_recipe(cfg.recipe)(model, data, prep, device, world, amp)
     s.extraction_s = time.perf_counter() - t if cfg.recipe == "linear_probe" else 0.0
@@ -176,6 +184,7 @@ def _info(s: State, precision: str, channels_last: bool, report: WeightsReport, 
             "channels_last": channels_last, "weights": report.source,
             "groups": recipes.table(groups).to_dict("records"), "train_images": len(s.data.train_x),
             "val_images": len(s.data.val_x), "test_images": len(s.data.split.test), "resumed_from_epoch": s.start_epoch,
+            "resumed_from_step": s.step,
             "steps_per_epoch": s.steps_per_epoch, "dataset": dataset_identity(s.cfg, s.data.dataset),
             "no_val_classes": list(no_validation_classes(s.data.dataset, s.data.split))}
 
@@ -235,7 +244,8 @@ def run_epoch(s: State, epoch: int) -> tuple[str, str, int, float]:
         s.sched.step()
         s.step += 1
         seen += len(idx)
-        s.cb.on_step(epoch, s.step, {"loss": loss.item(), "lr": s.opt.param_groups[-1]["lr"]})
+        s.cb.on_step(epoch, s.step, {"loss": loss.item(), "lr": s.opt.param_groups[-1]["lr"]},
+                     {g.get("name", str(i)): g["lr"] for i, g in enumerate(s.opt.param_groups)})
     if s.device.type == "cuda":
         torch.cuda.synchronize(s.device)
     return "done", "", seen, time.perf_counter() - t_epoch
@@ -272,6 +282,9 @@ def finish(s: State, status: str, note: str) -> Result:
                                        best["epoch"], best["val_top1"], best.get("val_loss")))
         test = score_test(s)
     epochs_done = (bundle.load_checkpoint(s.run_dir) or {}).get("epoch", 0) if s.rank == 0 else 0
+    s.cb.on_end(status, {"best val top-1": s.best, "best val loss": s.best_loss,
+                         "test top-1": test.get("top1", float("nan")), "epochs done": float(epochs_done),
+                         "wall s": s.wall_s()})
     return Result(status, epochs_done, s.best, s.last, export_dir, s.wall_s(), note,
                   best["epoch"] if best is not None else 0, test, s.extraction_s)
 
@@ -293,7 +306,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, callbacks: Callbacks | None = N
     ``wall_offset``: seconds earlier segments of this run took, so ``wall_s`` spans every resume."""
     cfg.validate()
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if dist_info()[0] == 0:                 # the run folder is rank 0's: the other ranks write nothing there
+        run_dir.mkdir(parents=True, exist_ok=True)
     s = setup(cfg, run_dir, callbacks, prepared, wall_offset)
     status, note = "done", ""
     for epoch in range(s.start_epoch, cfg.epochs):

@@ -43,6 +43,7 @@ def test_the_runs_table_is_a_tracker(week):
     assert len(diff) and diff["differs"].all()                  # 'Only differences' is on by default
     specs = [c.proto.spec for c in at.get("plotly_chart")]
     assert any('"parcoords"' in s for s in specs) and not at.exception
+    assert any(c.value == f"tensorboard --logdir '{week / 'tensorboard'}'" for c in at.code)   # the one command
 
 
 def test_the_diff_shows_every_field_when_asked(week):

@@ -38,7 +38,7 @@ def test_scaled_network_latency_toggle_measures(week):
     at.toggle(key="cs.time").set_value(True).run()   # measure_scaled() once refused the sidebar's threads
     assert not at.exception
     line = next(m for m in texts(at, "markdown") if m.startswith("φ = 2.0:"))
-    assert "at batch 1 on cpu" in line and "params" in line
+    assert "at batch 1 and 296 px on cpu" in line and "12,255,408 params" in line
 
 
 def test_every_finished_run_can_be_evaluated(week):

@@ -208,6 +208,7 @@ def test_the_run_itself_names_classes_without_validation_support(tmp_path):
         def on_start(self, info): seen.update(info)
         def on_step(self, *a): pass
         def on_epoch(self, *a): pass
+        def on_end(self, *a): pass
         def should_stop(self): return False
     cfg = TrainConfig(data=str(tmp_path / "d"), weights="random", recipe="linear_probe", epochs=1, image_size=32,
                       threads=1, cache="memory")

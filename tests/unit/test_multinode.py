@@ -1,0 +1,170 @@
+"""Fine-tuning across nodes with torchrun's own c10d rendezvous: two "nodes" on this machine (two torchrun
+processes, --nnodes 2, one process each, gloo, loopback rendezvous), each with a data directory of its own.
+One run record, written by global rank 0 alone; the same final metrics as a single-node --nproc_per_node 2 run
+with the same seed and global batch; a node holding a different dataset stops both with one message; a node
+killed mid-epoch makes the other exit within the timeout, the run is failed with its reason, and --resume
+finishes it."""
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
+ARGS = ["-m", "core.finetune", "--data", "demo", "--demo-size", "64", "--image-size", "64", "--batch-size", "8",
+        "--threads", "1", "--recipe", "finetune_top", "--device", "cpu", "--quiet", "--seed", "3"]
+TIMEOUT_S = 60          # ARCHSCOPE_DIST_TIMEOUT_S for these runs: the bound on a surviving node's exit
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def node(data: Path, port: int, extra: list[str], log: Path) -> subprocess.Popen:
+    """One "node": torchrun with --nnodes 2 and one process, in a session of its own (so it can be killed
+    whole), over its own data directory."""
+    env = {**os.environ, "ARCHSCOPE_DATA_DIR": str(data), "ARCHSCOPE_DIST_TIMEOUT_S": str(TIMEOUT_S)}
+    cmd = [*TORCHRUN, "--nnodes", "2", "--nproc_per_node", "1", "--rdzv-backend", "c10d", "--rdzv-endpoint",
+           f"127.0.0.1:{port}", "--rdzv-id", f"archscope-test-{port}", "--max-restarts", "0", *ARGS, *extra]
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (torchrun starts its workers in sessions of their own: a process-group kill
+    would leave them running)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def two_nodes(tmp: Path, extra: list[str], before_b=None) -> tuple[subprocess.Popen, subprocess.Popen, Path, Path]:
+    a, b = tmp / "node-a", tmp / "node-b"
+    a.mkdir()
+    b.mkdir()
+    if before_b is not None:
+        before_b(b)
+    port = free_port()
+    pa = node(a, port, extra, tmp / "a.log")
+    time.sleep(1.5)                        # node a first: it hosts the rendezvous store
+    pb = node(b, port, extra, tmp / "b.log")
+    return pa, pb, a, b
+
+
+def record(data: Path) -> list[dict]:
+    """The runs a data directory's store holds (none when it has no store)."""
+    db = data / "archscope.sqlite"
+    if not db.exists():
+        return []
+    with sqlite3.connect(db) as conn:
+        conn.row_factory = sqlite3.Row
+        return [dict(r) for r in conn.execute("SELECT * FROM runs")]
+
+
+def val_metrics(data: Path, run_id: int) -> list[tuple[int, str, float]]:
+    with sqlite3.connect(data / "archscope.sqlite") as conn:
+        return conn.execute("SELECT epoch, name, value FROM metrics WHERE run = ? AND name IN ('val_loss', "
+                            "'val_top1') ORDER BY epoch, name", (run_id,)).fetchall()
+
+
+def test_two_nodes_record_one_run_and_match_a_single_node_run(tmp_path):
+    extra = ["--demo-per-class", "8", "--epochs", "2", "--name", "two nodes"]
+    pa, pb, a, b = two_nodes(tmp_path, extra)
+    assert pa.wait(300) == 0 and pb.wait(300) == 0, (tmp_path / "a.log").read_text()[-3000:]
+    recorded = [d for d in (a, b) if record(d)]
+    assert len(recorded) == 1 and len(record(recorded[0])) == 1              # one record, by global rank 0
+    home, other = recorded[0], ({a, b} - {recorded[0]}).pop()
+    # the other node wrote only its copy of the dataset and its decoded-image cache: no store, no run folder
+    assert sorted(p.name for p in other.iterdir() if not p.name.startswith(".")) == ["cache", "datasets"]
+    run = record(home)[0]
+    result = json.loads(run["result"])
+    assert run["status"] == "done" and result["info"]["world"] == 2 and result["info"]["nodes"] == 2
+    single = tmp_path / "single"
+    env = {**os.environ, "ARCHSCOPE_DATA_DIR": str(single)}
+    out = subprocess.run([*TORCHRUN, "--standalone", "--nproc_per_node", "2", *ARGS, *extra], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    one = record(single)[0]
+    assert json.loads(one["result"])["info"]["nodes"] == 1
+    # same seed, same global batch (8 per rank x 2 ranks), gloo's all-reduce over two ranks either way:
+    # the validation metrics agree to 1e-6 (they are identical on this machine)
+    two_nodes_val, one_node_val = val_metrics(home, run["id"]), val_metrics(single, one["id"])
+    assert [(e, n) for e, n, _ in two_nodes_val] == [(e, n) for e, n, _ in one_node_val] and len(one_node_val) == 4
+    for (_, _, x), (_, _, y) in zip(two_nodes_val, one_node_val):
+        assert x == pytest.approx(y, abs=1e-6)
+    assert json.loads(one["result"])["best_top1"] == pytest.approx(result["best_top1"], abs=1e-9)
+
+
+def test_a_node_with_a_different_dataset_stops_both_with_one_message(tmp_path):
+    def tamper(b: Path) -> None:               # node b already holds a demo set, one image of it changed
+        from core.data import demo
+        folder = demo.generate(b / "datasets" / "demo-s3-n6-px64-c6", per_class=6, size=64, seed=3)
+        first = sorted((folder / "circle").glob("*.png"))[0]
+        demo.render("square", 64, __import__("numpy").random.default_rng(9)).save(first)
+    pa, pb, a, b = two_nodes(tmp_path, ["--demo-per-class", "6", "--epochs", "1"], tamper)
+    assert pa.wait(300) != 0 and pb.wait(300) != 0
+    text = (tmp_path / "a.log").read_text() + (tmp_path / "b.log").read_text()
+    assert "holds a different dataset at" in text and "copy the same dataset to every node" in text
+    runs = record(a) + record(b)
+    assert len(runs) == 1 and runs[0]["status"] == "failed" and "different dataset" in runs[0]["error"]
+    assert not any(d.joinpath("runs", "1", "checkpoint.pt").exists() for d in (a, b))       # nothing trained
+
+
+def test_a_killed_node_fails_the_run_in_bounded_time_and_resume_finishes_it(tmp_path):
+    pa, pb, a, b = two_nodes(tmp_path, ["--demo-per-class", "120", "--epochs", "3", "--name", "killed"])
+    home = None
+    end = time.time() + 240
+    while time.time() < end and home is None:
+        home = next((d for d in (a, b) if record(d)), None)
+        time.sleep(0.2)
+    assert home is not None, (tmp_path / "a.log").read_text()[-3000:]
+    survivor, victim = (pa, pb) if home == a else (pb, pa)
+    run_id = record(home)[0]["id"]
+    steps_per_epoch = None
+    while time.time() < end:                   # into the second epoch: the first epoch's checkpoint exists
+        info = json.loads(record(home)[0]["result"] or "{}").get("info") or {}
+        steps_per_epoch = info.get("steps_per_epoch")
+        with sqlite3.connect(home / "archscope.sqlite") as conn:
+            step = conn.execute("SELECT MAX(step) FROM metrics WHERE run = ?", (run_id,)).fetchone()[0] or 0
+        if steps_per_epoch and step >= steps_per_epoch + 2:
+            break
+        time.sleep(0.1)
+    assert (home / "runs" / str(run_id) / "checkpoint.pt").exists()
+    for pid in [*descendants(victim.pid), victim.pid]:     # the other node dies mid-epoch: agent and workers
+        os.kill(pid, signal.SIGKILL)
+    t = time.monotonic()
+    code = survivor.wait(TIMEOUT_S + 60)
+    took = time.monotonic() - t
+    print(json.dumps({"survivor_exit_code": code, "survivor_exit_s": round(took, 2), "timeout_s": TIMEOUT_S}))
+    assert code != 0 and took < TIMEOUT_S + 30
+    run = record(home)[0]
+    assert run["status"] == "failed" and "another rank of this run stopped answering" in run["error"]
+    assert f"--resume {run_id}" in run["error"]
+    env = {**os.environ, "ARCHSCOPE_DATA_DIR": str(home)}
+    out = subprocess.run([sys.executable, "-W", "ignore", "-m", "core.finetune", "--quiet", "--resume", str(run_id)],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    run = record(home)[0]
+    result = json.loads(run["result"])
+    assert run["status"] == "done" and result["epochs_done"] == 3 and result["info"]["resumed_from_epoch"] >= 1
+    epochs = [e for e, n, _ in val_metrics(home, run_id) if n == "val_top1"]
+    assert epochs == [0, 1, 2]                 # each epoch's validation once: nothing lost, nothing twice
