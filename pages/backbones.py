@@ -154,7 +154,7 @@ def leaderboard_tab(setting: Setting) -> None:
     cols = st.columns([1, 1, 2])
     budget = cols[0].number_input("Latency budget, 1 thread (ms, 0 = none)", 0.0, 10_000.0, 0.0, 5.0,
                                   key="lb.budget", bind="query-params")
-    only = cols[1].toggle("Only models within the budget", value=True, key="lb.only", disabled=not budget)
+    only = bool(budget) and cols[1].toggle("Only models within the budget", value=True, key="lb.only")
     board = leaderboard.frame(setting, budget or None)
     if board.empty:
         st.info(f"Nothing measured on {setting.device} at {setting.precision} yet: measure on the Measure tab.")

@@ -117,6 +117,9 @@ def readable(fig: go.Figure) -> go.Figure:
         # below the plot: anchored to the figure's bottom edge (Plotly pushes the margin to fit it), never at a
         # fraction of a plot area that shrinks as the legend wraps at phone width onto the axis title
         fig.update_layout(legend=dict(yref="container", y=0, yanchor="bottom"))
+    if fig.layout.title.text:      # just above the plot area, left-aligned: below the toolbar's strip at the top
+        fig.update_layout(title=dict(xref="paper", x=0, xanchor="left", yref="paper", y=1, yanchor="bottom",
+                                     pad=dict(b=10)))
     titled = bool(fig.layout.title.text) or any(
         a.yref == "paper" and (a.y or 0) >= 1 for a in fig.layout.annotations or ())
     top = fig.layout.margin.t

@@ -57,9 +57,9 @@ def test_a_link_with_a_huge_block_is_refused_and_the_server_lives(page, app_url)
 
 def test_every_tab_opens_without_exception(page, app_url):
     open_blocks(page, app_url)
-    # each tab's own content, waited for (a tab's rerun starts a moment after the click): compare bars and
-    # channel sweep; the lecture's tables; the gradient plot
-    for tab, marker, charts in (("Compare", "Timed interleaved", 2), ("Lecture's numbers", "bias and BatchNorm off", 0),
+    # each tab's own content, waited for (a tab's rerun starts a moment after the click): compare bars (one
+    # chart per panel: params, MACs, latency) and channel sweep; the lecture's tables; the gradient plot
+    for tab, marker, charts in (("Compare", "Timed interleaved", 4), ("Lecture's numbers", "bias and BatchNorm off", 0),
                                 ("Gradient flow", "residual stack's gradient", 1)):
         page.get_by_role("tab", name=tab).click()
         panel = page.locator("[data-testid='stTabPanel']:visible")

@@ -34,6 +34,15 @@ OVERLAPS = """() => {
   }
   return out;
 }"""
+# with the pointer on a chart: its toolbar's box against its title's and subplot titles' boxes
+TOOLBAR_CLASH = """plot => {
+  const bar = plot.querySelector('.modebar');
+  if (!bar || !bar.getBoundingClientRect().width) return [];
+  const r = bar.getBoundingClientRect();
+  return [...plot.querySelectorAll('.gtitle, .annotation')].map(e => [e.textContent, e.getBoundingClientRect()])
+    .filter(([, s]) => Math.min(r.right, s.right) - Math.max(r.left, s.left) > 1
+                    && Math.min(r.bottom, s.bottom) - Math.max(r.top, s.top) > 1).map(([t]) => t);
+}"""
 WIDEST = """() => Math.max(document.querySelector("[data-testid='stMain']").scrollWidth,
   ...[...document.querySelectorAll('.js-plotly-plot')].map(p => p.getBoundingClientRect().right))"""
 
@@ -42,6 +51,27 @@ WIDEST = """() => Math.max(document.querySelector("[data-testid='stMain']").scro
 def week_url(seeded_dir):
     with serve(seeded_dir) as url:
         yield url
+
+
+def toolbar_clear(page) -> None:
+    for plot in page.locator(".js-plotly-plot").all()[:6]:
+        plot.scroll_into_view_if_needed()
+        plot.hover()
+        page.wait_for_timeout(200)
+        assert plot.evaluate(TOOLBAR_CLASH) == [], "the toolbar covers a title"
+
+
+@pytest.mark.parametrize("path", ["/?blocks.tab=Compare", "/runs", "/backbones?bb.tab=Accuracy+vs+cost"])
+def test_at_desktop_width_the_toolbar_never_covers_a_title(browser, week_url, path):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(180_000)
+    page.goto(week_url + path)
+    wait_idle(page)
+    page.wait_for_timeout(1500)
+    toolbar_clear(page)
+    assert page.evaluate(OVERLAPS) == [] and page.locator("[data-testid='stException']").count() == 0
+    context.close()
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -59,6 +89,7 @@ def test_every_page_reads_at_phone_width(browser, week_url, path, tmp_path):
     assert page.locator("[data-testid='stException']").count() == 0
     assert page.evaluate(WIDEST) <= PHONE["width"] + 1, "something is wider than the phone's screen"
     assert page.evaluate(OVERLAPS) == []
+    toolbar_clear(page)
     context.close()
 
 

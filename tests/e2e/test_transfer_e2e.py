@@ -38,5 +38,5 @@ def test_upload_launch_reload_and_stop(page, app_url, tmp_path):
     assert page.locator("[data-testid='stException']").count() == 0
     page.goto(f"{app_url}/runs")
     wait_idle(page)
-    expect(page.get_by_role("heading", name="Runs")).to_be_visible()
+    expect(page.get_by_role("heading", name="Runs", exact=True)).to_be_visible()
     assert page.locator("[data-testid='stException']").count() == 0

@@ -129,17 +129,20 @@ def test_a_node_with_a_different_dataset_stops_both_with_one_message(tmp_path):
     assert not any(d.joinpath("runs", "1", "checkpoint.pt").exists() for d in (a, b))       # nothing trained
 
 
-def test_a_killed_node_fails_the_run_in_bounded_time_and_resume_finishes_it(tmp_path):
-    pa, pb, a, b = two_nodes(tmp_path, ["--demo-per-class", "120", "--epochs", "3", "--name", "killed"])
+def kill_mid_epoch(tmp: Path, extra: list[str]) -> dict:
+    """Two nodes; once rank 0's node has recorded a step into the second epoch (the first epoch's checkpoint is
+    written), the other node is killed whole (agent and workers). Returns where the record is, the run, the
+    survivor's exit code and how many seconds it took to exit."""
+    pa, pb, a, b = two_nodes(tmp, extra)
     home = None
     end = time.time() + 240
     while time.time() < end and home is None:
         home = next((d for d in (a, b) if record(d)), None)
         time.sleep(0.2)
-    assert home is not None, (tmp_path / "a.log").read_text()[-3000:]
+    assert home is not None, (tmp / "a.log").read_text()[-3000:]
     survivor, victim = (pa, pb) if home == a else (pb, pa)
     run_id = record(home)[0]["id"]
-    steps_per_epoch = None
+    step, steps_per_epoch = 0, None
     while time.time() < end:                   # into the second epoch: the first epoch's checkpoint exists
         info = json.loads(record(home)[0]["result"] or "{}").get("info") or {}
         steps_per_epoch = info.get("steps_per_epoch")
@@ -148,14 +151,21 @@ def test_a_killed_node_fails_the_run_in_bounded_time_and_resume_finishes_it(tmp_
         if steps_per_epoch and step >= steps_per_epoch + 2:
             break
         time.sleep(0.1)
-    assert (home / "runs" / str(run_id) / "checkpoint.pt").exists()
     for pid in [*descendants(victim.pid), victim.pid]:     # the other node dies mid-epoch: agent and workers
         os.kill(pid, signal.SIGKILL)
     t = time.monotonic()
     code = survivor.wait(TIMEOUT_S + 60)
-    took = time.monotonic() - t
-    print(json.dumps({"survivor_exit_code": code, "survivor_exit_s": round(took, 2), "timeout_s": TIMEOUT_S}))
-    assert code != 0 and took < TIMEOUT_S + 30
+    return {"home": home, "run_id": run_id, "killed_at_step": step, "steps_per_epoch": steps_per_epoch,
+            "survivor_exit_code": code, "survivor_exit_s": round(time.monotonic() - t, 2)}
+
+
+def test_a_killed_node_fails_the_run_in_bounded_time_and_resume_finishes_it(tmp_path):
+    killed = kill_mid_epoch(tmp_path, ["--demo-per-class", "120", "--epochs", "3", "--name", "killed"])
+    home, run_id = killed["home"], killed["run_id"]
+    print(json.dumps({k: v for k, v in killed.items() if k != "home"} | {"timeout_s": TIMEOUT_S}))
+    assert killed["survivor_exit_code"] != 0 and killed["survivor_exit_s"] < TIMEOUT_S + 30
+    assert killed["killed_at_step"] > killed["steps_per_epoch"]
+    assert (home / "runs" / str(run_id) / "checkpoint.pt").exists()
     run = record(home)[0]
     assert run["status"] == "failed" and "another rank of this run stopped answering" in run["error"]
     assert f"--resume {run_id}" in run["error"]
