@@ -1,11 +1,12 @@
 """Issue 22's figures: a fine-tune on two "nodes" of this machine (two torchrun processes, --nnodes 2, one process
 each, gloo, c10d rendezvous on the loopback, a data directory each) against the same run on one node with
 --nproc_per_node 2 (same seed, same global batch), and how long the surviving node takes to exit after the other
-is killed mid-epoch. Prints JSON."""
+is killed mid-epoch, or hangs (SIGSTOP) with its connections open. Prints JSON."""
 from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -65,12 +66,21 @@ def kill(tmp: Path) -> dict:
             "epochs_done_after_resume": json.loads(after["result"])["epochs_done"]}
 
 
+def hang(tmp: Path) -> dict:
+    """The other node hangs (SIGSTOP: its connections stay open): the survivor's wait is bounded by the timeout."""
+    hung = kill_mid_epoch(tmp, ["--demo-per-class", "120", "--epochs", "3"], signal.SIGSTOP, timeout_s=20)
+    run = record(hung.pop("home"))[0]
+    return {**hung, "timeout_s": 20, "status": run["status"], "error": run["error"]}
+
+
 def main() -> None:
     args = parser(__doc__).parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="archscope-multinode-"))
     (tmp / "agree").mkdir()
     (tmp / "kill").mkdir()
-    emit({"environment": environment(args), "agreement": agreement(tmp / "agree"), "node_killed": kill(tmp / "kill")})
+    (tmp / "hang").mkdir()
+    emit({"environment": environment(args), "agreement": agreement(tmp / "agree"), "node_killed": kill(tmp / "kill"),
+          "node_hung": hang(tmp / "hang")})
 
 
 if __name__ == "__main__":

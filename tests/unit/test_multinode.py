@@ -29,10 +29,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def node(data: Path, port: int, extra: list[str], log: Path) -> subprocess.Popen:
-    """One "node": torchrun with --nnodes 2 and one process, in a session of its own (so it can be killed
-    whole), over its own data directory."""
-    env = {**os.environ, "ARCHSCOPE_DATA_DIR": str(data), "ARCHSCOPE_DIST_TIMEOUT_S": str(TIMEOUT_S)}
+def node(data: Path, port: int, extra: list[str], log: Path, timeout_s: float = TIMEOUT_S) -> subprocess.Popen:
+    """One "node": torchrun with --nnodes 2 and one process, in a session of its own, over its own data
+    directory, with collectives bounded by ``timeout_s``."""
+    env = {**os.environ, "ARCHSCOPE_DATA_DIR": str(data), "ARCHSCOPE_DIST_TIMEOUT_S": str(timeout_s)}
     cmd = [*TORCHRUN, "--nnodes", "2", "--nproc_per_node", "1", "--rdzv-backend", "c10d", "--rdzv-endpoint",
            f"127.0.0.1:{port}", "--rdzv-id", f"archscope-test-{port}", "--max-restarts", "0", *ARGS, *extra]
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
@@ -57,16 +57,17 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
-def two_nodes(tmp: Path, extra: list[str], before_b=None) -> tuple[subprocess.Popen, subprocess.Popen, Path, Path]:
+def two_nodes(tmp: Path, extra: list[str], before_b=None,
+              timeout_s: float = TIMEOUT_S) -> tuple[subprocess.Popen, subprocess.Popen, Path, Path]:
     a, b = tmp / "node-a", tmp / "node-b"
     a.mkdir()
     b.mkdir()
     if before_b is not None:
         before_b(b)
     port = free_port()
-    pa = node(a, port, extra, tmp / "a.log")
+    pa = node(a, port, extra, tmp / "a.log", timeout_s)
     time.sleep(1.5)                        # node a first: it hosts the rendezvous store
-    pb = node(b, port, extra, tmp / "b.log")
+    pb = node(b, port, extra, tmp / "b.log", timeout_s)
     return pa, pb, a, b
 
 
@@ -129,11 +130,12 @@ def test_a_node_with_a_different_dataset_stops_both_with_one_message(tmp_path):
     assert not any(d.joinpath("runs", "1", "checkpoint.pt").exists() for d in (a, b))       # nothing trained
 
 
-def kill_mid_epoch(tmp: Path, extra: list[str]) -> dict:
+def kill_mid_epoch(tmp: Path, extra: list[str], how: int = signal.SIGKILL, timeout_s: float = TIMEOUT_S) -> dict:
     """Two nodes; once rank 0's node has recorded a step into the second epoch (the first epoch's checkpoint is
-    written), the other node is killed whole (agent and workers). Returns where the record is, the run, the
-    survivor's exit code and how many seconds it took to exit."""
-    pa, pb, a, b = two_nodes(tmp, extra)
+    written), the other node gets ``how`` whole, agent and workers (SIGKILL: it dies and its connections close;
+    SIGSTOP: it hangs with them open). Returns where the record is, the run, the survivor's exit code and how many
+    seconds it took to exit."""
+    pa, pb, a, b = two_nodes(tmp, extra, timeout_s=timeout_s)
     home = None
     end = time.time() + 240
     while time.time() < end and home is None:
@@ -151,10 +153,18 @@ def kill_mid_epoch(tmp: Path, extra: list[str]) -> dict:
         if steps_per_epoch and step >= steps_per_epoch + 2:
             break
         time.sleep(0.1)
-    for pid in [*descendants(victim.pid), victim.pid]:     # the other node dies mid-epoch: agent and workers
-        os.kill(pid, signal.SIGKILL)
+    victims = [*descendants(victim.pid), victim.pid]
+    for pid in victims:                        # the other node dies (or hangs) mid-epoch: agent and workers
+        os.kill(pid, how)
     t = time.monotonic()
-    code = survivor.wait(TIMEOUT_S + 60)
+    try:
+        code = survivor.wait(timeout_s + 60)
+    finally:
+        for pid in victims:                    # a hung node is ended too, once measured
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
     return {"home": home, "run_id": run_id, "killed_at_step": step, "steps_per_epoch": steps_per_epoch,
             "survivor_exit_code": code, "survivor_exit_s": round(time.monotonic() - t, 2)}
 
@@ -178,3 +188,13 @@ def test_a_killed_node_fails_the_run_in_bounded_time_and_resume_finishes_it(tmp_
     assert run["status"] == "done" and result["epochs_done"] == 3 and result["info"]["resumed_from_epoch"] >= 1
     epochs = [e for e, n, _ in val_metrics(home, run_id) if n == "val_top1"]
     assert epochs == [0, 1, 2]                 # each epoch's validation once: nothing lost, nothing twice
+
+
+def test_a_hung_node_ends_the_others_after_the_timeout(tmp_path):
+    """A node that stops answering without closing its connections (SIGSTOP): the survivor's next collective
+    fails after ARCHSCOPE_DIST_TIMEOUT_S (15 s here) and the run is failed with that reason."""
+    hung = kill_mid_epoch(tmp_path, ["--demo-per-class", "120", "--epochs", "3"], signal.SIGSTOP, timeout_s=15)
+    print(json.dumps({k: v for k, v in hung.items() if k != "home"}))
+    assert hung["survivor_exit_code"] != 0 and 15 <= hung["survivor_exit_s"] < 15 + 30
+    run = record(hung["home"])[0]
+    assert run["status"] == "failed" and "Timed out waiting 15000ms" in run["error"]    # gloo's own words
