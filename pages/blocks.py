@@ -26,7 +26,7 @@ from core.measure import budget
 from core.measure import compare as cmp
 from core.measure import roofline as rl
 from core.measure.counting import CrossCheck, cross_check, fvcore_macs
-from core.measure.profiling import Profile, ProfileError, profile_module, time_settled
+from core.measure.profiling import Profile, ProfileError, forward_peak_memory, profile_module, time_settled
 from core.measure.roofline import Ceilings
 from core.measure.settings import Setting
 from core.measure.timing import Interleaved
@@ -64,12 +64,9 @@ def latency(block: str, cfg: tuple[tuple[str, Any], ...], shape: tuple[int, int,
             nonce: int) -> tuple[Interleaved, int | None]:
     """The timing (Compare's protocol: rounds until it settles, else a busy warning), and on a GPU the peak memory
     of one forward (a CPU has no such counter)."""
-    timed = time_settled(create_block(block, **dict(cfg)), shape, **settings.profile_kwargs(), max_time_s=4.0)
-    peak = None
-    if settings.device.startswith("cuda"):
-        peak = profile_module(create_block(block, **dict(cfg)), shape, time_it=False,
-                              **settings.profile_kwargs()).peak_memory_bytes
-    return timed, peak
+    module = create_block(block, **dict(cfg))
+    timed = time_settled(module, shape, **settings.profile_kwargs(), max_time_s=4.0)
+    return timed, forward_peak_memory(module, shape, **settings.profile_kwargs())
 
 
 def config_form(block: str) -> tuple[dict[str, Any], tuple[int, int, int, int]]:

@@ -15,13 +15,12 @@ from core.config import data_dir
 from core.data import usage
 from core.data.images import open_image, thumbnail
 from core.finetune import evaluate, experiment, runs, tblog, tracker
-from core.deploy import export_job, report
-from core.finetune.bundle import BEST, BEST_RULE, Predictor
+from core.finetune.bundle import BEST_RULE, Predictor
 from core.finetune.config import TrainConfig
 from core.jobs.store import StoreError
-from core.present import deploy_plots, fmt, plots
-from pages._widgets import (chart, current_settings, job_progress_bar, lazy_tabs, route_through_app,
-                            store_errors_shown)
+from core.present import fmt, run_plots, style
+from pages import _run_export as run_export
+from pages._widgets import chart, current_settings, lazy_tabs, route_through_app, store_errors_shown
 
 route_through_app()
 
@@ -36,7 +35,7 @@ STYLE = {"best val top-1 %": "{:.1f}%", "test top-1 %": "{:.1f}%", "exported epo
 
 def coloured(frame: pd.DataFrame):
     """The runs table with each run's name in that run's colour (the colour of its curves)."""
-    styled = frame.style.apply(lambda col: [f"color: {plots.run_colour(i)}; font-weight: 600" for i in frame["id"]],
+    styled = frame.style.apply(lambda col: [f"color: {style.run_colour(i)}; font-weight: 600" for i in frame["id"]],
                                subset=["name"])
     # a Styler's formats win over column_config: one style for numbers here, "—" for an empty cell
     return styled.format({k: v for k, v in STYLE.items() if k in frame.columns}, na_rep="—")
@@ -76,11 +75,11 @@ def compare_section(all_runs: list[runs.Run]) -> None:
     smoothing = cols[0].slider("Smoothing (EMA, as TensorBoard)", 0.0, 0.99, 0.6, 0.01, key="runs.smooth",
                                bind="query-params", help="Smooths the train loss; the raw curve stays faint behind.")
     log_loss = cols[1].toggle("Log-scale loss", key="runs.log", bind="query-params")
-    x = cols[2].radio("x-axis", list(plots.X_AXES), horizontal=True, key="runs.x", bind="query-params")
+    x = cols[2].radio("x-axis", list(run_plots.X_AXES), horizontal=True, key="runs.x", bind="query-params")
     if chosen:
         labels = {i: by_id[i].label() for i in chosen}
-        chart(plots.training_curves({labels[i]: runs.curves(i) for i in chosen},
-                                    {labels[i]: plots.run_colour(i) for i in chosen}, x, smoothing, log_loss),
+        chart(run_plots.training_curves({labels[i]: runs.curves(i) for i in chosen},
+                                    {labels[i]: style.run_colour(i) for i in chosen}, x, smoothing, log_loss),
               "runs.curves")
     diff_section(frame, by_id)
     hparams_section(frame)
@@ -145,7 +144,7 @@ def hparams_section(frame: pd.DataFrame) -> None:
     if len(hp) < 2:
         st.info("Waiting for a second finished run: each line is one finished run.")
         return
-    chart(plots.parallel_runs(hp), "runs.parcoords")
+    chart(run_plots.parallel_runs(hp), "runs.parcoords")
 
 
 def manage(shown: list[runs.Run]) -> None:
@@ -246,7 +245,7 @@ def experiment_section() -> None:
         frame = experiment.results(job)
         if not frame.empty:
             st.caption(experiment.budget(job.args["config"]))
-            chart(plots.accuracy_vs_time(frame.dropna(subset=["val top-1 %"])), "exp.plot")
+            chart(run_plots.accuracy_vs_time(frame.dropna(subset=["val top-1 %"])), "exp.plot")
             pct = {c: st.column_config.NumberColumn(c, format="%.1f%%") for c in frame.columns if "%" in c or "95%" in c}
             st.dataframe(frame, hide_index=True, placeholder="—", column_config={**pct, "wall s": st.column_config.NumberColumn(
                 "wall s", format="%.1f")})
@@ -272,90 +271,7 @@ def evaluate_section(all_runs: list[runs.Run]) -> None:
         with run_files_shown(run):
             try_image(run)
         export_button(run)
-    onnx_section(all_runs)
-
-
-def exportable(all_runs: list[runs.Run]) -> list[runs.Run]:
-    """Finished runs, and runs still training that have a best epoch already (exported as the best so far)."""
-    return [r for r in all_runs if r.status == "done" or (r.active and (runs.folder(r) / BEST).exists())]
-
-
-def onnx_section(all_runs: list[runs.Run]) -> None:
-    st.subheader("Take it home: ONNX and int8")
-    st.caption("The best epoch as model.onnx (and a static int8 model calibrated on the training split only), each "
-               "scored on the run's own validation and test images and timed at batch 1 here; predict_onnx.py runs "
-               "them with only onnxruntime, numpy and Pillow.")
-    candidates = {r.id: r for r in exportable(all_runs)}
-    if not candidates:
-        st.info("No run with a finished epoch yet.")
-        return
-    chosen = st.selectbox("Run to export", list(candidates), key="onnx.run",
-                          format_func=lambda i: candidates[i].label() + (" (training: its best epoch so far)"
-                                                                         if candidates[i].active else ""))
-    run = candidates[chosen]
-    folder = runs.folder(run) / "export"
-    job = jobs.latest(export_job.KIND)
-    if job is not None and job.active:
-        export_progress()
-        return
-    if job is not None and job.status == "failed" and job.args.get("run") == run.id:
-        st.error(f"The last export of run {run.id} failed: {fmt.md(job.error)}")
-    cols = st.columns([1, 2])
-    int8 = cols[0].toggle("int8 too", value=True, key=f"onnx.int8.{run.id}",
-                          help="ONNX Runtime static int8 (QDQ, per-channel), calibrated on the training split.")
-    if cols[1].button("Export to ONNX", key=f"onnx.start.{run.id}", type="primary"):
-        try:
-            export_job.start(run.id, int8)
-            st.rerun()
-        except RuntimeError as err:
-            st.error(fmt.md(err))
-    record = onnx_record(folder)
-    if record is None:
-        return
-    show_export(record, folder, run)
-
-
-def onnx_record(folder: Path) -> dict | None:
-    meta = folder / "bundle.json"
-    if not meta.exists():
-        return None
-    import json
-    return json.loads(meta.read_text()).get("onnx")
-
-
-def show_export(record: dict, folder: Path, run: runs.Run) -> None:
-    frame = report.export_table(record)
-    st.markdown(f"**Exported: {fmt.md(record['weights'])}** (reported val top-1 "
-                f"{100 * (record['val_top1_reported'] or 0):.1f}%)")
-    if not record["scored"]:
-        st.warning(fmt.md(f"Not scored: {record['not_scored_because']}. Calibration and scoring need the run's "
-                          "dataset; the fp32 export was checked for parity on the demo images instead."))
-    else:
-        chart(deploy_plots.export_scores(frame), f"onnx.plot.{run.id}")
-    st.dataframe(frame.style.format({c: "{:.1f}" for c in frame.columns if "%" in c} | {
-        "latency ms": "{:.2f}", "speed-up vs PyTorch": "{:.2f}×", "size MiB": "{:.2f}"}, na_rep="—"),
-        hide_index=True, width="stretch", placeholder="—", key=f"onnx.table.{run.id}")
-    for line in report.export_warnings(record):
-        st.warning(fmt.md(line))
-    cols = st.columns(4)
-    for col, name in zip(cols, ("model.onnx", "model.int8.onnx", "predict_onnx.py", "bundle.json")):
-        if (folder / name).exists():
-            col.download_button(f"Download {name}", (folder / name).read_bytes(), f"run{run.id}-{name}",
-                                key=f"onnx.dl.{run.id}.{name}")
-    q = record["files"].get("model.int8.onnx", {}).get("quantization")
-    st.caption(fmt.md(f"Parity of model.onnx on the validation images: max abs logit difference "
-                      f"{record['files']['model.onnx']['parity']['max_abs_diff']:.2e}; exporter "
-                      f"{record['files']['model.onnx']['exporter']}, opset {record['files']['model.onnx']['opset']}"
-                      + (f"; int8: {q['format']}, {q['activation_type']} activations, per-channel "
-                         f"{q['per_channel']}, reduce_range {q['reduce_range']}, {q['calibration_method']} on "
-                         f"{q['calibration_count']} images of {q['calibration_source']}, kept in float: "
-                         f"{', '.join(q.get('kept_in_float', ())) or 'nothing'}" if q else "")
-                      + f"; latency at batch 1 with {record['threads']} thread(s), timed interleaved."))
-
-
-@st.fragment(run_every=1.0)
-def export_progress() -> None:
-    job_progress_bar(export_job.KIND)
+    run_export.onnx_section(all_runs)
 
 
 @contextmanager
@@ -372,7 +288,7 @@ def evaluation_view(run: runs.Run) -> None:
     ev = evaluate.evaluation(run)
     if ev is not None:
         left, right = st.columns([3, 2])
-        chart(plots.confusion(ev["confusion"], ev["classes"]), "eval.conf", left)
+        chart(run_plots.confusion(ev["confusion"], ev["classes"]), "eval.conf", left)
         right.dataframe(ev["table"].style.format({"precision": "{:.1%}", "recall": "{:.1%}"}), hide_index=True)
     if st.toggle("Show the top losses (misclassified val images)", key="eval.losses"):
         losses = evaluate.top_losses(run)
@@ -403,7 +319,7 @@ def try_image(run: runs.Run) -> None:
         st.error(f"That image cannot be classified: {fmt.md(fmt.first_line(err))}")
         return
     st.image(image, width=160)
-    chart(plots.bars(pd.DataFrame(top, columns=["class", "probability"]), "class", "probability",
+    chart(run_plots.bars(pd.DataFrame(top, columns=["class", "probability"]), "class", "probability",
                      "class", "probability", text="%{y:.1%}"), "eval.top5")
 
 

@@ -19,7 +19,7 @@ from core.finetune.config import AUGMENTS, RECIPES, TrainConfig
 from core.finetune.data import resolve_source
 from core.finetune.weights import OFFLINE_ARCH, WeightsError, WeightsReport, check_file, hub_reachable
 from core.jobs.store import StoreError
-from core.present import fmt, plots
+from core.present import fmt, run_plots, style
 from core.zoo.catalog import CURATED, BackboneError, resolve_name
 from core.zoo.recommend import recipe_for
 from pages._widgets import chart, current_settings, derived, route_through_app, store_errors_shown, table
@@ -83,7 +83,7 @@ def data_section() -> tuple[str, TrainConfig, Dataset | None]:
 def show_health(ds: Dataset, report: Health) -> None:
     counts = pd.DataFrame({"class": list(report.counts), "images": list(report.counts.values())})
     left, right = st.columns([1, 1])
-    chart(plots.bars(counts, "class", "images", "class", "images"), "tr.counts", left)
+    chart(run_plots.bars(counts, "class", "images", "class", "images"), "tr.counts", left)
     with right:
         st.markdown(f"**{sum(report.counts.values())} images in {len(ds.classes)} classes** · imbalance "
                     f"{report.imbalance:.1f}x · sizes {report.sizes['width'].min()}–{report.sizes['width'].max()} px wide")
@@ -190,7 +190,7 @@ def plan_section(base: TrainConfig, ds: Dataset) -> tuple[TrainConfig, str]:
     base.device = settings.device                     # cuda:N keeps its index
     base.threads = settings.threads
     groups = stage_lrs(base.model, base.recipe, base.lr, base.layer_decay, base.freeze_stages, len(ds.classes))
-    chart(plots.bars(groups.assign(lr=groups["lr"].where(groups["trainable"], None)), "stage", "lr",
+    chart(run_plots.bars(groups.assign(lr=groups["lr"].where(groups["trainable"], None)), "stage", "lr",
                      "stage (stem to head)", "learning rate (log)", log_y=True, text="%{y:.3~g}"), "tr.lrs")
     table(groups)
     extras(base, ds)
@@ -242,7 +242,7 @@ def extras(base: TrainConfig, ds: Dataset) -> None:
             cols[0].caption("Made for other settings than those above: estimate again to update it.")
     if "tr.lrtest.result" in state:
         made_for, frame, suggestion = state["tr.lrtest.result"]
-        chart(plots.lr_finder(frame, suggestion), "tr.lrplot")
+        chart(run_plots.lr_finder(frame, suggestion), "tr.lrplot")
         st.caption(f"Suggested head LR {suggestion:.1e} (steepest fall of the smoothed loss)"
                    + ("" if made_for == key else "; made for other settings than those above") + ".")
         st.button(f"Use {suggestion:.1e} as the head LR", key="tr.apply_lr", on_click=_apply_lr, args=(suggestion,))
@@ -289,7 +289,7 @@ def watch_body(run_id: int) -> None:
     prog = runs.progress(run)
     eta = f" · about {prog.eta_s:.0f} s left" if prog.eta_s is not None else ""
     st.progress(prog.fraction, text=f"epoch {prog.epoch}/{prog.epochs} · step {prog.step}/{prog.total_steps}{eta}")
-    chart(plots.training_curves({run.label(): runs.curves(run.id)}, {run.label(): plots.run_colour(run.id)}),
+    chart(run_plots.training_curves({run.label(): runs.curves(run.id)}, {run.label(): style.run_colour(run.id)}),
           f"tr.curves.{run.id}")
     cols = st.columns(3)
     if run.active and cols[0].button("Stop", key=f"tr.stop.{run.id}"):

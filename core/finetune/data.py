@@ -35,6 +35,15 @@ class Prepared:
         return self.dataset.classes
 
 
+def source_name(config: dict) -> str:
+    """The name a person recognises for a run's data, from its configuration: 'demo (60 per class, 64 px)', or the
+    zip's or folder's own name."""
+    data = str(config.get("data") or "")
+    if data == "demo":
+        return f"demo ({config.get('demo_per_class')} per class, {config.get('demo_size')} px)"
+    return Path(data).name or data
+
+
 def resolve_source(source: str, cfg: TrainConfig) -> Path:
     """'demo', a zip (extracted safely into the data directory), a folder, or a torchvision set name."""
     if source == "demo":

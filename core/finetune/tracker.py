@@ -7,6 +7,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
+from core.finetune.data import source_name
 from core.finetune.runs import Run, empty_reason
 
 # what differed between runs: (column, how to read it from a run); numbers are floats so a blank is NaN ("—")
@@ -32,7 +33,7 @@ def row(run: Run, val_loss: dict[tuple[int, int], float] | None = None) -> dict[
     c, data = run.config, _info(run).get("dataset") or {}
     best, test = run.result.get("best_top1"), (run.result.get("test") or {}).get("top1")
     return {"id": run.id, "name": run.name, "status": run.status, "tags": ", ".join(run.tag_list),
-            "dataset": data.get("name") or _data_name(c), "data sha256": (data.get("sha256") or "")[:12],
+            "dataset": data.get("name") or source_name(c), "data sha256": (data.get("sha256") or "")[:12],
             "images": data.get("images"), "weights": c.get("weights"), "recipe": c.get("recipe"),
             "backbone": c.get("model"), "head LR": c.get("lr"), "lowest LR": _lowest_lr(run),
             "layer decay": c.get("layer_decay") if c.get("recipe") == "finetune_full" else None,
@@ -44,14 +45,6 @@ def row(run: Run, val_loss: dict[tuple[int, int], float] | None = None) -> dict[
             "exported epoch": run.result.get("best_epoch") or None, "epochs done": run.result.get("epochs_done"),
             "wall s": run.result.get("wall_s"), "device": run.device, "note": empty_reason(run),
             "error": run.error}
-
-
-def _data_name(config: dict[str, Any]) -> str:
-    """Runs recorded before the dataset identity was stored: the source as typed."""
-    data = str(config.get("data") or "")
-    if data == "demo":
-        return f"demo ({config.get('demo_per_class')} per class, {config.get('demo_size')} px)"
-    return data.rstrip("/").rsplit("/", 1)[-1]
 
 
 def frame(all_runs: Sequence[Run], val_loss: dict[tuple[int, int], float] | None = None) -> pd.DataFrame:

@@ -21,7 +21,7 @@ from core.data.split import Split
 from core.finetune import bundle, recipes
 from core.finetune.batches import Normalizer, evaluate
 from core.finetune.config import TrainConfig
-from core.finetune.data import Prepared, prepare_everywhere
+from core.finetune.data import Prepared, prepare_everywhere, source_name
 from core.finetune.distributed import decided_by_rank0, dist_info, from_everyone, from_rank0, init, where
 from core.finetune.schedule import make_scheduler
 from core.finetune.strategies import Strategy, for_recipe
@@ -197,11 +197,8 @@ def better(top1: float, loss: float, best_top1: float, best_loss: float) -> bool
 
 def dataset_identity(cfg: TrainConfig, ds: Any) -> dict[str, Any]:
     """What the runs table shows of the data: a name a person recognises, the content hash and the image count."""
-    if cfg.data == "demo":
-        name = f"demo ({cfg.demo_per_class} per class, {cfg.demo_size} px)"
-    else:
-        name = Path(cfg.data).name or cfg.data
-    return {"name": name, "sha256": ds.content_hash(), "images": len(ds.samples), "classes": len(ds.classes)}
+    return {"name": source_name(cfg.to_dict()), "sha256": ds.content_hash(), "images": len(ds.samples),
+            "classes": len(ds.classes)}
 
 
 def stop_now(s: State) -> int:

@@ -145,6 +145,19 @@ def _peak_memory(model: nn.Module, x: torch.Tensor, dev: torch.device, precision
     return int(torch.cuda.max_memory_allocated(dev))
 
 
+def forward_peak_memory(module: nn.Module, input_shape: tuple[int, ...], device: str | torch.device = "cpu",
+                        dtype: str = "fp32", memory_format: str = "contiguous", **_: Any) -> int | None:
+    """Peak CUDA memory of one forward (None on a CPU, which has no such counter): the memory half of
+    ``profile_module`` alone, for a page that times with ``time_settled`` and has its counts already."""
+    dev = resolve_device(device)
+    if dev.type != "cuda":
+        return None
+    within_budget([module], [input_shape])
+    fmt = torch.channels_last if memory_format == "channels_last" else torch.contiguous_format
+    model = module.eval().to(dev, memory_format=fmt)
+    return _peak_memory(model, torch.randn(*input_shape, device=dev).contiguous(memory_format=fmt), dev, dtype)
+
+
 def within_budget(modules: list[nn.Module], input_shapes: list[tuple[int, ...]]) -> None:
     """Every module's forward at its shape within the memory budget together (core.measure.budget), before any
     input is allocated; a refusal is a ProfileError with the limit in its message."""

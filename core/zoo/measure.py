@@ -95,12 +95,14 @@ def time_together(names: list[str], resolution: int | None, setting: Setting,
     return group
 
 
+COUNTED = Setting("cpu", "fp32", "contiguous", 1)     # counts are device-independent: kept under one setting
+
+
 def counted(name: str, resolution: int | None = None) -> dict[str, Any] | None:
     """A stored ``count`` of this model at this resolution, or None (nothing is built)."""
     arch = resolve_name(name)
-    res = resolution or default_resolution(arch)
     try:
-        return store.get_measurement(setting_key(arch, res, 1, Setting("cpu", "fp32", "contiguous", 1), kind="count"))
+        return store.get_measurement(setting_key(arch, resolution or default_resolution(arch), 1, COUNTED, "count"))
     except store.StoreError:
         return None
 
@@ -111,8 +113,7 @@ def count(name: str, resolution: int | None = None) -> dict[str, Any]:
     arch = resolve_name(name)
     res = resolution or default_resolution(arch)
     check_resolution(res)
-    cpu = Setting("cpu", "fp32", "contiguous", 1)
-    key = setting_key(arch, res, 1, cpu, kind="count")
+    key = setting_key(arch, res, 1, COUNTED, kind="count")
     try:
         if (hit := store.get_measurement(key)) is not None:
             return hit
@@ -126,7 +127,7 @@ def count(name: str, resolution: int | None = None) -> dict[str, Any]:
     payload = {"model": arch, "resolution": res, "params": sum(p.numel() for p in model.parameters()), "macs": macs}
     try:
         if key:
-            store.put_measurement(key, "count", setting_meta(arch, res, 1, cpu), payload)
+            store.put_measurement(key, "count", setting_meta(arch, res, 1, COUNTED), payload)
     except store.StoreError:
         pass                           # a read-only store: the count is still right, just not kept
 

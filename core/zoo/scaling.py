@@ -75,14 +75,10 @@ SCALED = "scaled-count"     # store kind of one scaled network's params and MACs
 
 
 def _scaled_key(width: float, depth: float, resolution: int) -> tuple[str, dict[str, Any]]:
-    import torch
-
-    from core.jobs import store
+    """The store key and meta of one scaled network's count (``core.zoo.measure``'s keys, kind ``SCALED``)."""
+    from core.zoo.measure import COUNTED, setting_key, setting_meta
     name = f"efficientnet_b0 w{width:.4f} d{depth:.4f}"
-    meta = {"model": name, "resolution": resolution, "batch": 1, "device": "cpu", "precision": "fp32",
-            "memory_format": "contiguous", "threads": 1, "torch_version": torch.__version__}
-    return store.measurement_key(SCALED, name, resolution, 1, "cpu", "fp32", "contiguous", 1,
-                                 torch.__version__), meta
+    return setting_key(name, resolution, 1, COUNTED, SCALED), setting_meta(name, resolution, 1, COUNTED)
 
 
 def scaled_count(width: float, depth: float, resolution: int, compute: bool = True) -> dict[str, Any] | None:
@@ -159,14 +155,11 @@ KIND = "compound-scaling"
 MODULE = "core.zoo.scaling"
 
 
-def missing(phis: list[float], alpha: float, beta: float, gamma: float) -> int:
-    """How many networks of this table and of the official B0-B7 are not counted yet."""
+def missing(table: pd.DataFrame, official: pd.DataFrame) -> int:
+    """How many networks of a table and of the official B0-B7 (both read with ``compute=False``) are not counted
+    yet: derived from what the page already read, never read again."""
     from core.present.lecture import EFFICIENTNET_OFFICIAL
-    from core.zoo.measure import counted
-    todo = sum(scaled_count(w, d, r, compute=False) is None for _, w, d, r in plan(phis, alpha, beta, gamma))
-    return todo + sum(counted(m, int(r)) is None for m, r in
-                      zip(["efficientnet_b0", *EFFICIENTNET_OFFICIAL["timm"]],
-                          [BASE_RESOLUTION, *EFFICIENTNET_OFFICIAL["resolution"]]))
+    return int(table["MACs"].isna().sum()) + len(EFFICIENTNET_OFFICIAL) - len(official)
 
 
 def start(phis: list[float], alpha: float, beta: float, gamma: float) -> Any:

@@ -3,7 +3,7 @@ per run, smoothing / log scale / x-axis, rename, tag and delete (with the files)
 import pytest
 
 from core.finetune import runs
-from core.present import plots
+from core.present import run_plots, style
 from tests.app._util import open_page, texts
 
 
@@ -27,7 +27,7 @@ def test_filters_overlay_and_curve_controls(two_runs):
     overlay = at.multiselect(key="runs.overlay")
     assert overlay.value[0] == top.id and overlay.format_func(top.id) == top.label()
     fig = at.get("plotly_chart")[0].proto.spec
-    assert plots.run_colour(top.id) in fig and '"dash":"dash"' in fig.replace(" ", "")   # val dashed, run's colour
+    assert style.run_colour(top.id) in fig and '"dash":"dash"' in fig.replace(" ", "")   # val dashed, run's colour
     at.slider(key="runs.smooth").set_value(0.9).run()
     at.toggle(key="runs.log").set_value(True).run()
     at.radio(key="runs.x").set_value("wall time").run()
@@ -37,8 +37,8 @@ def test_filters_overlay_and_curve_controls(two_runs):
 
 def test_ema_matches_tensorboard():
     # w = 0.5 on [1, 0, 0]: raw EMA 0.5, 0.25, 0.125 debiased by 1 - 0.5^t: 1, 1/3, 1/7
-    assert plots.ema([1.0, 0.0, 0.0], 0.5) == pytest.approx([1.0, 1 / 3, 1 / 7])
-    assert plots.ema([3.0, 1.0], 0.0) == [3.0, 1.0]
+    assert run_plots.ema([1.0, 0.0, 0.0], 0.5) == pytest.approx([1.0, 1 / 3, 1 / 7])
+    assert run_plots.ema([3.0, 1.0], 0.0) == [3.0, 1.0]
 
 
 def test_rename_tag_delete_and_clean_up(two_runs):

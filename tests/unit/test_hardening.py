@@ -29,7 +29,7 @@ from core.data.split import stratified_split
 from core.finetune import runs
 from core.finetune.weights import WeightsError, check_file, create, read_state_dict
 from core.jobs import store
-from core.present import fmt, plots
+from core.present import fmt, run_plots
 
 
 def png(size=(8, 8), colour=(200, 10, 10)) -> bytes:
@@ -251,7 +251,7 @@ def test_user_text_is_literal_in_markdown_and_plotly():
     escaped = fmt.md(name)
     assert not re.search(r"(?<!\\)[*$:!\[\]<>()]", escaped)       # every special character is escaped
     assert re.sub(r"\\(.)", r"\1", escaped).replace("\u2060", "") == name
-    fig = plots.bars(__import__("pandas").DataFrame({"class": [name], "n": [3]}), "class", "n", "class", "n")
+    fig = run_plots.bars(__import__("pandas").DataFrame({"class": [name], "n": [3]}), "class", "n", "class", "n")
     assert fig.data[0].x[0] == '**b** $x^2$ :red-background[r] ![i](http://h/x.png) &lt;a href="http://h"&gt;a&lt;/a&gt;' 
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from core.present import fmt, plots, style
+from core.present import fmt, plots, run_plots, style
 
 
 @pytest.mark.parametrize("name, integer, expected", [
@@ -115,14 +115,14 @@ def test_the_lr_finder_cuts_the_divergent_tail_as_fastai_does():
     assert len(kept) == len(frame) - SKIP_END and kept["smoothed loss"].max() == pytest.approx(2.3)
     assert hi < 2.5 and lo < 0.6                              # the loss of 60 no longer sets the axis
     suggestion = float(lrs[10])
-    fig = plots.lr_finder(frame, suggestion)
+    fig = run_plots.lr_finder(frame, suggestion)
     assert fig.layout.yaxis.range[1] == pytest.approx(hi)
     marker = next(t for t in fig.data if t.name.startswith("suggested"))
     assert marker.x[0] == suggestion and marker.y[0] == pytest.approx(smooth[10])      # on the smoothed line
 
 
 def test_an_empty_run_chart_says_what_it_waits_for():
-    fig = plots.training_curves({"run": pd.DataFrame(columns=["step", "epoch", "wall_s"])})
+    fig = run_plots.training_curves({"run": pd.DataFrame(columns=["step", "epoch", "wall_s"])})
     assert [a.text for a in fig.layout.annotations if "waiting" in a.text] == ["waiting for the first training step"]
 
 
@@ -171,7 +171,7 @@ def test_the_default_overlay_is_the_best_finished_runs_never_a_failed_one():
     assert tracker.default_overlay(made) == [4, 3, 5]                # a tie: the newer run first
     assert tracker.default_overlay([fake_run(2, status="failed"), fake_run(6, status="running")]) == [6]
     hp = tracker.hyper_parameters(tracker.frame(made))
-    assert list(hp["id"]) == [1, 3, 4, 5] and len(plots.parallel_runs(hp).data[0].dimensions) >= 6
+    assert list(hp["id"]) == [1, 3, 4, 5] and len(run_plots.parallel_runs(hp).data[0].dimensions) >= 6
 
 
 def test_run_labels_never_repeat_themselves():
@@ -271,11 +271,13 @@ def test_compound_scaling_counts_come_from_the_store_once_counted(tmp_path, monk
     monkeypatch.setenv("ARCHSCOPE_DATA_DIR", str(tmp_path))
     empty = scaling.predicted_vs_measured([1.0], compute=False)
     assert empty["measured MAC ratio"].isna().all() and empty["predicted cost ratio"].iloc[1] == pytest.approx(1.92027)
-    assert scaling.missing([1.0], scaling.ALPHA, scaling.BETA, scaling.GAMMA) == 2 + 1 + 8
+    official = scaling.official_points(compute=False)
+    assert official.empty and scaling.missing(empty, official) == 2 + 8      # φ = 0 and 1, and B0-B7: nothing kept
     base = scaling.scaled_count(1.0, 1.0, 224)
     assert base["params"] == 5_288_548
     kept = scaling.predicted_vs_measured([1.0], compute=False)
     assert kept["measured MAC ratio"].iloc[0] == 1.0 and math.isnan(kept["measured MAC ratio"].iloc[1])
+    assert scaling.missing(kept, official) == 1 + 8
 
 
 def test_big_and_small_numbers_read_as_unicode_not_e_notation():

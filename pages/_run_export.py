@@ -1,0 +1,97 @@
+"""Runs → Evaluate and export → "Take it home": a run's best epoch exported to ONNX fp32 and int8 by a background
+job (core.deploy.export_job), with its scores, latencies and files."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import streamlit as st
+
+from core import jobs
+from core.deploy import export_job, report
+from core.finetune import runs
+from core.finetune.bundle import BEST
+from core.present import deploy_plots, fmt
+from pages._widgets import chart, job_progress_bar
+
+
+def exportable(all_runs: list[runs.Run]) -> list[runs.Run]:
+    """Finished runs, and runs still training that have a best epoch already (exported as the best so far)."""
+    return [r for r in all_runs if r.status == "done" or (r.active and (runs.folder(r) / BEST).exists())]
+
+
+def onnx_section(all_runs: list[runs.Run]) -> None:
+    st.subheader("Take it home: ONNX and int8")
+    st.caption("The best epoch as model.onnx (and a static int8 model calibrated on the training split only), each "
+               "scored on the run's own validation and test images and timed at batch 1 here; predict_onnx.py runs "
+               "them with only onnxruntime, numpy and Pillow.")
+    candidates = {r.id: r for r in exportable(all_runs)}
+    if not candidates:
+        st.info("No run with a finished epoch yet.")
+        return
+    chosen = st.selectbox("Run to export", list(candidates), key="onnx.run",
+                          format_func=lambda i: candidates[i].label() + (" (training: its best epoch so far)"
+                                                                         if candidates[i].active else ""))
+    run = candidates[chosen]
+    folder = runs.folder(run) / "export"
+    job = jobs.latest(export_job.KIND)
+    if job is not None and job.active:
+        export_progress()
+        return
+    if job is not None and job.status == "failed" and job.args.get("run") == run.id:
+        st.error(f"The last export of run {run.id} failed: {fmt.md(job.error)}")
+    cols = st.columns([1, 2])
+    int8 = cols[0].toggle("int8 too", value=True, key=f"onnx.int8.{run.id}",
+                          help="ONNX Runtime static int8 (QDQ, per-channel), calibrated on the training split.")
+    if cols[1].button("Export to ONNX", key=f"onnx.start.{run.id}", type="primary"):
+        try:
+            export_job.start(run.id, int8)
+            st.rerun()
+        except RuntimeError as err:
+            st.error(fmt.md(err))
+    record = onnx_record(folder)
+    if record is None:
+        return
+    show_export(record, folder, run)
+
+
+def onnx_record(folder: Path) -> dict | None:
+    meta = folder / "bundle.json"
+    if not meta.exists():
+        return None
+    return json.loads(meta.read_text()).get("onnx")
+
+
+def show_export(record: dict, folder: Path, run: runs.Run) -> None:
+    frame = report.export_table(record)
+    st.markdown(f"**Exported: {fmt.md(record['weights'])}** (reported val top-1 "
+                f"{100 * (record['val_top1_reported'] or 0):.1f}%)")
+    if not record["scored"]:
+        st.warning(fmt.md(f"Not scored: {record['not_scored_because']}. Calibration and scoring need the run's "
+                          "dataset; the fp32 export was checked for parity on the demo images instead."))
+    else:
+        chart(deploy_plots.export_scores(frame), f"onnx.plot.{run.id}")
+    st.dataframe(frame.style.format({c: "{:.1f}" for c in frame.columns if "%" in c} | {
+        "latency ms": "{:.2f}", "speed-up vs PyTorch": "{:.2f}×", "size MiB": "{:.2f}"}, na_rep="—"),
+        hide_index=True, width="stretch", placeholder="—", key=f"onnx.table.{run.id}")
+    for line in report.export_warnings(record):
+        st.warning(fmt.md(line))
+    cols = st.columns(4)
+    for col, name in zip(cols, ("model.onnx", "model.int8.onnx", "predict_onnx.py", "bundle.json")):
+        if (folder / name).exists():
+            col.download_button(f"Download {name}", (folder / name).read_bytes(), f"run{run.id}-{name}",
+                                key=f"onnx.dl.{run.id}.{name}")
+    q = record["files"].get("model.int8.onnx", {}).get("quantization")
+    st.caption(fmt.md(f"Parity of model.onnx on the validation images: max abs logit difference "
+                      f"{record['files']['model.onnx']['parity']['max_abs_diff']:.2e}; exporter "
+                      f"{record['files']['model.onnx']['exporter']}, opset {record['files']['model.onnx']['opset']}"
+                      + (f"; int8: {q['format']}, {q['activation_type']} activations, per-channel "
+                         f"{q['per_channel']}, reduce_range {q['reduce_range']}, {q['calibration_method']} on "
+                         f"{q['calibration_count']} images of {q['calibration_source']}, kept in float: "
+                         f"{', '.join(q.get('kept_in_float', ())) or 'nothing'}" if q else "")
+                      + f"; latency at batch 1 with {record['threads']} thread(s), timed interleaved."))
+
+
+@st.fragment(run_every=1.0)
+def export_progress() -> None:
+    job_progress_bar(export_job.KIND)
