@@ -31,8 +31,8 @@ def overhead(args, rounds: int = 5) -> dict:
     process, so a drift in the machine's speed hits both; the median and the spread of the per-round ratios."""
     import statistics
 
-    from core.finetune import runs
-    from core.finetune.session import StoreCallbacks
+    from core.runs import record as runs
+    from core.runs.session import StoreCallbacks
     cfg = TrainConfig(recipe="scratch", weights="random", epochs=2, batch_size=32, image_size=64, augment="light",
                       demo_per_class=48, demo_size=64, device=args.device, precision="fp32", channels_last=False,
                       threads=args.threads or 0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from _common import emit, environment, parser
 
-from core.measure.compare import PRESETS, compare
+from core.blocks.compare import PRESETS, compare
 
 
 def main() -> None:

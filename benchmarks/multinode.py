@@ -57,7 +57,7 @@ def kill(tmp: Path) -> dict:
     killed = kill_mid_epoch(tmp, ["--demo-per-class", "120", "--epochs", "3"])
     home, run_id = killed.pop("home"), killed["run_id"]
     run = record(home)[0]
-    resumed = subprocess.run([sys.executable, "-W", "ignore", "-m", "core.finetune", "--quiet", "--resume",
+    resumed = subprocess.run([sys.executable, "-W", "ignore", "-m", "core.runs", "train", "--quiet", "--resume",
                               str(run_id)], cwd=ROOT, capture_output=True, timeout=600,
                              env={**os.environ, "ARCHSCOPE_DATA_DIR": str(home)})
     after = record(home)[0]

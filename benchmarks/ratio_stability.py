@@ -12,7 +12,7 @@ from pathlib import Path
 
 from _common import emit, environment, parser
 
-from core.measure.compare import PRESETS
+from core.blocks.compare import PRESETS
 
 HERE = Path(__file__).resolve().parent
 
@@ -21,7 +21,7 @@ def one_run(preset: str, args) -> list[dict]:
     """Runs compare() for one preset in a fresh interpreter and returns its rows."""
     code = (
         "import json, sys; sys.path.insert(0, %r); import _common\n"
-        "from core.measure.compare import PRESETS, compare\n"
+        "from core.blocks.compare import PRESETS, compare\n"
         "(chs, hw), entries = PRESETS[%r]\n"
         "f = compare(list(entries), chs, hw, 1, device=%r, dtype=%r, threads=%r)\n"
         "print(json.dumps({'rows': [{'block': r['block'], 'speed_up': r['speed-up'], 'low': r['speed-up low'],"

@@ -17,9 +17,10 @@ from _common import emit, parser
 
 os.environ["ARCHSCOPE_DATA_DIR"] = tempfile.mkdtemp(prefix="archscope-run-export-bench-")
 
-from core.deploy import run_export as rx  # noqa: E402
-from core.finetune import runs  # noqa: E402
-from core.finetune.__main__ import main as finetune  # noqa: E402
+from core.runs import export as rx  # noqa: E402
+from core.runs import record as runs  # noqa: E402
+from core.runs.artifacts import artifacts  # noqa: E402
+from core.runs.cli import train as finetune  # noqa: E402
 
 CONFIGS = [("linear_probe", 64, 5), ("finetune_top", 64, 3), ("linear_probe", 224, 3), ("finetune_top", 224, 2)]
 
@@ -33,7 +34,8 @@ def plain_venv() -> Path:
 
 
 def snippet_hits(python: Path, run: runs.Run, record: dict) -> int:
-    paths, labels = rx.splits(rx.source(run))[0].val
+    val = artifacts(run).splits["val"]
+    paths, labels = val.paths, val.labels
     out = subprocess.run([str(python), str(runs.folder(run) / "export" / rx.PREDICT), *map(str, paths)],
                          capture_output=True, text=True, check=True, env={"PATH": os.environ["PATH"]}).stdout
     classes = record["preprocessing"]["classes"]

@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core import jobs, runs  # noqa: E402
-from core.finetune import experiment
 from core.finetune.config import TrainConfig  # noqa: E402
+from core.runs import experiment
 from tests.e2e.conftest import CHROMIUM, FLAGS, _free_port  # noqa: E402
 
 

@@ -32,6 +32,18 @@ def pick_runtimes(key: str) -> tuple[str, ...]:
     return tuple(chosen) or ("eager",)
 
 
+def memory_refusals(targets: list[Target]) -> list[str]:
+    """Why a target cannot be deployed within this server's memory budget (parity and calibration inputs
+    included), checked before the button is live; the job checks again."""
+    out = []
+    for t in targets:
+        try:
+            t.check_memory()
+        except ValueError as err:
+            out.append(str(err))
+    return out
+
+
 def results_of(targets: list[Target], threads: int) -> list[dict[str, Any] | None]:
     return [cached(t.key, t.resolution, threads) for t in targets]
 
@@ -49,7 +61,10 @@ def controls(targets: list[Target], threads: int, names: tuple[str, ...], key: s
                if r is None or any(n not in r["runtimes"] for n in names)]
     label = (f"Measure {len(missing)} target(s) in {len(names)} runtime(s)" if missing
              else "Measure again")
-    if st.button(label, key=f"{key}.start", type="primary" if missing else "secondary"):
+    refused = memory_refusals(targets)
+    for line in refused:
+        st.error(fmt.md(line))
+    if st.button(label, key=f"{key}.start", type="primary" if missing else "secondary", disabled=bool(refused)):
         try:
             deploy_job.start(targets, threads, names, refresh=True)
             st.rerun()

@@ -1,17 +1,18 @@
 """Runs → Evaluate and export → "Take it home": a run's best epoch exported to ONNX fp32 and int8 by a background
-job (core.deploy.export_job), with its scores, latencies and files."""
+job (core.runs.export_job), with its scores, latencies and files."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import streamlit as st
 
 from core import jobs
-from core.deploy import export_job, report
-from core.finetune import runs
+from core.deploy import report
 from core.finetune.bundle import BEST
 from core.present import deploy_plots, fmt
+from core.runs import export_job
+from core.runs import record as runs
+from core.runs.export import BundleDamaged, read_meta
 from pages._widgets import chart, job_progress_bar
 
 
@@ -49,17 +50,14 @@ def onnx_section(all_runs: list[runs.Run]) -> None:
             st.rerun()
         except RuntimeError as err:
             st.error(fmt.md(err))
-    record = onnx_record(folder)
+    try:
+        record = (read_meta(folder) or {}).get("onnx")
+    except BundleDamaged as err:
+        st.warning(fmt.md(err))
+        return
     if record is None:
         return
     show_export(record, folder, run)
-
-
-def onnx_record(folder: Path) -> dict | None:
-    meta = folder / "bundle.json"
-    if not meta.exists():
-        return None
-    return json.loads(meta.read_text()).get("onnx")
 
 
 def show_export(record: dict, folder: Path, run: runs.Run) -> None:

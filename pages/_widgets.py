@@ -129,16 +129,21 @@ def store_errors_shown() -> Iterator[None]:
         st.error(f"Saved runs and measurements cannot be read here: {fmt.md(err)}")
 
 
-def job_progress_bar(kind: str, stop_key: str | None = None) -> None:
-    """The running job of ``kind`` as a progress bar with its message and ETA (and a Stop button); reruns the page
-    once it has ended. Call it from a fragment that runs every second."""
+def job_progress_bar(kind: str, stop_key: str | None = None, *, describe: Callable[[Any], str] | None = None,
+                     stop_label: str = "Stop", stop: Callable[[int], None] | None = None) -> Any:
+    """The running job of ``kind`` as a progress bar with its message, its count and ETA (and a Stop button);
+    reruns the page once it has ended. Returns the job (None once it ended), so a caller can draw more under it.
+    Call it from a fragment that runs every second; it is the one job poller of every page."""
     with store_errors_shown():
         job = jobs.latest(kind)
         if job is None or not job.active:
             st.rerun()
-            return
+            return None
         eta = job.eta_s()
-        st.progress(min(job.done / max(job.total, 1), 1.0), text=(job.message or "starting…")
-                    + (f" · about {eta:.0f} s left" if eta is not None else ""))
-        if stop_key and st.button("Stop", key=stop_key):
-            jobs.request_cancel(job.id)
+        text = describe(job) if describe else (job.message or "starting…")
+        count = f" ({job.done}/{job.total})" if job.total > 1 else ""
+        st.progress(min(job.done / max(job.total, 1), 1.0),
+                    text=text + count + (f" · about {eta:.0f} s left" if eta is not None else ""))
+        if stop_key and st.button(stop_label, key=stop_key):
+            (stop or jobs.request_cancel)(job.id)
+        return job

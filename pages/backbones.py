@@ -14,16 +14,31 @@ from core.measure.settings import Setting
 from core.present import deploy_plots, fmt, lecture, plots
 from core.zoo import layers
 from core.zoo import worker as measure_worker
-from core.zoo.catalog import (CURATED, MAX_RES, MIN_RES, BackboneError, check_resolution, default_resolution, is_model,
-                              search_models)
+from core.zoo.catalog import (
+    CURATED,
+    MAX_RES,
+    MIN_RES,
+    BackboneError,
+    check_resolution,
+    default_resolution,
+    is_model,
+    search_models,
+)
 from core.zoo.measure import one_per_model, results_frame, sweeps
 from core.zoo.pareto import pareto_front
 from pages import _choose as choose
 from pages import _deploy as deploy_view
 from pages import _scaling as scaling_view
 from pages._roofline import show_ceilings, show_profile
-from pages._widgets import (chart, current_settings, job_progress_bar, lazy_tabs, route_through_app, store_errors_shown,
-                            table)
+from pages._widgets import (
+    chart,
+    current_settings,
+    job_progress_bar,
+    lazy_tabs,
+    route_through_app,
+    store_errors_shown,
+    table,
+)
 
 route_through_app()
 
@@ -70,24 +85,13 @@ def launch_controls(models: list[str], setting: Setting) -> None:
 @st.fragment(run_every=1.0)
 def job_progress() -> None:
     """Polls the running measurement job in the store; reruns the page once when it ends."""
-    with store_errors_shown():
-        job_progress_body()
-
-
-def job_progress_body() -> None:
-    job = jobs.latest(measure_worker.KIND)
-    if job is None or not job.active:
-        st.rerun()
+    job = job_progress_bar(measure_worker.KIND, "bb.stop", describe=lambda j: f"Measuring {j.current or '…'}")
+    if job is None:
         return
-    eta = job.eta_s()
-    label = (f"Measuring {job.current or '…'} ({job.done}/{job.total})"
-             + (f" · about {eta:.0f} s left" if eta is not None else ""))
-    st.progress(job.done / max(job.total, 1), text=label)
-    if st.button("Stop", key="bb.stop"):
-        jobs.request_cancel(job.id)
     if job.cancel:
         st.caption("Stopping after the current model…")
-    results_table(current_settings(), key="live")
+    with store_errors_shown():
+        results_table(current_settings(), key="live")
 
 
 def job_summary() -> None:

@@ -18,12 +18,12 @@ from core.blocks import (
     list_blocks,
     resolve_config,
 )
+from core.blocks import compare as cmp
+from core.blocks.gradflow import gradient_flow, plain_gradient, residual_gradient
 from core.blocks.registry import FLOAT_FIELDS, INT_FIELDS
 from core.deploy import report
 from core.deploy.measure import Target
-from core.blocks.gradflow import gradient_flow, plain_gradient, residual_gradient
 from core.measure import budget
-from core.measure import compare as cmp
 from core.measure import roofline as rl
 from core.measure.counting import CrossCheck, cross_check, fvcore_macs
 from core.measure.profiling import Profile, ProfileError, forward_peak_memory, profile_module, time_settled
@@ -309,7 +309,7 @@ def gradient_tab() -> None:
     act = cols[1].selectbox("Activation", ["tanh", "sigmoid", "relu"], key="grad.act")
     gain = cols[2].slider("Weight scale (x 1/sqrt(fan-in))", 0.1, 2.0, 0.5, 0.1, key="grad.gain")
     result = gradient_flow(depth, act=act, init_gain=gain)
-    chart(plots.gradient_flow(result), "grad.plot")
+    chart(plots.gradient_flow(result.table), "grad.plot")
     st.markdown(f"At layer 0 the residual stack's gradient is **{fmt.sci(result.ratio_at_input())}×** the plain "
                 f"stack's (one real backward pass, same weights, float64).")
     st.markdown("**The lecture's scalar example** (upstream 0.5, F' = 0.01)")

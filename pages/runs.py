@@ -14,13 +14,14 @@ from core import jobs
 from core.config import data_dir
 from core.data import usage
 from core.data.images import open_image, thumbnail
-from core.finetune import evaluate, experiment, runs, tblog, tracker
 from core.finetune.bundle import BEST_RULE, Predictor
 from core.finetune.config import TrainConfig
 from core.jobs.store import StoreError
 from core.present import fmt, run_plots, style
+from core.runs import evaluate, experiment, tblog, tracker
+from core.runs import record as runs
 from pages import _run_export as run_export
-from pages._widgets import chart, current_settings, lazy_tabs, route_through_app, store_errors_shown
+from pages._widgets import chart, current_settings, job_progress_bar, lazy_tabs, route_through_app, store_errors_shown
 
 route_through_app()
 
@@ -157,9 +158,10 @@ def manage(shown: list[runs.Run]) -> None:
             tags = st.text_input("Tags (comma-separated)", value=", ".join(run.tag_list), key=f"runs.tags.{run.id}")
             if st.form_submit_button("Save"):
                 try:
-                    runs.rename(run.id, name)
-                    runs.set_tags(run.id, tags)
-                except (ValueError, StoreError) as err:
+                    runs.set_tags(run.id, tags)               # kept even when the rename is refused
+                    if " ".join(name.split()) != run.name:
+                        runs.rename(run.id, name)
+                except (ValueError, StoreError, runs.EditRefused) as err:
                     st.error(fmt.md(err))
                 else:
                     st.rerun()
@@ -170,7 +172,8 @@ def manage(shown: list[runs.Run]) -> None:
                      help="Stop it first." if run.active else None):
             try:
                 runs.delete(run.id)
-            except (runs.LaunchError, StoreError, OSError) as err:
+            except (runs.LaunchError, runs.EditRefused, StoreError, OSError) as err:
+                folder_sizes.clear()
                 st.error(fmt.md(err))
             else:
                 folder_sizes.clear()
@@ -207,18 +210,7 @@ def folder_sizes() -> dict[str, int]:
 
 @st.fragment(run_every=1.0)
 def experiment_progress() -> None:
-    with store_errors_shown():
-        experiment_progress_body()
-
-
-def experiment_progress_body() -> None:
-    job = jobs.latest(experiment.KIND)
-    if job is None or not job.active:
-        st.rerun()
-        return
-    st.progress(job.done / job.total, text=f"{job.message} ({job.done}/{job.total})")
-    if st.button("Stop the experiment", key="exp.stop"):
-        experiment.cancel(job.id)
+    job_progress_bar(experiment.KIND, "exp.stop", stop_label="Stop the experiment", stop=experiment.cancel)
 
 
 def experiment_section() -> None:

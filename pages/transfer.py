@@ -14,12 +14,14 @@ from core.data.images import thumbnail
 from core.data.ingest import Dataset, scan
 from core.data.split import stratified_split
 from core.data.uploads import save_upload
-from core.finetune import bundle, launch, planning, runs
+from core.finetune import bundle, planning
 from core.finetune.config import AUGMENTS, RECIPES, TrainConfig
 from core.finetune.data import resolve_source
 from core.finetune.weights import OFFLINE_ARCH, WeightsError, WeightsReport, check_file, hub_reachable
 from core.jobs.store import StoreError
 from core.present import fmt, run_plots, style
+from core.runs import launch
+from core.runs import record as runs
 from core.zoo.catalog import CURATED, BackboneError, resolve_name
 from core.zoo.recommend import recipe_for
 from pages._widgets import chart, current_settings, derived, route_through_app, store_errors_shown, table

@@ -14,12 +14,25 @@ from core.measure.timing import pin_malloc_thresholds  # noqa: E402
 pin_malloc_thresholds()      # the test process times blocks too, as the app's processes do
 
 
+SLOW_FIXTURES = {"seeded_dir", "app_url", "browser", "page", "seeded_url"}   # each starts a process or a browser
+SPAWNERS = ("python", "torchrun", "chromium", "streamlit")                  # what a fast test may never start
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "gpu: needs a CUDA device; skipped without one")
     config.addinivalue_line("markers", "e2e: drives the real app in headless Chromium")
+    config.addinivalue_line("markers", "slow: starts processes, servers, torchrun nodes or a browser, or fine-tunes "
+                                       "a network or exports a whole one to ONNX; `pytest -m 'not slow'` is the "
+                                       "inner loop")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every browser test, and every test on the seeded week (made by a process), is slow; the rest say so
+    themselves with ``@pytest.mark.slow``: a test that starts a process (``_no_process_in_a_fast_test`` holds them
+    to it), and one that fine-tunes a network or exports a whole one to ONNX (seconds each)."""
+    for item in items:
+        if "e2e" in item.path.parts or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
     import torch
     if torch.cuda.is_available():
         return
@@ -27,6 +40,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _no_process_in_a_fast_test(request, monkeypatch):
+    """A test not marked slow that starts a Python process, torchrun, a browser or a server fails and says to mark
+    it: the fast loop (``-m "not slow"``) stays free of processes by construction, not by a list kept by hand."""
+    if request.node.get_closest_marker("slow"):
+        yield
+        return
+    import subprocess
+    started: list[str] = []
+    real = subprocess.Popen.__init__
+
+    def watch(self, args, *a, **kw):
+        argv = [args] if isinstance(args, (str, bytes, os.PathLike)) else list(args)
+        name = os.path.basename(str(argv[0])) if argv else ""
+        if name.startswith(SPAWNERS) or str(argv[0]) == sys.executable:
+            started.append(" ".join(map(str, argv[:4])))
+        real(self, args, *a, **kw)
+    monkeypatch.setattr(subprocess.Popen, "__init__", watch)
+    yield
+    if started:
+        pytest.fail(f"this test started {started[0]!r} ({len(started)} process(es)) but is not marked "
+                    "@pytest.mark.slow")
 
 
 @pytest.fixture(scope="session")

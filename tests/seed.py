@@ -32,10 +32,11 @@ def wait(pred, timeout: float = 240.0) -> None:
 def seed(folder: Path) -> dict:
     os.environ["ARCHSCOPE_DATA_DIR"] = str(folder)
     from core import jobs
-    from core.finetune import experiment, launch, runs
-    from core.finetune.__main__ import main as finetune
     from core.finetune.config import TrainConfig
     from core.measure.settings import Setting, default_threads
+    from core.runs import experiment, launch
+    from core.runs import record as runs
+    from core.runs.cli import train as finetune
     from core.zoo import worker as measure_worker
 
     t0 = time.time()
@@ -60,8 +61,8 @@ def seed(folder: Path) -> dict:
     runs.request_cancel(cancelled)
     wait(lambda: not runs.get(cancelled).active)
     wait(lambda: not jobs.get(exp.id).active and not jobs.get(measured[1].id).active)
+    from core.blocks.compare import PRESETS, entry_cfg
     from core.deploy.measure import Target, measure_group
-    from core.measure.compare import PRESETS, entry_cfg
     (chs, hw), pair = next(iter(PRESETS.values()))          # the Deploy tab's default preset
     deployed = measure_group([Target.block(e.block, entry_cfg(e, chs), (1, chs, hw, hw), e.label) for e in pair],
                              DEPLOY_RUNTIMES, default_threads(), max_time_s=3)

@@ -1,6 +1,7 @@
 """Opening untrusted images safely and the same way everywhere: the limits checked from the header before anything
 is decoded (pixel count, aspect ratio, decoded bytes, and the bytes a resize would allocate), EXIF orientation
-applied, and any allow-listed image turned into 8-bit RGB whatever its bit depth."""
+applied, and any allow-listed image turned into 8-bit RGB whatever its bit depth (the conversions themselves are
+``core.data.pixels``, the one preprocessing)."""
 from __future__ import annotations
 
 import contextlib
@@ -10,63 +11,19 @@ from pathlib import Path
 from typing import IO, Iterator
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
+from core.data.pixels import SIXTEEN_BIT, check_resize, orientation, resize_crop, resized_size, to_rgb8, upright  # noqa: F401
 from core.present.fmt import first_line
 
 ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "BMP", "GIF", "WEBP", "TIFF"})
 MAX_PIXELS = 50_000_000
 MAX_ASPECT = 50.0                    # longer side / shorter side: over this, a square crop keeps almost nothing
 MAX_DECODED_BYTES = 160 * 2**20      # the decoded frame in its own mode: 50 Mpx of RGB fit, 50 Mpx of RGBA not
-MAX_RESIZED_BYTES = 256 * 2**20      # the intermediate image a shorter-side resize allocates
-SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N")
 SWAPS_SIDES = (5, 6, 7, 8)           # EXIF orientations that rotate by 90 degrees
 _MODE_BYTES = {"1": 1, "L": 1, "P": 1, "RGB": 3, "RGBA": 4, "CMYK": 4, "YCbCr": 3, "LA": 2, "PA": 2, "I": 4,
                "F": 4, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2, "LAB": 3, "HSV": 3, "RGBX": 4, "La": 2,
                "RGBa": 4}
-
-
-def to_rgb8(img: Image.Image) -> Image.Image:
-    """8-bit RGB. 16-bit greyscale is scaled (65535 -> 255), not clipped; 32-bit integer images are scaled from
-    16 bits when they fit, else by their own range; float images in [0, 1] are scaled by 255, others by their
-    own range. Palette, alpha and CMYK images go through Pillow's own conversion."""
-    if img.mode in SIXTEEN_BIT:
-        arr = np.asarray(img, dtype=np.float64) / 257.0
-    elif img.mode == "I":
-        arr = np.asarray(img, dtype=np.float64)
-        if arr.min() < 0 or arr.max() > 65535:
-            arr = _stretch(arr)
-        elif arr.max() > 255:
-            arr = arr / 257.0
-    elif img.mode == "F":
-        arr = np.asarray(img, dtype=np.float64)
-        if not np.isfinite(arr).all():
-            raise ValueError("float image holds NaN or infinite values")
-        arr = arr * 255.0 if arr.min() >= 0 and arr.max() <= 1 else _stretch(arr)
-    else:
-        return img.convert("RGB")
-    grey = Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "L")
-    return grey.convert("RGB")
-
-
-def _stretch(arr: np.ndarray) -> np.ndarray:
-    low, high = float(arr.min()), float(arr.max())
-    return (arr - low) * (255.0 / (high - low)) if high > low else np.zeros_like(arr)
-
-
-def orientation(img: Image.Image) -> int:
-    """The EXIF orientation tag (1 = upright; 0 when the file has none or it cannot be read)."""
-    try:
-        return int(img.getexif().get(0x0112, 0) or 0)
-    except Exception:  # noqa: BLE001  a damaged EXIF block is no orientation
-        return 0
-
-
-def upright(img: Image.Image) -> Image.Image:
-    """The image as a viewer shows it: EXIF orientation applied (phone photos are stored sideways)."""
-    if orientation(img) in (0, 1):
-        return img
-    return ImageOps.exif_transpose(img)
 
 
 def check_header(width: int, height: int, mode: str, max_pixels: int = MAX_PIXELS) -> None:
@@ -83,21 +40,6 @@ def check_header(width: int, height: int, mode: str, max_pixels: int = MAX_PIXEL
     if decoded > MAX_DECODED_BYTES:
         raise ValueError(f"decoding it would take {decoded / 2**20:,.0f} MiB, over the limit of "
                          f"{MAX_DECODED_BYTES / 2**20:.0f} MiB; it was not decoded")
-
-
-def resized_size(width: int, height: int, size: int) -> tuple[int, int]:
-    """The size the shorter-side resize to ``size`` gives (before the centre crop)."""
-    scale = size / min(width, height)
-    return max(size, round(width * scale)), max(size, round(height * scale))
-
-
-def check_resize(width: int, height: int, size: int) -> None:
-    """Refuses a resize whose intermediate RGB image would allocate beyond the budget."""
-    w, h = resized_size(width, height, size)
-    if w * h * 3 > MAX_RESIZED_BYTES:
-        raise ValueError(f"resizing {width:,} x {height:,} px to {size} px on its shorter side needs a {w:,} x {h:,} "
-                         f"image ({w * h * 3 / 2**20:,.0f} MiB), over the limit of "
-                         f"{MAX_RESIZED_BYTES / 2**20:.0f} MiB")
 
 
 @contextlib.contextmanager
@@ -145,19 +87,6 @@ def open_image(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """A user's upload (bytes) as upright 8-bit RGB; a refused or undecodable file raises ValueError with the
     reason."""
     return open_checked(io.BytesIO(data), max_pixels)
-
-
-def resize_crop(img: Image.Image, size: int) -> np.ndarray:
-    """RGB, shorter side resized to ``size`` (bilinear), centre-cropped to size x size; (3, S, S) uint8. A resize
-    beyond the budget raises ValueError."""
-    img = to_rgb8(upright(img))
-    w, h = img.size
-    check_resize(w, h, size)
-    img = img.resize(resized_size(w, h, size), Image.BILINEAR)
-    w, h = img.size
-    left, top = (w - size) // 2, (h - size) // 2
-    img = img.crop((left, top, left + size, top + size))
-    return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1).copy()
 
 
 def load_resized(path: str | Path, size: int) -> np.ndarray:

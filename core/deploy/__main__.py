@@ -1,19 +1,18 @@
-"""Deploy from the command line. ``python -m core.deploy export RUN_ID [--int8] [--out DIR]`` exports a fine-tuned
-run's best epoch to ONNX (and int8) with its scores; ``python -m core.deploy measure MODEL [--resolution R] [--threads N]
+"""Deploy from the command line. ``python -m core.deploy measure MODEL [--resolution R] [--threads N]
 [--runtimes eager,compile,onnx,onnx-int8] [--json OUT]`` prints one JSON object: per runtime the median, p10 and
 p90 latency, the speed-up against eager with its interval, the prepare seconds, the size and the parity, with the
-quantization config and the environment. An unknown model or runtime is one line on stderr and exit 2."""
+quantization config and the environment. An unknown model or runtime is one line on stderr and exit 2.
+``python -m core.deploy export ...`` (a fine-tuned run to ONNX) is now ``python -m core.runs export ...`` and is
+forwarded there."""
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
-
-class OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line and exit 2, like every other bad input
-        self.exit(2, f"error: {message} (see --help)\n")
+from core.cli import OneLineParser, forward
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -27,17 +26,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     m.add_argument("--compile-timeout", type=float, default=300.0, help="seconds torch.compile may take")
     m.add_argument("--max-time", type=float, default=20.0, help="seconds of interleaved timing at most")
     m.add_argument("--json", default=None, help="also write the JSON object to this file")
-    e = sub.add_parser("export", help="export a fine-tuned run's best epoch to ONNX (and int8) into its bundle")
-    e.add_argument("run_id", type=int, help="the run's id (Runs page, or the fine-tune CLI's output)")
-    e.add_argument("--int8", action="store_true", help="also a static int8 model, calibrated on the training split")
-    e.add_argument("--out", default=None, help="write the files here instead of the run's bundle folder")
+    sub.add_parser("export", help="now `python -m core.runs export RUN_ID` (forwarded there)")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
+    if (argv if argv is not None else sys.argv[1:])[:1] == ["export"]:
+        sys.argv = [sys.argv[0], *(argv if argv is not None else sys.argv[1:])[1:]]
+        forward("python -m core.deploy export", "core.runs", ["export"])
+        return 0
     args = parse(argv)
-    if args.command == "export":
-        return export_command(args)
     from core.deploy import DeployError
     from core.deploy.measure import Target, measure
     from core.deploy.runtimes import parse_runtimes
@@ -45,8 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     from core.zoo.catalog import BackboneError
     try:
         names = parse_runtimes(args.runtimes)
-        if not 1 <= args.threads <= 256:
-            raise ValueError(f"threads must be 1 to 256, not {args.threads}")
+        check_arguments(args)
         target = Target.model(args.model, args.resolution)
         result = measure(target, names, args.threads, compile_timeout_s=args.compile_timeout,
                          max_time_s=args.max_time)
@@ -54,25 +51,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     text = json.dumps(result, indent=2, default=float)
-    if args.json:
+    if args.json and args.json != "-":
         Path(args.json).write_text(text)
     print(text)
     return 0
 
 
-def export_command(args: argparse.Namespace) -> int:
-    from core.deploy.export_job import friendly
-    from core.deploy.run_export import export_run
-    try:
-        record = export_run(args.run_id, args.int8, args.out)
-    except KeyError:
-        print(f"error: there is no run {args.run_id}", file=sys.stderr)
-        return 2
-    except Exception as err:  # noqa: BLE001  one line, like every other bad input
-        print(f"error: {friendly(err)}", file=sys.stderr)
-        return 2
-    print(json.dumps(record, indent=2, default=float))
-    return 0
+def check_arguments(args: argparse.Namespace) -> None:
+    """Every number in its range (0 included) and the --json file's folder writable, before any work: a mistake is
+    one line at once, never a traceback after minutes of measuring."""
+    if not 1 <= args.threads <= 256:
+        raise ValueError(f"--threads must be 1 to 256, not {args.threads}")
+    if not 1 <= args.compile_timeout <= 3600:
+        raise ValueError(f"--compile-timeout must be 1 to 3600 s, not {args.compile_timeout:g}")
+    if not 0.5 <= args.max_time <= 600:
+        raise ValueError(f"--max-time must be 0.5 to 600 s, not {args.max_time:g}")
+    if args.json and args.json != "-":
+        folder = Path(args.json).expanduser().resolve().parent
+        if not folder.is_dir():
+            raise ValueError(f"--json {args.json}: the folder {folder} does not exist")
+        if not os.access(folder, os.W_OK):
+            raise ValueError(f"--json {args.json}: the folder {folder} cannot be written")
 
 
 if __name__ == "__main__":

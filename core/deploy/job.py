@@ -21,6 +21,8 @@ def start(targets: list[Target], threads: int, names: tuple[str, ...] = runtimes
     if not 1 <= len(targets) <= MAX_TARGETS:
         raise ValueError(f"pick 1 to {MAX_TARGETS} targets per deployment job, not {len(targets)}")
     names = runtimes.parse_runtimes(",".join(names))
+    for t in targets:
+        t.check_memory()                       # a BudgetError (ValueError) says what and by how much
     args = {"targets": [{"kind": t.kind, "name": t.name, "shape": list(t.shape), "cfg": dict(t.cfg),
                          "label": t.label} for t in targets], "threads": threads, "runtimes": list(names),
             "refresh": refresh}

@@ -3,6 +3,7 @@ by round against eager with the one timer and the same threads, reported as a sp
 in the store keyed by target, resolution, runtime, threads and library versions."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -20,12 +21,12 @@ from torch import nn
 from core.config import data_dir
 from core.deploy import calibration, runtimes
 from core.deploy.quantize import cpu_isa
+from core.finetune.weights import OFFLINE_ARCH
 from core.jobs import store
 from core.measure.settings import threads_for
 from core.measure.timing import time_interleaved
 
 KIND = "deploy"
-OFFLINE_ARCH = "efficientnet_lite0"
 PARITY_INPUTS = 32
 CALIBRATION_IMAGES = 64
 
@@ -44,7 +45,7 @@ class Target:
     def model(cls, name: str, resolution: int | None = None) -> "Target":
         from core.zoo.catalog import check_resolution, default_resolution, resolve_name
         arch = resolve_name(name)
-        res = resolution or default_resolution(arch)
+        res = default_resolution(arch) if resolution is None else resolution     # 0 is checked, never replaced
         check_resolution(res)
         return cls("model", arch, (1, 3, res, res), label=arch)
 
@@ -81,6 +82,28 @@ class Target:
             return model
         from core.blocks import create_block
         return create_block(self.name, **dict(self.cfg)).eval()
+
+    def memory_needed(self) -> tuple[int, str]:
+        """(bytes, what) a deployment job allocates beyond the model: its parity and calibration inputs, and every
+        layer's output for each calibration input, which ONNX Runtime's calibrator keeps until it computes the
+        ranges."""
+        from core.measure.budget import footprint, on_meta
+        n = PARITY_INPUTS + CALIBRATION_IMAGES
+        per_input = int(np.prod(self.shape[1:])) * 4
+        if self.kind == "block":
+            from core.blocks import create_block
+            acts = footprint(on_meta(lambda: create_block(self.name, **dict(self.cfg))), self.shape).activation_bytes
+        else:
+            acts = 0                  # a backbone's own footprint is checked when it is built (zoo.catalog)
+        shape = " x ".join(map(str, self.shape[1:]))
+        return n * per_input + CALIBRATION_IMAGES * acts, (f"{n} parity and calibration inputs of {shape} and the "
+                                                           f"layer outputs of {CALIBRATION_IMAGES} calibration passes")
+
+    def check_memory(self) -> None:
+        """Refuses a target whose deployment would not fit the memory budget (core.measure.budget), in words."""
+        from core.measure.budget import check_bytes
+        nbytes, what = self.memory_needed()
+        check_bytes(f"deploying {self.label}: {what}", nbytes, "Lower the channels or the spatial size.")
 
     def macs(self) -> int:
         if self.kind == "model":
@@ -152,26 +175,19 @@ def _prepare(target: Target, names: tuple[str, ...], threads: int, work: Path, c
              step: Callable[[str], bool]) -> tuple[nn.Module, list[runtimes.Prepared], str]:
     """The target built and every runtime in ``names`` prepared (eager first); a runtime that fails says why."""
     step(f"{target.label}: building")
+    target.check_memory()                      # checked again in the job: the free memory may have changed
     model = target.build()
     parity_in, calib_in, source = _inputs(target)
     x = torch.from_numpy(parity_in[:1].copy())
-    prepared = [runtimes.eager(model, x)]
-    fp32_path = ""
+    ctx = runtimes.Context(model, x, tuple(target.shape), work, threads, parity_in, calib_in, source,
+                           name=_slug(target), compile_timeout_s=compile_timeout_s)
+    prepared = [runtimes.prepare("eager", ctx)]
     for name in names[1:]:
         if step(f"{target.label}: preparing {runtimes.LABELS[name]}"):
             break
         t = time.perf_counter()
         try:
-            if name == "compile":
-                prepared.append(runtimes.compiled(model, x, compile_timeout_s))
-            elif name == "onnx" or (name == "onnx-int8" and not fp32_path):
-                fp32, fp32_path = runtimes.onnx_fp32(model, target.shape, work, threads, parity_in,
-                                                     name=_slug(target))
-                if name == "onnx":
-                    prepared.append(fp32)
-            if name == "onnx-int8":
-                prepared.append(runtimes.onnx_int8(model, fp32_path, target.shape, work, threads, parity_in,
-                                                   calib_in, source, name=_slug(target)))
+            prepared.append(runtimes.prepare(name, ctx))
         except Exception as err:  # noqa: BLE001  one runtime failing never stops the others
             prepared.append(runtimes.failed(name, err, time.perf_counter() - t))
     return model, prepared, source
@@ -192,21 +208,98 @@ def measure_group(targets: list[Target], names: tuple[str, ...] = runtimes.RUNTI
         return _measure_group(targets, names, threads, Path(workdir or scratch), compile_timeout_s, max_time_s, step)
 
 
+SCRATCH_OWNER = ".owner"
+
+
+def _clear_stale(root: Path) -> None:
+    """Removes the scratch folders of exports and measurements whose process is gone (killed, crashed): the next
+    one to start cleans up after it. A folder without an owner (older versions) goes after an hour."""
+    import shutil
+
+    from core.jobs.lifecycle import pid_alive
+    for work in root.glob("work-*"):
+        try:
+            owner = json.loads((work / SCRATCH_OWNER).read_text())
+            alive = pid_alive(int(owner["pid"]), owner.get("pid_start"))
+        except (OSError, ValueError, KeyError, TypeError):
+            try:
+                alive = time.time() - work.stat().st_mtime < 3600
+            except OSError:
+                continue
+        if not alive:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def scratch_root() -> Path:
+    """``<data dir>/cache/deploy``, made and checked writable before any work: a read-only cache is one line."""
+    from core.deploy import DeployError
+    root = data_dir() / "cache" / "deploy"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = root / f".probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        why = "read-only" if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM) else (err.strerror or str(err))
+        raise DeployError(f"cannot write deploy scratch in {root.parent} ({why}); make it writable, or set "
+                          "ARCHSCOPE_DATA_DIR to a writable folder") from None
+    return root
+
+
 @contextmanager
 def inside_data_dir() -> Iterator[Path]:
     """A scratch folder under the data directory's cache/ for the artifacts (exported and quantized models), which
     is also where the exporters' and ONNX Runtime's calibration temporaries and torch.compile's inductor cache go:
-    nothing is written outside the data directory, and the folder is removed after."""
-    root = data_dir() / "cache" / "deploy"
-    root.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(data_dir() / "cache" / "torchinductor"))
+    nothing is written outside the data directory, and the folder is removed after. Scratch left by a killed
+    process is removed first."""
+    from core.jobs.lifecycle import owner
+    root = scratch_root()
+    _clear_stale(root)
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", inductor_cache())
     before = tempfile.tempdir
     with tempfile.TemporaryDirectory(dir=root, prefix="work-") as work:
-        tempfile.tempdir = work
+        (Path(work) / SCRATCH_OWNER).write_text(json.dumps(owner(os.getpid())))
+        plain = plain_path(Path(work))
+        tempfile.tempdir = plain
         try:
             yield Path(work)
         finally:
             tempfile.tempdir = before
+            if plain != work:
+                Path(plain).unlink(missing_ok=True)      # the link, not the folder it names
+
+
+UNQUOTED = set(" '\"$`\\()&;|<>*?[]{}!#~\t")
+
+
+def plain_path(path: Path) -> str:
+    """``path`` as a name g++ can take unquoted. Inductor hands its cache and temporary folders to g++ without
+    quoting them, so a data directory whose path has a space, a quote or non-ASCII characters would break every
+    compile; such a path is reached through a link with a plain name in the system's temporary folder (only the
+    link lives there; every file stays in the data directory)."""
+    text = str(path)
+    if text.isascii() and not UNQUOTED & set(text):
+        return text
+    import hashlib
+    base = tempfile.gettempdir()
+    if not base.isascii() or UNQUOTED & set(base):
+        base = "/tmp"
+    link = Path(base) / f"archscope-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+    try:
+        if link.is_symlink() and os.readlink(link) != text:
+            link.unlink()
+        if not link.is_symlink():
+            link.symlink_to(path, target_is_directory=True)
+    except OSError:
+        return text
+    return str(link)
+
+
+def inductor_cache() -> str:
+    """torch.compile's cache folder: inside the data directory, by a plain name (``plain_path``)."""
+    target = data_dir() / "cache" / "torchinductor"
+    target.mkdir(parents=True, exist_ok=True)
+    return plain_path(target)
 
 
 def _measure_group(targets: list[Target], names: tuple[str, ...], threads: int, work: Path,

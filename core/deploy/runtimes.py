@@ -1,5 +1,9 @@
 """A runtime is a pair: prepare (export, compile, quantize; timed apart), then call. Every runtime runs with the
-same thread count: torch's intra-op threads = ONNX Runtime's intra-op threads, inter-op 1."""
+same thread count: torch's intra-op threads = ONNX Runtime's intra-op threads, inter-op 1.
+
+Runtimes live in a registry keyed by name (as the blocks do, and as ONNX Runtime's quantizer keeps its op registry):
+``register_runtime`` refuses a duplicate, ``prepare(name, context)`` prepares one, ``RUNTIMES`` lists them in the
+order they are shown and ``LABELS`` names them for people."""
 from __future__ import annotations
 
 import os
@@ -22,10 +26,60 @@ from core.deploy.export import export
 from core.deploy.quantize import quantize
 from core.present.fmt import first_line
 
-RUNTIMES = ("eager", "compile", "onnx", "onnx-int8")
-LABELS = {"eager": "PyTorch eager", "compile": "torch.compile", "onnx": "ONNX Runtime fp32",
-          "onnx-int8": "ONNX Runtime int8"}
 COMPILE_TIMEOUT_S = 300.0
+
+
+@dataclass
+class Context:
+    """What preparing a runtime may use: the eager model, its input, the scratch folder, the threads, the parity
+    and calibration inputs; ``artifacts`` holds what one runtime made for another (the fp32 .onnx for int8)."""
+
+    model: nn.Module
+    x: torch.Tensor
+    shape: tuple[int, ...]
+    workdir: Path
+    threads: int
+    parity_inputs: np.ndarray
+    calibration: np.ndarray
+    source: str
+    name: str = "model"
+    compile_timeout_s: float = COMPILE_TIMEOUT_S
+    artifacts: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    name: str
+    label: str
+    prepare: "Preparer"
+
+
+REGISTRY: dict[str, Runtime] = {}
+RUNTIMES: tuple[str, ...] = ()              # registration order: the order every table and chart shows them
+LABELS: dict[str, str] = {}
+
+
+Preparer = Callable[[Context], "Prepared"]
+
+
+def register_runtime(name: str, label: str) -> Callable[[Preparer], Preparer]:
+    """Adds a runtime's prepare function under ``name``; a name registered twice is refused."""
+    def add(fn: Preparer) -> Preparer:
+        global RUNTIMES
+        if name in REGISTRY:
+            raise ValueError(f"runtime {name!r} is already registered")
+        REGISTRY[name] = Runtime(name, label, fn)
+        RUNTIMES = (*RUNTIMES, name)
+        LABELS[name] = label
+        return fn
+    return add
+
+
+def prepare(name: str, ctx: Context) -> "Prepared":
+    """Runtime ``name`` prepared for ``ctx`` (a ValueError names the known runtimes when it is not one)."""
+    if name not in REGISTRY:
+        raise ValueError(f"unknown runtime {name}: choose from {', '.join(RUNTIMES)}")
+    return REGISTRY[name].prepare(ctx)
 
 
 @dataclass
@@ -169,3 +223,37 @@ def failed(runtime: str, err: BaseException, prepare_s: float = 0.0) -> Prepared
     """A runtime that could not be prepared, with the reason in one line."""
     text = str(err) if isinstance(err, DeployError) else f"{type(err).__name__}: {first_line(err, 200)}"
     return Prepared(runtime, prepare_s=prepare_s, error=text)
+
+
+@register_runtime("eager", "PyTorch eager")
+def _eager(ctx: Context) -> Prepared:
+    return eager(ctx.model, ctx.x)
+
+
+@register_runtime("compile", "torch.compile")
+def _compile(ctx: Context) -> Prepared:
+    return compiled(ctx.model, ctx.x, ctx.compile_timeout_s)
+
+
+def _fp32(ctx: Context) -> tuple[Prepared, str]:
+    """The fp32 export, made once per context and shared by the fp32 and int8 runtimes."""
+    if "onnx" not in ctx.artifacts:
+        try:
+            ctx.artifacts["onnx"] = onnx_fp32(ctx.model, ctx.shape, ctx.workdir, ctx.threads, ctx.parity_inputs,
+                                              name=ctx.name)
+        except Exception as err:  # noqa: BLE001  a refused export is refused for int8 too, without a second try
+            ctx.artifacts["onnx"] = err
+    if isinstance(ctx.artifacts["onnx"], Exception):
+        raise ctx.artifacts["onnx"]
+    return ctx.artifacts["onnx"]
+
+
+@register_runtime("onnx", "ONNX Runtime fp32")
+def _onnx(ctx: Context) -> Prepared:
+    return _fp32(ctx)[0]
+
+
+@register_runtime("onnx-int8", "ONNX Runtime int8")
+def _onnx_int8(ctx: Context) -> Prepared:
+    return onnx_int8(ctx.model, _fp32(ctx)[1], ctx.shape, ctx.workdir, ctx.threads, ctx.parity_inputs,
+                     ctx.calibration, ctx.source, name=ctx.name)

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.data.preprocess import Preprocessing
+
 
 def augment(x: torch.Tensor, kind: str, gen: torch.Generator) -> torch.Tensor:
     """Per-sample flips and one random shift per batch (light), plus per-sample brightness/contrast jitter
@@ -30,10 +32,13 @@ def augment(x: torch.Tensor, kind: str, gen: torch.Generator) -> torch.Tensor:
 
 
 class Normalizer:
+    """The last step of the one preprocessing (``core.data.pixels.normalize``) on the training device: uint8 ->
+    /255 -> (x - mean) / std, in float32, with the model's mean and std (``core.data.preprocess``)."""
+
     def __init__(self, model: nn.Module, device: torch.device, channels_last: bool) -> None:
-        cfg = getattr(model, "pretrained_cfg", {}) or {}
-        self.mean = torch.tensor(cfg.get("mean", (0.485, 0.456, 0.406)), device=device)[None, :, None, None]
-        self.std = torch.tensor(cfg.get("std", (0.229, 0.224, 0.225)), device=device)[None, :, None, None]
+        pre = Preprocessing.for_model(model, 0)
+        self.mean = torch.tensor(pre.mean, dtype=torch.float32, device=device)[None, :, None, None]
+        self.std = torch.tensor(pre.std, dtype=torch.float32, device=device)[None, :, None, None]
         self.device, self.fmt = device, torch.channels_last if channels_last else torch.contiguous_format
 
     def __call__(self, x_uint8: torch.Tensor, aug: str = "none", gen: torch.Generator | None = None) -> torch.Tensor:

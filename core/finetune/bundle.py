@@ -7,19 +7,54 @@ import os
 import random
 import shutil
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from core.data.images import load_resized, resize_crop
+from core.data.preprocess import Preprocessing, embed_pixels
 
 CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"          # the weights of the best epoch (``BEST_RULE``): what the bundle exports
 BEST_RULE = "the highest val top-1; a tie goes to the lower val loss, then to the later epoch"
+
+
+LOCK = ".bundle.lock"
+
+
+class BundleBusy(RuntimeError):
+    """Another writer holds the bundle's lock; the message names it (a job, a worker, a command line)."""
+
+
+@contextmanager
+def writer_lock(folder: Path, holder: str, wait: bool = False, lock_file: Path | None = None) -> Iterator[None]:
+    """One writer per bundle at a time: an exclusive ``flock`` on ``folder/.bundle.lock`` (or ``lock_file``), which
+    the kernel drops when the holder's process ends, however it ends. The run's final bundle (the trainer), an
+    export and a delete all take it; with ``wait`` the caller queues behind the holder, else BundleBusy names the
+    holder."""
+    import fcntl
+    path = lock_file or folder / LOCK
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fh = open(path, "a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        fh.seek(0)
+        who = fh.read().strip() or "another process"
+        fh.close()
+        raise BundleBusy(who) from None
+    try:
+        fh.seek(0)
+        fh.truncate()
+        fh.write(holder)
+        fh.flush()
+        yield
+    finally:
+        fh.close()
 
 
 def rng_state() -> dict[str, Any]:
@@ -121,37 +156,53 @@ Preprocessing (also in bundle.json): EXIF orientation applied, RGB, the shorter 
 """
 
 
-PREDICT = '''"""Classifies images with this bundle, using only timm: python predict.py IMAGE [IMAGE ...] [--top K]"""
+PREDICT = '''"""Classifies images with this bundle, using timm for the model:
+    python predict.py IMAGE [IMAGE ...] [--top K]
+Prints path, class and probability per line (the top K classes per image). An image that cannot be read is one line
+on stderr and the rest go on; the exit code is then 1. The preprocessing is the training's own (copied below)."""
 import argparse
+import json
+import sys
 from pathlib import Path
 
 import timm
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
 HERE = Path(__file__).resolve().parent
 
+# BEGIN pixels
+# END pixels
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("images", nargs="+")
-    parser.add_argument("--top", type=int, default=5)
-    args = parser.parse_args()
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("images", nargs="+", help="image files (JPEG, PNG, BMP, GIF, WebP, TIFF)")
+    parser.add_argument("--top", type=int, default=5, help="how many classes to print per image (default 5)")
+    args = parser.parse_args(argv)
+    meta = json.loads((HERE / "bundle.json").read_text())
+    pre = meta.get("preprocessing", meta)
     model = timm.create_model(f"local-dir:{HERE}", pretrained=True).eval()
-    cfg = timm.data.resolve_data_config(model=model)        # the training preprocessing, from config.json
-    transform = timm.data.create_transform(**cfg)
     labels = model.pretrained_cfg["label_names"]
+    failed = 0
     for path in args.images:
-        image = ImageOps.exif_transpose(Image.open(path)).convert("RGB")
+        try:
+            with Image.open(path) as img:
+                x = preprocess(img, pre["image_size"], pre["mean"], pre["std"])
+        except (OSError, ValueError) as err:       # unreadable, truncated, a folder, not an image
+            print(f"{path}: cannot read this image ({reason(err)})", file=sys.stderr)
+            failed += 1
+            continue
         with torch.inference_mode():
-            probs = model(transform(image)[None]).softmax(-1)[0]
+            probs = model(torch.from_numpy(x)[None]).softmax(-1)[0]
         values, idx = probs.topk(min(args.top, len(labels)))
         for v, i in zip(values.tolist(), idx.tolist()):
             print(f"{path}\\t{labels[i]}\\t{v:.4f}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
 '''
 
 
@@ -191,9 +242,10 @@ def export(run_dir: Path, model: torch.nn.Module, arch: str, classes: tuple[str,
     (classes, model name, preprocessing, the exported epoch, its val top-1 and loss, and the rule that chose it)
     + predict.py + a README with a plain-timm loading snippet."""
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    pre = Preprocessing(int(image_size), tuple(mean), tuple(std))     # type: ignore[arg-type]
     meta = {"model": arch, "classes": list(classes), "image_size": image_size, "mean": list(mean), "std": list(std),
-            "resize": "shorter side to image_size, bilinear, centre crop", "epoch": epoch, "val_top1": val_top1,
-            "val_loss": val_loss, "epoch_rule": BEST_RULE}
+            "resize": "shorter side to image_size, bilinear, centre crop", "preprocessing": pre.to_dict(),
+            "epoch": epoch, "val_top1": val_top1, "val_loss": val_loss, "epoch_rule": BEST_RULE}
     shown = ", ".join(classes[:10]) + (f" and {len(classes) - 10} more" if len(classes) > 10 else "")
 
     def write(out: Path) -> None:        # the whole folder under a temporary name, renamed when complete
@@ -201,7 +253,7 @@ def export(run_dir: Path, model: torch.nn.Module, arch: str, classes: tuple[str,
         save_file(state, str(out / "model.safetensors"))
         (out / "bundle.json").write_text(json.dumps(meta, indent=2))
         (out / "config.json").write_text(json.dumps(timm_config(arch, classes, image_size, mean, std), indent=2))
-        (out / "predict.py").write_text(PREDICT)
+        (out / "predict.py").write_text(embed_pixels(PREDICT))
         (out / "README.md").write_text(README.format(
             arch=arch, n=len(classes), classes=shown, epoch=epoch, size=image_size, rule=BEST_RULE,
             top1="n/a" if val_top1 is None else f"{val_top1:.2%}",
@@ -231,12 +283,10 @@ class Predictor:
         self.model = timm.create_model(self.meta["model"], pretrained=False, num_classes=len(self.meta["classes"]))
         self.model.load_state_dict(load_file(str(folder / "model.safetensors")))
         self.model.eval()
+        self.preprocessing = Preprocessing.from_dict(self.meta.get("preprocessing", self.meta))
 
     def probabilities(self, image: str | Path | Image.Image) -> torch.Tensor:
-        size = self.meta["image_size"]
-        arr = resize_crop(image, size) if isinstance(image, Image.Image) else load_resized(image, size)
-        x = torch.from_numpy(arr).float().div(255)
-        x = (x - torch.tensor(self.meta["mean"])[:, None, None]) / torch.tensor(self.meta["std"])[:, None, None]
+        x = torch.from_numpy(self.preprocessing.array(image))
         with torch.inference_mode():
             return self.model(x[None]).softmax(-1)[0]
 

@@ -111,3 +111,21 @@ def rank0_first(fn: Callable[[], T]) -> T:
             raise error
         raise RuntimeError("rank 0 failed to prepare the data; see its error")
     return result if rank == 0 else fn()
+
+
+PER_NODE = ("device", "threads", "cache", "data")   # where and how a node runs, not what it trains (the data's
+                                                     # content is compared by its hash when it is read)
+
+
+def config_disagreement(ranks: list[dict[str, Any]]) -> str:
+    """Why the ranks cannot train one run (empty when they can): the first setting that shapes training (image
+    size, batch, recipe, model, weights, seed, augmentation, learning rates, ...) in which a node differs from
+    rank 0, in one line. Each entry is ``where()`` plus ``config`` (``TrainConfig.to_dict()``)."""
+    ref = ranks[0]["config"]
+    for r in ranks[1:]:
+        diff = [k for k in ref if k not in PER_NODE and r["config"].get(k) != ref[k]]
+        if diff:
+            key, more = diff[0], f" (and {', '.join(diff[1:])})" if len(diff) > 1 else ""
+            return (f"node {r['node']} (host {r['host']}, rank {r['rank']}) has {key} {r['config'].get(key)!r}, "
+                    f"rank 0 has {ref[key]!r}{more}: start every node with the same flags")
+    return ""

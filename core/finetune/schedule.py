@@ -51,20 +51,3 @@ def lr_range_test(step_fn: Callable[[float], float], start: float = 1e-6, end: f
         return frame, float(frame["lr"].iloc[0])
     grads = np.gradient(frame["smoothed loss"].to_numpy(), np.log(frame["lr"].to_numpy()))
     return frame, float(frame["lr"].iloc[int(np.argmin(grads[:-1]))])
-
-
-SKIP_END = 5          # fastai's plot_lr_find(skip_end=5): the last points, where the loss shoots up, are not drawn
-
-
-def lr_plot_range(frame: pd.DataFrame, skip_end: int = SKIP_END) -> tuple[pd.DataFrame, tuple[float, float]]:
-    """What an LR-finder plot shows, as fastai's does: the points before the divergent tail (the last ``skip_end``
-    and any non-finite loss), and a loss axis set by the smoothed loss over them, so one diverging point
-    (a loss of 60) cannot flatten the useful curve."""
-    finite = frame[np.isfinite(frame["loss"]) & np.isfinite(frame["smoothed loss"])]
-    kept = finite.iloc[:-skip_end] if len(finite) > skip_end + 2 else finite
-    if kept.empty:
-        return kept, (0.0, 1.0)
-    lo = float(kept["smoothed loss"].min())
-    hi = float(kept["smoothed loss"].max())
-    pad = 0.08 * max(hi - lo, 1e-6)
-    return kept, (lo - pad, hi + pad)

@@ -5,6 +5,7 @@ reports and saves, and every stop (cancel, time budget, early stop) is decided o
 all ranks take the same branch."""
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,15 @@ from core.finetune import bundle, recipes
 from core.finetune.batches import Normalizer, evaluate
 from core.finetune.config import TrainConfig
 from core.finetune.data import Prepared, prepare_everywhere, source_name
-from core.finetune.distributed import decided_by_rank0, dist_info, from_everyone, from_rank0, init, where
+from core.finetune.distributed import (
+    config_disagreement,
+    decided_by_rank0,
+    dist_info,
+    from_everyone,
+    from_rank0,
+    init,
+    where,
+)
 from core.finetune.schedule import make_scheduler
 from core.finetune.strategies import Strategy, for_recipe
 from core.finetune.weights import WeightsReport, create
@@ -141,6 +150,8 @@ def setup(cfg: TrainConfig, run_dir: Path, callbacks: Callbacks | None, prepared
     checkpoint to resume from; tells the callbacks what it is about to do."""
     t_start = time.perf_counter()
     rank, world = init(cfg.device)
+    if world > 1 and (problem := config_disagreement(from_everyone({**where(), "config": cfg.to_dict()}))):
+        raise ValueError(problem)                   # every rank gathered the same list: every rank stops here
     if cfg.threads:
         torch.set_num_threads(cfg.threads)          # a training process is the run's own: set for good
     device = pick_device(cfg)
@@ -196,9 +207,10 @@ def better(top1: float, loss: float, best_top1: float, best_loss: float) -> bool
 
 
 def dataset_identity(cfg: TrainConfig, ds: Any) -> dict[str, Any]:
-    """What the runs table shows of the data: a name a person recognises, the content hash and the image count."""
+    """What the runs table shows of the data (a name a person recognises, the content hash and the image count),
+    and the class folders' root the split's paths are relative to, so nothing after training resolves it again."""
     return {"name": source_name(cfg.to_dict()), "sha256": ds.content_hash(), "images": len(ds.samples),
-            "classes": len(ds.classes)}
+            "classes": len(ds.classes), "root": str(ds.root)}
 
 
 def stop_now(s: State) -> int:
@@ -275,8 +287,9 @@ def finish(s: State, status: str, note: str) -> Result:
         s.model.load_state_dict(best["model"])        # export the best epoch: the one whose top-1 is reported
         mean = tuple(s.prep.mean.flatten().tolist())
         std = tuple(s.prep.std.flatten().tolist())
-        export_dir = str(bundle.export(s.run_dir, s.model, s.cfg.model, s.data.classes, s.cfg.image_size, mean, std,
-                                       best["epoch"], best["val_top1"], best.get("val_loss")))
+        with bundle.writer_lock(s.run_dir, f"the training worker (pid {os.getpid()})", wait=True):
+            export_dir = str(bundle.export(s.run_dir, s.model, s.cfg.model, s.data.classes, s.cfg.image_size, mean,
+                                           std, best["epoch"], best["val_top1"], best.get("val_loss")))
         test = score_test(s)
     epochs_done = (bundle.load_checkpoint(s.run_dir) or {}).get("epoch", 0) if s.rank == 0 else 0
     s.cb.on_end(status, {"best val top-1": s.best, "best val loss": s.best_loss,

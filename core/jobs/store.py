@@ -70,10 +70,27 @@ def _migrate(conn: sqlite3.Connection) -> None:
 SCHEMA_VERSION = 4     # PRAGMA user_version of a store whose WAL mode, tables and added columns are in place
 
 
+def _wal(conn: sqlite3.Connection, timeout_s: float = 30.0) -> None:
+    """``PRAGMA journal_mode=WAL``, retried: switching the journal mode can fail at once with "database is locked"
+    while another connection is setting up the same fresh file (SQLite does not always call the busy handler for
+    it), which four processes opening a new store at the same instant hit 4-11% of the time."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) and "busy" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+
 def _set_up(conn: sqlite3.Connection) -> None:
     """WAL, the tables and the migrations, in one ``BEGIN IMMEDIATE`` transaction that reads the version again
     inside it: of several sessions opening a fresh store at once, one sets it up and the others find it done."""
-    conn.execute("PRAGMA journal_mode=WAL")          # outside a transaction; waits on the busy timeout
+    _wal(conn)
     conn.execute("BEGIN IMMEDIATE")
     try:
         if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:

@@ -10,7 +10,6 @@ import plotly.graph_objects as go
 from core.present import style
 from core.present.fmt import plot_text
 
-
 RUNTIME_COLOURS = style.RUNTIME
 
 

@@ -6,7 +6,6 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from core.blocks.gradflow import GradFlow
 from core.present import style
 from core.present.fmt import plot_text, si, times
 
@@ -56,11 +55,11 @@ def channel_sweep(frame: pd.DataFrame, metric: str = "params") -> go.Figure:
     return fig
 
 
-def gradient_flow(result: GradFlow) -> go.Figure:
-    """‖∂L/∂h_l‖ per layer for the plain and the residual stack, on a log axis."""
+def gradient_flow(table: pd.DataFrame) -> go.Figure:
+    """‖∂L/∂h_l‖ per layer (columns ``layer``, ``plain``, ``residual``) for the two stacks, on a log axis."""
     fig = go.Figure()
     for name, color in style.STACK.items():
-        fig.add_scatter(x=result.table["layer"], y=result.table[name].clip(lower=1e-300), mode="lines+markers",
+        fig.add_scatter(x=table["layer"], y=table[name].clip(lower=1e-300), mode="lines+markers",
                         name=f"{name} stack", line=dict(color=color))
     fig.update_yaxes(type="log", title_text="gradient norm ‖∂L/∂hₗ‖ (log scale)", exponentformat="power")
     fig.update_xaxes(title_text="layer l (0 = input end)")

@@ -2,13 +2,13 @@
 freezing-depth experiment and hyper-parameters against top-1. Pure functions of data frames, no Streamlit."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from core.present import style
 from core.present.fmt import plot_text
-
 
 X_AXES = {"step": "step", "epoch": "epoch", "wall time": "wall time (s)"}
 
@@ -106,12 +106,28 @@ def bars(frame: pd.DataFrame, x: str, y: str, x_title: str, y_title: str, log_y:
     return fig
 
 
+SKIP_END = 5          # fastai's plot_lr_find(skip_end=5): the last points, where the loss shoots up, are not drawn
+
+
+def lr_plot_range(frame: pd.DataFrame, skip_end: int = SKIP_END) -> tuple[pd.DataFrame, tuple[float, float]]:
+    """What an LR-finder plot shows, as fastai's does: the points before the divergent tail (the last ``skip_end``
+    and any non-finite loss), and a loss axis set by the smoothed loss over them, so one diverging point
+    (a loss of 60) cannot flatten the useful curve."""
+    finite = frame[np.isfinite(frame["loss"]) & np.isfinite(frame["smoothed loss"])]
+    kept = finite.iloc[:-skip_end] if len(finite) > skip_end + 2 else finite
+    if kept.empty:
+        return kept, (0.0, 1.0)
+    lo = float(kept["smoothed loss"].min())
+    hi = float(kept["smoothed loss"].max())
+    pad = 0.08 * max(hi - lo, 1e-6)
+    return kept, (lo - pad, hi + pad)
+
+
 def lr_finder(frame: pd.DataFrame, suggestion: float) -> go.Figure:
-    """The LR range test as fastai plots it: the divergent tail cut (``schedule.lr_plot_range``), the loss axis
+    """The LR range test as fastai plots it: the divergent tail cut (``lr_plot_range``), the loss axis
     set by the smoothed curve, and the suggestion marked on that curve."""
     import numpy as np
 
-    from core.finetune.schedule import SKIP_END, lr_plot_range
     kept, y_range = lr_plot_range(frame)
     fig = go.Figure()
     fig.add_scatter(x=kept["lr"], y=kept["loss"], mode="markers", name="loss per step", opacity=0.35,

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pandas as pd
+import torch
 from torch import nn
 
 from core.measure import budget
@@ -55,8 +56,10 @@ def default_resolution(name: str) -> int:
     return int(cfg.input_size[-1]) if cfg is not None else 224
 
 
-def build(name: str, resolution: int | None = None) -> nn.Module:
-    """The architecture with random weights (profiling never downloads); ViTs are built for ``resolution``."""
+def build(name: str, resolution: int | None = None, initialise: bool = True) -> nn.Module:
+    """The architecture with random weights (profiling never downloads); ViTs are built for ``resolution``. With
+    ``initialise=False`` the weights are allocated but never initialised (built on the meta device, then
+    ``to_empty``): for counting, where only shapes matter, that skips seconds of random init on a large model."""
     arch = resolve_name(name)
     kwargs: dict[str, Any] = {}
     if resolution and resolution != default_resolution(arch) and _is_vit(arch):
@@ -64,6 +67,10 @@ def build(name: str, resolution: int | None = None) -> nn.Module:
     import timm
     try:
         check_budget(arch, resolution, lambda: timm.create_model(arch, pretrained=False, **kwargs))
+        if not initialise:
+            with torch.device("meta"):
+                skeleton = timm.create_model(arch, pretrained=False, **kwargs)
+            return skeleton.to_empty(device="cpu").eval()
         return timm.create_model(arch, pretrained=False, **kwargs).eval()
     except BackboneError:
         raise

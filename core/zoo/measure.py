@@ -119,7 +119,7 @@ def count(name: str, resolution: int | None = None) -> dict[str, Any]:
             return hit
     except store.StoreError:
         key = ""                       # counting needs no store: count, and skip the cache
-    model = build(arch, res)
+    model = build(arch, res, initialise=False)          # counting needs shapes, not values
     try:
         macs = fvcore_macs(model, (torch.randn(1, 3, res, res),)).total
     except Exception as err:  # noqa: BLE001

@@ -15,6 +15,7 @@ def open_page(tab: str = "Measure") -> AppTest:
     return open_any("pages/backbones.py", {"bb.tab": tab})
 
 
+@pytest.mark.slow
 def test_measure_one_model_in_the_background_and_see_it():
     at = open_page()
     assert at.title[0].value == "Compare backbones"
@@ -57,6 +58,7 @@ def test_unknown_search_says_so():
     assert any("No timm architecture contains 'zzznet'" in w for w in texts(at, "warning"))
 
 
+@pytest.mark.slow
 def test_scaling_and_recommender_tabs():
     at = open_page("Compound scaling")
     metrics = {m.label: m.value for m in at.metric}
@@ -70,6 +72,7 @@ def test_scaling_and_recommender_tabs():
     assert not at.exception
 
 
+@pytest.mark.slow
 def test_where_the_time_goes_profiles_a_backbone_in_the_background():
     import time
 

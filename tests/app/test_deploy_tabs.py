@@ -42,6 +42,7 @@ def test_the_deployment_tab_plots_latency_against_macs_with_the_budget(week):
     assert not at.exception
 
 
+@pytest.mark.slow
 def test_a_deployment_job_runs_in_the_background_and_its_result_replaces_the_button(tmp_path, monkeypatch):
     monkeypatch.setenv("ARCHSCOPE_DATA_DIR", str(tmp_path / "data"))
     query = {"blocks.tab": "Deploy", "dep.what": "One block", "explore.block": "depthwise_separable"}

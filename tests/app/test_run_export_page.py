@@ -5,9 +5,9 @@ import time
 import pytest
 
 from core import jobs
-from core.deploy import export_job
-from core.finetune import runs
-from core.finetune.__main__ import main as finetune
+from core.runs import export_job
+from core.runs import record as runs
+from core.runs.cli import train as finetune
 from tests.app._util import open_page, texts
 
 EVAL = {"runs.tab": "Evaluate and export"}
@@ -21,6 +21,7 @@ def test_the_seeded_week_shows_the_export_area(seeded_dir, monkeypatch):
     assert not at.exception
 
 
+@pytest.mark.slow
 def test_an_export_started_from_the_page_shows_three_models_and_their_files(tmp_path, monkeypatch):
     monkeypatch.setenv("ARCHSCOPE_DATA_DIR", str(tmp_path / "data"))
     assert finetune(["--data", "demo", "--demo-per-class", "30", "--demo-size", "64", "--image-size", "64",

@@ -2,14 +2,14 @@
 per run, smoothing / log scale / x-axis, rename, tag and delete (with the files), data usage and clean-up."""
 import pytest
 
-from core.finetune import runs
 from core.present import run_plots, style
+from core.runs import record as runs
 from tests.app._util import open_page, texts
 
 
 @pytest.fixture(scope="module")
 def two_runs():
-    from core.finetune.__main__ import main as finetune
+    from core.runs.cli import train as finetune
     made = []
     for recipe, name in (("linear_probe", "probe A"), ("finetune_top", "top B")):
         assert finetune(["--data", "demo", "--demo-per-class", "8", "--demo-size", "32", "--image-size", "32",
@@ -18,6 +18,7 @@ def two_runs():
     return made
 
 
+@pytest.mark.slow
 def test_filters_overlay_and_curve_controls(two_runs):
     probe, top = two_runs
     at = open_page("pages/runs.py", {"runs.recipe": "finetune_top"})          # a filter from a shared link
@@ -41,6 +42,7 @@ def test_ema_matches_tensorboard():
     assert run_plots.ema([3.0, 1.0], 0.0) == [3.0, 1.0]
 
 
+@pytest.mark.slow
 def test_rename_tag_delete_and_clean_up(two_runs):
     probe, _ = two_runs
     at = open_page("pages/runs.py")

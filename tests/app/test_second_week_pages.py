@@ -6,8 +6,8 @@ import time
 import pytest
 
 from core import jobs
-from core.finetune import runs
 from core.finetune.bundle import BEST_RULE
+from core.runs import record as runs
 from core.zoo import scaling
 from tests.app._util import open_page, texts
 
@@ -85,6 +85,7 @@ def test_the_recommender_answers_with_accuracy(week):
     assert any(a.startswith("**resnet50**, ImageNet-1k top-1 81.2% (timm, published)") for a in texts(at, "success"))
 
 
+@pytest.mark.slow
 def test_compound_scaling_counts_in_the_background_and_shows_the_first_point(tmp_path, monkeypatch):
     monkeypatch.setenv("ARCHSCOPE_DATA_DIR", str(tmp_path))
     t = time.time()

@@ -4,9 +4,9 @@ import sqlite3
 
 import pytest
 
-from core.finetune import runs
 from core.jobs import store
 from core.present import fmt
+from core.runs import record as runs
 from tests.app._util import open_page, texts
 from tests.seed import MODELS, NASTY_NAME, RESOLUTIONS
 
@@ -104,7 +104,7 @@ def test_a_read_only_store_still_shows_what_it_holds(week, monkeypatch):
 
 def test_the_freezing_depth_experiment_is_fair_and_scored_on_held_out_images(week):
     from core import jobs
-    from core.finetune import experiment
+    from core.runs import experiment
     job = jobs.latest(experiment.KIND)
     frame = experiment.results(job)
     done = frame[frame["status"] == "done"]

@@ -3,7 +3,7 @@ stay after the next click, the suggested LR applied with a button, Start disable
 and a ?run= link that shows the run first."""
 import pytest
 
-from core.finetune import runs
+from core.runs import record as runs
 from tests.app._util import open_page, texts
 
 
@@ -63,7 +63,7 @@ def test_hub_weights_offline_disable_start_with_the_reason(page):
 
 
 def test_a_run_link_shows_the_run_first(page):
-    from core.finetune.__main__ import main as finetune
+    from core.runs.cli import train as finetune
     assert finetune(["--data", "demo", "--demo-per-class", "8", "--demo-size", "32", "--image-size", "32",
                      "--epochs", "1", "--quiet", "--name", "linked run"]) == 0
     run_id = runs.all_runs()[0].id

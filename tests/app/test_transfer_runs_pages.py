@@ -8,7 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.data import demo
-from core.finetune import runs
+from core.runs import record as runs
 from tests.app._util import open_page
 
 
@@ -23,6 +23,7 @@ def upload(at: AppTest, name: str, data: bytes) -> AppTest:
     return at
 
 
+@pytest.mark.slow
 def test_upload_launch_watch_and_stop(tmp_path):
     at = open_page("pages/transfer.py")
     upload(at, "shapes.zip", demo_zip_bytes(tmp_path))
@@ -71,15 +72,16 @@ def test_bad_zip_gives_an_error_and_the_page_keeps_working():
     assert not at.exception and not at.error
 
 
+@pytest.mark.slow
 def test_runs_page_lists_runs_and_evaluates(tmp_path):
-    from core.finetune.__main__ import main as finetune
+    from core.runs.cli import train as finetune
     assert finetune(["--data", "demo", "--demo-per-class", "8", "--demo-size", "32", "--image-size", "32",
                      "--epochs", "2", "--quiet", "--name", "apptest run"]) == 0
     at = open_page("pages/runs.py")
     table = next(d.value for d in at.dataframe if "best val top-1 %" in d.value.columns)
     row = table.set_index("name").loc["apptest run"]
     # top-1 is a percent everywhere, and the exported epoch is the one that scored it
-    from core.finetune import runs
+    from core.runs import record as runs
     run = next(r for r in runs.all_runs() if r.name == "apptest run")
     assert row["best val top-1 %"] == pytest.approx(100 * run.result["best_top1"])
     assert row["exported epoch"] == run.result["best_epoch"] in (1, 2) and row["note"] == "—"   # an empty cell reads "—", never "None"

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from core.finetune import runs
+from core.runs import record as runs
 from tests.e2e.conftest import serve, wait_idle
 from tests.seed import NASTY_NAME
 

@@ -9,9 +9,9 @@ pytestmark = pytest.mark.e2e
 
 def test_the_export_area_in_chromium(page, tmp_path, monkeypatch):
     monkeypatch.setenv("ARCHSCOPE_DATA_DIR", str(tmp_path / "data"))
-    from core.deploy.run_export import export_run
-    from core.finetune import runs
-    from core.finetune.__main__ import main as finetune
+    from core.runs import record as runs
+    from core.runs.cli import train as finetune
+    from core.runs.export import export_run
     assert finetune(["--data", "demo", "--demo-per-class", "30", "--demo-size", "64", "--image-size", "64",
                      "--epochs", "1", "--threads", "1", "--quiet", "--name", "exported"]) == 0
     export_run(runs.all_runs()[0].id, int8=True)

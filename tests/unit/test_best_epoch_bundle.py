@@ -62,6 +62,7 @@ def tied_run(tmp_path_factory):
         mp.undo()
 
 
+@pytest.mark.slow
 def test_a_tie_at_100_percent_exports_the_epoch_with_the_lowest_val_loss(tied_run):
     assert tied_run.best_epoch == 3 and tied_run.best_top1 == 1.0
     meta = json.loads((Path(tied_run.export_dir) / "bundle.json").read_text())
@@ -70,12 +71,14 @@ def test_a_tie_at_100_percent_exports_the_epoch_with_the_lowest_val_loss(tied_ru
         (Path(tied_run.export_dir) / "README.md").read_text()
 
 
+@pytest.mark.slow
 def test_a_later_epoch_with_a_higher_loss_does_not_replace_the_best(tmp_path, monkeypatch):
     scripted(monkeypatch, [(0.5, 0.9), (0.8, 0.4), (0.8, 0.6)])
     result = train(TrainConfig(recipe="linear_probe", **TINY), tmp_path)
     assert result.best_epoch == 2 and result.best_top1 == 0.8
 
 
+@pytest.mark.slow
 def test_timm_resolve_data_config_reproduces_the_training_preprocessing(tied_run):
     import timm
     from timm.data import resolve_data_config
@@ -93,6 +96,7 @@ def test_timm_resolve_data_config_reproduces_the_training_preprocessing(tied_run
         assert torch.allclose(model(x), Predictor(folder).model(x), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_the_bundles_predict_py_runs_as_is_and_agrees_with_the_predictor(tied_run, tmp_path):
     folder = Path(tied_run.export_dir)
     image = next((demo.generate(per_class=10, size=32) / "circle").glob("*.png"))

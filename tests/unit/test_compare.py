@@ -2,7 +2,7 @@
 import numpy as np
 import pandas as pd
 
-from core.measure.compare import PRESETS, channel_sweep, compare, ratio_statement
+from core.blocks.compare import PRESETS, channel_sweep, compare, ratio_statement
 from core.present import fmt, plots
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from core.finetune import runs
+from core.runs import record as runs
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--data", "demo", "--demo-per-class", "10", "--demo-size", "32", "--image-size", "32", "--threads", "1",
@@ -24,8 +24,8 @@ def fresh(tmp_path, monkeypatch):
 
 def start(*args: str, nproc: int = 2) -> subprocess.Popen:
     torchrun = str(Path(sys.executable).parent / "torchrun")       # the torchrun of this interpreter (.venv)
-    cmd = ([torchrun, "--standalone", f"--nproc_per_node={nproc}", "-m", "core.finetune"] if nproc > 1
-           else [sys.executable, "-m", "core.finetune"])
+    cmd = ([torchrun, "--standalone", f"--nproc_per_node={nproc}", "-m", "core.runs", "train"] if nproc > 1
+           else [sys.executable, "-m", "core.runs", "train"])
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     return subprocess.Popen([*cmd, *TINY, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
@@ -42,6 +42,7 @@ def only_run() -> runs.Run:
     return run
 
 
+@pytest.mark.slow
 def test_cancel_mid_epoch_ends_both_ranks_within_10_s(fresh):
     proc = start("--recipe", "scratch", "--weights", "random", "--batch-size", "2", "--epochs", "50")
     end = time.time() + 180
@@ -56,6 +57,7 @@ def test_cancel_mid_epoch_ends_both_ranks_within_10_s(fresh):
     assert run.status == "cancelled" and "stopped by request" in run.result["note"] and run.result["info"]["world"] == 2
 
 
+@pytest.mark.slow
 def test_early_stopping_ends_both_ranks(fresh):
     finish(start("--recipe", "finetune_full", "--weights", "random", "--lr", "1e-9", "--batch-size", "8",
                  "--early-stopping", "1", "--epochs", "30"))
@@ -63,6 +65,7 @@ def test_early_stopping_ends_both_ranks(fresh):
     assert run.status == "done" and "early stopping" in run.result["note"] and run.result["epochs_done"] < 30
 
 
+@pytest.mark.slow
 def test_time_budget_ends_both_ranks(fresh):
     finish(start("--recipe", "scratch", "--weights", "random", "--batch-size", "2", "--epochs", "200",
                  "--time-budget-s", "4"))
@@ -70,6 +73,7 @@ def test_time_budget_ends_both_ranks(fresh):
     assert run.status == "done" and "time budget of 4 s" in run.result["note"] and run.result["epochs_done"] < 200
 
 
+@pytest.mark.slow
 def test_two_ranks_equal_one_process_on_the_same_data(fresh):
     """Linear probe, no augmentation: 2 ranks x batch 8 see the same 16 images per step as 1 process x batch 16,
     and DDP averages their gradients, so the curves agree to float error."""

@@ -11,10 +11,10 @@ import torch
 
 from core.config import data_dir
 from core.data import demo
-from core.finetune import runs
 from core.finetune.bundle import Predictor, load_checkpoint
 from core.finetune.config import TrainConfig
 from core.finetune.trainer import train
+from core.runs import record as runs
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--data", "demo", "--demo-per-class", "10", "--demo-size", "32", "--image-size", "32", "--batch-size", "8",
@@ -22,7 +22,7 @@ TINY = ["--data", "demo", "--demo-per-class", "10", "--demo-size", "32", "--imag
 
 
 def cli(*args: str, wait: bool = True, extra_env: dict | None = None):
-    cmd = [sys.executable, "-W", "ignore", "-m", "core.finetune", "--quiet", *args]
+    cmd = [sys.executable, "-W", "ignore", "-m", "core.runs", "train", "--quiet", *args]
     env = {**os.environ, **(extra_env or {})}
     if wait:
         return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
@@ -42,6 +42,7 @@ def wait_for(pred, timeout=120.0, every=0.2):
     return False
 
 
+@pytest.mark.slow
 def test_cli_end_to_end_and_the_exported_bundle_predicts():
     out = cli(*TINY, "--recipe", "linear_probe", "--epochs", "3")
     assert out.returncode == 0, out.stderr
@@ -58,6 +59,7 @@ def test_cli_end_to_end_and_the_exported_bundle_predicts():
     assert {c for c, _ in top} <= set(demo.CLASSES)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args,message", [
     (["--data", "/no/such/folder"], "data must be 'demo'"),
     (["--recipe", "nope"], "argument --recipe: invalid choice: 'nope' (choose from 'linear_probe'"),
@@ -70,6 +72,7 @@ def test_cli_bad_input_is_one_line_without_traceback(args, message):
     assert out.stderr.strip().count("\n") == 0
 
 
+@pytest.mark.slow
 def test_kill_dash_9_then_resume_loses_at_most_one_epoch_and_no_metric_is_duplicated():
     proc = cli(*TINY, "--recipe", "finetune_full", "--epochs", "6", "--weights", "random", wait=False)
     assert wait_for(lambda: runs.all_runs() and latest_run().status == "running")
@@ -90,6 +93,7 @@ def test_kill_dash_9_then_resume_loses_at_most_one_epoch_and_no_metric_is_duplic
     assert steps.is_unique and steps.max() == run.result["info"]["steps_per_epoch"] * 6
 
 
+@pytest.mark.slow
 def test_cancel_is_honoured_within_a_step():
     proc = cli(*TINY, "--recipe", "scratch", "--epochs", "50", wait=False)
     assert wait_for(lambda: runs.all_runs() and latest_run().status == "running"
@@ -103,6 +107,7 @@ def test_cancel_is_honoured_within_a_step():
     assert run.status == "cancelled" and "stopped by request" in run.result["note"]
 
 
+@pytest.mark.slow
 def test_resume_in_process_continues_the_same_split(tmp_path):
     cfg = TrainConfig(data="demo", demo_per_class=10, demo_size=32, image_size=32, batch_size=8, epochs=2,
                       recipe="linear_probe", threads=1)
@@ -114,9 +119,10 @@ def test_resume_in_process_continues_the_same_split(tmp_path):
     assert second.epochs_done == 3 and load_checkpoint(tmp_path)["split_val"] == ckpt["split_val"]
 
 
+@pytest.mark.slow
 def test_two_process_gloo_ddp_run():
     torchrun = str(Path(sys.executable).parent / "torchrun")       # the torchrun of this interpreter (.venv)
-    cmd = [torchrun, "--standalone", "--nproc_per_node=2", "-m", "core.finetune", "--quiet", *TINY,
+    cmd = [torchrun, "--standalone", "--nproc_per_node=2", "-m", "core.runs", "train", "--quiet", *TINY,
            "--device", "cpu", "--recipe", "finetune_full", "--weights", "random", "--epochs", "2"]
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
                          env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"})
@@ -129,6 +135,7 @@ def test_two_process_gloo_ddp_run():
     assert run.result["info"]["steps_per_epoch"] == -(-per_rank // 8) and torch.distributed.is_available()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("recipe", ["finetune_top", "linear_probe"])
 def test_the_exported_bundle_scores_the_reported_top1_in_plain_timm(tmp_path, recipe):
     """The bundle holds the best epoch's weights: loaded strictly by plain timm and run on the saved validation

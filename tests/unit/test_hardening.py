@@ -19,17 +19,16 @@ from safetensors.torch import save_file
 
 from core.config import data_dir
 from core.data import safezip, uploads
-from core.data.images import load_resized
 from core.data.errors import DatasetError
 from core.data.health import health
-from core.data.images import open_image, thumbnail
+from core.data.images import load_resized, open_image, thumbnail
 from core.data.ingest import scan
 from core.data.safezip import safe_extract
 from core.data.split import stratified_split
-from core.finetune import runs
 from core.finetune.weights import WeightsError, check_file, create, read_state_dict
 from core.jobs import store
 from core.present import fmt, run_plots
+from core.runs import record as runs
 
 
 def png(size=(8, 8), colour=(200, 10, 10)) -> bytes:
@@ -109,7 +108,7 @@ def test_disk_full_while_extracting_keeps_nothing(tmp_path, monkeypatch):
 
 
 def test_the_cli_says_one_line_and_exits_2_on_a_damaged_zip(tmp_path, capsys):
-    from core.finetune.__main__ import main
+    from core.runs.cli import train as main
     path = zip_of(tmp_path / "x.zip", [*GOOD, ("a/" + "n" * 300 + ".png", png())])
     assert main(["--data", str(path), "--epochs", "1", "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
@@ -269,7 +268,7 @@ def test_a_new_run_never_reuses_a_folder_left_by_a_lost_store(tmp_path, monkeypa
 def test_wall_time_spans_resumes():
     import time
 
-    from core.finetune.__main__ import main
+    from core.runs.cli import train as main
     tiny = ["--data", "demo", "--demo-per-class", "6", "--demo-size", "32", "--image-size", "32", "--threads", "1",
             "--quiet", "--recipe", "linear_probe", "--weights", "random"]
     assert main([*tiny, "--epochs", "1"]) == 0

@@ -17,9 +17,11 @@ import torch
 
 from core import config as core_config
 from core.config import DataDirError
-from core.finetune import bundle, runs, session
-from core.finetune.__main__ import main
+from core.finetune import bundle
 from core.jobs import lifecycle, store
+from core.runs import record as runs
+from core.runs import session
+from core.runs.cli import train as main
 from tests.helpers import read_only_mount
 
 TINY = ["--data", "demo", "--demo-per-class", "6", "--demo-size", "32", "--image-size", "32", "--epochs", "1",
@@ -41,6 +43,7 @@ def sleeper():
 
 # 3. liveness by the process, not only the clock --------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_paused_worker_past_the_startup_deadline_is_alive(sleeper, monkeypatch):
     run_id = runs.create({}, "paused")
     runs.update(run_id, **lifecycle.owner(sleeper.pid))
@@ -64,6 +67,7 @@ def test_a_paused_worker_past_the_startup_deadline_is_alive(sleeper, monkeypatch
     runs.update(run_id, status="cancelled")               # hold no launch slot for the tests after this one
 
 
+@pytest.mark.slow
 def test_a_recycled_pid_is_not_the_worker(sleeper):
     run_id = runs.create({}, "recycled")
     runs.update(run_id, status="running", pid=sleeper.pid, pid_start=lifecycle.process_start(sleeper.pid) - 1)
@@ -71,6 +75,7 @@ def test_a_recycled_pid_is_not_the_worker(sleeper):
     assert run.status == "failed" and "ended without reporting" in run.error
 
 
+@pytest.mark.slow
 def test_two_workers_on_one_run_folder_are_impossible(tmp_path):
     run_id = runs.create({}, "locked")
     folder = runs.folder(run_id)
@@ -78,7 +83,7 @@ def test_two_workers_on_one_run_folder_are_impossible(tmp_path):
 import sys, time
 sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
 from pathlib import Path
-from core.finetune import runs
+from core.runs import record as runs
 lock = runs.hold_worker_lock({run_id}, Path({str(folder)!r}))
 print("held", flush=True)
 time.sleep(60)
@@ -170,10 +175,11 @@ def test_a_data_directory_deleted_while_running_is_not_made_again(tmp_path, monk
     assert list(where.iterdir()) == []                     # nothing was written into it
 
 
+@pytest.mark.slow
 def test_a_worker_stops_when_its_data_directory_is_moved(tmp_path):
     where = tmp_path / "data"
     env = {**os.environ, core_config.ENV_VAR: str(where)}
-    proc = subprocess.Popen([sys.executable, "-m", "core.finetune", *TINY[:-3], "--epochs", "200",
+    proc = subprocess.Popen([sys.executable, "-m", "core.runs", "train", *TINY[:-3], "--epochs", "200",
                              "--model", "mobilenetv3_small_100"], cwd=Path(__file__).resolve().parents[2],
                             env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     end = time.time() + 120
@@ -195,6 +201,7 @@ def _open_fresh(path: str, out) -> None:
         out.put(repr(err))
 
 
+@pytest.mark.slow
 def test_a_fresh_store_opened_by_many_processes_at_once(tmp_path):
     ctx = multiprocessing.get_context("fork")
     results = []
@@ -210,6 +217,30 @@ def test_a_fresh_store_opened_by_many_processes_at_once(tmp_path):
     assert results == ["ok"] * 48
     with sqlite3.connect(tmp_path / "s0.sqlite") as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION
+
+
+def _open_at_barrier(paths: list[str], barrier, out) -> None:
+    """One forked opener: for each fresh store, wait until all four are ready, then open it at the same instant."""
+    for path in paths:
+        barrier.wait(timeout=60)
+        _open_fresh(path, out)
+
+
+@pytest.mark.slow
+def test_a_thousand_forked_opens_of_fresh_stores_all_succeed(tmp_path):
+    """Four forked processes released together by a barrier open each of 250 fresh stores: 1,000 opens in a row,
+    every one of them 'ok' (switching a new file to WAL used to fail at once with 'database is locked')."""
+    ctx = multiprocessing.get_context("fork")
+    paths = [str(tmp_path / f"fresh{i}.sqlite") for i in range(250)]
+    barrier, out = ctx.Barrier(4), ctx.Queue()
+    procs = [ctx.Process(target=_open_at_barrier, args=(paths, barrier, out)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=120) for _ in range(4 * len(paths))]
+    for p in procs:
+        p.join(timeout=60)
+    failures = [r for r in results if r != "ok"]
+    assert len(results) == 1000 and failures == [], (len(failures), failures[:3])
 
 
 @pytest.fixture

@@ -240,6 +240,7 @@ def test_a_stale_half_extraction_is_replaced(tmp_path):
     assert len(scan(target).samples) == 2 and (target / ".complete").exists()
 
 
+@pytest.mark.slow
 def test_two_measurements_started_at_the_same_moment_start_one(monkeypatch):
     from core import jobs
     from core.jobs import lifecycle
@@ -255,6 +256,7 @@ def test_two_measurements_started_at_the_same_moment_start_one(monkeypatch):
     jobs.finish(started[0], "cancelled")
 
 
+@pytest.mark.slow
 def test_a_link_naming_too_many_models_is_refused_before_any_job():
     from core.measure.settings import Setting
     from core.zoo import worker

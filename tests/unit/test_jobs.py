@@ -23,6 +23,7 @@ def wait(job_id: int, timeout: float = 120) -> jobs.Job:
     raise AssertionError(f"job {job_id} still {jobs.get(job_id).status} after {timeout} s")
 
 
+@pytest.mark.slow
 def test_worker_measures_and_reports_bad_names():
     job = measure_worker.start(["mobilenetv3_small_100", "no_such_net", "resnet18"], SETTING, resolution=64,
                                refresh=True)
@@ -38,6 +39,7 @@ def test_worker_measures_and_reports_bad_names():
         {"interleaved with 1 other(s), %d rounds (machine busy)" % r["rounds"] for r in rows["timed_with"]}
 
 
+@pytest.mark.slow
 def test_cancel_is_honoured_between_models():
     job = measure_worker.start(["resnet18"] * 6, SETTING, resolution=64, refresh=True)
     jobs.request_cancel(job.id)
@@ -45,6 +47,7 @@ def test_cancel_is_honoured_between_models():
     assert done.status == "cancelled" and done.done < 6
 
 
+@pytest.mark.slow
 def test_killed_worker_ends_as_failed():
     job = measure_worker.start(["resnet50"] * 50, SETTING, resolution=224, refresh=True)
     end = time.time() + 60
@@ -56,6 +59,7 @@ def test_killed_worker_ends_as_failed():
     assert job.status == "failed" and "ended without reporting" in job.error
 
 
+@pytest.mark.slow
 def test_one_measurement_job_at_a_time():
     job = measure_worker.start(["resnet18"] * 3, SETTING, resolution=64, refresh=True)
     assert job.id in [j.id for j in jobs.active_jobs()]            # whatever its kind
@@ -71,7 +75,7 @@ def test_one_measurement_job_at_a_time():
 
 
 def test_run_rename_tag_and_delete_removes_its_files(tmp_path):
-    from core.finetune import runs
+    from core.runs import record as runs
     run_id = runs.create({"recipe": "linear_probe", "model": "efficientnet_lite0"}, name="first")
     path = runs.folder(runs.get(run_id))
     (path / "export").mkdir()

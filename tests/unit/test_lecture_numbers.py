@@ -2,7 +2,7 @@
 import pytest
 
 from core.blocks import block_cost, create_block
-from core.measure.compare import LECTURE_CASES, lecture_table
+from core.blocks.compare import LECTURE_CASES, lecture_table
 
 OFF = {"bias": False, "norm": False}
 

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from core import jobs
-from core.finetune import experiment, launch, runs
 from core.finetune.config import TrainConfig
 from core.jobs import lifecycle
 from core.measure.settings import Setting
+from core.runs import experiment, launch
+from core.runs import record as runs
 from core.zoo import worker as measure_worker
 from tests.helpers import at_once
 
@@ -27,6 +28,7 @@ def until(pred, timeout: float = 60.0) -> bool:
     return False
 
 
+@pytest.mark.slow
 def test_a_worker_killed_within_its_first_moments_ends_failed_and_frees_its_slot(monkeypatch):
     monkeypatch.setenv(runs.MAX_RUNS_ENV, "2")
     killed = []
@@ -57,6 +59,7 @@ def test_two_launches_at_once_against_a_cap_of_one_start_exactly_one():
     runs.update(made[0], status="cancelled")
 
 
+@pytest.mark.slow
 def test_the_freezing_depth_experiment_waits_for_a_free_slot(monkeypatch):
     monkeypatch.setenv(runs.MAX_RUNS_ENV, "1")
     for r in runs.active_runs():
@@ -73,6 +76,7 @@ def test_the_freezing_depth_experiment_waits_for_a_free_slot(monkeypatch):
     assert until(lambda: not jobs.get(job.id).active, timeout=240)
 
 
+@pytest.mark.slow
 def test_a_finished_worker_is_reaped_not_left_a_zombie():
     job = measure_worker.start(["no_such_net"], Setting("cpu", "fp32", "contiguous", 1))
     pid = job.pid
@@ -88,6 +92,7 @@ def test_the_liveness_rule_is_the_same_for_every_active_state(status):
     assert not jobs.dead_reason("done", 2**22 + 12345, 0.0)
 
 
+@pytest.mark.slow
 def test_a_resume_is_refused_at_the_cap_like_a_new_run(monkeypatch):
     monkeypatch.setenv(runs.MAX_RUNS_ENV, "1")
     for r in runs.active_runs():

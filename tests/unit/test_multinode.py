@@ -6,6 +6,7 @@ killed mid-epoch makes the other exit within the timeout, the run is failed with
 finishes it."""
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -18,7 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
-ARGS = ["-m", "core.finetune", "--data", "demo", "--demo-size", "64", "--image-size", "64", "--batch-size", "8",
+ARGS = ["-m", "core.runs", "train", "--data", "demo", "--demo-size", "64", "--image-size", "64", "--batch-size", "8",
         "--threads", "1", "--recipe", "finetune_top", "--device", "cpu", "--quiet", "--seed", "3"]
 TIMEOUT_S = 60          # ARCHSCOPE_DIST_TIMEOUT_S for these runs: the bound on a surviving node's exit
 
@@ -57,8 +58,8 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
-def two_nodes(tmp: Path, extra: list[str], before_b=None,
-              timeout_s: float = TIMEOUT_S) -> tuple[subprocess.Popen, subprocess.Popen, Path, Path]:
+def two_nodes(tmp: Path, extra: list[str], before_b=None, timeout_s: float = TIMEOUT_S,
+              extra_b: list[str] | None = None) -> tuple[subprocess.Popen, subprocess.Popen, Path, Path]:
     a, b = tmp / "node-a", tmp / "node-b"
     a.mkdir()
     b.mkdir()
@@ -67,7 +68,7 @@ def two_nodes(tmp: Path, extra: list[str], before_b=None,
     port = free_port()
     pa = node(a, port, extra, tmp / "a.log", timeout_s)
     time.sleep(1.5)                        # node a first: it hosts the rendezvous store
-    pb = node(b, port, extra, tmp / "b.log", timeout_s)
+    pb = node(b, port, extra + (extra_b or []), tmp / "b.log", timeout_s)
     return pa, pb, a, b
 
 
@@ -87,6 +88,7 @@ def val_metrics(data: Path, run_id: int) -> list[tuple[int, str, float]]:
                             "'val_top1') ORDER BY epoch, name", (run_id,)).fetchall()
 
 
+@pytest.mark.slow
 def test_two_nodes_record_one_run_and_match_a_single_node_run(tmp_path):
     extra = ["--demo-per-class", "8", "--epochs", "2", "--name", "two nodes"]
     pa, pb, a, b = two_nodes(tmp_path, extra)
@@ -115,6 +117,7 @@ def test_two_nodes_record_one_run_and_match_a_single_node_run(tmp_path):
     assert json.loads(one["result"])["best_top1"] == pytest.approx(result["best_top1"], abs=1e-9)
 
 
+@pytest.mark.slow
 def test_a_node_with_a_different_dataset_stops_both_with_one_message(tmp_path):
     def tamper(b: Path) -> None:               # node b already holds a demo set, one image of it changed
         from core.data import demo
@@ -128,6 +131,20 @@ def test_a_node_with_a_different_dataset_stops_both_with_one_message(tmp_path):
     runs = record(a) + record(b)
     assert len(runs) == 1 and runs[0]["status"] == "failed" and "different dataset" in runs[0]["error"]
     assert not any(d.joinpath("runs", "1", "checkpoint.pt").exists() for d in (a, b))       # nothing trained
+
+
+@pytest.mark.slow
+def test_nodes_started_with_different_flags_stop_every_rank_with_one_line(tmp_path):
+    """Node b asks for 32 px images while rank 0 trains at 64 px: both exit non-zero before any training, the run
+    is failed with the one line that names the flag, and nothing is recorded as done."""
+    pa, pb, a, b = two_nodes(tmp_path, ["--demo-per-class", "6", "--epochs", "1"], extra_b=["--image-size", "32"])
+    assert pa.wait(300) != 0 and pb.wait(300) != 0
+    text = (tmp_path / "a.log").read_text() + (tmp_path / "b.log").read_text()
+    said = re.search(r"has image_size (32|64), rank 0 has (32|64): start every node with the same flags", text)
+    assert said and said.group(1) != said.group(2), text[-3000:]          # c10d picks which node is rank 0
+    runs = record(a) + record(b)
+    assert len(runs) == 1 and runs[0]["status"] == "failed" and "start every node with the same" in runs[0]["error"]
+    assert not any(d.joinpath("runs", "1", "checkpoint.pt").exists() for d in (a, b))
 
 
 def kill_mid_epoch(tmp: Path, extra: list[str], how: int = signal.SIGKILL, timeout_s: float = TIMEOUT_S) -> dict:
@@ -169,6 +186,7 @@ def kill_mid_epoch(tmp: Path, extra: list[str], how: int = signal.SIGKILL, timeo
             "survivor_exit_code": code, "survivor_exit_s": round(time.monotonic() - t, 2)}
 
 
+@pytest.mark.slow
 def test_a_killed_node_fails_the_run_in_bounded_time_and_resume_finishes_it(tmp_path):
     killed = kill_mid_epoch(tmp_path, ["--demo-per-class", "120", "--epochs", "3", "--name", "killed"])
     home, run_id = killed["home"], killed["run_id"]
@@ -180,7 +198,7 @@ def test_a_killed_node_fails_the_run_in_bounded_time_and_resume_finishes_it(tmp_
     assert run["status"] == "failed" and "another rank of this run stopped answering" in run["error"]
     assert f"--resume {run_id}" in run["error"]
     env = {**os.environ, "ARCHSCOPE_DATA_DIR": str(home)}
-    out = subprocess.run([sys.executable, "-W", "ignore", "-m", "core.finetune", "--quiet", "--resume", str(run_id)],
+    out = subprocess.run([sys.executable, "-W", "ignore", "-m", "core.runs", "train", "--quiet", "--resume", str(run_id)],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     run = record(home)[0]
@@ -190,6 +208,7 @@ def test_a_killed_node_fails_the_run_in_bounded_time_and_resume_finishes_it(tmp_
     assert epochs == [0, 1, 2]                 # each epoch's validation once: nothing lost, nothing twice
 
 
+@pytest.mark.slow
 def test_a_hung_node_ends_the_others_after_the_timeout(tmp_path):
     """A node that stops answering without closing its connections (SIGSTOP): the survivor's next collective
     fails after ARCHSCOPE_DIST_TIMEOUT_S (15 s here) and the run is failed with that reason."""

@@ -6,6 +6,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -32,9 +34,10 @@ def test_both_commands_install_into_a_venv_and_never_into_the_system_python():
     assert run_tests.rstrip().endswith(".venv/bin/python -m pytest -q") and "python3-venv" in run_tests
 
 
+@pytest.mark.slow
 def test_cli_help_is_fast_shows_choices_and_defaults_and_imports_no_torch():
     t = time.perf_counter()
-    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "core.finetune", "--help"], cwd=ROOT,
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "core.runs", "train", "--help"], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
     took = time.perf_counter() - t
     assert out.returncode == 0
@@ -44,3 +47,22 @@ def test_cli_help_is_fast_shows_choices_and_defaults_and_imports_no_torch():
     imported = {line.split("|")[-1].strip() for line in out.stderr.splitlines() if line.startswith("import time:")}
     assert "torch" not in imported and "timm" not in imported, sorted(m for m in imported if "torch" in m)[:5]
     print(f"--help took {took:.2f} s")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("old, new", [(["core.finetune", "--help"], "python -m core.runs train"),
+                                      (["core.deploy", "export", "--help"], "python -m core.runs export")])
+def test_the_old_command_spellings_forward_with_one_line(old, new):
+    out = subprocess.run([sys.executable, "-m", *old], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    notes = [ln for ln in out.stderr.splitlines() if ln.startswith("note:")]
+    assert notes == [f"note: `python -m {' '.join(old[:-1])}` is now `{new}`; forwarding"]
+    assert f"usage: {new}" in out.stdout
+
+
+def test_the_readme_names_the_new_commands_and_the_fast_loop():
+    text = (ROOT / "README.md").read_text()
+    assert "-m core.runs train" in text and "python3 -m core.runs export" in text
+    assert "-m core.finetune --data" not in text and "core.deploy export RUN_ID" not in text
+    develop = text.split("## Develop", 1)[1].split("\n## ", 1)[0]
+    assert '-m "not slow"' in develop

@@ -123,6 +123,7 @@ def test_ceilings_are_cached_in_the_store():
     assert layers.ceilings(setting) == first                  # read back, not measured again
 
 
+@pytest.mark.slow
 def test_the_backbone_layer_job_stores_a_profile():
     import time
 

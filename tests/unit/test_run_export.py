@@ -12,10 +12,13 @@ from pathlib import Path
 import pytest
 
 from core.deploy import DeployError
-from core.deploy import run_export as rx
-from core.deploy.__main__ import main as deploy_cli
-from core.finetune import runs
-from core.finetune.__main__ import main as finetune
+from core.runs import export as rx
+from core.runs import record as runs
+from core.runs.artifacts import artifacts
+from core.runs.cli import main as runs_cli
+from core.runs.cli import train as finetune
+
+pytestmark = pytest.mark.slow        # every test here fine-tunes a run or exports one (see tests/conftest.py)
 
 TINY = ["--data", "demo", "--demo-size", "64", "--image-size", "64", "--threads", "1", "--quiet"]
 
@@ -70,6 +73,7 @@ def test_a_second_export_of_the_same_epoch_reuses_the_files(probe):
     assert again["reused"] and again["files"]["model.onnx"]["sha256"] == record["files"]["model.onnx"]["sha256"]
 
 
+@pytest.mark.slow
 def test_the_plain_onnxruntime_script_reproduces_the_top1_in_a_fresh_venv(probe, tmp_path):
     run, record = probe
     venv = tmp_path / "venv"
@@ -78,8 +82,8 @@ def test_the_plain_onnxruntime_script_reproduces_the_top1_in_a_fresh_venv(probe,
                           "pillow==13.0.0"], capture_output=True, text=True, timeout=600)
     assert pip.returncode == 0, pip.stderr[-2000:]
     folder = runs.folder(run) / "export"
-    data, _ = rx.splits(rx.source(run))
-    paths, labels = data.val
+    val = artifacts(run).splits["val"]
+    paths, labels = val.paths, val.labels
     out = subprocess.run([str(venv / "bin" / "python"), str(folder / "predict_onnx.py"), *map(str, paths)],
                          capture_output=True, text=True, timeout=300, env={"PATH": os.environ["PATH"]})
     assert out.returncode == 0, out.stderr[-2000:]
@@ -98,12 +102,15 @@ def test_a_run_with_no_checkpoint_is_refused_in_words():
         rx.export_run(run_id)
 
 
-def test_a_run_still_training_exports_its_best_epoch_so_far_labelled(probe):
+def test_a_run_still_training_is_refused_until_it_ends(probe):
+    """Its final bundle would replace the export when it ends: refused in words, nothing written."""
     run, _ = probe
     runs.update(run.id, status="running", pid=os.getpid())
     try:
-        src = rx.source(runs.get(run.id))
+        src = artifacts(runs.get(run.id), with_splits=False)
         assert src.label == f"epoch {src.epoch}, the best val top-1 so far (the run is running)"
+        with pytest.raises(DeployError, match=rf"run {run.id} is still running: export it when it ends"):
+            rx.export_run(run.id)
     finally:
         runs.update(run.id, status="done")
 
@@ -114,10 +121,10 @@ def test_a_deleted_dataset_allows_fp32_only_and_says_why(tmp_path):
     run = train("deleted data", "--recipe", "linear_probe", "--epochs", "1", "--data", str(folder))
     shutil.rmtree(folder)
     with pytest.raises(DeployError, match=r"int8 needs the run's training images to calibrate, and its dataset "
-                                          r"cannot be read .*; export fp32 without them instead"):
+                                          r"folder .* is gone; export fp32 without them instead"):
         rx.export_run(run.id, int8=True)
     record = rx.export_run(run.id)
-    assert not record["scored"] and record["not_scored_because"].startswith("its dataset cannot be read")
+    assert not record["scored"] and record["not_scored_because"].startswith("its dataset folder")
     assert record["files"]["model.onnx"]["parity"]["max_abs_diff"] <= rx.LOGIT_TOLERANCE
 
 
@@ -148,14 +155,14 @@ def test_a_full_disk_leaves_the_bundle_as_it_was(probe, monkeypatch, tmp_path):
         rx.export_run(run.id, out=target)
     assert {p.name: p.read_bytes() for p in target.iterdir()} == snapshot         # no partial file, nothing changed
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
-    from core.deploy.export_job import friendly
+    from core.runs.export_job import friendly
     assert friendly(OSError(errno.ENOSPC, "x")).startswith("disk full while writing the export; nothing was "
                                                           "half-written")
 
 
 def test_the_cli_exports_and_refuses_in_one_line(probe, capsys):
     run, _ = probe
-    assert deploy_cli(["export", str(run.id)]) == 0
+    assert runs_cli(["export", str(run.id)]) == 0
     assert json.loads(capsys.readouterr().out)["epoch"] == run.result["best_epoch"]
-    assert deploy_cli(["export", "999999"]) == 2
+    assert runs_cli(["export", "999999"]) == 2
     assert capsys.readouterr().err.strip() == "error: there is no run 999999"

@@ -107,7 +107,7 @@ def test_throughput_saturation_stars_are_in_the_legend():
 
 
 def test_the_lr_finder_cuts_the_divergent_tail_as_fastai_does():
-    from core.finetune.schedule import SKIP_END, lr_plot_range
+    from core.present.run_plots import SKIP_END, lr_plot_range
     lrs = np.geomspace(1e-6, 1, 30)
     smooth = np.concatenate([np.linspace(2.3, 0.6, 24), [0.8, 1.5, 4.0, 12.0, 30.0, 60.0]])
     frame = pd.DataFrame({"lr": lrs, "loss": smooth + 0.05, "smoothed loss": smooth})
@@ -134,7 +134,7 @@ def test_lr_range_test_reports_progress(monkeypatch):
 
 
 def fake_run(run_id, status="done", best=None, error="", name="", **config):
-    from core.finetune.runs import Run
+    from core.runs.record import Run
     cfg = {"model": "efficientnet_lite0", "recipe": "finetune_top", "data": "demo", "demo_per_class": 10,
            "demo_size": 32, "lr": 1e-3, "epochs": 3, "image_size": 32, "batch_size": 8, "augment": "light",
            "weights": "offline", "schedule": "cosine", "seed": 0, "layer_decay": 0.6, **config}
@@ -148,7 +148,7 @@ def fake_run(run_id, status="done", best=None, error="", name="", **config):
 
 
 def test_the_runs_table_says_what_differed_and_blank_is_a_dash():
-    from core.finetune import tracker
+    from core.runs import tracker
     table = tracker.frame([fake_run(1, best=0.5), fake_run(2, best=0.9, lr=3e-4, augment="strong"),
                            fake_run(3, status="failed", error="x" * 500)], {(2, 1): 0.12})
     row = table.set_index("id").loc[2]
@@ -165,7 +165,7 @@ def test_the_runs_table_says_what_differed_and_blank_is_a_dash():
 
 
 def test_the_default_overlay_is_the_best_finished_runs_never_a_failed_one():
-    from core.finetune import tracker
+    from core.runs import tracker
     made = [fake_run(1, best=0.5), fake_run(2, status="failed"), fake_run(3, best=0.9), fake_run(4, best=0.9),
             fake_run(5, best=0.7), fake_run(6, status="running")]
     assert tracker.default_overlay(made) == [4, 3, 5]                # a tie: the newer run first
@@ -175,20 +175,21 @@ def test_the_default_overlay_is_the_best_finished_runs_never_a_failed_one():
 
 
 def test_run_labels_never_repeat_themselves():
-    from core.finetune.runs import default_name
+    from core.runs.record import default_name
     run = fake_run(7, best=0.5, name=default_name({"model": "efficientnet_lite0", "recipe": "finetune_top"}))
     assert run.label() == "efficientnet_lite0 · finetune_top · 50.0% · #7"
     assert fake_run(8, name="top layers").label() == "top layers · finetune_top · efficientnet_lite0 · done · #8"
 
 
+@pytest.mark.slow
 def test_a_cli_run_without_a_name_is_named_as_the_page_names_it():
     import subprocess
     import sys
     from pathlib import Path
 
-    from core.finetune import runs
+    from core.runs import record as runs
     root = Path(__file__).resolve().parents[2]
-    out = subprocess.run([sys.executable, "-W", "ignore", "-m", "core.finetune", "--quiet", "--data", "demo",
+    out = subprocess.run([sys.executable, "-W", "ignore", "-m", "core.runs", "train", "--quiet", "--data", "demo",
                           "--demo-per-class", "6", "--demo-size", "32", "--image-size", "32", "--batch-size", "8",
                           "--threads", "1", "--epochs", "1", "--recipe", "linear_probe"],
                          cwd=root, capture_output=True, text=True, timeout=300)

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from core.finetune import runs, tblog
+from core.runs import record as runs
+from core.runs import tblog
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--data", "demo", "--demo-per-class", "6", "--demo-size", "32", "--image-size", "32", "--batch-size", "8",
@@ -30,7 +31,7 @@ def test_the_seeded_runs_event_files_hold_the_stores_metrics(seeded_dir, monkeyp
     done = [r for r in runs.all_runs() if r.status == "done"]
     assert len(done) == 7
     for run in done:
-        folder = tblog.existing(run.id)
+        folder = tblog.existing(run.id, runs.folder(run))
         assert folder is not None and folder.name == tblog.folder_name(run.id, run.name), run.name
         acc = events(folder)
         m = runs.metrics(run.id)
@@ -50,35 +51,37 @@ def test_the_seeded_runs_event_files_hold_the_stores_metrics(seeded_dir, monkeyp
         assert f"| model | {run.config['model']} |" in config and f"| recipe | {run.config['recipe']} |" in config
 
 
+@pytest.mark.slow
 def test_the_folder_follows_a_rename_and_goes_with_a_delete(tmp_path, monkeypatch):
     monkeypatch.setenv("ARCHSCOPE_DATA_DIR", str(tmp_path))
-    out = subprocess.run([sys.executable, "-W", "ignore", "-m", "core.finetune", *TINY, "--epochs", "1",
+    out = subprocess.run([sys.executable, "-W", "ignore", "-m", "core.runs", "train", *TINY, "--epochs", "1",
                           "--name", "first / name"], cwd=ROOT, capture_output=True, text=True, timeout=300,
                          env={**__import__("os").environ, "ARCHSCOPE_DATA_DIR": str(tmp_path)})
     assert out.returncode == 0, out.stderr
     run = runs.all_runs()[0]
-    before = tblog.existing(run.id)
+    before = tblog.existing(run.id, runs.folder(run))
     assert before is not None and before.name == f"{run.id:04d} first name"          # a slash never nests
     steps = scalars(events(before), "train/loss")
     runs.rename(run.id, "baseline, 1 epoch")
-    after = tblog.existing(run.id)
+    after = tblog.existing(run.id, runs.folder(run))
     assert after.name == f"{run.id:04d} baseline, 1 epoch" and not before.exists()
     assert scalars(events(after), "train/loss") == steps
     runs.delete(run.id)
-    assert tblog.existing(run.id) is None and not after.exists()
+    assert tblog.existing(run.id, runs.folder(run)) is None and not after.exists()
 
 
+@pytest.mark.slow
 def test_a_resume_never_logs_a_step_twice(tmp_path, monkeypatch):
     from torch.utils.tensorboard import SummaryWriter
 
     from core.finetune.config import TrainConfig
-    from core.finetune.session import execute
+    from core.runs.session import execute
     monkeypatch.setenv("ARCHSCOPE_DATA_DIR", str(tmp_path))
     cfg = TrainConfig(data="demo", demo_per_class=6, demo_size=32, image_size=32, batch_size=8, threads=1,
                       recipe="finetune_top", epochs=1)
     assert execute(cfg) == 0
     run = runs.all_runs()[0]
-    folder = tblog.existing(run.id)
+    folder = tblog.existing(run.id, runs.folder(run))
     last = scalars(events(folder), "train/loss")[-1][0]
     with SummaryWriter(str(folder)) as w:        # what a crash leaves: steps logged after the last checkpoint
         for step in range(last + 1, last + 3):

@@ -5,9 +5,11 @@ import time
 import pandas as pd
 import pytest
 
-from core.finetune import experiment, launch, planning, runs
+from core.finetune import planning
 from core.finetune.bundle import load_checkpoint
 from core.finetune.config import TrainConfig
+from core.runs import experiment, launch
+from core.runs import record as runs
 
 TINY = dict(data="demo", demo_per_class=8, demo_size=32, image_size=32, batch_size=8, threads=1)
 
@@ -21,6 +23,7 @@ def wait_done(run_id, timeout=180):
     raise AssertionError(f"run {run_id} still {runs.get(run_id).status}")
 
 
+@pytest.mark.slow
 def test_two_runs_at_once_keep_their_metrics_apart(monkeypatch):
     monkeypatch.setenv(runs.MAX_RUNS_ENV, "2")
     a = launch.launch(TrainConfig(**TINY, recipe="linear_probe", epochs=3), "a")
@@ -37,6 +40,7 @@ def test_two_runs_at_once_keep_their_metrics_apart(monkeypatch):
     assert {"loss", "lr", "val_top1"} <= set(curves.columns)
 
 
+@pytest.mark.slow
 def test_resume_a_cancelled_run():
     run_id = launch.launch(TrainConfig(**TINY, recipe="finetune_full", weights="random", epochs=30), "r")
     end = time.time() + 60             # a whole epoch (and its checkpoint) before the stop
@@ -63,6 +67,7 @@ def test_resume_a_cancelled_run():
     assert val["epoch"].is_unique and list(val["epoch"]) == sorted(val["epoch"])   # no epoch counted twice
 
 
+@pytest.mark.slow
 def test_group_lrs_and_estimate():
     cfg = TrainConfig(**TINY, recipe="finetune_full")
     table = planning.group_lrs(cfg, 6)
@@ -76,7 +81,7 @@ def test_group_lrs_and_estimate():
 
 
 def _experiment_frame(test_hits: list[int], n: int = 60) -> pd.DataFrame:
-    from core.finetune.evaluate import wilson
+    from core.runs.evaluate import wilson
     rows = []
     for recipe, hits in zip(["linear_probe", "finetune_top", "finetune_full", "scratch"], test_hits):
         lo, hi = wilson(hits, n)
@@ -86,7 +91,7 @@ def _experiment_frame(test_hits: list[int], n: int = 60) -> pd.DataFrame:
 
 
 def test_wilson_interval_matches_the_closed_form():
-    from core.finetune.evaluate import wilson
+    from core.runs.evaluate import wilson
     # 27 of 36: p = 0.75; Wilson 95% = (0.5893, 0.8625) (centre 0.7259, half-width 0.1366)
     lo, hi = wilson(27, 36)
     assert (round(lo, 4), round(hi, 4)) == (0.5893, 0.8625)
@@ -104,6 +109,7 @@ def test_experiment_conclusion_uses_test_scores_and_their_uncertainty():
     assert "beats scratch by 33.3 percentage points" in " ".join(close)
 
 
+@pytest.mark.slow
 def test_lr_range_test_returns_a_curve_and_a_suggestion():
     frame, lr = planning.lr_range(TrainConfig(**TINY, recipe="linear_probe"), steps=25)
     assert len(frame) >= 3 and frame["lr"].is_monotonic_increasing and 1e-6 <= lr <= 1

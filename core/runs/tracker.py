@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from core.finetune.data import source_name
-from core.finetune.runs import Run, empty_reason
+from core.runs.record import Run, empty_reason
 
 # what differed between runs: (column, how to read it from a run); numbers are floats so a blank is NaN ("—")
 CONFIG_COLUMNS = ("dataset", "data sha256", "images", "weights", "recipe", "backbone", "head LR", "lowest LR",

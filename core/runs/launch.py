@@ -3,13 +3,13 @@ engine's CLI in its own process through the one spawner; resume continues a stop
 from __future__ import annotations
 
 from core import jobs
-from core.finetune import runs
 from core.finetune.config import TrainConfig
-from core.finetune.runs import max_runs
+from core.runs import record as runs
+from core.runs.record import max_runs
 
 
 def _spawn(run_id: int, extra: list[str]) -> None:
-    pid = jobs.spawn(["-m", "core.finetune", "--quiet", *extra], runs.folder(run_id) / "log.txt")
+    pid = jobs.spawn(["-m", "core.runs", "train", "--quiet", *extra], runs.folder(run_id) / "log.txt")
     runs.update(run_id, **jobs.owner(pid))
 
 

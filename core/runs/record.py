@@ -1,6 +1,7 @@
 """Fine-tune runs in the store: create, status, metrics, cancel; a dead worker ends as failed."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -26,6 +27,11 @@ class LaunchError(RuntimeError):
 
 class RunBusy(RuntimeError):
     """Another worker process holds this run; the message names it."""
+
+
+class EditRefused(RuntimeError):
+    """A rename or delete that could not happen whole; nothing was changed in the store, and the message says
+    which file stood in the way."""
 
 
 LOCK = "worker.lock"
@@ -245,12 +251,23 @@ def all_runs() -> list[Run]:
 
 
 def rename(run_id: int, name: str) -> None:
-    name = " ".join(name.split())
+    """Renames the run and its TensorBoard folder together, or neither: the folder is renamed first, and a
+    folder that cannot be renamed leaves the store's name as it was (EditRefused says why)."""
+    from core.runs import tblog
+    name = " ".join(name.split())[:200]
     if not name:
         raise ValueError("a run name cannot be empty")
-    update(run_id, name=name[:200])
-    from core.finetune import tblog
-    tblog.rename(run_id, name[:200])               # its TensorBoard folder follows (core.finetune.tblog)
+    run = get(run_id)
+    try:
+        tblog.rename(run_id, folder(run), name)        # its TensorBoard folder follows (core.runs.tblog)
+    except OSError as err:
+        raise EditRefused(f"run {run_id} keeps its name {run.name!r}: its TensorBoard folder could not be renamed "
+                          f"({err.strerror or err})") from None
+    try:
+        update(run_id, name=name)
+    except Exception:
+        tblog.rename(run_id, folder(run), run.name)    # the store refused: the folder goes back
+        raise
 
 
 def set_tags(run_id: int, tags: list[str] | str) -> list[str]:
@@ -262,20 +279,29 @@ def set_tags(run_id: int, tags: list[str] | str) -> list[str]:
 
 
 def delete(run_id: int) -> Path | None:
-    """Deletes a run that is not active: its metrics, its row, its folder under the data directory (a folder
-    recorded elsewhere is left alone) and its TensorBoard event files. Returns the folder removed."""
-    import shutil
+    """Deletes a run that is not active: its TensorBoard event files, its folder under the data directory (a folder
+    recorded elsewhere is left alone), then its metrics and its row, last. A file that cannot be removed stops the
+    delete with the row kept (EditRefused names the file), so the store never forgets a run whose files remain.
+    Returns the folder removed."""
+    from core.runs import tblog
     run = get(run_id)
     if run.active:
         raise LaunchError(f"run {run_id} is still {run.status}: stop it first")
     path = folder(run)
     runs_root = (data_dir() / "runs").resolve()
     removed = None
-    if path.exists() and path.resolve().parent == runs_root:
-        shutil.rmtree(path)
-        removed = path
-    from core.finetune import tblog
-    tblog.delete(run_id)                           # and its TensorBoard event files
+    from core.finetune.bundle import BundleBusy, writer_lock
+    try:
+        with writer_lock(path, f"a delete (pid {os.getpid()})") if path.is_dir() else contextlib.nullcontext():
+            tblog.delete(run_id, path)                     # first: the run folder names its event folder
+            if path.exists() and path.resolve().parent == runs_root:
+                tblog.remove_tree(path)
+                removed = path
+    except BundleBusy as busy:
+        raise EditRefused(f"run {run_id} is being exported ({busy}); wait or stop it, then delete it") from None
+    except OSError as err:
+        raise EditRefused(f"run {run_id} was not deleted: {err}; fix that file's permissions (or remove it) and "
+                          "delete again") from None
     with connect() as conn:
         conn.execute("DELETE FROM metrics WHERE run = ?", (run_id,))
         conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))

@@ -1,7 +1,7 @@
 """The lecture notebook's experiment, 'effect of freezing depth', as one background job:
 linear_probe, finetune_top, finetune_full and scratch on the same split, one after another, each with the same
 number of epochs. Each run picks its epoch on the validation split; a held-out test split, which no choice ever
-saw, scores the picked epoch once. ``python -m core.finetune.experiment --job ID``."""
+saw, scores the picked epoch once. ``python -m core.runs.experiment --job ID``."""
 from __future__ import annotations
 
 import sys
@@ -11,12 +11,12 @@ from typing import Any
 import pandas as pd
 
 from core import jobs
-from core.finetune import runs
 from core.finetune.config import RECIPES, TrainConfig
 from core.present import fmt
+from core.runs import record as runs
 
 KIND = "freezing-depth"
-MODULE = "core.finetune.experiment"
+MODULE = "core.runs.experiment"
 TEST_FRACTION = 0.2          # of each class, held out for the final score (validation keeps cfg.val_fraction)
 
 
@@ -36,7 +36,7 @@ def start(base: TrainConfig) -> jobs.Job:
 
 
 def run(job_id: int) -> int:
-    from core.finetune.session import execute
+    from core.runs.session import execute
     job = jobs.get(job_id)
     jobs.mark_running(job_id)
     base = job.args["config"]
@@ -82,7 +82,7 @@ def cancel(job_id: int) -> None:
 def results(job: jobs.Job) -> pd.DataFrame:
     """One row per recipe of an experiment: epochs, the picked epoch, val and test top-1 (in %) with their ~95%
     Wilson intervals, and wall time."""
-    from core.finetune.evaluate import wilson
+    from core.runs.evaluate import wilson
     rows: list[dict[str, Any]] = []
     for r in runs.by_job(job.id):
         info, test = r.result.get("info", {}), r.result.get("test") or {}

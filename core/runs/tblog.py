@@ -2,8 +2,10 @@
 store), so ``tensorboard --logdir <data dir>/tensorboard`` (and ``wandb sync --sync-tensorboard``) open them.
 
 One folder per run, ``<data dir>/tensorboard/<id> <name>`` (the id zero-padded to four digits, so runs sort in
-order): TensorBoard shows each run under its Archscope name. Renaming a run renames its folder; deleting a run
-deletes it. Written with ``torch.utils.tensorboard`` (TensorBoard's own protobufs, ``tensorboard`` pinned):
+order; the name made safe and cut to 255 bytes by ``core.data.names.path_part``): TensorBoard shows each run under
+its Archscope name. Renaming a run renames its folder; deleting a run deletes it. Each folder holds a marker naming
+its run (id and creation time), so a folder left by a lost store is never adopted by a new run of the same id: that
+run gets ``<id>-2 <name>``. Written with ``torch.utils.tensorboard`` (TensorBoard's own protobufs, ``tensorboard`` pinned):
 - ``train/loss`` every step, ``lr/<parameter group>`` every step (discriminative LRs: one curve per stage);
 - ``val/loss``, ``val/top1`` and ``time/epoch_s``, ``time/train_s``, ``time/images_per_s`` at each epoch's last step;
 - the run's configuration as text (``config``) and as hparams with its final metrics (``hparam/*``), so
@@ -13,14 +15,15 @@ no step appears twice."""
 from __future__ import annotations
 
 import atexit
+import json
 import math
-import re
 import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 from core.config import data_dir
+from core.data.names import path_part
 
 ROOT = "tensorboard"
 
@@ -29,44 +32,111 @@ def root() -> Path:
     return data_dir() / ROOT
 
 
-def folder_name(run_id: int, name: str) -> str:
-    """'0007 efficientnet_lite0 · linear_probe': the id first (unique, in order), then the name made safe for a
-    folder (no slash, no control character, at most 80 characters)."""
-    safe = " ".join(re.sub(r"[\x00-\x1f\x7f/\\]+", " ", name).split())[:80].strip(" .")
-    return f"{run_id:04d} {safe}" if safe else f"{run_id:04d}"
+MARKER = ".archscope-run"          # in the event folder: which run folder it belongs to
+POINTER = "tensorboard.json"       # in the run folder: the name of its event folder
 
 
-def existing(run_id: int) -> Path | None:
-    """The run's event-file folder, whatever name it was given, or None."""
+def folder_name(run_id: int, name: str, k: int = 1) -> str:
+    """'0007 efficientnet_lite0 · linear_probe': the id first (unique, in order; '0007-2' when a lost store left a
+    '0007'), then the name, through the one function that turns a user's text into a path."""
+    return path_part(name, prefix=f"{run_id:04d} " if k == 1 else f"{run_id:04d}-{k} ")
+
+
+def _marker(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((path / MARKER).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}
+
+
+def existing(run_id: int, run_dir: Path) -> Path | None:
+    """The run's event folder, whatever name it was given, or None. The run folder names it (``POINTER``) and it
+    names the run folder back (``MARKER``); a folder from before markers is adopted only by a run that has trained
+    before (a checkpoint in its folder), never by a new run whose id a lost store reused."""
     base = root()
     if not base.is_dir():
         return None
+    try:
+        named = base / json.loads((run_dir / POINTER).read_text())["folder"]
+        if named.is_dir() and (_marker(named) or {}).get("run_dir") == str(run_dir):
+            return named
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    if not (run_dir / "checkpoint.pt").exists():
+        return None
     prefix = f"{run_id:04d}"
     for path in sorted(base.iterdir()):
-        if path.is_dir() and (path.name == prefix or path.name.startswith(prefix + " ")):
+        if path.is_dir() and path.name.split(" ", 1)[0] == prefix and _marker(path) is None:
             return path
     return None
 
 
-def folder(run_id: int, name: str) -> Path:
-    """The folder this run writes to: its existing one, renamed to its current name when that changed."""
-    want = root() / folder_name(run_id, name)
-    have = existing(run_id)
-    if have is not None and have != want:
+def _k(path: Path) -> int:
+    head = path.name.split(" ", 1)[0]
+    return int(head.split("-")[1]) if "-" in head and head.split("-")[1].isdigit() else 1
+
+
+def _point(run_dir: Path, path: Path) -> None:
+    (run_dir / POINTER).write_text(json.dumps({"folder": path.name}))
+
+
+def folder(run_id: int, name: str, run_dir: Path) -> Path:
+    """The folder this run writes to: its existing one, renamed to its current name when that changed, or a new one
+    under a name no other folder holds (made, with its marker, and named in the run folder)."""
+    have = existing(run_id, run_dir)
+    if have is not None:
+        return rename(run_id, run_dir, name) or have
+    base = root()
+    base.mkdir(parents=True, exist_ok=True)
+    taken = {p.name.split(" ", 1)[0] for p in base.iterdir()}
+    k = 1
+    while (f"{run_id:04d}" if k == 1 else f"{run_id:04d}-{k}") in taken:
+        k += 1
+    path = base / folder_name(run_id, name, k)
+    path.mkdir()
+    (path / MARKER).write_text(json.dumps({"run": run_id, "run_dir": str(run_dir)}))
+    _point(run_dir, path)
+    return path
+
+
+def rename(run_id: int, run_dir: Path, name: str) -> Path | None:
+    """Follows a rename in the Runs page (a run still training keeps writing: its open file moves with it). An
+    OSError (permissions, a full disk) is raised with the folder as it was: the caller keeps the old name."""
+    have = existing(run_id, run_dir)
+    if have is None:
+        return None
+    want = have.with_name(folder_name(run_id, name, _k(have)))
+    if have != want:
         have.rename(want)
+        try:
+            if _marker(want) is None:
+                (want / MARKER).write_text(json.dumps({"run": run_id, "run_dir": str(run_dir)}))
+            _point(run_dir, want)
+        except OSError:
+            want.rename(have)
+            raise
     return want
 
 
-def rename(run_id: int, name: str) -> Path | None:
-    """Follows a rename in the Runs page (a run still training keeps writing: its open file moves with it)."""
-    return folder(run_id, name) if existing(run_id) is not None else None
-
-
-def delete(run_id: int) -> Path | None:
-    path = existing(run_id)
+def delete(run_id: int, run_dir: Path) -> Path | None:
+    """Removes the run's event files; raises OSError naming the first file that could not be removed."""
+    path = existing(run_id, run_dir)
     if path is not None:
-        shutil.rmtree(path)
+        remove_tree(path)
     return path
+
+
+def remove_tree(path: Path) -> None:
+    """``shutil.rmtree``, except that a file that cannot be removed raises OSError naming it (and why)."""
+    problems: list[str] = []
+
+    def note(_fn: Any, p: str, info: Any) -> None:
+        problems.append(f"{p} ({getattr(info[1], 'strerror', None) or info[1]})")
+    shutil.rmtree(path, onerror=note)
+    if problems or path.exists():
+        raise OSError(f"cannot remove {problems[0] if problems else path}")
 
 
 def _hparam(value: Any) -> float | str | bool:
@@ -92,18 +162,16 @@ class TensorBoardCallbacks:
     """The run's event files (see the module's docstring). A failure to write (no space, no permission) prints
     one warning and stops the event files; the run goes on."""
 
-    def __init__(self, run_id: int, cfg: Any) -> None:
-        self.run_id, self.cfg = run_id, cfg
+    def __init__(self, run_id: int, name: str, run_dir: Path, cfg: Any) -> None:
+        self.run_id, self.name, self.run_dir, self.cfg = run_id, name, run_dir, cfg
         self.writer: Any = None
         self.step = 0
 
     def on_start(self, info: dict[str, Any]) -> None:
-        from core.finetune import runs
-        name = runs.get(self.run_id).name
+        name = self.name
         try:
             from torch.utils.tensorboard import SummaryWriter
-            path = folder(self.run_id, name)
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path = folder(self.run_id, name, self.run_dir)
             resumed = int(info.get("resumed_from_step") or 0)
             self.step = resumed
             self.writer = SummaryWriter(str(path), purge_step=resumed + 1 if resumed else None, flush_secs=5,

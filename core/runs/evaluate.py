@@ -8,8 +8,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from core.finetune import runs
-from core.finetune.config import TrainConfig
+from core.runs import record as runs
 
 
 def wilson(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -41,24 +40,25 @@ def evaluation(run: runs.Run) -> dict[str, Any] | None:
 
 
 def top_losses(run: runs.Run, k: int = 12) -> list[dict[str, Any]]:
-    """Misclassified val images with the model's confidence, worst first (uses the exported bundle)."""
-    from core.finetune.bundle import Predictor, load_checkpoint
-    export = run.result.get("export_dir")
-    ckpt = load_checkpoint(runs.folder(run))
-    if not export or ckpt is None:
+    """Misclassified val images with the model's confidence, worst first: the best epoch (the exported one) on the
+    run's own val split, preprocessed as in training, in batches."""
+    from core.runs.artifacts import NoArtifacts, artifacts
+    try:
+        art = artifacts(run)
+    except NoArtifacts:
         return []
-    from core.finetune.data import resolve_source
-    root = resolve_source(run.config["data"], TrainConfig.from_dict(run.config))
-    from core.data.ingest import class_root
-    base = class_root(root)
-    predictor = Predictor(export)
-    classes = predictor.meta["classes"]
+    if not run.result.get("export_dir"):
+        return []
+    if art.splits is None:
+        raise ValueError(f"its validation images cannot be read: {art.why_no_data}")
+    model, val = art.model(), art.splits["val"]
+    with torch.inference_mode():
+        probs = torch.cat([model(torch.from_numpy(art.preprocessing.batch(val.paths[i:i + 32]))).softmax(-1)
+                           for i in range(0, len(val), 32)])
     out = []
-    for path in ckpt["split_val"]:
-        true = path.split("/")[0]
-        probs = predictor.probabilities(base / path)
-        pred = int(probs.argmax())
-        if classes[pred] != true:
-            out.append({"path": str(base / path), "true": true, "predicted": classes[pred],
-                        "confidence": float(probs[pred]), "loss": float(-torch.log(probs[classes.index(true)]))})
+    for path, true, p in zip(val.paths, val.labels.tolist(), probs):
+        pred = int(p.argmax())
+        if pred != true:
+            out.append({"path": str(path), "true": art.classes[true], "predicted": art.classes[pred],
+                        "confidence": float(p[pred]), "loss": float(-torch.log(p[true]))})
     return sorted(out, key=lambda r: -r["loss"])[:k]

@@ -1,5 +1,5 @@
 """Exporting a run (ONNX, int8 calibration, scoring, timing) as a background job: ``python -m
-core.deploy.export_job --job ID``. One export at a time; its progress and its end go through the jobs table."""
+core.runs.export_job --job ID``. One export at a time; its progress and its end go through the jobs table."""
 from __future__ import annotations
 
 import errno
@@ -7,11 +7,11 @@ import sys
 
 from core import jobs
 from core.deploy import DeployError
-from core.deploy.run_export import export_run
 from core.present.fmt import first_line
+from core.runs.export import export_run
 
 KIND = "export-run"
-MODULE = "core.deploy.export_job"
+MODULE = "core.runs.export_job"
 STEPS = 6
 
 
@@ -38,7 +38,7 @@ def run(job_id: int) -> int:
         done[0] = min(done[0] + 1, STEPS - 1)
         return jobs.progress(job_id, done[0], current=f"run {a['run']}", message=message)
     try:
-        record = export_run(a["run"], a["int8"], on_step=on_step)
+        record = export_run(a["run"], a["int8"], on_step=on_step, holder=f"job #{job_id}")
     except Exception as err:  # noqa: BLE001  every failure ends the job with words
         jobs.finish(job_id, "failed", error=friendly(err))
         return 0

@@ -16,13 +16,13 @@ import torch.distributed as dist
 
 from core.config import DataDirError
 from core.data.errors import DatasetError
-from core.finetune import runs
 from core.finetune.config import TrainConfig
-from core.finetune.runs import RunBusy
 from core.finetune.weights import WeightsError
 from core.jobs.lifecycle import owner
 from core.jobs.store import StoreError
 from core.present.fmt import first_line
+from core.runs import record as runs
+from core.runs.record import RunBusy
 
 USER_ERRORS = (DatasetError, WeightsError, ValueError, FileNotFoundError, StoreError, DataDirError)
 
@@ -85,10 +85,11 @@ class StoreCallbacks:
         return self.cancel
 
 
-def run_callbacks(run_id: int, run_dir: Path, cfg: TrainConfig, quiet: bool) -> Any:
+def run_callbacks(run: runs.Run, run_dir: Path, cfg: TrainConfig, quiet: bool) -> Any:
     """Where a run's progress goes (rank 0 only): the store and the TensorBoard event files, one callback path."""
-    from core.finetune.tblog import TensorBoardCallbacks
-    return Fanout(StoreCallbacks(run_id, run_dir, cfg.epochs, quiet=quiet), TensorBoardCallbacks(run_id, cfg))
+    from core.runs.tblog import TensorBoardCallbacks
+    return Fanout(StoreCallbacks(run.id, run_dir, cfg.epochs, quiet=quiet),
+                  TensorBoardCallbacks(run.id, run.name, run_dir, cfg))
 
 
 class Fanout:
@@ -155,7 +156,7 @@ def execute(cfg: TrainConfig, run_id: int | None = None, name: str = "", resume:
             runs.drop_metrics_from(run_id, ckpt["epoch"] if ckpt else 0)
             runs.update(run_id, run_dir=str(run_dir), config=cfg.to_dict(), cancel=0, error="", status="running",
                         **owner(os.getpid()))
-            cb = run_callbacks(run_id, run_dir, cfg, quiet)
+            cb = run_callbacks(run, run_dir, cfg, quiet)
         home, host = from_rank0((str(run_dir), socket.gethostname()))
         run_dir = Path(home)
         if rank != 0:                    # where to look for the record, on a node that has none

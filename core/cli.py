@@ -1,0 +1,24 @@
+"""What every Archscope command line shares: an argument parser whose errors are one line and exit 2 (like every
+other bad input), and the forwarding of an old command spelling to its new one."""
+from __future__ import annotations
+
+import argparse
+import runpy
+import sys
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, except that a bad argument prints one line (and the usage, so the fix is in view) and exits 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.format_usage()}error: {message} (see --help)\n")
+
+
+def forward(old: str, new_module: str, prefix: list[str]) -> None:
+    """Runs ``python -m new_module *prefix *argv`` in this process after a one-line notice on stderr: the spelling
+    ``old`` keeps working, under torchrun too. The module is run by name, so the old package imports nothing of
+    the new one."""
+    print(f"note: `{old}` is now `python -m {new_module} {' '.join(prefix)}`; forwarding", file=sys.stderr,
+          flush=True)
+    sys.argv = [sys.argv[0], *prefix, *sys.argv[1:]]
+    runpy.run_module(new_module, run_name="__main__", alter_sys=True)
