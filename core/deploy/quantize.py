@@ -84,11 +84,18 @@ class Quantized:
     config: QuantConfig
     float_nodes: dict[str, int]
     quantized_nodes: dict[str, int]
+    convs_total: int = 0                 # every convolution of the graph, the ends kept in float included
+
+    @property
+    def convs_int8(self) -> int:
+        return self.quantized_nodes.get("Conv", 0)
 
 
 def quantize(fp32: str | Path, out: str | Path, calibration: np.ndarray, source: str,
-             config: QuantConfig | None = None) -> Quantized:
-    """Static int8 of an fp32 ONNX model, calibrated on ``calibration`` (real images, already preprocessed)."""
+             config: QuantConfig | None = None, keep_ends: bool = True) -> Quantized:
+    """Static int8 of an fp32 ONNX model, calibrated on ``calibration`` (real images, already preprocessed). With
+    ``keep_ends`` (a whole network) the image's first convolution and the classifier stay in float (``ends``); a
+    block has no such ends: every convolution and matmul in it is quantized."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quant_pre_process, quantize_static
     fp32, out = Path(fp32), Path(out)
     config = config or choose(cpu_isa())
@@ -98,7 +105,7 @@ def quantize(fp32: str | Path, out: str | Path, calibration: np.ndarray, source:
     try:
         quant_pre_process(str(fp32), str(pre), skip_optimization=True)
         fold_identities(pre)
-        kept = ends(pre)
+        kept = ends(pre) if keep_ends else ()
         config = QuantConfig(**{**config.to_dict(), "kept_in_float": kept})
         quantize_static(str(pre), str(out), _Reader("input", calibration), quant_format=QuantFormat.QDQ,
                         nodes_to_exclude=list(kept),
@@ -113,7 +120,8 @@ def quantize(fp32: str | Path, out: str | Path, calibration: np.ndarray, source:
         for side in out.parent.glob(f".{out.stem}.pre*"):
             side.unlink(missing_ok=True)
     floats, quants = node_precision(out, skip=set(kept))
-    return Quantized(str(out), time.perf_counter() - t, out.stat().st_size, config, floats, quants)
+    return Quantized(str(out), time.perf_counter() - t, out.stat().st_size, config, floats, quants,
+                     convs_total=quants.get("Conv", 0) + floats.get("Conv", 0) + sum("Conv" in k for k in kept))
 
 
 def ends(path: Path) -> tuple[str, ...]:

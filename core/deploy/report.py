@@ -12,7 +12,18 @@ from core.deploy.runtimes import LABELS, RUNTIMES
 BUDGET_MS = 30.0          # the lecture's real-time budget
 COLUMNS = ["target", "runtime", "median ms", "p10 ms", "p90 ms", "speed-up vs eager", "speed-up low",
            "speed-up high", "first call ms", "prepare s", "size MiB", "max abs diff", "top-1 agreement %", "MACs",
-           "status"]
+           "int8 convolutions", "status"]
+
+
+def int8_ok(row: dict[str, Any]) -> bool:
+    """Whether a runtime's row may be shown as what its name says: an "int8" model with no quantized node may not."""
+    return not row.get("not_quantized")
+
+
+def convs_in_int8(row: dict[str, Any]) -> str:
+    """'52 of 53 convolutions in int8' (empty for rows that are not int8, or older results without the count)."""
+    d = row.get("detail") or {}
+    return f"{d['convs_int8']} of {d['convs_total']} in int8" if d.get("convs_total") else ""
 
 
 def frame(results: list[dict[str, Any]]) -> pd.DataFrame:
@@ -22,6 +33,10 @@ def frame(results: list[dict[str, Any]]) -> pd.DataFrame:
         for name in RUNTIMES:
             row = r["runtimes"].get(name)
             if row is None:
+                continue
+            if not int8_ok(row):              # a float model under the int8 name: its row says so, no figures
+                rows.append({"target": r["label"], "runtime": LABELS[name], "MACs": r["macs"],
+                             "status": row["not_quantized"]})
                 continue
             sp = row.get("speedup_vs_eager") or {}
             parity = row.get("parity") or {}
@@ -34,10 +49,12 @@ def frame(results: list[dict[str, Any]]) -> pd.DataFrame:
                          "size MiB": row["size_bytes"] / 2**20 if row.get("size_bytes") else None,
                          "max abs diff": parity.get("max_abs_diff"),
                          "top-1 agreement %": None if parity.get("top1_agreement") is None
-                         else 100 * parity["top1_agreement"], "MACs": r["macs"], "status": status})
+                         else 100 * parity["top1_agreement"], "MACs": r["macs"],
+                         "int8 convolutions": convs_in_int8(row), "status": status})
     out = pd.DataFrame(rows, columns=COLUMNS)
-    numbers = [c for c in COLUMNS if c not in ("target", "runtime", "status")]
+    numbers = [c for c in COLUMNS if c not in ("target", "runtime", "status", "int8 convolutions")]
     out[numbers] = out[numbers].astype(float)            # an empty cell is NaN, shown "—"
+    out["int8 convolutions"] = out["int8 convolutions"].fillna("")
     return out
 
 
@@ -56,7 +73,7 @@ def pair(a: dict[str, Any], b: dict[str, Any]) -> pd.DataFrame:
     rows = []
     for name in RUNTIMES:
         ra, rb = a["runtimes"].get(name, {}), b["runtimes"].get(name, {})
-        if ra.get("median_ms") and rb.get("median_ms"):
+        if ra.get("median_ms") and rb.get("median_ms") and int8_ok(ra) and int8_ok(rb):
             rows.append({"runtime": LABELS[name], f"{a['label']} ms": ra["median_ms"],
                          f"{b['label']} ms": rb["median_ms"], "measured speed-up": ra["median_ms"] / rb["median_ms"],
                          "MAC ratio": mac_ratio})
@@ -89,6 +106,8 @@ def export_table(record: dict[str, Any]) -> pd.DataFrame:
                      "val 95% low": 100 * val["wilson_95"][0] if val else None,
                      "val 95% high": 100 * val["wilson_95"][1] if val else None,
                      "test top-1 %": 100 * test["top1"] if test else None,
+                     "test 95% low": 100 * test["wilson_95"][0] if test else None,
+                     "test 95% high": 100 * test["wilson_95"][1] if test else None,
                      "agreement with PyTorch %": 100 * val["agreement_with_pytorch"]
                      if val and val.get("agreement_with_pytorch") is not None else None,
                      "latency ms": lat["median_ms"], "speed-up vs PyTorch": lat["speedup_vs_pytorch"],

@@ -44,6 +44,7 @@ class Context:
     source: str
     name: str = "model"
     compile_timeout_s: float = COMPILE_TIMEOUT_S
+    whole_network: bool = True          # a backbone keeps its stem and classifier in float for int8; a block not
     artifacts: dict[str, Any] = field(default_factory=dict)
 
 
@@ -205,18 +206,20 @@ def onnx_fp32(model: nn.Module, shape: tuple[int, ...], workdir: Path, threads: 
 
 
 def onnx_int8(model: nn.Module, fp32_path: str, shape: tuple[int, ...], workdir: Path, threads: int,
-              inputs: np.ndarray, calibration: np.ndarray, source: str, name: str = "model") -> Prepared:
+              inputs: np.ndarray, calibration: np.ndarray, source: str, name: str = "model",
+              whole_network: bool = True) -> Prepared:
     """Static int8 from the fp32 export, calibrated on real images; parity is reported (int8 approximates), and
-    the nodes that stayed in float are counted."""
+    the nodes that stayed in float are counted. A block (``whole_network=False``) keeps nothing in float on
+    purpose."""
     t = time.perf_counter()
-    q = quantize(fp32_path, workdir / f"{name}.int8.onnx", calibration, source)
+    q = quantize(fp32_path, workdir / f"{name}.int8.onnx", calibration, source, keep_ends=whole_network)
     sess = session(q.path, threads)
     parity = par.compare(model, sess, inputs, tolerance=None)
     prep = time.perf_counter() - t
     x = np.ascontiguousarray(inputs[:shape[0]])
     return _ort("onnx-int8", sess, x, prep, q.size_bytes, parity,
                 {"quantization": q.config.to_dict(), "quantize_s": round(q.seconds, 2), "float_nodes": q.float_nodes,
-                 "quantized_nodes": q.quantized_nodes})
+                 "quantized_nodes": q.quantized_nodes, "convs_int8": q.convs_int8, "convs_total": q.convs_total})
 
 
 def failed(runtime: str, err: BaseException, prepare_s: float = 0.0) -> Prepared:
@@ -256,4 +259,4 @@ def _onnx(ctx: Context) -> Prepared:
 @register_runtime("onnx-int8", "ONNX Runtime int8")
 def _onnx_int8(ctx: Context) -> Prepared:
     return onnx_int8(ctx.model, _fp32(ctx)[1], ctx.shape, ctx.workdir, ctx.threads, ctx.parity_inputs,
-                     ctx.calibration, ctx.source, name=ctx.name)
+                     ctx.calibration, ctx.source, name=ctx.name, whole_network=ctx.whole_network)

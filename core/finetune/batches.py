@@ -2,6 +2,7 @@
 backbone's pooled features for the linear probe."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -46,6 +47,17 @@ class Normalizer:
         if aug != "none" and gen is not None:
             x = augment(x, aug, gen)
         return ((x - self.mean) / self.std).contiguous(memory_format=self.fmt)
+
+
+def wilson(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval (~95% for z = 1.96) of a top-1 of hits / n: how far a split this small can
+    move the figure. (0, 1) when n is 0."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = hits / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
 
 
 @torch.inference_mode()

@@ -20,6 +20,7 @@ from core.data.preprocess import Preprocessing, embed_pixels
 
 CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"          # the weights of the best epoch (``BEST_RULE``): what the bundle exports
+NO_TEST = "no test split (train with --test-fraction > 0 to hold one out)"
 BEST_RULE = "the highest val top-1; a tie goes to the lower val loss, then to the later epoch"
 
 
@@ -237,7 +238,7 @@ the input named in `bundle.json` (`onnx.preprocessing`).
 
 def export(run_dir: Path, model: torch.nn.Module, arch: str, classes: tuple[str, ...], image_size: int,
            mean: tuple[float, ...], std: tuple[float, ...], epoch: int = 0, val_top1: float | None = None,
-           val_loss: float | None = None) -> Path:
+           val_loss: float | None = None, test: dict[str, Any] | None = None) -> Path:
     """The fine-tuned bundle: model.safetensors + config.json (timm's, with ``pretrained_cfg``) + bundle.json
     (classes, model name, preprocessing, the exported epoch, its val top-1 and loss, and the rule that chose it)
     + predict.py + a README with a plain-timm loading snippet."""
@@ -245,7 +246,8 @@ def export(run_dir: Path, model: torch.nn.Module, arch: str, classes: tuple[str,
     pre = Preprocessing(int(image_size), tuple(mean), tuple(std))     # type: ignore[arg-type]
     meta = {"model": arch, "classes": list(classes), "image_size": image_size, "mean": list(mean), "std": list(std),
             "resize": "shorter side to image_size, bilinear, centre crop", "preprocessing": pre.to_dict(),
-            "epoch": epoch, "val_top1": val_top1, "val_loss": val_loss, "epoch_rule": BEST_RULE}
+            "epoch": epoch, "val_top1": val_top1, "val_loss": val_loss, "epoch_rule": BEST_RULE,
+            "test": test or {"note": NO_TEST}}
     shown = ", ".join(classes[:10]) + (f" and {len(classes) - 10} more" if len(classes) > 10 else "")
 
     def write(out: Path) -> None:        # the whole folder under a temporary name, renamed when complete

@@ -20,7 +20,7 @@ from torch.utils.data import DistributedSampler
 from core.data.health import no_validation_classes
 from core.data.split import Split
 from core.finetune import bundle, recipes
-from core.finetune.batches import Normalizer, evaluate
+from core.finetune.batches import Normalizer, evaluate, wilson
 from core.finetune.config import TrainConfig
 from core.finetune.data import Prepared, prepare_everywhere, source_name
 from core.finetune.distributed import (
@@ -285,16 +285,19 @@ def finish(s: State, status: str, note: str) -> Result:
     export_dir, best, test = "", bundle.load_best(s.run_dir) if s.rank == 0 else None, {}
     if status == "done" and best is not None:
         s.model.load_state_dict(best["model"])        # export the best epoch: the one whose top-1 is reported
+        test = score_test(s)                          # scored once, with the exported weights
         mean = tuple(s.prep.mean.flatten().tolist())
         std = tuple(s.prep.std.flatten().tolist())
         with bundle.writer_lock(s.run_dir, f"the training worker (pid {os.getpid()})", wait=True):
             export_dir = str(bundle.export(s.run_dir, s.model, s.cfg.model, s.data.classes, s.cfg.image_size, mean,
-                                           std, best["epoch"], best["val_top1"], best.get("val_loss")))
-        test = score_test(s)
+                                           std, best["epoch"], best["val_top1"], best.get("val_loss"), test=test))
     epochs_done = (bundle.load_checkpoint(s.run_dir) or {}).get("epoch", 0) if s.rank == 0 else 0
-    s.cb.on_end(status, {"best val top-1": s.best, "best val loss": s.best_loss,
-                         "test top-1": test.get("top1", float("nan")), "epochs done": float(epochs_done),
-                         "wall s": s.wall_s()})
+    final = {"best val top-1": s.best, "best val loss": s.best_loss, "epochs done": float(epochs_done),
+             "wall s": s.wall_s()}
+    if test:                                      # a run without a test split logs no test figure (never NaN)
+        final |= {"test top-1": test["top1"], "test top-1 low": test["wilson_95"][0],
+                  "test top-1 high": test["wilson_95"][1]}
+    s.cb.on_end(status, final)
     return Result(status, epochs_done, s.best, s.last, export_dir, s.wall_s(), note,
                   best["epoch"] if best is not None else 0, test, s.extraction_s)
 
@@ -307,7 +310,8 @@ def score_test(s: State) -> dict[str, Any]:
     with s.amp():
         ev = evaluate(s.model, s.data.test_x, s.data.test_y, len(s.data.classes), 256, s.prep)
     n = len(s.data.test_x)
-    return {"top1": ev["top1"], "hits": round(ev["top1"] * n), "n": n}
+    hits = round(ev["top1"] * n)
+    return {"top1": ev["top1"], "hits": hits, "n": n, "wilson_95": list(wilson(hits, n))}
 
 
 def train(cfg: TrainConfig, run_dir: str | Path, callbacks: Callbacks | None = None,

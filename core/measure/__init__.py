@@ -1,1 +1,2 @@
-"""Measuring modules: MAC counting (fvcore, cross-checked), one timer, profiling, settings, comparisons."""
+"""Measuring modules: MAC counting (fvcore, cross-checked), one timer, profiling, settings, the memory budget,
+the roofline."""

@@ -75,7 +75,9 @@ def accuracy_vs_cost(frame: pd.DataFrame, x: str, x_title: str, front: "pd.Serie
     matches = frame["resolution matches"] if "resolution matches" in frame else pd.Series(True, index=frame.index)
     data = frame.assign(eval_px=frame["eval_resolution"].fillna(0).astype(int))[
         ["model", "tag", "params (M)", "GMACs", "resolution", "eval_px"]].to_numpy()
-    fig.add_scatter(x=frame[x], y=frame["top1"], mode="markers+text", text=frame["model"],
+    many = frame["resolution"].nunique() > 1            # then every label names its resolution: "resnet18 @160"
+    labels = [f"{m} @{r}" if many else m for m, r in zip(frame["model"], frame["resolution"])]
+    fig.add_scatter(x=frame[x], y=frame["top1"], mode="markers+text", text=labels, cliponaxis=False,
                     textposition="top center", customdata=data, hovertemplate=hover, name="backbones",
                     marker=dict(size=10, color=[style.FRONTIER if f else style.ACCENT for f in front],
                                 symbol=["circle" if m else "circle-open" for m in matches]))

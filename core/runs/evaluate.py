@@ -8,18 +8,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from core.finetune.batches import wilson  # noqa: F401  (its home is the engine: the trainer scores with it)
 from core.runs import record as runs
-
-
-def wilson(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """The Wilson score interval (~95% for z = 1.96) of a top-1 of hits / n: how far a split this small can
-    move the figure. (0, 1) when n is 0."""
-    if n <= 0:
-        return 0.0, 1.0
-    p = hits / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
 
 
 def evaluation(run: runs.Run) -> dict[str, Any] | None:

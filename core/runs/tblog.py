@@ -4,8 +4,8 @@ store), so ``tensorboard --logdir <data dir>/tensorboard`` (and ``wandb sync --s
 One folder per run, ``<data dir>/tensorboard/<id> <name>`` (the id zero-padded to four digits, so runs sort in
 order; the name made safe and cut to 255 bytes by ``core.data.names.path_part``): TensorBoard shows each run under
 its Archscope name. Renaming a run renames its folder; deleting a run deletes it. Each folder holds a marker naming
-its run (id and creation time), so a folder left by a lost store is never adopted by a new run of the same id: that
-run gets ``<id>-2 <name>``. Written with ``torch.utils.tensorboard`` (TensorBoard's own protobufs, ``tensorboard`` pinned):
+its run folder, and the run folder names it back, so a folder left by a lost store is never adopted by a new run of
+the same id: that run gets ``<id>-2 <name>``. Written with ``torch.utils.tensorboard`` (TensorBoard's own protobufs, ``tensorboard`` pinned):
 - ``train/loss`` every step, ``lr/<parameter group>`` every step (discriminative LRs: one curve per stage);
 - ``val/loss``, ``val/top1`` and ``time/epoch_s``, ``time/train_s``, ``time/images_per_s`` at each epoch's last step;
 - the run's configuration as text (``config``) and as hparams with its final metrics (``hparam/*``), so
@@ -215,8 +215,8 @@ class TensorBoardCallbacks:
         if self.writer is None:
             return
         from torch.utils.tensorboard.summary import hparams
-        clean = {f"hparam/{k.replace(' ', '_').replace('-', '')}": (v if math.isfinite(v) else float("nan"))
-                 for k, v in metrics.items()}
+        clean = {f"hparam/{k.replace(' ', '_').replace('-', '')}": v for k, v in metrics.items()
+                 if isinstance(v, (int, float)) and math.isfinite(v)}            # no NaN is ever written
         try:
             exp, ssi, sei = hparams({k: _hparam(v) for k, v in self.cfg.to_dict().items()}, clean)
             for summary in (exp, ssi, sei):

@@ -13,7 +13,8 @@ from core.runs.record import Run, empty_reason
 # what differed between runs: (column, how to read it from a run); numbers are floats so a blank is NaN ("—")
 CONFIG_COLUMNS = ("dataset", "data sha256", "images", "weights", "recipe", "backbone", "head LR", "lowest LR",
                   "layer decay", "epochs", "image px", "batch", "augment", "schedule", "seed")
-METRIC_COLUMNS = ("best val top-1 %", "val loss at best", "test top-1 %", "exported epoch", "epochs done", "wall s")
+METRIC_COLUMNS = ("best val top-1 %", "val loss at best", "test top-1 %", "test 95% low", "test 95% high",
+                  "exported epoch", "epochs done", "wall s")
 NUMBER_COLUMNS = ("images", "head LR", "lowest LR", "layer decay", "epochs", "image px", "batch", "seed",
                   *METRIC_COLUMNS)
 
@@ -31,7 +32,8 @@ def _lowest_lr(run: Run) -> float | None:
 def row(run: Run, val_loss: dict[tuple[int, int], float] | None = None) -> dict[str, Any]:
     """One run's configuration and final metrics (``val_loss``: ``runs.epoch_values("val_loss")``)."""
     c, data = run.config, _info(run).get("dataset") or {}
-    best, test = run.result.get("best_top1"), (run.result.get("test") or {}).get("top1")
+    best, scored = run.result.get("best_top1"), run.result.get("test") or {}
+    test, interval = scored.get("top1"), scored.get("wilson_95") or (None, None)
     return {"id": run.id, "name": run.name, "status": run.status, "tags": ", ".join(run.tag_list),
             "dataset": data.get("name") or source_name(c), "data sha256": (data.get("sha256") or "")[:12],
             "images": data.get("images"), "weights": c.get("weights"), "recipe": c.get("recipe"),
@@ -42,8 +44,11 @@ def row(run: Run, val_loss: dict[tuple[int, int], float] | None = None) -> dict[
             "best val top-1 %": None if best is None else 100 * best,
             "val loss at best": (val_loss or {}).get((run.id, (run.result.get("best_epoch") or 0) - 1)),
             "test top-1 %": None if test is None else 100 * test,
+            "test 95% low": None if interval[0] is None else 100 * interval[0],
+            "test 95% high": None if interval[1] is None else 100 * interval[1],
             "exported epoch": run.result.get("best_epoch") or None, "epochs done": run.result.get("epochs_done"),
-            "wall s": run.result.get("wall_s"), "device": run.device, "note": empty_reason(run),
+            "wall s": run.result.get("wall_s"), "device": run.device,
+            "note": empty_reason(run) or ("no test split" if not c.get("test_fraction") else ""),
             "error": run.error}
 
 

@@ -51,6 +51,8 @@ class Recommendation:
     rejected: list[tuple[str, str]] = field(default_factory=list)
     candidates: list[Candidate] = field(default_factory=list)
     top1: float | None = None         # the pick's published top-1 (%)
+    hub_only: str | None = None       # offline: the better pick that needs the hub to download its weights
+    unmeasured: list[str] = field(default_factory=list)   # candidates with no latency here yet
 
 
 ENGINE_RECIPES = ("linear_probe", "finetune_top", "finetune_full", "finetune_full", "scratch")
@@ -72,28 +74,48 @@ def _top1_words(name: str, top1: dict[str, float]) -> str:
         "no published ImageNet-1k top-1 (no classifier head in timm's table)"
 
 
+HUB = "needs the hub (online)"
+
+
 def recommend(scenario: str, n_labels: int, budget_ms: float | None,
               latency_ms: dict[str, float], resolution: dict[str, int] | None = None,
-              top1: dict[str, float] | None = None, offline: tuple[str, ...] = ()) -> Recommendation:
+              top1: dict[str, float] | None = None, offline: tuple[str, ...] = (),
+              online: bool = True) -> Recommendation:
     """Picks the first candidate for the scenario whose measured latency meets the budget on this device.
 
     ``latency_ms`` maps timm names to batch-1 latencies measured here, at the input size ``resolution`` gives
     (each figure names it); candidates without a measurement are passed over when a budget is set, and said so.
     ``top1``: published ImageNet top-1 (%) per name, shown beside each candidate and in the answer; ``offline``:
-    names that can be fine-tuned with no download (marked on each candidate).
+    names that can be fine-tuned with no download (marked on each candidate). Without ``online`` the pick is one of
+    those, within what this machine can do, and a better hub-only pick is named beside it (``hub_only``).
     """
     res, top1 = resolution or {}, top1 or {}
-    pick = _pick(scenario, n_labels, budget_ms, latency_ms, res, top1)
+    names = CANDIDATES.get(scenario, ())
+    best = _pick(scenario, n_labels, budget_ms, latency_ms, res, top1, names)
+    pick = best if online else _pick(scenario, n_labels, budget_ms, latency_ms, res, top1,
+                                     tuple(n for n in names if n in offline))
+    hub_only = best.backbone if not online and best.backbone and best.backbone != pick.backbone else None
+    reasons = list(pick.reasons)
+    if hub_only:
+        reasons.append(f"{hub_only} ({_top1_words(hub_only, top1)}) would be the pick with the hub: it {HUB} to "
+                       f"download its pretrained weights, which this machine cannot; "
+                       f"{pick.backbone or 'nothing'} can be fine-tuned here.")
     seen = {name: why for name, why in pick.rejected}
-    rows = [Candidate(n, top1.get(n), latency_ms.get(n), res.get(n), n in offline,
-                      "recommended" if n == pick.backbone else seen.get(n, "not reached: an earlier one was picked"))
-            for n in CANDIDATES[scenario]]
-    return Recommendation(pick.backbone, pick.recipe, pick.reasons, pick.rejected, rows,
-                          top1.get(pick.backbone) if pick.backbone else None)
+    unmeasured = [n for n in names if n not in latency_ms]
+
+    def verdict(n: str) -> str:
+        if n == pick.backbone:
+            return "recommended"
+        if not online and n not in offline:
+            return f"better, but {HUB}" if n == hub_only else HUB
+        return seen.get(n, "not reached: an earlier one was picked")
+    rows = [Candidate(n, top1.get(n), latency_ms.get(n), res.get(n), n in offline, verdict(n)) for n in names]
+    return Recommendation(pick.backbone, pick.recipe, reasons, pick.rejected, rows,
+                          top1.get(pick.backbone) if pick.backbone else None, hub_only, unmeasured)
 
 
 def _pick(scenario: str, n_labels: int, budget_ms: float | None, latency_ms: dict[str, float],
-          res: dict[str, int], top1: dict[str, float]) -> Recommendation:
+          res: dict[str, int], top1: dict[str, float], names: tuple[str, ...]) -> Recommendation:
     def at(name: str) -> str:
         return f"at batch 1 and {res[name]} px" if name in res else "at batch 1"
     if scenario not in SCENARIOS:
@@ -104,7 +126,7 @@ def _pick(scenario: str, n_labels: int, budget_ms: float | None, latency_ms: dic
                f"With {n_labels:,} labelled images the lecture's data-size table says: {recipe.recipe} "
                f"({recipe.size_band}; what to freeze: {recipe.freeze})."]
     rejected: list[tuple[str, str]] = []
-    for name in CANDIDATES[scenario]:
+    for name in names:
         measured = latency_ms.get(name)
         if budget_ms is None:
             note = f" It runs in {measured:.1f} ms {at(name)} here." if measured else ""
@@ -118,7 +140,14 @@ def _pick(scenario: str, n_labels: int, budget_ms: float | None, latency_ms: dic
             reasons.append(f"{name} runs in {measured:.1f} ms {at(name)} on this device, within the "
                            f"{budget_ms:g} ms budget; {_top1_words(name, top1)}.")
             return Recommendation(name, recipe, reasons, rejected)
-    fastest = min(latency_ms.items(), key=lambda kv: kv[1], default=None)
+    missing = [n for n in names if n not in latency_ms]
+    if missing:                          # never "none meets the budget" on missing data
+        reasons.append(f"{len(missing)} of {len(names)} candidates are not measured on this device yet "
+                       f"({', '.join(missing)}): measure them before concluding that none meets {budget_ms:g} ms.")
+        return Recommendation(None, recipe, reasons, rejected)
+    everything = len(names) == len(CANDIDATES[scenario])      # online: any measured model may stand in
+    fastest = min(((n, t) for n, t in latency_ms.items() if everything or n in names), key=lambda kv: kv[1],
+                  default=None)
     if fastest and fastest[1] <= budget_ms:
         reasons.append(f"No candidate of this scenario meets {budget_ms:g} ms here; the fastest measured backbone "
                        f"that does is {fastest[0]} ({fastest[1]:.1f} ms {at(fastest[0])}; "

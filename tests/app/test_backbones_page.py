@@ -65,6 +65,8 @@ def test_scaling_and_recommender_tabs():
     assert metrics["Depth ×"] == "1.44" and metrics["Width ×"] == "1.21" and metrics["Resolution"] == "296 px"
     at = open_page("Recommender")
     at.number_input(key="rec.budget").set_value(0.0).run()
+    assert any("efficientnet_lite0" in s.value and "Fine-tune whole backbone" in s.value for s in at.success)
+    at.toggle(key="rec.online").set_value(True).run()            # with the hub: the scenario's first choice
     assert any("resnet50" in s.value and "Fine-tune whole backbone" in s.value for s in at.success)
     at.selectbox(key="rec.scenario").set_value("Edge / real-time").run()
     at.number_input(key="rec.n").set_value(50).run()
@@ -99,3 +101,21 @@ def test_a_shared_link_reopens_the_model_selection():
     at = open_page("pages/backbones.py", {"bb.models": ["resnet18", "regnety_002"]})
     # a curated model and one from timm's wider catalogue, both restored from the link
     assert at.multiselect(key="bb.models").value == ["resnet18", "regnety_002"] and not at.exception
+
+
+def test_offline_the_recommender_picks_a_model_it_marks_trainable_offline(tmp_path, monkeypatch):
+    """An empty store, the default (offline): with no budget the pick is the scenario's first backbone this machine
+    can fine-tune, marked so in the candidates table, and the better hub-only model is named beside it; with a
+    budget and nothing measured it says how many are unmeasured instead of "none meets"."""
+    from tests.app._util import open_page, texts
+    monkeypatch.setenv("ARCHSCOPE_DATA_DIR", str(tmp_path))
+    at = open_page("pages/backbones.py", {"bb.tab": "Recommender"})
+    assert not texts(at, "warning") or not any("No backbone meets" in w for w in texts(at, "warning"))
+    assert any("5 of 5 candidates are not measured on this device yet" in i for i in texts(at, "info"))
+    at.number_input(key="rec.budget").set_value(0.0).run()
+    picked = next(a for a in texts(at, "success"))
+    name = picked.split("**")[1]
+    cands = next(d.value for d in at.dataframe if "fine-tune offline" in d.value.columns).set_index("candidate")
+    assert bool(cands.loc[name, "fine-tune offline"]) and cands.loc[name, "verdict"] == "recommended"
+    assert name == "efficientnet_lite0" and cands.loc["resnet50", "verdict"] == "better, but needs the hub (online)"
+    assert not at.exception

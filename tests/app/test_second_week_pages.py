@@ -81,7 +81,9 @@ def test_the_recommender_answers_with_accuracy(week):
     assert "efficientnet_lite0" in set(cands["candidate"])
     assert bool(cands.set_index("candidate").loc["efficientnet_lite0", "fine-tune offline"])
     assert cands.set_index("candidate").loc["resnet50", "top-1 % (timm)"] == pytest.approx(81.2, abs=0.1)
-    at.number_input(key="rec.budget").set_value(0.0).run()          # no budget: the scenario's first choice
+    at.number_input(key="rec.budget").set_value(0.0).run()          # no budget: the scenario's first choice ...
+    assert any(a.startswith("**efficientnet_lite0**, ImageNet-1k top-1") for a in texts(at, "success"))
+    at.toggle(key="rec.online").set_value(True).run()               # ... that this machine can train, unless online
     assert any(a.startswith("**resnet50**, ImageNet-1k top-1 81.2% (timm, published)") for a in texts(at, "success"))
 
 

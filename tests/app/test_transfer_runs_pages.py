@@ -84,7 +84,7 @@ def test_runs_page_lists_runs_and_evaluates(tmp_path):
     from core.runs import record as runs
     run = next(r for r in runs.all_runs() if r.name == "apptest run")
     assert row["best val top-1 %"] == pytest.approx(100 * run.result["best_top1"])
-    assert row["exported epoch"] == run.result["best_epoch"] in (1, 2) and row["note"] == "—"   # an empty cell reads "—", never "None"
+    assert row["exported epoch"] == run.result["best_epoch"] in (1, 2) and row["note"] == "no test split"   # never "None"
     at = open_page("pages/runs.py", {"runs.tab": "Evaluate and export"})
     assert any("precision" in d.value.columns for d in at.dataframe if hasattr(d.value, "columns"))
     assert not at.exception

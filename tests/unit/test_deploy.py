@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from core.blocks import create_block
-from core.deploy import DeployError, calibration, runtimes
+from core.deploy import DeployError, calibration, report, runtimes
 from core.deploy import parity as par
 from core.deploy.__main__ import main
 from core.deploy.export import export
@@ -183,3 +183,49 @@ def test_a_failed_export_names_the_operator_in_one_line(tmp_path, monkeypatch):
     assert str(info.value) == ("ONNX export failed: torchscript exporter: aten::_fused_foo; dynamo exporter: "
                                "aten::_fused_foo")
     assert list(tmp_path.iterdir()) == []                       # nothing half-written
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", [p for p in __import__("core.blocks.compare", fromlist=["PRESETS"]).PRESETS
+                                    if "lecture" in p])
+def test_every_lecture_pairs_int8_rows_quantize_their_convolutions(preset):
+    """A block keeps nothing in float on purpose: its int8 model quantizes every convolution (a standard 3x3 conv
+    block was left wholly float by the network rule before), and each int8 row says how many."""
+    from core.blocks.compare import PRESETS, entry_cfg
+    (chs, hw), entries = PRESETS[preset]
+    chs, hw = min(chs, 32), min(hw, 14)                   # the graph, not the size, is under test
+    targets = [Target.block(e.block, entry_cfg(e, chs), (1, chs, hw, hw), e.label) for e in entries]
+    results = measure_group(targets, ("eager", "onnx", "onnx-int8"), 1, max_time_s=1)
+    for r in results:
+        row = r["runtimes"]["onnx-int8"]
+        detail = row["detail"]
+        assert detail["quantization"]["kept_in_float"] == [] or detail["quantization"]["kept_in_float"] == ()
+        assert detail["convs_int8"] >= 1 and detail["convs_int8"] == detail["convs_total"], (r["label"], detail)
+        assert "not_quantized" not in row
+        assert report.convs_in_int8(row) == f"{detail['convs_total']} of {detail['convs_total']} in int8"
+    pair = report.pair(*results[:2])
+    assert "ONNX Runtime int8" in set(pair["runtime"])
+
+
+def test_an_int8_model_with_no_int8_node_is_labelled_and_left_out_of_every_comparison():
+    from core.deploy.measure import explain_int8, not_quantized
+    fp32 = {"runtime": "onnx", "label": "ONNX Runtime fp32", "median_ms": 10.7, "error": "", "parity": {},
+            "detail": {}, "size_bytes": 1}
+    int8 = {"runtime": "onnx-int8", "label": "ONNX Runtime int8", "median_ms": 10.74, "error": "", "parity": {},
+            "size_bytes": 1, "detail": {"quantized_nodes": {}, "float_nodes": {"Conv": 1},
+                                        "quantization": {"kept_in_float": ["/conv/conv/Conv"]}}}
+    why = not_quantized(int8)
+    assert why == ("not quantized (no node runs in int8; kept in float on purpose: /conv/conv/Conv; in float: "
+                   "Conv ×1)")
+    int8["not_quantized"] = why
+    rows = {"eager": {**fp32, "runtime": "eager", "median_ms": 20.0}, "onnx": fp32, "onnx-int8": int8}
+    assert explain_int8(rows) == ""                        # never "int8 is 1.00× slower than fp32"
+    a = {"label": "standard 3x3", "macs": 8, "runtimes": rows}
+    b = {"label": "depthwise separable", "macs": 1, "runtimes": {k: {**v, "median_ms": 2.0} for k, v in rows.items()
+                                                                 if k != "onnx-int8"} | {"onnx-int8": {
+                                                                     **int8, "median_ms": 1.0, "not_quantized": ""}}}
+    assert "ONNX Runtime int8" not in set(report.pair(a, b)["runtime"])
+    frame = report.frame([a])
+    bad = frame[frame["runtime"] == "ONNX Runtime int8"].iloc[0]
+    assert bad["status"].startswith("not quantized") and np.isnan(bad["median ms"])
+    assert report.fits(frame, 30.0).query("runtime == 'ONNX Runtime int8'").empty

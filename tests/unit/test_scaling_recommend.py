@@ -49,8 +49,30 @@ def test_budget_drops_backbones_that_miss_it_on_this_device():
     assert rec.backbone == "efficientnet_b0"
     assert [n for n, _ in rec.rejected] == ["resnet50", "convnext_tiny"]
     assert "36.0 ms at batch 1 misses the 30 ms budget" in rec.rejected[0][1]
-    none = recommend.recommend("ImageNet-like natural photos", 2_000, 5, latencies)
+    unmeasured = recommend.recommend("ImageNet-like natural photos", 2_000, 5, latencies)
+    assert unmeasured.backbone is None and unmeasured.unmeasured == ["efficientnet_lite0"]
+    assert unmeasured.reasons[-1] == ("1 of 5 candidates are not measured on this device yet (efficientnet_lite0): "
+                                      "measure them before concluding that none meets 5 ms.")
+    none = recommend.recommend("ImageNet-like natural photos", 2_000, 5, {**latencies, "efficientnet_lite0": 20.5})
     assert none.backbone is None and "fastest is efficientnet_b0" in none.reasons[-1]
+
+
+def test_offline_the_pick_is_trainable_here_and_the_better_hub_model_is_named_beside_it():
+    latencies = {"resnet50": 36.0, "convnext_tiny": 65.0, "efficientnet_b0": 13.8, "resnet18": 16.0,
+                 "efficientnet_lite0": 20.5}
+    top1 = {"efficientnet_b0": 77.7, "efficientnet_lite0": 75.5}
+    rec = recommend.recommend("ImageNet-like natural photos", 2_000, 30, latencies, top1=top1,
+                              offline=("efficientnet_lite0",), online=False)
+    assert rec.backbone == "efficientnet_lite0" and rec.hub_only == "efficientnet_b0" and rec.top1 == 75.5
+    rows = {c.name: c for c in rec.candidates}
+    assert rows["efficientnet_lite0"].verdict == "recommended" and rows["efficientnet_lite0"].offline
+    assert rows["efficientnet_b0"].verdict == "better, but needs the hub (online)"
+    assert rows["resnet50"].verdict == "needs the hub (online)"
+    assert any("efficientnet_b0 (ImageNet-1k top-1 77.7% (timm, published)) would be the pick with the hub" in r
+               for r in rec.reasons)
+    online = recommend.recommend("ImageNet-like natural photos", 2_000, 30, latencies, top1=top1,
+                                 offline=("efficientnet_lite0",), online=True)
+    assert online.backbone == "efficientnet_b0" and online.hub_only is None
 
 
 def test_recommender_names_the_resolution_of_each_latency():
