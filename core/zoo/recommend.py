@@ -141,11 +141,12 @@ def _pick(scenario: str, n_labels: int, budget_ms: float | None, latency_ms: dic
                            f"{budget_ms:g} ms budget; {_top1_words(name, top1)}.")
             return Recommendation(name, recipe, reasons, rejected)
     missing = [n for n in names if n not in latency_ms]
+    everything = len(names) == len(CANDIDATES[scenario])      # online: any measured model may stand in
     if missing:                          # never "none meets the budget" on missing data
-        reasons.append(f"{len(missing)} of {len(names)} candidates are not measured on this device yet "
+        which = "candidates" if everything else "candidates this machine can fine-tune"
+        reasons.append(f"{len(missing)} of {len(names)} {which} are not measured on this device yet "
                        f"({', '.join(missing)}): measure them before concluding that none meets {budget_ms:g} ms.")
         return Recommendation(None, recipe, reasons, rejected)
-    everything = len(names) == len(CANDIDATES[scenario])      # online: any measured model may stand in
     fastest = min(((n, t) for n, t in latency_ms.items() if everything or n in names), key=lambda kv: kv[1],
                   default=None)
     if fastest and fastest[1] <= budget_ms:

@@ -99,6 +99,8 @@ def test_the_recommender_updates_in_place_when_its_measuring_job_ends(page, app_
     page.get_by_role("combobox", name="Scenario").click()
     page.get_by_role("option", name="Edge / real-time").click()
     wait_idle(page)
+    page.get_by_text("This machine can download from the hub").click()      # offline, the pick is Lite0
+    wait_idle(page)
     budget = page.get_by_role("spinbutton", name=re.compile("Latency budget at batch 1"))
     budget.fill("1000")
     budget.press("Enter")

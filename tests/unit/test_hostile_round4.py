@@ -305,3 +305,25 @@ def test_row16_a_node_with_other_flags_stops_every_rank_with_one_line():
     assert config_disagreement(ranks) == ""                            # where and how a node runs may differ
     ranks[1]["config"] = {**ref, "lr": 0.1, "seed": 1}
     assert config_disagreement(ranks).startswith("node 1 (host b, rank 1) has lr 0.1, rank 0 has 0.001 (and seed)")
+
+
+@pytest.mark.slow
+def test_row14_a_data_directory_with_a_space_a_quote_and_non_ascii_trains_exports_and_compiles(tmp_path, monkeypatch):
+    """The data directory at '…/My Models/ünï 'q'/.archscope': a run writes its TensorBoard files, exports to ONNX
+    and torch.compile compiles (g++ reaches the cache through a plain link), with every file in the data directory."""
+    home = tmp_path / "My Models" / "ünï 'q'" / ".archscope"
+    monkeypatch.setenv("ARCHSCOPE_DATA_DIR", str(home))
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    run = train("spaced home")
+    assert list(tblog.existing(run.id, runs.folder(run)).glob("events.out.tfevents.*"))
+    record = rx.export_run(run.id)
+    assert (runs.folder(run) / "export" / "model.onnx").exists() and record["files"]["model.onnx"]["sha256"]
+    import torch
+
+    from core.deploy import runtimes
+    from core.deploy.measure import inductor_cache
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", inductor_cache())
+    with inside_data_dir():
+        prepared = runtimes.compiled(torch.nn.Conv2d(3, 4, 3), torch.randn(1, 3, 16, 16), timeout_s=300)
+    assert prepared.error == "" and prepared.call is not None, prepared.error
+    assert any((home / "cache" / "torchinductor").rglob("*")), "the compile cache is inside the data directory"
