@@ -18,14 +18,6 @@ SLOW_FIXTURES = {"seeded_dir", "app_url", "browser", "page", "seeded_url"}   # e
 SPAWNERS = ("python", "torchrun", "chromium", "streamlit")                  # what a fast test may never start
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "gpu: needs a CUDA device; skipped without one")
-    config.addinivalue_line("markers", "e2e: drives the real app in headless Chromium")
-    config.addinivalue_line("markers", "slow: starts processes, servers, torchrun nodes or a browser, or fine-tunes "
-                                       "a network or exports a whole one to ONNX; `pytest -m 'not slow'` is the "
-                                       "inner loop")
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Every browser test, and every test on the seeded week (made by a process), is slow; the rest say so
     themselves with ``@pytest.mark.slow``: a test that starts a process (``_no_process_in_a_fast_test`` holds them
