@@ -3,7 +3,6 @@ cache and normaliser, evaluation and the ONNX export, "try an image", the bundle
 predict.py and predict_onnx.py, which carry pixels.py verbatim) gives the same input tensor for the same odd
 image, to the last bit."""
 import importlib.util
-import io
 import sys
 from pathlib import Path
 
