@@ -127,14 +127,11 @@ def export_run(run_id: int, int8: bool = False, out: str | Path | None = None,
     ``bundle.json`` keeps under "onnx". One writer per bundle: the run's bundle lock (and ``out``'s) is held
     throughout, so a second export, the trainer's final bundle and a delete wait or are refused. Bad input raises
     DeployError with the reason; nothing is half-written."""
-    try:
-        src = artifacts(run_id)
-    except NoArtifacts as err:
-        raise DeployError(str(err)) from None
+    run_dir = runs.folder(runs.get(run_id))          # KeyError: there is no such run
     holder = holder or f"a command line (pid {os.getpid()})"
-    folder = Path(out) if out else src.folder / "export"
+    folder = Path(out) if out else run_dir / "export"
     try:
-        with bundle.writer_lock(src.folder, holder), \
+        with bundle.writer_lock(run_dir, holder), \
                 (bundle.writer_lock(folder, holder, lock_file=out_lock(folder)) if out else contextlib.nullcontext()):
             return _export_locked(run_id, folder, int8, on_step or (lambda _msg: False), threads)
     except bundle.BundleBusy as busy:
@@ -150,7 +147,10 @@ def out_lock(folder: Path) -> Path:
 
 def _export_locked(run_id: int, folder: Path, int8: bool, step: Callable[[str], bool],
                    threads: int) -> dict[str, Any]:
-    src = artifacts(run_id)                       # read again under the lock: what the run is now
+    try:
+        src = artifacts(run_id)                   # read once, under the lock: what the run is now
+    except NoArtifacts as err:
+        raise DeployError(str(err)) from None
     if src.run.active:
         raise DeployError(f"run {run_id} is still {src.run.status}: export it when it ends (its bundle is written "
                           "again then)")
