@@ -270,18 +270,36 @@ def launch_section(cfg: TrainConfig, blocked: str) -> None:
         st.rerun()
 
 
-@st.fragment(run_every=1.0)
-def watch(run_id: int) -> None:
-    with store_errors_shown():
-        watch_body(run_id)
-
-
-def watch_body(run_id: int) -> None:
+def find_run(run_id: int) -> runs.Run | None:
     try:
-        run = runs.get(run_id)
+        return runs.get(run_id)
     except KeyError:
         st.error(f"There is no run {run_id}.")
-        return
+        return None
+
+
+def watch(run_id: int) -> None:
+    """A live run is polled once a second; a finished, failed or cancelled one is drawn once and costs nothing."""
+    with store_errors_shown():
+        run = find_run(run_id)
+        if run is not None and run.active:
+            watch_live(run_id)
+        elif run is not None:
+            watch_body(run)
+
+
+@st.fragment(run_every=1.0)
+def watch_live(run_id: int) -> None:
+    with store_errors_shown():
+        run = find_run(run_id)
+        if run is None:
+            return
+        if not run.active:                     # it ended: one full rerun draws it still, and polling stops
+            st.rerun()
+        watch_body(run)
+
+
+def watch_body(run: runs.Run) -> None:
     colour = {"running": "blue", "queued": "orange", "done": "green", "failed": "red"}.get(run.status, "gray")
     st.markdown(f"**Run {run.id}** · {fmt.md(run.name)} · status :{colour}-background[{run.status}]")
     no_val = run.result.get("info", {}).get("no_val_classes")
@@ -294,13 +312,15 @@ def watch_body(run_id: int) -> None:
     chart(run_plots.training_curves({run.label(): runs.curves(run.id)}, {run.label(): style.run_colour(run.id)}),
           f"tr.curves.{run.id}")
     cols = st.columns(3)
-    if run.active and cols[0].button("Stop", key=f"tr.stop.{run.id}"):
+    if run.active and cols[0].button("Stop this run", key=f"tr.stop.{run.id}"):
         runs.request_cancel(run.id)
     if run.status in ("cancelled", "failed") and cols[1].button("Resume", key=f"tr.resume.{run.id}"):
         try:
             launch.resume(run.id)
         except (runs.LaunchError, StoreError) as err:
             st.error(fmt.md(err))
+        else:
+            st.rerun()                         # queued again: the live view takes over
     if run.error:
         st.error(f"The run failed: {fmt.md(run.error)}")
     if run.status == "done":
