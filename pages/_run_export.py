@@ -21,19 +21,12 @@ def exportable(all_runs: list[runs.Run]) -> list[runs.Run]:
     return [r for r in all_runs if r.status == "done" or (r.active and (runs.folder(r) / BEST).exists())]
 
 
-def onnx_section(all_runs: list[runs.Run]) -> None:
+def onnx_section(run: runs.Run) -> None:
+    """The export of the run chosen by the area's one picker."""
     st.subheader("Take it home: ONNX and int8")
     st.caption("The best epoch as model.onnx (and a static int8 model calibrated on the training split only), each "
                "scored on the run's own validation and test images and timed at batch 1 here; predict_onnx.py runs "
                "them with only onnxruntime, numpy and Pillow.")
-    candidates = {r.id: r for r in exportable(all_runs)}
-    if not candidates:
-        st.info("No run with a finished epoch yet.")
-        return
-    chosen = st.selectbox("Run to export", list(candidates), key="onnx.run",
-                          format_func=lambda i: candidates[i].label() + (" (training: its best epoch so far)"
-                                                                         if candidates[i].active else ""))
-    run = candidates[chosen]
     folder = runs.folder(run) / "export"
     job = jobs.latest(export_job.KIND)
     if job is not None and job.active:
@@ -76,11 +69,6 @@ def show_export(record: dict, folder: Path, run: runs.Run) -> None:
         hide_index=True, width="stretch", placeholder="—", key=f"onnx.table.{run.id}")
     for line in report.export_warnings(record):
         st.warning(fmt.md(line))
-    cols = st.columns(4)
-    for col, name in zip(cols, ("model.onnx", "model.int8.onnx", "predict_onnx.py", "bundle.json")):
-        if (folder / name).exists():
-            col.download_button(f"Download {name}", (folder / name).read_bytes(), f"run{run.id}-{name}",
-                                key=f"onnx.dl.{run.id}.{name}")
     q = record["files"].get("model.int8.onnx", {}).get("quantization")
     st.caption(fmt.md(f"Parity of model.onnx on the validation images: max abs logit difference "
                       f"{record['files']['model.onnx']['parity']['max_abs_diff']:.2e}; exporter "

@@ -143,7 +143,8 @@ def job_progress_bar(kind: str, stop_key: str | None = None, *, describe: Callab
         text = describe(job) if describe else (job.message or "starting…")
         count = f" ({job.done}/{job.total})" if job.total > 1 else ""
         st.progress(min(job.done / max(job.total, 1), 1.0),
-                    text=text + count + (f" · about {eta:.0f} s left" if eta is not None else ""))
+                    text=text + count + (f" · about {fmt.duration(eta)} left" if eta is not None
+                                         else " · estimating time left…"))
         if stop_key and st.button(stop_label, key=stop_key):
             (stop or jobs.request_cancel)(job.id)
         return job

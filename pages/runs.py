@@ -1,10 +1,7 @@
 """Runs: compare finished runs, the freezing-depth experiment, evaluate a run, try an image, export."""
 from __future__ import annotations
 
-import io
-import zipfile
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Iterator
 
 import pandas as pd
@@ -18,7 +15,7 @@ from core.finetune.bundle import BEST_RULE, Predictor
 from core.finetune.config import TrainConfig
 from core.jobs.store import StoreError
 from core.present import fmt, run_plots, style
-from core.runs import evaluate, experiment, tblog, tracker
+from core.runs import evaluate, experiment, export, tblog, tracker
 from core.runs import record as runs
 from pages import _run_export as run_export
 from pages._widgets import chart, current_settings, job_progress_bar, lazy_tabs, route_through_app, store_errors_shown
@@ -249,13 +246,16 @@ def experiment_section() -> None:
 
 
 def evaluate_section(all_runs: list[runs.Run]) -> None:
-    done = [r for r in all_runs if r.status == "done"]
-    if not done:
-        st.info("No finished run yet.")
-    else:
-        by_id = {r.id: r for r in done}
-        chosen = st.selectbox("Run", list(by_id), key="eval.run", format_func=lambda i: by_id[i].label())
-        run = by_id[chosen]
+    """One picker for the whole area: evaluation, "try an image", the ONNX export and the bundle's download all
+    follow it."""
+    by_id = {r.id: r for r in run_export.exportable(all_runs)}
+    if not by_id:
+        st.info("No run with a finished epoch yet.")
+        return
+    chosen = st.selectbox("Run", list(by_id), key="eval.run", format_func=lambda i: by_id[i].label() + (
+        " (training: its best epoch so far)" if by_id[i].active else ""))
+    run = by_id[chosen]
+    if run.status == "done":
         if run.result.get("best_epoch"):
             st.caption(f"Its bundle holds epoch {run.result['best_epoch']} of {run.result.get('epochs_done', '?')}, "
                        f"chosen by {BEST_RULE}.")
@@ -263,8 +263,11 @@ def evaluate_section(all_runs: list[runs.Run]) -> None:
             evaluation_view(run)
         with run_files_shown(run):
             try_image(run)
-        export_button(run)
-    run_export.onnx_section(all_runs)
+    else:
+        st.caption(f"Run {run.id} is still training: its evaluation and “try an image” come when it ends. Its best "
+                   "epoch so far can be exported and downloaded below.")
+    run_export.onnx_section(run)
+    export_button(run)
 
 
 @contextmanager
@@ -317,15 +320,19 @@ def try_image(run: runs.Run) -> None:
 
 
 def export_button(run: runs.Run) -> None:
-    export = Path(run.result.get("export_dir", ""))
-    if not export.is_dir():
+    """The whole bundle of the chosen run as one zip, built when the button is pressed (not on every rerun)."""
+    folder = runs.folder(run) / "export"
+    if not (folder / "bundle.json").is_file():
         return
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for f in export.iterdir():
-            zf.write(f, f.name)
-    st.download_button("Download the fine-tuned bundle (safetensors + labels + preprocessing)", buf.getvalue(),
-                       f"archscope-run{run.id}.zip", "application/zip", key="eval.export")
+    names = sorted(f.name for f in folder.iterdir() if f.is_file() and not f.name.startswith("."))
+    onnx = [n for n in names if n.endswith(".onnx")]
+    st.download_button(
+        f"Download run {run.id}'s bundle (zip)", lambda: export.bundle_zip(run.id)[1], f"archscope-run{run.id}.zip",
+        "application/zip", key=f"eval.export.{run.id}", on_click="ignore", type="primary" if onnx else "secondary",
+        help="Everything in one folder, under the names its scripts and README expect: " + ", ".join(names))
+    st.caption(f"The zip holds {len(names)} files: {', '.join(names)}. "
+               + ("Unzip it and follow its README: `python predict_onnx.py photo.jpg` needs only onnxruntime, numpy "
+                  "and Pillow." if onnx else "Export to ONNX above to add model.onnx and predict_onnx.py to it."))
 
 
 st.title("Runs")

@@ -307,8 +307,14 @@ def watch_body(run: runs.Run) -> None:
         st.warning(fmt.md(f"No validation image for class(es) {', '.join(no_val)}: val top-1 says nothing "
                           "about them (a class needs at least 2 images)."))
     prog = runs.progress(run)
-    eta = f" · about {prog.eta_s:.0f} s left" if prog.eta_s is not None else ""
-    st.progress(prog.fraction, text=f"epoch {prog.epoch}/{prog.epochs} · step {prog.step}/{prog.total_steps}{eta}")
+    if run.status == "queued" or not prog.total_steps:
+        st.progress(0.0, text="queued: waiting for a free slot and for the worker to start" if run.status == "queued"
+                    else f"{run.status} before the first step")
+    else:
+        eta = ("" if run.status != "running" else " · estimating time left…" if prog.eta_s is None
+               else f" · about {fmt.duration(prog.eta_s)} left")
+        st.progress(prog.fraction,
+                    text=f"epoch {prog.epoch}/{prog.epochs} · step {prog.step}/{prog.total_steps}{eta}")
     chart(run_plots.training_curves({run.label(): runs.curves(run.id)}, {run.label(): style.run_colour(run.id)}),
           f"tr.curves.{run.id}")
     cols = st.columns(3)

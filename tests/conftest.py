@@ -25,6 +25,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "e2e" in item.path.parts or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+        if "seeded_dir" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("week"))   # under -n, one worker builds the week and uses it
     import torch
     if torch.cuda.is_available():
         return

@@ -13,6 +13,7 @@ from core.finetune import recipes
 from core.finetune.config import TrainConfig
 from core.measure.settings import autocast_dtype, threads_for
 from core.measure.timing import time_call
+from core.present.fmt import duration
 
 
 def group_lrs(cfg: TrainConfig, n_classes: int) -> pd.DataFrame:
@@ -40,9 +41,11 @@ class EpochEstimate:
     def text(self) -> str:
         where = f"on {self.device} in {self.precision}, batch {self.batch}, from {self.steps_timed} timed steps"
         if self.recipe == "linear_probe":
-            return (f"About {self.extraction_s:.1f} s once, to extract features of {self.train_images + self.val_images} "
-                    f"images with the frozen backbone, then about {self.epoch_s:.2f} s per epoch for the head ({where}).")
-        return f"About {self.epoch_s:.1f} s per epoch ({self.train_images} training + {self.val_images} validation images, {where})."
+            return (f"About {duration(self.extraction_s)} once, to extract features of "
+                    f"{self.train_images + self.val_images} images with the frozen backbone, then about "
+                    f"{duration(self.epoch_s)} per epoch for the head ({where}).")
+        return (f"About {duration(self.epoch_s)} per epoch ({self.train_images} training + {self.val_images} "
+                f"validation images, {where}).")
 
 
 def estimate_epoch(cfg: TrainConfig, n_train: int, n_val: int, steps: int = 5,

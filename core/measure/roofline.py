@@ -6,11 +6,19 @@ Bytes moved by a layer, as a lower bound: every input, output and weight element
 and arithmetic intensity = FLOPs / bytes = 2 x MACs / bytes. The roofline's attainable time is
     max(FLOPs / peak FLOP/s, bytes / bandwidth),
 and a layer is memory-bound when the second term is the larger.
+
+Cache-aware ceilings (on a CPU, like Intel Advisor's cache-aware roofline): the same triad at a working set that
+fits each data cache level the OS lists (``core.measure.caches``), L1 at 3/4 of its capacity, L2 at 1/2 and L3 at
+1/4, and DRAM far above the last level. A triad that small is one op call like any layer's, so the fixed cost of a
+call (a 16-element triad, the same timer) is measured too and taken off before the bytes are divided:
+    level bandwidth = triad bytes / (triad time - call time).
+A layer's working set is its bytes; the level it fits in is the smallest whose capacity holds them, and its
+attainable time is call time + max(FLOPs / peak, bytes / that level's bandwidth).
 """
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 import pandas as pd
@@ -18,6 +26,7 @@ import torch
 from torch import nn
 
 from core.measure.attribution import Attribution, attribute
+from core.measure.caches import data_caches, level_of
 from core.measure.counting import fvcore_macs
 from core.measure.profiling import ProfileError, autocast_for, device_name, resolve_device
 from core.measure.settings import Setting, threads_for
@@ -54,6 +63,8 @@ class Ceilings:
     stream_mib: int
     seconds: float
     torch_version: str = torch.__version__
+    levels: list[dict[str, Any]] = field(default_factory=list)     # per cache level, smallest first; DRAM last
+    call_us: float = 0.0                                          # the fixed cost of one op call, timed here
 
     @property
     def ridge(self) -> float:
@@ -70,6 +81,74 @@ class Ceilings:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def by_level(self) -> bool:
+        """Whether bandwidth was measured per cache level (CPUs whose OS lists their caches)."""
+        return len(self.levels) > 1
+
+    def level(self, nbytes: int) -> dict[str, Any]:
+        """The level a working set of ``nbytes`` fits in, with its measured bandwidth (DRAM when unknown)."""
+        if not self.by_level:
+            return {"name": "DRAM" if self.device == "cpu" else "device memory", "gbs": self.bandwidth_gbs}
+        return level_of(nbytes, self.levels)
+
+    def bandwidth_for(self, nbytes: int) -> float:
+        """The bandwidth ceiling of the level a working set fits in; where that level's figure could not be
+        separated from the call cost, the next level out that has one."""
+        if not self.by_level:
+            return self.bandwidth_gbs
+        start = self.levels.index(self.level(nbytes))
+        return next((lv["gbs"] for lv in self.levels[start:] if lv.get("gbs")), self.bandwidth_gbs)
+
+    @property
+    def top_gbs(self) -> float:
+        """The highest measured bandwidth of any level."""
+        return max([lv["gbs"] for lv in self.levels if lv.get("gbs")] + [self.bandwidth_gbs])
+
+    def levels_note(self) -> str:
+        """What the memory ceilings are, in one sentence."""
+        if self.device != "cpu":
+            return ("On a GPU the bandwidth cannot be measured per cache level here: the one memory ceiling is the "
+                    "device memory's triad, and a layer that runs from L2 or shared memory can sit above it.")
+        if not self.by_level:
+            return ("The operating system lists no cache sizes here, so the one memory ceiling is DRAM's triad; a "
+                    "small layer that runs from cache can sit above it.")
+        parts = [f"{lv['name']} {lv['gbs']:,.0f} GB/s ({_kib(lv['working_set_bytes'])} triad"
+                 + (f", {_kib(lv['capacity_bytes'])} cache)" if lv.get("capacity_bytes") else ")")
+                 if lv.get("gbs") else f"{lv['name']} not separable from the call cost"
+                 for lv in self.levels]
+        return (f"Memory ceilings per level: {'; '.join(parts)}. One op call costs {self.call_us:.1f} µs on its own; "
+                "it is taken off the triads and added to every layer's attainable time.")
+
+
+def _kib(n: int) -> str:
+    return f"{n / 2**20:,.0f} MiB" if n >= 2**20 else f"{n / 2**10:,.0f} KiB"
+
+
+FILL = {"L1": 0.75, "L2": 0.5}          # the share of a level's capacity its triad uses (1/4 for L3 and beyond)
+
+
+def _measure_levels(dtype: torch.dtype, dev: torch.device, threads: int, dram_bytes: int,
+                    dram_gbs: float) -> tuple[list[dict[str, Any]], float]:
+    """The triad at a working set inside each data cache level, net of one op call's fixed cost; DRAM last."""
+    size = torch.empty((), dtype=dtype).element_size()
+    call = _time_triad(16, dtype, dev, min_time_s=0.2).p10_ms
+    levels = []
+    for cache in data_caches():
+        capacity = cache.capacity(threads)
+        elems = int(capacity * FILL.get(cache.name, 0.25)) // (3 * size)
+        if elems < 64:
+            continue
+        took = _time_triad(elems, dtype, dev, min_time_s=0.3).p10_ms
+        net = took - call
+        nbytes = 3 * elems * size
+        levels.append({"name": cache.name, "cache_bytes": cache.size_bytes, "capacity_bytes": capacity,
+                       "working_set_bytes": nbytes, "triad_us": took * 1e3,
+                       "gbs": nbytes / (net / 1e3) / 1e9 if net > 0.1 * took else None})
+    levels.append({"name": "DRAM", "cache_bytes": None, "capacity_bytes": None, "working_set_bytes": dram_bytes,
+                   "gbs": dram_gbs})
+    return levels, call * 1e3
+
 
 def _gemm_n(dev: torch.device) -> int:
     return 8192 if dev.type == "cuda" else 1024
@@ -78,7 +157,8 @@ def _gemm_n(dev: torch.device) -> int:
 def measure_ceilings(setting: Setting, stream_mib: int | None = None, gemm_n: int | None = None) -> Ceilings:
     """Peak compute: an n×n×n matrix product (2n³ FLOPs) in the setting's precision, the best of its timed calls.
     Bandwidth: a STREAM triad a = b + s·c over three buffers far larger than the last-level cache, counting the
-    bytes read (b, c) plus written (a), the best of its timed calls. A few seconds on a CPU."""
+    bytes read (b, c) plus written (a), the best of its timed calls; on a CPU, the same per cache level (see the
+    module docstring). A few seconds on a CPU."""
     dev = resolve_device(setting.device)
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[setting.precision]
     n = gemm_n or _gemm_n(dev)
@@ -89,14 +169,17 @@ def measure_ceilings(setting: Setting, stream_mib: int | None = None, gemm_n: in
         try:
             gemm = _time_gemm(n, dtype, dev)
             triad = _time_triad(elems, dtype, dev)
+            threads = torch.get_num_threads()
+            dram_bytes = 3 * elems * ELEMENT_BYTES[setting.precision]
+            dram_gbs = dram_bytes / (triad.p10_ms / 1e3) / 1e9               # the machine's best, not its average
+            levels, call_us = (_measure_levels(dtype, dev, threads, dram_bytes, dram_gbs) if dev.type == "cpu"
+                               else ([], 0.0))
         except RuntimeError as err:
             raise ProfileError(f"the ceilings cannot be measured in {setting.precision} on {dev}: "
                                f"{first_line(err)}") from err
-    best_gemm, best_triad = gemm.p10_ms, triad.p10_ms          # the machine's best, not its average
-    return Ceilings(dev.type, device_name(dev), setting.precision, torch.get_num_threads() if not setting.threads
-                    else setting.threads, 2 * n**3 / (best_gemm / 1e3) / 1e9,
-                    3 * elems * ELEMENT_BYTES[setting.precision] / (best_triad / 1e3) / 1e9, n, mib,
-                    time.perf_counter() - t0)
+    return Ceilings(dev.type, device_name(dev), setting.precision, setting.threads or threads,
+                    2 * n**3 / (gemm.p10_ms / 1e3) / 1e9, dram_gbs, n, mib, time.perf_counter() - t0,
+                    levels=levels, call_us=call_us)
 
 
 def _time_gemm(n: int, dtype: torch.dtype, dev: torch.device):
@@ -104,9 +187,9 @@ def _time_gemm(n: int, dtype: torch.dtype, dev: torch.device):
     return time_call(lambda: torch.mm(a, b), dev, warmup=2, min_iters=5, min_time_s=0.5)
 
 
-def _time_triad(elems: int, dtype: torch.dtype, dev: torch.device):
+def _time_triad(elems: int, dtype: torch.dtype, dev: torch.device, min_time_s: float = 0.5):
     x, y, z = (torch.empty(elems, dtype=dtype, device=dev).fill_(1.0) for _ in range(3))
-    return time_call(lambda: torch.add(y, z, alpha=2.0, out=x), dev, warmup=2, min_iters=5, min_time_s=0.5)
+    return time_call(lambda: torch.add(y, z, alpha=2.0, out=x), dev, warmup=2, min_iters=5, min_time_s=min_time_s)
 
 
 def layer_bytes(in_elems: int, out_elems: int, weight_elems: int, precision: str) -> int:
@@ -120,10 +203,35 @@ def intensity(macs: int, nbytes: int) -> float:
 
 
 def attainable_s(macs: int, nbytes: int, ceilings: Ceilings) -> tuple[float, str]:
-    """The roofline's least time for a layer and what bounds it ('compute' or 'memory')."""
+    """The roofline's least time for a layer and what bounds it ('compute' or 'memory'): one op call, then the
+    larger of its FLOPs at peak and its bytes at the bandwidth of the level its working set fits in."""
     compute = 2 * macs / (ceilings.peak_gflops * 1e9)
-    memory = nbytes / (ceilings.bandwidth_gbs * 1e9)
-    return max(compute, memory), "memory" if memory > compute else "compute"
+    memory = nbytes / (ceilings.bandwidth_for(nbytes) * 1e9)
+    return ceilings.call_us / 1e6 + max(compute, memory), "memory" if memory > compute else "compute"
+
+
+def roof_verdict(kind: str, macs: int, nbytes: int, seconds: float, ceilings: Ceilings) -> tuple[str, str]:
+    """(level, verdict) for a timed layer: under its level's roof, above the DRAM roof but under its level's, or
+    above every measured ceiling with the likely reason. Never left unexplained."""
+    level = ceilings.level(nbytes)["name"]
+    if macs <= 0 or seconds <= 0:
+        return level, "no MACs: not on the roofline"
+    achieved_gbs = nbytes / seconds / 1e9
+    achieved_gflops = 2 * macs / seconds / 1e9
+    own = ceilings.bandwidth_for(nbytes)
+    if achieved_gflops > ceilings.peak_gflops * 1.05:
+        return level, ("above every measured ceiling: faster than the GEMM peak, so fewer FLOPs ran than counted "
+                       "(a kernel that skips zeros or reuses results) or the timing is below the timer's resolution")
+    if achieved_gbs <= own * 1.05:
+        if achieved_gbs > ceilings.bandwidth_gbs * 1.05:
+            return level, f"above the DRAM roof, under its level's ({level}): it runs from cache"
+        return level, f"under its level's roof ({level})"
+    if achieved_gbs <= ceilings.top_gbs * 1.05:
+        return level, (f"above its level's roof ({level}): its working set is counted whole, but the kernel streams "
+                       "it in tiles that stay in a smaller cache")
+    why = ("the replay calls it on the same input every time, so it runs from a smaller cache than its counted "
+           "working set" + (" (and an in-place op reads and writes one buffer)" if kind == "activation" else ""))
+    return level, f"above every measured ceiling: {why}"
 
 
 def kind_of(module: nn.Module) -> str:
@@ -224,11 +332,13 @@ def profile_layers(model: nn.Module, input_shape: tuple[int, ...], setting: Sett
             nbytes = layer_bytes(_numel(args), outputs.get(name, 0), weights, setting.precision)
             best, bound = attainable_s(layer_macs, nbytes, ceilings)
             secs = stats.median_ms / 1e3
+            level, verdict = roof_verdict(kind_of(m), layer_macs, nbytes, secs, ceilings)
             rows.append({"layer": name, "type": type(m).__name__, "kind": kind_of(m), "MACs": layer_macs,
                          "bytes": nbytes, "intensity FLOP/B": intensity(layer_macs, nbytes),
                          "in forward ms": inside.inside(name), "alone ms": stats.median_ms,
                          "GFLOP/s": 2 * layer_macs / secs / 1e9, "GB/s": nbytes / secs / 1e9,
-                         "attainable ms": best * 1e3, "bound": bound, "efficiency": best / secs})
+                         "attainable ms": best * 1e3, "bound": bound, "efficiency": best / secs,
+                         "level": level, "roof": verdict})
     frame = pd.DataFrame(rows, columns=COLUMNS)
     frame.attrs.update(whole_ms=whole.median_ms, sum_ms=float(frame["alone ms"].sum()), layers=len(layers),
                        timed=len(frame), **accounting(inside, [n for n, _ in layers]))
@@ -236,7 +346,14 @@ def profile_layers(model: nn.Module, input_shape: tuple[int, ...], setting: Sett
 
 
 COLUMNS = ["layer", "type", "kind", "MACs", "bytes", "intensity FLOP/B", "in forward ms", "alone ms", "GFLOP/s",
-           "GB/s", "attainable ms", "bound", "efficiency"]
+           "GB/s", "attainable ms", "bound", "efficiency", "level", "roof"]
+
+
+def above_roofs(frame: pd.DataFrame) -> pd.DataFrame:
+    """The layers above their level's roof or above every ceiling, with the reason each gives."""
+    if "roof" not in frame:
+        return frame.iloc[0:0]
+    return frame[frame["roof"].str.startswith("above every") | frame["roof"].str.startswith("above its level")]
 OWN_KINDS = {"blocks_own_ms": "blocks' own ops", "model_own_ms": "model's own forward"}
 
 
@@ -272,27 +389,29 @@ def upgrade(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def sum_note(frame: pd.DataFrame) -> str:
-    """How the time adds up, honestly: in one whole forward (what the layers, the blocks and the model itself own),
-    then the isolated replay the roofline's efficiency uses."""
+    """How the time adds up, honestly, around one whole-forward time (the clean forward, no timestamps): the shares
+    that the layers, the blocks and the model itself own inside a forward timed with timestamps, then the layers'
+    isolated replay, which the roofline's efficiency uses."""
     whole, alone = frame.attrs.get("whole_ms"), frame.attrs.get("sum_ms")
     if not whole:
         return ""
     n = frame.attrs.get("timed", len(frame))
     why = ("alone, each finds its input still in cache and skips what runs between layers" if alone < whole else
            "alone, each pays its own call overhead and starts with cold caches, which a whole forward shares")
+    head = f"One whole forward takes {whole:.3g} ms (clean: timed as a whole, with no timestamps inside)."
     replay = (f"Timed alone, one by one (the “alone ms” column, which the roofline's efficiency uses), the {n} layers "
-              f"add up to {alone:.3g} ms, {100 * alone / whole:.0f}% of the clean forward's {whole:.3g} ms: {why}.")
+              f"add up to {alone:.3g} ms, {100 * alone / whole:.0f}% of that clean forward: {why}.")
     forward = frame.attrs.get("forward_ms")
     if not forward:
-        return replay + " This profile predates in-forward timing: profile it again to see the whole forward divided."
+        return (f"{head} {replay} This profile predates in-forward timing: profile it again to see the whole forward "
+                "divided.")
     layers, blocks, model = (frame.attrs["in_layers_ms"], frame.attrs["blocks_own_ms"], frame.attrs["model_own_ms"])
-    owned = layers + blocks
-    top = ", ".join(f"{k} {v:.3g} ms" for k, v in list(frame.attrs.get("top_blocks_own", {}).items())[:3])
-    return (f"Inside one whole forward ({forward:.3g} ms with a timestamp at every module's entry and exit; "
-            f"{frame.attrs['clean_ms']:.3g} ms without them), the {n} layers own {layers:.3g} ms and the blocks' own "
-            f"ops (residual adds and reshapes between layers{': ' + top if top else ''}) {blocks:.3g} ms: the modules "
-            f"account for {100 * owned / forward:.1f}% of it (the “in forward ms” column). The rest, {model:.3g} ms "
-            f"({100 * model / forward:.1f}%), is the model's own forward outside any submodule (its functional calls "
+    top = ", ".join(f"{k} {100 * v / forward:.1f}%" for k, v in list(frame.attrs.get("top_blocks_own", {}).items())[:3])
+    return (f"{head} Divided by a timestamp at every module's entry and exit (which slows that forward by "
+            f"{100 * (forward / whole - 1):+.0f}%, so only shares are quoted): the {n} layers own "
+            f"{100 * layers / forward:.1f}% of it and the blocks' own ops (residual adds and reshapes between "
+            f"layers{': ' + top if top else ''}) {100 * blocks / forward:.1f}% (the “in forward ms” column). The rest, "
+            f"{100 * model / forward:.1f}%, is the model's own forward outside any submodule (its functional calls "
             f"and the timestamps of its direct children). {replay}")
 
 

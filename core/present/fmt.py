@@ -78,6 +78,18 @@ def ms(value: float | None) -> str:
     return f"{value:.3f} ms" if value < 10 else f"{value:.1f} ms"
 
 
+def duration(seconds: float | None) -> str:
+    """A wait in words a user can plan by: "estimating…" when nothing is known yet, then ms, s or min with the
+    digits that mean something; never "0.00 s"."""
+    if seconds is None or seconds != seconds or seconds < 0:
+        return "estimating…"
+    if seconds < 1:
+        return f"{seconds * 1e3:.3g} ms" if seconds >= 1e-4 else "under 0.1 ms"
+    if seconds < 120:
+        return f"{seconds:.3g} s"
+    return f"{seconds / 60:.1f} min"
+
+
 def ms_range(low: float | None, high: float | None) -> str:
     """'0.61–0.67 ms': a spread with one unit."""
     if low is None or high is None:

@@ -132,43 +132,65 @@ def scaling(frame: pd.DataFrame, official: pd.DataFrame) -> go.Figure:
 KIND_COLOURS = style.KIND
 
 
-def roofline(frames: "dict[str, pd.DataFrame]", peak_gflops: float, bandwidth_gbs: float) -> go.Figure:
+LEVEL_DASH = {"L1": "dot", "L2": "dashdot", "L3": "dash"}
+
+
+def roofline(frames: "dict[str, pd.DataFrame]", peak_gflops: float, bandwidth_gbs: float,
+             levels: "list[dict] | tuple" = ()) -> go.Figure:
     """Log-log roofline: achieved GFLOP/s against arithmetic intensity (FLOP/byte), one point per layer that does
-    counted MACs, coloured by kind (one marker shape per block or model); both ceilings drawn."""
+    counted MACs, coloured by kind (one marker shape per block or model). Peak compute and every memory ceiling
+    drawn and labelled: DRAM's, and each cache level's where ``levels`` (dicts with ``name`` and ``gbs``) has them."""
     import numpy as np
     fig = go.Figure()
     symbols = ("circle", "diamond", "square", "triangle-up")
+    roofs = [(lv["name"], lv["gbs"]) for lv in levels if lv.get("gbs") and lv["name"] != "DRAM"]
+    top = max([g for _, g in roofs] + [bandwidth_gbs])
     xs = [f["intensity FLOP/B"][f["MACs"] > 0] for f in frames.values()]
-    lo = min([x.min() for x in xs if len(x)] + [bandwidth_gbs and peak_gflops / bandwidth_gbs]) / 4
+    lo = min([x.min() for x in xs if len(x)] + [bandwidth_gbs and peak_gflops / top]) / 4
     hi = max([x.max() for x in xs if len(x)] + [peak_gflops / bandwidth_gbs]) * 4
     grid = np.geomspace(lo, hi, 200)
-    fig.add_scatter(x=grid, y=np.minimum(peak_gflops, bandwidth_gbs * grid), mode="lines", name="roofline",
-                    line=dict(color="#333", width=2), hoverinfo="skip")
+    dram = "DRAM" if levels else "memory"
+    fig.add_scatter(x=grid, y=np.minimum(peak_gflops, bandwidth_gbs * grid), mode="lines",
+                    name=f"roofline ({dram} {bandwidth_gbs:,.1f} GB/s)", line=dict(color="#333", width=2),
+                    hoverinfo="skip")
+    for name, gbs in roofs:                    # each cache level's ceiling, up to where it meets peak compute
+        fig.add_scatter(x=grid, y=np.minimum(peak_gflops, gbs * grid), mode="lines", name=f"{name} {gbs:,.0f} GB/s",
+                        line=dict(color="#777", width=1.5, dash=LEVEL_DASH.get(name, "longdash")), hoverinfo="skip")
     ridge = peak_gflops / bandwidth_gbs
     ys = [f["GFLOP/s"][f["MACs"] > 0] for f in frames.values()]
     y_lo = min([y.min() for y in ys if len(y)] + [bandwidth_gbs * lo]) / 2
     # on log axes Plotly's shapes take log10 coordinates, so the ridge line and the labels are traces
     fig.add_scatter(x=[ridge, ridge], y=[y_lo, peak_gflops], mode="lines", line=dict(color="#888", dash="dot"),
-                    name=f"ridge {ridge:.1f} FLOP/B", hoverinfo="skip")
+                    name=f"ridge {ridge:.1f} FLOP/B ({dram})", hoverinfo="skip")
     fig.add_scatter(x=[lo, hi], y=[peak_gflops, peak_gflops], mode="text", showlegend=False, hoverinfo="skip",
                     text=["", f"peak {peak_gflops:,.0f} GFLOP/s (GEMM)"], textposition="top left")
-    fig.add_scatter(x=[lo * 1.5], y=[bandwidth_gbs * lo * 1.5], mode="text", showlegend=False, hoverinfo="skip",
-                    text=[f"{bandwidth_gbs:,.1f} GB/s (triad)"], textposition="top right")
+    # the ceilings' labels inside the plot, right of the left edge, each on its own line (legend has them too)
+    for name, gbs in [(dram, bandwidth_gbs), *roofs]:
+        x = lo * 2
+        if gbs * x < peak_gflops / 1.5:
+            fig.add_scatter(x=[x], y=[gbs * x], mode="text", showlegend=False, hoverinfo="skip",
+                            text=[f"{name} {gbs:,.1f} GB/s"], textposition="top right", cliponaxis=False)
     shown_kinds: set[str] = set()
     for (label, f), symbol in zip(frames.items(), symbols):
         f = f[f["MACs"] > 0]
         for kind, part in f.groupby("kind", sort=False):
-            data = part[["layer", "kind", "MACs", "bytes", "alone ms", "GB/s", "efficiency", "bound"]].to_numpy()
+            cols = ["layer", "kind", "MACs", "bytes", "alone ms", "GB/s", "efficiency", "bound"]
+            part = part.assign(level=part["level"] if "level" in part else "", roof=part["roof"] if "roof" in part
+                               else "")
+            data = part[[*cols, "level", "roof"]].to_numpy()
+            outside = [str(v).startswith(("above every", "above its level")) for v in part["roof"]]   # red ring
             name = kind if len(frames) == 1 else f"{plot_text(label)}: {kind}"
             fig.add_scatter(
                 x=part["intensity FLOP/B"], y=part["GFLOP/s"], mode="markers", name=name, customdata=data,
                 marker=dict(color=KIND_COLOURS.get(kind, "#999"), symbol=symbol, size=10,
-                            line=dict(width=1, color="#fff")),
+                            line=dict(width=[2 if above else 1 for above in outside],
+                                      color=["#d62728" if above else "#fff" for above in outside])),
                 legendgroup=kind, showlegend=len(frames) > 1 or kind not in shown_kinds,
                 hovertemplate=("<b>%{customdata[0]}</b> (%{customdata[1]})<br>%{customdata[2]:,} MACs · "
-                               "%{customdata[3]:,} bytes<br>intensity %{x:.2f} FLOP/B · %{y:.1f} GFLOP/s · "
-                               "%{customdata[5]:.1f} GB/s<br>%{customdata[4]:.3f} ms alone · %{customdata[7]}-bound · "
-                               "efficiency %{customdata[6]:.0%}<extra></extra>"))
+                               "%{customdata[3]:,} bytes (fits %{customdata[8]})<br>intensity %{x:.2f} FLOP/B · "
+                               "%{y:.1f} GFLOP/s · %{customdata[5]:.1f} GB/s<br>%{customdata[4]:.3f} ms alone · "
+                               "%{customdata[7]}-bound · efficiency %{customdata[6]:.0%}<br>%{customdata[9]}"
+                               "<extra></extra>"))
             shown_kinds.add(kind)
     fig.update_xaxes(type="log", title_text="arithmetic intensity (FLOPs per byte moved, log)",
                      range=[np.log10(lo), np.log10(hi)])

@@ -138,6 +138,28 @@ def export_run(run_id: int, int8: bool = False, out: str | Path | None = None,
         raise DeployError(f"run {run_id} is being exported ({busy}); wait or stop it") from None
 
 
+def bundle_zip(run_id: int) -> tuple[str, bytes]:
+    """Run ``run_id``'s whole bundle as one zip (file name, bytes): weights, config, labels and preprocessing in
+    bundle.json, the ONNX models when exported, predict.py, predict_onnx.py and the README, each under the name the
+    scripts and the README expect, inside a folder named after the run. Read under the bundle lock, so an export or
+    the trainer's final bundle is never caught half-written (it waits for them)."""
+    import io
+    import zipfile
+    run = runs.get(run_id)
+    run_dir = runs.folder(run)
+    folder = run_dir / "export"
+    if not (folder / "bundle.json").is_file():
+        raise DeployError(f"run {run_id} has no bundle yet: it is written when the run's first epoch ends")
+    top = f"archscope-run{run_id}"
+    buf = io.BytesIO()
+    with bundle.writer_lock(run_dir, f"a download (pid {os.getpid()})", wait=True):
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+            for f in sorted(folder.iterdir()):
+                if f.is_file() and not f.name.startswith("."):       # no lock file, no partial file
+                    zf.write(f, f"{top}/{f.name}")
+    return f"{top}.zip", buf.getvalue()
+
+
 def out_lock(folder: Path) -> Path:
     """The lock of a bundle folder outside the run (``--out``): kept in the data directory, not in the folder."""
     from core.config import data_dir

@@ -107,7 +107,7 @@ def test_the_roofline_tab_for_the_block_and_for_the_lecture_pair():
     from tests.app._util import open_page
     at = open_page("pages/blocks.py", {"blocks.tab": "Roofline"})
     labels = [m.label for m in at.metric]
-    assert labels[:3] == ["Peak compute (fp32)", "Memory bandwidth", "Ridge point"] and len(at.get("plotly_chart")) == 2
+    assert labels[:3] == ["Peak compute (fp32)", "DRAM bandwidth", "Ridge point"] and len(at.get("plotly_chart")) == 2
     at.radio(key="roof.what").set_value("A comparison preset").run()
     at.selectbox(key="roof.preset").set_value("standard vs depthwise separable (C=128, lecture)").run()
     assert not at.exception

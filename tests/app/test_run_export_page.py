@@ -1,11 +1,13 @@
 """AppTest of the ONNX export area on the Runs page: a real export job started from the page, then PyTorch, ONNX fp32
 and ONNX int8 side by side with their downloads; the seeded week's runs render it with no exception."""
+import io
 import time
+import zipfile
 
 import pytest
 
 from core import jobs
-from core.runs import export_job
+from core.runs import export, export_job
 from core.runs import record as runs
 from core.runs.cli import train as finetune
 from tests.app._util import open_page, texts
@@ -17,7 +19,7 @@ def test_the_seeded_week_shows_the_export_area(seeded_dir, monkeypatch):
     monkeypatch.setenv("ARCHSCOPE_DATA_DIR", str(seeded_dir))
     at = open_page("pages/runs.py", EVAL)
     assert "Take it home: ONNX and int8" in [h.value for h in at.subheader]
-    assert len(at.selectbox(key="onnx.run").options) >= 7                     # every finished run
+    assert len(at.selectbox(key="eval.run").options) >= 7                     # one picker: every finished run
     assert not at.exception
 
 
@@ -43,7 +45,12 @@ def test_an_export_started_from_the_page_shows_three_models_and_their_files(tmp_
     assert table["val top-1 %"].iloc[1] == table["val top-1 %"].iloc[0]
     assert table["agreement with PyTorch %"].iloc[1] >= 99.5
     labels = [b.label for b in at.get("download_button")]
-    assert {"Download model.onnx", "Download model.int8.onnx", "Download predict_onnx.py",
-            "Download bundle.json"} <= set(labels)
+    assert labels == [f"Download run {run.id}'s bundle (zip)"]           # one download: the whole bundle
+    name, data = export.bundle_zip(run.id)
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        inside = {n.split("/", 1)[1] for n in zf.namelist()}
+    assert name == f"archscope-run{run.id}.zip" and {"model.onnx", "model.int8.onnx", "predict_onnx.py",
+                                                      "bundle.json", "README.md", "model.safetensors"} <= inside
+    assert not any(n.startswith(".") for n in inside)                          # no lock or partial file
     assert any("the best val top-1" in m for m in texts(at, "markdown"))
     assert not at.exception

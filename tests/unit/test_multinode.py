@@ -188,7 +188,7 @@ def kill_mid_epoch(tmp: Path, extra: list[str], how: int = signal.SIGKILL, timeo
 
 @pytest.mark.slow
 def test_a_killed_node_fails_the_run_in_bounded_time_and_resume_finishes_it(tmp_path):
-    killed = kill_mid_epoch(tmp_path, ["--demo-per-class", "120", "--epochs", "3", "--name", "killed"])
+    killed = kill_mid_epoch(tmp_path, ["--demo-per-class", "48", "--epochs", "3", "--name", "killed"])
     home, run_id = killed["home"], killed["run_id"]
     print(json.dumps({k: v for k, v in killed.items() if k != "home"} | {"timeout_s": TIMEOUT_S}))
     assert killed["survivor_exit_code"] != 0 and killed["survivor_exit_s"] < TIMEOUT_S + 30
@@ -212,7 +212,7 @@ def test_a_killed_node_fails_the_run_in_bounded_time_and_resume_finishes_it(tmp_
 def test_a_hung_node_ends_the_others_after_the_timeout(tmp_path):
     """A node that stops answering without closing its connections (SIGSTOP): the survivor's next collective
     fails after ARCHSCOPE_DIST_TIMEOUT_S (15 s here) and the run is failed with that reason."""
-    hung = kill_mid_epoch(tmp_path, ["--demo-per-class", "120", "--epochs", "3"], signal.SIGSTOP, timeout_s=15)
+    hung = kill_mid_epoch(tmp_path, ["--demo-per-class", "48", "--epochs", "3"], signal.SIGSTOP, timeout_s=15)
     print(json.dumps({k: v for k, v in hung.items() if k != "home"}))
     assert hung["survivor_exit_code"] != 0 and 15 <= hung["survivor_exit_s"] < 15 + 30
     run = record(hung["home"])[0]

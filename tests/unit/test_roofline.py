@@ -1,5 +1,6 @@
 """The roofline: bytes and intensity against closed forms, the memory/compute verdict with fixed ceilings, layer
 kinds, the per-layer replay and how it adds up, and the cached backbone profile job."""
+import re
 from fractions import Fraction
 
 import pandas as pd
@@ -76,10 +77,14 @@ def test_layer_times_add_up_and_the_note_says_how():
     assert a["in_layers_ms"] + a["blocks_own_ms"] + a["model_own_ms"] == pytest.approx(a["forward_ms"])
     assert a["in_layers_ms"] / a["forward_ms"] >= 0.9          # a Sequential runs nothing between its layers
     note = rl.sum_note(frame)
-    assert note.startswith(f"Inside one whole forward ({a['forward_ms']:.3g} ms with a timestamp at every module's")
-    assert f"the 3 layers own {a['in_layers_ms']:.3g} ms" in note
+    assert note.startswith(f"One whole forward takes {a['whole_ms']:.3g} ms (clean: timed as a whole, with no "
+                           "timestamps inside).")
+    assert f"the 3 layers own {100 * a['in_layers_ms'] / a['forward_ms']:.1f}% of it" in note
     pct = 100 * a["sum_ms"] / a["whole_ms"]
-    assert f"the 3 layers add up to {a['sum_ms']:.3g} ms, {pct:.0f}% of the clean forward's" in note
+    assert f"the 3 layers add up to {a['sum_ms']:.3g} ms, {pct:.0f}% of that clean forward" in note
+    # one whole-forward time per explanation: the clean one; the timestamped forward is quoted only as shares
+    quoted = re.findall(r"(\d[\d.,]*) ms\b", note)
+    assert quoted == [f"{a['whole_ms']:.3g}", f"{a['sum_ms']:.3g}"], quoted
     shares = rl.by_kind(frame)
     assert shares["MACs %"].sum() == pytest.approx(100) and shares["time %"].sum() == pytest.approx(100)
     assert shares.set_index("kind").loc["activation", "MACs %"] == 0
@@ -149,3 +154,64 @@ def test_a_known_gpu_gets_its_datasheet_and_the_measured_fraction():
     assert h100.datasheet() == (989.4, 3.35)
     assert round(h100.peak_gflops / 1e3 / h100.datasheet()[0], 3) == 0.707
     assert Ceilings("cpu", "CPU (x86_64)", "fp32", 1, 90.0, 25.0, 1024, 256, 1.6).datasheet() is None
+
+
+def write_cache(root, index, level, kind, size, shared):
+    d = root / f"index{index}"
+    d.mkdir(parents=True)
+    for name, value in (("level", level), ("type", kind), ("size", size), ("shared_cpu_list", shared)):
+        (d / name).write_text(f"{value}\n")
+
+
+def test_cache_levels_are_read_from_sysfs_with_their_sharing(tmp_path):
+    from core.measure.caches import cpus_in, data_caches, parse_size
+    write_cache(tmp_path, 0, 1, "Data", "32K", "0")
+    write_cache(tmp_path, 1, 1, "Instruction", "32K", "0")
+    write_cache(tmp_path, 2, 2, "Unified", "512K", "0")
+    write_cache(tmp_path, 3, 3, "Unified", "32768K", "0-1")
+    levels = data_caches(tmp_path, cpus=2)
+    assert [(c.name, c.size_bytes, c.instances) for c in levels] == [
+        ("L1", 32 * 1024, 2), ("L2", 512 * 1024, 2), ("L3", 32 * 2**20, 1)]
+    assert levels[1].capacity(2) == 2**20 and levels[1].capacity(1) == 512 * 1024 and levels[2].capacity(2) == 32 * 2**20
+    assert parse_size("1M") == 2**20 and parse_size("4096") == 4096 and cpus_in("0-3,8,10-11") == 7
+    assert data_caches(tmp_path / "absent") == []
+
+
+LEVELLED = Ceilings("cpu", "test CPU", "fp32", 1, peak_gflops=100.0, bandwidth_gbs=10.0, gemm_n=0, stream_mib=0,
+                    seconds=0.0, call_us=2.0, levels=[
+                        {"name": "L1", "capacity_bytes": 32 * 1024, "working_set_bytes": 24 * 1024, "gbs": None},
+                        {"name": "L2", "capacity_bytes": 2**20, "working_set_bytes": 2**19, "gbs": 80.0},
+                        {"name": "L3", "capacity_bytes": 32 * 2**20, "working_set_bytes": 8 * 2**20, "gbs": 40.0},
+                        {"name": "DRAM", "capacity_bytes": None, "working_set_bytes": 3 * 2**28, "gbs": 10.0}])
+
+
+def test_a_layer_gets_its_levels_ceiling_and_a_verdict_that_explains_it():
+    c = LEVELLED
+    assert c.level(16 * 1024)["name"] == "L1" and c.bandwidth_for(16 * 1024) == 80.0    # L1 unmeasured: next out
+    assert c.level(3 * 2**20)["name"] == "L3" and c.bandwidth_for(3 * 2**20) == 40.0
+    assert c.level(2**30)["name"] == "DRAM" and c.bandwidth_for(2**30) == 10.0
+    # 3 MiB in L3: memory-bound at 40 GB/s, plus one call of 2 µs
+    best, bound = rl.attainable_s(1000, 3 * 2**20, c)
+    assert bound == "memory" and best == pytest.approx(2e-6 + 3 * 2**20 / 40e9)
+    # 3 MiB moved in 0.1 ms = 31.5 GB/s: above DRAM's 10, under L3's 40
+    level, verdict = rl.roof_verdict("norm", 1000, 3 * 2**20, 1e-4, c)
+    assert level == "L3" and verdict == "above the DRAM roof, under its level's (L3): it runs from cache"
+    # 60 GB/s in L3: above its own level, under L2's 80
+    assert rl.roof_verdict("norm", 1000, 3 * 2**20, 3 * 2**20 / 60e9, c)[1].startswith("above its level's roof (L3)")
+    # 200 GB/s: above every measured ceiling, with a reason
+    verdict = rl.roof_verdict("activation", 1000, 3 * 2**20, 3 * 2**20 / 200e9, c)[1]
+    assert verdict.startswith("above every measured ceiling: ") and "in-place" in verdict
+    assert rl.roof_verdict("norm", 1000, 2**30, 2**30 / 5e9, c)[1] == "under its level's roof (DRAM)"
+    assert "GPU" in Ceilings("cuda", "H200", "bf16", 1, 1e6, 4e3, 8192, 1024, 1.0).levels_note()
+    assert "L1 not separable from the call cost" in c.levels_note() and "L2 80 GB/s (512 KiB triad" in c.levels_note()
+
+
+def test_this_machines_ceilings_are_measured_per_cache_level():
+    from core.measure.caches import data_caches
+    c = rl.measure_ceilings(Setting("cpu", "fp32", "contiguous", 1), stream_mib=64, gemm_n=256)
+    caches = data_caches()
+    assert [lv["name"] for lv in c.levels] == [x.name for x in caches] + ["DRAM"] if caches else c.levels == []
+    for lv, cache in zip(c.levels, caches):
+        assert lv["working_set_bytes"] <= cache.capacity(1)                 # each triad fits its level
+        assert lv["gbs"] is None or lv["gbs"] > 0
+    assert c.levels[-1]["gbs"] == c.bandwidth_gbs and c.call_us > 0
