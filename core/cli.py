@@ -15,6 +15,19 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see --help)\n")
 
 
+LIBRARY_NOISE = (r".*torch\.jit\.script.*deprecated", r".*TypedStorage is deprecated", r".*onnxscript",
+                 r".*Removing initializer")
+
+
+def quiet_library_warnings() -> None:
+    """A command line shows its own progress and answer, not the deprecation notes of the libraries under it."""
+    import warnings
+    for pattern in LIBRARY_NOISE:
+        warnings.filterwarnings("ignore", message=pattern)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
 def forward(old: str, new_module: str, prefix: list[str]) -> None:
     """Runs ``python -m new_module *prefix *argv`` in this process after a one-line notice on stderr: the spelling
     ``old`` keeps working, under torchrun too. The module is run by name, so the old package imports nothing of

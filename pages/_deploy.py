@@ -84,9 +84,12 @@ def show_results(results: list[dict[str, Any]], key: str) -> None:
     # a Styler: an empty cell (eager has no parity, a failed runtime no latency) reads "—", never "None"
     st.dataframe(frame.style.format(FORMATS, na_rep="—"), hide_index=True, width="stretch", key=f"{key}.table",
                  placeholder="—")
-    busy = {r["timing"]["note"] for r in results if r["timing"]["busy"]}
-    for note in busy:
-        st.warning(fmt.md(note))
+    busy: dict[str, list[str]] = {}
+    for r in results:
+        if r["timing"]["busy"]:
+            busy.setdefault(r["timing"]["note"], []).append(r["label"])
+    if busy:                                   # one box, naming the models each note is about
+        st.warning(fmt.md("\n\n".join(f"{', '.join(labels)}: {note}" for note, labels in busy.items())))
     for r in results:
         if r["int8_explanation"]:
             st.warning(fmt.md(f"{r['label']}: {r['int8_explanation']}"))

@@ -236,7 +236,9 @@ def deployment_tab(setting: Setting) -> None:
     results = [r for r in deploy_view.results_of(targets, threads) if r is not None]
     if not results:
         if not running:
-            st.info("Nothing measured in these runtimes yet at this thread count: press the button.")
+            st.info("Nothing measured in these runtimes yet at this thread count: press the button. The lecture's "
+                    "and the published phone figures are below meanwhile.")
+        phone_tables()
         return
     frame = report.frame(results)
     chart(deploy_plots.deploy_latency(frame, budget), "dep.latency")
@@ -253,9 +255,11 @@ def deployment_tab(setting: Setting) -> None:
 def phone_tables() -> None:
     st.markdown("**The lecture's iPhone table beside published phone measurements**")
     st.caption("The lecture (no device, runtime or precision given)")
-    table(lecture.MOBILE_FLOPS, width="stretch")
+    table(lecture.MOBILE_FLOPS.rename(columns={"timm": "timm name", "G(MACs), lecture's 'FLOPS'": "GMACs (the lecture's "
+                                               "“FLOPS”)", "iPhone inference ms, lecture": "iPhone latency (ms)"}),
+          width="stretch")
     st.caption("Published, with their device, runtime, precision and threads (assets/phone_latency.csv)")
-    table(report.published_phone_latency(), width="stretch")
+    table(report.published_phone_table(), width="stretch")
     st.warning("The lecture's ~90 ms against ~15 ms for ResNet-50 against MobileNetV2 (6×) is not what published "
                "Core ML measurements show: 27 ms against 21 ms on an iPhone XS (1.3×), as the phone's neural engine "
                "and GPU run large convolutions well. On a phone CPU (TF-Lite, Pixel 1) MobileNetV2 takes 73.8 ms: "

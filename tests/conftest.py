@@ -7,7 +7,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("ARCHSCOPE_DATA_DIR", tempfile.mkdtemp(prefix="archscope-test-"))
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")          # "gw0", "gw1" under -n; "" in one process
+# never a user's data directory, and under -n each worker one of its own (the workers inherit the controller's env)
+os.environ["ARCHSCOPE_DATA_DIR"] = tempfile.mkdtemp(prefix=f"archscope-test-{WORKER}-".replace("--", "-"))
 
 from core.measure.timing import pin_malloc_thresholds  # noqa: E402
 
@@ -18,6 +20,7 @@ SLOW_FIXTURES = {"seeded_dir", "app_url", "browser", "page", "seeded_url"}   # e
 SPAWNERS = ("python", "torchrun", "chromium", "streamlit")                  # what a fast test may never start
 
 
+@pytest.hookimpl(tryfirst=True)              # before xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Every browser test, and every test on the seeded week (made by a process), is slow; the rest say so
     themselves with ``@pytest.mark.slow``: a test that starts a process (``_no_process_in_a_fast_test`` holds them
@@ -58,6 +61,60 @@ def _no_process_in_a_fast_test(request, monkeypatch):
     if started:
         pytest.fail(f"this test started {started[0]!r} ({len(started)} process(es)) but is not marked "
                     "@pytest.mark.slow")
+
+
+WORKER_MARKS = ("--job", "core.runs")      # a job's worker (``-m MODULE --job N``) or a run's (``-m core.runs``)
+
+
+def _ticks_now() -> int:
+    """Clock ticks since boot, the unit of /proc/PID/stat's start time."""
+    with open("/proc/uptime") as fh:
+        return int(float(fh.read().split()[0]) * os.sysconf("SC_CLK_TCK"))
+
+
+def _workers_started_since(root: int, ticks: int) -> list[int]:
+    """Background workers below ``root`` (directly, or under a server it started) that started after ``ticks``."""
+    children: dict[int, list[int]] = {}
+    started: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(stat.parent.name)
+        children.setdefault(int(fields[1]), []).append(pid)
+        started[pid] = int(fields[19])
+    out, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            todo.append(child)
+            try:
+                argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if started.get(child, 0) >= ticks and any(m.encode() in a for a in argv for m in WORKER_MARKS):
+                out.append(child)
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _no_worker_outlives_its_test(request):
+    """A slow test that starts a background job or run (a compound-scaling count, a measurement, a fine-tune) and
+    checks only its first moments leaves no worker running into the next tests: each is killed, with its process
+    group, at the test's end. The suite's time is then the tests' own."""
+    if not request.node.get_closest_marker("slow"):
+        yield
+        return
+    import signal
+    ticks = _ticks_now()
+    yield
+    for pid in _workers_started_since(os.getpid(), ticks):
+        for kill in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
+            try:
+                kill()
+                break
+            except (ProcessLookupError, PermissionError):
+                continue
 
 
 @pytest.fixture(scope="session")

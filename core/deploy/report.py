@@ -88,6 +88,14 @@ def published_phone_latency() -> pd.DataFrame:
     return pd.read_csv(PHONE_CSV, comment="#", keep_default_na=False)
 
 
+PHONE_HEADERS = {"timm": "timm name", "macs_m": "MACs (millions)", "latency_ms": "latency (ms, batch 1)"}
+
+
+def published_phone_table() -> pd.DataFrame:
+    """The published phone latencies as a page shows them: headers in words, with units."""
+    return published_phone_latency().rename(columns=PHONE_HEADERS)
+
+
 EXPORT_ROWS = (("pytorch", "PyTorch"), ("model.onnx", "ONNX fp32"), ("model.int8.onnx", "ONNX int8"))
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from core.config import data_dir
+from core.jobs.estimates import checkpoint_due, remaining
 from core.jobs.store import connect
 from core.present.fmt import first_line
 
@@ -42,13 +43,25 @@ class Job:
     updated: float | None
     finished: float | None
     pid_start: int | None = None      # the worker's process start time (see ``process_start``)
+    marks: str = ""                   # JSON [[done, elapsed s], ...]: when each step was reached
+    estimates: str = ""               # JSON: the time-left estimates logged at its checkpoints (core.jobs.estimates)
 
     @property
     def active(self) -> bool:
         return self.status in ACTIVE
 
-    def eta_s(self) -> float | None:
-        return eta_s(self.started, self.done, self.total, self.updated)
+    def eta_s(self, now: float | None = None) -> float | None:
+        """Seconds left, from this kind's own history in the store or the progress so far; None while nothing is
+        known ("estimating…")."""
+        if not self.active or not self.started:
+            return None
+        with connect() as conn:
+            past = history(conn, self.kind, self.total, self.id)
+        return remaining(self.done, self.total, json.loads(self.marks or "[]"), (now or time.time()) - self.started,
+                         past).seconds
+
+    def logged_estimates(self) -> list[dict[str, Any]]:
+        return json.loads(self.estimates or "[]")
 
 
 def eta_s(started: float | None, done: float, total: float, now: float | None = None,
@@ -191,13 +204,36 @@ def mark_running(job_id: int) -> None:
                      "updated = :now WHERE id = :id", {**owner(os.getpid()), "now": time.time(), "id": job_id})
 
 
+def history(conn: Any, kind: str, total: int, exclude: int) -> dict[str, Any] | None:
+    """The newest finished job of this kind and size with a timeline: its marks and its whole duration."""
+    row = conn.execute("SELECT marks, started, finished FROM jobs WHERE kind = ? AND total = ? AND status = 'done' "
+                       "AND id != ? AND marks != '' AND started IS NOT NULL AND finished IS NOT NULL "
+                       "ORDER BY id DESC LIMIT 1", (kind, total, exclude)).fetchone()
+    if row is None:
+        return None
+    return {"marks": json.loads(row["marks"]), "seconds": row["finished"] - row["started"]}
+
+
 def progress(job_id: int, done: int, current: str = "", message: str = "") -> bool:
-    """Records progress; returns True when a cancel was requested."""
+    """Records progress (and when each step was reached, and at checkpoints the time-left estimate it gives);
+    returns True when a cancel was requested."""
+    now = time.time()
     with connect() as conn:
-        conn.execute("UPDATE jobs SET done = ?, current = ?, message = ?, updated = ? WHERE id = ?",
-                     (done, current, message, time.time(), job_id))
-        row = conn.execute("SELECT cancel FROM jobs WHERE id = ?", (job_id,)).fetchone()
-    return bool(row["cancel"])
+        row = conn.execute("SELECT kind, done, total, started, marks, estimates, cancel FROM jobs WHERE id = ?",
+                           (job_id,)).fetchone()
+        sets: dict[str, Any] = {"done": done, "current": current, "message": message, "updated": now}
+        if row is not None and row["started"] and done != row["done"]:
+            elapsed = now - row["started"]
+            marks = [*json.loads(row["marks"] or "[]"), [done, round(elapsed, 3)]]
+            sets["marks"] = json.dumps(marks)
+            logged = json.loads(row["estimates"] or "[]")
+            if checkpoint_due(row["done"], done, row["total"], len(logged)):
+                est = remaining(done, row["total"], marks, elapsed, history(conn, row["kind"], row["total"], job_id))
+                logged.append({"done": done, "total": row["total"], "elapsed_s": round(elapsed, 3),
+                               "eta_s": est.seconds, "source": est.source})
+                sets["estimates"] = json.dumps(logged)
+        conn.execute(f"UPDATE jobs SET {', '.join(f'{k} = :{k}' for k in sets)} WHERE id = :id", {**sets, "id": job_id})
+    return bool(row["cancel"]) if row is not None else False
 
 
 def set_total(job_id: int, total: int) -> None:

@@ -58,7 +58,8 @@ def _advice(path: Path, err: sqlite3.Error) -> str:
 
 # columns added after a store was first made: (table, column, type)
 ADDED_COLUMNS = (("runs", "job", "INTEGER"), ("runs", "tags", "TEXT DEFAULT ''"), ("runs", "pid_start", "INTEGER"),
-                 ("jobs", "pid_start", "INTEGER"))
+                 ("jobs", "pid_start", "INTEGER"), ("jobs", "marks", "TEXT DEFAULT ''"),
+                 ("jobs", "estimates", "TEXT DEFAULT ''"), ("runs", "estimates", "TEXT DEFAULT ''"))
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
@@ -67,7 +68,7 @@ def _migrate(conn: sqlite3.Connection) -> None:
             conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
 
-SCHEMA_VERSION = 4     # PRAGMA user_version of a store whose WAL mode, tables and added columns are in place
+SCHEMA_VERSION = 5     # PRAGMA user_version of a store whose WAL mode, tables and added columns are in place
 
 
 def _wal(conn: sqlite3.Connection, timeout_s: float = 30.0) -> None:

@@ -10,7 +10,7 @@ import argparse
 import sys
 from dataclasses import fields
 
-from core.cli import OneLineParser
+from core.cli import OneLineParser, quiet_library_warnings
 from core.finetune.config import AUGMENTS, CACHES, PRECISIONS, RECIPES, SCHEDULES, TrainConfig
 
 CHOICES = {"recipe": RECIPES, "schedule": SCHEDULES, "augment": AUGMENTS, "cache": CACHES, "precision": PRECISIONS}
@@ -77,26 +77,57 @@ def resumed_config(run_id: int, device: str) -> tuple[dict, str]:
 
 
 def export(argv: list[str] | None = None) -> int:
-    """``python -m core.runs export RUN_ID [--int8] [--out DIR]``: prints the export's record as JSON."""
+    """``python -m core.runs export RUN_ID [--int8] [--out DIR] [--json OUT|-]``: progress on stderr, a short table
+    of what each model scores and costs, then the paths written; the whole record as JSON with ``--json``."""
     p = OneLineParser(prog="python -m core.runs export", description="Export a fine-tuned run's best epoch to "
                       "ONNX (and int8) into its bundle, scored on the run's own splits.")
     p.add_argument("run_id", type=int, help="the run's id (Runs page, or the train command's output)")
     p.add_argument("--int8", action="store_true", help="also a static int8 model, calibrated on the training split")
     p.add_argument("--out", default=None, help="write the files here instead of the run's bundle folder")
+    p.add_argument("--json", default=None, metavar="OUT", help="the export's whole record as JSON, to a file or - "
+                   "(stdout, instead of the table)")
     args = p.parse_args(argv)
+    quiet_library_warnings()
     import json
+    import time
+    from pathlib import Path
 
+    from core.deploy.report import export_table
+    from core.runs import record as runs
     from core.runs.export import export_run
     from core.runs.export_job import friendly
+    t0 = time.monotonic()
+
+    def step(message: str) -> bool:
+        print(f"[{time.monotonic() - t0:5.1f} s] {message}", file=sys.stderr, flush=True)
+        return False
     try:
-        record = export_run(args.run_id, args.int8, args.out)
+        record = export_run(args.run_id, args.int8, args.out, on_step=step)
+        folder = Path(args.out) if args.out else runs.folder(runs.get(args.run_id)) / "export"
     except KeyError:
         print(f"error: there is no run {args.run_id}", file=sys.stderr)
         return 2
     except Exception as err:  # noqa: BLE001  one line, like every other bad input
         print(f"error: {friendly(err)}", file=sys.stderr)
         return 2
-    print(json.dumps(record, indent=2, default=float))
+    text = json.dumps(record, indent=2, default=float)
+    if args.json == "-":
+        print(text)
+        return 0
+    if args.json:
+        try:
+            Path(args.json).write_text(text + "\n")
+        except OSError as err:
+            print(f"error: cannot write {args.json}: {err.strerror or err}", file=sys.stderr)
+            return 2
+    frame = export_table(record)[["model", "val top-1 %", "test top-1 %", "agreement with PyTorch %", "latency ms",
+                                  "size MiB"]]
+    frame = frame.assign(model=frame["model"].str.ljust(int(frame["model"].str.len().max())))
+    print(frame.to_string(index=False, float_format=lambda v: f"{v:.2f}", na_rep="—", justify="left"))
+    written = [folder / name for name in (*record["files"], "predict_onnx.py", "bundle.json", "README.md")]
+    if args.json:
+        written.append(Path(args.json))
+    print(("reused, unchanged:" if record.get("reused") else "written:") + "".join(f"\n  {w}" for w in written))
     return 0
 
 

@@ -99,6 +99,7 @@ class Run:
     job: int | None = None            # the background job (an experiment) that made this run, if any
     tags: str = ""                    # comma-separated, as the user typed them (see ``tag_list``)
     pid_start: int | None = None      # the worker's process start time (core.jobs.process_start)
+    estimates: str = ""               # JSON: time-left estimates logged at 25/50/75% of the last segment's steps
 
     @property
     def active(self) -> bool:

@@ -18,6 +18,7 @@ from core.config import DataDirError
 from core.data.errors import DatasetError
 from core.finetune.config import TrainConfig
 from core.finetune.weights import WeightsError
+from core.jobs.estimates import checkpoint_due, remaining
 from core.jobs.lifecycle import owner
 from core.jobs.store import StoreError
 from core.present.fmt import first_line
@@ -36,10 +37,15 @@ class StoreCallbacks:
         self.last_flush = self.last_cancel_check = 0.0
         self.cancel = False
         self.bar = None
+        self.steps = self.total_steps = 0
+        self.t0 = time.time()
+        self.logged: list[dict[str, Any]] = []
 
     def on_start(self, info: dict[str, Any]) -> None:
-        runs.update(self.run_id, status="running", **owner(os.getpid()), device=info["device"], started=time.time(),
-                    result={"info": info})
+        self.t0 = time.time()
+        self.total_steps = info["steps_per_epoch"] * (self.total_epochs - info["resumed_from_epoch"])
+        runs.update(self.run_id, status="running", **owner(os.getpid()), device=info["device"], started=self.t0,
+                    result={"info": info}, estimates="[]")
         (self.run_dir / "info.json").write_text(json.dumps(info, indent=2))
         if info.get("no_val_classes"):
             print(f"warning: no validation image for class(es) {', '.join(info['no_val_classes'])}: "
@@ -57,6 +63,13 @@ class StoreCallbacks:
 
     def on_step(self, epoch: int, step: int, values: dict[str, float], groups: dict[str, float] | None = None) -> None:
         self.buffer.append((epoch, step, values))
+        self.steps += 1
+        if checkpoint_due(self.steps - 1, self.steps, self.total_steps, len(self.logged)):
+            elapsed = time.time() - self.t0        # the estimate the Watch view shows now (its rate of steps)
+            est = remaining(self.steps, self.total_steps, [[self.steps, elapsed]], elapsed)
+            self.logged.append({"done": self.steps, "total": self.total_steps, "elapsed_s": round(elapsed, 3),
+                                "eta_s": est.seconds, "source": est.source})
+            runs.update(self.run_id, estimates=json.dumps(self.logged))
         if self.bar is not None:
             self.bar.update(1)
             self.bar.set_postfix(epoch=epoch + 1, loss=f"{values['loss']:.3f}")

@@ -93,7 +93,7 @@ def test_where_the_time_goes_profiles_a_backbone_in_the_background():
     assert not at.exception and jobs.latest(layers.KIND).status == "done"
     assert [m.label for m in at.metric][:3] == ["Peak compute (fp32)", "DRAM bandwidth", "Ridge point"]
     assert len(at.get("plotly_chart")) == 2
-    assert any("the modules account for" in i.value and "layers add up to" in i.value for i in at.info)
+    assert any("One whole forward takes" in i.value and "layers add up to" in i.value for i in at.info)
 
 
 def test_a_shared_link_reopens_the_model_selection():

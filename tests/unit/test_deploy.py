@@ -151,8 +151,10 @@ def test_a_pair_timed_together_is_stored_per_runtime_and_read_back():
 @pytest.mark.slow
 def test_the_cli_prints_one_json_object(capsys):
     assert main(["measure", "mobilenetv3_small_100", "--resolution", "64", "--runtimes", "onnx",
-                 "--max-time", "2"]) == 0
-    out = json.loads(capsys.readouterr().out)
+                 "--max-time", "2", "--json", "-"]) == 0
+    printed = capsys.readouterr()
+    out = json.loads(printed.out)
+    assert "exporting" in printed.err.lower() or "onnx" in printed.err.lower()        # progress went to stderr
     row = out["runtimes"]["onnx"]
     assert set(out["runtimes"]) == {"eager", "onnx"}                 # eager always, as the reference
     assert {"median_ms", "p10_ms", "p90_ms", "speedup_vs_eager", "prepare_s", "size_bytes", "parity"} <= set(row)

@@ -31,7 +31,8 @@ def test_both_commands_install_into_a_venv_and_never_into_the_system_python():
         assert not any(re.match(r"(python3 -m pip|pip3?) ", s) for s in steps)
         assert steps.index("python3 -m venv .venv") < steps.index(installs[0])
     assert run_app.rstrip().endswith(".venv/bin/streamlit run app.py")
-    assert run_tests.rstrip().endswith(".venv/bin/python -m pytest -q") and "python3-venv" in run_tests
+    assert run_tests.rstrip().endswith(".venv/bin/python -m pytest -q -n 2 --dist loadgroup") and "python3-venv" in run_tests
+    assert "pytest-xdist==" in (ROOT / "requirements-dev.txt").read_text()       # -n needs it, from a clean clone
 
 
 @pytest.mark.slow

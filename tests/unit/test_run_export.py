@@ -162,7 +162,16 @@ def test_a_full_disk_leaves_the_bundle_as_it_was(probe, monkeypatch, tmp_path):
 
 def test_the_cli_exports_and_refuses_in_one_line(probe, capsys):
     run, _ = probe
-    assert runs_cli(["export", str(run.id)]) == 0
+    assert runs_cli(["export", str(run.id), "--json", "-"]) == 0
     assert json.loads(capsys.readouterr().out)["epoch"] == run.result["best_epoch"]
+    assert runs_cli(["export", str(run.id)]) == 0               # a table, then the paths written, last
+    out = capsys.readouterr()
+    lines = out.out.strip().splitlines()
+    assert lines[0].split()[:3] == ["model", "val", "top-1"] and lines[1].split()[0] == "PyTorch"
+    folder = runs.folder(run) / "export"
+    head = max(i for i, line in enumerate(lines) if line in ("written:", "reused, unchanged:"))
+    paths = lines[head + 1:]                                    # the paths come last, nothing after them
+    assert {f"  {folder / n}" for n in ("model.onnx", "predict_onnx.py", "bundle.json", "README.md")} <= set(paths)
+    assert all(p.startswith(f"  {folder}/") for p in paths)
     assert runs_cli(["export", "999999"]) == 2
     assert capsys.readouterr().err.strip() == "error: there is no run 999999"
