@@ -20,6 +20,7 @@ from core.zoo.catalog import (
     MIN_RES,
     BackboneError,
     check_resolution,
+    close_models,
     default_resolution,
     is_model,
     search_models,
@@ -53,13 +54,31 @@ RENAMES = {"resolution": "resolution (px)", "latency_ms": "latency ms (median)",
 
 
 def pick_models() -> list[str]:
-    query = st.text_input("Add any timm model (search by name)", key="bb.query", placeholder="e.g. regnet, deit")
+    query = st.text_input("Add any timm model (search by name)", key="bb.query", placeholder="e.g. regnet, deit",
+                          help="Press Enter: an exact name is added to the models below; else the matches are listed "
+                               "and offered there.").strip()
     extra = search_models(query) if query else []
     if query and not extra:
-        st.warning(f"No timm architecture contains {fmt.md(repr(query))}.")
+        near = close_models(query)
+        st.warning(f"No timm model matches {fmt.md(repr(query))}"
+                   + (f"; did you mean {', '.join(fmt.md(m) for m in near)}?" if near else "."))
+    elif query.lower() in extra:
+        exact = query.lower()
+        chosen_now = st.session_state.get("bb.models")
+        if chosen_now is not None and exact not in chosen_now:
+            st.session_state["bb.models"] = [*chosen_now, exact]        # before the widget is drawn: allowed
+        st.caption(f"{fmt.md(exact)} is in the models below" + (f"; {len(extra) - 1} other name(s) contain it too."
+                                                                  if len(extra) > 1 else "."))
+    elif extra:
+        shown = ", ".join(fmt.md(m) for m in extra[:8])
+        st.caption(f"{len(extra)}{'+' if len(extra) == 50 else ''} timm model(s) contain {fmt.md(repr(query))}: "
+                   f"{shown}{' …' if len(extra) > 8 else ''}. Pick them in the Models list below.")
     linked = [m for m in st.query_params.get_all("bb.models") if m not in CURATED and is_model(m)]  # a shared link
-    options = list(dict.fromkeys([*CURATED, *st.session_state.get("bb.extra", []), *linked, *extra]))
-    chosen = st.multiselect("Models", options, default=list(CURATED), key="bb.models", bind="query-params")
+    options = list(dict.fromkeys([*CURATED, *st.session_state.get("bb.extra", []), *linked, *extra,
+                                  *st.session_state.get("bb.models", [])]))
+    first = "bb.models" not in st.session_state              # a default only on the first draw: never beside a value
+    chosen = st.multiselect("Models", options, default=list(CURATED) if first else None, key="bb.models",
+                            bind="query-params")
     st.session_state["bb.extra"] = [m for m in chosen if m not in CURATED]
     return chosen
 

@@ -105,7 +105,7 @@ def failure_reasons(shown: list[runs.Run]) -> None:
         return
     with st.expander(f"Why runs failed ({len(ended)})"):
         for r in ended:
-            st.markdown(f"**{fmt.md(r.label())}** ({r.status})")
+            st.markdown(f"**{fmt.md(r.label())}**")          # the label already says failed or cancelled
             st.code(r.error, language=None, wrap_lines=True)
 
 

@@ -107,7 +107,10 @@ def throughput(sweeps: list[dict]) -> go.Figure:
                         marker=dict(symbol="star", size=16, color=colour, line=dict(width=1, color="black")),
                         hovertemplate="saturation at batch %{x}<extra></extra>")
         starred = starred or bool(len(sat))
-    fig.update_xaxes(type="log", title_text="batch size (log scale)")
+    batches = sorted({int(b) for sw in sweeps for b in pd.DataFrame(sw["rows"]).get("batch", [])})
+    # a tick at every batch measured, reading its value (Plotly's own log ticks say 1, 2, 5 for 1, 2, 4)
+    fig.update_xaxes(type="log", title_text="batch size (log scale)", tickvals=batches or None,
+                     ticktext=[str(b) for b in batches] or None)
     fig.update_yaxes(title_text="throughput (images/s)")
     fig.update_layout(height=420, margin=dict(t=30, b=10), legend=dict(orientation="h", y=-0.25))
     return fig
@@ -206,8 +209,8 @@ def kind_shares(shares: pd.DataFrame) -> go.Figure:
     for col, colour in (("time %", style.QUANTITY["time"]), ("MACs %", style.QUANTITY["MACs"])):
         fig.add_bar(y=shares["kind"], x=shares[col], orientation="h", name=col.replace(" %", ""),
                     marker_color=colour, texttemplate="%{x:.1f}%", textposition="outside", cliponaxis=False)
-    fig.update_xaxes(title_text="share of the whole (%)", range=[0, 110])
+    fig.update_xaxes(title_text="share of the whole (%)", range=[0, 125])      # room for an outside "99.9%"
     fig.update_yaxes(autorange="reversed")
-    fig.update_layout(barmode="group", height=150 + 55 * len(shares), margin=dict(t=10, b=10),
+    fig.update_layout(barmode="group", height=150 + 55 * len(shares), margin=dict(t=10, b=10, r=30),
                       legend=dict(orientation="h", y=-0.25), bargap=0.25)
     return fig

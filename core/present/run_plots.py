@@ -97,11 +97,14 @@ def confusion(matrix, classes: list[str]) -> go.Figure:
 def bars(frame: pd.DataFrame, x: str, y: str, x_title: str, y_title: str, log_y: bool = False,
          text: str = "%{y:,}") -> go.Figure:
     """A bar per row, labelled with its value (``text``: a Plotly texttemplate); the x labels (often user class
-    names) are shown literally."""
+    names) are shown literally. Labels in percent put the axis in percent too."""
     labels = [plot_text(v) for v in frame[x]]
-    fig = go.Figure(go.Bar(x=labels, y=frame[y], texttemplate=text, textposition="auto", marker_color=style.ACCENT))
+    fig = go.Figure(go.Bar(x=labels, y=frame[y], texttemplate=text, textposition="auto", marker_color=style.ACCENT,
+                           cliponaxis=False))
     fig.update_xaxes(title_text=x_title)
-    fig.update_yaxes(title_text=y_title, type="log" if log_y else "linear")
+    percent = "%}" in text
+    fig.update_yaxes(title_text=y_title + (" (%)" if percent and "%" not in y_title else ""),
+                     type="log" if log_y else "linear", tickformat=".0%" if percent else None)
     fig.update_layout(height=320, margin=dict(t=30, b=10))
     return fig
 

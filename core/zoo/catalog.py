@@ -40,6 +40,12 @@ def search_models(query: str, limit: int = 50) -> list[str]:
     return [m for m in all_models() if q in m][:limit] if q else []
 
 
+def close_models(query: str, n: int = 3) -> list[str]:
+    """The timm architectures a mistyped name most likely meant (difflib's closest matches)."""
+    import difflib
+    return difflib.get_close_matches(query.strip().lower(), all_models(), n=n, cutoff=0.6)
+
+
 def resolve_name(name: str) -> str:
     """A timm architecture name; 'resnet50.a1_in1k' keeps its architecture part. Unknown names fail clearly."""
     arch = name.strip().split(".")[0]

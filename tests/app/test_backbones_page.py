@@ -52,10 +52,18 @@ def test_only_the_open_tab_runs():
     assert at.button(key="bb.launch")
 
 
-def test_unknown_search_says_so():
+def test_the_model_search_answers_on_enter():
     at = open_page()
     at.text_input(key="bb.query").set_value("zzznet").run()
-    assert any("No timm architecture contains 'zzznet'" in w for w in texts(at, "warning"))
+    assert any("No timm model matches 'zzznet'." in w for w in texts(at, "warning"))
+    at.text_input(key="bb.query").set_value("resnt50").run()                 # a typo: the nearest names offered
+    assert any("No timm model matches 'resnt50'; did you mean" in w and "resnet50" in w for w in texts(at, "warning"))
+    at.text_input(key="bb.query").set_value("regnety_00").run()              # a part: the matches listed
+    assert any("timm model(s) contain 'regnety_00': regnety_002" in c for c in texts(at, "caption"))
+    at.text_input(key="bb.query").set_value("regnety_008").run()             # an exact name: added to the models
+    assert "regnety_008" in at.multiselect(key="bb.models").value
+    assert any("regnety_008 is in the models below" in c for c in texts(at, "caption"))
+    assert not at.exception and not any("default value" in w for w in texts(at, "warning"))
 
 
 @pytest.mark.slow
