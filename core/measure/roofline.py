@@ -8,8 +8,9 @@ and arithmetic intensity = FLOPs / bytes = 2 x MACs / bytes. The roofline's atta
 and a layer is memory-bound when the second term is the larger.
 
 Cache-aware ceilings (on a CPU, like Intel Advisor's cache-aware roofline): the same triad at a working set that
-fits each data cache level the OS lists (``core.measure.caches``), L1 at 3/4 of its capacity, L2 at 1/2 and L3 at
-1/4, and DRAM far above the last level. A triad that small is one op call like any layer's, so the fixed cost of a
+fits each data cache level the OS lists (``core.measure.caches``), filling L1 to 3/4 of its capacity, L2 to 1/2
+and L3 to 1/4, and DRAM far above the last level. Beyond L1 a level's ceiling is the best of three working sets from
+twice the level below's capacity up to that fill (a ceiling is what the level can give). A triad that small is one op call like any layer's, so the fixed cost of a
 call (a 16-element triad, the same timer) is measured too and taken off before the bytes are divided:
     level bandwidth = triad bytes / (triad time - call time).
 A layer's working set is its bytes; the level it fits in is the smallest whose capacity holds them, and its
@@ -126,25 +127,42 @@ def _kib(n: int) -> str:
 
 
 FILL = {"L1": 0.75, "L2": 0.5}          # the share of a level's capacity its triad uses (1/4 for L3 and beyond)
+LEVEL_PROBES = 3                         # working sets tried per level beyond L1; the best is its ceiling
+
+
+def _level_probes(low: int, high: int, n: int = LEVEL_PROBES) -> list[int]:
+    """Working sets (bytes) from just past the level below (``low``) up to this level's fill (``high``), spaced
+    evenly on a log scale; one probe when the span is narrow."""
+    if high <= 2 * low:
+        return [high]
+    ratio = (high / (2 * low)) ** (1 / max(n - 1, 1))
+    return sorted({int(2 * low * ratio**i) for i in range(n - 1)} | {high})
 
 
 def _measure_levels(dtype: torch.dtype, dev: torch.device, threads: int, dram_bytes: int,
                     dram_gbs: float) -> tuple[list[dict[str, Any]], float]:
-    """The triad at a working set inside each data cache level, net of one op call's fixed cost; DRAM last."""
+    """The triad inside each data cache level, net of one op call's fixed cost; DRAM last. A level's ceiling is
+    the best of a few working sets between twice the level below's capacity and its own fill: a large shared L3
+    (a whole socket's, seen from a 2-core VM) gives its nearer slices' bandwidth only to smaller working sets."""
     size = torch.empty((), dtype=dtype).element_size()
     call = _time_triad(16, dtype, dev, min_time_s=0.2).p10_ms
-    levels = []
+    levels, below = [], 0
     for cache in data_caches():
         capacity = cache.capacity(threads)
-        elems = int(capacity * FILL.get(cache.name, 0.25)) // (3 * size)
-        if elems < 64:
-            continue
-        took = _time_triad(elems, dtype, dev, min_time_s=0.3).p10_ms
-        net = took - call
-        nbytes = 3 * elems * size
-        levels.append({"name": cache.name, "cache_bytes": cache.size_bytes, "capacity_bytes": capacity,
-                       "working_set_bytes": nbytes, "triad_us": took * 1e3,
-                       "gbs": nbytes / (net / 1e3) / 1e9 if net > 0.1 * took else None})
+        high = int(capacity * FILL.get(cache.name, 0.25))
+        best: dict[str, Any] | None = None
+        for nbytes in (_level_probes(below, high) if below else [high]):
+            elems = nbytes // (3 * size)
+            if elems < 64:
+                continue
+            took = _time_triad(elems, dtype, dev, min_time_s=0.3).p10_ms
+            net = took - call
+            gbs = 3 * elems * size / (net / 1e3) / 1e9 if net > 0.1 * took else None
+            if best is None or (gbs or 0) > (best["gbs"] or 0):
+                best = {"working_set_bytes": 3 * elems * size, "triad_us": took * 1e3, "gbs": gbs}
+        below = capacity
+        if best is not None:
+            levels.append({"name": cache.name, "cache_bytes": cache.size_bytes, "capacity_bytes": capacity, **best})
     levels.append({"name": "DRAM", "cache_bytes": None, "capacity_bytes": None, "working_set_bytes": dram_bytes,
                    "gbs": dram_gbs})
     return levels, call * 1e3

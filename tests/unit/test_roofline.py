@@ -211,7 +211,16 @@ def test_this_machines_ceilings_are_measured_per_cache_level():
     c = rl.measure_ceilings(Setting("cpu", "fp32", "contiguous", 1), stream_mib=64, gemm_n=256)
     caches = data_caches()
     assert [lv["name"] for lv in c.levels] == [x.name for x in caches] + ["DRAM"] if caches else c.levels == []
+    below = 0
     for lv, cache in zip(c.levels, caches):
-        assert lv["working_set_bytes"] <= cache.capacity(1)                 # each triad fits its level
+        assert below < lv["working_set_bytes"] <= cache.capacity(1)         # each triad fits its level, not the one below
+        below = cache.capacity(1)
         assert lv["gbs"] is None or lv["gbs"] > 0
     assert c.levels[-1]["gbs"] == c.bandwidth_gbs and c.call_us > 0
+
+
+def test_a_levels_probes_lie_between_the_level_below_and_its_own_fill():
+    assert rl._level_probes(96 * 1024, 2 * 2**20) == [192 * 1024, 642119, 2 * 2**20]    # log-spaced, 3 of them
+    assert rl._level_probes(4 * 2**20, 6 * 2**20) == [6 * 2**20]                      # a narrow span: one probe
+    probes = rl._level_probes(4 * 2**20, 120 * 2**20)
+    assert probes[0] == 8 * 2**20 and probes[-1] == 120 * 2**20 and probes == sorted(probes)
