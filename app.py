@@ -6,9 +6,9 @@ import streamlit as st
 # a local file: a ":material/...:" page icon makes the browser fetch an SVG from a font CDN
 st.set_page_config(page_title="Archscope", page_icon=str(Path(__file__).parent / "assets" / "icon.png"), layout="wide")
 
-from core.measure.timing import pin_malloc_thresholds  # noqa: E402  (after set_page_config)
 from core.config import DataDirError, data_dir  # noqa: E402
 from core.jobs.store import read_only as store_read_only  # noqa: E402
+from core.measure.timing import pin_malloc_thresholds  # noqa: E402  (after set_page_config)
 from pages._widgets import sidebar_settings  # noqa: E402
 
 pin_malloc_thresholds()      # once per server process: CPU latencies stay unimodal (see its docstring)

@@ -47,6 +47,8 @@ def scaling_counts(phis: list[float], alpha: float, beta: float, gamma: float, m
     while counting."""
     job = jobs.latest(scaling.KIND)
     if job is not None and job.active:
+        st.caption("A background job is counting the networks not yet measured (the table's empty cells); they "
+                   "join the plot and the table as each is kept.")
         scaling_progress()
         return True
     if not missing:
@@ -60,6 +62,9 @@ def scaling_counts(phis: list[float], alpha: float, beta: float, gamma: float, m
     except RuntimeError as err:
         st.error(fmt.md(err))
         return False
+    st.info(f"This tab has started a background job: it builds and counts the {missing} network(s) not yet "
+            "measured (the table's empty cells), at a lower CPU priority than the pages. Its progress and time left "
+            "are below; you can leave the tab, and the counts are kept.", icon=":material/hourglass_top:")
     scaling_progress()
     return True
 

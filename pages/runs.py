@@ -63,7 +63,8 @@ def compare_section(all_runs: list[runs.Run]) -> None:
     st.caption("Every run with what it was configured with and what it scored; click a column header to sort. "
                "Learning rates: the head's, and the lowest any trained group got (discriminative LRs).")
     st.dataframe(coloured(frame[SHOWN]), hide_index=True, width="stretch", key="runs.table", placeholder="—",
-                 column_config={"name": st.column_config.TextColumn("name", pinned=True),
+                 column_config={"id": st.column_config.NumberColumn("id", pinned=True, width=40),
+                                "name": st.column_config.TextColumn("name", width="medium"),
                                 "note": st.column_config.TextColumn("note", width="large")})
     failure_reasons(shown)
     by_id = {r.id: r for r in shown}
@@ -76,7 +77,7 @@ def compare_section(all_runs: list[runs.Run]) -> None:
     log_loss = cols[1].toggle("Log-scale loss", key="runs.log", bind="query-params")
     x = cols[2].radio("x-axis", list(run_plots.X_AXES), horizontal=True, key="runs.x", bind="query-params")
     if chosen:
-        labels = {i: by_id[i].label() for i in chosen}
+        labels = {i: by_id[i].short_label() for i in chosen}
         chart(run_plots.training_curves({labels[i]: runs.curves(i) for i in chosen},
                                     {labels[i]: style.run_colour(i) for i in chosen}, x, smoothing, log_loss),
               "runs.curves")
@@ -143,7 +144,14 @@ def hparams_section(frame: pd.DataFrame) -> None:
     if len(hp) < 2:
         st.info("Waiting for a second finished run: each line is one finished run.")
         return
-    chart(run_plots.parallel_runs(hp), "runs.parcoords")
+    # parallel coordinates need room: below 640 px a strip per hyper-parameter replaces them (CSS picks one)
+    st.html("<style>@media (max-width: 640px) { .st-key-runs-hp-wide { display: none; } }"
+            "@media (min-width: 641px) { .st-key-runs-hp-narrow { display: none; } }</style>")
+    chart(run_plots.parallel_runs(hp), "runs.parcoords", where=st.container(key="runs-hp-wide"))
+    narrow = st.container(key="runs-hp-narrow")
+    narrow.caption("Each strip: one hyper-parameter against best val top-1, a dot per finished run (tap one for "
+                   "its name).")
+    chart(run_plots.hparam_strips(hp), "runs.hpstrips", where=narrow)
 
 
 def manage(shown: list[runs.Run]) -> None:

@@ -301,7 +301,7 @@ def watch_live(run_id: int) -> None:
 
 def watch_body(run: runs.Run) -> None:
     colour = {"running": "blue", "queued": "orange", "done": "green", "failed": "red"}.get(run.status, "gray")
-    st.markdown(f"**Run {run.id}** · {fmt.md(run.name)} · status :{colour}-background[{run.status}]")
+    st.markdown(f"**Run {run.id}** · {fmt.md(run.name)} · status :{colour}-background[{run.status_word}]")
     no_val = run.result.get("info", {}).get("no_val_classes")
     if no_val:
         st.warning(fmt.md(f"No validation image for class(es) {', '.join(no_val)}: val top-1 says nothing "
@@ -309,7 +309,7 @@ def watch_body(run: runs.Run) -> None:
     prog = runs.progress(run)
     if run.status == "queued" or not prog.total_steps:
         st.progress(0.0, text="queued: waiting for a free slot and for the worker to start" if run.status == "queued"
-                    else f"{run.status} before the first step")
+                    else f"{run.status_word} before the first step")
     else:
         eta = ("" if run.status != "running" else " · estimating time left…" if prog.eta_s is None
                else f" · about {fmt.duration(prog.eta_s)} left")

@@ -60,19 +60,32 @@ def wilson(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return float(max(0.0, centre - half)), float(min(1.0, centre + half))
 
 
+TOP_LOSSES = 12          # the misclassified images an evaluation keeps, worst first
+
+
 @torch.inference_mode()
 def evaluate(forward, xs: torch.Tensor, ys: torch.Tensor, n_classes: int, batch: int, prep) -> dict[str, Any]:
-    """Val loss, top-1, per-class accuracy and the confusion matrix (rows = true class)."""
+    """Val loss, top-1, per-class accuracy, the confusion matrix (rows = true class) and the top losses: the
+    ``TOP_LOSSES`` misclassified images with the highest loss, by index, with their prediction and confidence."""
     conf = torch.zeros(n_classes, n_classes, dtype=torch.long)
-    loss_sum = 0.0
+    losses, preds, confs = [], [], []
     for i in range(0, len(xs), batch):
         logits = forward(prep(xs[i:i + batch])).float().cpu()
         y = ys[i:i + batch]
-        loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+        losses.append(F.cross_entropy(logits, y, reduction="none"))
+        probs = logits.softmax(-1)
+        preds.append(probs.argmax(1))
+        confs.append(probs.max(1).values)
         conf += torch.bincount(y * n_classes + logits.argmax(1), minlength=n_classes ** 2).view(n_classes, n_classes)
     per_class = (conf.diag().float() / conf.sum(1).clamp(min=1)).tolist()
-    return {"loss": loss_sum / max(len(xs), 1), "top1": conf.diag().sum().item() / max(len(xs), 1),
-            "per_class": per_class, "confusion": conf.tolist()}
+    loss = torch.cat(losses) if losses else torch.zeros(0)
+    pred = torch.cat(preds) if preds else torch.zeros(0, dtype=torch.long)
+    wrong = [i for i in loss.argsort(descending=True).tolist() if int(pred[i]) != int(ys[i])][:TOP_LOSSES]
+    conf_of = torch.cat(confs) if confs else torch.zeros(0)
+    misses = [{"index": i, "true": int(ys[i]), "predicted": int(pred[i]), "confidence": float(conf_of[i]),
+               "loss": float(loss[i])} for i in wrong]
+    return {"loss": float(loss.sum()) / max(len(xs), 1), "top1": conf.diag().sum().item() / max(len(xs), 1),
+            "per_class": per_class, "confusion": conf.tolist(), "misses": misses}
 
 
 def probe_features(model: nn.Module, xs: torch.Tensor, batch: int, prep, amp) -> torch.Tensor:

@@ -270,7 +270,10 @@ def end_epoch(s: State, epoch: int, seen: int, train_s: float, t_epoch: float) -
             s.best, s.best_loss = ev["top1"], ev["loss"]
         s.last = {"val_loss": ev["loss"], "val_top1": ev["top1"], "epoch_s": time.perf_counter() - t_epoch,
                   "train_s": train_s, "images_per_s": seen * s.world / max(train_s, 1e-9)}
-        s.cb.on_epoch(epoch, s.step, s.last, {"per_class": ev["per_class"], "confusion": ev["confusion"]})
+        val_paths = s.strategy.data.split.val         # the misses by file (relative to the dataset's root)
+        misses = [{**m, "path": val_paths[m["index"]]} for m in ev.get("misses", []) if m["index"] < len(val_paths)]
+        s.cb.on_epoch(epoch, s.step, s.last, {"per_class": ev["per_class"], "confusion": ev["confusion"],
+                                              "misses": misses})
         if improved:
             bundle.save_best(s.run_dir, s.model, epoch + 1, ev["top1"], ev["loss"])   # what the export will hold
         bundle.save_checkpoint(s.run_dir, checkpoint(s, epoch + 1))

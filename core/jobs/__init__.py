@@ -5,7 +5,6 @@ from core.jobs.lifecycle import (
                                  Job,
                                  active_jobs,
                                  dead_reason,
-                                 eta_s,
                                  finish,
                                  get,
                                  latest,
@@ -20,5 +19,5 @@ from core.jobs.lifecycle import (
                                  worker_main,
 )
 
-__all__ = ["ACTIVE", "STARTUP_DEADLINE_S", "Job", "active_jobs", "dead_reason", "eta_s", "finish", "get", "latest", "mark_running", "owner", "owner",
+__all__ = ["ACTIVE", "STARTUP_DEADLINE_S", "Job", "active_jobs", "dead_reason", "finish", "get", "latest", "mark_running", "owner", "owner",
            "pid_alive", "progress", "request_cancel", "set_total", "spawn", "start", "worker_main"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -14,13 +15,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from core.config import data_dir
-from core.jobs.estimates import checkpoint_due, remaining
+from core.jobs.estimates import UNLIKE_STEPS, checkpoint_due, remaining
 from core.jobs.store import connect
 from core.present.fmt import first_line
 
 ROOT = Path(__file__).resolve().parents[2]
 ACTIVE = ("queued", "running")
 STARTUP_DEADLINE_S = 60.0     # a worker that has not reported by then never will
+WORKER_NICE = 10              # background workers run this many nice steps below the server (pages stay quick)
 
 
 @dataclass(frozen=True)
@@ -58,20 +60,10 @@ class Job:
         with connect() as conn:
             past = history(conn, self.kind, self.total, self.id)
         return remaining(self.done, self.total, json.loads(self.marks or "[]"), (now or time.time()) - self.started,
-                         past).seconds
+                         past, alike=self.kind not in UNLIKE_STEPS).seconds
 
     def logged_estimates(self) -> list[dict[str, Any]]:
         return json.loads(self.estimates or "[]")
-
-
-def eta_s(started: float | None, done: float, total: float, now: float | None = None,
-          done_before: float = 0.0) -> float | None:
-    """Seconds left for any background work, extrapolated from the mean time per item done since it started
-    (``done_before`` items were done by an earlier segment, such as a resumed run's finished epochs)."""
-    done_here = done - done_before
-    if not started or done_here <= 0 or done >= total:
-        return None
-    return ((now or time.time()) - started) / done_here * (total - done)
 
 
 def _row(row: Any) -> Job:
@@ -118,11 +110,15 @@ def owner(pid: int) -> dict[str, int | None]:
 
 
 def spawn(args: list[str], log_path: Path) -> int:
-    """Starts ``python <args>`` in its own session with output to ``log_path``; a thread waits for it, so a
-    finished worker is reaped at once and never lingers as a zombie under the server. Returns the pid."""
+    """Starts ``python <args>`` in its own session with output to ``log_path``, ``WORKER_NICE`` steps below the
+    server's CPU priority (through coreutils' ``nice``, which execs in place: the pid is the worker's), so pages
+    stay quick while it works; a thread waits for it, so a finished worker is reaped at once and never lingers as
+    a zombie under the server. Returns the pid."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    nice = shutil.which("nice")
+    lower = [nice, "-n", str(WORKER_NICE)] if nice else []
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-W", "ignore", *args], cwd=ROOT, stdout=log,
+        proc = subprocess.Popen([*lower, sys.executable, "-W", "ignore", *args], cwd=ROOT, stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
     return proc.pid
@@ -228,7 +224,8 @@ def progress(job_id: int, done: int, current: str = "", message: str = "") -> bo
             sets["marks"] = json.dumps(marks)
             logged = json.loads(row["estimates"] or "[]")
             if checkpoint_due(row["done"], done, row["total"], len(logged)):
-                est = remaining(done, row["total"], marks, elapsed, history(conn, row["kind"], row["total"], job_id))
+                est = remaining(done, row["total"], marks, elapsed, history(conn, row["kind"], row["total"], job_id),
+                                alike=row["kind"] not in UNLIKE_STEPS)
                 logged.append({"done": done, "total": row["total"], "elapsed_s": round(elapsed, 3),
                                "eta_s": est.seconds, "source": est.source})
                 sets["estimates"] = json.dumps(logged)

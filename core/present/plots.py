@@ -45,9 +45,9 @@ def channel_sweep(frame: pd.DataFrame, metric: str = "params") -> go.Figure:
                         line=dict(color=colour))
     if not frame.empty:
         c0, cmax = frame["channels"].min(), frame["channels"].max()
-        y0 = frame[frame["channels"] == c0][metric].min()
+        y0 = frame[frame["channels"] == c0][metric].min() / 3     # a third below the cheapest: parallel, never on a line
         for power, dash in ((2, "dot"), (1, "dash")):
-            fig.add_scatter(x=[c0, cmax], y=[y0, y0 * (cmax / c0) ** power], mode="lines", name="∝ C²" if power == 2 else "∝ C",
+            fig.add_scatter(x=[c0, cmax], y=[y0, y0 * (cmax / c0) ** power], mode="lines", name="∝ C² (slope guide)" if power == 2 else "∝ C (slope guide)",
                             line=dict(dash=dash, color="grey"))
     fig.update_xaxes(type="log", title_text="channels C (in = out)")
     fig.update_yaxes(type="log", title_text=f"{metric} (log scale)")

@@ -170,26 +170,66 @@ def accuracy_vs_time(frame: pd.DataFrame) -> go.Figure:
     return fig
 
 
+HP_TEXT = ("recipe", "backbone", "augment")
+HP_NUMBERS = ("epochs", "image px", "batch")
+TOP1 = "best val top-1 %"
+
+
+def _constant_axis(value: float) -> dict:
+    """An axis whose every value is the same shows that one value, not ±10% of made-up ticks around it."""
+    pad = max(abs(value) * 0.5, 0.5)
+    return dict(range=[value - pad, value + pad], tickvals=[value], ticktext=[style.label(value)])
+
+
 def parallel_runs(hp: pd.DataFrame) -> go.Figure:
     """Hyper-parameters against best val top-1, one line per finished run, coloured by that top-1 (TensorBoard's
-    HParams parallel-coordinates view). Text columns become numbered categories; the LR axis is log10."""
-    import numpy as np
+    HParams parallel-coordinates view). Text columns become numbered categories; the LR axis is log10; an axis
+    whose value never changes shows that value alone."""
     dims = []
-    for col in ("recipe", "backbone", "augment"):
+    for col in HP_TEXT:
         cats = sorted(hp[col].astype(str).unique())
         dims.append(dict(label=col, values=[cats.index(v) for v in hp[col].astype(str)],
-                         tickvals=list(range(len(cats))), ticktext=[plot_text(c) for c in cats]))
+                         tickvals=list(range(len(cats))), ticktext=[plot_text(c) for c in cats],
+                         **({"range": [-0.5, 0.5]} if len(cats) == 1 else {})))
     lr = np.log10(hp["head LR"].astype(float))
     if lr.notna().all():
         lo, hi = int(np.floor(lr.min())), int(np.ceil(lr.max()))
-        dims.append(dict(label="head LR (log)", values=lr, tickvals=list(range(lo, hi + 1)),
-                         ticktext=[style.label(10.0 ** e) for e in range(lo, hi + 1)]))
-    for col in ("epochs", "image px", "batch"):
+        one = lr.nunique() == 1
+        dims.append(dict(label="head LR (log)", values=lr,
+                         **(dict(range=[lr.iloc[0] - 0.5, lr.iloc[0] + 0.5], tickvals=[lr.iloc[0]],
+                                 ticktext=[style.label(10.0 ** lr.iloc[0])]) if one else
+                            dict(tickvals=list(range(lo, hi + 1)),
+                                 ticktext=[style.label(10.0 ** e) for e in range(lo, hi + 1)]))))
+    for col in HP_NUMBERS:
         if hp[col].notna().all():
-            dims.append(dict(label=col, values=hp[col]))
-    dims.append(dict(label="best val top-1 (%)", values=hp["best val top-1 %"], range=[0, 100]))
-    fig = go.Figure(go.Parcoords(line=dict(color=hp["best val top-1 %"], colorscale="Viridis", cmin=0, cmax=100,
-                                           showscale=True, colorbar=dict(title="top-1 %")),
+            values = hp[col].astype(float)
+            dims.append(dict(label=col, values=values,
+                             **(_constant_axis(values.iloc[0]) if values.nunique() == 1 else {})))
+    dims.append(dict(label="best val top-1 (%)", values=hp[TOP1], range=[0, 100]))
+    fig = go.Figure(go.Parcoords(line=dict(color=hp[TOP1], colorscale="Viridis", cmin=0, cmax=100,
+                                           showscale=True, colorbar=dict(title="top-1 %", thickness=12)),
                                  dimensions=dims))
     fig.update_layout(height=380, margin=dict(t=60, b=20, l=60, r=40))
+    return fig
+
+
+def hparam_strips(hp: pd.DataFrame) -> go.Figure:
+    """The narrow-screen form of ``parallel_runs``: one small strip per hyper-parameter, its values on x and best
+    val top-1 on y, a dot per finished run (hover names it). ``style.panels`` draws each strip as its own chart,
+    stacked on a phone."""
+    cols = [c for c in (*HP_TEXT, "head LR", *HP_NUMBERS) if hp[c].notna().all()]
+    fig = make_subplots(rows=1, cols=len(cols), subplot_titles=[f"{c} → best val top-1" for c in cols])
+    for i, col in enumerate(cols, start=1):
+        text = col in HP_TEXT
+        x = [plot_text(v) for v in hp[col].astype(str)] if text else hp[col].astype(float)
+        fig.add_scatter(x=x, y=hp[TOP1], mode="markers", row=1, col=i, showlegend=False,
+                        marker=dict(size=10, color=style.ACCENT, opacity=0.8, line=dict(width=1, color="white")),
+                        customdata=[plot_text(n) for n in hp["name"]],
+                        hovertemplate="%{customdata}<br>" + col + " %{x}<br>top-1 %{y:.1f}%<extra></extra>")
+        fig.update_xaxes(title_text=col + (" (log)" if col == "head LR" else ""), row=1, col=i,
+                         type="category" if text else ("log" if col == "head LR" else "linear"),
+                         **({} if text or hp[col].nunique() > 1 else
+                            {"tickvals": [float(hp[col].iloc[0])], "ticktext": [style.label(float(hp[col].iloc[0]))]}))
+        fig.update_yaxes(title_text="best val top-1 (%)", range=[0, 105], row=1, col=i)
+    fig.update_layout(height=230, margin=dict(t=40, b=10, l=50, r=10))
     return fig

@@ -32,8 +32,9 @@ RUNTIME = {"PyTorch eager": "#31a354", "torch.compile": "#756bb1", "ONNX Runtime
 RECIPE = {"linear_probe": "#6baed6", "finetune_top": "#fd8d3c", "finetune_full": "#74c476", "scratch": "#9e9ac8"}
 FRONTIER = "#d62728"
 ACCENT = "#393b79"          # a single series with no concept of its own (bars of counts, probabilities)
-RUNS = ("#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#1b9e77", "#d95f02", "#7570b3", "#666666", "#a50f15",
-        "#08519c")
+# every run colour reads on white (contrast 3.3:1 or more, no yellow) and no two are of one hue (one orange only)
+RUNS = ("#e7298a", "#4d9221", "#6a3d9a", "#b35806", "#1b9e77", "#08519c", "#a50f15", "#666666", "#7a6a00",
+        "#543005")
 CONCEPTS = {"kind": KIND, "block": BLOCK, "quantity": QUANTITY, "stack": STACK, "runtime": RUNTIME, "recipe": RECIPE}
 
 

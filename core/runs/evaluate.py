@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,9 +30,29 @@ def evaluation(run: runs.Run) -> dict[str, Any] | None:
     return {"classes": classes, "confusion": conf, "table": table, "epoch": int(chosen.stem.removeprefix("eval_epoch"))}
 
 
+def _best_details(run: runs.Run) -> dict[str, Any] | None:
+    files = sorted(runs.folder(run).glob("eval_epoch*.json"))
+    best = run.result.get("best_epoch")
+    chosen = next((f for f in files if best and f.name == f"eval_epoch{best:03d}.json"), None)
+    return json.loads(chosen.read_text()) if chosen is not None else None
+
+
 def top_losses(run: runs.Run, k: int = 12) -> list[dict[str, Any]]:
-    """Misclassified val images with the model's confidence, worst first: the best epoch (the exported one) on the
-    run's own val split, preprocessed as in training, in batches."""
+    """Misclassified val images with the model's confidence, worst first, for the best epoch (the exported one).
+    Training kept them with that epoch's evaluation (read at once); a run from before that, or whose recorded
+    misses point at files no longer there, is scored again on its own val split, preprocessed as in training."""
+    details = _best_details(run)
+    info = run.result.get("info", {})
+    root, classes = (info.get("dataset") or {}).get("root"), info.get("classes")
+    if details is not None and "misses" in details and root and classes:
+        kept = [{"path": str(Path(root) / m["path"]), "true": classes[m["true"]], "predicted": classes[m["predicted"]],
+                 "confidence": m["confidence"], "loss": m["loss"]} for m in details["misses"][:k]]
+        if all(Path(m["path"]).is_file() for m in kept):
+            return kept
+    return _scored_top_losses(run, k)
+
+
+def _scored_top_losses(run: runs.Run, k: int) -> list[dict[str, Any]]:
     from core.runs.artifacts import NoArtifacts, artifacts
     try:
         art = artifacts(run)

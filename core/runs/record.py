@@ -14,7 +14,8 @@ from typing import Any
 import pandas as pd
 
 from core.config import data_dir
-from core.jobs import ACTIVE, eta_s
+from core.jobs import ACTIVE
+from core.jobs.estimates import remaining
 from core.jobs.lifecycle import dead_reason, live_row, pid_alive
 from core.jobs.store import connect
 
@@ -80,6 +81,9 @@ def max_runs() -> int:
     return max(1, int(os.environ.get(MAX_RUNS_ENV, "2")))
 
 
+STATUS_WORDS = {"cancelled": "stopped"}      # how a status reads on a page, where it differs from the store's
+
+
 @dataclass(frozen=True)
 class Run:
     id: int
@@ -106,6 +110,11 @@ class Run:
         return self.status in ("queued", "running")
 
     @property
+    def status_word(self) -> str:
+        """The status as a person reads it: a run stopped by hand is "stopped" (the store says 'cancelled')."""
+        return STATUS_WORDS.get(self.status, self.status)
+
+    @property
     def tag_list(self) -> list[str]:
         return [t for t in (x.strip() for x in (self.tags or "").split(",")) if t]
 
@@ -113,10 +122,21 @@ class Run:
         """How a person picks a run: its name, then the backbone and recipe when the name does not already say
         them, its best top-1 (or status) and its id; nothing is said twice."""
         best = self.result.get("best_top1")
-        top1 = f"{100 * best:.1f}%" if best is not None else self.status
+        top1 = f"{100 * best:.1f}%" if best is not None else self.status_word
         name = self.name or default_name(self.config)
         extra = [str(v) for v in (self.config.get("recipe"), self.config.get("model")) if v and str(v) not in name]
         return " · ".join([name, *extra, top1, f"#{self.id}"])
+
+
+    def short_label(self, max_chars: int = 48) -> str:
+        """A legend's label: id and best top-1 (or status) first, so a narrow chart cuts only the end of the name
+        ("#7 · 50.0% · efficientnet_lite0 · finetune_…")."""
+        best = self.result.get("best_top1")
+        head = f"#{self.id} · " + (f"{100 * best:.1f}%" if best is not None else self.status_word)
+        name = self.name or default_name(self.config)
+        extra = [str(v) for v in (self.config.get("recipe"), self.config.get("model")) if v and str(v) not in name]
+        text = " · ".join([head, name, *extra])
+        return text if len(text) <= max_chars else text[:max_chars - 1].rstrip() + "…"
 
 
 def _run(row: Any) -> Run:
@@ -381,9 +401,27 @@ def progress(run: Run) -> Progress:
     epoch = int(m["epoch"].max()) + 1 if not m.empty else 0
     total = per_epoch * epochs
     eta = None
-    if run.status == "running":
-        eta = eta_s(run.started, step, total, done_before=per_epoch * int(info.get("resumed_from_epoch", 0)))
+    if run.status == "running" and run.started:
+        before = per_epoch * int(info.get("resumed_from_epoch", 0))     # a resumed run's steps of earlier segments
+        seg = m[(m["split"] != "val") & (m["step"] > before)]
+        if not seg.empty:       # this segment's rate since its first step (core.jobs.estimates), as the worker logs
+            first = seg.loc[seg["step"].idxmin()]
+            marks = [[int(first["step"]) - before, float(first["time"]) - run.started],
+                     [step - before, float(seg["time"].max()) - run.started]]
+            eta = remaining(step - before, total - before, marks, time.time() - run.started,
+                            tail_s=end_tail_s()).seconds
     return Progress(epoch, epochs, step, total, eta, min(1.0, step / total) if total else 0.0)
+
+
+def end_tail_s(last: int = 5) -> float:
+    """The median time finished runs took after their last training step was logged (the last validation pass,
+    best weights, the bundle): the part of a run that a rate of steps does not see. 0 with no finished run."""
+    with connect() as conn:
+        rows = conn.execute("SELECT r.finished - (SELECT MAX(m.time) FROM metrics m WHERE m.run = r.id AND "
+                            "m.split != 'val') AS tail FROM runs r WHERE r.status = 'done' AND r.finished IS NOT "
+                            "NULL ORDER BY r.id DESC LIMIT ?", (last,)).fetchall()
+    tails = sorted(t["tail"] for t in rows if t["tail"] is not None and t["tail"] >= 0)
+    return float(tails[len(tails) // 2]) if tails else 0.0
 
 
 def empty_reason(run: "Run") -> str:

@@ -40,10 +40,13 @@ class StoreCallbacks:
         self.steps = self.total_steps = 0
         self.t0 = time.time()
         self.logged: list[dict[str, Any]] = []
+        self.first = [0, 0.0]
+        self.tail_s = 0.0
 
     def on_start(self, info: dict[str, Any]) -> None:
         self.t0 = time.time()
         self.total_steps = info["steps_per_epoch"] * (self.total_epochs - info["resumed_from_epoch"])
+        self.tail_s = runs.end_tail_s()          # what follows the last step, from the runs before (as the page does)
         runs.update(self.run_id, status="running", **owner(os.getpid()), device=info["device"], started=self.t0,
                     result={"info": info}, estimates="[]")
         (self.run_dir / "info.json").write_text(json.dumps(info, indent=2))
@@ -64,9 +67,12 @@ class StoreCallbacks:
     def on_step(self, epoch: int, step: int, values: dict[str, float], groups: dict[str, float] | None = None) -> None:
         self.buffer.append((epoch, step, values))
         self.steps += 1
+        if self.steps == 1:
+            self.first = [1, time.time() - self.t0]       # the first step carries the warm-up: rates start after it
         if checkpoint_due(self.steps - 1, self.steps, self.total_steps, len(self.logged)):
-            elapsed = time.time() - self.t0        # the estimate the Watch view shows now (its rate of steps)
-            est = remaining(self.steps, self.total_steps, [[self.steps, elapsed]], elapsed)
+            elapsed = time.time() - self.t0        # the estimate the Watch view shows now (record.progress)
+            est = remaining(self.steps, self.total_steps, [self.first, [self.steps, elapsed]], elapsed,
+                            tail_s=self.tail_s)
             self.logged.append({"done": self.steps, "total": self.total_steps, "elapsed_s": round(elapsed, 3),
                                 "eta_s": est.seconds, "source": est.source})
             runs.update(self.run_id, estimates=json.dumps(self.logged))

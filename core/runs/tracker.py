@@ -34,7 +34,7 @@ def row(run: Run, val_loss: dict[tuple[int, int], float] | None = None) -> dict[
     c, data = run.config, _info(run).get("dataset") or {}
     best, scored = run.result.get("best_top1"), run.result.get("test") or {}
     test, interval = scored.get("top1"), scored.get("wilson_95") or (None, None)
-    return {"id": run.id, "name": run.name, "status": run.status, "tags": ", ".join(run.tag_list),
+    return {"id": run.id, "name": run.name, "status": run.status_word, "tags": ", ".join(run.tag_list),
             "dataset": data.get("name") or source_name(c), "data sha256": (data.get("sha256") or "")[:12],
             "images": data.get("images"), "weights": c.get("weights"), "recipe": c.get("recipe"),
             "backbone": c.get("model"), "head LR": c.get("lr"), "lowest LR": _lowest_lr(run),

@@ -1,6 +1,7 @@
 """Issue 21 on the pages, over a week of use (tests/seed.py): the runs tracker (config columns, failure reasons,
 diff, parallel coordinates, default overlay), the leaderboard and its budget, the recommender's top-1 and offline
 marks, Compound scaling counted in the background, Explore's latency protocol, and the epoch rule on Runs."""
+import re
 import time
 
 import pytest
@@ -94,6 +95,9 @@ def test_compound_scaling_counts_in_the_background_and_shows_the_first_point(tmp
     at = open_page("pages/backbones.py", {"bb.tab": "Compound scaling"})
     job = jobs.latest(scaling.KIND)
     assert job is not None and time.time() - t < 60              # the page did not count anything itself
+    started = [i.value for i in at.info if "This tab has started a background job" in i.value]
+    counted = re.search(r"counts the (\d+) network\(s\) not yet measured", started[0]) if started else None
+    assert counted and int(counted.group(1)) >= 9                 # it says so: B0-B7 and at least one scaled network
     first = frame_with(at, "measured MAC ratio")
     assert first["predicted cost ratio"].notna().all()            # the prediction is there at once
     end = time.time() + 60

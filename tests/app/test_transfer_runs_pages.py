@@ -46,7 +46,7 @@ def test_upload_launch_watch_and_stop(tmp_path):
         time.sleep(0.5)
     assert runs.get(run_id).status == "cancelled"
     at.run()
-    assert any("cancelled" in m.value for m in at.markdown) and not at.exception
+    assert any("status :gray-background[stopped]" in m.value for m in at.markdown) and not at.exception
 
 
 def test_any_timm_name_and_an_unknown_one():

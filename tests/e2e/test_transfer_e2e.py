@@ -34,7 +34,7 @@ def test_upload_launch_reload_and_stop(page, app_url, tmp_path):
     wait_idle(page)
     expect(page.get_by_text(f"Run {run_id}", exact=True).first).to_be_visible(timeout=60_000)
     page.get_by_role("button", name="Stop this run").click()
-    expect(page.get_by_text("cancelled").first).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("stopped").first).to_be_visible(timeout=60_000)
     assert page.locator("[data-testid='stException']").count() == 0
     page.goto(f"{app_url}/runs")
     wait_idle(page)

@@ -15,7 +15,22 @@ def test_the_rate_estimate_counts_down_between_steps():
     assert est.remaining(2, 5, marks, 20.0) == est.Estimate(30.0, "rate")
     assert est.remaining(2, 5, marks, 26.0).seconds == pytest.approx(24.0)     # 6 s into step 3
     assert est.remaining(2, 5, marks, 80.0).seconds == est.FLOOR_S             # running over: never negative
+    quick = [[1, 0.1], [2, 0.2]]                          # 0.1 s a step: 0.3 s left, not a floor of 1 s
+    assert est.remaining(2, 5, quick, 0.2).seconds == pytest.approx(0.3)
+    assert est.remaining(2, 5, quick, 9.0).seconds == pytest.approx(0.3)      # over, but never above its projection
     assert est.remaining(0, 5, [], 3.0) == est.Estimate(None, "")              # nothing known: "estimating…"
+
+
+def test_the_rate_starts_after_the_first_step_and_only_for_alike_steps():
+    # the first step took 9 s (building, loading), then 1 s a step: 4 of 10 done at 12 s -> 6 s left, not 18
+    marks = [[1, 9.0], [4, 12.0]]
+    assert est.remaining(4, 10, marks, 12.0) == est.Estimate(6.0, "rate")
+    assert est.remaining(1, 10, [[1, 9.0]], 9.0) == est.Estimate(None, "")     # one step: no rate yet
+    # a deployment's runtimes are unlike steps: no rate, only its kind's history
+    assert est.remaining(4, 10, marks, 12.0, alike=False) == est.Estimate(None, "")
+    past = {"marks": [[1, 1.0], [4, 4.0], [10, 40.0]], "seconds": 40.0}
+    assert est.remaining(4, 10, [[1, 1.0], [4, 4.0]], 4.0, past, alike=False) == est.Estimate(36.0, "history")
+    assert {"deploy", "export-run", "compound-scaling"} <= est.UNLIKE_STEPS
 
 
 def test_history_models_unequal_steps_and_scales_by_this_jobs_pace():
@@ -70,7 +85,8 @@ def test_a_job_logs_its_estimates_and_uses_its_kinds_history(tmp_path, monkeypat
     job = jobs.get(first)
     assert json.loads(job.marks) == [[1, 1.0], [2, 2.0], [3, 3.0], [4, 30.0]]
     logged = job.logged_estimates()
-    assert [e["done"] for e in logged] == [1, 2, 3] and {e["source"] for e in logged} == {"rate"}
+    assert [e["done"] for e in logged] == [1, 2, 3] and [e["source"] for e in logged] == ["", "rate", "rate"]
+    assert logged[0]["eta_s"] is None                    # at the first step nothing is known: "estimating…"
     assert logged[1]["eta_s"] == pytest.approx(2.0) and logged[1]["elapsed_s"] == pytest.approx(2.0)
     with connect() as conn:
         conn.execute("UPDATE jobs SET status = 'done', finished = started + 30 WHERE id = ?", (first,))
@@ -85,3 +101,21 @@ def test_durations_read_as_words_never_zero():
     assert duration(None) == "estimating…" and duration(float("nan")) == "estimating…"
     assert duration(0.0004) == "0.4 ms" and duration(0.00001) == "under 0.1 ms" and duration(0.0123) == "12.3 ms"
     assert duration(33.4) == "33.4 s" and duration(600) == "10.0 min"
+
+
+def test_a_fine_tunes_tail_after_its_last_step_comes_from_the_runs_before(tmp_path, monkeypatch):
+    """What follows a run's last training step (its last validation pass, best weights, bundle) is invisible to a
+    rate of steps: the median of it over the last finished runs is added to the rate estimate."""
+    monkeypatch.setenv("ARCHSCOPE_DATA_DIR", str(tmp_path))
+    from core.runs import record as runs
+    assert runs.end_tail_s() == 0.0                                      # nothing finished yet
+    for tail in (2.0, 4.0, 9.0):
+        run_id = runs.create({"model": "m", "recipe": "linear_probe"})
+        runs.log_metrics(run_id, 0, 1, "train", {"loss": 1.0})
+        with runs.connect() as conn:
+            last = conn.execute("SELECT MAX(time) FROM metrics WHERE run = ?", (run_id,)).fetchone()[0]
+            conn.execute("UPDATE metrics SET time = 100.0 WHERE run = ?", (run_id,))
+        runs.update(run_id, status="done", finished=100.0 + tail)
+        assert last > 0
+    assert runs.end_tail_s() == 4.0                                      # the median of 2, 4 and 9 s
+    assert est.remaining(2, 4, [[1, 1.0], [2, 2.0]], 2.0, tail_s=4.0) == est.Estimate(6.0, "rate")   # 2 steps + 4 s

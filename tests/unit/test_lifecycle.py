@@ -85,6 +85,15 @@ def test_a_finished_worker_is_reaped_not_left_a_zombie():
         Path(f"/proc/{pid}/stat").read_text() if Path(f"/proc/{pid}/stat").exists() else ""
 
 
+@pytest.mark.slow
+def test_a_background_worker_runs_below_the_servers_cpu_priority(tmp_path):
+    log = tmp_path / "nice.log"
+    pid = lifecycle.spawn(["-c", "import os; print('nice', os.nice(0), os.getpid())"], log)
+    assert until(lambda: not Path(f"/proc/{pid}").exists(), timeout=30)
+    word, niceness, own_pid = log.read_text().split()
+    assert (int(niceness), int(own_pid)) == (os.nice(0) + lifecycle.WORKER_NICE, pid)   # the pid is the worker's
+
+
 @pytest.mark.parametrize("status", ["queued", "running"])
 def test_the_liveness_rule_is_the_same_for_every_active_state(status):
     assert jobs.dead_reason(status, 2**22 + 12345, time.time())       # no such pid

@@ -64,7 +64,9 @@ def test_every_log_axis_gets_readable_ticks_and_titles_clear_the_toolbar():
     style.readable(fig)
     assert list(fig.layout.xaxis.tickvals) == [10, 20, 50, 100, 200, 500]
     assert list(fig.layout.xaxis.ticktext) == ["10", "20", "50", "100", "200", "500"]
-    assert fig.layout.yaxis.ticktext[0] == "2k" and fig.layout.margin.t >= 36
+    assert fig.layout.yaxis.ticktext[0] == "500" and fig.layout.margin.t >= 36     # room for the guides below
+    guide = next(t for t in fig.data if t.name.startswith("∝ C²"))
+    assert list(guide.y) == [2304 / 3, 2304 / 3 * 16**2]      # slope 2, a third below a C² block: never on its line
     titled = go.Figure(layout=dict(title=dict(text="a title"), margin=dict(t=30)))
     assert style.readable(titled).layout.margin.t >= 64
 
@@ -96,6 +98,20 @@ def test_one_colour_per_concept():
             assert any(set(pair) == names for pair in same_concept), (colour, who)
     assert not {c.lower() for c in style.RUNS} & set(owners)            # a run never wears a concept's colour
     assert style.QUANTITY["time"] != style.KIND["depthwise conv"] != style.STACK["plain"]
+
+
+def _contrast_on_white(colour: str) -> float:
+    lin = [(c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4)
+           for c in (int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5))]
+    return 1.05 / (0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2] + 0.05)
+
+
+def test_run_colours_read_on_white_and_differ_in_hue():
+    import colorsys
+    assert min(_contrast_on_white(c) for c in style.RUNS) >= 3.3                     # the old yellow was 2.06
+    hsv = [colorsys.rgb_to_hsv(*(int(c[i:i + 2], 16) / 255 for i in (1, 3, 5))) for c in style.RUNS]
+    oranges = [c for c, (h, s, v) in zip(style.RUNS, hsv) if 20 <= h * 360 < 45 and s > 0.5 and v > 0.6]  # not brown
+    assert len(oranges) == 1 and len(set(style.RUNS)) == len(style.RUNS)             # #4 and #6 were both orange
 
 
 def test_throughput_saturation_stars_are_in_the_legend():
@@ -179,6 +195,10 @@ def test_run_labels_never_repeat_themselves():
     run = fake_run(7, best=0.5, name=default_name({"model": "efficientnet_lite0", "recipe": "finetune_top"}))
     assert run.label() == "efficientnet_lite0 · finetune_top · 50.0% · #7"
     assert fake_run(8, name="top layers").label() == "top layers · finetune_top · efficientnet_lite0 · done · #8"
+    # a legend: id and top-1 first, so a narrow chart cuts the name's end, never them; a stopped run says so
+    assert run.short_label() == "#7 · 50.0% · efficientnet_lite0 · finetune_top"
+    assert fake_run(9, name="x" * 60).short_label(30) == "#9 · done · " + "x" * 17 + "…"
+    assert fake_run(10, status="cancelled", name="a").short_label() == "#10 · stopped · a · finetune_top · efficientnet_lite0"[:47] + "…"
 
 
 @pytest.mark.slow
@@ -284,3 +304,20 @@ def test_compound_scaling_counts_come_from_the_store_once_counted(tmp_path, monk
 def test_big_and_small_numbers_read_as_unicode_not_e_notation():
     assert [fmt.sci(v) for v in (1.15e10, 0.5, 1234.5, 3e-7, 12.345)] == \
         ["1.15 × 10¹⁰", "0.5", "1,234", "3.00 × 10⁻⁷", "12.3"]
+
+
+def test_a_hyper_parameter_that_never_changes_shows_its_one_value_and_strips_replace_the_lines_on_a_phone():
+    from core.present import style
+    from core.runs import tracker
+    made = [fake_run(1, best=0.5), fake_run(3, best=0.9), fake_run(4, best=0.8)]
+    hp = tracker.hyper_parameters(tracker.frame(made))
+    dims = {d.label: d for d in run_plots.parallel_runs(hp).data[0].dimensions}
+    px = float(hp["image px"].iloc[0])
+    assert hp["image px"].nunique() == 1 and list(dims["image px"].tickvals) == [px]     # not 57.6-70.4 around 64
+    assert dims["image px"].range[0] < px < dims["image px"].range[1]
+    strips = run_plots.hparam_strips(hp)
+    panels = style.panels(strips)
+    shown = [c for c in ("recipe", "backbone", "augment", "head LR", "epochs", "image px", "batch")
+             if hp[c].notna().all()]
+    assert len(panels) == len(shown) == len(strips.data)                   # one strip (own chart) per parameter
+    assert all(list(t.y) == list(hp["best val top-1 %"]) for t in strips.data)

@@ -1,10 +1,8 @@
-"""One settings type: threads apply to one measurement and are restored; one ETA rule for every kind of work."""
-import time
+"""One settings type: threads apply to one measurement and are restored (time-left estimates: test_estimates.py)."""
 
 import torch
 
 from core.blocks import create_block
-from core.jobs import eta_s
 from core.measure.profiling import profile_module
 from core.measure.settings import Setting, autocast_dtype, threads_for
 
@@ -31,13 +29,6 @@ def test_one_precision_map_and_one_settings_type():
     assert autocast_dtype("fp32") is None and autocast_dtype("bf16") is torch.bfloat16
     s = Setting("cpu", "bf16", "channels_last", 3)
     assert s.profile_kwargs() == {"device": "cpu", "dtype": "bf16", "threads": 3, "memory_format": "channels_last"}
-
-
-def test_one_eta_rule():
-    now = time.time()
-    assert eta_s(now - 10, 2, 6, now) == 20.0                        # 5 s an item, 4 left
-    assert eta_s(now - 10, 3, 6, now, done_before=1) == 15.0         # a resume: only 2 done in this segment
-    assert eta_s(now - 10, 6, 6, now) is None and eta_s(None, 1, 6) is None
 
 
 def test_default_threads_leave_half_the_cores():

@@ -1,6 +1,7 @@
 """Background runs as the pages launch them: two at once stay apart, the cap refuses a third, resume, the
 freezing-depth experiment's conclusion."""
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -113,3 +114,24 @@ def test_experiment_conclusion_uses_test_scores_and_their_uncertainty():
 def test_lr_range_test_returns_a_curve_and_a_suggestion():
     frame, lr = planning.lr_range(TrainConfig(**TINY, recipe="linear_probe"), steps=25)
     assert len(frame) >= 3 and frame["lr"].is_monotonic_increasing and 1e-6 <= lr <= 1
+
+
+def test_the_top_losses_come_with_the_best_epoch_and_match_scoring_it_again(tmp_path, monkeypatch):
+    """Training keeps each epoch's worst misclassified val images, so the Evaluate tab reads them at once; they are
+    the images, predictions and losses that scoring the exported weights again gives."""
+    monkeypatch.setenv("ARCHSCOPE_DATA_DIR", str(tmp_path))
+    from core.finetune.batches import TOP_LOSSES
+    from core.runs import evaluate, session
+    cfg = TrainConfig(data="demo", demo_per_class=8, demo_size=32, image_size=32, epochs=1, weights="random",
+                      model="mobilenetv3_small_100", threads=1, device="cpu")
+    assert session.execute(cfg) == 0
+    run = runs.all_runs()[0]
+    kept = evaluate.top_losses(run)
+    scored = evaluate._scored_top_losses(run, TOP_LOSSES)
+    assert kept and len(kept) <= TOP_LOSSES and all(Path(m["path"]).is_file() for m in kept)
+    assert [m["loss"] for m in kept] == sorted((m["loss"] for m in kept), reverse=True)        # worst first
+    assert {m["path"] for m in kept} == {m["path"] for m in scored}
+    by_path = {m["path"]: m for m in scored}
+    for m in kept:
+        assert m["predicted"] == by_path[m["path"]]["predicted"] != m["true"]
+        assert m["loss"] == pytest.approx(by_path[m["path"]]["loss"], rel=1e-3, abs=1e-4)
