@@ -3,8 +3,11 @@ other bad input), and the forwarding of an old command spelling to its new one."
 from __future__ import annotations
 
 import argparse
+import json
 import runpy
 import sys
+from pathlib import Path
+from typing import Any, Callable
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -36,3 +39,21 @@ def forward(old: str, new_module: str, prefix: list[str]) -> None:
           flush=True)
     sys.argv = [sys.argv[0], *prefix, *sys.argv[1:]]
     runpy.run_module(new_module, run_name="__main__", alter_sys=True)
+
+
+def emit(result: Any, json_arg: str | None, table: Callable[[Any], str]) -> int:
+    """How a command ends: ``--json -`` prints the whole result as JSON instead of the table; otherwise the short
+    table, and with ``--json FILE`` the file too, its path printed last. Returns the exit code."""
+    text = json.dumps(result, indent=2, default=float)
+    if json_arg == "-":
+        print(text)
+        return 0
+    print(table(result))
+    if json_arg:
+        try:
+            Path(json_arg).write_text(text + "\n")
+        except OSError as err:
+            print(f"error: cannot write {json_arg}: {err.strerror or err}", file=sys.stderr)
+            return 2
+        print(f"written:\n  {Path(json_arg).resolve()}")
+    return 0

@@ -14,7 +14,6 @@ from core.deploy.runtimes import LABELS, RUNTIMES, compiler
 from core.present import fmt
 from pages._widgets import job_progress_bar
 
-
 FORMATS = {"median ms": "{:.3f}", "p10 ms": "{:.3f}", "p90 ms": "{:.3f}", "speed-up vs eager": "{:.2f}×",
            "first call ms": "{:.2f}", "prepare s": "{:.2f}", "size MiB": "{:.2f}", "max abs diff": "{:.2e}",
            "top-1 agreement %": "{:.1f}%", "MACs": "{:,.0f}"}

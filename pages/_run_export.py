@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 
 from core import jobs
-from core.deploy import report
+from core.deploy import DeployError, report
 from core.finetune.bundle import BEST
 from core.present import deploy_plots, fmt
-from core.runs import export_job
+from core.runs import export_job, in_browser
 from core.runs import record as runs
 from core.runs.export import BundleDamaged, read_meta
-from pages._widgets import chart, job_progress_bar
+from pages import _browser as browser_view
+from pages._widgets import chart, job_progress_bar, table
 
 
 def exportable(all_runs: list[runs.Run]) -> list[runs.Run]:
@@ -51,6 +53,36 @@ def onnx_section(run: runs.Run) -> None:
     if record is None:
         return
     show_export(record, folder, run)
+    try_in_browser(run)
+
+
+def try_in_browser(run: runs.Run) -> None:
+    """The run's own model.onnx and model.int8.onnx in this browser, on its validation images: the browser's top-1
+    beside the server's ONNX top-1 on the same images, and the latency."""
+    key = f"runs.browser.{run.id}"
+    st.markdown("**Try it in this browser**: the same ONNX files in onnxruntime-web, on this run's validation "
+                f"images (up to {in_browser.MAX_IMAGES}), checked against this server's ONNX Runtime")
+    if st.button("Try it in this browser", key=f"{key}.go", disabled=f"{key}.pending" in st.session_state):
+        try:
+            with st.spinner("Preparing the run's files and validation images for the browser…"):
+                browser_view.start(key, in_browser.bench(run.id))
+        except (DeployError, OSError, ValueError, KeyError) as err:
+            st.error(f"It cannot run in the browser: {fmt.md(err)}")
+            return
+    done = browser_view.run_pending(key)
+    if done is None:
+        return
+    entries = done[0]
+    browser_view.say(entries)
+    bench = in_browser.bench(run.id)
+    rows = pd.DataFrame(in_browser.agreement(bench, entries))
+    if rows.empty:
+        return
+    same = rows["same top-1"].dropna()
+    (st.success if len(same) and same.all() else st.error)(
+        "The browser's top-1 equals the server's ONNX top-1 on the same images, for every setup and precision."
+        if len(same) and same.all() else "The browser's top-1 differs from the server's ONNX top-1: see the rows.")
+    table(rows, width="stretch")
 
 
 def show_export(record: dict, folder: Path, run: runs.Run) -> None:

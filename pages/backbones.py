@@ -27,6 +27,7 @@ from core.zoo.catalog import (
 )
 from core.zoo.measure import one_per_model, results_frame, sweeps
 from core.zoo.pareto import pareto_front
+from pages import _browser as browser_view
 from pages import _choose as choose
 from pages import _deploy as deploy_view
 from pages import _scaling as scaling_view
@@ -253,13 +254,19 @@ def deployment_tab(setting: Setting) -> None:
         return
     running = deploy_view.controls(targets, threads, names, "bbdep")
     results = [r for r in deploy_view.results_of(targets, threads) if r is not None]
-    if not results:
+    st.markdown("**In this browser** (laptop or phone): the same ONNX files in onnxruntime-web, beside the server")
+    browser_view.measure_in_browser(targets, "dep.browser")
+    browser_view.phone_help()
+    devices = browser_view.devices_section(budget, "dep.browser")
+    browsers = browser_view.as_runtimes(devices)
+    if not results and browsers.empty:
         if not running:
             st.info("Nothing measured in these runtimes yet at this thread count: press the button. The lecture's "
                     "and the published phone figures are below meanwhile.")
         phone_tables()
         return
-    frame = report.frame(results)
+    frame = pd.concat([f for f in (report.frame(results) if results else None, browsers) if f is not None
+                       and not f.empty], ignore_index=True)
     chart(deploy_plots.deploy_latency(frame, budget), "dep.latency")
     fits = report.fits(frame, budget)
     st.markdown(f"**Within {budget:g} ms on this machine**, per runtime")
@@ -267,7 +274,8 @@ def deployment_tab(setting: Setting) -> None:
         st.caption("None of the measured models fits the budget in any runtime.")
     else:
         table(fits, width="stretch")
-    deploy_view.show_results(results, "bbdep")
+    if results:
+        deploy_view.show_results(results, "bbdep")
     phone_tables()
 
 

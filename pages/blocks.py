@@ -31,6 +31,7 @@ from core.measure.roofline import Ceilings
 from core.measure.settings import Setting
 from core.measure.timing import Interleaved
 from core.present import deploy_plots, fmt, plots
+from pages import _browser as browser_view
 from pages import _deploy as deploy_view
 from pages._roofline import show_ceilings, show_profile
 from pages._widgets import chart, current_settings, lazy_tabs, route_through_app, table
@@ -347,8 +348,12 @@ def deploy_tab(settings: Setting) -> None:
         return
     if len(results) > 1:
         a = results[0]
+        browser_view.pair_in_browser(targets, "dep.browser")
         for b in results[1:]:
-            pair = report.pair(a, b)
+            server = report.pair(a, b)
+            browsers = browser_view.pair_rows(a["target"], b["target"], a["macs"] / max(b["macs"], 1))
+            pair = server if browsers.empty else browsers if server.empty else pd.concat([server, browsers],
+                                                                                       ignore_index=True)
             chart(deploy_plots.deploy_pair(pair, b["label"]), f"dep.pair.{b['label']}")
             best = pair.loc[pair["measured speed-up"].idxmax()] if len(pair) else None
             if best is not None:

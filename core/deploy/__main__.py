@@ -4,17 +4,21 @@ runtime (median latency, speed-up against eager with its interval, parity, size)
 object (to a file, or ``-`` for stdout instead of the table): per runtime the median, p10 and p90 latency, the
 speed-up against eager with its interval, the prepare seconds, the size and the parity, with the quantization
 config and the environment. An unknown model or runtime is one line on stderr and exit 2.
+``python -m core.deploy browser MODEL [--resolution R] [--precision fp32,int8] [--setups wasm-1,wasm-N]
+[--browser PATH] [--json OUT|-]`` runs the model's ONNX in a headless browser's onnxruntime-web (served here,
+cross-origin isolated, on a loopback port), with the parity check first, times native ONNX Runtime at the same
+thread counts in the same call, stores each browser result like a visitor's, and prints a short table (``--json``:
+per setup p50/p10/p90, runs, threads, cross_origin_isolated, cold start, parity, native median and the ratio).
 ``python -m core.deploy export ...`` (a fine-tuned run to ONNX) is now ``python -m core.runs export ...`` and is
 forwarded there."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
 
-from core.cli import OneLineParser, forward, quiet_library_warnings
+from core.cli import OneLineParser, emit, forward, quiet_library_warnings
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -28,6 +32,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     m.add_argument("--compile-timeout", type=float, default=300.0, help="seconds torch.compile may take")
     m.add_argument("--max-time", type=float, default=20.0, help="seconds of interleaved timing at most")
     m.add_argument("--json", default=None, metavar="OUT", help="the whole result as JSON: to this file, or - for "
+                   "stdout instead of the table")
+    b = sub.add_parser("browser", help="measure one timm model in a headless browser's onnxruntime-web")
+    b.add_argument("model", help="a timm architecture, e.g. mobilenetv3_small_100")
+    b.add_argument("--resolution", type=int, default=None, help="input size in px (default: the model's own)")
+    b.add_argument("--precision", default="fp32,int8", help="comma-separated: fp32, int8")
+    b.add_argument("--setups", default="wasm-1,wasm-N", help="comma-separated: wasm-1, wasm-N")
+    b.add_argument("--browser", default=None, help="the browser to drive (default: /usr/bin/chromium)")
+    b.add_argument("--json", default=None, metavar="OUT", help="the whole result as JSON: to this file, or - for "
                    "stdout instead of the table")
     sub.add_parser("export", help="now `python -m core.runs export RUN_ID` (forwarded there)")
     return p.parse_args(argv)
@@ -52,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     def step(message: str) -> bool:
         print(f"[{time.monotonic() - t0:5.1f} s] {message}", file=sys.stderr, flush=True)
         return False
+    if args.command == "browser":
+        return browser_main(args, step)
     try:
         names = parse_runtimes(args.runtimes)
         check_arguments(args)
@@ -61,15 +75,46 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, BackboneError, BudgetError, DeployError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    text = json.dumps(result, indent=2, default=float)
-    if args.json == "-":
-        print(text)
-        return 0
-    print(table(result))
-    if args.json:
-        Path(args.json).write_text(text)
-        print(f"written:\n  {Path(args.json).resolve()}")
-    return 0
+    return emit(result, args.json, table)
+
+
+def browser_main(args: argparse.Namespace, step) -> int:
+    from core.deploy import DeployError, browser
+    from core.deploy.measure import Target
+    from core.measure.budget import BudgetError
+    from core.zoo.catalog import BackboneError
+    try:
+        precisions = tuple(p.strip() for p in args.precision.split(",") if p.strip())
+        setups = tuple(s.strip() for s in args.setups.split(",") if s.strip())
+        if not precisions or not setups:
+            raise ValueError("--precision and --setups each need at least one value")
+        args.threads, args.compile_timeout, args.max_time = 1, 1.0, 1.0         # checked by the shared rule
+        check_arguments(args)
+        target = Target.model(args.model, args.resolution)
+        result = browser.measure(target, precisions, setups, args.browser, step=step)
+    except (ValueError, BackboneError, BudgetError, DeployError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return emit(result, args.json, browser_table)
+
+
+def browser_table(result: dict) -> str:
+    """One line per setup and precision: browser median, native median at the same threads, the ratio, parity."""
+    import pandas as pd
+    rows = []
+    for setup, entry in result["setups"].items():
+        if not entry.get("precisions"):
+            rows.append({"setup": setup, "precision": "—", "status": entry.get("error") or "no result"})
+        for precision, f in (entry.get("precisions") or {}).items():
+            parity = f.get("parity") or {}
+            rows.append({"setup": setup, "threads": entry.get("threads"), "precision": precision,
+                         "browser p50 ms": f.get("p50_ms"), "runs": f.get("runs"),
+                         "native p50 ms": (f.get("native") or {}).get("p50_ms"),
+                         "browser/native": f.get("browser_over_native"),
+                         "max abs diff": parity.get("max_abs_diff"), "top-1 agreement": parity.get("top1_agreement"),
+                         "cold start ms": f.get("cold_start_ms"),
+                         "status": f.get("refused") or f.get("error") or "ok"})
+    return pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3g}", na_rep="—")
 
 
 def table(result: dict) -> str:

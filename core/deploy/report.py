@@ -59,10 +59,12 @@ def frame(results: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def fits(table: pd.DataFrame, budget_ms: float = BUDGET_MS) -> pd.DataFrame:
-    """Per runtime, the targets whose median latency is within the budget."""
+    """Per runtime (a browser setup counts as one), the targets whose median latency is within the budget."""
     ok = table[table["median ms"].notna() & (table["median ms"] <= budget_ms)]
-    out = ok.groupby("runtime", sort=False)["target"].agg(lambda s: ", ".join(s)).reindex(
-        [LABELS[n] for n in RUNTIMES]).dropna()
+    order = [LABELS[n] for n in RUNTIMES]                # the server's runtimes, then each browser (device · setup)
+    order += [r for r in ok["runtime"].unique() if r not in order]
+    out = ok.groupby("runtime", sort=False)["target"].agg(lambda s: ", ".join(dict.fromkeys(s))).reindex(
+        order).dropna()
     return out.rename("within the budget").reset_index()
 
 

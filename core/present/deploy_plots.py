@@ -14,14 +14,19 @@ RUNTIME_COLOURS = style.RUNTIME
 
 
 def deploy_latency(table: pd.DataFrame, budget_ms: float) -> go.Figure:
-    """Batch-1 latency against MACs, one colour per runtime, p10-p90 as error bars, log-log, with the real-time
-    budget as a line: which models fit it in which runtime."""
+    """Batch-1 latency against MACs, one colour per runtime (each browser setup measured on a device is one more,
+    drawn as diamonds), p10-p90 as error bars, log-log, with the real-time budget as a line: which models fit it
+    in which runtime."""
     fig = go.Figure()
     ok = table[table["median ms"].notna()]
+    others = 0
     for runtime, part in ok.groupby("runtime", sort=False):
-        fig.add_scatter(x=part["MACs"], y=part["median ms"], mode="markers+text", name=runtime,
+        known = runtime in RUNTIME_COLOURS          # else a browser ("device · setup · precision"): a diamond each
+        colour = RUNTIME_COLOURS.get(runtime) or style.RUNS[others % len(style.RUNS)]
+        others += not known
+        fig.add_scatter(x=part["MACs"], y=part["median ms"], mode="markers+text", name=plot_text(runtime),
                         text=[plot_text(t) for t in part["target"]], textposition="middle right",
-                        marker=dict(size=11, color=RUNTIME_COLOURS.get(runtime, "#999")),
+                        marker=dict(size=11, color=colour, symbol="circle" if known else "diamond"),
                         error_y=dict(type="data", symmetric=False, array=part["p90 ms"] - part["median ms"],
                                      arrayminus=part["median ms"] - part["p10 ms"], thickness=1),
                         hovertemplate="%{text}<br>%{x:.3s} MACs · %{y:.2f} ms<extra>" + plot_text(runtime) + "</extra>")
@@ -42,11 +47,16 @@ def deploy_latency(table: pd.DataFrame, budget_ms: float) -> go.Figure:
 
 
 def deploy_pair(pair: pd.DataFrame, label_b: str) -> go.Figure:
-    """How many times faster block B runs than A in each runtime, against its MAC ratio (the dashed line)."""
+    """How many times faster block B runs than A in each runtime (and each browser setup measured), against its
+    MAC ratio (the dashed line)."""
     fig = go.Figure()
-    names = [str(r).replace(" Runtime ", " Runtime<br>") for r in pair["runtime"]]      # two lines at phone width
+    # two lines at phone width; a browser ("device · setup · precision", user text) one line per part
+    names = [str(r).replace(" Runtime ", " Runtime<br>") if r in RUNTIME_COLOURS else
+             "<br>".join(plot_text(part) for part in str(r).split(" · ")) for r in pair["runtime"]]
+    browsers = [r for r in dict.fromkeys(pair["runtime"]) if r not in RUNTIME_COLOURS]
     fig.add_bar(x=names, y=pair["measured speed-up"], name=f"{plot_text(label_b)}: measured speed-up",
-                marker_color=[RUNTIME_COLOURS.get(r, "#999") for r in pair["runtime"]],
+                marker_color=[RUNTIME_COLOURS.get(r) or style.RUNS[browsers.index(r) % len(style.RUNS)]
+                              for r in pair["runtime"]],
                 texttemplate="%{y:.2f}×", textposition="inside", insidetextanchor="end")
     if len(pair):          # the ratio is named in the legend; a label on the line collided with the bars' own
         ratio = float(pair["MAC ratio"].iloc[0])

@@ -2,7 +2,6 @@
 import time
 
 import pytest
-
 from streamlit.testing.v1 import AppTest
 
 from core import jobs

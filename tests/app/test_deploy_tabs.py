@@ -37,7 +37,7 @@ def test_the_deployment_tab_plots_latency_against_macs_with_the_budget(week):
     from core.zoo.measure import count
     assert (table["MACs"] == count("mobilenetv3_small_100", 224)["macs"]).all()      # fvcore's count, each row
     phone = next(d.value for d in at.dataframe if "source" in getattr(d.value, "columns", []))
-    assert phone.set_index(["model", "device"]).loc[("ResNet-50", "iPhone XS"), "latency_ms"] == 27
+    assert phone.set_index(["model", "device"]).loc[("ResNet-50", "iPhone XS"), "latency (ms, batch 1)"] == 27
     assert any("27 ms against 21 ms on an iPhone XS" in w for w in texts(at, "warning"))
     assert not at.exception
 

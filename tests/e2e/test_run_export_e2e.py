@@ -1,6 +1,6 @@
 """The ONNX export area in real Chromium: a run exported (fp32 and int8) shows its chart and table; its one download
 is the whole bundle, and the README's ONNX command runs from the unzipped folder in a fresh venv that has only
-onnxruntime, numpy and Pillow."""
+onnxruntime, numpy and Pillow; "Try it in this browser" gives the server's ONNX top-1 on the same images."""
 import os
 import re
 import subprocess
@@ -38,6 +38,18 @@ def test_the_export_area_in_chromium_and_its_zip_runs_as_its_readme_says(page, t
         archive = tmp_path / dl.value.suggested_filename
         dl.value.save_as(archive)
         assert page.locator("[data-testid='stException']").count() == 0
+        # the same files in this browser, on the run's validation images: the server's ONNX top-1, exactly
+        panel.get_by_role("button", name="Try it in this browser").click()
+        expect(panel.get_by_text("The browser's top-1 equals the server's ONNX top-1")).to_be_visible(
+            timeout=300_000)
+        assert page.locator("[data-testid='stException']").count() == 0
+    from core.deploy import browser
+    tried = browser.stored(f"run:{run.id}")
+    assert {(r["precision"], r["setup"]) for r in tried} == {("fp32", "wasm-1"), ("int8", "wasm-1"),
+                                                              ("fp32", "wasm-N"), ("int8", "wasm-N")}
+    for r in tried:
+        scored = record["files"]["model.onnx" if r["precision"] == "fp32" else "model.int8.onnx"]["scores"]["val"]
+        assert r["row"]["top1"] == pytest.approx(scored["top1"])             # the export's own val top-1, in the browser
     assert archive.name == f"archscope-run{run.id}.zip"
     with zipfile.ZipFile(archive) as zf:
         zf.extractall(tmp_path / "home")

@@ -54,7 +54,7 @@ def week_url(seeded_dir):
 
 
 def toolbar_clear(page) -> None:
-    for plot in page.locator(".js-plotly-plot").all()[:6]:
+    for plot in page.locator(".js-plotly-plot:visible").all()[:6]:      # (a chart for the other width is hidden)
         plot.scroll_into_view_if_needed()
         plot.hover()
         page.wait_for_timeout(200)

@@ -22,7 +22,7 @@ def test_readme_layout_lists_every_core_package_and_nothing_that_is_gone():
 # and the runtimes (deploy): the record of a run and what is done to it.
 LAYERS = [{"core/__init__.py", "core/config.py", "core/cli.py", "core/present"}, {"core/data", "core/measure"},
           {"core/blocks", "core/jobs", "core/finetune"}, {"core/zoo"}, {"core/deploy"}, {"core/runs"},
-          {"pages"}, {"app.py"}]
+          {"core/web"}, {"pages"}, {"app.py"}]
 
 
 def _unit(path: Path) -> str:

@@ -1,0 +1,537 @@
+"""Measure in a browser: a target's ONNX (fp32 and int8, from this package's own export and quantization) run by
+onnxruntime-web 1.30 (``assets/ort``, vendored) in the browser's WASM, with the same parity rule as the server.
+
+What is made (``prepare``): the .onnx files, the 32 real parity inputs of ``core.deploy.measure`` and PyTorch
+eager's outputs for them, as raw little-endian float32, and a ``config.json`` for the bench page
+(``assets/bench/bench.html`` + ``bench.mjs``). ``serve`` hands them out on a loopback port with COOP
+``same-origin`` and COEP ``require-corp``, so the page is cross-origin isolated and WASM may use threads.
+``drive`` opens one page load per setup in a browser (Debian's chromium by default, through Playwright): ONNX
+Runtime Web fixes its WASM thread count when it starts, so ``wasm-1`` and ``wasm-N`` are two loads.
+
+A result that comes back from a browser is hostile input until ``validate`` has checked it: known setups and
+precisions, finite non-negative times under an hour, a bounded number of runs, bounded strings and payload size.
+Native ONNX Runtime is timed in the same call, at the same thread counts, with the same protocol (at most
+``MAX_RUNS`` warm runs or ``MAX_SECONDS``), so the ratio browser / native compares like with like."""
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import statistics
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from core.deploy import DeployError
+
+ROOT = Path(__file__).resolve().parents[2]
+ORT_DIR = ROOT / "assets" / "ort"
+BENCH_DIR = ROOT / "assets" / "bench"
+ORT_WEB_VERSION = "1.30.0"
+SETUPS = ("wasm-1", "wasm-N")
+PRECISIONS = ("fp32", "int8")
+MAX_RUNS = 50
+MAX_SECONDS = 20.0
+MAX_THREADS = 8                      # wasm-N: navigator.hardwareConcurrency, capped here
+MAX_PAYLOAD_BYTES = 64 * 1024        # one setup's result as JSON
+KIND = "browser"
+TOLERANCE = 1e-4                     # fp32 in the browser against eager: core.deploy.parity's (a test keeps them one)
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--no-first-run", "--disable-quic"]
+CONTENT_TYPES = {".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "application/wasm",
+                 ".html": "text/html; charset=utf-8", ".json": "application/json", ".onnx": "application/octet-stream",
+                 ".f32": "application/octet-stream"}
+ISOLATION_HEADERS = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp",
+                     "Cross-Origin-Resource-Policy": "same-origin"}
+
+
+class BrowserResultError(ValueError):
+    """A result from a browser that is refused (nothing of it is stored)."""
+
+
+@dataclass
+class Bench:
+    """What a browser needs to measure one target: its folder (config.json, inputs.f32, reference.f32, the .onnx
+    files) and the server-side figures to set beside the browser's."""
+
+    folder: Path
+    label: str
+    target_key: str
+    resolution: int
+    macs: int
+    files: dict[str, Path]                            # precision -> .onnx
+    server_parity: dict[str, dict[str, Any]]          # precision -> ONNX Runtime (native) parity, as core.deploy
+    inputs: np.ndarray = field(repr=False)
+    detail: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def prepare(target: Any, precisions: tuple[str, ...], folder: Path,
+            step: Callable[[str], Any] = lambda _: None) -> Bench:
+    """The target's ONNX files (fp32 export with the server's parity refusal; int8 calibrated on real images, as
+    the Deploy tab makes them), the parity inputs and eager's outputs, and the page's config."""
+    import torch
+
+    from core.deploy.measure import _inputs, _slug
+    from core.deploy.runtimes import onnx_fp32, onnx_int8
+    folder.mkdir(parents=True, exist_ok=True)
+    step(f"{target.label}: building")
+    target.check_memory()
+    model = target.build()
+    parity_in, calib_in, source = _inputs(target)
+    name = _slug(target)
+    step(f"{target.label}: exporting to ONNX fp32")
+    fp32, fp32_path = onnx_fp32(model, target.shape, folder, 1, parity_in, name=name)
+    files = {"fp32": Path(fp32_path)}
+    server = {"fp32": fp32.parity}
+    detail = {"fp32": fp32.detail}
+    if "int8" in precisions:
+        step(f"{target.label}: quantizing to int8 (calibrated on {len(calib_in)} images)")
+        q = onnx_int8(model, fp32_path, target.shape, folder, 1, parity_in, calib_in, source, name=name,
+                      whole_network=target.kind == "model")
+        files["int8"] = folder / f"{name}.int8.onnx"
+        server["int8"] = q.parity
+        detail["int8"] = {k: q.detail.get(k) for k in ("convs_int8", "convs_total", "quantized_nodes")}
+    with torch.inference_mode():
+        reference = np.concatenate([model(torch.from_numpy(parity_in[i:i + 8])).float().numpy()
+                                    for i in range(0, len(parity_in), 8)])
+    np.ascontiguousarray(parity_in, dtype="<f4").tofile(folder / "inputs.f32")
+    np.ascontiguousarray(reference.reshape(len(parity_in), -1), dtype="<f4").tofile(folder / "reference.f32")
+    out_len = int(np.prod(reference.shape[1:]))
+    classifier = reference.ndim == 2 and reference.shape[1] > 1
+    config = {"label": target.label, "precisions": {p: files[p].name for p in precisions if p in files},
+              "inputs": "inputs.f32", "reference": "reference.f32",
+              "shape": [len(parity_in), *map(int, target.shape[1:])], "outputLen": out_len, "classifier": classifier,
+              "tolerance": TOLERANCE, "maxRuns": MAX_RUNS, "maxSeconds": MAX_SECONDS, "maxThreads": MAX_THREADS}
+    (folder / "config.json").write_text(json.dumps(config))
+    bench = Bench(folder, target.label, target.key, target.resolution, target.macs(), files, server, parity_in,
+                  detail)
+    (folder / "bench.json").write_text(json.dumps({"label": bench.label, "target_key": bench.target_key,
+                                                   "resolution": bench.resolution, "macs": bench.macs,
+                                                   "files": {k: v.name for k, v in files.items()},
+                                                   "server_parity": server, "detail": detail}))
+    return bench
+
+
+def bench_root() -> Path:
+    """Where the app keeps prepared benches: ``<data dir>/cache/browser`` (one folder each, named by ``bench_id``)."""
+    from core.config import data_dir
+    return data_dir() / "cache" / "browser"
+
+
+def bench_id(target: Any) -> str:
+    """A prepared bench's folder name: the target, its resolution and the library versions that made its files."""
+    import hashlib
+
+    from core.deploy.measure import versions
+    basis = json.dumps([target.key, target.resolution, versions(), ORT_WEB_VERSION])
+    return hashlib.sha256(basis.encode()).hexdigest()[:16]
+
+
+def load(folder: Path) -> Bench | None:
+    """A bench prepared earlier (its bench.json and files all there), or None."""
+    try:
+        meta = json.loads((folder / "bench.json").read_text())
+        files = {k: folder / v for k, v in meta["files"].items()}
+        if not all(f.is_file() for f in files.values()) or not (folder / "inputs.f32").is_file():
+            return None
+        shape = json.loads((folder / "config.json").read_text())["shape"]
+        inputs = np.fromfile(folder / "inputs.f32", dtype="<f4").reshape(shape)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return Bench(folder, meta["label"], meta["target_key"], int(meta["resolution"]), int(meta["macs"]), files,
+                 meta["server_parity"], inputs, meta.get("detail") or {})
+
+
+def prepared(target: Any, precisions: tuple[str, ...] = PRECISIONS,
+             step: Callable[[str], Any] = lambda _: None) -> Bench:
+    """The app's bench for ``target``: read if made before, else made in ``bench_root()`` (written to a
+    temporary folder, then moved in place, so a half-made bench is never served)."""
+    folder = bench_root() / bench_id(target)
+    from core.deploy.measure import inside_data_dir
+
+    def make(tmp: Path) -> None:
+        with inside_data_dir():                  # the exporters' and calibrator's temporaries stay in the data dir
+            prepare(target, precisions, tmp, step)
+    return cached_bench(folder, make, target.label)
+
+
+def cached_bench(folder: Path, make: Callable[[Path], Any], what: str) -> Bench:
+    """The bench in ``folder`` if it is whole, else ``make`` fills a temporary folder beside it, which is then
+    moved in place (a half-made bench is never served; when two sessions make one, the first kept wins)."""
+    import tempfile
+    bench = load(folder)
+    if bench is not None:
+        return bench
+    bench_root().mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".making-", dir=bench_root()))
+    try:
+        make(tmp)
+        try:
+            tmp.rename(folder)
+        except OSError:                          # made meanwhile by another session: keep theirs
+            pass
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    bench = load(folder)
+    if bench is None:
+        raise DeployError(f"the browser bench for {what} could not be made in {folder}")
+    return bench
+
+
+class _Handler(SimpleHTTPRequestHandler):
+    """Serves exactly three folders (``/ort/``, ``/bench/``, ``/data/``) and nothing else, with the isolation
+    headers and the right content types; a name with a slash or a dot-dot in it is a 404."""
+
+    roots: dict[str, Path] = {}
+
+    def do_GET(self) -> None:  # noqa: N802  (http.server's name)
+        path = self.path.split("?", 1)[0]
+        parts = path.strip("/").split("/")
+        root = self.roots.get(parts[0]) if len(parts) == 2 else None
+        name = parts[-1]
+        if root is None or not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name.startswith("."):
+            self.send_error(404)
+            return
+        file = root / name
+        if not file.is_file():
+            self.send_error(404)
+            return
+        body = file.read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Type", CONTENT_TYPES.get(file.suffix, "application/octet-stream"))
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        for k, v in ISOLATION_HEADERS.items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:        # quiet: a CLI prints its own progress
+        pass
+
+
+@contextmanager
+def serve(folder: Path) -> Iterator[str]:
+    """The bench (``/bench/bench.html``), the runtime (``/ort/``) and ``folder`` (``/data/``) on a free loopback
+    port, cross-origin isolated; yields the base URL."""
+    handler = type("Handler", (_Handler,), {"roots": {"ort": ORT_DIR, "bench": BENCH_DIR, "data": folder}})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler))
+    thread = threading.Thread(target=server.serve_forever, name="bench-server", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def browser_path(path: str | None) -> str:
+    found = path or CHROMIUM
+    resolved = shutil.which(found) or (found if Path(found).is_file() else None)
+    if not resolved:
+        raise DeployError(f"no browser at {found}: install Debian's chromium (apt-get install -y chromium) or pass "
+                          "--browser PATH")
+    return resolved
+
+
+def drive(url: str, setups: tuple[str, ...], browser: str | None = None, timeout_s: float = 600.0,
+          step: Callable[[str], Any] = lambda _: None) -> list[dict[str, Any]]:
+    """One page load per setup in a headless browser; returns what each page left in ``window.__result``."""
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import sync_playwright
+    exe = browser_path(browser)
+    out = []
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=exe, args=CHROMIUM_FLAGS, headless=True)
+        try:
+            for setup in setups:
+                page = b.new_page()
+                page.set_default_timeout(timeout_s * 1000)
+                step(f"browser: {setup}")
+                try:
+                    page.goto(f"{url}/bench/bench.html?setup={setup}")
+                    page.wait_for_function("() => window.__result !== undefined", timeout=timeout_s * 1000)
+                    out.append(page.evaluate("() => window.__result"))
+                except PlaywrightError as err:
+                    out.append({"setup": setup, "error": f"the page did not finish: {str(err).splitlines()[0]}"})
+                finally:
+                    page.close()
+        finally:
+            b.close()
+    return out
+
+
+# --- what a browser sends back: hostile until checked ------------------------------------------------------------
+
+_TIME_FIELDS = ("download_ms", "session_ms", "first_run_ms", "cold_start_ms", "p10_ms", "p50_ms", "p90_ms")
+
+
+def _number(value: Any, what: str, low: float, high: float, integer: bool = False) -> float | int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise BrowserResultError(f"{what} is not a finite number: {value!r}")
+    if not low <= value <= high:
+        raise BrowserResultError(f"{what} = {value!r} is outside {low:g} to {high:g}")
+    if integer and int(value) != value:
+        raise BrowserResultError(f"{what} = {value!r} is not a whole number")
+    return int(value) if integer else float(value)
+
+
+def _text(value: Any, what: str, limit: int = 400) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise BrowserResultError(f"{what} is not text")
+    return value[:limit]
+
+
+def validate(payload: Any, precisions: tuple[str, ...] = PRECISIONS) -> dict[str, Any]:
+    """One setup's result from a browser, checked field by field and rebuilt from what passed (nothing else is
+    kept); a bad one raises ``BrowserResultError`` with one line."""
+    raw = json.dumps(payload, default=str) if not isinstance(payload, (str, bytes)) else payload
+    if len(raw) > MAX_PAYLOAD_BYTES:
+        raise BrowserResultError(f"the result is {len(raw):,} bytes, over the {MAX_PAYLOAD_BYTES:,} allowed")
+    data = json.loads(raw) if isinstance(raw, (str, bytes)) else payload
+    if not isinstance(data, dict):
+        raise BrowserResultError("the result is not an object")
+    setup = data.get("setup")
+    if setup not in SETUPS:
+        raise BrowserResultError(f"unknown setup {setup!r}: one of {', '.join(SETUPS)}")
+    out: dict[str, Any] = {
+        "setup": setup,
+        "ort_version": _text(data.get("ort_version"), "ort_version", 20),
+        "user_agent": _text(data.get("user_agent"), "user_agent"),
+        "hardware_concurrency": _number(data.get("hardware_concurrency"), "hardware_concurrency", 1, 1024, True),
+        "device_memory_gb": _number(data.get("device_memory_gb"), "device_memory_gb", 0, 4096),
+        "cross_origin_isolated": bool(data.get("cross_origin_isolated") is True),
+        "secure_context": bool(data.get("secure_context") is True),
+        "threads": _number(data.get("threads"), "threads", 1, 1024, True),
+        "error": _text(data.get("error"), "error"),
+        "results": [],
+    }
+    results = data.get("results", [])
+    if not isinstance(results, list) or len(results) > len(precisions):
+        raise BrowserResultError("results is not a list of one entry per precision")
+    seen = set()
+    for row in results:
+        if not isinstance(row, dict) or row.get("precision") not in precisions or row["precision"] in seen:
+            raise BrowserResultError(f"a result names an unknown or repeated precision: {row!r:.80}")
+        seen.add(row["precision"])
+        clean: dict[str, Any] = {"precision": row["precision"]}
+        for f in _TIME_FIELDS:
+            clean[f] = _number(row.get(f), f, 0, 3_600_000)
+        clean["model_bytes"] = _number(row.get("model_bytes"), "model_bytes", 0, 2**34, True)
+        clean["runs"] = _number(row.get("runs"), "runs", 0, 10 * MAX_RUNS, True)
+        p = row.get("parity")
+        if p is not None:
+            if not isinstance(p, dict):
+                raise BrowserResultError("parity is not an object")
+            clean["parity"] = {"max_abs_diff": _number(p.get("max_abs_diff"), "max_abs_diff", 0, 1e30),
+                               "top1_agreement": _number(p.get("top1_agreement"), "top1_agreement", 0, 1),
+                               "inputs": _number(p.get("inputs"), "parity inputs", 1, 10_000, True)}
+        clean["top1"] = _number(row.get("top1"), "top1", 0, 1)
+        clean["refused"] = _text(row.get("refused"), "refused")
+        clean["error"] = _text(row.get("error"), "error")
+        if clean["p50_ms"] is not None:
+            if not clean["runs"]:
+                raise BrowserResultError("a latency without any run")
+            if not (clean["p10_ms"] or 0) <= clean["p50_ms"] <= (clean["p90_ms"] or math.inf):
+                raise BrowserResultError("p10 ≤ p50 ≤ p90 does not hold")
+            if clean["precision"] == "fp32" and not clean.get("parity"):
+                raise BrowserResultError("an fp32 latency without its parity")
+            if (clean["precision"] == "fp32" and clean["parity"]["max_abs_diff"] is not None
+                    and clean["parity"]["max_abs_diff"] > TOLERANCE):
+                raise BrowserResultError("an fp32 latency over the parity tolerance: it would not be the same model")
+        out["results"].append(clean)
+    return out
+
+
+def parse_user_agent(ua: str) -> dict[str, str]:
+    """OS, browser and its major version from a user-agent string (the common ones; 'unknown' otherwise)."""
+    os_name = next((name for pat, name in ((r"Android", "Android"), (r"iPhone|iPad|iOS", "iOS"),
+                                           (r"CrOS", "ChromeOS"), (r"Windows", "Windows"), (r"Mac OS X", "macOS"),
+                                           (r"Linux", "Linux")) if re.search(pat, ua)), "unknown")
+    for pat, name in ((r"Edg/(\d+)", "Edge"), (r"SamsungBrowser/(\d+)", "Samsung Internet"),
+                      (r"HeadlessChrome/(\d+)", "Chromium (headless)"), (r"Chrom(?:e|ium)/(\d+)", "Chrome"),
+                      (r"Firefox/(\d+)", "Firefox"), (r"Version/(\d+).*Safari", "Safari")):
+        m = re.search(pat, ua)
+        if m:
+            return {"os": os_name, "browser": name, "browser_version": m.group(1)}
+    return {"os": os_name, "browser": "unknown", "browser_version": ""}
+
+
+# --- native ONNX Runtime, same protocol ----------------------------------------------------------------------------
+
+def native(path: Path, x: np.ndarray, threads: int, max_runs: int = MAX_RUNS,
+           max_seconds: float = MAX_SECONDS) -> dict[str, Any]:
+    """ONNX Runtime on this machine at ``threads`` intra-op threads: one warm-up, then warm runs of ``x`` until
+    ``max_runs`` or ``max_seconds``; p10, p50, p90 (ms)."""
+    from core.deploy.runtimes import session
+    sess = session(path, threads)
+    name = sess.get_inputs()[0].name
+    sess.run(None, {name: x})
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < max_runs and time.perf_counter() - start < max_seconds:
+        t = time.perf_counter()
+        sess.run(None, {name: x})
+        times.append((time.perf_counter() - t) * 1e3)
+    q = statistics.quantiles(times, n=10) if len(times) >= 2 else [times[0]] * 9
+    return {"threads": threads, "runs": len(times), "p10_ms": q[0], "p50_ms": statistics.median(times),
+            "p90_ms": q[-1]}
+
+
+# --- the store ------------------------------------------------------------------------------------------------------
+
+def device_label(result: dict[str, Any]) -> str:
+    ua = parse_user_agent(result.get("user_agent", ""))
+    return f"{ua['browser']} {ua['browser_version']} on {ua['os']}, {result.get('hardware_concurrency') or '?'} cores"
+
+
+def _device_id(result: dict[str, Any]) -> str:
+    import hashlib
+    basis = f"{result.get('user_agent', '')}|{result.get('hardware_concurrency')}|{result.get('device_memory_gb')}"
+    return hashlib.sha256(basis.encode()).hexdigest()[:12]
+
+
+def save(bench: Bench, result: dict[str, Any], label: str | None = None,
+         natives: dict[str, dict[str, Any]] | None = None) -> list[str]:
+    """Each precision of one validated setup as a measurement (kind ``browser``), keyed by device, target,
+    resolution, precision and setup; returns the keys."""
+    from core.jobs import store
+    keys = []
+    device = _device_id(result)
+    for row in result["results"]:
+        if row.get("p50_ms") is None and not row.get("refused"):
+            continue
+        key = store.measurement_key(KIND, bench.target_key, bench.resolution, 1, f"browser:{device}",
+                                    row["precision"], result["setup"], result["threads"] or 1,
+                                    f"onnxruntime-web {result['ort_version'] or ORT_WEB_VERSION}")
+        meta = {"model": bench.target_key, "resolution": bench.resolution, "batch": 1, "device": f"browser:{device}",
+                "precision": row["precision"], "memory_format": result["setup"], "threads": result["threads"] or 1,
+                "torch_version": f"onnxruntime-web {result['ort_version'] or ORT_WEB_VERSION}"}
+        nat = (natives or {}).get(row["precision"])
+        payload = {"label": bench.label, "macs": bench.macs, "setup": result["setup"], "row": row, "native": nat,
+                   "browser_over_native": row["p50_ms"] / nat["p50_ms"] if nat and row.get("p50_ms") else None,
+                   "device": {"id": device, "label": label or device_label(result),
+                              **parse_user_agent(result.get("user_agent", "")),
+                              **{k: result.get(k) for k in ("user_agent", "hardware_concurrency", "device_memory_gb",
+                                                            "cross_origin_isolated", "secure_context", "threads")}}}
+        store.put_measurement(key, KIND, meta, payload)
+        keys.append(key)
+    return keys
+
+
+def stored(target_key: str | None = None) -> list[dict[str, Any]]:
+    """Every browser measurement kept (of one target, or all), newest first."""
+    from core.jobs.store import connect
+    with connect() as conn:
+        rows = conn.execute("SELECT key, model, resolution, precision, threads, payload, created FROM measurements "
+                            "WHERE kind = ?" + (" AND model = ?" if target_key else "") + " ORDER BY created DESC",
+                            (KIND, target_key) if target_key else (KIND,)).fetchall()
+    return [{"key": r["key"], "model": r["model"], "resolution": r["resolution"], "precision": r["precision"],
+             "threads": r["threads"], "created": r["created"], **json.loads(r["payload"])} for r in rows]
+
+
+# --- one call: prepare, serve, drive, time native, validate, store ------------------------------------------------
+
+def measure(target: Any, precisions: tuple[str, ...] = PRECISIONS, setups: tuple[str, ...] = SETUPS,
+            browser: str | None = None, workdir: Path | None = None, keep: bool = True,
+            step: Callable[[str], Any] = lambda _: None) -> dict[str, Any]:
+    """The target in a headless browser on each setup, native ONNX Runtime at the same thread counts, the ratios;
+    each valid result is stored (``keep``). Returns one JSON-ready object."""
+    from core.deploy.measure import inside_data_dir
+    bad = [p for p in precisions if p not in PRECISIONS] + [s for s in setups if s not in SETUPS]
+    if bad:
+        raise ValueError(f"unknown precision or setup: {', '.join(bad)} (precisions {', '.join(PRECISIONS)}; "
+                         f"setups {', '.join(SETUPS)})")
+    browser_path(browser)                                       # before minutes of work
+    with (inside_data_dir() if workdir is None else _given(workdir)) as work:
+        bench = prepare(target, precisions, work / "bench", step)
+        with serve(bench.folder) as url:
+            pages = drive(url, setups, browser, step=step)
+        out: dict[str, Any] = {"target": bench.target_key, "label": bench.label, "resolution": bench.resolution,
+                               "batch": 1, "macs": bench.macs, "ort_web_version": ORT_WEB_VERSION,
+                               "server_parity": bench.server_parity, "quantization": bench.detail.get("int8")}
+        out["setups"] = record(bench, pages, keep, step=step)
+    return out
+
+
+def record(bench: Bench, pages: list[Any], keep: bool = True, label: str | None = None,
+           step: Callable[[str], Any] = lambda _: None) -> dict[str, dict[str, Any]]:
+    """What the browser's pages sent back, validated (a refused one is one line, nothing of it stored), each
+    timed precision set beside native ONNX Runtime at the same thread count (timed now, same protocol), and
+    stored (``keep``). Returns one entry per setup."""
+    out: dict[str, dict[str, Any]] = {}
+    x = np.ascontiguousarray(bench.inputs[:1])
+    for page in pages[:len(SETUPS)]:
+        try:
+            result = validate(page, tuple(bench.files))
+        except BrowserResultError as err:
+            setup = page.get("setup") if isinstance(page, dict) else None
+            out[str(setup) if setup in SETUPS else "refused"] = {"error": f"refused: {err}"}
+            continue
+        threads = result["threads"] or 1
+        entry: dict[str, Any] = {k: result[k] for k in ("threads", "cross_origin_isolated", "hardware_concurrency",
+                                                          "user_agent", "error")}
+        entry["device"] = parse_user_agent(result["user_agent"])
+        entry["precisions"] = {}
+        natives: dict[str, dict[str, Any]] = {}
+        for row in result["results"]:
+            figures = {k: row[k] for k in ("p10_ms", "p50_ms", "p90_ms", "runs", "cold_start_ms", "download_ms",
+                                           "session_ms", "first_run_ms", "top1", "refused", "error")}
+            figures["parity"] = row.get("parity")
+            if row.get("p50_ms") is not None:
+                step(f"native ONNX Runtime {row['precision']} at {threads} thread(s)")
+                natives[row["precision"]] = nat = native(bench.files[row["precision"]], x, threads)
+                figures["native"] = nat
+                figures["browser_over_native"] = row["p50_ms"] / nat["p50_ms"]
+            entry["precisions"][row["precision"]] = figures
+        if keep:
+            try:
+                save(bench, result, label, natives)
+            except Exception as err:  # noqa: BLE001  a read-only store: shown, not kept
+                entry["not_stored"] = f"{type(err).__name__}: {err}"
+        out[result["setup"]] = entry
+    return out
+
+
+@contextmanager
+def _given(folder: Path) -> Iterator[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    yield folder
+
+
+def rename_device(device_id: str, label: str) -> int:
+    """A device's results get a new name ("my Pixel 7"); returns how many rows."""
+    from core.jobs.store import connect
+    label = label.strip()[:60]
+    if not label:
+        raise ValueError("a device needs a name")
+    with connect() as conn:
+        rows = conn.execute("SELECT key, payload FROM measurements WHERE kind = ? AND device = ?",
+                            (KIND, f"browser:{device_id}")).fetchall()
+        for r in rows:
+            payload = json.loads(r["payload"])
+            payload["device"]["label"] = label
+            conn.execute("UPDATE measurements SET payload = ? WHERE key = ?", (json.dumps(payload), r["key"]))
+    return len(rows)
+
+
+def forget_device(device_id: str) -> int:
+    """Deletes every result of one device; returns how many rows."""
+    from core.jobs.store import connect
+    with connect() as conn:
+        return conn.execute("DELETE FROM measurements WHERE kind = ? AND device = ?",
+                            (KIND, f"browser:{device_id}")).rowcount

@@ -1,0 +1,205 @@
+"""What Archscope's server adds to Streamlit's (``app.py`` hands these to ``st.App``, which ``streamlit run``
+serves): headers that make every page cross-origin isolated, and routes for the browser bench's files.
+
+- Every HTTP response carries COOP ``same-origin``, COEP ``require-corp`` and CORP ``same-origin``. A page is then
+  cross-origin isolated (``crossOriginIsolated === true``) where the browser allows it (a secure context:
+  https, or http on localhost / 127.0.0.1), and onnxruntime-web may use WASM threads. Everything the app loads is
+  its own (the offline first visit makes no outbound request), so nothing is blocked by COEP.
+- ``/ort/<file>``: the vendored onnxruntime-web (``assets/ort``); ``/bench/<file>``: the bench page and module
+  (``assets/bench``); ``/bench-data/<id>/<file>``: one prepared bench (``core.deploy.browser.bench_folder``), inside
+  the data directory. Only plain file names are served (no slash, no leading dot): anything else is a 404.
+- An access token (``TokenGuard``) when one is set: ``ARCHSCOPE_TOKEN`` in the environment, or, when the server
+  binds beyond loopback (``--server.address 0.0.0.0``, to reach a phone on the LAN) without one, a random token
+  made at start and printed with the URL and a QR code. Then every route but ``/_stcore/health`` answers 403 to a
+  request without it (pages, the websocket, static files, the bench's files): the first visit carries it as
+  ``?token=…`` and is redirected to the same page without it, with a cookie that carries it from then on, so it
+  stays out of the address bar, the history and the store. The default (127.0.0.1, no token) is unguarded.
+"""
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import os
+import re
+import secrets
+import socket
+import sys
+from http.cookies import SimpleCookie
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from core.deploy.browser import BENCH_DIR, CONTENT_TYPES, ISOLATION_HEADERS, ORT_DIR, bench_root
+
+NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+BENCH_ID = re.compile(r"[0-9a-f]{16}")
+_HEADERS = [(k.lower().encode(), v.encode()) for k, v in ISOLATION_HEADERS.items()]
+
+
+class CrossOriginIsolation:
+    """ASGI middleware: the isolation headers on every HTTP response (the websocket is left alone)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                names = {k.lower() for k, _ in message.get("headers", [])}
+                message["headers"] = [*message.get("headers", []), *(h for h in _HEADERS if h[0] not in names)]
+            await send(message)
+        await self.app(scope, receive, with_headers)
+
+
+TOKEN_ENV = "ARCHSCOPE_TOKEN"
+COOKIE = "archscope_token"
+OPEN_PATHS = frozenset({"/_stcore/health"})
+REFUSED = (b"This Archscope asks for its access token: open the URL (with ?token=...) that the server printed "
+           b"when it started, or scan its QR code.\n")
+
+
+def _cookie_token(scope: dict) -> str:
+    for name, value in scope.get("headers", []):
+        if name == b"cookie":
+            jar: SimpleCookie = SimpleCookie()
+            try:
+                jar.load(value.decode("latin-1"))
+            except Exception:  # noqa: BLE001  a malformed cookie header is no token
+                return ""
+            if COOKIE in jar:
+                return jar[COOKIE].value
+    return ""
+
+
+class TokenGuard:
+    """ASGI middleware: no token, no Archscope (see the module docstring)."""
+
+    def __init__(self, app: Any, token: str) -> None:
+        self.app, self.token = app, token
+
+    def _ok(self, given: str) -> bool:
+        return bool(given) and hmac.compare_digest(given.encode(), self.token.encode())
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] not in ("http", "websocket") or scope.get("path") in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        if self._ok(_cookie_token(scope)):
+            await self.app(scope, receive, send)
+            return
+        query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+        given = next((v for k, v in query if k == "token"), "")
+        if scope["type"] == "http" and self._ok(given):
+            rest = urlencode([(k, v) for k, v in query if k != "token"])
+            where = (scope.get("root_path", "") + scope["path"]) + (f"?{rest}" if rest else "")
+            await send({"type": "http.response.start", "status": 303,
+                        "headers": [(b"location", where.encode("latin-1")),
+                                    (b"set-cookie", f"{COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict"
+                                                    .encode()), (b"cache-control", b"no-store")]})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})        # before accept: the handshake gets 403
+            return
+        await send({"type": "http.response.start", "status": 403,
+                    "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"cache-control", b"no-store")]})
+        await send({"type": "http.response.body", "body": REFUSED})
+
+
+def is_loopback(address: str) -> bool:
+    if address in ("", "localhost"):
+        return address == "localhost"
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def lan_address() -> str:
+    """This machine's address on its local network (the route a packet would take; nothing is sent)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("10.255.255.255", 1))
+            return s.getsockname()[0]
+        except OSError:
+            return "127.0.0.1"
+
+
+def server_address() -> tuple[str, int]:
+    from streamlit import config
+    return str(config.get_option("server.address") or ""), int(config.get_option("server.port") or 8501)
+
+
+def access_token(address: str) -> str:
+    """The token this server asks for: ``ARCHSCOPE_TOKEN``, else a random one when it binds beyond loopback (set in
+    the environment so the pages can show the phone link), else none. Streamlit's default address (unset) binds
+    every interface, so it counts as beyond loopback."""
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    if token or is_loopback(address):
+        return token
+    token = secrets.token_urlsafe(18)
+    os.environ[TOKEN_ENV] = token
+    return token
+
+
+def phone_url(address: str, port: int, token: str) -> str:
+    host = lan_address() if address in ("", "0.0.0.0", "::") else address
+    return f"http://{host}:{port}/?token={token}"
+
+
+def announce(url: str) -> None:
+    """The phone link and its QR code in the terminal that started the server."""
+    print(f"\n  Archscope for a phone on this network (it asks for this token):\n  {url}\n", file=sys.stderr)
+    try:
+        import segno
+        segno.make(url, error="l").terminal(out=sys.stderr, compact=True)
+    except Exception:  # noqa: BLE001  the link alone still works
+        pass
+
+
+def _file(folder: Path, name: str) -> Any:
+    from starlette.responses import PlainTextResponse, Response
+    if not NAME.fullmatch(name) or not (folder / name).is_file():
+        return PlainTextResponse("not found", status_code=404)
+    return Response((folder / name).read_bytes(), media_type=CONTENT_TYPES.get(Path(name).suffix,
+                                                                               "application/octet-stream"),
+                    headers={"Cache-Control": "no-store"})
+
+
+async def _ort(request: Any) -> Any:
+    return _file(ORT_DIR, request.path_params["name"])
+
+
+async def _bench(request: Any) -> Any:
+    return _file(BENCH_DIR, request.path_params["name"])
+
+
+async def _bench_data(request: Any) -> Any:
+    from starlette.responses import PlainTextResponse
+    bench_id = request.path_params["bench"]
+    if not BENCH_ID.fullmatch(bench_id):
+        return PlainTextResponse("not found", status_code=404)
+    return _file(bench_root() / bench_id, request.path_params["name"])
+
+
+def routes() -> list[Any]:
+    from starlette.routing import Route
+    return [Route("/ort/{name}", _ort), Route("/bench/{name}", _bench),
+            Route("/bench-data/{bench}/{name}", _bench_data)]
+
+
+def middleware() -> list[Any]:
+    """The isolation headers, and the token guard when this server asks for a token (announced once)."""
+    from starlette.middleware import Middleware
+    address, port = server_address()
+    token = access_token(address)
+    out = [Middleware(CrossOriginIsolation)]
+    if token:
+        if not is_loopback(address):
+            announce(phone_url(address, port, token))
+        out.insert(0, Middleware(TokenGuard, token=token))
+    return out

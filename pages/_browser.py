@@ -1,0 +1,290 @@
+"""Measure in this browser: the visitor's own device (laptop or phone) runs a backbone's ONNX, fp32 and int8, in
+onnxruntime-web (core/deploy/browser.py; the app serves the files itself, cross-origin isolated: core/web/server.py).
+The bench runs in hidden same-origin frames, one per setup (ONNX Runtime Web fixes its thread count when it
+starts), and sends its figures back; the server validates them as hostile input, times native ONNX Runtime at the
+same thread count and keeps them in the store, keyed by device."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import secrets
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from core.deploy import DeployError, browser, report
+from core.deploy.measure import Target
+from core.present import fmt
+from core.web import server as webapp
+from pages._widgets import store_errors_shown, table
+
+BENCH_JS = """
+export default function (component) {
+  const { data, setTriggerValue, parentElement } = component;
+  const status = parentElement.querySelector(".bench-status");
+  const show = (text) => { if (status) status.textContent = text; };
+  if (!data || !data.token) return;
+  const runs = (window.__archscopeBenches = window.__archscopeBenches || {});
+  if (runs[data.token]) { show(runs[data.token].text); return; }     // a rerender: the bench already runs
+  const state = (runs[data.token] = { text: "starting…" });
+  const say = (text) => { state.text = text; show(text); };
+  (async () => {
+    const results = [];
+    for (const [bi, config] of data.configs.entries()) for (const setup of data.setups) {
+      const where = data.configs.length > 1 ? `model ${bi + 1} of ${data.configs.length}, ` : "";
+      say(`${where}${setup}: loading the runtime`);
+      const frame = document.createElement("iframe");
+      frame.style.cssText = "position:absolute;width:1px;height:1px;border:0;opacity:0;pointer-events:none";
+      frame.src = `${data.bench}?setup=${encodeURIComponent(setup)}&config=${encodeURIComponent(config)}`;
+      document.body.appendChild(frame);
+      const started = performance.now();
+      const result = await new Promise((resolve) => {
+        const tick = setInterval(() => {
+          try {
+            const w = frame.contentWindow;
+            const line = w && w.document && w.document.getElementById("status");
+            if (line && line.textContent) say(`${where}${setup}: ${line.textContent}`);
+            if (w && w.__result !== undefined) { clearInterval(tick); resolve(w.__result); }
+            else if (performance.now() - started > data.timeoutMs) {
+              clearInterval(tick); resolve({ setup, error: "timed out in this browser" });
+            }
+          } catch (err) { clearInterval(tick); resolve({ setup, error: String(err).slice(0, 200) }); }
+        }, 250);
+      });
+      frame.remove();
+      results.push({ bench: bi, result });
+    }
+    say("done: sending the figures to the server");
+    setTriggerValue("result", JSON.stringify({ token: data.token, results }));
+  })();
+}
+"""
+BENCH = st.components.v2.component("archscope_browser_bench", html='<div class="bench-status">starting…</div>',
+                                   css=".bench-status { font-size: 0.9rem; color: #555; }", js=BENCH_JS)
+TIMEOUT_S = 300
+
+
+def measure_in_browser(targets: list[Target], key: str) -> None:
+    """The model picker and the "Measure in this browser" button; while a bench runs, its line of progress; once it
+    sent its figures, what was kept (or why not)."""
+    if not targets:
+        return
+    by_key = {t.key: t for t in targets}
+    pick = st.selectbox("Model to measure in this browser", list(by_key), key=f"{key}.model",
+                        format_func=lambda k: f"{by_key[k].label} @{by_key[k].resolution}")
+    device = st.text_input("This device (a name for its results)", key=f"{key}.device", max_chars=60,
+                           placeholder="e.g. my Pixel 7; empty: the browser and OS it reports")
+    if st.button("Measure in this browser", key=f"{key}.go", disabled=f"{key}.pending" in st.session_state,
+                 help="Runs the model's ONNX (fp32, then int8) here, in this browser's onnxruntime-web: one thread, "
+                      "then every core when the page is cross-origin isolated. Parity is checked first, on 32 real "
+                      "images; then up to 50 runs or 20 s are timed per setup and precision."):
+        target = by_key[pick]
+        try:
+            with st.status(f"Preparing {target.label} for the browser (export and int8, kept for next time)…") as box:
+                bench = browser.prepared(target, step=lambda m: box.update(label=m))
+                box.update(label=f"{target.label} is ready for the browser", state="complete")
+        except (DeployError, ValueError, RuntimeError, OSError) as err:
+            st.error(f"The model could not be prepared for the browser: {fmt.md(err)}")
+            return
+        start(key, bench)
+    done = run_pending(key, device.strip() or None)
+    if done is not None:
+        for entries in done:
+            say(entries)
+        st.success("Measured in this browser and kept: see the table and the chart below.")
+
+
+def start(key: str, *benches: browser.Bench) -> None:
+    """Asks this page to run ``benches`` in the browser, one after the other (``run_pending`` mounts them)."""
+    st.session_state[f"{key}.pending"] = {"token": secrets.token_hex(8), "benches": [b.folder.name for b in benches]}
+
+
+def run_pending(key: str, label: str | None = None) -> list[dict[str, dict[str, Any]]] | None:
+    """While benches are asked for: the component that runs them here, and its line of progress. Once the browser
+    sent its figures: them validated, set beside native ONNX Runtime and stored (``browser.record``), one entry
+    per setup for each bench, in order; else None."""
+    pending = st.session_state.get(f"{key}.pending")
+    if pending is None:
+        return None
+    benches = [browser.load(browser.bench_root() / b) for b in pending["benches"]]
+    if any(b is None for b in benches) or not benches:
+        st.session_state.pop(f"{key}.pending", None)
+        st.error("The prepared model is gone from the data directory; press the button again.")
+        return None
+    names = " and ".join(fmt.md(b.label) for b in benches)
+    st.caption(f"Running {names} in this browser: keep this tab open (a few seconds to a minute each).")
+    got = BENCH(key=f"{key}.bench", on_result_change=lambda: None,
+                data={"token": pending["token"], "bench": "/bench/bench.html",
+                      "configs": [f"/bench-data/{b}/config.json" for b in pending["benches"]],
+                      "setups": list(browser.SETUPS), "timeoutMs": TIMEOUT_S * 1000})
+    if not got or not getattr(got, "result", None):
+        return None
+    st.session_state.pop(f"{key}.pending", None)
+    try:
+        sent = json.loads(got.result)
+        if not isinstance(sent, dict) or sent.get("token") != pending["token"] or not isinstance(sent.get("results"),
+                                                                                                  list):
+            raise browser.BrowserResultError("the result does not answer this page's bench")
+        split: list[list[Any]] = [[] for _ in benches]
+        for item in sent["results"][:len(benches) * len(browser.SETUPS)]:
+            index = item.get("bench") if isinstance(item, dict) else None
+            if not isinstance(index, int) or not 0 <= index < len(benches):
+                raise browser.BrowserResultError("a result names no bench of this page")
+            split[index].append(item.get("result"))
+    except (ValueError, browser.BrowserResultError) as err:
+        st.error(f"The browser's result was refused, nothing was stored: {fmt.md(err)}")
+        return None
+    with st.spinner("Timing native ONNX Runtime at the same thread counts…"), store_errors_shown():
+        return [browser.record(b, pages, label=label) for b, pages in zip(benches, split)]
+
+
+def say(entries: dict[str, dict[str, Any]]) -> None:
+    """A refused setup, a failed one and a refused precision, each in one line."""
+    for setup, entry in entries.items():
+        if entry.get("error", "").startswith("refused"):
+            st.error(f"{setup}: {fmt.md(entry['error'])}; nothing of it was stored.")
+        elif entry.get("error"):
+            st.warning(f"{setup}: {fmt.md(entry['error'])}")
+        for precision, f in (entry.get("precisions") or {}).items():
+            if f.get("refused") or f.get("error"):
+                st.warning(f"{setup} {precision}: {fmt.md(f.get('refused') or f.get('error'))}")
+
+
+def device_frame(rows: list[dict[str, Any]], budget_ms: float) -> pd.DataFrame:
+    """One row per stored browser measurement: device, model, setup, precision, latency, the ratio to native ONNX
+    Runtime here at the same threads, parity, and whether it fits the budget."""
+    out = []
+    for r in rows:
+        row, dev, parity = r["row"], r["device"], r["row"].get("parity") or {}
+        out.append({"device": dev.get("label"), "model": f"{r['label']} @{r['resolution']}", "setup": r["setup"],
+                    "threads": r["threads"], "precision": r["precision"],
+                    "cross-origin isolated": bool(dev.get("cross_origin_isolated")),
+                    "median ms": row.get("p50_ms"), "p10 ms": row.get("p10_ms"), "p90 ms": row.get("p90_ms"),
+                    "runs": row.get("runs"), "cold start ms": row.get("cold_start_ms"),
+                    "native median ms": (r.get("native") or {}).get("p50_ms"),
+                    "× native here": r.get("browser_over_native"), "max abs diff": parity.get("max_abs_diff"),
+                    "top-1 agreement %": None if parity.get("top1_agreement") is None
+                    else 100 * parity["top1_agreement"],
+                    f"fits {budget_ms:g} ms": None if row.get("p50_ms") is None else row["p50_ms"] <= budget_ms,
+                    "MACs": r.get("macs"), "status": row.get("refused") or row.get("error") or "ok"})
+    return pd.DataFrame(out)
+
+
+def devices_section(budget_ms: float, key: str) -> pd.DataFrame:
+    """Every device measured so far (a class can measure ten phones): the table, each device's ratio to native ONNX
+    Runtime here, and renaming or forgetting a device."""
+    with store_errors_shown():
+        rows = browser.stored()
+    frame = device_frame(rows, budget_ms)
+    if frame.empty:
+        st.info("No browser measured yet: press “Measure in this browser” (on a phone too: see the README).")
+        return frame
+    for dev, part in frame.groupby("device", sort=False):
+        fp32 = part[(part["precision"] == "fp32") & part["× native here"].notna()]
+        if len(fp32):
+            ratios = ", ".join(f"{r['× native here']:.1f}× at {r['threads']} thread(s) ({fmt.md(r['model'])})"
+                               for _, r in fp32.iterrows())
+            st.markdown(f"**{fmt.md(dev)}**: this browser is {ratios} slower than native ONNX Runtime here (fp32).")
+    table(frame.drop(columns=["MACs"]), width="stretch")
+    with st.expander("Rename or forget a device"):
+        ids = {r["device"]["id"]: r["device"].get("label") for r in rows}
+        chosen = st.selectbox("Device", list(ids), format_func=lambda i: ids[i], key=f"{key}.dev")
+        cols = st.columns([3, 1, 1])
+        name = cols[0].text_input("New name", key=f"{key}.devname", max_chars=60)
+        if cols[1].button("Rename", key=f"{key}.rename", disabled=not name.strip()):
+            with store_errors_shown():
+                browser.rename_device(chosen, name.strip())
+            st.rerun()
+        if cols[2].button("Forget", key=f"{key}.forget"):
+            with store_errors_shown():
+                browser.forget_device(chosen)
+            st.rerun()
+    return frame
+
+
+def as_runtimes(devices: pd.DataFrame) -> pd.DataFrame:
+    """The stored browser figures as rows of ``core.deploy.report.frame``: each device, setup and precision is one
+    more "runtime" beside the server's, on the same chart and in the same budget table."""
+    timed = devices[devices["median ms"].notna()] if len(devices) else devices
+    if timed.empty:
+        return pd.DataFrame(columns=report.COLUMNS)
+    return pd.DataFrame({"target": timed["model"].str.rsplit(" @", n=1).str[0],
+                         "runtime": timed["device"] + " · " + timed["setup"] + " · " + timed["precision"],
+                         "median ms": timed["median ms"], "p10 ms": timed["p10 ms"], "p90 ms": timed["p90 ms"],
+                         "MACs": timed["MACs"].astype(float), "status": timed["status"]}).reindex(
+        columns=report.COLUMNS)
+
+
+PLAIN_HTTP = ("Over plain http on a network address (http://192.168.…), a phone's browser is not in a secure context: "
+              "the page cannot be cross-origin isolated, so onnxruntime-web runs on one WASM thread (wasm-N is "
+              "skipped, and says so) and has no WebGPU. Threads need HTTPS: start Streamlit with "
+              "`--server.sslCertFile` and `--server.sslKeyFile` and a certificate the phone trusts. Each result "
+              "records whether it ran cross-origin isolated.")
+
+
+def phone_help() -> None:
+    """How to measure a phone: the link with its token and a QR code when this server is open to the network, or
+    how to open it."""
+    with st.expander("Measure a phone, or any device on this network"):
+        address, port = webapp.server_address()
+        token = os.environ.get(webapp.TOKEN_ENV, "")
+        if webapp.is_loopback(address) or not token:
+            st.markdown("This server answers this machine only (127.0.0.1). To reach a phone on the same network, "
+                        "start it with `--server.address 0.0.0.0`: it then asks every visitor for an access token, "
+                        "and prints the link with the token and its QR code in the terminal (set `ARCHSCOPE_TOKEN` "
+                        "to choose the token). The same link and QR code then show here.")
+        else:
+            url = webapp.phone_url(address, port, token)
+            left, right = st.columns([1, 3])
+            left.image(qr_png(url), caption="scan with the phone", width=180)
+            right.markdown("Open this link on the phone (it carries this server's access token; the first visit "
+                           "trades it for a cookie):")
+            right.code(url, language=None, wrap_lines=True)
+        st.caption(PLAIN_HTTP)
+
+
+def qr_png(text: str) -> bytes:
+    import segno
+    buf = io.BytesIO()
+    segno.make(text, error="l").save(buf, kind="png", scale=6, border=2)
+    return buf.getvalue()
+
+
+def pair_in_browser(targets: list[Target], key: str) -> None:
+    """The Block explorer's lecture pair (or any preset) in this browser: both blocks, one after the other."""
+    st.markdown("**In this browser**: the same blocks in onnxruntime-web, a bar each per browser setup below")
+    if st.button("Measure in this browser", key=f"{key}.go", disabled=f"{key}.pending" in st.session_state,
+                 help="Both blocks' ONNX (fp32, then int8) here, in this browser: one thread, then every core when "
+                      "the page is cross-origin isolated; parity against PyTorch first."):
+        try:
+            with st.status("Preparing the blocks for the browser (export and int8, kept for next time)…") as box:
+                benches = [browser.prepared(t, step=lambda m: box.update(label=m)) for t in targets]
+                box.update(label="Ready for the browser", state="complete")
+        except (DeployError, ValueError, RuntimeError, OSError) as err:
+            st.error(f"The blocks could not be prepared for the browser: {fmt.md(err)}")
+            return
+        start(key, *benches)
+    done = run_pending(key)
+    if done is not None:
+        for entries in done:
+            say(entries)
+        st.success("Measured in this browser and kept: its bars are in the charts below.")
+
+
+def pair_rows(a_key: str, b_key: str, mac_ratio: float) -> pd.DataFrame:
+    """B against A in each browser setup measured for both (per device, setup and precision), as rows of
+    ``core.deploy.report.pair``: how many times faster B runs there, beside the MAC ratio."""
+    with store_errors_shown():
+        rows = [r for r in browser.stored() if r["model"] in (a_key, b_key) and r["row"].get("p50_ms")]
+    latest: dict[tuple[str, str, str, str], float] = {}
+    for r in sorted(rows, key=lambda r: r["created"]):
+        latest[(r["model"], r["device"]["label"], r["setup"], r["precision"])] = r["row"]["p50_ms"]
+    out = []
+    for (model, device, setup, precision), a_ms in latest.items():
+        b_ms = latest.get((b_key, device, setup, precision))
+        if model == a_key and b_ms:
+            out.append({"runtime": f"{device} · {setup} · {precision}", "measured speed-up": a_ms / b_ms,
+                        "MAC ratio": mac_ratio})
+    return pd.DataFrame(out, columns=["runtime", "measured speed-up", "MAC ratio"])

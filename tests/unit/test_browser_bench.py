@@ -1,0 +1,148 @@
+"""The browser bench (core/deploy/browser.py): the vendored onnxruntime-web files are the pinned ones, the bench's
+server hands out exactly its three folders, cross-origin isolated, a result from a browser is refused field by
+field when forged or broken (nothing stored), and, in headless Chromium, a model runs with parity first and is
+stored like a visitor's."""
+import hashlib
+import json
+import math
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from core.deploy import browser
+
+GOOD = {"setup": "wasm-1", "ort_version": "1.30.0", "user_agent": "Mozilla/5.0 (X11; Linux x86_64) "
+        "AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/156.0.0.0 Safari/537.36", "hardware_concurrency": 2,
+        "device_memory_gb": 8, "cross_origin_isolated": True, "secure_context": True, "threads": 1,
+        "results": [{"precision": "fp32", "download_ms": 3.0, "session_ms": 40.0, "first_run_ms": 20.0,
+                     "cold_start_ms": 63.0, "model_bytes": 10_000, "runs": 50, "p10_ms": 15.0, "p50_ms": 16.0,
+                     "p90_ms": 18.0, "parity": {"max_abs_diff": 2e-6, "top1_agreement": 1.0, "inputs": 32}}]}
+
+
+def forged(**change):
+    data = json.loads(json.dumps(GOOD))
+    row = data["results"][0]
+    for k, v in change.items():
+        if k.startswith("row_"):
+            row[k[4:]] = v
+        else:
+            data[k] = v
+    return data
+
+
+def test_the_vendored_runtime_is_the_pinned_one_with_its_licence():
+    sums = (browser.ORT_DIR / "SHA256SUMS").read_text().split("\n")
+    listed = {line.split()[1]: line.split()[0] for line in sums if line.strip()}
+    assert set(listed) == {"ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm"}
+    for name, digest in listed.items():
+        assert hashlib.sha256((browser.ORT_DIR / name).read_bytes()).hexdigest() == digest, name
+    assert "MIT License" in (browser.ORT_DIR / "LICENSE").read_text()
+    assert 'ORT_VERSION = "1.30.0"' in (browser.BENCH_DIR / "bench.mjs").read_text()
+    assert browser.ORT_WEB_VERSION == "1.30.0"
+
+
+def test_a_good_result_passes_and_is_rebuilt_from_known_fields_only():
+    data = forged(extra="<script>", row_sneaky=1)
+    clean = browser.validate(data)
+    assert clean["setup"] == "wasm-1" and clean["results"][0]["p50_ms"] == 16.0
+    assert "extra" not in clean and "sneaky" not in clean["results"][0]
+    assert browser.parse_user_agent(GOOD["user_agent"]) == {"os": "Linux", "browser": "Chromium (headless)",
+                                                            "browser_version": "156"}
+    phone = "Mozilla/5.0 (Linux; Android 14; Pixel 7) AppleWebKit/537.36 Chrome/131.0.0.0 Mobile Safari/537.36"
+    assert browser.parse_user_agent(phone) == {"os": "Android", "browser": "Chrome", "browser_version": "131"}
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"setup": "wasm-999"}, "unknown setup"),
+    ({"row_p50_ms": float("nan")}, "not a finite number"),
+    ({"row_p50_ms": -1.0}, "outside"),
+    ({"row_p50_ms": 1e12}, "outside"),
+    ({"row_p50_ms": "16"}, "not a finite number"),
+    ({"row_runs": 10_000}, "outside"),
+    ({"row_runs": 0}, "a latency without any run"),
+    ({"row_p10_ms": 30.0}, "p10 ≤ p50 ≤ p90"),
+    ({"row_precision": "int4"}, "unknown or repeated precision"),
+    ({"row_parity": None}, "an fp32 latency without its parity"),
+    ({"row_parity": {"max_abs_diff": 0.5, "top1_agreement": 1.0, "inputs": 32}}, "over the parity tolerance"),
+    ({"row_parity": {"max_abs_diff": 1e-6, "top1_agreement": 1.5, "inputs": 32}}, "outside"),
+    ({"hardware_concurrency": True}, "not a finite number"),
+    ({"user_agent": ["a"]}, "not text"),
+    ({"results": {"a": 1}}, "not a list"),
+    ({"results": [GOOD["results"][0]] * 3}, "not a list"),
+    ({"user_agent": "x" * 100_000}, "over the"),
+])
+def test_a_forged_or_broken_result_is_refused_in_one_line(change, words):
+    with pytest.raises(browser.BrowserResultError, match=words.replace("(", r"\(")) as err:
+        browser.validate(forged(**change))
+    assert "\n" not in str(err.value)
+
+
+def test_nothing_of_a_refused_result_is_stored(tmp_path, monkeypatch):
+    monkeypatch.setenv("ARCHSCOPE_DATA_DIR", str(tmp_path))
+    bench = browser.Bench(tmp_path, "m", "mobilenetv3_small_100", 96, 1000, {}, {}, inputs=None)
+    with pytest.raises(browser.BrowserResultError):
+        browser.save(bench, browser.validate(forged(row_p50_ms=-3.0)))
+    assert browser.stored() == []
+    keys = browser.save(bench, browser.validate(GOOD), label="my laptop")
+    rows = browser.stored("mobilenetv3_small_100")
+    assert len(keys) == len(rows) == 1 and rows[0]["device"]["label"] == "my laptop"
+    assert rows[0]["row"]["p50_ms"] == 16.0 and rows[0]["precision"] == "fp32" and rows[0]["threads"] == 1
+
+
+def test_the_bench_server_hands_out_its_three_folders_cross_origin_isolated(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path.parent / "secret.txt").write_text("no")
+    with browser.serve(tmp_path) as url:
+        for path, kind in (("/ort/ort-wasm-simd-threaded.wasm", "application/wasm"),
+                           ("/ort/ort.wasm.min.mjs", "text/javascript"), ("/bench/bench.html", "text/html"),
+                           ("/data/config.json", "application/json")):
+            with urllib.request.urlopen(url + path) as res:
+                assert res.status == 200 and res.headers["Content-Type"].startswith(kind), path
+                assert res.headers["Cross-Origin-Opener-Policy"] == "same-origin"
+                assert res.headers["Cross-Origin-Embedder-Policy"] == "require-corp"
+        for bad in ("/data/../secret.txt", "/data/%2e%2e/secret.txt", "/etc/passwd", "/data/.hidden", "/",
+                    "/ort/LICENSE/../../../secret.txt", "/data/nothing.json"):
+            with pytest.raises(urllib.error.HTTPError) as err:
+                urllib.request.urlopen(url + bad)
+            assert err.value.code == 404, bad
+
+
+@pytest.mark.slow
+def test_a_model_runs_in_headless_chromium_with_parity_first_and_is_stored(tmp_path, monkeypatch):
+    monkeypatch.setenv("ARCHSCOPE_DATA_DIR", str(tmp_path))
+    if not Path(browser.CHROMIUM).exists():
+        pytest.fail(f"{browser.CHROMIUM} is missing: install Debian's chromium")
+    from core.deploy.measure import Target
+    out = browser.measure(Target.model("mobilenetv3_small_100", 64), ("fp32", "int8"), ("wasm-1", "wasm-N"))
+    one, many = out["setups"]["wasm-1"], out["setups"]["wasm-N"]
+    assert one["cross_origin_isolated"] is True and one["threads"] == 1 and many["threads"] >= 2
+    for entry in (one, many):
+        fp32, int8 = entry["precisions"]["fp32"], entry["precisions"]["int8"]
+        assert fp32["parity"]["max_abs_diff"] <= 1e-4 and fp32["parity"]["top1_agreement"] == 1.0
+        assert fp32["runs"] >= 1 and 0 < fp32["p10_ms"] <= fp32["p50_ms"] <= fp32["p90_ms"]
+        assert math.isclose(fp32["browser_over_native"], fp32["p50_ms"] / fp32["native"]["p50_ms"])
+        assert fp32["native"]["threads"] == entry["threads"]
+        assert int8["parity"]["top1_agreement"] is not None and int8["p50_ms"] > 0
+    stored = browser.stored("mobilenetv3_small_100")
+    assert {(r["precision"], r["threads"]) for r in stored} == {("fp32", 1), ("int8", 1), ("fp32", many["threads"]),
+                                                               ("int8", many["threads"])}
+
+
+def test_a_device_is_renamed_and_forgotten(tmp_path, monkeypatch):
+    monkeypatch.setenv("ARCHSCOPE_DATA_DIR", str(tmp_path))
+    from core.deploy import parity
+    assert browser.TOLERANCE == parity.TOLERANCE                     # one fp32 tolerance, server and browser
+    bench = browser.Bench(tmp_path, "m", "mobilenetv3_small_100", 96, 1000, {}, {}, inputs=None)
+    browser.save(bench, browser.validate(GOOD))
+    other = forged(user_agent="Mozilla/5.0 (Linux; Android 14; Pixel 7) Chrome/131.0.0.0 Mobile Safari/537.36")
+    browser.save(bench, browser.validate(other))
+    ids = {r["device"]["id"] for r in browser.stored()}
+    assert len(ids) == 2
+    phone = next(r["device"]["id"] for r in browser.stored() if r["device"]["os"] == "Android")
+    assert browser.rename_device(phone, "  my Pixel 7 ") == 1
+    assert {r["device"]["label"] for r in browser.stored()} >= {"my Pixel 7"}
+    with pytest.raises(ValueError):
+        browser.rename_device(phone, "   ")
+    assert browser.forget_device(phone) == 1 and {r["device"]["id"] for r in browser.stored()} == ids - {phone}
