@@ -246,10 +246,28 @@ def browser_path(path: str | None) -> str:
 
 def drive(url: str, setups: tuple[str, ...], browser: str | None = None, timeout_s: float = 600.0,
           step: Callable[[str], Any] = lambda _: None) -> list[dict[str, Any]]:
-    """One page load per setup in a headless browser; returns what each page left in ``window.__result``."""
+    """One page load per setup in a headless browser; returns what each page left in ``window.__result``. It runs
+    in a thread of its own: Playwright's sync API refuses a thread whose asyncio loop is running (a caller's)."""
+    exe = browser_path(browser)
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["out"] = _drive(url, setups, exe, timeout_s, step)
+        except BaseException as err:  # noqa: BLE001  handed back to the caller's thread
+            box["err"] = err
+    thread = threading.Thread(target=work, name="bench-browser", daemon=True)
+    thread.start()
+    thread.join()
+    if "err" in box:
+        raise box["err"]
+    return box["out"]
+
+
+def _drive(url: str, setups: tuple[str, ...], exe: str, timeout_s: float,
+           step: Callable[[str], Any]) -> list[dict[str, Any]]:
     from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
-    exe = browser_path(browser)
     out = []
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=exe, args=CHROMIUM_FLAGS, headless=True)

@@ -1,6 +1,6 @@
-"""Measure in this browser, in real Chromium: the app's pages are cross-origin isolated (its own headers), the
-onnxruntime-web files come from the app itself, and "Measure in this browser" on the Deployment tab runs a backbone
-here with parity first; the result appears, is in the store, and is still there after a reload."""
+"""Measure in this browser, in real Chromium: the app's page is cross-origin isolated (its own headers), every file
+(onnxruntime-web included) comes from the app itself, and "Measure in this browser" on the Deployment tab runs a
+backbone here with parity first; the result appears, is in the store, and is still there after a reload."""
 import tempfile
 
 import pytest
@@ -18,29 +18,24 @@ def fresh():
         yield url, data
 
 
-def test_every_page_is_cross_origin_isolated_on_loopback(page, fresh):
-    url, _ = fresh
-    requests = []
-    page.on("request", lambda r: requests.append(r.url))
-    page.goto(url + "/")
-    wait_idle(page)
-    assert page.evaluate("crossOriginIsolated") is True
-    assert page.evaluate("isSecureContext") is True
-    assert all(r.startswith(url) or r.startswith("data:") or r.startswith("blob:") for r in requests), \
-        [r for r in requests if not r.startswith(url)]
-
-
 def test_measure_in_this_browser_shows_stores_and_keeps_the_result(page, fresh, monkeypatch):
     url, data = fresh
     page.set_default_timeout(300_000)
+    requests = []
+    page.on("request", lambda r: requests.append(r.url))
     page.goto(f"{url}/backbones?bb.tab=Deployment&dep.models=mobilenetv3_small_100")
     wait_idle(page)
+    assert page.evaluate("crossOriginIsolated") is True and page.evaluate("isSecureContext") is True
     panel = page.locator("[data-testid='stTabPanel']:visible")
     expect(panel.get_by_text("No browser measured yet")).to_be_visible(timeout=60_000)
     panel.get_by_role("button", name="Measure in this browser").click()
     expect(panel.get_by_text("Measured in this browser and kept")).to_be_visible(timeout=300_000)
     expect(panel.get_by_text("slower than native ONNX Runtime here (fp32)", exact=False)).to_be_visible()
     assert page.locator("[data-testid='stException']").count() == 0
+    # onnxruntime-web, the bench and the model all came from the app itself: nothing from anywhere else
+    assert any(r.endswith("/ort/ort-wasm-simd-threaded.wasm") for r in requests)
+    assert all(r.startswith(url) or r.startswith(("data:", "blob:")) for r in requests), \
+        [r for r in requests if not r.startswith(url)]
     monkeypatch.setenv("ARCHSCOPE_DATA_DIR", data)
     from core.deploy import browser
     rows = browser.stored("mobilenetv3_small_100")

@@ -79,7 +79,10 @@ def record(data: Path) -> list[dict]:
         return []
     with sqlite3.connect(db) as conn:
         conn.row_factory = sqlite3.Row
-        return [dict(r) for r in conn.execute("SELECT * FROM runs")]
+        try:
+            return [dict(r) for r in conn.execute("SELECT * FROM runs")]
+        except sqlite3.OperationalError:           # the file exists, its schema is not made yet: no run so far
+            return []
 
 
 def val_metrics(data: Path, run_id: int) -> list[tuple[int, str, float]]:

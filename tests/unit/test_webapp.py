@@ -1,6 +1,7 @@
 """What app.py's server adds (core/web/server.py): which addresses need a token, the token that is made when none is
 given, the phone link, and the bench's files served by name only."""
 import asyncio
+import threading
 
 from core.web import server as webapp
 
@@ -34,7 +35,11 @@ def test_the_guard_answers_before_the_app(monkeypatch):
         async def send(message):
             sent.append(message)
         headers = [(b"cookie", cookie.encode())] if cookie else []
-        asyncio.run(guard({"type": kind, "path": path, "query_string": query, "headers": headers}, None, send))
+        scope = {"type": kind, "path": path, "query_string": query, "headers": headers}
+        # a thread of its own: an earlier test in this process may have left an asyncio loop running here
+        thread = threading.Thread(target=lambda: asyncio.run(guard(scope, None, send)))
+        thread.start()
+        thread.join()
         return sent
 
     assert call("/")[0]["status"] == 403 and seen == []
