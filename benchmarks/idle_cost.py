@@ -4,7 +4,8 @@ A seeded week of use (tests/seed.py), a freshly started server over it, and Chro
 its own, left to settle (its first run and any one-off work), then left alone for ``--seconds``: the server
 process's CPU time (user + system, /proc/<pid>/stat, its threads included) over that window, per minute and as a
 share of one core. The Transfer page is opened on a finished run (``?run=N``), the page that once re-ran every
-second. Target: under 1% of a core for every page."""
+second. Target: under 1% of a core for every page. The same window with no tab open at all is measured first: the
+server's own floor."""
 from __future__ import annotations
 
 import json
@@ -54,6 +55,11 @@ def main() -> None:
            "window_s": args.seconds, "settle_s": args.settle, "target_pct_of_a_core": TARGET_PCT, "pages": {}}
     with sync_playwright() as pw, serve(data) as url:
         pid = SERVERS[url]
+        time.sleep(args.settle)                # no tab at all: the server's own floor, for comparison
+        c0, t0 = cpu_seconds(pid), time.monotonic()
+        time.sleep(args.seconds)
+        used, took = cpu_seconds(pid) - c0, time.monotonic() - t0
+        out["no_tab_open"] = {"cpu_s": round(used, 3), "pct_of_a_core": round(100 * used / took, 2)}
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
         for name, path in pages.items():
             context = browser.new_context(viewport={"width": 1400, "height": 1000})

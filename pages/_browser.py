@@ -172,14 +172,17 @@ def device_frame(rows: list[dict[str, Any]], budget_ms: float) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def devices_section(budget_ms: float, key: str) -> pd.DataFrame:
-    """Every device measured so far (a class can measure ten phones): the table, each device's ratio to native ONNX
-    Runtime here, and renaming or forgetting a device."""
+def devices_section(budget_ms: float, key: str, targets: list[Target] | None = None) -> pd.DataFrame:
+    """Every device measured so far on these ``targets`` (a class can measure ten phones): the table, each
+    device's ratio to native ONNX Runtime here, and renaming or forgetting a device."""
     with store_errors_shown():
-        rows = browser.stored()
+        everything = browser.stored()
+    keys = None if targets is None else {t.key for t in targets}
+    rows = [r for r in everything if keys is None or r["model"] in keys]
     frame = device_frame(rows, budget_ms)
     if frame.empty:
-        st.info("No browser measured yet: press “Measure in this browser” (on a phone too: see the README).")
+        st.info("No browser measured yet for these models: press “Measure in this browser” (on a phone too: see "
+                "“Measure a phone” above).")
         return frame
     for dev, part in frame.groupby("device", sort=False):
         fp32 = part[(part["precision"] == "fp32") & part["× native here"].notna()]
@@ -189,7 +192,7 @@ def devices_section(budget_ms: float, key: str) -> pd.DataFrame:
             st.markdown(f"**{fmt.md(dev)}**: this browser is {ratios} slower than native ONNX Runtime here (fp32).")
     table(frame.drop(columns=["MACs"]), width="stretch")
     with st.expander("Rename or forget a device"):
-        ids = {r["device"]["id"]: r["device"].get("label") for r in rows}
+        ids = {r["device"]["id"]: r["device"].get("label") for r in everything}
         chosen = st.selectbox("Device", list(ids), format_func=lambda i: ids[i], key=f"{key}.dev")
         cols = st.columns([3, 1, 1])
         name = cols[0].text_input("New name", key=f"{key}.devname", max_chars=60)

@@ -257,7 +257,7 @@ def deployment_tab(setting: Setting) -> None:
     st.markdown("**In this browser** (laptop or phone): the same ONNX files in onnxruntime-web, beside the server")
     browser_view.measure_in_browser(targets, "dep.browser")
     browser_view.phone_help()
-    devices = browser_view.devices_section(budget, "dep.browser")
+    devices = browser_view.devices_section(budget, "dep.browser", targets)
     browsers = browser_view.as_runtimes(devices)
     if not results and browsers.empty:
         if not running:

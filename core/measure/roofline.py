@@ -425,8 +425,11 @@ def sum_note(frame: pd.DataFrame) -> str:
                 "divided.")
     layers, blocks, model = (frame.attrs["in_layers_ms"], frame.attrs["blocks_own_ms"], frame.attrs["model_own_ms"])
     top = ", ".join(f"{k} {100 * v / forward:.1f}%" for k, v in list(frame.attrs.get("top_blocks_own", {}).items())[:3])
-    return (f"{head} Divided by a timestamp at every module's entry and exit (which slows that forward by "
-            f"{100 * (forward / whole - 1):+.0f}%, so only shares are quoted): the {n} layers own "
+    change = 100 * (forward / whole - 1)
+    cost = (f"which slows that forward by {change:.0f}%" if change >= 1 else
+            f"whose cost is within this machine's noise: that forward took {change:+.0f}%")
+    return (f"{head} Divided by a timestamp at every module's entry and exit ({cost}, so only shares are "
+            f"quoted): the {n} layers own "
             f"{100 * layers / forward:.1f}% of it and the blocks' own ops (residual adds and reshapes between "
             f"layers{': ' + top if top else ''}) {100 * blocks / forward:.1f}% (the “in forward ms” column). The rest, "
             f"{100 * model / forward:.1f}%, is the model's own forward outside any submodule (its functional calls "

@@ -24,7 +24,9 @@ def deploy_latency(table: pd.DataFrame, budget_ms: float) -> go.Figure:
         known = runtime in RUNTIME_COLOURS          # else a browser ("device · setup · precision"): a diamond each
         colour = RUNTIME_COLOURS.get(runtime) or style.RUNS[others % len(style.RUNS)]
         others += not known
-        fig.add_scatter(x=part["MACs"], y=part["median ms"], mode="markers+text", name=plot_text(runtime),
+        # the server's points carry the model's name; a browser's, stacked at the same MACs, only on hover
+        fig.add_scatter(x=part["MACs"], y=part["median ms"], mode="markers+text" if known else "markers",
+                        name=plot_text(runtime),
                         text=[plot_text(t) for t in part["target"]], textposition="middle right",
                         marker=dict(size=11, color=colour, symbol="circle" if known else "diamond"),
                         error_y=dict(type="data", symmetric=False, array=part["p90 ms"] - part["median ms"],
