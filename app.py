@@ -9,7 +9,8 @@ import streamlit as st
 
 if __name__ != "__main__":      # imported by `streamlit run` to find the ASGI app (never during a script run)
     from core.web.server import middleware, routes
-    app = st.App(__file__, routes=routes(), middleware=middleware())
+    app = st.App(__file__, routes=routes(), middleware=middleware(str(st.get_option("server.address") or ""),
+                                                                  int(st.get_option("server.port") or 8501)))
 else:
     # a local file: a ":material/...:" page icon makes the browser fetch an SVG from a font CDN
     st.set_page_config(page_title="Archscope", page_icon=str(Path(__file__).parent / "assets" / "icon.png"),

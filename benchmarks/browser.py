@@ -15,6 +15,7 @@ from _common import emit, environment, parser
 os.environ["ARCHSCOPE_DATA_DIR"] = tempfile.mkdtemp(prefix="archscope-browser-bench-")
 
 from core.deploy import browser  # noqa: E402
+from core.deploy import browser_results as results  # noqa: E402
 from core.deploy.measure import Target  # noqa: E402
 
 MODELS = ("mobilenetv3_small_100", "mobilenetv2_100", "efficientnet_lite0", "resnet50")
@@ -25,12 +26,12 @@ def main() -> None:
     p.add_argument("--models", default=",".join(MODELS))
     p.add_argument("--resolution", type=int, default=224)
     args = p.parse_args()
-    out = {"env": environment(args), "ort_web_version": browser.ORT_WEB_VERSION, "resolution": args.resolution,
-           "protocol": f"at most {browser.MAX_RUNS} warm runs or {browser.MAX_SECONDS:g} s per setup and precision, "
+    out = {"env": environment(args), "ort_web_version": results.ORT_WEB_VERSION, "resolution": args.resolution,
+           "protocol": f"at most {results.MAX_RUNS} warm runs or {results.MAX_SECONDS:g} s per setup and precision, "
                        "browser and native alike", "models": {}}
     for name in args.models.split(","):
         print(f"{name}…", file=sys.stderr, flush=True)
-        result = browser.measure(Target.model(name, args.resolution), browser.PRECISIONS, browser.SETUPS,
+        result = browser.measure(Target.model(name, args.resolution), results.PRECISIONS, results.SETUPS,
                                  step=lambda m: print(f"  {m}", file=sys.stderr, flush=True))
         out["models"][name] = {
             "macs": result["macs"], "server_parity": result["server_parity"],
@@ -49,7 +50,7 @@ def main() -> None:
     out["checks"] = {
         "fp32_parity_ok": {m: all((fig(m, s, "fp32", "parity") or {}).get("max_abs_diff", 1) <= 1e-4
                                   and (fig(m, s, "fp32", "parity") or {}).get("top1_agreement") == 1.0
-                                  for s in browser.SETUPS) for m in models},
+                                  for s in results.SETUPS) for m in models},
         "cross_origin_isolated": all(models[m]["setups"][s].get("cross_origin_isolated") for m in models
                                      for s in models[m]["setups"]),
         "resnet50_wasm_n_over_wasm_1": (fig("resnet50", "wasm-N", "fp32", "p50_ms") / fig("resnet50", "wasm-1", "fp32",

@@ -15,6 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from core.deploy import DeployError, browser, report
+from core.deploy import browser_results as results
 from core.deploy.measure import Target
 from core.present import fmt
 from core.web import server as webapp
@@ -91,7 +92,7 @@ def measure_in_browser(targets: list[Target], key: str) -> None:
         start(key, bench)
     done = run_pending(key, device.strip() or None)
     if done is not None:
-        for entries in done:
+        for _, entries in done:
             say(entries)
         st.success("Measured in this browser and kept: see the table and the chart below.")
 
@@ -101,10 +102,10 @@ def start(key: str, *benches: browser.Bench) -> None:
     st.session_state[f"{key}.pending"] = {"token": secrets.token_hex(8), "benches": [b.folder.name for b in benches]}
 
 
-def run_pending(key: str, label: str | None = None) -> list[dict[str, dict[str, Any]]] | None:
+def run_pending(key: str, label: str | None = None) -> list[tuple[browser.Bench, dict[str, dict[str, Any]]]] | None:
     """While benches are asked for: the component that runs them here, and its line of progress. Once the browser
-    sent its figures: them validated, set beside native ONNX Runtime and stored (``browser.record``), one entry
-    per setup for each bench, in order; else None."""
+    sent its figures: them validated, set beside native ONNX Runtime and stored (``browser.record``), each bench
+    with its entries (one per setup), in order; else None."""
     pending = st.session_state.get(f"{key}.pending")
     if pending is None:
         return None
@@ -118,7 +119,7 @@ def run_pending(key: str, label: str | None = None) -> list[dict[str, dict[str, 
     got = BENCH(key=f"{key}.bench", on_result_change=lambda: None,
                 data={"token": pending["token"], "bench": "/bench/bench.html",
                       "configs": [f"/bench-data/{b}/config.json" for b in pending["benches"]],
-                      "setups": list(browser.SETUPS), "timeoutMs": TIMEOUT_S * 1000})
+                      "setups": list(results.SETUPS), "timeoutMs": TIMEOUT_S * 1000})
     if not got or not getattr(got, "result", None):
         return None
     st.session_state.pop(f"{key}.pending", None)
@@ -126,18 +127,18 @@ def run_pending(key: str, label: str | None = None) -> list[dict[str, dict[str, 
         sent = json.loads(got.result)
         if not isinstance(sent, dict) or sent.get("token") != pending["token"] or not isinstance(sent.get("results"),
                                                                                                   list):
-            raise browser.BrowserResultError("the result does not answer this page's bench")
+            raise results.BrowserResultError("the result does not answer this page's bench")
         split: list[list[Any]] = [[] for _ in benches]
-        for item in sent["results"][:len(benches) * len(browser.SETUPS)]:
+        for item in sent["results"][:len(benches) * len(results.SETUPS)]:
             index = item.get("bench") if isinstance(item, dict) else None
             if not isinstance(index, int) or not 0 <= index < len(benches):
-                raise browser.BrowserResultError("a result names no bench of this page")
+                raise results.BrowserResultError("a result names no bench of this page")
             split[index].append(item.get("result"))
-    except (ValueError, browser.BrowserResultError) as err:
+    except (ValueError, results.BrowserResultError) as err:
         st.error(f"The browser's result was refused, nothing was stored: {fmt.md(err)}")
         return None
     with st.spinner("Timing native ONNX Runtime at the same thread counts…"), store_errors_shown():
-        return [browser.record(b, pages, label=label) for b, pages in zip(benches, split)]
+        return [(b, browser.record(b, pages, label=label)) for b, pages in zip(benches, split)]
 
 
 def say(entries: dict[str, dict[str, Any]]) -> None:
@@ -176,7 +177,7 @@ def devices_section(budget_ms: float, key: str, targets: list[Target] | None = N
     """Every device measured so far on these ``targets`` (a class can measure ten phones): the table, each
     device's ratio to native ONNX Runtime here, and renaming or forgetting a device."""
     with store_errors_shown():
-        everything = browser.stored()
+        everything = results.stored()
     keys = None if targets is None else {t.key for t in targets}
     rows = [r for r in everything if keys is None or r["model"] in keys]
     frame = device_frame(rows, budget_ms)
@@ -198,11 +199,11 @@ def devices_section(budget_ms: float, key: str, targets: list[Target] | None = N
         name = cols[0].text_input("New name", key=f"{key}.devname", max_chars=60)
         if cols[1].button("Rename", key=f"{key}.rename", disabled=not name.strip()):
             with store_errors_shown():
-                browser.rename_device(chosen, name.strip())
+                results.rename_device(chosen, name.strip())
             st.rerun()
         if cols[2].button("Forget", key=f"{key}.forget"):
             with store_errors_shown():
-                browser.forget_device(chosen)
+                results.forget_device(chosen)
             st.rerun()
     return frame
 
@@ -231,7 +232,7 @@ def phone_help() -> None:
     """How to measure a phone: the link with its token and a QR code when this server is open to the network, or
     how to open it."""
     with st.expander("Measure a phone, or any device on this network"):
-        address, port = webapp.server_address()
+        address, port = server_address()
         token = os.environ.get(webapp.TOKEN_ENV, "")
         if webapp.is_loopback(address) or not token:
             st.markdown("This server answers this machine only (127.0.0.1). To reach a phone on the same network, "
@@ -246,6 +247,11 @@ def phone_help() -> None:
                            "trades it for a cookie):")
             right.code(url, language=None, wrap_lines=True)
         st.caption(PLAIN_HTTP)
+
+
+def server_address() -> tuple[str, int]:
+    """The address and port this Streamlit server was started with."""
+    return str(st.get_option("server.address") or ""), int(st.get_option("server.port") or 8501)
 
 
 def qr_png(text: str) -> bytes:
@@ -271,7 +277,7 @@ def pair_in_browser(targets: list[Target], key: str) -> None:
         start(key, *benches)
     done = run_pending(key)
     if done is not None:
-        for entries in done:
+        for _, entries in done:
             say(entries)
         st.success("Measured in this browser and kept: its bars are in the charts below.")
 
@@ -280,7 +286,7 @@ def pair_rows(a_key: str, b_key: str, mac_ratio: float) -> pd.DataFrame:
     """B against A in each browser setup measured for both (per device, setup and precision), as rows of
     ``core.deploy.report.pair``: how many times faster B runs there, beside the MAC ratio."""
     with store_errors_shown():
-        rows = [r for r in browser.stored() if r["model"] in (a_key, b_key) and r["row"].get("p50_ms")]
+        rows = [r for r in results.stored() if r["model"] in (a_key, b_key) and r["row"].get("p50_ms")]
     latest: dict[tuple[str, str, str, str], float] = {}
     for r in sorted(rows, key=lambda r: r["created"]):
         latest[(r["model"], r["device"]["label"], r["setup"], r["precision"])] = r["row"]["p50_ms"]

@@ -72,9 +72,8 @@ def try_in_browser(run: runs.Run) -> None:
     done = browser_view.run_pending(key)
     if done is None:
         return
-    entries = done[0]
+    bench, entries = done[0]
     browser_view.say(entries)
-    bench = in_browser.bench(run.id)
     rows = pd.DataFrame(in_browser.agreement(bench, entries))
     if rows.empty:
         return

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from core.deploy import DeployError, browser
+from core.deploy import browser_results as results
 from core.runs import record
 from core.runs.export import preprocess, read_meta
 
@@ -61,8 +62,8 @@ def _write(folder: Path, run: record.Run, files: dict[str, Path], x: np.ndarray,
               "inputs": "inputs.f32", "labels": "labels.f32",
               "references": {p: f"server_{p}.f32" for p in files},
               "shape": [int(v) for v in x.shape], "outputLen": len(classes), "classifier": True,
-              "tolerance": browser.TOLERANCE, "maxRuns": browser.MAX_RUNS, "maxSeconds": browser.MAX_SECONDS,
-              "maxThreads": browser.MAX_THREADS}
+              "tolerance": results.TOLERANCE, "maxRuns": results.MAX_RUNS, "maxSeconds": results.MAX_SECONDS,
+              "maxThreads": results.MAX_THREADS}
     (folder / "config.json").write_text(json.dumps(config))
     (folder / "bench.json").write_text(json.dumps({
         "label": config["label"], "target_key": f"run:{run.id}", "resolution": int(x.shape[-1]), "macs": 0,

@@ -1,5 +1,6 @@
-"""What Archscope's server adds to Streamlit's (``app.py`` hands these to ``st.App``, which ``streamlit run``
-serves): headers that make every page cross-origin isolated, and routes for the browser bench's files.
+"""What Archscope's server adds to Streamlit's: headers that make every page cross-origin isolated, routes for the
+browser bench's files, and an access token beyond loopback. ``app.py`` hands these to ``st.App`` with the address
+and port the server was started with; ``streamlit run`` serves them.
 
 - Every HTTP response carries COOP ``same-origin``, COEP ``require-corp`` and CORP ``same-origin``. A page is then
   cross-origin isolated (``crossOriginIsolated === true``) where the browser allows it (a secure context:
@@ -129,11 +130,6 @@ def lan_address() -> str:
             return "127.0.0.1"
 
 
-def server_address() -> tuple[str, int]:
-    from streamlit import config
-    return str(config.get_option("server.address") or ""), int(config.get_option("server.port") or 8501)
-
-
 def access_token(address: str) -> str:
     """The token this server asks for: ``ARCHSCOPE_TOKEN``, else a random one when it binds beyond loopback (set in
     the environment so the pages can show the phone link), else none. Streamlit's default address (unset) binds
@@ -192,10 +188,10 @@ def routes() -> list[Any]:
             Route("/bench-data/{bench}/{name}", _bench_data)]
 
 
-def middleware() -> list[Any]:
-    """The isolation headers, and the token guard when this server asks for a token (announced once)."""
+def middleware(address: str, port: int) -> list[Any]:
+    """The isolation headers, and the token guard when a server bound to ``address`` asks for a token (announced
+    once, with ``port`` in the link)."""
     from starlette.middleware import Middleware
-    address, port = server_address()
     token = access_token(address)
     out = [Middleware(CrossOriginIsolation)]
     if token:

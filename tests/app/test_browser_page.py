@@ -3,6 +3,7 @@ measurement, then devices measured earlier (stored as a visitor's browser leaves
 table and in words against native ONNX Runtime; a device renamed and forgotten. (The bench itself runs in Chromium:
 tests/e2e/test_browser_e2e.py.)"""
 from core.deploy import browser
+from core.deploy import browser_results as results
 from tests.app._util import open_page, texts
 from tests.unit.test_browser_bench import forged
 
@@ -12,9 +13,9 @@ QUERY = {"bb.tab": "Deployment", "dep.models": "mobilenetv3_small_100"}
 def stored_device(user_agent: str | None = None, p50: float = 16.0, native: float = 2.0) -> None:
     bench = browser.Bench(None, "mobilenetv3_small_100", "mobilenetv3_small_100", 224, 56_000_000, {}, {},
                           inputs=None)
-    result = browser.validate(forged(row_p50_ms=p50, row_p90_ms=p50 + 2, **({"user_agent": user_agent}
+    result = results.validate(forged(row_p50_ms=p50, row_p90_ms=p50 + 2, **({"user_agent": user_agent}
                                                                             if user_agent else {})))
-    browser.save(bench, result, natives={"fp32": {"p50_ms": native, "threads": 1}})
+    results.save(bench, result, natives={"fp32": {"p50_ms": native, "threads": 1}})
 
 
 def test_before_any_browser_the_button_and_its_picker(tmp_path, monkeypatch):
@@ -41,14 +42,14 @@ def test_devices_measured_earlier_stay_on_the_chart_the_table_and_in_words(tmp_p
     assert not any("Android" in r for r in fits["runtime"])                        # 45 ms: over the 30 ms budget
     spec = at.get("plotly_chart")[0].proto.spec
     assert "Chrome 131 on Android" in spec and '"diamond"' in spec
-    phone = next(r["device"]["id"] for r in browser.stored() if r["device"]["os"] == "Android")
+    phone = next(r["device"]["id"] for r in results.stored() if r["device"]["os"] == "Android")
     at.selectbox(key="dep.browser.dev").set_value(phone).run()
     at.text_input(key="dep.browser.devname").set_value("my Pixel 7").run()
     at.button(key="dep.browser.rename").click().run()
     assert any("**my Pixel 7**" in m for m in texts(at, "markdown"))
     at.selectbox(key="dep.browser.dev").set_value(phone).run()
     at.button(key="dep.browser.forget").click().run()
-    assert [r["device"]["os"] for r in browser.stored()] == ["Linux"] and not at.exception
+    assert [r["device"]["os"] for r in results.stored()] == ["Linux"] and not at.exception
 
 
 def test_a_phone_gets_the_link_with_the_token_and_its_qr_code_when_the_server_is_open(tmp_path, monkeypatch):
@@ -57,7 +58,8 @@ def test_a_phone_gets_the_link_with_the_token_and_its_qr_code_when_the_server_is
     assert any("start it with `--server.address 0.0.0.0`" in m for m in texts(at, "markdown"))
     assert any("one WASM thread" in c for c in texts(at, "caption"))
     from core.web import server as webapp
-    monkeypatch.setattr(webapp, "server_address", lambda: ("192.168.1.20", 8501))
+    from pages import _browser
+    monkeypatch.setattr(_browser, "server_address", lambda: ("192.168.1.20", 8501))
     monkeypatch.setenv(webapp.TOKEN_ENV, "phone-token")
     at = open_page("pages/backbones.py", QUERY)
     assert "http://192.168.1.20:8501/?token=phone-token" in [c.value for c in at.code]
@@ -71,7 +73,7 @@ def test_a_block_pair_measured_in_a_browser_gets_a_bar_per_setup(tmp_path, monke
     from pages import _browser as browser_view
     for key, p50 in (("block:conv", 12.0), ("block:depthwise_separable", 1.5)):
         bench = browser.Bench(None, key, key, 56, 1000, {}, {}, inputs=None)
-        browser.save(bench, browser.validate(forged(row_p50_ms=p50, row_p10_ms=p50 * 0.9, row_p90_ms=p50 * 1.1,
+        results.save(bench, results.validate(forged(row_p50_ms=p50, row_p10_ms=p50 * 0.9, row_p90_ms=p50 * 1.1,
                                                     user_agent="Mozilla/5.0 <b>x</b> Chrome/131.0 Android")),
                      label="my <b>phone</b>")
     rows = browser_view.pair_rows("block:conv", "block:depthwise_separable", 8.47)

@@ -12,10 +12,10 @@ from typing import Iterator
 
 import pytest
 
+from core.deploy.browser import CHROMIUM  # the bench's own browser and flags: one list for both
+from core.deploy.browser import CHROMIUM_FLAGS as FLAGS
+
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 
 
 def _free_port() -> int:

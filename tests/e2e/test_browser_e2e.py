@@ -37,8 +37,8 @@ def test_measure_in_this_browser_shows_stores_and_keeps_the_result(page, fresh, 
     assert all(r.startswith(url) or r.startswith(("data:", "blob:")) for r in requests), \
         [r for r in requests if not r.startswith(url)]
     monkeypatch.setenv("ARCHSCOPE_DATA_DIR", data)
-    from core.deploy import browser
-    rows = browser.stored("mobilenetv3_small_100")
+    from core.deploy import browser_results as results
+    rows = results.stored("mobilenetv3_small_100")
     assert {(r["precision"], r["setup"]) for r in rows} == {("fp32", "wasm-1"), ("int8", "wasm-1"),
                                                              ("fp32", "wasm-N"), ("int8", "wasm-N")}
     for r in rows:

@@ -43,8 +43,8 @@ def test_the_export_area_in_chromium_and_its_zip_runs_as_its_readme_says(page, t
         expect(panel.get_by_text("The browser's top-1 equals the server's ONNX top-1")).to_be_visible(
             timeout=300_000)
         assert page.locator("[data-testid='stException']").count() == 0
-    from core.deploy import browser
-    tried = browser.stored(f"run:{run.id}")
+    from core.deploy import browser_results as results
+    tried = results.stored(f"run:{run.id}")
     assert {(r["precision"], r["setup"]) for r in tried} == {("fp32", "wasm-1"), ("int8", "wasm-1"),
                                                               ("fp32", "wasm-N"), ("int8", "wasm-N")}
     for r in tried:

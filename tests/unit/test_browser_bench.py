@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from core.deploy import browser
+from core.deploy import browser_results as results
 
 GOOD = {"setup": "wasm-1", "ort_version": "1.30.0", "user_agent": "Mozilla/5.0 (X11; Linux x86_64) "
         "AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/156.0.0.0 Safari/537.36", "hardware_concurrency": 2,
@@ -40,18 +41,18 @@ def test_the_vendored_runtime_is_the_pinned_one_with_its_licence():
         assert hashlib.sha256((browser.ORT_DIR / name).read_bytes()).hexdigest() == digest, name
     assert "MIT License" in (browser.ORT_DIR / "LICENSE").read_text()
     assert 'ORT_VERSION = "1.30.0"' in (browser.BENCH_DIR / "bench.mjs").read_text()
-    assert browser.ORT_WEB_VERSION == "1.30.0"
+    assert results.ORT_WEB_VERSION == "1.30.0"
 
 
 def test_a_good_result_passes_and_is_rebuilt_from_known_fields_only():
     data = forged(extra="<script>", row_sneaky=1)
-    clean = browser.validate(data)
+    clean = results.validate(data)
     assert clean["setup"] == "wasm-1" and clean["results"][0]["p50_ms"] == 16.0
     assert "extra" not in clean and "sneaky" not in clean["results"][0]
-    assert browser.parse_user_agent(GOOD["user_agent"]) == {"os": "Linux", "browser": "Chromium (headless)",
+    assert results.parse_user_agent(GOOD["user_agent"]) == {"os": "Linux", "browser": "Chromium (headless)",
                                                             "browser_version": "156"}
     phone = "Mozilla/5.0 (Linux; Android 14; Pixel 7) AppleWebKit/537.36 Chrome/131.0.0.0 Mobile Safari/537.36"
-    assert browser.parse_user_agent(phone) == {"os": "Android", "browser": "Chrome", "browser_version": "131"}
+    assert results.parse_user_agent(phone) == {"os": "Android", "browser": "Chrome", "browser_version": "131"}
 
 
 @pytest.mark.parametrize("change, words", [
@@ -74,19 +75,19 @@ def test_a_good_result_passes_and_is_rebuilt_from_known_fields_only():
     ({"user_agent": "x" * 100_000}, "over the"),
 ])
 def test_a_forged_or_broken_result_is_refused_in_one_line(change, words):
-    with pytest.raises(browser.BrowserResultError, match=words.replace("(", r"\(")) as err:
-        browser.validate(forged(**change))
+    with pytest.raises(results.BrowserResultError, match=words.replace("(", r"\(")) as err:
+        results.validate(forged(**change))
     assert "\n" not in str(err.value)
 
 
 def test_nothing_of_a_refused_result_is_stored(tmp_path, monkeypatch):
     monkeypatch.setenv("ARCHSCOPE_DATA_DIR", str(tmp_path))
     bench = browser.Bench(tmp_path, "m", "mobilenetv3_small_100", 96, 1000, {}, {}, inputs=None)
-    with pytest.raises(browser.BrowserResultError):
-        browser.save(bench, browser.validate(forged(row_p50_ms=-3.0)))
-    assert browser.stored() == []
-    keys = browser.save(bench, browser.validate(GOOD), label="my laptop")
-    rows = browser.stored("mobilenetv3_small_100")
+    with pytest.raises(results.BrowserResultError):
+        results.save(bench, results.validate(forged(row_p50_ms=-3.0)))
+    assert results.stored() == []
+    keys = results.save(bench, results.validate(GOOD), label="my laptop")
+    rows = results.stored("mobilenetv3_small_100")
     assert len(keys) == len(rows) == 1 and rows[0]["device"]["label"] == "my laptop"
     assert rows[0]["row"]["p50_ms"] == 16.0 and rows[0]["precision"] == "fp32" and rows[0]["threads"] == 1
 
@@ -125,7 +126,7 @@ def test_a_model_runs_in_headless_chromium_with_parity_first_and_is_stored(tmp_p
         assert math.isclose(fp32["browser_over_native"], fp32["p50_ms"] / fp32["native"]["p50_ms"])
         assert fp32["native"]["threads"] == entry["threads"]
         assert int8["parity"]["top1_agreement"] is not None and int8["p50_ms"] > 0
-    stored = browser.stored("mobilenetv3_small_100")
+    stored = results.stored("mobilenetv3_small_100")
     assert {(r["precision"], r["threads"]) for r in stored} == {("fp32", 1), ("int8", 1), ("fp32", many["threads"]),
                                                                ("int8", many["threads"])}
 
@@ -133,16 +134,16 @@ def test_a_model_runs_in_headless_chromium_with_parity_first_and_is_stored(tmp_p
 def test_a_device_is_renamed_and_forgotten(tmp_path, monkeypatch):
     monkeypatch.setenv("ARCHSCOPE_DATA_DIR", str(tmp_path))
     from core.deploy import parity
-    assert browser.TOLERANCE == parity.TOLERANCE                     # one fp32 tolerance, server and browser
+    assert results.TOLERANCE == parity.TOLERANCE                     # one fp32 tolerance, server and browser
     bench = browser.Bench(tmp_path, "m", "mobilenetv3_small_100", 96, 1000, {}, {}, inputs=None)
-    browser.save(bench, browser.validate(GOOD))
+    results.save(bench, results.validate(GOOD))
     other = forged(user_agent="Mozilla/5.0 (Linux; Android 14; Pixel 7) Chrome/131.0.0.0 Mobile Safari/537.36")
-    browser.save(bench, browser.validate(other))
-    ids = {r["device"]["id"] for r in browser.stored()}
+    results.save(bench, results.validate(other))
+    ids = {r["device"]["id"] for r in results.stored()}
     assert len(ids) == 2
-    phone = next(r["device"]["id"] for r in browser.stored() if r["device"]["os"] == "Android")
-    assert browser.rename_device(phone, "  my Pixel 7 ") == 1
-    assert {r["device"]["label"] for r in browser.stored()} >= {"my Pixel 7"}
+    phone = next(r["device"]["id"] for r in results.stored() if r["device"]["os"] == "Android")
+    assert results.rename_device(phone, "  my Pixel 7 ") == 1
+    assert {r["device"]["label"] for r in results.stored()} >= {"my Pixel 7"}
     with pytest.raises(ValueError):
-        browser.rename_device(phone, "   ")
-    assert browser.forget_device(phone) == 1 and {r["device"]["id"] for r in browser.stored()} == ids - {phone}
+        results.rename_device(phone, "   ")
+    assert results.forget_device(phone) == 1 and {r["device"]["id"] for r in results.stored()} == ids - {phone}
