@@ -1,59 +1,128 @@
-"""Issue 11's first-visit figures: each page's cold first visit in Chromium (a freshly started server over an
-empty data directory, so no cache of any kind is warm), and a Block explorer shape edit on the warm page.
-``--root`` times another checkout of the app the same way (for a before/after)."""
+"""Issue 30's first-visit figures, in Chromium at 1400 px over an empty data directory.
+
+For each page: a freshly started server (``streamlit run app.py``, visited the moment ``/_stcore/health`` answers)
+and its first visitor on that page (cold). Then, on the now warm server:
+- ``navigate``: the same visitor clicks each other page in the navigation, its first visit in that session;
+- ``new_visitor``: every page opened from a new browser context (a new session, nothing cached in the browser).
+Each gives two times, from ``goto`` or the click:
+- ``usable_s``: the navigation's links and the page's title are on screen (the skeleton app.py paints while
+  torch and timm finish importing);
+- ``complete_s``: the script run has finished and the page is drawn in full (no skeleton left).
+``floor`` is a one-line Streamlit app (a title) opened the same way as ``new_visitor``, in the same run: what
+Streamlit's own front end costs in a fresh browser context on this machine, before any page code runs.
+Targets: the cold first page usable within 3 s, every other first visit (``navigate``) complete within 2 s.
+``--root`` times another checkout of the app the same way, interleaved page by page with this one."""
 from __future__ import annotations
 
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
 from _common import emit, environment, parser
 
-from tests.e2e.conftest import CHROMIUM, FLAGS, serve, wait_idle
+from tests.e2e.conftest import CHROMIUM, FLAGS, serve
 
 PAGES = {"Block explorer": "/", "Compare backbones": "/backbones", "Transfer learning": "/transfer", "Runs": "/runs"}
+NAV = "[data-testid='stSidebarNav'] a"
+DONE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 
 
-def visit(page, url: str) -> float:
+def settle(page, title: str, t: float) -> dict[str, float]:
+    page.wait_for_selector(NAV, state="visible", timeout=300_000)
+    page.get_by_role("heading", name=title, level=1).first.wait_for(state="visible", timeout=300_000)
+    usable = time.perf_counter() - t
+    page.wait_for_function(
+        "() => document.querySelector(\"[data-testid='stApp'][data-test-script-state='notRunning']\") && "
+        "!document.body.innerText.includes('Starting up: PyTorch')", timeout=300_000, polling=50)
+    return {"usable_s": round(usable, 2), "complete_s": round(time.perf_counter() - t, 2)}
+
+
+def visit(browser, url: str, title: str, keep: bool = False):
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
     t = time.perf_counter()
     page.goto(url)
-    page.wait_for_selector("h1", timeout=300_000)
-    wait_idle(page)
-    return time.perf_counter() - t - 0.3          # wait_idle's settling pause is not the page's
+    result = settle(page, title, t)
+    if keep:
+        return result, page
+    page.context.close()
+    return result
 
 
-def shape_edit(page) -> dict[str, float]:
-    """Output channels 64 -> 96 on the default block: seconds until the parameter count changes on screen, and
-    until the whole page (latency included) has finished its rerun."""
-    value = page.locator("[data-testid='stMetricValue']").first
-    before = value.inner_text()
-    box = page.get_by_label("Output channels")
+def navigate(page, title: str) -> dict[str, float]:
+    """A click on ``title`` in the navigation, once the current page has finished its run."""
+    page.wait_for_timeout(300)
     t = time.perf_counter()
-    box.fill("96")
-    box.press("Enter")
-    page.wait_for_function("b => document.querySelector(\"[data-testid='stMetricValue']\").innerText !== b",
-                           arg=before, timeout=120_000)
-    counts = time.perf_counter() - t
-    wait_idle(page)
-    return {"counts_s": round(counts, 2), "whole_rerun_s": round(time.perf_counter() - t - 0.3, 2)}
+    page.locator(NAV).filter(has_text=title).first.click()
+    return settle(page, title, t)       # the new title is drawn only by the new page's run: then its end
+
+
+def one_server(browser, root: Path, first: str) -> dict:
+    """A cold server whose first visitor opens ``first`` and then clicks every other page; then each page opened
+    by a new visitor."""
+    t = time.perf_counter()
+    with serve(tempfile.mkdtemp(prefix="archscope-bench-"), root) as url:
+        healthy = time.perf_counter() - t
+        cold, page = visit(browser, url + PAGES[first], first, keep=True)
+        out = {"server_healthy_s": round(healthy, 2), "cold": cold, "navigate": {}, "new_visitor": {}}
+        for name in PAGES:
+            if name != first:
+                out["navigate"][name] = navigate(page, name)
+        page.context.close()
+        for name, path in PAGES.items():
+            out["new_visitor"][name] = visit(browser, url + path, name)
+    return out
+
+
+def floor(browser, tmp: Path) -> list[dict[str, float]]:
+    app = tmp / "app.py"
+    app.write_text("import streamlit as st\nst.title('Floor')\nst.sidebar.page_link('app.py', label='Floor')\n")
+    with serve(tmp, tmp) as url:
+        return [visit_plain(browser, url) for _ in range(3)]
+
+
+def visit_plain(browser, url: str) -> dict[str, float]:
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    t = time.perf_counter()
+    page.goto(url)
+    page.wait_for_selector("h1", timeout=60_000)
+    usable = time.perf_counter() - t
+    page.wait_for_selector(DONE, timeout=60_000)
+    page.context.close()
+    return {"usable_s": round(usable, 2), "complete_s": round(time.perf_counter() - t, 2)}
+
+
+def summary(rounds: list[dict]) -> dict:
+    def stats(values: list[float], target: float) -> dict:
+        return {"median": statistics.median(values), "max": max(values), "n": len(values),
+                f"within_{target:g}s": sum(v <= target for v in values)}
+    return {"cold_usable_s": stats([r["cold"]["usable_s"] for r in rounds], 3),
+            "cold_complete_s": stats([r["cold"]["complete_s"] for r in rounds], 3),
+            "navigate_complete_s": stats([v["complete_s"] for r in rounds for v in r["navigate"].values()], 2),
+            "new_visitor_usable_s": stats([v["usable_s"] for r in rounds for v in r["new_visitor"].values()], 2),
+            "new_visitor_complete_s": stats([v["complete_s"] for r in rounds for v in r["new_visitor"].values()], 2)}
 
 
 def main() -> None:
     p = parser(__doc__)
-    p.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1])
+    p.add_argument("--root", type=Path, default=None, help="another checkout to time the same way (before/after)")
+    p.add_argument("--rounds", type=int, default=1, help="servers per page and checkout")
     args = p.parse_args()
     from playwright.sync_api import sync_playwright
-    out = {"environment": environment(args), "root": str(args.root), "cold_first_visit_s": {}}
+    roots = {"this": Path(__file__).resolve().parents[1]}
+    if args.root:
+        roots["other"] = args.root.resolve()
+    out = {"environment": environment(args), "roots": {k: str(v) for k, v in roots.items()},
+           "note": __doc__.split("\n\n", 1)[1], "visits": {k: {} for k in roots}}
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        for name, path in PAGES.items():
-            with serve(tempfile.mkdtemp(prefix="archscope-bench-"), args.root) as url:
-                page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-                out["cold_first_visit_s"][name] = round(visit(page, url + path), 2)
-                if path == "/":
-                    out["block_shape_edit"] = shape_edit(page)
-                page.context.close()
+        out["floor"] = floor(browser, Path(tempfile.mkdtemp(prefix="archscope-floor-")))
+        for _ in range(args.rounds):
+            for first in PAGES:
+                for key, root in roots.items():       # interleaved: A and B see the same machine load
+                    out["visits"][key].setdefault(first, []).append(one_server(browser, root, first))
         browser.close()
+    out["summary"] = {k: summary([r for rs in v.values() for r in rs]) for k, v in out["visits"].items()}
     emit(out)
 
 

@@ -69,8 +69,9 @@ def compare_section(all_runs: list[runs.Run]) -> None:
     failure_reasons(shown)
     by_id = {r.id: r for r in shown}
     chosen = st.multiselect("Overlay curves of", list(by_id), default=tracker.default_overlay(shown),
-                            key="runs.overlay", format_func=lambda i: by_id[i].label(), bind="query-params",
-                            help="Opens with the best finished runs (highest val top-1).")
+                            key="runs.overlay", format_func=lambda i: by_id[i].chip(), bind="query-params",
+                            help="Opens with the best finished runs (highest val top-1). Each run is its id and name "
+                                 "here; the legends and the table give the rest.")
     cols = st.columns([2, 1, 2])
     smoothing = cols[0].slider("Smoothing (EMA, as TensorBoard)", 0.0, 0.99, 0.6, 0.01, key="runs.smooth",
                                bind="query-params", help="Smooths the train loss; the raw curve stays faint behind.")

@@ -1,8 +1,6 @@
 """Transfer learning: a dataset in, a plan from the lecture's tables, a background fine-tune, watched live."""
 from __future__ import annotations
 
-import importlib
-import threading
 import time
 
 import pandas as pd
@@ -28,18 +26,6 @@ from pages._widgets import chart, current_settings, derived, route_through_app, 
 
 route_through_app()
 
-
-@st.cache_resource(show_spinner=False)
-def warm_timm() -> threading.Thread:
-    """Starts importing timm (about 1.8 s with torch._dynamo) in the background, once per server, while the data
-    section below mostly waits on PIL and the disk; the plan section needs timm next. On a cold first visit
-    this overlap saved about 1.6 s of 4.5 s here."""
-    thread = threading.Thread(target=importlib.import_module, args=("timm",), name="archscope-warm-timm", daemon=True)
-    thread.start()
-    return thread
-
-
-warm_timm()
 
 UPLOAD_CAP_MB = int(st.get_option("server.maxUploadSize"))
 

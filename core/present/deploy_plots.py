@@ -20,18 +20,23 @@ def deploy_latency(table: pd.DataFrame, budget_ms: float) -> go.Figure:
     fig = go.Figure()
     ok = table[table["median ms"].notna()]
     others = 0
+    # a model's runtimes sit at the same MACs, often a few ms apart: its name is written once, beside its slowest
+    # server runtime (the top point); every point names it on hover
+    server = ok[ok["runtime"].isin(list(RUNTIME_COLOURS))]
+    named = set(server.groupby("target")["median ms"].idxmax()) if len(server) else set()
     for runtime, part in ok.groupby("runtime", sort=False):
         known = runtime in RUNTIME_COLOURS          # else a browser ("device · setup · precision"): a diamond each
         colour = RUNTIME_COLOURS.get(runtime) or style.RUNS[others % len(style.RUNS)]
         others += not known
-        # the server's points carry the model's name; a browser's, stacked at the same MACs, only on hover
         fig.add_scatter(x=part["MACs"], y=part["median ms"], mode="markers+text" if known else "markers",
-                        name=plot_text(runtime),
-                        text=[plot_text(t) for t in part["target"]], textposition="middle right",
+                        name=plot_text(runtime), customdata=[plot_text(t) for t in part["target"]],
+                        text=[plot_text(t) if i in named else "" for i, t in zip(part.index, part["target"])],
+                        textposition="middle right",
                         marker=dict(size=11, color=colour, symbol="circle" if known else "diamond"),
                         error_y=dict(type="data", symmetric=False, array=part["p90 ms"] - part["median ms"],
                                      arrayminus=part["median ms"] - part["p10 ms"], thickness=1),
-                        hovertemplate="%{text}<br>%{x:.3s} MACs · %{y:.2f} ms<extra>" + plot_text(runtime) + "</extra>")
+                        hovertemplate="%{customdata}<br>%{x:.3s} MACs · %{y:.2f} ms<extra>" + plot_text(runtime)
+                        + "</extra>")
     if len(ok):
         lo, hi = float(ok["MACs"].min()) / 2, float(ok["MACs"].max()) * 2
         fig.add_scatter(x=[lo, hi], y=[budget_ms, budget_ms], mode="lines", name=f"{budget_ms:g} ms real-time budget",

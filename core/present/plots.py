@@ -2,6 +2,8 @@
 data frames, no Streamlit."""
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -126,6 +128,15 @@ def scaling(frame: pd.DataFrame, official: pd.DataFrame) -> go.Figure:
         fig.add_scatter(x=official["phi (fit)"], y=official["MAC ratio"], mode="markers+text",
                         text=official["model"], textposition="bottom right", name="official B0-B7 (timm)",
                         marker=dict(symbol="diamond", size=10))
+    # room for the "bottom right" labels inside the plot (B0's under the lowest point, B7's right of the last)
+    ys = pd.concat([frame["predicted cost ratio"], frame["measured MAC ratio"],
+                    official["MAC ratio"] if not official.empty else pd.Series(dtype=float)]).dropna()
+    xs = pd.concat([frame["phi"], official["phi (fit)"] if not official.empty else pd.Series(dtype=float)]).dropna()
+    ys, xs = ys[ys > 0], xs
+    if len(ys) and len(xs):
+        lo, hi = math.log10(ys.min()), math.log10(ys.max())
+        fig.update_yaxes(range=[lo - 0.25, hi + 0.12])
+        fig.update_xaxes(range=[xs.min() - 0.3, xs.max() + 0.3 + 0.12 * (xs.max() - xs.min())])
     fig.update_yaxes(type="log", title_text="compute relative to B0 (log scale)")
     fig.update_xaxes(title_text="φ")
     fig.update_layout(height=420, margin=dict(t=30, b=10), legend=dict(orientation="h", y=1.1))
@@ -136,6 +147,20 @@ KIND_COLOURS = style.KIND
 
 
 LEVEL_DASH = {"L1": "dot", "L2": "dashdot", "L3": "dash"}
+
+
+LABEL_GAP = 1.6      # on the roofline's log y axis, a line of text spans about this factor at the heights drawn
+
+
+def _label_groups(ceilings: "list[tuple[str, float]]") -> "list[list[tuple[str, float]]]":
+    """Ceilings sorted by bandwidth, in runs whose neighbours are within ``LABEL_GAP`` of each other."""
+    groups: list[list[tuple[str, float]]] = []
+    for name, gbs in ceilings:
+        if groups and gbs < groups[-1][-1][1] * LABEL_GAP:
+            groups[-1].append((name, gbs))
+        else:
+            groups.append([(name, gbs)])
+    return groups
 
 
 def roofline(frames: "dict[str, pd.DataFrame]", peak_gflops: float, bandwidth_gbs: float,
@@ -167,12 +192,15 @@ def roofline(frames: "dict[str, pd.DataFrame]", peak_gflops: float, bandwidth_gb
                     name=f"ridge {ridge:.1f} FLOP/B ({dram})", hoverinfo="skip")
     fig.add_scatter(x=[lo, hi], y=[peak_gflops, peak_gflops], mode="text", showlegend=False, hoverinfo="skip",
                     text=["", f"peak {peak_gflops:,.0f} GFLOP/s (GEMM)"], textposition="top left")
-    # the ceilings' labels inside the plot, right of the left edge, each on its own line (legend has them too)
-    for name, gbs in [(dram, bandwidth_gbs), *roofs]:
-        x = lo * 2
+    # the ceilings' labels inside the plot, right of the left edge, each on its own line (legend has them too);
+    # ceilings closer than LABEL_GAP share one label, which would otherwise sit on the other's text
+    x = lo * 2
+    for group in _label_groups(sorted([(dram, bandwidth_gbs), *roofs], key=lambda r: r[1])):
+        gbs = group[-1][1]
         if gbs * x < peak_gflops / 1.5:
             fig.add_scatter(x=[x], y=[gbs * x], mode="text", showlegend=False, hoverinfo="skip",
-                            text=[f"{name} {gbs:,.1f} GB/s"], textposition="top right", cliponaxis=False)
+                            text=[" · ".join(f"{n} {g:,.1f}" for n, g in group) + " GB/s"], textposition="top right",
+                            cliponaxis=False)
     shown_kinds: set[str] = set()
     for (label, f), symbol in zip(frames.items(), symbols):
         f = f[f["MACs"] > 0]

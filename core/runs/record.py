@@ -84,6 +84,8 @@ def max_runs() -> int:
 STATUS_WORDS = {"cancelled": "stopped"}      # how a status reads on a page, where it differs from the store's
 
 
+CHIP_CHARS = 28       # what a multiselect chip shows whole at 390 px, beside its remove button
+
 @dataclass(frozen=True)
 class Run:
     id: int
@@ -126,6 +128,12 @@ class Run:
         name = self.name or default_name(self.config)
         extra = [str(v) for v in (self.config.get("recipe"), self.config.get("model")) if v and str(v) not in name]
         return " · ".join([name, *extra, top1, f"#{self.id}"])
+
+    def chip(self, width: int = CHIP_CHARS) -> str:
+        """The run in a picker's chip, which a phone's screen cuts at about 30 characters: the id first, then the
+        name, shortened with an ellipsis of its own (the table, legends and hover give the whole label)."""
+        text = f"#{self.id} {self.name or default_name(self.config)}"
+        return text if len(text) <= width else text[:width - 1].rstrip() + "…"
 
 
     def short_label(self, max_chars: int = 48) -> str:

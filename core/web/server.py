@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from core.deploy.browser import BENCH_DIR, CONTENT_TYPES, ISOLATION_HEADERS, ORT_DIR, bench_root
+from core.web import preload
 
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 BENCH_ID = re.compile(r"[0-9a-f]{16}")
@@ -189,11 +190,11 @@ def routes() -> list[Any]:
 
 
 def middleware(address: str, port: int) -> list[Any]:
-    """The isolation headers, and the token guard when a server bound to ``address`` asks for a token (announced
-    once, with ``port`` in the link)."""
+    """The isolation headers, the preload's request watch, and the token guard when a server bound to ``address``
+    asks for a token (announced once, with ``port`` in the link)."""
     from starlette.middleware import Middleware
     token = access_token(address)
-    out = [Middleware(CrossOriginIsolation)]
+    out = [Middleware(CrossOriginIsolation), Middleware(preload.HoldWhileLoading)]
     if token:
         if not is_loopback(address):
             announce(phone_url(address, port, token))

@@ -26,7 +26,7 @@ def test_filters_overlay_and_curve_controls(two_runs):
     names = set(table.data["name"]) if hasattr(table, "data") else set(table["name"])
     assert "top B" in names and "probe A" not in names
     overlay = at.multiselect(key="runs.overlay")
-    assert overlay.value[0] == top.id and overlay.format_func(top.id) == top.label()
+    assert overlay.value[0] == top.id and overlay.format_func(top.id) == f"#{top.id} top B" == top.chip()
     fig = at.get("plotly_chart")[0].proto.spec
     assert style.run_colour(top.id) in fig and '"dash":"dash"' in fig.replace(" ", "")   # val dashed, run's colour
     at.slider(key="runs.smooth").set_value(0.9).run()

@@ -1,6 +1,6 @@
 """Issue 21 in real Chromium: every page and tab at a phone's 390 x 844 over a week of use (screenshots kept in
-$ARCHSCOPE_SCREENSHOTS when set), with no exception, nothing wider than the screen and no chart title on top of
-an axis title or legend; and the recommender updating in place when its own measuring job ends."""
+$ARCHSCOPE_SCREENSHOTS when set), with no exception, nothing wider than the screen, no chart title on top of
+an axis title or legend, and no text clipped (cut by its box, outside its chart or plot area, labels on labels); and the recommender updating in place when its own measuring job ends."""
 import os
 import re
 from pathlib import Path
@@ -43,6 +43,47 @@ TOOLBAR_CLASH = """plot => {
     .filter(([, s]) => Math.min(r.right, s.right) - Math.max(r.left, s.left) > 1
                     && Math.min(r.bottom, s.bottom) - Math.max(r.top, s.top) > 1).map(([t]) => t);
 }"""
+# text that does not show whole: an HTML element cut by its own box (overflow hidden or an ellipsis), a chart's
+# text outside its chart, a point or bar label outside the plot area that clips it, and point labels on each other
+CLIPPED = """() => {
+  const out = [], inside = (r, box) => r.left >= box.left - 1 && r.right <= box.right + 1
+                                        && r.top >= box.top - 1 && r.bottom <= box.bottom + 1;
+  const name = e => (e.textContent || '').trim().slice(0, 40);
+  for (const e of document.querySelectorAll("[data-testid='stMain'] *")) {
+    if (!e.offsetParent || !e.childNodes.length || e.closest('.js-plotly-plot, [data-testid="stDataFrame"]')) continue;
+    if (![...e.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) continue;
+    const cs = getComputedStyle(e);
+    const cut = cs.textOverflow === 'ellipsis' || ['hidden', 'clip'].includes(cs.overflowX);
+    if (cut && e.scrollWidth > e.clientWidth + 1) out.push('text cut: ' + name(e));
+  }
+  for (const plot of document.querySelectorAll('.js-plotly-plot')) {
+    const svg = plot.querySelector('.main-svg');
+    if (!svg || !svg.getBoundingClientRect().width) continue;
+    const whole = svg.getBoundingClientRect();
+    for (const t of plot.querySelectorAll('.gtitle, .xtitle, .ytitle, .legendtext, .annotation-text, .xtick text, '
+                                            + '.ytick text, .textpoint text, .bartext')) {
+      const r = t.getBoundingClientRect();
+      if (r.width && !inside(r, whole)) out.push('outside its chart: ' + name(t));
+    }
+    for (const sub of plot.querySelectorAll('.cartesianlayer > .subplot')) {
+      const id = [...sub.classList].find(c => c !== 'subplot');
+      const drag = plot.querySelector('.draglayer .' + id + ' .nsewdrag');
+      if (!drag) continue;
+      const area = drag.getBoundingClientRect();
+      const labels = [...sub.querySelectorAll('.textpoint text, .bartext')].filter(t => t.textContent.trim()
+        && t.closest('[clip-path]') && t.getBoundingClientRect().width);
+      for (const t of labels) if (!inside(t.getBoundingClientRect(), area)) out.push('clipped by the plot: ' + name(t));
+      const boxes = [...sub.querySelectorAll('.textpoint text')].map(t => [name(t), t.getBoundingClientRect()])
+        .filter(([, r]) => r.width);
+      for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+        const [a, r] = boxes[i], [b, q] = boxes[j];
+        if (Math.min(r.right, q.right) - Math.max(r.left, q.left) > 2
+            && Math.min(r.bottom, q.bottom) - Math.max(r.top, q.top) > 2) out.push('labels overlap: ' + a + ' / ' + b);
+      }
+    }
+  }
+  return out;
+}"""
 WIDEST = """() => Math.max(document.querySelector("[data-testid='stMain']").scrollWidth,
   ...[...document.querySelectorAll('.js-plotly-plot')].map(p => p.getBoundingClientRect().right))"""
 
@@ -71,6 +112,7 @@ def test_at_desktop_width_the_toolbar_never_covers_a_title(browser, week_url, pa
     page.wait_for_timeout(1500)
     toolbar_clear(page)
     assert page.evaluate(OVERLAPS) == [] and page.locator("[data-testid='stException']").count() == 0
+    assert page.evaluate(CLIPPED) == []
     context.close()
 
 
@@ -89,6 +131,7 @@ def test_every_page_reads_at_phone_width(browser, week_url, path, tmp_path):
     assert page.locator("[data-testid='stException']").count() == 0
     assert page.evaluate(WIDEST) <= PHONE["width"] + 1, "something is wider than the phone's screen"
     assert page.evaluate(OVERLAPS) == []
+    assert page.evaluate(CLIPPED) == [], "text that does not show whole"
     toolbar_clear(page)
     context.close()
 

@@ -231,3 +231,21 @@ def test_an_int8_model_with_no_int8_node_is_labelled_and_left_out_of_every_compa
     bad = frame[frame["runtime"] == "ONNX Runtime int8"].iloc[0]
     assert bad["status"].startswith("not quantized") and np.isnan(bad["median ms"])
     assert report.fits(frame, 30.0).query("runtime == 'ONNX Runtime int8'").empty
+
+
+def test_each_model_is_named_once_on_the_deployment_chart_beside_its_slowest_server_runtime():
+    """Three runtimes of one model sit at the same MACs a few ms apart: one label each model, the rest on hover."""
+    import pandas as pd
+
+    from core.present import deploy_plots
+    rows = [("mobilenetv3_small_100", 56e6, rt, ms) for rt, ms in
+            (("PyTorch eager", 6.0), ("ONNX Runtime fp32", 2.6), ("ONNX Runtime int8", 3.1))]
+    rows += [("resnet50", 4.1e9, "PyTorch eager", 61.0), ("resnet50", 4.1e9, "ONNX Runtime fp32", 48.0),
+             ("resnet50", 4.1e9, "my phone · wasm-1 · fp32", 300.0)]
+    table = pd.DataFrame([{"target": t, "MACs": m, "runtime": r, "median ms": ms, "p10 ms": ms * 0.9,
+                           "p90 ms": ms * 1.1} for t, m, r, ms in rows])
+    fig = deploy_plots.deploy_latency(table, 30.0)
+    shown = [(trace.name, text) for trace in fig.data if trace.text is not None for text in trace.text if text]
+    assert sorted(shown) == [("PyTorch eager", "mobilenetv3_small_100"), ("PyTorch eager", "resnet50")]
+    hover = {c for trace in fig.data if trace.customdata is not None for c in trace.customdata}
+    assert hover == {"mobilenetv3_small_100", "resnet50"}

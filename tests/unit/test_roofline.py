@@ -224,3 +224,20 @@ def test_a_levels_probes_lie_between_the_level_below_and_its_own_fill():
     assert rl._level_probes(4 * 2**20, 6 * 2**20) == [6 * 2**20]                      # a narrow span: one probe
     probes = rl._level_probes(4 * 2**20, 120 * 2**20)
     assert probes[0] == 8 * 2**20 and probes[-1] == 120 * 2**20 and probes == sorted(probes)
+
+
+def test_ceilings_close_together_share_one_label_on_the_chart():
+    """L1 and L2 measured at 125 and 128 GB/s would print their labels on each other: they share one."""
+    import pandas as pd
+
+    from core.present import plots
+    levels = [{"name": "L1", "gbs": 125.4}, {"name": "L2", "gbs": 128.0}, {"name": "L3", "gbs": 55.0},
+              {"name": "DRAM", "gbs": 22.9}]
+    assert plots._label_groups([("DRAM", 22.9), ("L3", 55.0), ("L1", 125.4), ("L2", 128.0)]) == [
+        [("DRAM", 22.9)], [("L3", 55.0)], [("L1", 125.4), ("L2", 128.0)]]
+    frame = pd.DataFrame({"intensity FLOP/B": [0.5, 20.0], "GFLOP/s": [5.0, 80.0], "MACs": [10, 20],
+                          "layer": ["a", "b"], "kind": ["conv", "conv"], "bytes": [1, 2], "alone ms": [0.1, 0.2],
+                          "GB/s": [10.0, 4.0], "efficiency": [0.1, 0.2], "bound": ["memory", "compute"]})
+    fig = plots.roofline({"block": frame}, 300.0, 22.9, levels)
+    labels = [t.text[0] for t in fig.data if t.mode == "text" and t.text and "GB/s" in t.text[0]]
+    assert labels == ["DRAM 22.9 GB/s", "L3 55.0 GB/s", "L1 125.4 · L2 128.0 GB/s"]

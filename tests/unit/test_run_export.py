@@ -175,3 +175,13 @@ def test_the_cli_exports_and_refuses_in_one_line(probe, capsys):
     assert all(p.startswith(f"  {folder}/") for p in paths)
     assert runs_cli(["export", "999999"]) == 2
     assert capsys.readouterr().err.strip() == "error: there is no run 999999"
+
+
+def test_a_run_in_a_picker_chip_keeps_its_id_and_fits_a_phone():
+    from core.runs.record import CHIP_CHARS, Run
+    base = dict(status="done", config={"recipe": "linear_probe", "model": "efficientnet_lite0"}, result={},
+                created=0.0, pid=None, device="cpu", run_dir="", started=None, updated=None, finished=None, error="",
+                cancel=False)
+    long = Run(id=7, name="freezing-depth #3: linear_probe · efficientnet_lite0", **base)
+    assert long.chip() == "#7 freezing-depth #3: linea…" and len(long.chip()) == CHIP_CHARS
+    assert Run(id=12, name="top layers", **base).chip() == "#12 top layers"
