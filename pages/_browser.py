@@ -159,7 +159,11 @@ def device_frame(rows: list[dict[str, Any]], budget_ms: float) -> pd.DataFrame:
     out = []
     for r in rows:
         row, dev, parity = r["row"], r["device"], r["row"].get("parity") or {}
+        gpu = dev.get("webgpu_adapter") or {}
         out.append({"device": dev.get("label"), "model": f"{r['label']} @{r['resolution']}", "setup": r["setup"],
+                    "WebGPU adapter": " ".join(v for v in (gpu.get("vendor"), gpu.get("architecture"),
+                                                           gpu.get("description")) if v)
+                    + (" (software fallback)" if gpu.get("fallback") else ""),
                     "threads": r["threads"], "precision": r["precision"],
                     "cross-origin isolated": bool(dev.get("cross_origin_isolated")),
                     "median ms": row.get("p50_ms"), "p10 ms": row.get("p10_ms"), "p90 ms": row.get("p90_ms"),

@@ -1,15 +1,29 @@
-// Archscope's browser bench: one ONNX model per precision, run by onnxruntime-web (WASM) in this page, with the
-// parity check before any latency. One page load measures one setup: ONNX Runtime Web fixes its WASM thread count
-// when the runtime starts, so wasm-1 and wasm-N are two loads of this module (bench.html?setup=...).
+// Archscope's browser bench: one ONNX model per precision, run by onnxruntime-web in this page, with the parity
+// check before any latency. One page load measures one setup: ONNX Runtime Web fixes its WASM thread count when
+// the runtime starts, so wasm-1, wasm-N and webgpu are three loads of this module (bench.html?setup=...).
+// wasm-1 and wasm-N load the WASM-only build (ort.wasm.min.mjs); webgpu loads the WebGPU build
+// (ort.webgpu.min.mjs), fp32 only: ONNX Runtime Web's WebGPU int8 is known to give wrong results.
 //
 // Protocol, per precision:
 //   cold start = download of the .onnx + session creation + the first run, each kept apart;
 //   parity     = the 32 real inputs of core/deploy (float32, little-endian, N x C x H x W) against PyTorch eager's
 //                logits: the max abs difference and the top-1 agreement. fp32 over the tolerance: no latency;
 //   latency    = warm runs of input 0 until maxRuns or maxSeconds, whichever is first: p10, p50, p90 (ms).
-import * as ort from "../ort/ort.wasm.min.mjs";
-
 export const ORT_VERSION = "1.30.0";
+export const WEBGPU_INT8 = "not run on WebGPU: ONNX Runtime Web's WebGPU int8 is known to give wrong results " +
+                           "(fp32 only here)";
+
+// the adapter WebGPU gives this page, or why there is none (a sentence)
+async function webgpuAdapter() {
+  if (!self.isSecureContext) return { why: "WebGPU needs a secure context (HTTPS, or localhost); this page is not one" };
+  if (!navigator.gpu) return { why: "this browser has no WebGPU (navigator.gpu is missing)" };
+  let adapter = null;
+  try { adapter = await navigator.gpu.requestAdapter(); } catch (err) { return { why: "requestAdapter failed: " + err }; }
+  if (!adapter) return { why: "this browser gives no WebGPU adapter (no usable GPU, or WebGPU is switched off)" };
+  const info = adapter.info || {};
+  return { adapter: { vendor: info.vendor || "", architecture: info.architecture || "", device: info.device || "",
+                      description: info.description || "", fallback: adapter.isFallbackAdapter === true } };
+}
 
 function quantile(sorted, q) {
   if (!sorted.length) return null;
@@ -40,8 +54,15 @@ export function device() {
 //       progress(text, fraction) is called as it goes.
 export async function run(cfg, progress = () => {}) {
   const info = device();
-  const wanted = cfg.setup === "wasm-1" ? 1 : Math.max(1, Math.min(info.hardware_concurrency || 1, cfg.maxThreads || 8));
+  const gpu = cfg.setup === "webgpu";
+  // webgpu: one WASM thread for whatever the GPU does not run (shape ops, the odd kernel)
+  const wanted = cfg.setup === "wasm-N" ? Math.max(1, Math.min(info.hardware_concurrency || 1, cfg.maxThreads || 8)) : 1;
   const out = { setup: cfg.setup, ort_version: ORT_VERSION, ...info, threads: wanted, results: [] };
+  if (gpu) {
+    const found = await webgpuAdapter();
+    if (!found.adapter) { out.error = found.why; return out; }
+    out.webgpu_adapter = found.adapter;
+  }
   if (cfg.setup === "wasm-N" && !info.cross_origin_isolated) {
     out.error = "wasm-N needs a cross-origin isolated page (COOP same-origin + COEP require-corp); this one is not, " +
                 "so the browser allows one WASM thread";
@@ -51,6 +72,7 @@ export async function run(cfg, progress = () => {}) {
     out.error = "wasm-N needs at least 2 cores; this browser reports " + (info.hardware_concurrency || 1);
     return out;
   }
+  const ort = gpu ? await import("../ort/ort.webgpu.min.mjs") : await import("../ort/ort.wasm.min.mjs");
   ort.env.wasm.numThreads = wanted;
   ort.env.wasm.wasmPaths = cfg.ortBase || new URL("../ort/", import.meta.url).href;
   ort.env.logLevel = "error";
@@ -66,6 +88,7 @@ export async function run(cfg, progress = () => {}) {
     const step = (text, f) => progress(`${precision}: ${text}`, (pi + f) / precisions.length);
     const row = { precision };
     out.results.push(row);
+    if (gpu && precision !== "fp32") { row.error = WEBGPU_INT8; continue; }
     try {
       step("downloading the model", 0);
       let t = performance.now();
@@ -76,7 +99,7 @@ export async function run(cfg, progress = () => {}) {
       row.model_bytes = bytes.byteLength;
       step("creating the session", 0.05);
       t = performance.now();
-      const session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"],
+      const session = await ort.InferenceSession.create(bytes, { executionProviders: [gpu ? "webgpu" : "wasm"],
                                                                  graphOptimizationLevel: "all" });
       row.session_ms = performance.now() - t;
       const name = session.inputNames[0];

@@ -4,11 +4,12 @@ runtime (median latency, speed-up against eager with its interval, parity, size)
 object (to a file, or ``-`` for stdout instead of the table): per runtime the median, p10 and p90 latency, the
 speed-up against eager with its interval, the prepare seconds, the size and the parity, with the quantization
 config and the environment. An unknown model or runtime is one line on stderr and exit 2.
-``python -m core.deploy browser MODEL [--resolution R] [--precision fp32,int8] [--setups wasm-1,wasm-N]
-[--browser PATH] [--json OUT|-]`` runs the model's ONNX in a headless browser's onnxruntime-web (served here,
-cross-origin isolated, on a loopback port), with the parity check first, times native ONNX Runtime at the same
-thread counts in the same call, stores each browser result like a visitor's, and prints a short table (``--json``:
-per setup p50/p10/p90, runs, threads, cross_origin_isolated, cold start, parity, native median and the ratio).
+``python -m core.deploy browser MODEL [--resolution R] [--precision fp32,int8] [--setups wasm-1,wasm-N,webgpu]
+[--browser PATH] [--webgpu off|software] [--json OUT|-]`` runs the model's ONNX in a headless browser's
+onnxruntime-web (served here, cross-origin isolated, on a loopback port), with the parity check first, times native
+ONNX Runtime at the same thread counts in the same call, stores each browser result like a visitor's, and prints a
+short table (``--json``: per setup p50/p10/p90, runs, threads, cross_origin_isolated, cold start, parity, native
+median and the ratio; the WebGPU adapter for webgpu).
 ``python -m core.deploy export ...`` (a fine-tuned run to ONNX) is now ``python -m core.runs export ...`` and is
 forwarded there."""
 from __future__ import annotations
@@ -37,8 +38,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     b.add_argument("model", help="a timm architecture, e.g. mobilenetv3_small_100")
     b.add_argument("--resolution", type=int, default=None, help="input size in px (default: the model's own)")
     b.add_argument("--precision", default="fp32,int8", help="comma-separated: fp32, int8")
-    b.add_argument("--setups", default="wasm-1,wasm-N", help="comma-separated: wasm-1, wasm-N")
+    b.add_argument("--setups", default="wasm-1,wasm-N", help="comma-separated: wasm-1, wasm-N, webgpu")
     b.add_argument("--browser", default=None, help="the browser to drive (default: /usr/bin/chromium)")
+    b.add_argument("--webgpu", choices=["off", "software"], default="off",
+                   help="the headless browser's WebGPU: off (no adapter, as on a machine without a GPU) or software "
+                        "(Chromium's SwiftShader adapter on the CPU: checks the WebGPU path and its parity; its "
+                        "times are an emulation, not a GPU's)")
     b.add_argument("--json", default=None, metavar="OUT", help="the whole result as JSON: to this file, or - for "
                    "stdout instead of the table")
     sub.add_parser("export", help="now `python -m core.runs export RUN_ID` (forwarded there)")
@@ -91,7 +96,7 @@ def browser_main(args: argparse.Namespace, step) -> int:
         args.threads, args.compile_timeout, args.max_time = 1, 1.0, 1.0         # checked by the shared rule
         check_arguments(args)
         target = Target.model(args.model, args.resolution)
-        result = browser.measure(target, precisions, setups, args.browser, step=step)
+        result = browser.measure(target, precisions, setups, args.browser, step=step, webgpu=args.webgpu)
     except (ValueError, BackboneError, BudgetError, DeployError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

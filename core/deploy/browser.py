@@ -48,6 +48,11 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--no-first-run", "--disable-quic"]
+# Chromium with WebGPU on its software adapter (SwiftShader, on the CPU): the WebGPU path and its parity can be
+# checked on a machine without a GPU; its times are an emulation's
+SOFTWARE_WEBGPU_FLAGS = [f for f in CHROMIUM_FLAGS if f != "--disable-gpu"] + [
+    "--enable-unsafe-webgpu", "--enable-unsafe-swiftshader", "--use-angle=swiftshader",
+    "--use-webgpu-adapter=swiftshader"]
 CONTENT_TYPES = {".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "application/wasm",
                  ".html": "text/html; charset=utf-8", ".json": "application/json", ".onnx": "application/octet-stream",
                  ".f32": "application/octet-stream"}
@@ -241,7 +246,7 @@ def browser_path(path: str | None) -> str:
 
 
 def drive(url: str, setups: tuple[str, ...], browser: str | None = None, timeout_s: float = 600.0,
-          step: Callable[[str], Any] = lambda _: None) -> list[dict[str, Any]]:
+          step: Callable[[str], Any] = lambda _: None, webgpu: str = "off") -> list[dict[str, Any]]:
     """One page load per setup in a headless browser; returns what each page left in ``window.__result``. It runs
     in a thread of its own: Playwright's sync API refuses a thread whose asyncio loop is running (a caller's)."""
     exe = browser_path(browser)
@@ -249,7 +254,7 @@ def drive(url: str, setups: tuple[str, ...], browser: str | None = None, timeout
 
     def work() -> None:
         try:
-            box["out"] = _drive(url, setups, exe, timeout_s, step)
+            box["out"] = _drive(url, setups, exe, timeout_s, step, webgpu)
         except BaseException as err:  # noqa: BLE001  handed back to the caller's thread
             box["err"] = err
     thread = threading.Thread(target=work, name="bench-browser", daemon=True)
@@ -261,12 +266,13 @@ def drive(url: str, setups: tuple[str, ...], browser: str | None = None, timeout
 
 
 def _drive(url: str, setups: tuple[str, ...], exe: str, timeout_s: float,
-           step: Callable[[str], Any]) -> list[dict[str, Any]]:
+           step: Callable[[str], Any], webgpu: str = "off") -> list[dict[str, Any]]:
     from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
     out = []
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=exe, args=CHROMIUM_FLAGS, headless=True)
+        flags = SOFTWARE_WEBGPU_FLAGS if webgpu == "software" else CHROMIUM_FLAGS
+        b = pw.chromium.launch(executable_path=exe, args=flags, headless=True)
         try:
             for setup in setups:
                 page = b.new_page()
@@ -289,7 +295,7 @@ def _drive(url: str, setups: tuple[str, ...], exe: str, timeout_s: float,
 
 def measure(target: Any, precisions: tuple[str, ...] = PRECISIONS, setups: tuple[str, ...] = SETUPS,
             browser: str | None = None, workdir: Path | None = None, keep: bool = True,
-            step: Callable[[str], Any] = lambda _: None) -> dict[str, Any]:
+            step: Callable[[str], Any] = lambda _: None, webgpu: str = "off") -> dict[str, Any]:
     """The target in a headless browser on each setup, native ONNX Runtime at the same thread counts, the ratios;
     each valid result is stored (``keep``). Returns one JSON-ready object."""
     from core.deploy.measure import inside_data_dir
@@ -301,7 +307,7 @@ def measure(target: Any, precisions: tuple[str, ...] = PRECISIONS, setups: tuple
     with (inside_data_dir() if workdir is None else _given(workdir)) as work:
         bench = prepare(target, precisions, work / "bench", step)
         with serve(bench.folder) as url:
-            pages = drive(url, setups, browser, step=step)
+            pages = drive(url, setups, browser, step=step, webgpu=webgpu)
         out: dict[str, Any] = {"target": bench.target_key, "label": bench.label, "resolution": bench.resolution,
                                "batch": 1, "macs": bench.macs, "ort_web_version": ORT_WEB_VERSION,
                                "server_parity": bench.server_parity, "quantization": bench.detail.get("int8")}
@@ -326,6 +332,8 @@ def record(bench: Bench, pages: list[Any], keep: bool = True, label: str | None 
         threads = result["threads"] or 1
         entry: dict[str, Any] = {k: result[k] for k in ("threads", "cross_origin_isolated", "hardware_concurrency",
                                                           "user_agent", "error")}
+        if "webgpu_adapter" in result:
+            entry["webgpu_adapter"] = result["webgpu_adapter"]
         entry["device"] = parse_user_agent(result["user_agent"])
         entry["precisions"] = {}
         natives: dict[str, dict[str, Any]] = {}

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 ORT_WEB_VERSION = "1.30.0"
-SETUPS = ("wasm-1", "wasm-N")
+SETUPS = ("wasm-1", "wasm-N", "webgpu")    # webgpu: fp32 only (ONNX Runtime Web's WebGPU int8 gives wrong results)
+ADAPTER_FIELDS = ("vendor", "architecture", "device", "description")
 PRECISIONS = ("fp32", "int8")
 MAX_RUNS = 50
 MAX_SECONDS = 20.0
@@ -80,6 +81,14 @@ def validate(payload: Any, precisions: tuple[str, ...] = PRECISIONS) -> dict[str
         "error": _text(data.get("error"), "error"),
         "results": [],
     }
+    adapter = data.get("webgpu_adapter")
+    if adapter is not None:
+        if setup != "webgpu" or not isinstance(adapter, dict):
+            raise BrowserResultError("a WebGPU adapter belongs to the webgpu setup, as an object")
+        out["webgpu_adapter"] = {**{f: _text(adapter.get(f), f"adapter {f}", 100) for f in ADAPTER_FIELDS},
+                                 "fallback": adapter.get("fallback") is True}
+    elif setup == "webgpu" and data.get("results"):
+        raise BrowserResultError("a webgpu result without its adapter")
     results = data.get("results", [])
     if not isinstance(results, list) or len(results) > len(precisions):
         raise BrowserResultError("results is not a list of one entry per precision")
@@ -108,6 +117,9 @@ def validate(payload: Any, precisions: tuple[str, ...] = PRECISIONS) -> dict[str
                 raise BrowserResultError("a latency without any run")
             if not (clean["p10_ms"] or 0) <= clean["p50_ms"] <= (clean["p90_ms"] or math.inf):
                 raise BrowserResultError("p10 ≤ p50 ≤ p90 does not hold")
+            if setup == "webgpu" and clean["precision"] != "fp32":
+                raise BrowserResultError("a WebGPU int8 latency: ONNX Runtime Web's WebGPU int8 is known to give "
+                                         "wrong results, so none is kept")
             if clean["precision"] == "fp32" and not clean.get("parity"):
                 raise BrowserResultError("an fp32 latency without its parity")
             if (clean["precision"] == "fp32" and clean["parity"]["max_abs_diff"] is not None
@@ -187,7 +199,8 @@ def save(bench: Any, result: dict[str, Any], label: str | None = None,
                    "device": {"id": device, "label": label or device_label(result),
                               **parse_user_agent(result.get("user_agent", "")),
                               **{k: result.get(k) for k in ("user_agent", "hardware_concurrency", "device_memory_gb",
-                                                            "cross_origin_isolated", "secure_context", "threads")}}}
+                                                            "cross_origin_isolated", "secure_context", "threads",
+                                                            "webgpu_adapter")}}}
         store.put_measurement(key, KIND, meta, payload)
         keys.append(key)
     return keys

@@ -80,7 +80,7 @@ def accuracy_vs_cost(frame: pd.DataFrame, x: str, x_title: str, front: "pd.Serie
     many = frame["resolution"].nunique() > 1            # then every label names its resolution: "resnet18 @160"
     labels = [f"{m} @{r}" if many else m for m, r in zip(frame["model"], frame["resolution"])]
     fig.add_scatter(x=frame[x], y=frame["top1"], mode="markers+text", text=labels, cliponaxis=False,
-                    textposition="top center", customdata=data, hovertemplate=hover, name="backbones",
+                    textposition=_inward(frame[x]), customdata=data, hovertemplate=hover, name="backbones",
                     marker=dict(size=10, color=[style.FRONTIER if f else style.ACCENT for f in front],
                                 symbol=["circle" if m else "circle-open" for m in matches]))
     pts = frame[front].sort_values(x)
@@ -90,6 +90,14 @@ def accuracy_vs_cost(frame: pd.DataFrame, x: str, x_title: str, front: "pd.Serie
     fig.update_yaxes(title_text="ImageNet-1k top-1 (%), timm published")
     fig.update_layout(height=460, margin=dict(t=30, b=10), legend=dict(orientation="h", y=1.08))
     return fig
+
+
+def _inward(xs: "pd.Series") -> list[str]:
+    """Label positions that keep the end points' labels inside a narrow chart: the rightmost point's label runs
+    left of it, the leftmost's right of it, the others centred above their point."""
+    if xs.nunique() < 2:
+        return ["top center"] * len(xs)
+    return ["top left" if v == xs.max() else "top right" if v == xs.min() else "top center" for v in xs]
 
 
 def throughput(sweeps: list[dict]) -> go.Figure:

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from core.measure import settings
+from core.present import plots
 from core.zoo import catalog, pareto
 from core.zoo import measure as zmeasure
 
@@ -108,3 +109,14 @@ def test_one_per_model_pairs_accuracy_with_cost_at_the_same_resolution():
     assert acc.set_index("model")["resolution matches"].to_dict() == {"resnet18": True, "mobilenetv3_small_100": False}
     rec = zmeasure.one_per_model(frame, "default_resolution")
     assert rec.set_index("model")["resolution"].to_dict() == {"resnet18": 224, "mobilenetv3_small_100": 96}
+
+
+def test_end_labels_of_the_accuracy_chart_run_inwards():
+    """The rightmost point's name runs left of it and the leftmost's right (at 390 px "resnet18" at the right edge
+    of the latency chart went outside the figure); one point alone stays centred."""
+    frame = pd.DataFrame({"model": ["a", "b", "c"], "tag": "", "params (M)": 1.0, "GMACs": [0.1, 1.0, 4.0],
+                          "resolution": 224, "eval_resolution": 224, "top1": [70.0, 75.0, 80.0]})
+    fig = plots.accuracy_vs_cost(frame, "GMACs", "GMACs", pd.Series([True, True, True]))
+    assert list(fig.data[0].textposition) == ["top right", "top center", "top left"]
+    one = plots.accuracy_vs_cost(frame.head(1), "GMACs", "GMACs", pd.Series([True]))
+    assert list(one.data[0].textposition) == ["top center"]

@@ -36,7 +36,10 @@ def forged(**change):
 def test_the_vendored_runtime_is_the_pinned_one_with_its_licence():
     sums = (browser.ORT_DIR / "SHA256SUMS").read_text().split("\n")
     listed = {line.split()[1]: line.split()[0] for line in sums if line.strip()}
-    assert set(listed) == {"ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm"}
+    assert set(listed) == {"ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm",
+                           "ort.webgpu.min.mjs", "ort-wasm-simd-threaded.asyncify.mjs",
+                           "ort-wasm-simd-threaded.asyncify.wasm"}
+    assert set(listed) | {"LICENSE", "README.md", "SHA256SUMS"} == {f.name for f in browser.ORT_DIR.iterdir()}
     for name, digest in listed.items():
         assert hashlib.sha256((browser.ORT_DIR / name).read_bytes()).hexdigest() == digest, name
     assert "MIT License" in (browser.ORT_DIR / "LICENSE").read_text()
@@ -51,6 +54,10 @@ def test_a_good_result_passes_and_is_rebuilt_from_known_fields_only():
     assert "extra" not in clean and "sneaky" not in clean["results"][0]
     assert results.parse_user_agent(GOOD["user_agent"]) == {"os": "Linux", "browser": "Chromium (headless)",
                                                             "browser_version": "156"}
+    gpu = results.validate(forged(setup="webgpu", webgpu_adapter={"vendor": "apple", "architecture": "metal-3",
+                                                                  "fallback": "yes", "secret": 1}))
+    assert gpu["webgpu_adapter"] == {"vendor": "apple", "architecture": "metal-3", "device": "", "description": "",
+                                     "fallback": False}
     phone = "Mozilla/5.0 (Linux; Android 14; Pixel 7) AppleWebKit/537.36 Chrome/131.0.0.0 Mobile Safari/537.36"
     assert results.parse_user_agent(phone) == {"os": "Android", "browser": "Chrome", "browser_version": "131"}
 
@@ -73,6 +80,11 @@ def test_a_good_result_passes_and_is_rebuilt_from_known_fields_only():
     ({"results": {"a": 1}}, "not a list"),
     ({"results": [GOOD["results"][0]] * 3}, "not a list"),
     ({"user_agent": "x" * 100_000}, "over the"),
+    ({"webgpu_adapter": {"vendor": "x"}}, "belongs to the webgpu setup"),
+    ({"setup": "webgpu"}, "a webgpu result without its adapter"),
+    ({"setup": "webgpu", "webgpu_adapter": "nvidia"}, "belongs to the webgpu setup"),
+    ({"setup": "webgpu", "webgpu_adapter": {"vendor": ["x"]}}, "not text"),
+    ({"setup": "webgpu", "webgpu_adapter": {"vendor": "google"}, "row_precision": "int8"}, "WebGPU int8 latency"),
 ])
 def test_a_forged_or_broken_result_is_refused_in_one_line(change, words):
     with pytest.raises(results.BrowserResultError, match=words.replace("(", r"\(")) as err:
@@ -116,8 +128,14 @@ def test_a_model_runs_in_headless_chromium_with_parity_first_and_is_stored(tmp_p
     if not Path(browser.CHROMIUM).exists():
         pytest.fail(f"{browser.CHROMIUM} is missing: install Debian's chromium")
     from core.deploy.measure import Target
-    out = browser.measure(Target.model("mobilenetv3_small_100", 64), ("fp32", "int8"), ("wasm-1", "wasm-N"))
-    one, many = out["setups"]["wasm-1"], out["setups"]["wasm-N"]
+    # with Chromium's software WebGPU adapter (SwiftShader), so the webgpu setup runs here too
+    out = browser.measure(Target.model("mobilenetv3_small_100", 64), ("fp32", "int8"), ("wasm-1", "wasm-N", "webgpu"),
+                          webgpu="software")
+    one, many, gpu = out["setups"]["wasm-1"], out["setups"]["wasm-N"], out["setups"]["webgpu"]
+    assert gpu["webgpu_adapter"]["architecture"] == "swiftshader" and gpu["threads"] == 1 and not gpu["error"]
+    gpu32, gpu8 = gpu["precisions"]["fp32"], gpu["precisions"]["int8"]
+    assert gpu32["parity"]["max_abs_diff"] <= 1e-4 and gpu32["parity"]["top1_agreement"] == 1.0 and gpu32["p50_ms"] > 0
+    assert gpu8["p50_ms"] is None and "WebGPU int8 is known to give wrong results" in gpu8["error"]
     assert one["cross_origin_isolated"] is True and one["threads"] == 1 and many["threads"] >= 2
     for entry in (one, many):
         fp32, int8 = entry["precisions"]["fp32"], entry["precisions"]["int8"]
@@ -127,8 +145,10 @@ def test_a_model_runs_in_headless_chromium_with_parity_first_and_is_stored(tmp_p
         assert fp32["native"]["threads"] == entry["threads"]
         assert int8["parity"]["top1_agreement"] is not None and int8["p50_ms"] > 0
     stored = results.stored("mobilenetv3_small_100")
-    assert {(r["precision"], r["threads"]) for r in stored} == {("fp32", 1), ("int8", 1), ("fp32", many["threads"]),
-                                                               ("int8", many["threads"])}
+    assert sorted((r["setup"], r["precision"], r["threads"]) for r in stored) == sorted([
+        ("wasm-1", "fp32", 1), ("wasm-1", "int8", 1), ("wasm-N", "fp32", many["threads"]),
+        ("wasm-N", "int8", many["threads"]), ("webgpu", "fp32", 1)])
+    assert [r["device"]["webgpu_adapter"]["architecture"] for r in stored if r["setup"] == "webgpu"] == ["swiftshader"]
 
 
 def test_a_device_is_renamed_and_forgotten(tmp_path, monkeypatch):
