@@ -192,9 +192,9 @@ def devices_section(budget_ms: float, key: str, targets: list[Target] | None = N
     for dev, part in frame.groupby("device", sort=False):
         fp32 = part[(part["precision"] == "fp32") & part["× native here"].notna()]
         if len(fp32):
-            ratios = ", ".join(f"{r['× native here']:.1f}× at {r['threads']} thread(s) ({fmt.md(r['model'])})"
-                               for _, r in fp32.iterrows())
-            st.markdown(f"**{fmt.md(dev)}**: this browser is {ratios} slower than native ONNX Runtime here (fp32).")
+            ratios = "; ".join(f"{r['× native here']:.1f}× on {r['setup']} ({fmt.md(r['model'])}, native at "
+                               f"{r['threads']} thread(s))" for _, r in fp32.iterrows())
+            st.markdown(f"**{fmt.md(dev)}**: this browser is slower than native ONNX Runtime here (fp32): {ratios}.")
     table(frame.drop(columns=["MACs"]), width="stretch")
     with st.expander("Rename or forget a device"):
         ids = {r["device"]["id"]: r["device"].get("label") for r in everything}

@@ -267,7 +267,10 @@ def deployment_tab(setting: Setting) -> None:
         return
     frame = pd.concat([f for f in (report.frame(results) if results else None, browsers) if f is not None
                        and not f.empty], ignore_index=True)
-    chart(deploy_plots.deploy_latency(frame, budget), "dep.latency")
+    phones = report.published_phone_latency()
+    chart(deploy_plots.deploy_latency(frame, budget, phones[phones["timm"].isin(models)]), "dep.latency")
+    st.caption("Grey crosses: other people's phones as published (device, runtime and precision on hover; the "
+               "tables below), at the MACs their sources state.")
     fits = report.fits(frame, budget)
     st.markdown(f"**Within {budget:g} ms on this machine**, per runtime")
     if fits.empty:

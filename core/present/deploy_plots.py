@@ -13,12 +13,26 @@ from core.present.fmt import plot_text
 RUNTIME_COLOURS = style.RUNTIME
 
 
-def deploy_latency(table: pd.DataFrame, budget_ms: float) -> go.Figure:
+def deploy_latency(table: pd.DataFrame, budget_ms: float, published: pd.DataFrame | None = None) -> go.Figure:
     """Batch-1 latency against MACs, one colour per runtime (each browser setup measured on a device is one more,
     drawn as diamonds), p10-p90 as error bars, log-log, with the real-time budget as a line: which models fit it
-    in which runtime."""
+    in which runtime. ``published`` (rows of ``assets/phone_latency.csv``: timm, macs_m, latency_ms, device,
+    runtime, precision, threads) adds other people's phones as grey crosses at the MACs their sources state."""
     fig = go.Figure()
     ok = table[table["median ms"].notna()]
+    phones = published if published is not None and len(published) else None
+    if phones is not None:
+        fig.add_scatter(x=phones["macs_m"] * 1e6, y=phones["latency_ms"], mode="markers", name="published phones",
+                        marker=dict(size=10, symbol="x-thin", line=dict(width=2, color=style.PUBLISHED)),
+                        customdata=[f"{plot_text(r.timm)}: {plot_text(r.device)}, {plot_text(r.runtime)} "
+                                    f"{plot_text(r.precision)}, threads {plot_text(r.threads)}"
+                                    for r in phones.itertuples()],
+                        hovertemplate="%{customdata}<br>%{x:.3s} MACs (as published) · %{y:.1f} ms<extra>"
+                                      "published</extra>")
+        ok_x = [*ok["MACs"], *(phones["macs_m"] * 1e6)]
+        ok_y = [*ok["p10 ms"], *ok["p90 ms"], *phones["latency_ms"]]
+    else:
+        ok_x, ok_y = list(ok["MACs"]), [*ok["p10 ms"], *ok["p90 ms"]]
     others = 0
     # a model's runtimes sit at the same MACs, often a few ms apart: its name is written once, beside its slowest
     # server runtime (the top point); every point names it on hover
@@ -37,12 +51,11 @@ def deploy_latency(table: pd.DataFrame, budget_ms: float) -> go.Figure:
                                      arrayminus=part["median ms"] - part["p10 ms"], thickness=1),
                         hovertemplate="%{customdata}<br>%{x:.3s} MACs · %{y:.2f} ms<extra>" + plot_text(runtime)
                         + "</extra>")
-    if len(ok):
-        lo, hi = float(ok["MACs"].min()) / 2, float(ok["MACs"].max()) * 2
+    if ok_x:
+        lo, hi = float(min(ok_x)) / 2, float(max(ok_x)) * 2
         fig.add_scatter(x=[lo, hi], y=[budget_ms, budget_ms], mode="lines", name=f"{budget_ms:g} ms real-time budget",
                         line=dict(color="#333", dash="dash"), hoverinfo="skip")
-    if len(ok):
-        ys = [*ok["p10 ms"], *ok["p90 ms"], budget_ms]
+        ys = [*ok_y, budget_ms]
         y_ticks, x_ticks = style.ticks(min(ys), max(ys)), style.ticks(lo, hi)
         fig.update_yaxes(tickvals=y_ticks, ticktext=[style.label(t) for t in y_ticks],
                          range=[math.log10(y_ticks[0]) - 0.05, math.log10(y_ticks[-1]) + 0.05])

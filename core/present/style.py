@@ -9,7 +9,8 @@ Palette: one colour per concept, the same on every page, and no concept colour r
 - transfer-learning recipes (the freezing-depth experiment): ``RECIPE``
 - fine-tuning runs: ``RUNS``, a separate cycle (a run is an item, not a concept) that shares no colour with the
   concept colours above
-Reference lines (budgets, rooflines, ∝ C² guides) are grey or black and dashed; the Pareto frontier is ``FRONTIER``.
+Reference lines (budgets, rooflines, ∝ C² guides) are grey or black and dashed; the Pareto frontier is ``FRONTIER``;
+figures published by others (phones of the lecture's era) are ``PUBLISHED`` grey crosses.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ RUNTIME = {"PyTorch eager": "#31a354", "torch.compile": "#756bb1", "ONNX Runtime
            "ONNX Runtime int8": "#de9ed6"}
 RECIPE = {"linear_probe": "#6baed6", "finetune_top": "#fd8d3c", "finetune_full": "#74c476", "scratch": "#9e9ac8"}
 FRONTIER = "#d62728"
+PUBLISHED = "#8c8c8c"
 ACCENT = "#393b79"          # a single series with no concept of its own (bars of counts, probabilities)
 # every run colour reads on white (contrast 3.3:1 or more, no yellow) and no two are of one hue (one orange only)
 RUNS = ("#e7298a", "#4d9221", "#6a3d9a", "#b35806", "#1b9e77", "#08519c", "#a50f15", "#666666", "#7a6a00",

@@ -1,6 +1,7 @@
 """Measure in this browser, in real Chromium: the app's page is cross-origin isolated (its own headers), every file
 (onnxruntime-web included) comes from the app itself, and "Measure in this browser" on the Deployment tab runs a
 backbone here with parity first; the result appears, is in the store, and is still there after a reload."""
+import re
 import tempfile
 
 import pytest
@@ -30,7 +31,9 @@ def test_measure_in_this_browser_shows_stores_and_keeps_the_result(page, fresh, 
     expect(panel.get_by_text("No browser measured yet")).to_be_visible(timeout=60_000)
     panel.get_by_role("button", name="Measure in this browser").click()
     expect(panel.get_by_text("Measured in this browser and kept")).to_be_visible(timeout=300_000)
-    expect(panel.get_by_text("slower than native ONNX Runtime here (fp32)", exact=False)).to_be_visible()
+    expect(panel.get_by_text("slower than native ONNX Runtime here (fp32):", exact=False)).to_be_visible()
+    expect(panel.get_by_text(re.compile(r"\d+\.\d× on wasm-1 \(mobilenetv3_small_100 @224, native at 1 thread"))
+           ).to_be_visible()
     assert page.locator("[data-testid='stException']").count() == 0
     # onnxruntime-web, the bench and the model all came from the app itself: nothing from anywhere else
     assert any(r.endswith("/ort/ort-wasm-simd-threaded.wasm") for r in requests)
@@ -47,7 +50,7 @@ def test_measure_in_this_browser_shows_stores_and_keeps_the_result(page, fresh, 
             assert r["row"]["parity"]["max_abs_diff"] <= 1e-4 and r["row"]["parity"]["top1_agreement"] == 1.0
     page.reload()
     wait_idle(page)
-    expect(panel.get_by_text("slower than native ONNX Runtime here (fp32)", exact=False)).to_be_visible(
+    expect(panel.get_by_text("slower than native ONNX Runtime here (fp32):", exact=False)).to_be_visible(
         timeout=60_000)
     expect(panel.get_by_text("HeadlessChrome", exact=False).or_(panel.get_by_text("Chromium (headless)",
                                                                                   exact=False)).first).to_be_visible()

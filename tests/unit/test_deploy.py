@@ -249,3 +249,24 @@ def test_each_model_is_named_once_on_the_deployment_chart_beside_its_slowest_ser
     assert sorted(shown) == [("PyTorch eager", "mobilenetv3_small_100"), ("PyTorch eager", "resnet50")]
     hover = {c for trace in fig.data if trace.customdata is not None for c in trace.customdata}
     assert hover == {"mobilenetv3_small_100", "resnet50"}
+
+
+def test_published_phones_are_plotted_beside_the_measured_runtimes():
+    """Issue 29: the Deployment chart puts every device beside the published phones, at the MACs the sources state,
+    and the axes reach them (ResNet-50 on an iPhone XS: 27 ms at 4,100 M MACs)."""
+    import pandas as pd
+
+    from core.deploy import report
+    from core.present import deploy_plots
+    table = pd.DataFrame([{"target": "mobilenetv3_small_100", "MACs": 56e6, "runtime": "ONNX Runtime fp32",
+                           "median ms": 2.6, "p10 ms": 2.5, "p90 ms": 2.8}])
+    phones = report.published_phone_latency()
+    phones = phones[phones["timm"].isin(["mobilenetv3_small_100", "resnet50"])]
+    fig = deploy_plots.deploy_latency(table, 30.0, phones)
+    published = next(t for t in fig.data if t.name == "published phones")
+    assert sorted(zip(published.x, published.y)) == [(66e6, 15.8), (4100e6, 27.0)]
+    assert any("iPhone XS, Core ML via Vision float" in c for c in published.customdata)
+    budget = next(t for t in fig.data if "budget" in t.name)
+    assert budget.x[1] == 2 * 4100e6 and budget.y[0] == 30.0
+    assert [t.name for t in deploy_plots.deploy_latency(table, 30.0).data] == ["ONNX Runtime fp32",
+                                                                               "30 ms real-time budget"]
