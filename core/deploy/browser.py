@@ -77,9 +77,10 @@ class Bench:
 
 
 def prepare(target: Any, precisions: tuple[str, ...], folder: Path,
-            step: Callable[[str], Any] = lambda _: None) -> Bench:
+            step: Callable[[str], Any] = lambda _: None, max_runs: int = MAX_RUNS) -> Bench:
     """The target's ONNX files (fp32 export with the server's parity refusal; int8 calibrated on real images, as
-    the Deploy tab makes them), the parity inputs and eager's outputs, and the page's config."""
+    the Deploy tab makes them), the parity inputs and eager's outputs, and the page's config (warm runs: at most
+    ``max_runs`` or ``MAX_SECONDS`` per setup and precision)."""
     import torch
 
     from core.deploy.measure import _inputs, _slug
@@ -112,7 +113,7 @@ def prepare(target: Any, precisions: tuple[str, ...], folder: Path,
     config = {"label": target.label, "precisions": {p: files[p].name for p in precisions if p in files},
               "inputs": "inputs.f32", "reference": "reference.f32",
               "shape": [len(parity_in), *map(int, target.shape[1:])], "outputLen": out_len, "classifier": classifier,
-              "tolerance": TOLERANCE, "maxRuns": MAX_RUNS, "maxSeconds": MAX_SECONDS, "maxThreads": MAX_THREADS}
+              "tolerance": TOLERANCE, "maxRuns": max_runs, "maxSeconds": MAX_SECONDS, "maxThreads": MAX_THREADS}
     (folder / "config.json").write_text(json.dumps(config))
     bench = Bench(folder, target.label, target.key, target.resolution, target.macs(), files, server, parity_in,
                   detail)
@@ -295,9 +296,11 @@ def _drive(url: str, setups: tuple[str, ...], exe: str, timeout_s: float,
 
 def measure(target: Any, precisions: tuple[str, ...] = PRECISIONS, setups: tuple[str, ...] = SETUPS,
             browser: str | None = None, workdir: Path | None = None, keep: bool = True,
-            step: Callable[[str], Any] = lambda _: None, webgpu: str = "off") -> dict[str, Any]:
-    """The target in a headless browser on each setup, native ONNX Runtime at the same thread counts, the ratios;
-    each valid result is stored (``keep``). Returns one JSON-ready object."""
+            step: Callable[[str], Any] = lambda _: None, webgpu: str = "off",
+            max_runs: int = MAX_RUNS) -> dict[str, Any]:
+    """The target in a headless browser on each setup, native ONNX Runtime at the same thread counts (both timed
+    for at most ``max_runs`` warm runs or ``MAX_SECONDS``), the ratios; each valid result is stored (``keep``).
+    Returns one JSON-ready object."""
     from core.deploy.measure import inside_data_dir
     bad = [p for p in precisions if p not in PRECISIONS] + [s for s in setups if s not in SETUPS]
     if bad:
@@ -305,18 +308,18 @@ def measure(target: Any, precisions: tuple[str, ...] = PRECISIONS, setups: tuple
                          f"setups {', '.join(SETUPS)})")
     browser_path(browser)                                       # before minutes of work
     with (inside_data_dir() if workdir is None else _given(workdir)) as work:
-        bench = prepare(target, precisions, work / "bench", step)
+        bench = prepare(target, precisions, work / "bench", step, max_runs)
         with serve(bench.folder) as url:
             pages = drive(url, setups, browser, step=step, webgpu=webgpu)
         out: dict[str, Any] = {"target": bench.target_key, "label": bench.label, "resolution": bench.resolution,
                                "batch": 1, "macs": bench.macs, "ort_web_version": ORT_WEB_VERSION,
                                "server_parity": bench.server_parity, "quantization": bench.detail.get("int8")}
-        out["setups"] = record(bench, pages, keep, step=step)
+        out["setups"] = record(bench, pages, keep, step=step, max_runs=max_runs)
     return out
 
 
 def record(bench: Bench, pages: list[Any], keep: bool = True, label: str | None = None,
-           step: Callable[[str], Any] = lambda _: None) -> dict[str, dict[str, Any]]:
+           step: Callable[[str], Any] = lambda _: None, max_runs: int = MAX_RUNS) -> dict[str, dict[str, Any]]:
     """What the browser's pages sent back, validated (a refused one is one line, nothing of it stored), each
     timed precision set beside native ONNX Runtime at the same thread count (timed now, same protocol), and
     stored (``keep``). Returns one entry per setup."""
@@ -343,7 +346,7 @@ def record(bench: Bench, pages: list[Any], keep: bool = True, label: str | None 
             figures["parity"] = row.get("parity")
             if row.get("p50_ms") is not None:
                 step(f"native ONNX Runtime {row['precision']} at {threads} thread(s)")
-                natives[row["precision"]] = nat = native(bench.files[row["precision"]], x, threads)
+                natives[row["precision"]] = nat = native(bench.files[row["precision"]], x, threads, max_runs)
                 figures["native"] = nat
                 figures["browser_over_native"] = row["p50_ms"] / nat["p50_ms"]
             entry["precisions"][row["precision"]] = figures
