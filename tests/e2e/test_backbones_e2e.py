@@ -60,7 +60,7 @@ def test_where_the_time_goes_for_a_backbone(page, app_url):
     page.get_by_role("button", name=re.compile(r"Profile every layer of mobilenetv3_small_100 at 64 px")).click()
     expect(page.get_by_text("Ridge point")).to_be_visible(timeout=180_000)   # progress, then the stored profile
     panel = page.locator("[data-testid='stTabPanel']:visible")
-    expect(panel.locator(".js-plotly-plot")).to_have_count(2)
+    expect(panel.locator(".js-plotly-plot")).to_have_count(2, timeout=60_000)    # Plotly draws after the text
     expect(panel.get_by_text("One whole forward takes", exact=False)).to_be_visible()
     expect(panel.get_by_text("Timed alone, one by one", exact=False)).to_be_visible()
     assert page.locator("[data-testid='stException']").count() == 0

@@ -124,7 +124,10 @@ def test_ceilings_are_cached_in_the_store():
     from core.zoo import layers
     setting = Setting("cpu", "fp32", "contiguous", 1)
     first = layers.ceilings(setting, refresh=True)
-    assert first.peak_gflops > first.bandwidth_gbs > 0 and first.gemm_n == 1024 and first.stream_mib == 256
+    # one core: a GEMM peak of a few to a few hundred GFLOP/s, a stream of a few to a few hundred GB/s (no
+    # order between the two: a busy machine gave 25 GFLOP/s beside 28 GB/s)
+    assert 1 < first.peak_gflops < 1000 and 0.5 < first.bandwidth_gbs < 1000
+    assert first.gemm_n == 1024 and first.stream_mib == 256
     assert layers.ceilings(setting) == first                  # read back, not measured again
 
 
