@@ -10,11 +10,6 @@ sys.path.insert(0, str(ROOT))
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")          # "gw0", "gw1" under -n; "" in one process
 # never a user's data directory, and under -n each worker one of its own (the workers inherit the controller's env)
 os.environ["ARCHSCOPE_DATA_DIR"] = tempfile.mkdtemp(prefix=f"archscope-test-{WORKER}-".replace("--", "-"))
-if WORKER:
-    # under -n every worker, and each server, torchrun node or worker process it starts, shares the cores with
-    # the others: an OpenMP pool per process as wide as the machine oversubscribes them (idle threads spin).
-    # One intra-op thread by default; code that times or trains with N threads still sets N itself.
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from core.measure.timing import pin_malloc_thresholds  # noqa: E402
 

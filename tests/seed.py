@@ -41,9 +41,9 @@ def seed(folder: Path) -> dict:
 
     t0 = time.time()
     setting = Setting("cpu", "fp32", "contiguous", default_threads())     # the sidebar's defaults
-    measured = [measure_worker.start(list(MODELS), setting, RESOLUTIONS[0], sweep=True, time_cap_s=2.0)]
+    measured = [measure_worker.start(list(MODELS), setting, RESOLUTIONS[0], sweep=True, time_cap_s=1.0)]
     wait(lambda: not jobs.get(measured[0].id).active)
-    measured.append(measure_worker.start(list(MODELS), setting, RESOLUTIONS[1], sweep=True, time_cap_s=2.0))
+    measured.append(measure_worker.start(list(MODELS), setting, RESOLUTIONS[1], sweep=True, time_cap_s=1.0))
     exp = experiment.start(TrainConfig(epochs=1, image_size=64, demo_per_class=8, demo_size=64, batch_size=16,
                                        threads=1, device="cpu"))
     codes = {
@@ -65,8 +65,8 @@ def seed(folder: Path) -> dict:
     from core.deploy.measure import Target, measure_group
     (chs, hw), pair = next(iter(PRESETS.values()))          # the Deploy tab's default preset
     deployed = measure_group([Target.block(e.block, entry_cfg(e, chs), (1, chs, hw, hw), e.label) for e in pair],
-                             DEPLOY_RUNTIMES, default_threads(), max_time_s=3)
-    deployed += measure_group([Target.model(DEPLOY_MODEL)], DEPLOY_RUNTIMES, default_threads(), max_time_s=3)
+                             DEPLOY_RUNTIMES, default_threads(), max_time_s=1.5)
+    deployed += measure_group([Target.model(DEPLOY_MODEL)], DEPLOY_RUNTIMES, default_threads(), max_time_s=1.5)
     statuses = {r.name: r.status for r in runs.all_runs()}
     return {"seconds": round(time.time() - t0, 1), "cli_exit_codes": codes, "runs": statuses,
             "experiment": jobs.get(exp.id).status, "measure_jobs": [jobs.get(j.id).status for j in measured],

@@ -2,6 +2,7 @@
 It visits every page, clicks every tab, picks several options of every select box and flips every toggle in
 the main area, and fails on the first exception shown. Widgets are found in the DOM, so a new widget is
 crawled the day it lands."""
+import re
 import time
 
 import pytest
@@ -58,11 +59,13 @@ class Crawl:
             self.counts["toggles"] += 1
             i += 1
 
-    def visit(self, url: str) -> None:
+    def visit(self, url: str, widgets: bool = True) -> None:
         self.page.goto(url)
         self.where = url
         self.check("opening the page")
         self.counts["pages"] += 1
+        if not widgets:
+            return
         tabs = self.page.locator("[data-testid='stMain'] [data-testid='stTab']")
         for t in range(max(tabs.count(), 1)):
             if tabs.count():
@@ -98,8 +101,12 @@ def test_every_page_tab_selectbox_and_toggle_with_a_week_of_state(page, seeded_d
         crawl = Crawl(page, url)
         for link in links:
             crawl.visit(link)
-        for run in ("1", "5", "99999999999999999999", "²", "-3", str(nasty)):      # deep links, good and bad
+        for run in ("1", "5", str(nasty)):                   # deep links to runs of the week: every widget again
             crawl.visit(f"{url}/transfer?run={run}")
+        for run in ("99999999999999999999", "²", "-3"):        # links to no run: opened, no widget of a run to try
+            crawl.visit(f"{url}/transfer?run={run}", widgets=False)
+            said = page.locator("[data-testid='stAlert']").filter(has_text=re.compile(r"is not a run id|There is no run"))
+            assert said.count() == 1, f"{run!r}: the page does not say that the link names no run"
         literal_name_shown(page)
     elsewhere = sorted({r for r in requests if not r.startswith((url + "/", "data:", "blob:")) and r != url})
     assert not elsewhere, f"the browser fetched from outside the app: {elsewhere[:5]}"

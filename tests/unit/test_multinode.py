@@ -191,7 +191,7 @@ def kill_mid_epoch(tmp: Path, extra: list[str], how: int = signal.SIGKILL, timeo
 
 @pytest.mark.slow
 def test_a_killed_node_fails_the_run_in_bounded_time_and_resume_finishes_it(tmp_path):
-    killed = kill_mid_epoch(tmp_path, ["--demo-per-class", "48", "--epochs", "3", "--name", "killed"])
+    killed = kill_mid_epoch(tmp_path, ["--demo-per-class", "48", "--epochs", "2", "--name", "killed"])
     home, run_id = killed["home"], killed["run_id"]
     print(json.dumps({k: v for k, v in killed.items() if k != "home"} | {"timeout_s": TIMEOUT_S}))
     assert killed["survivor_exit_code"] != 0 and killed["survivor_exit_s"] < TIMEOUT_S + 30
@@ -206,16 +206,16 @@ def test_a_killed_node_fails_the_run_in_bounded_time_and_resume_finishes_it(tmp_
     assert out.returncode == 0, out.stderr[-3000:]
     run = record(home)[0]
     result = json.loads(run["result"])
-    assert run["status"] == "done" and result["epochs_done"] == 3 and result["info"]["resumed_from_epoch"] >= 1
+    assert run["status"] == "done" and result["epochs_done"] == 2 and result["info"]["resumed_from_epoch"] == 1
     epochs = [e for e, n, _ in val_metrics(home, run_id) if n == "val_top1"]
-    assert epochs == [0, 1, 2]                 # each epoch's validation once: nothing lost, nothing twice
+    assert epochs == [0, 1]                    # each epoch's validation once: nothing lost, nothing twice
 
 
 @pytest.mark.slow
 def test_a_hung_node_ends_the_others_after_the_timeout(tmp_path):
     """A node that stops answering without closing its connections (SIGSTOP): the survivor's next collective
     fails after ARCHSCOPE_DIST_TIMEOUT_S (15 s here) and the run is failed with that reason."""
-    hung = kill_mid_epoch(tmp_path, ["--demo-per-class", "48", "--epochs", "3"], signal.SIGSTOP, timeout_s=15)
+    hung = kill_mid_epoch(tmp_path, ["--demo-per-class", "48", "--epochs", "2"], signal.SIGSTOP, timeout_s=15)
     print(json.dumps({k: v for k, v in hung.items() if k != "home"}))
     assert hung["survivor_exit_code"] != 0 and 15 <= hung["survivor_exit_s"] < 15 + 30
     run = record(hung["home"])[0]
