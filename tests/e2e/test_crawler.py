@@ -103,11 +103,11 @@ def test_every_page_tab_selectbox_and_toggle_with_a_week_of_state(page, seeded_d
             crawl.visit(link)
         for run in ("1", "5", str(nasty)):                   # deep links to runs of the week: every widget again
             crawl.visit(f"{url}/transfer?run={run}")
+        literal_name_shown(page)                             # the last of them: the run with the nasty name
         for run in ("99999999999999999999", "²", "-3"):        # links to no run: opened, no widget of a run to try
             crawl.visit(f"{url}/transfer?run={run}", widgets=False)
             said = page.locator("[data-testid='stAlert']").filter(has_text=re.compile(r"is not a run id|There is no run"))
             assert said.count() == 1, f"{run!r}: the page does not say that the link names no run"
-        literal_name_shown(page)
     elsewhere = sorted({r for r in requests if not r.startswith((url + "/", "data:", "blob:")) and r != url})
     assert not elsewhere, f"the browser fetched from outside the app: {elsewhere[:5]}"
     print(f"crawler: {crawl.counts} in {time.time() - start:.0f} s")
