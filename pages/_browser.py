@@ -141,16 +141,31 @@ def run_pending(key: str, label: str | None = None) -> list[tuple[browser.Bench,
         return [(b, browser.record(b, pages, label=label)) for b, pages in zip(benches, split)]
 
 
-def say(entries: dict[str, dict[str, Any]]) -> None:
-    """A refused setup, a failed one and a refused precision, each in one line."""
+def say(entries: dict[str, dict[str, Any]], done: list[tuple[Any, dict[str, dict[str, Any]]]] | None = None) -> None:
+    """A refused setup, a failed one and a refused precision, each in one line. With ``done`` (several targets,
+    as a block pair), a line that holds for several targets is said once and names them."""
+    lines: dict[tuple[str, str], list[str]] = {}
+    for bench, part in done if done is not None else [(None, entries)]:
+        for kind, text in _lines(part):
+            labels = lines.setdefault((kind, text), [])
+            if bench is not None and bench.label not in labels:
+                labels.append(bench.label)
+    for (kind, text), labels in lines.items():
+        about = f" ({', '.join(labels)})" if len(labels) > 1 else ""
+        getattr(st, kind)(fmt.md(text.replace(":", about + ":", 1)))
+
+
+def _lines(entries: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
+    out = []
     for setup, entry in entries.items():
         if entry.get("error", "").startswith("refused"):
-            st.error(f"{setup}: {fmt.md(entry['error'])}; nothing of it was stored.")
+            out.append(("error", f"{setup}: {entry['error']}; nothing of it was stored."))
         elif entry.get("error"):
-            st.warning(f"{setup}: {fmt.md(entry['error'])}")
+            out.append(("warning", f"{setup}: {entry['error']}"))
         for precision, f in (entry.get("precisions") or {}).items():
             if f.get("refused") or f.get("error"):
-                st.warning(f"{setup} {precision}: {fmt.md(f.get('refused') or f.get('error'))}")
+                out.append(("warning", f"{setup} {precision}: {f.get('refused') or f.get('error')}"))
+    return out
 
 
 def device_frame(rows: list[dict[str, Any]], budget_ms: float) -> pd.DataFrame:
@@ -281,8 +296,7 @@ def pair_in_browser(targets: list[Target], key: str) -> None:
         start(key, *benches)
     done = run_pending(key)
     if done is not None:
-        for _, entries in done:
-            say(entries)
+        say({}, done)
         st.success("Measured in this browser and kept: its bars are in the charts below.")
 
 

@@ -85,3 +85,20 @@ def test_a_block_pair_measured_in_a_browser_gets_a_bar_per_setup(tmp_path, monke
     assert browser_view.pair_rows("block:conv", "block:other", 2.0).empty      # B never measured there: no bar
     fig = deploy_plots.deploy_pair(rows, "depthwise separable")
     assert "<b>" not in fig.data[0].x[0] and fig.data[0].x[0].count("<br>") == 2    # user text shown literally
+
+
+def test_a_line_that_holds_for_both_blocks_of_a_pair_is_said_once_and_names_them(monkeypatch):
+    """The Deploy pair ran webgpu on both blocks: one "webgpu int8: not run" line naming both, not two alike."""
+    from types import SimpleNamespace
+
+    from pages import _browser
+    said = []
+    monkeypatch.setattr(_browser, "st", SimpleNamespace(warning=lambda t: said.append(("warning", t)),
+                                                       error=lambda t: said.append(("error", t))))
+    gpu = {"error": "", "precisions": {"fp32": {}, "int8": {"error": "not run on WebGPU"}}}
+    done = [(SimpleNamespace(label="direct 3x3"), {"webgpu": gpu, "wasm-N": {"error": "not isolated"}}),
+            (SimpleNamespace(label="1x1 bottleneck"), {"webgpu": gpu})]
+    _browser.say({}, done)
+    said = [(k, t.replace("\\", "")) for k, t in said]                  # fmt.md escapes Markdown
+    assert said == [("warning", "webgpu int8 (direct 3x3, 1x1 bottleneck): not run on WebGPU"),
+                    ("warning", "wasm-N: not isolated")]
