@@ -70,10 +70,18 @@ def deploy_pair(pair: pd.DataFrame, label_b: str) -> go.Figure:
     """How many times faster block B runs than A in each runtime (and each browser setup measured), against its
     MAC ratio (the dashed line)."""
     fig = go.Figure()
-    # two lines at phone width; a browser ("device · setup · precision", user text) one line per part
-    names = [str(r).replace(" Runtime ", " Runtime<br>") if r in RUNTIME_COLOURS else
-             "<br>".join(plot_text(part) for part in str(r).split(" · ")) for r in pair["runtime"]]
+    # two lines at phone width; a browser ("device · setup · precision", user text) is named by its setup and
+    # precision, its device (long: "Chromium (headless) 150 on Linux, 2 cores") once, under the axis
     browsers = [r for r in dict.fromkeys(pair["runtime"]) if r not in RUNTIME_COLOURS]
+    devices = list(dict.fromkeys(str(r).split(" · ")[0] for r in browsers))
+
+    def name(r: str) -> str:
+        if r in RUNTIME_COLOURS:
+            return str(r).replace(" Runtime ", " Runtime<br>")
+        device, *rest = str(r).split(" · ")
+        return "<br>".join([plot_text(" ".join(rest))] + ([f"device {devices.index(device) + 1}"]
+                                                            if len(devices) > 1 else []))
+    names = [name(r) for r in pair["runtime"]]
     fig.add_bar(x=names, y=pair["measured speed-up"], name=f"{plot_text(label_b)}: measured speed-up",
                 marker_color=[RUNTIME_COLOURS.get(r) or style.RUNS[browsers.index(r) % len(style.RUNS)]
                               for r in pair["runtime"]],
@@ -83,8 +91,10 @@ def deploy_pair(pair: pd.DataFrame, label_b: str) -> go.Figure:
         fig.add_scatter(x=names, y=[ratio] * len(pair), mode="lines", name=f"MAC ratio {ratio:.2f}×",
                         line=dict(color="#333", dash="dash"))
     top = max([float(pair["MAC ratio"].max()), float(pair["measured speed-up"].max())] if len(pair) else [1.0])
-    fig.update_yaxes(title_text="times faster than the first block (×)", range=[0, top * 1.2])
-    fig.update_xaxes(title_text="runtime")
+    fig.update_yaxes(title_text="× faster than the first block", range=[0, top * 1.2])
+    where = ("" if not devices else f"<br>browser bars measured in<br>{plot_text(devices[0])}" if len(devices) == 1
+             else "".join(f"<br>device {i + 1}: {plot_text(d)}" for i, d in enumerate(devices)))
+    fig.update_xaxes(title_text="runtime" + where)
     fig.update_layout(height=380, margin=dict(t=30, b=10), legend=dict(orientation="h", y=-0.3))
     return fig
 

@@ -84,7 +84,9 @@ def test_a_block_pair_measured_in_a_browser_gets_a_bar_per_setup(tmp_path, monke
     assert rows["measured speed-up"].tolist() == [8.0] and rows["MAC ratio"].tolist() == [8.47]
     assert browser_view.pair_rows("block:conv", "block:other", 2.0).empty      # B never measured there: no bar
     fig = deploy_plots.deploy_pair(rows, "depthwise separable")
-    assert "<b>" not in fig.data[0].x[0] and fig.data[0].x[0].count("<br>") == 2    # user text shown literally
+    assert fig.data[0].x[0] == "wasm-1 fp32"                  # the device is named once, under the axis
+    title = fig.layout.xaxis.title.text
+    assert "<b>" not in title and "phone" in title and title.startswith("runtime<br>browser bars measured in<br>")
 
 
 def test_a_line_that_holds_for_both_blocks_of_a_pair_is_said_once_and_names_them(monkeypatch):
