@@ -92,8 +92,7 @@ def measure_in_browser(targets: list[Target], key: str) -> None:
         start(key, bench)
     done = run_pending(key, device.strip() or None)
     if done is not None:
-        for _, entries in done:
-            say(entries)
+        say(done)
         st.success("Measured in this browser and kept: see the table and the chart below.")
 
 
@@ -141,30 +140,31 @@ def run_pending(key: str, label: str | None = None) -> list[tuple[browser.Bench,
         return [(b, browser.record(b, pages, label=label)) for b, pages in zip(benches, split)]
 
 
-def say(entries: dict[str, dict[str, Any]], done: list[tuple[Any, dict[str, dict[str, Any]]]] | None = None) -> None:
-    """A refused setup, a failed one and a refused precision, each in one line. With ``done`` (several targets,
-    as a block pair), a line that holds for several targets is said once and names them."""
-    lines: dict[tuple[str, str], list[str]] = {}
-    for bench, part in done if done is not None else [(None, entries)]:
-        for kind, text in _lines(part):
-            labels = lines.setdefault((kind, text), [])
+def say(done: list[tuple[Any, dict[str, dict[str, Any]]]]) -> None:
+    """For each (bench, entries) measured: a refused setup, a failed one and a refused precision, each in one
+    line; a line that holds for several targets (both blocks of a pair) is said once and names them."""
+    lines: dict[tuple[str, str, str], list[str]] = {}
+    for bench, entries in done:
+        for line in _lines(entries):
+            labels = lines.setdefault(line, [])
             if bench is not None and bench.label not in labels:
                 labels.append(bench.label)
-    for (kind, text), labels in lines.items():
+    for (kind, what, why), labels in lines.items():
         about = f" ({', '.join(labels)})" if len(labels) > 1 else ""
-        getattr(st, kind)(fmt.md(text.replace(":", about + ":", 1)))
+        getattr(st, kind)(fmt.md(f"{what}{about}: {why}"))
 
 
-def _lines(entries: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
+def _lines(entries: dict[str, dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """(kind, setup [and precision], reason) for each setup or precision that did not give a figure."""
     out = []
     for setup, entry in entries.items():
         if entry.get("error", "").startswith("refused"):
-            out.append(("error", f"{setup}: {entry['error']}; nothing of it was stored."))
+            out.append(("error", setup, f"{entry['error']}; nothing of it was stored."))
         elif entry.get("error"):
-            out.append(("warning", f"{setup}: {entry['error']}"))
+            out.append(("warning", setup, entry["error"]))
         for precision, f in (entry.get("precisions") or {}).items():
             if f.get("refused") or f.get("error"):
-                out.append(("warning", f"{setup} {precision}: {f.get('refused') or f.get('error')}"))
+                out.append(("warning", f"{setup} {precision}", f.get("refused") or f.get("error")))
     return out
 
 
@@ -296,7 +296,7 @@ def pair_in_browser(targets: list[Target], key: str) -> None:
         start(key, *benches)
     done = run_pending(key)
     if done is not None:
-        say({}, done)
+        say(done)
         st.success("Measured in this browser and kept: its bars are in the charts below.")
 
 

@@ -73,7 +73,7 @@ def try_in_browser(run: runs.Run) -> None:
     if done is None:
         return
     bench, entries = done[0]
-    browser_view.say(entries)
+    browser_view.say([(None, entries)])
     rows = pd.DataFrame(in_browser.agreement(bench, entries))
     if rows.empty:
         return

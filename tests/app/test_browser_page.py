@@ -100,7 +100,7 @@ def test_a_line_that_holds_for_both_blocks_of_a_pair_is_said_once_and_names_them
     gpu = {"error": "", "precisions": {"fp32": {}, "int8": {"error": "not run on WebGPU"}}}
     done = [(SimpleNamespace(label="direct 3x3"), {"webgpu": gpu, "wasm-N": {"error": "not isolated"}}),
             (SimpleNamespace(label="1x1 bottleneck"), {"webgpu": gpu})]
-    _browser.say({}, done)
+    _browser.say(done)
     said = [(k, t.replace("\\", "")) for k, t in said]                  # fmt.md escapes Markdown
     assert said == [("warning", "webgpu int8 (direct 3x3, 1x1 bottleneck): not run on WebGPU"),
                     ("warning", "wasm-N: not isolated")]
