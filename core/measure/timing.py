@@ -195,7 +195,7 @@ def time_interleaved(fns: list[Callable[[], object]], device: torch.device | str
             _sync(device)
             done += 1
         once.append((time.perf_counter() - t0) / done)
-    calls = tuple(max(1, int(round_time_s / max(t, 1e-7))) for t in once)
+    calls = tuple(max(1, round(round_time_s / max(t, 1e-7))) for t in once)   # round: 0.004/0.002 may be 1.99…
     per_call: list[list[float]] = [[] for _ in fns]
     start, rounds = time.perf_counter(), 0
     while rounds < max_rounds:
