@@ -114,13 +114,15 @@ def run_pending(key: str, label: str | None = None) -> list[tuple[browser.Bench,
         st.error("The prepared model is gone from the data directory; press the button again.")
         return None
     names = " and ".join(fmt.md(b.label) for b in benches)
-    st.caption(f"Running {names} in this browser: keep this tab open (a few seconds to a minute each).")
+    note = st.empty()                        # said while it runs; gone once the figures are back
+    note.caption(f"Running {names} in this browser: keep this tab open (a few seconds to a minute each).")
     got = BENCH(key=f"{key}.bench", on_result_change=lambda: None,
                 data={"token": pending["token"], "bench": "/bench/bench.html",
                       "configs": [f"/bench-data/{b}/config.json" for b in pending["benches"]],
                       "setups": list(results.SETUPS), "timeoutMs": TIMEOUT_S * 1000})
     if not got or not getattr(got, "result", None):
         return None
+    note.empty()
     st.session_state.pop(f"{key}.pending", None)
     try:
         sent = json.loads(got.result)

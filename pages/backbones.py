@@ -272,7 +272,7 @@ def deployment_tab(setting: Setting) -> None:
     st.caption("Grey crosses: other people's phones as published (device, runtime and precision on hover; the "
                "tables below), at the MACs their sources state.")
     fits = report.fits(frame, budget)
-    st.markdown(f"**Within {budget:g} ms on this machine**, per runtime")
+    st.markdown(f"**Within {budget:g} ms**, per runtime: this server's, then each browser measured")
     if fits.empty:
         st.caption("None of the measured models fits the budget in any runtime.")
     else:

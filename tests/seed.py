@@ -1,6 +1,8 @@
 """A data directory as a week of use leaves it: finished, failed and cancelled runs made through the CLI and the
 launcher, a freezing-depth experiment, backbone measurements of two models at two resolutions with throughput
-sweeps, and deployment measurements (a block pair and a backbone in eager, ONNX Runtime fp32 and int8). ``python -m tests.seed DIR`` fills DIR (it sets ARCHSCOPE_DATA_DIR itself) and prints JSON.
+sweeps, deployment measurements (a block pair and a backbone in eager, ONNX Runtime fp32 and int8) and the same
+three measured in headless Chromium (onnxruntime-web wasm-1 and wasm-N, fp32 and int8: real runs, few of them).
+``python -m tests.seed DIR`` fills DIR (it sets ARCHSCOPE_DATA_DIR itself) and prints JSON.
 
 Kept tiny (64 px, 1-2 epochs, 8 images a class) so that it takes about a minute on 2 cores."""
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -29,9 +32,29 @@ def wait(pred, timeout: float = 240.0) -> None:
         time.sleep(0.3)
 
 
+def deploy_targets() -> list:
+    """The Deploy tab's default preset pair and the Deployment tab's backbone."""
+    from core.blocks.compare import PRESETS, entry_cfg
+    from core.deploy.measure import Target
+    (chs, hw), pair = next(iter(PRESETS.values()))
+    return [Target.block(e.block, entry_cfg(e, chs), (1, chs, hw, hw), e.label) for e in pair]
+
+
+def in_the_browser(targets: list, out: dict) -> None:
+    """Each target in headless Chromium (wasm-1 and wasm-N, fp32 and int8), stored as a visitor's would be."""
+    from core.deploy import browser
+    try:
+        for t in targets:
+            got = browser.measure(t, setups=("wasm-1", "wasm-N"), max_runs=5)
+            out[got["label"]] = sorted(got["setups"])
+    except Exception as err:  # noqa: BLE001  reported in the summary, which the fixture checks
+        out["error"] = f"{type(err).__name__}: {err}"
+
+
 def seed(folder: Path) -> dict:
     os.environ["ARCHSCOPE_DATA_DIR"] = str(folder)
     from core import jobs
+    from core.deploy.measure import Target, measure_group
     from core.finetune.config import TrainConfig
     from core.measure.settings import Setting, default_threads
     from core.runs import experiment, launch
@@ -40,6 +63,10 @@ def seed(folder: Path) -> dict:
     from core.zoo import worker as measure_worker
 
     t0 = time.time()
+    blocks = deploy_targets()
+    browsed: dict = {}                 # in Chromium while the CLI trains (its bench is capped at 5 runs a setup)
+    browsing = threading.Thread(target=in_the_browser, args=([*blocks, Target.model(DEPLOY_MODEL)], browsed))
+    browsing.start()
     setting = Setting("cpu", "fp32", "contiguous", default_threads())     # the sidebar's defaults
     measured = [measure_worker.start(list(MODELS), setting, RESOLUTIONS[0], sweep=True, time_cap_s=1.0)]
     wait(lambda: not jobs.get(measured[0].id).active)
@@ -61,16 +88,13 @@ def seed(folder: Path) -> dict:
     runs.request_cancel(cancelled)
     wait(lambda: not runs.get(cancelled).active)
     wait(lambda: not jobs.get(exp.id).active and not jobs.get(measured[1].id).active)
-    from core.blocks.compare import PRESETS, entry_cfg
-    from core.deploy.measure import Target, measure_group
-    (chs, hw), pair = next(iter(PRESETS.values()))          # the Deploy tab's default preset
-    deployed = measure_group([Target.block(e.block, entry_cfg(e, chs), (1, chs, hw, hw), e.label) for e in pair],
-                             DEPLOY_RUNTIMES, default_threads(), max_time_s=1.5)
+    browsing.join(timeout=300)
+    deployed = measure_group(blocks, DEPLOY_RUNTIMES, default_threads(), max_time_s=1.5)
     deployed += measure_group([Target.model(DEPLOY_MODEL)], DEPLOY_RUNTIMES, default_threads(), max_time_s=1.5)
     statuses = {r.name: r.status for r in runs.all_runs()}
     return {"seconds": round(time.time() - t0, 1), "cli_exit_codes": codes, "runs": statuses,
             "experiment": jobs.get(exp.id).status, "measure_jobs": [jobs.get(j.id).status for j in measured],
-            "deployed": {r["label"]: sorted(r["runtimes"]) for r in deployed}}
+            "deployed": {r["label"]: sorted(r["runtimes"]) for r in deployed}, "browser": browsed}
 
 
 if __name__ == "__main__":

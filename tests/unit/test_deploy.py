@@ -3,6 +3,7 @@ graph with quantized convolutions, why int8 can be slower (float nodes), the run
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -270,3 +271,15 @@ def test_published_phones_are_plotted_beside_the_measured_runtimes():
     assert budget.x[1] == 2 * 4100e6 and budget.y[0] == 30.0
     assert [t.name for t in deploy_plots.deploy_latency(table, 30.0).data] == ["ONNX Runtime fp32",
                                                                                "30 ms real-time budget"]
+
+
+def test_an_exports_scores_are_written_under_its_bars_where_no_whisker_crosses_them():
+    from core.present import deploy_plots
+    table = pd.DataFrame({"model": ["PyTorch", "ONNX fp32", "ONNX int8"], "val top-1 %": [38.9, 38.9, 41.7],
+                          "val 95% low": [24.8, 24.8, 27.1], "val 95% high": [55.0, 55.0, 57.6],
+                          "latency ms": [9.68, 1.25, 0.49]})
+    bar = deploy_plots.export_scores(table).data[0]
+    assert bar.text is None                                   # nothing inside the bar for the whisker to cross
+    assert list(bar.x) == ["PyTorch<br>38.9% · 9.68 ms", "ONNX fp32<br>38.9% · 1.25 ms", "ONNX int8<br>41.7% · 0.49 ms"]
+    assert list(bar.error_y.arrayminus) == pytest.approx([14.1, 14.1, 14.6])
+    assert list(bar.marker.color) == [deploy_plots.export_colour(m) for m in table["model"]]
