@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.web import preload
+from core.web import preload, warm
 
 ROOT = Path(__file__).parent
 # (file, title, icon, url path); the first is the default page
@@ -33,7 +33,7 @@ if __name__ != "__main__":      # imported by `streamlit run` to find the ASGI a
     # every URL goes through this file's st.navigation, a deep link on a fresh server too (never the legacy
     # pages/ mode, which would run a page, and its heavy imports, before the skeleton below can paint)
     PagesManager.uses_pages_directory = False
-    preload.start(heavy_modules(), preload.QUIET_S)   # torch and timm import while the server waits for a visitor
+    preload.start(heavy_modules(), preload.QUIET_S, warm.STEPS)   # torch and timm import while the server waits
     app = st.App(__file__, routes=routes(), middleware=middleware(str(st.get_option("server.address") or ""),
                                                                   int(st.get_option("server.port") or 8501)))
 else:

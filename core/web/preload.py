@@ -20,7 +20,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 # The imports yield the CPU to the browser and to the server's own thread while the first page's front end loads.
 NICE = 5
@@ -52,8 +52,10 @@ def modules_of(files: Iterable[str | Path]) -> list[str]:
 
 
 class _Loader:
-    def __init__(self, modules: list[str], quiet_s: float):
+    def __init__(self, modules: list[str], quiet_s: float, warm: tuple[Callable[[], Any], ...] = ()):
         self.modules = modules
+        self.warm = warm
+        self.warmed: list[str] = []
         self.quiet_s = quiet_s
         self.done = 0
         self.current = ""
@@ -83,6 +85,12 @@ class _Loader:
         finally:
             self.current = ""
             self.finished.set()
+        for step in self.warm:              # after ``finished``: no page waits for these
+            try:
+                step()
+                self.warmed.append(step.__name__)
+            except Exception:  # noqa: BLE001 - the page's own first call reports it where it belongs
+                pass
 
 
 def _import(name: str) -> None:
@@ -100,13 +108,14 @@ _LOCK = threading.Lock()
 _LOADER: _Loader | None = None
 
 
-def start(modules: Iterable[str], quiet_s: float = 0.0) -> None:
+def start(modules: Iterable[str], quiet_s: float = 0.0, warm: Iterable[Callable[[], Any]] = ()) -> None:
     """Starts the background imports once per process, ``quiet_s`` after the last request (``touch``) or at
-    ``begin``; later calls (every script run) change nothing."""
+    ``begin``, then the ``warm`` steps (first-use costs, ``core.web.warm``), which no page waits for; later calls
+    (every script run) change nothing."""
     global _LOADER
     with _LOCK:
         if _LOADER is None:
-            _LOADER = _Loader(list(modules), quiet_s)
+            _LOADER = _Loader(list(modules), quiet_s, tuple(warm))
             _LOADER.thread.start()
 
 

@@ -32,7 +32,7 @@ def fresh(monkeypatch):
     loader = preload._LOADER
     if loader is not None:
         loader.go.set()
-        loader.finished.wait(30)
+        loader.thread.join(30)
 
 
 def test_the_imports_wait_while_requests_come_and_start_at_the_first_script_run(fresh, tmp_path, monkeypatch):
@@ -79,3 +79,35 @@ def test_the_middleware_touches_for_pages_and_the_websocket_but_not_the_health_c
     assert call("/_stcore/health") == 0.0
     assert call("/") > 0 and call("/_stcore/stream", "websocket") > 0 and call("/static/js/x.js") > 0
     assert seen == ["/_stcore/health", "/", "/_stcore/stream", "/static/js/x.js"]        # every request passes on
+
+
+def test_the_warm_steps_run_after_the_imports_in_order_and_a_failing_one_is_skipped(fresh):
+    order = []
+
+    def first():
+        order.append(("first", preload.ready()))
+
+    def broken():
+        raise OSError("read-only data directory")
+
+    def last():
+        order.append(("last", preload.ready()))
+    preload.start(["json"], quiet_s=0.0, warm=[first, broken, last])
+    preload._LOADER.thread.join(30)
+    assert order == [("first", True), ("last", True)]            # the pages never wait for them
+    assert preload._LOADER.warmed == ["first", "last"]
+
+
+def test_the_servers_warm_steps_leave_the_transfer_pages_demo_set_ready(tmp_path, monkeypatch):
+    from core.data.ingest import scan
+    from core.finetune.config import TrainConfig
+    from core.finetune.data import resolve_source
+    from core.web import warm
+    monkeypatch.setenv("ARCHSCOPE_DATA_DIR", str(tmp_path))
+    assert [s.__name__ for s in warm.STEPS] == ["fvcore_trace", "first_convolutions", "plotly_json", "demo_dataset"]
+    for step in warm.STEPS:
+        step()
+    made = sorted((tmp_path / "datasets").iterdir())
+    assert [p.name for p in made] == ["demo-s0-n60-px64-c6"] and (made[0] / ".complete").exists()
+    assert resolve_source("demo", TrainConfig()) == made[0]      # the page's own call finds it: nothing drawn again
+    assert len(scan(made[0]).samples) == 6 * 60
