@@ -1,7 +1,8 @@
 """A data directory as a week of use leaves it: finished, failed and cancelled runs made through the CLI and the
 launcher, a freezing-depth experiment, backbone measurements of two models at two resolutions with throughput
 sweeps, deployment measurements (a block pair and a backbone in eager, ONNX Runtime fp32 and int8) and the same
-three measured in headless Chromium (onnxruntime-web wasm-1 and wasm-N, fp32 and int8: real runs, few of them).
+three measured in headless Chromium (onnxruntime-web fp32 and int8; the pair on wasm-1 and wasm-N, the backbone on
+wasm-1: real runs, few of them).
 ``python -m tests.seed DIR`` fills DIR (it sets ARCHSCOPE_DATA_DIR itself) and prints JSON.
 
 Kept tiny (64 px, 1-2 epochs, 8 images a class) so that it takes about a minute on 2 cores."""
@@ -41,11 +42,11 @@ def deploy_targets() -> list:
 
 
 def in_the_browser(targets: list, out: dict) -> None:
-    """Each target in headless Chromium (wasm-1 and wasm-N, fp32 and int8), stored as a visitor's would be."""
+    """Each (target, setups) in headless Chromium (fp32 and int8), stored as a visitor's would be."""
     from core.deploy import browser
     try:
-        for t in targets:
-            got = browser.measure(t, setups=("wasm-1", "wasm-N"), max_runs=5)
+        for t, setups in targets:
+            got = browser.measure(t, setups=setups, max_runs=5)
             out[got["label"]] = sorted(got["setups"])
     except Exception as err:  # noqa: BLE001  reported in the summary, which the fixture checks
         out["error"] = f"{type(err).__name__}: {err}"
@@ -65,7 +66,8 @@ def seed(folder: Path) -> dict:
     t0 = time.time()
     blocks = deploy_targets()
     browsed: dict = {}                 # in Chromium while the CLI trains (its bench is capped at 5 runs a setup)
-    browsing = threading.Thread(target=in_the_browser, args=([*blocks, Target.model(DEPLOY_MODEL)], browsed))
+    in_chromium = [*((b, ("wasm-1", "wasm-N")) for b in blocks), (Target.model(DEPLOY_MODEL), ("wasm-1",))]
+    browsing = threading.Thread(target=in_the_browser, args=(in_chromium, browsed))
     browsing.start()
     setting = Setting("cpu", "fp32", "contiguous", default_threads())     # the sidebar's defaults
     measured = [measure_worker.start(list(MODELS), setting, RESOLUTIONS[0], sweep=True, time_cap_s=1.0)]
