@@ -40,7 +40,10 @@ else:
     # a local file: a ":material/...:" page icon makes the browser fetch an SVG from a font CDN
     st.set_page_config(page_title="Archscope", page_icon=str(ROOT / "assets" / "icon.png"), layout="wide")
 
+    from core.jobs import yielding
     from pages._loading import wait_for_imports
+
+    yielding.mark()                 # a full script run: a counting job gives way while this page is drawn
 
     page = st.navigation([st.Page(f, title=title, icon=icon, url_path=url, default=i == 0)
                           for i, (f, title, icon, url) in enumerate(PAGES)])

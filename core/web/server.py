@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from core.deploy.browser import BENCH_DIR, CONTENT_TYPES, ISOLATION_HEADERS, ORT_DIR, bench_root
+from core.jobs import yielding
 from core.web import preload
 
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
@@ -55,6 +56,19 @@ class CrossOriginIsolation:
                 message["headers"] = [*message.get("headers", []), *(h for h in _HEADERS if h[0] not in names)]
             await send(message)
         await self.app(scope, receive, with_headers)
+
+
+class MarkPageLoads:
+    """ASGI middleware: each request but the health check (a page, its static files, its websocket) marks a page
+    load, so a counting job gives way while it lasts (``core.jobs.yielding``)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope.get("type") in ("http", "websocket") and scope.get("path") not in OPEN_PATHS:
+            yielding.mark()
+        await self.app(scope, receive, send)
 
 
 TOKEN_ENV = "ARCHSCOPE_TOKEN"
@@ -190,11 +204,11 @@ def routes() -> list[Any]:
 
 
 def middleware(address: str, port: int) -> list[Any]:
-    """The isolation headers, the preload's request watch, and the token guard when a server bound to ``address``
+    """The isolation headers, the preload's request watch, the page-load mark, and the token guard when a server bound to ``address``
     asks for a token (announced once, with ``port`` in the link)."""
     from starlette.middleware import Middleware
     token = access_token(address)
-    out = [Middleware(CrossOriginIsolation), Middleware(preload.HoldWhileLoading)]
+    out = [Middleware(CrossOriginIsolation), Middleware(preload.HoldWhileLoading), Middleware(MarkPageLoads)]
     if token:
         if not is_loopback(address):
             announce(phone_url(address, port, token))

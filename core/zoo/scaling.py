@@ -176,28 +176,32 @@ def start(phis: list[float], alpha: float, beta: float, gamma: float) -> Any:
 
 
 def run(job_id: int) -> int:
+    """The job: counts only (no timing, no wall time kept), so it gives way to loading pages
+    (``core.jobs.yielding``); its final message says how long it waited for them."""
     from core import jobs
+    from core.jobs.yielding import give_way
     from core.present.lecture import EFFICIENTNET_OFFICIAL
     from core.zoo.measure import count
     job = jobs.get(job_id)
     a = job.args
     jobs.mark_running(job_id)
     done = 0
-    for phi, width, depth, res in plan(a["phis"], a["alpha"], a["beta"], a["gamma"]):
-        if jobs.progress(job_id, done, current=f"φ = {phi:g}", message=f"counting the φ = {phi:g} network ({res} px)"):
-            jobs.finish(job_id, "cancelled", message=f"stopped after {done} networks")
-            return 0
-        scaled_count(width, depth, res)
-        done += 1
-    for name, res in zip(["efficientnet_b0", *EFFICIENTNET_OFFICIAL["timm"]],
-                         [BASE_RESOLUTION, *EFFICIENTNET_OFFICIAL["resolution"]]):
-        if jobs.progress(job_id, done, current=name, message=f"counting {name} at {int(res)} px"):
-            jobs.finish(job_id, "cancelled", message=f"stopped after {done} networks")
-            return 0
-        count(name, int(res))
-        done += 1
+    work = [(f"φ = {phi:g}", f"counting the φ = {phi:g} network ({res} px)", lambda w=width, d=depth, r=res:
+             scaled_count(w, d, r)) for phi, width, depth, res in plan(a["phis"], a["alpha"], a["beta"], a["gamma"])]
+    work += [(name, f"counting {name} at {int(res)} px", lambda n=name, r=int(res): count(n, r))
+             for name, res in zip(["efficientnet_b0", *EFFICIENTNET_OFFICIAL["timm"]],
+                                  [BASE_RESOLUTION, *EFFICIENTNET_OFFICIAL["resolution"]])]
+    with give_way() as way:
+        for current, message, counting in work:
+            if jobs.progress(job_id, done, current=current, message=message):
+                jobs.finish(job_id, "cancelled", message=f"stopped after {done} networks")
+                return 0
+            way()                                   # before building it too, not only inside its forwards
+            counting()
+            done += 1
+    gave = f"; it gave way to loading pages {way.pauses} time(s), {way.paused_s:.1f} s in all" if way.pauses else ""
     jobs.progress(job_id, done, message="done")
-    jobs.finish(job_id, "done", message=f"{done} networks counted")
+    jobs.finish(job_id, "done", message=f"{done} networks counted{gave}")
     return 0
 
 
