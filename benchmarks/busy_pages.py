@@ -6,7 +6,8 @@ A seeded week of use (tests/seed.py), one server over it, Chromium at 1400 px. "
 times idle; then a tab opens Compare backbones → Compound scaling, which starts the count of B0-B7 and the scaled
 networks as a background job (the page's own path: ``scaling.start``, a worker at ``os.nice`` +10), and the Runs
 page is opened ``--visits`` times while that job is running; then idle again once it has ended. Target: busy
-median within 1.5x of the idle median."""
+median within 1.5x of the idle median. ``--give-way off`` starts the server with ``ARCHSCOPE_GIVE_WAY=off``: the
+count then does not pause while pages load (core/jobs/yielding.py), for a before/after in the same hour."""
 from __future__ import annotations
 
 import json
@@ -48,13 +49,16 @@ def job_state(data: Path) -> tuple[str, float, int]:
 def main() -> None:
     p = parser(__doc__)
     p.add_argument("--visits", type=int, default=5)
+    p.add_argument("--give-way", choices=("on", "off"), default="on")
     args = p.parse_args()
+    os.environ["ARCHSCOPE_GIVE_WAY"] = args.give_way             # the server and its workers inherit it
     from playwright.sync_api import sync_playwright
     data = Path(tempfile.mkdtemp(prefix="archscope-busy-"))
     seeded = subprocess.run([sys.executable, "-W", "ignore", "-m", "tests.seed", str(data)], cwd=ROOT,
                             capture_output=True, text=True, check=True)
     out = {"environment": environment(args), "seed": json.loads(seeded.stdout.splitlines()[-1]),
-           "note": __doc__.split("\n\n", 1)[1], "target_ratio": TARGET_RATIO}
+           "note": __doc__.split("\n\n", 1)[1], "target_ratio": TARGET_RATIO,
+           "give_way": args.give_way}
     with sync_playwright() as pw, serve(data) as url:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
         open_runs(browser, url)                          # the server's first visit (imports) is not a sample

@@ -13,9 +13,11 @@ module's forward it looks at the file (at most every ``LOOK_EVERY_S``) and, whil
 ``HOLD_S`` old, naps. It never pauses more than ``MAX_PAUSE_S`` in a row, and then runs at least ``RUN_S`` whatever
 the marks, so a visitor who keeps clicking slows a count to no less than a third of its speed. Nothing can leave a
 job stopped: if the server dies, the file only ages. Jobs that time anything (a pause inside a timed call would be
-measured) or keep wall time (a fine-tune's epochs) never give way."""
+measured) or keep wall time (a fine-tune's epochs) never give way. ``ARCHSCOPE_GIVE_WAY=off`` in the server's
+environment turns it off (a count then runs flat out; ``benchmarks/busy_pages.py --give-way off`` compares)."""
 from __future__ import annotations
 
+import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +31,7 @@ MAX_PAUSE_S = 4.0
 RUN_S = 2.0
 NAP_S = 0.05
 FILE = "pages-loading"
+SWITCH = "ARCHSCOPE_GIVE_WAY"
 
 _last_mark = 0.0
 
@@ -65,6 +68,8 @@ class GiveWay:
     _run_until: float = 0.0
 
     def loading(self) -> bool:
+        if os.environ.get(SWITCH, "on") == "off":
+            return False
         try:
             return time.time() - self.path.stat().st_mtime < HOLD_S
         except OSError:

@@ -130,3 +130,11 @@ def test_the_compound_scaling_count_gives_way_and_says_so(data, monkeypatch):
     done = jobs.get(job.id)
     assert done.status == "done" and done.message.startswith("2 networks counted; it gave way to loading pages 1 ")
     assert scaling.scaled_count(1.0, 1.0, 224, compute=False)["params"] == 5_288_548     # the counts are kept
+
+
+def test_archscope_give_way_off_lets_a_count_run_through_page_loads(data, monkeypatch):
+    monkeypatch.setenv("ARCHSCOPE_GIVE_WAY", "off")
+    yielding.mark()
+    way = yielding.GiveWay(yielding.mark_file())
+    way()
+    assert way.pauses == 0 and not way.loading()
