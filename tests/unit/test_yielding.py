@@ -109,7 +109,9 @@ def test_the_middleware_marks_pages_static_files_and_the_websocket_but_not_the_h
         yielding._last_mark = 0.0
         if path.exists():
             path.unlink()
-        asyncio.run(mw({"type": kind, "path": p}, None, None))
+        thread = threading.Thread(target=lambda: asyncio.run(mw({"type": kind, "path": p}, None, None)))
+        thread.start()                               # its own loop: a browser test may hold this thread's
+        thread.join()
         return path.exists()
     assert not call("/_stcore/health")
     assert call("/runs") and call("/static/js/index.js") and call("/_stcore/stream", "websocket")
