@@ -89,7 +89,9 @@ def literal_name_shown(page) -> None:
 def test_every_page_tab_selectbox_and_toggle_with_a_week_of_state(page, seeded_dir, monkeypatch):
     start = time.time()
     monkeypatch.setenv("ARCHSCOPE_DATA_DIR", str(seeded_dir))
-    nasty = next(r.id for r in runs.all_runs() if r.name == NASTY_NAME)
+    week = runs.all_runs()
+    nasty = next(r.id for r in week if r.name == NASTY_NAME)                        # done
+    failed, cancelled = (next(r.id for r in week if r.status == s) for s in ("failed", "cancelled"))
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url))
     with serve(seeded_dir) as url:
@@ -101,7 +103,7 @@ def test_every_page_tab_selectbox_and_toggle_with_a_week_of_state(page, seeded_d
         crawl = Crawl(page, url)
         for link in links:
             crawl.visit(link)
-        for run in ("1", "5", str(nasty)):                   # deep links to runs of the week: every widget again
+        for run in (failed, cancelled, nasty):               # a run of each ending: every widget again
             crawl.visit(f"{url}/transfer?run={run}")
         literal_name_shown(page)                             # the last of them: the run with the nasty name
         for run in ("99999999999999999999", "²", "-3"):        # links to no run: opened, no widget of a run to try
