@@ -41,20 +41,22 @@ def mark_file() -> Path:
     return data_dir() / "jobs" / FILE
 
 
-def mark() -> None:
+def mark() -> bool:
     """A page is loading (called by the server, never by a worker): touches the mark file, at most every
-    ``MARK_EVERY_S``. A read-only or missing data directory is no reason to fail a page: nothing happens."""
+    ``MARK_EVERY_S``; True when it did. A read-only or missing data directory is no reason to fail a page: then
+    nothing is marked (False)."""
     global _last_mark
     now = time.monotonic()
     if now - _last_mark < MARK_EVERY_S:
-        return
+        return False
     _last_mark = now
     try:
         path = mark_file()
         path.parent.mkdir(exist_ok=True)
         path.touch()
     except Exception:  # noqa: BLE001 - a page load never fails on this (DataDirError, OSError)
-        pass
+        return False
+    return True
 
 
 @dataclass

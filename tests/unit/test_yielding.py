@@ -26,14 +26,14 @@ def age(path, seconds: float) -> None:
 
 
 def test_the_server_marks_a_page_load_in_the_data_directory_at_most_every_0_2_s(data):
-    yielding.mark()
+    assert yielding.mark()
     path = data / "jobs" / "pages-loading"
     assert path.exists() and yielding.mark_file() == path
     age(path, 10)
-    yielding.mark()                                  # within MARK_EVERY_S of the last: not touched again
+    assert not yielding.mark()                       # within MARK_EVERY_S of the last: not touched again
     assert time.time() - path.stat().st_mtime > 9
     yielding._last_mark -= yielding.MARK_EVERY_S
-    yielding.mark()
+    assert yielding.mark()
     assert time.time() - path.stat().st_mtime < 1
 
 
@@ -41,7 +41,8 @@ def test_a_read_only_or_missing_data_directory_never_fails_a_page(tmp_path, monk
     monkeypatch.setenv("ARCHSCOPE_DATA_DIR", str(tmp_path / "file"))
     (tmp_path / "file").write_text("not a folder")
     monkeypatch.setattr(yielding, "_last_mark", 0.0)
-    yielding.mark()                                  # no exception: nothing marked
+    assert yielding.mark() is False                  # a file where the data directory should be: nothing marked
+    assert (tmp_path / "file").read_text() == "not a folder"
 
 
 def test_the_hook_naps_while_a_page_loads_and_not_otherwise(data, monkeypatch):
