@@ -31,6 +31,21 @@ def route_through_app() -> None:
         st.stop()
 
 
+def stop_polling() -> None:
+    """Ends the ``run_every`` timer of the fragment that calls it, in this visitor's browser: the message Streamlit
+    itself sends for a polling fragment that a rerun no longer draws (``stop_auto_rerun``; streamlit 1.67's
+    runtime, pinned). For a poller that has done its one piece of work and would otherwise rerun until the next
+    full run of the page. Outside a fragment it does nothing. ``pages/blocks.py`` ``time_once_drawn`` uses it."""
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+    from streamlit.runtime.scriptrunner_utils.script_run_context import ThreadState, get_script_run_ctx
+    ctx, fragment_id = get_script_run_ctx(suppress_warning=True), ThreadState.get().fragment_id
+    if ctx is None or not fragment_id:
+        return
+    msg = ForwardMsg()
+    msg.stop_auto_rerun.fragment_ids.append(fragment_id)
+    ctx.enqueue(msg)
+
+
 def devices() -> list[str]:
     return ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
 

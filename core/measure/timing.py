@@ -189,12 +189,14 @@ def time_interleaved(fns: list[Callable[[], object]], device: torch.device | str
     device = torch.device(device)
     once = []
     for fn in fns:                                   # warm-up, and a first estimate of one call
-        done, t0 = 0, time.perf_counter()
-        while done < 2 or time.perf_counter() - t0 < warmup_time_s:
+        took: list[float] = []
+        t0 = time.perf_counter()
+        while len(took) < 3 or time.perf_counter() - t0 < warmup_time_s:
+            t = time.perf_counter()
             fn()
             _sync(device)
-            done += 1
-        once.append((time.perf_counter() - t0) / done)
+            took.append(time.perf_counter() - t)
+        once.append(float(np.median(took[1:])))    # not the mean: a first call 10x slower made rounds too short
     calls = tuple(max(1, round(round_time_s / max(t, 1e-7))) for t in once)   # round: 0.004/0.002 may be 1.99…
     per_call: list[list[float]] = [[] for _ in fns]
     start, rounds = time.perf_counter(), 0

@@ -85,3 +85,30 @@ def test_the_roofline_renders_for_the_block_and_for_a_compare_preset(page, app_u
     expect(panel.locator(".js-plotly-plot")).to_have_count(3, timeout=60_000)   # one roofline, two blocks' bars
     assert page.locator("[data-testid='stException']").count() == 0
     assert "roof.what=" in page.url                                          # the choice is in the link
+
+
+def test_a_new_block_is_timed_once_the_page_is_drawn_and_then_nothing_polls(page, app_url):
+    """A configuration this server has not timed: its counts come with the page, its latency one poll later (the
+    timer no longer shares the CPU with the browser drawing the page); then the poller stops. Re-measuring times
+    again at once and leaves nothing polling either."""
+    sent: list[str] = []
+    page.on("websocket", lambda ws: ws.on("framesent", lambda frame: sent.append("frame")))
+    open_blocks(page, app_url)
+    box = page.get_by_label("Output channels")
+    box.fill("200")                       # a shape no other test times: new to this server
+    box.press("Enter")
+    expect(first_metric(page)).to_have_text("461,200")    # 9·256·200 + BN 2·200
+    latency = page.locator("[data-testid='stMetric']").filter(has_text="Latency, median")
+    expect(latency).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("Timing on this device")).to_have_count(0)
+    wait_idle(page)
+    before = len(sent)
+    page.wait_for_timeout(2500)           # 8 polls' worth at 0.3 s, had the timer been left running
+    assert len(sent) == before
+    page.get_by_role("button", name="Re-measure latency").click()
+    expect(latency).to_be_visible()
+    wait_idle(page)
+    before = len(sent)
+    page.wait_for_timeout(2500)
+    assert len(sent) == before
+    assert page.locator("[data-testid='stException']").count() == 0

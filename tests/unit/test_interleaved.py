@@ -77,6 +77,16 @@ def test_a_quiet_pair_stops_at_the_minimum(clock):
     assert result.latency[0].median_ms == pytest.approx(2.0, rel=1e-9)
 
 
+def test_a_slow_first_call_does_not_shorten_the_rounds(clock):
+    """The first call of a block pays one-off costs (10x here); the calls per round come from the steady calls, so
+    a round still lasts round_time_s (the mean of the warm-up gave 1 call, 5x too short a round)."""
+    calls = itertools.count()
+    result = time_interleaved([lambda: clock.spend(10e-3 if next(calls) == 0 else 1e-3)], round_time_s=0.004,
+                              min_rounds=8, max_rounds=50, warmup_time_s=0.0)
+    assert result.calls_per_round == (4,)
+    assert result.rounds == 8 and result.latency[0].median_ms == pytest.approx(1.0, rel=1e-9)
+
+
 def test_a_pair_that_settles_late_stops_when_it_settles(clock):
     """Noisy for the first rounds, then quiet: it goes past the minimum and stops once the rounds are tight."""
     calls = itertools.count()
