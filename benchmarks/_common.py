@@ -12,6 +12,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from core.cli import quiet_library_warnings  # noqa: E402
+
+quiet_library_warnings()     # the JSON on stdout is the answer; fvcore's import warns of torch.jit.script
+
 from core.measure.profiling import collect_env, resolve_device  # noqa: E402
 from core.measure.timing import pin_malloc_thresholds  # noqa: E402
 
