@@ -17,9 +17,10 @@ import streamlit as st
 from core.deploy import DeployError, browser, report
 from core.deploy import browser_results as results
 from core.deploy.measure import Target
+from core.jobs.store import StoreError
 from core.present import fmt
 from core.web import server as webapp
-from pages._widgets import store_errors_shown, table
+from pages._widgets import store_error_line, store_errors_shown, table
 
 BENCH_JS = """
 export default function (component) {
@@ -98,13 +99,22 @@ def measure_in_browser(targets: list[Target], key: str) -> None:
 
 def start(key: str, *benches: browser.Bench) -> None:
     """Asks this page to run ``benches`` in the browser, one after the other (``run_pending`` mounts them)."""
+    st.session_state.pop(f"{key}.done", None)
     st.session_state[f"{key}.pending"] = {"token": secrets.token_hex(8), "benches": [b.folder.name for b in benches]}
 
 
 def run_pending(key: str, label: str | None = None) -> list[tuple[browser.Bench, dict[str, dict[str, Any]]]] | None:
     """While benches are asked for: the component that runs them here, and its line of progress. Once the browser
     sent its figures: them validated, set beside native ONNX Runtime and stored (``browser.record``), each bench
-    with its entries (one per setup), in order; else None."""
+    with its entries (one per setup), in order, kept for this session until the button is pressed again; else
+    None. The page reruns once when they arrive, so the button it drew disabled while the bench ran is enabled."""
+    kept = st.session_state.get(f"{key}.done")
+    if isinstance(kept, str):                  # refused: said once
+        st.session_state.pop(f"{key}.done", None)
+        st.error(kept)
+        return None
+    if kept is not None:
+        return kept
     pending = st.session_state.get(f"{key}.pending")
     if pending is None:
         return None
@@ -114,20 +124,24 @@ def run_pending(key: str, label: str | None = None) -> list[tuple[browser.Bench,
         st.error("The prepared model is gone from the data directory; press the button again.")
         return None
     names = " and ".join(fmt.md(b.label) for b in benches)
-    note = st.empty()                        # said while it runs; gone once the figures are back
-    note.caption(f"Running {names} in this browser: keep this tab open (a few seconds to a minute each).")
+    st.caption(f"Running {names} in this browser: keep this tab open (a few seconds to a minute each).")
     got = BENCH(key=f"{key}.bench", on_result_change=lambda: None,
                 data={"token": pending["token"], "bench": "/bench/bench.html",
                       "configs": [f"/bench-data/{b}/config.json" for b in pending["benches"]],
                       "setups": list(results.SETUPS), "timeoutMs": TIMEOUT_S * 1000})
     if not got or not getattr(got, "result", None):
         return None
-    note.empty()
     st.session_state.pop(f"{key}.pending", None)
+    st.session_state[f"{key}.done"] = received(got.result, pending["token"], benches, label)
+    st.rerun()
+
+
+def received(sent_json: str, token: str, benches: list[browser.Bench],
+             label: str | None) -> list[tuple[browser.Bench, dict[str, dict[str, Any]]]] | str:
+    """What the browser sent, validated against this page's bench and stored; or why it was refused."""
     try:
-        sent = json.loads(got.result)
-        if not isinstance(sent, dict) or sent.get("token") != pending["token"] or not isinstance(sent.get("results"),
-                                                                                                  list):
+        sent = json.loads(sent_json)
+        if not isinstance(sent, dict) or sent.get("token") != token or not isinstance(sent.get("results"), list):
             raise results.BrowserResultError("the result does not answer this page's bench")
         split: list[list[Any]] = [[] for _ in benches]
         for item in sent["results"][:len(benches) * len(results.SETUPS)]:
@@ -136,10 +150,12 @@ def run_pending(key: str, label: str | None = None) -> list[tuple[browser.Bench,
                 raise results.BrowserResultError("a result names no bench of this page")
             split[index].append(item.get("result"))
     except (ValueError, results.BrowserResultError) as err:
-        st.error(f"The browser's result was refused, nothing was stored: {fmt.md(err)}")
-        return None
-    with st.spinner("Timing native ONNX Runtime at the same thread counts…"), store_errors_shown():
-        return [(b, browser.record(b, pages, label=label)) for b, pages in zip(benches, split)]
+        return f"The browser's result was refused, nothing was stored: {fmt.md(err)}"
+    try:
+        with st.spinner("Timing native ONNX Runtime at the same thread counts…"):
+            return [(b, browser.record(b, pages, label=label)) for b, pages in zip(benches, split)]
+    except StoreError as err:
+        return store_error_line(err)
 
 
 def say(done: list[tuple[Any, dict[str, dict[str, Any]]]]) -> None:

@@ -141,7 +141,11 @@ def store_errors_shown() -> Iterator[None]:
     try:
         yield
     except StoreError as err:
-        st.error(f"Saved runs and measurements cannot be read here: {fmt.md(err)}")
+        st.error(store_error_line(err))
+
+
+def store_error_line(err: StoreError) -> str:
+    return f"Saved runs and measurements cannot be read here: {fmt.md(err)}"
 
 
 def job_progress_bar(kind: str, stop_key: str | None = None, *, describe: Callable[[Any], str] | None = None,

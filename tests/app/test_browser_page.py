@@ -2,6 +2,7 @@
 measurement, then devices measured earlier (stored as a visitor's browser leaves them) on the chart, in the budget
 table and in words against native ONNX Runtime; a device renamed and forgotten. (The bench itself runs in Chromium:
 tests/e2e/test_browser_e2e.py.)"""
+import json
 import re
 
 from core.deploy import browser
@@ -104,3 +105,22 @@ def test_a_line_that_holds_for_both_blocks_of_a_pair_is_said_once_and_names_them
     said = [(k, t.replace("\\", "")) for k, t in said]                  # fmt.md escapes Markdown
     assert said == [("warning", "webgpu int8 (direct 3x3, 1x1 bottleneck): not run on WebGPU"),
                     ("warning", "wasm-N: not isolated")]
+
+
+def test_a_result_that_does_not_answer_this_pages_bench_is_refused_in_one_line_and_nothing_is_stored(
+        tmp_path, monkeypatch):
+    """What the browser sends back is hostile input: another page's token, a bench index out of range or text that
+    is not JSON is refused with its reason, and nothing reaches the store."""
+    monkeypatch.setenv("ARCHSCOPE_DATA_DIR", str(tmp_path))
+    from pages import _browser as browser_view
+    bench = browser.Bench(None, "block:conv", "block:conv", 56, 1000, {}, {}, inputs=None)
+    good = {"token": "t0", "results": [{"bench": 0, "result": forged()}]}
+    cases = {"another page's token": {**good, "token": "t1"},
+             "a bench index out of range": {**good, "results": [{"bench": 3, "result": forged()}]},
+             "results that are not a list": {**good, "results": {"bench": 0}}}
+    for what, sent in cases.items():
+        said = browser_view.received(json.dumps(sent), "t0", [bench], None)
+        assert isinstance(said, str) and said.startswith("The browser's result was refused, nothing was stored: "), what
+    assert browser_view.received("{not json", "t0", [bench], None).startswith("The browser's result was refused")
+    assert "the result does not answer this page" in browser_view.received("[1, 2]", "t0", [bench], None)
+    assert results.stored() == []

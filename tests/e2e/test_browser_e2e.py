@@ -31,6 +31,9 @@ def test_measure_in_this_browser_shows_stores_and_keeps_the_result(page, fresh, 
     expect(panel.get_by_text("No browser measured yet")).to_be_visible(timeout=60_000)
     panel.get_by_role("button", name="Measure in this browser").click()
     expect(panel.get_by_text("Measured in this browser and kept")).to_be_visible(timeout=300_000)
+    # the button drawn disabled while the bench ran is enabled again, and the "keep this tab open" line is gone
+    expect(panel.get_by_role("button", name="Measure in this browser")).to_be_enabled(timeout=5_000)
+    expect(panel.get_by_text("keep this tab open", exact=False)).to_have_count(0)
     expect(panel.get_by_text("slower than native ONNX Runtime here (fp32):", exact=False)).to_be_visible()
     expect(panel.get_by_text(re.compile(r"\d+\.\d× on wasm-1 \(mobilenetv3_small_100 @\W?224, native at 1 thread"))
            ).to_be_visible()

@@ -42,6 +42,7 @@ def test_the_export_area_in_chromium_and_its_zip_runs_as_its_readme_says(page, t
         panel.get_by_role("button", name="Try it in this browser").click()
         expect(panel.get_by_text("The browser's top-1 equals the server's ONNX top-1")).to_be_visible(
             timeout=300_000)
+        expect(panel.get_by_role("button", name="Try it in this browser")).to_be_enabled(timeout=5_000)
         assert page.locator("[data-testid='stException']").count() == 0
     from core.deploy import browser_results as results
     tried = results.stored(f"run:{run.id}")
