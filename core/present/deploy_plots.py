@@ -85,7 +85,8 @@ def deploy_pair(pair: pd.DataFrame, label_b: str) -> go.Figure:
     fig.add_bar(x=names, y=pair["measured speed-up"], name=f"{plot_text(label_b)}: measured speed-up",
                 marker_color=[RUNTIME_COLOURS.get(r) or style.RUNS[browsers.index(r) % len(style.RUNS)]
                               for r in pair["runtime"]],
-                texttemplate="%{y:.2f}×", textposition="inside", insidetextanchor="end")
+                texttemplate="%{y:.1f}×", textposition="inside", insidetextanchor="end",
+                textangle=0)           # level: Plotly shrinks it to fit a phone's narrow bar, never turns it
     if len(pair):          # the ratio is named in the legend; a label on the line collided with the bars' own
         ratio = float(pair["MAC ratio"].iloc[0])
         fig.add_scatter(x=names, y=[ratio] * len(pair), mode="lines", name=f"MAC ratio {ratio:.2f}×",

@@ -86,6 +86,7 @@ def test_a_block_pair_measured_in_a_browser_gets_a_bar_per_setup(tmp_path, monke
     assert browser_view.pair_rows("block:conv", "block:other", 2.0).empty      # B never measured there: no bar
     fig = deploy_plots.deploy_pair(rows, "depthwise separable")
     assert fig.data[0].x[0] == "wasm-1 fp32"                  # the device is named once, under the axis
+    assert fig.data[0].textangle == 0                          # never written sideways in a narrow bar
     title = fig.layout.xaxis.title.text
     assert "<b>" not in title and "phone" in title and title.startswith("runtime<br>browser bars measured in<br>")
 
