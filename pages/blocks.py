@@ -1,4 +1,6 @@
-"""Block explorer: cost of one block, compare mode, the lecture's worked numbers, gradient-flow lab."""
+"""Block explorer: the cost of one block (Explore: counts, closed form and latency) and blocks side by side
+(Compare). Its other tabs (Roofline, Deploy, the lecture's numbers, gradient flow) are in ``pages/_block_tabs.py``,
+and the block form they share in ``pages/_block_form.py``."""
 from __future__ import annotations
 
 from typing import Any
@@ -11,40 +13,24 @@ from core.blocks import (
     BlockConfigError,
     BlockCost,
     block_cost,
-    block_defaults,
     check_input,
     create_block,
-    get_block_class,
     list_blocks,
     resolve_config,
 )
 from core.blocks import compare as cmp
-from core.blocks.gradflow import gradient_flow, plain_gradient, residual_gradient
-from core.blocks.registry import FLOAT_FIELDS, INT_FIELDS
-from core.deploy import report
-from core.deploy.measure import Target
+from core.blocks.registry import INT_FIELDS
 from core.measure import budget
-from core.measure import roofline as rl
 from core.measure.counting import CrossCheck, cross_check, fvcore_macs
 from core.measure.profiling import Profile, ProfileError, forward_peak_memory, profile_module, time_settled
-from core.measure.roofline import Ceilings
 from core.measure.settings import Setting
 from core.measure.timing import Interleaved
-from core.present import deploy_plots, fmt, plots
-from pages import _browser as browser_view
-from pages import _deploy as deploy_view
-from pages._roofline import show_ceilings, show_profile
+from core.present import fmt, plots
+from pages._block_form import block_form, cached_compare
+from pages._block_tabs import deploy_tab, gradient_tab, lecture_tab, roofline_tab
 from pages._widgets import chart, current_settings, lazy_tabs, route_through_app, stop_polling, table
 
 route_through_app()
-
-FIELD_LABELS = {
-    "in_chs": "Input channels", "out_chs": "Output channels", "mid_chs": "Bottleneck channels",
-    "kernel_size": "Kernel", "stride": "Stride", "exp_ratio": "Expansion ratio t", "se": "Squeeze-excite",
-    "se_ratio": "SE ratio", "c1": "1x1 branch", "c3_reduce": "3x3 reduce", "c3": "3x3 branch",
-    "c5_reduce": "5x5 reduce", "c5": "5x5 branch", "pool_proj": "Pool projection", "bias": "Bias",
-    "norm": "BatchNorm / LayerNorm",
-}
 
 
 @st.cache_data(show_spinner="Counting…", max_entries=128)
@@ -68,34 +54,6 @@ def latency(block: str, cfg: tuple[tuple[str, Any], ...], shape: tuple[int, int,
     module = create_block(block, **dict(cfg))
     timed = time_settled(module, shape, **settings.profile_kwargs(), max_time_s=4.0)
     return timed, forward_peak_memory(module, shape, **settings.profile_kwargs())
-
-
-def config_form(block: str) -> tuple[dict[str, Any], tuple[int, int, int, int]]:
-    """Widgets for every option the block takes; returns the raw config and the input shape."""
-    defaults = block_defaults(block)
-    cfg: dict[str, Any] = {}
-    numeric = [k for k, v in defaults.items() if not isinstance(v, bool) and v is not None]
-    cols = st.columns(4)
-    for i, key in enumerate(numeric):
-        default = defaults[key]
-        with cols[i % 4]:
-            if isinstance(default, float):
-                lo, hi = FLOAT_FIELDS.get(key, (0.0, 64.0))
-                cfg[key] = st.number_input(FIELD_LABELS[key], float(lo), float(hi), value=default, step=0.25,
-                                           key=f"{block}.{key}", bind="query-params")
-            else:
-                lo, hi = INT_FIELDS.get(key, (0, 4096))
-                cfg[key] = int(st.number_input(FIELD_LABELS[key], lo, hi, value=default, step=1,
-                                               key=f"{block}.{key}", bind="query-params"))
-    cols = st.columns(4)
-    hw = cols[0].number_input("Spatial size H = W", 1, budget.MAX_SPATIAL, value=get_block_class(block).default_hw,
-                              step=1, key=f"{block}.hw", bind="query-params")
-    batch = cols[1].number_input("Batch", 1, budget.MAX_BATCH, value=1, step=1, key=f"{block}.batch",
-                                 bind="query-params")
-    for i, key in enumerate(k for k, v in defaults.items() if isinstance(v, bool)):
-        cfg[key] = cols[2 + i % 2].toggle(FIELD_LABELS[key], value=defaults[key], key=f"{block}.{key}",
-                                          bind="query-params")
-    return cfg, (int(batch), int(cfg["in_chs"]), int(hw), int(hw))
 
 
 def latex_int(n: int) -> str:
@@ -192,16 +150,6 @@ def latency_figures(block: str, cfg: tuple[tuple[str, Any], ...], shape: tuple[i
     (st.warning if timed.busy else st.caption)(timed.note())
 
 
-def block_form() -> tuple[str, dict[str, Any], tuple[int, int, int, int]]:
-    """The block and its configuration: the same widgets (and URL keys) on the Explore and Roofline tabs, so each
-    tab reads the block from its own widgets, never from another tab's leftover state."""
-    block = st.selectbox("Block", list_blocks(), key="explore.block", bind="query-params")
-    cls = get_block_class(block)
-    st.caption(f"{fmt.md(cls.summary)}  \n*{fmt.md(cls.paper)}*")
-    raw, shape = config_form(block)
-    return block, raw, shape
-
-
 def explore(settings: Setting) -> None:
     block, raw, shape = block_form()
     try:
@@ -275,132 +223,6 @@ def compare_tab(settings: Setting) -> None:
     sweep = cmp.channel_sweep(entries, hw)
     metric = st.radio("Metric", ["params", "MACs"], horizontal=True, key="cmp.sweep_metric")
     chart(plots.channel_sweep(sweep, metric), "cmp.sweep")
-
-
-@st.cache_data(show_spinner="Timing the blocks interleaved, round by round…", max_entries=32)
-def cached_compare(entries: tuple[cmp.Entry, ...], chs: int, hw: int, batch: int, settings: Setting) -> pd.DataFrame:
-    # at most 4 s of rounds: no blind wait over 5 s (an unsettled result says the machine was busy)
-    return cmp.compare(list(entries), chs, hw, batch, **settings.profile_kwargs(), max_time_s=4.0)
-
-
-@st.cache_data(show_spinner="Measuring this machine's ceilings (a GEMM and a STREAM triad)…", max_entries=8)
-def machine_ceilings(settings: Setting) -> Ceilings:
-    from core.zoo import layers  # here, not at the top: it imports timm (~1.8 s on a first visit)
-    return layers.ceilings(settings)
-
-
-@st.cache_data(show_spinner="Timing every layer on its captured input…", max_entries=32)
-def block_layers(block: str, cfg: tuple[tuple[str, Any], ...], shape: tuple[int, int, int, int], settings: Setting,
-                 c: Ceilings) -> pd.DataFrame:
-    return rl.profile_layers(create_block(block, **dict(cfg)), shape, settings, c)
-
-
-def roofline_tab(settings: Setting) -> None:
-    st.markdown("Each layer's arithmetic intensity (FLOPs per byte it must move) against the GFLOP/s it reaches "
-                "here, under this machine's two measured ceilings: peak compute and memory bandwidth.")
-    what = st.radio("Show", ["A block", "A comparison preset"], horizontal=True,
-                    key="roof.what", bind="query-params")
-    try:
-        c = machine_ceilings(settings)
-    except ProfileError as err:
-        st.error(f"Cannot measure this machine's ceilings: {fmt.md(err)}")
-        return
-    show_ceilings(c)
-    try:
-        if what == "A block":
-            block, raw, shape = block_form()
-            cfg = resolve_config(block, **raw)
-            check_input(block, cfg, shape)
-            show_profile({block: block_layers(block, tuple(sorted(cfg.items())), shape, settings, c)}, c, "roof.block")
-        else:
-            compare_roofline(settings, c)
-    except (BlockConfigError, ProfileError) as err:
-        st.error(f"Cannot profile this block: {fmt.md(err)}")
-
-
-def compare_roofline(settings: Setting, c: Ceilings) -> None:
-    preset = st.selectbox("Preset", list(cmp.PRESETS), key="roof.preset", bind="query-params")
-    (chs, hw), entries = cmp.PRESETS[preset]
-    a, b = entries[0], entries[1]
-    shape = (1, chs, hw, hw)
-    fa = block_layers(a.block, tuple(sorted(cmp.entry_cfg(a, chs).items())), shape, settings, c)
-    fb = block_layers(b.block, tuple(sorted(cmp.entry_cfg(b, chs).items())), shape, settings, c)
-    frame = cached_compare((a, b), chs, hw, 1, settings)
-    measured, macs = float(frame["speed-up"].iloc[1]), float(frame["MAC ratio"].iloc[1])
-    cols = st.columns(3)
-    cols[0].metric("MAC ratio", f"{macs:.2f}×", help=f"{b.label} has this many times fewer MACs.")
-    cols[1].metric("Roofline predicts", f"{rl.predicted_ratio(fa, fb):.2f}× faster",
-                   help="Summed attainable time of each block's layers under the measured ceilings.")
-    cols[2].metric("Measured", f"{measured:.2f}× faster", help="Timed interleaved, round by round (Compare tab).")
-    st.info(rl.claim(a.label, fa, b.label, fb, measured, macs))
-    show_profile({a.label: fa, b.label: fb}, c, "roof.cmp")
-
-
-def lecture_tab() -> None:
-    st.markdown("The lecture's worked numbers, rebuilt from real PyTorch modules with **bias and BatchNorm off**.")
-    cases, ratios = cmp.lecture_table()
-    table(cases.assign(formula=cases["formula"].map(fmt.plain_formula)), width="stretch")
-    table(ratios, width="stretch")
-
-
-def gradient_tab() -> None:
-    cols = st.columns(3)
-    depth = cols[0].slider("Depth N", 2, 100, 30, key="grad.depth")
-    act = cols[1].selectbox("Activation", ["tanh", "sigmoid", "relu"], key="grad.act")
-    gain = cols[2].slider("Weight scale (x 1/sqrt(fan-in))", 0.1, 2.0, 0.5, 0.1, key="grad.gain")
-    result = gradient_flow(depth, act=act, init_gain=gain)
-    chart(plots.gradient_flow(result.table), "grad.plot")
-    st.markdown(f"At layer 0 the residual stack's gradient is **{fmt.sci(result.ratio_at_input())}×** the plain "
-                f"stack's (one real backward pass, same weights, float64).")
-    st.markdown("**The lecture's scalar example** (upstream 0.5, F' = 0.01)")
-    rows = [{"layers": n, "plain 0.5·0.01ⁿ": plain_gradient(0.5, 0.01, n),
-             "residual 0.5·1.01ⁿ": residual_gradient(0.5, 0.01, n)} for n in (1, 10)]
-    st.dataframe(pd.DataFrame(rows).style.format({"plain 0.5·0.01ⁿ": "{:.3g}", "residual 0.5·1.01ⁿ": "{:.3g}"}),
-                 hide_index=True)
-
-
-def deploy_tab(settings: Setting) -> None:
-    """The chosen block, or one of the lecture's pairs, in the runtimes people ship."""
-    what = st.radio("What to deploy", ["A comparison preset", "One block"], horizontal=True,
-                    key="dep.what", bind="query-params")
-    try:
-        if what == "One block":
-            block, raw, shape = block_form()
-            targets = [Target.block(block, raw, shape, block)]
-        else:
-            preset = st.selectbox("Preset", list(cmp.PRESETS), key="dep.preset", bind="query-params")
-            (chs, hw), entries = cmp.PRESETS[preset]
-            targets = [Target.block(e.block, cmp.entry_cfg(e, chs), (1, chs, hw, hw), e.label) for e in entries]
-    except BlockConfigError as err:
-        st.error(f"Cannot build this block: {err}")
-        return
-    names = deploy_view.pick_runtimes("dep.runtimes")
-    threads = settings.resolved_threads()
-    if deploy_view.controls(targets, threads, names, "dep"):
-        return
-    results = deploy_view.results_of(targets, threads)
-    if any(r is None for r in results):
-        st.info("Not measured in these runtimes yet at this thread count: press the button (a background job: "
-                "export, parity, int8 calibration, then interleaved timing).")
-        return
-    if len(results) > 1:
-        a = results[0]
-        browser_view.pair_in_browser(targets, "dep.browser")
-        for b in results[1:]:
-            server = report.pair(a, b)
-            browsers = browser_view.pair_rows(a["target"], b["target"], a["macs"] / max(b["macs"], 1))
-            pair = server if browsers.empty else browsers if server.empty else pd.concat([server, browsers],
-                                                                                       ignore_index=True)
-            chart(deploy_plots.deploy_pair(pair, b["label"]), f"dep.pair.{b['label']}")
-            best = pair.loc[pair["measured speed-up"].idxmax()] if len(pair) else None
-            if best is not None:
-                st.info(fmt.md(f"{b['label']} has {pair['MAC ratio'].iloc[0]:.2f}× fewer MACs than {a['label']}; "
-                               f"measured it runs {pair['measured speed-up'].min():.2f}–"
-                               f"{pair['measured speed-up'].max():.2f}× faster across runtimes (most in "
-                               f"{best['runtime']})."
-                               + (" The lecture's 8-10× holds where the measured bar reaches the dashed line."
-                                  if "depthwise" in f"{b.get('name', '')} {b['label']}".lower() else "")))
-    deploy_view.show_results(results, "dep")
 
 
 settings = current_settings()
