@@ -14,7 +14,8 @@ from _common import emit, environment, parser
 
 os.environ["ARCHSCOPE_DATA_DIR"] = tempfile.mkdtemp(prefix="archscope-roofline-bench-")
 
-from core.measure.roofline import above_roofs, measure_ceilings, profile_layers, sum_note  # noqa: E402
+from core.measure.ceilings import measure_ceilings  # noqa: E402
+from core.measure.roofline import above_roofs, profile_layers, sum_note  # noqa: E402
 from core.measure.settings import Setting  # noqa: E402
 from core.present import plots  # noqa: E402
 from core.zoo import layers  # noqa: E402

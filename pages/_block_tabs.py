@@ -16,7 +16,7 @@ from core.deploy import report
 from core.deploy.measure import Target
 from core.measure import roofline as rl
 from core.measure.profiling import ProfileError
-from core.measure.roofline import Ceilings
+from core.measure.ceilings import Ceilings
 from core.measure.settings import Setting
 from core.present import deploy_plots, fmt, plots
 from pages import _browser as browser_view

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from core.measure import roofline as rl
-from core.measure.roofline import Ceilings
+from core.measure.ceilings import Ceilings
 from core.present import fmt, plots
 from pages._widgets import chart, table
 

@@ -8,7 +8,8 @@ import pandas as pd
 
 from core import jobs
 from core.jobs import store
-from core.measure.roofline import Ceilings, measure_ceilings, profile_layers, upgrade
+from core.measure.ceilings import Ceilings, measure_ceilings
+from core.measure.roofline import profile_layers, upgrade
 from core.measure.settings import Setting
 from core.zoo.catalog import build, check_resolution, default_resolution, resolve_name
 from core.zoo.measure import setting_key, setting_meta

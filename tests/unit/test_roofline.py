@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from core.measure import roofline as rl
-from core.measure.roofline import Ceilings
+from core.measure import ceilings as cl
+from core.measure.ceilings import Ceilings
 from core.measure.settings import Setting
 
 FIXED = Ceilings("cpu", "test CPU", "fp32", 1, peak_gflops=100.0, bandwidth_gbs=20.0, gemm_n=0, stream_mib=0,
@@ -216,7 +217,7 @@ def test_a_layer_gets_its_levels_ceiling_and_a_verdict_that_explains_it():
 
 def test_this_machines_ceilings_are_measured_per_cache_level():
     from core.measure.caches import data_caches
-    c = rl.measure_ceilings(Setting("cpu", "fp32", "contiguous", 1), stream_mib=64, gemm_n=256)
+    c = cl.measure_ceilings(Setting("cpu", "fp32", "contiguous", 1), stream_mib=64, gemm_n=256)
     caches = data_caches()
     assert [lv["name"] for lv in c.levels] == [x.name for x in caches] + ["DRAM"] if caches else c.levels == []
     below = 0
@@ -228,9 +229,9 @@ def test_this_machines_ceilings_are_measured_per_cache_level():
 
 
 def test_a_levels_probes_lie_between_the_level_below_and_its_own_fill():
-    assert rl._level_probes(96 * 1024, 2 * 2**20) == [192 * 1024, 642119, 2 * 2**20]    # log-spaced, 3 of them
-    assert rl._level_probes(4 * 2**20, 6 * 2**20) == [6 * 2**20]                      # a narrow span: one probe
-    probes = rl._level_probes(4 * 2**20, 120 * 2**20)
+    assert cl._level_probes(96 * 1024, 2 * 2**20) == [192 * 1024, 642119, 2 * 2**20]    # log-spaced, 3 of them
+    assert cl._level_probes(4 * 2**20, 6 * 2**20) == [6 * 2**20]                      # a narrow span: one probe
+    probes = cl._level_probes(4 * 2**20, 120 * 2**20)
     assert probes[0] == 8 * 2**20 and probes[-1] == 120 * 2**20 and probes == sorted(probes)
 
 
