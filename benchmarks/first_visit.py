@@ -42,9 +42,9 @@ def settle(page, title: str, t: float) -> dict[str, float]:
     page.get_by_role("heading", name=title, level=1).first.wait_for(state="visible", timeout=300_000)
     usable = time.perf_counter() - t
     page.wait_for_function(
-        "pending => document.querySelector(\"[data-testid='stApp'][data-test-script-state='notRunning']\") && "
-        "!pending.some(text => document.body.innerText.includes(text))", arg=list(PENDING), timeout=300_000,
-        polling=50)
+        "([done, pending]) => document.querySelector(done) && "
+        "!pending.some(text => document.body.innerText.includes(text))", arg=[DONE, list(PENDING)],
+        timeout=300_000, polling=50)
     return {"usable_s": round(usable, 2), "complete_s": round(last_change(page, QUIET_S) - t, 2)}
 
 

@@ -96,13 +96,18 @@ def timed_here() -> set[tuple[Any, ...]]:
     return set()
 
 
+def timing_key(block: str, cfg: tuple[tuple[str, Any], ...], shape: tuple[int, int, int, int], settings: Setting,
+               nonce: int | None = None) -> tuple[Any, ...]:
+    """One timing: the configuration, the settings and the re-measure count (this visitor's, unless given)."""
+    return (block, cfg, shape, settings, st.session_state.get("remeasure", 0) if nonce is None else nonce)
+
+
 def latency_view(block: str, cfg: tuple[tuple[str, Any], ...], shape: tuple[int, int, int, int], flops: int,
                  settings: Setting) -> None:
     """The measured half. A configuration timed before shows its figures at once. A new one is timed after the
     page is drawn (``time_once_drawn``), not while the browser draws it: on 2 cores the drawing took the CPU from
     the timer, which then needed 70-125 rounds instead of 15 and kept the page from finishing for 1.5-2.4 s."""
-    key = (block, cfg, shape, settings, st.session_state.get("remeasure", 0))
-    if key in timed_here():
+    if timing_key(block, cfg, shape, settings) in timed_here():
         st.fragment(latency_figures)(block, cfg, shape, flops, settings)
     else:
         time_once_drawn(block, cfg, shape, flops, settings)
@@ -113,7 +118,7 @@ def time_once_drawn(block: str, cfg: tuple[tuple[str, Any], ...], shape: tuple[i
                     settings: Setting) -> None:
     """Its first call, in the page's run, says what is coming; its first rerun (``WAIT_S`` later, once the page's run
     has ended and the browser has drawn it) stops the timer, times the block and shows the figures."""
-    key = (block, cfg, shape, settings, st.session_state.get("remeasure", 0))
+    key = timing_key(block, cfg, shape, settings)
     if st.session_state.get(PENDING) != key:
         st.session_state[PENDING] = key
         st.caption("Timing on this device once the page is drawn…")
@@ -131,7 +136,7 @@ def latency_figures(block: str, cfg: tuple[tuple[str, Any], ...], shape: tuple[i
     except ProfileError as err:
         st.error(f"Cannot time this block here: {fmt.md(err)}")
         return
-    timed_here().add((block, cfg, shape, settings, nonce))
+    timed_here().add(timing_key(block, cfg, shape, settings, nonce))
     stats = timed.latency[0]
     gflops = flops / (stats.median_ms / 1e3) / 1e9
     cols = st.columns(5 if peak is not None else 4)
@@ -143,7 +148,7 @@ def latency_figures(block: str, cfg: tuple[tuple[str, Any], ...], shape: tuple[i
         cols[4].metric("Peak GPU memory", fmt.bytes_(peak), help="torch.cuda.max_memory_allocated during one forward.")
     if cols[3].button("Re-measure latency", key="explore.remeasure"):
         st.session_state["remeasure"] = nonce + 1
-        st.session_state[PENDING] = (block, cfg, shape, settings, nonce + 1)   # the page is drawn: time at once
+        st.session_state[PENDING] = timing_key(block, cfg, shape, settings, nonce + 1)   # drawn: time at once
         st.rerun(scope="fragment")
     st.caption(f"Measured on {settings.device} · {settings.precision} · {settings.memory_format} · batch {shape[0]} "
                f"· {settings.resolved_threads()} thread(s) · {stats.timer}")
