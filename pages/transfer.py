@@ -28,6 +28,10 @@ route_through_app()
 
 
 UPLOAD_CAP_MB = int(st.get_option("server.maxUploadSize"))
+# What a visitor sees first (the data's health, the plan) draws no Plotly chart: the first chart of a browser
+# session loads plotly.js, about 0.7 s of the browser's main thread here, which kept a new visitor's page from
+# being whole within 2 s (issue 30). The class counts and the per-stage LRs are tables with bars; the LR chart
+# on a log axis is a toggle away, and the run's curves (a run's own view) stay Plotly charts.
 
 
 @st.cache_data(show_spinner="Reading the dataset…", max_entries=8)
@@ -71,7 +75,10 @@ def data_section() -> tuple[str, TrainConfig, Dataset | None]:
 def show_health(ds: Dataset, report: Health) -> None:
     counts = pd.DataFrame({"class": list(report.counts), "images": list(report.counts.values())})
     left, right = st.columns([1, 1])
-    chart(run_plots.bars(counts, "class", "images", "class", "images"), "tr.counts", left)
+    with left:                  # bars in the table, no Plotly chart (see the top)
+        table(counts, column_config={"images": st.column_config.ProgressColumn(
+            "images", format="%d", min_value=0, max_value=max(int(counts["images"].max()), 1),
+            help="Images in the class; the bar is its size against the largest class.")})
     with right:
         st.markdown(f"**{sum(report.counts.values())} images in {len(ds.classes)} classes** · imbalance "
                     f"{report.imbalance:.1f}x · sizes {report.sizes['width'].min()}–{report.sizes['width'].max()} px wide")
@@ -177,12 +184,26 @@ def plan_section(base: TrainConfig, ds: Dataset) -> tuple[TrainConfig, str]:
     settings = current_settings()
     base.device = settings.device                     # cuda:N keeps its index
     base.threads = settings.threads
-    groups = stage_lrs(base.model, base.recipe, base.lr, base.layer_decay, base.freeze_stages, len(ds.classes))
-    chart(run_plots.bars(groups.assign(lr=groups["lr"].where(groups["trainable"], None)), "stage", "lr",
-                     "stage (stem to head)", "learning rate (log)", log_y=True, text="%{y:.3~g}"), "tr.lrs")
-    table(groups)
+    show_stage_lrs(stage_lrs(base.model, base.recipe, base.lr, base.layer_decay, base.freeze_stages,
+                             len(ds.classes)))
     extras(base, ds)
     return base, blocked
+
+
+def show_stage_lrs(groups: pd.DataFrame) -> None:
+    """Each stage's learning rate: a table whose bars set it against the head's (a linear bar: the stem's share
+    of the head's LR is what it is), and on request the lecture's chart on a log axis, where each step of the layer
+    decay is the same height. A frozen stage has no LR. The chart waits for its toggle (see the top)."""
+    frame = groups.assign(lr=groups["lr"].where(groups["trainable"], None))
+    top = float(frame["lr"].max()) if frame["lr"].notna().any() else 1.0
+    table(frame, column_config={"lr": st.column_config.ProgressColumn(
+        "learning rate", format="%.3g", min_value=0.0, max_value=top,
+        help="The stage's learning rate; the bar is its size against the largest (the head's). Empty: frozen.")})
+    if st.toggle("Show the learning rates on a log axis", key="tr.lrs.log",
+                 help="The lecture's picture of discriminative learning rates: each stage's LR is the layer decay "
+                      "times the next one's, so on a log axis the steps are equal."):
+        chart(run_plots.bars(frame, "stage", "lr", "stage (stem to head)", "learning rate (log)", log_y=True,
+                             text="%{y:.3~g}"), "tr.lrs")
 
 
 SUGGESTED_EPOCHS = {"linear_probe": 20, "finetune_top": 5, "finetune_full": 5, "scratch": 5}

@@ -27,3 +27,13 @@ def shown(markdown: str) -> str:
 def texts(at: AppTest, kind: str) -> list[str]:
     """The shown text of every element of one kind (markdown, error, warning, info, success, caption)."""
     return [shown(str(e.value)) for e in getattr(at, kind)]
+
+
+def plotted(values) -> list:
+    """A trace's x or y as a list: Plotly sends numbers as a typed array (``{"dtype": "f8", "bdata": base64}``)."""
+    if isinstance(values, dict) and "bdata" in values:
+        import base64
+
+        import numpy as np
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"]).tolist()
+    return list(values)

@@ -1,10 +1,12 @@
 """AppTest of the Transfer page as a person uses it: defaults that follow their inputs until edited, results that
 stay after the next click, the suggested LR applied with a button, Start disabled for unreachable hub weights,
 and a ?run= link that shows the run first."""
+import json
+
 import pytest
 
 from core.runs import record as runs
-from tests.app._util import open_page, texts
+from tests.app._util import open_page, plotted, texts
 
 
 @pytest.fixture()
@@ -72,3 +74,28 @@ def test_a_run_link_shows_the_run_first(page):
     assert texts(at, "markdown")[0].startswith(f"**Run {run_id}** · linked run")
     assert at.expander[0].label == "Start another run"
     assert not at.exception
+
+
+def test_the_first_view_draws_no_plotly_chart_and_its_tables_hold_the_counts_and_the_layer_decay(page):
+    """A new visitor's Transfer page is whole without plotly.js (issue 30): the class counts and the per-stage
+    learning rates are tables with bars; the log-axis LR chart is a toggle away and plots the same numbers."""
+    at = page
+    at.selectbox(key="tr.recipe").set_value("finetune_full").run()
+    assert not at.get("plotly_chart")
+    counts = at.dataframe[0].value
+    assert list(counts["class"]) == ["circle", "cross", "ring", "square", "star", "triangle"]
+    assert list(counts["images"]) == [10] * 6                                   # the fixture's 10 per class
+    stages = at.dataframe[1].value
+    assert list(stages["stage"])[0] == "stem" and list(stages["stage"])[-1] == "head (new classifier)"
+    # fine-tune all with discriminative LRs: the head at the head LR, each stage below at 0.6 x the next one's
+    expected = [1e-3 * 0.6 ** k for k in range(len(stages))][::-1]
+    assert list(stages["lr"]) == pytest.approx(expected, rel=1e-6)
+    at.toggle(key="tr.lrs.log").set_value(True).run()
+    (fig,) = at.get("plotly_chart")
+    spec = json.loads(fig.proto.spec)
+    bars = spec["data"][0]
+    assert plotted(bars["x"]) == list(stages["stage"]) and plotted(bars["y"]) == pytest.approx(expected, rel=1e-6)
+    assert spec["layout"]["yaxis"]["type"] == "log" and not at.exception
+    at.selectbox(key="tr.recipe").set_value("linear_probe").run()
+    stages = at.dataframe[1].value
+    assert stages["lr"].isna().sum() == len(stages) - 1 and stages["lr"].iloc[-1] == pytest.approx(1e-3)
