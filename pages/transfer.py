@@ -17,7 +17,7 @@ from core.finetune.config import AUGMENTS, RECIPES, TrainConfig
 from core.finetune.data import resolve_source
 from core.finetune.weights import OFFLINE_ARCH, WeightsError, WeightsReport, check_file, hub_reachable
 from core.jobs.store import StoreError
-from core.present import fmt, run_plots, style
+from core.present import fmt, mdtable, run_plots, style
 from core.runs import launch
 from core.runs import record as runs
 from core.zoo.catalog import CURATED, BackboneError, resolve_name
@@ -30,8 +30,9 @@ route_through_app()
 UPLOAD_CAP_MB = int(st.get_option("server.maxUploadSize"))
 # What a visitor sees first (the data's health, the plan) draws no Plotly chart: the first chart of a browser
 # session loads plotly.js, about 0.7 s of the browser's main thread here, which kept a new visitor's page from
-# being whole within 2 s (issue 30). The class counts and the per-stage LRs are tables with bars; the LR chart
-# on a log axis is a toggle away, and the run's curves (a run's own view) stay Plotly charts.
+# being whole within 2 s (issue 30). Nor a data grid, which costs it about 0.25 s more (core.present.mdtable):
+# the class counts (up to a dozen classes) and the per-stage LRs are Markdown tables with bars; the LR chart on a
+# log axis is a toggle away, and the run's curves (a run's own view) stay Plotly charts.
 
 
 @st.cache_data(show_spinner="Reading the dataset…", max_entries=8)
@@ -75,10 +76,16 @@ def data_section() -> tuple[str, TrainConfig, Dataset | None]:
 def show_health(ds: Dataset, report: Health) -> None:
     counts = pd.DataFrame({"class": list(report.counts), "images": list(report.counts.values())})
     left, right = st.columns([1, 1])
-    with left:                  # bars in the table, no Plotly chart (see the top)
-        table(counts, column_config={"images": st.column_config.ProgressColumn(
-            "images", format="%d", min_value=0, max_value=max(int(counts["images"].max()), 1),
-            help="Images in the class; the bar is its size against the largest class.")})
+    with left:                  # bars in the table, no chart (see the top)
+        top = max(int(counts["images"].max()), 1)
+        if len(counts) <= mdtable.MAX_ROWS:
+            st.markdown(mdtable.table(["class", "images", "against the largest class"],
+                                      [(c, fmt.count(int(n)), mdtable.bar(int(n), top))
+                                       for c, n in zip(counts["class"], counts["images"])], [False, True, False]))
+        else:                   # many classes: a grid that scrolls and sorts
+            table(counts, height=300, column_config={"images": st.column_config.ProgressColumn(
+                "images", format="%d", min_value=0, max_value=top,
+                help="Images in the class; the bar is its size against the largest class.")})
     with right:
         st.markdown(f"**{sum(report.counts.values())} images in {len(ds.classes)} classes** · imbalance "
                     f"{report.imbalance:.1f}x · sizes {report.sizes['width'].min()}–{report.sizes['width'].max()} px wide")
@@ -195,10 +202,11 @@ def show_stage_lrs(groups: pd.DataFrame) -> None:
     of the head's LR is what it is), and on request the lecture's chart on a log axis, where each step of the layer
     decay is the same height. A frozen stage has no LR. The chart waits for its toggle (see the top)."""
     frame = groups.assign(lr=groups["lr"].where(groups["trainable"], None))
-    top = float(frame["lr"].max()) if frame["lr"].notna().any() else 1.0
-    table(frame, column_config={"lr": st.column_config.ProgressColumn(
-        "learning rate", format="%.3g", min_value=0.0, max_value=top,
-        help="The stage's learning rate; the bar is its size against the largest (the head's). Empty: frozen.")})
+    top = float(frame["lr"].max()) if frame["lr"].notna().any() else None
+    st.markdown(mdtable.table(
+        ["stage", "params", "LR", "against the head's"],       # params in K and M, and "LR": it fits 390 px
+        [(r.stage, fmt.si(int(r.params)), f"{r.lr:.3g}" if pd.notna(r.lr) else "frozen", mdtable.bar(r.lr, top))
+         for r in frame.itertuples()], [False, True, True, False]))
     if st.toggle("Show the learning rates on a log axis", key="tr.lrs.log",
                  help="The lecture's picture of discriminative learning rates: each stage's LR is the layer decay "
                       "times the next one's, so on a log axis the steps are equal."):

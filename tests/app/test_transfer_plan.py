@@ -2,11 +2,12 @@
 stay after the next click, the suggested LR applied with a button, Start disabled for unreachable hub weights,
 and a ?run= link that shows the run first."""
 import json
+import re
 
 import pytest
 
 from core.runs import record as runs
-from tests.app._util import open_page, plotted, texts
+from tests.app._util import open_page, plotted, shown, texts
 
 
 @pytest.fixture()
@@ -76,26 +77,44 @@ def test_a_run_link_shows_the_run_first(page):
     assert not at.exception
 
 
-def test_the_first_view_draws_no_plotly_chart_and_its_tables_hold_the_counts_and_the_layer_decay(page):
-    """A new visitor's Transfer page is whole without plotly.js (issue 30): the class counts and the per-stage
-    learning rates are tables with bars; the log-axis LR chart is a toggle away and plots the same numbers."""
+def md_table(at, first_header: str) -> list[list[str]]:
+    """The rows of the Markdown table whose first column is ``first_header``, each cell as shown."""
+    (text,) = [str(m.value) for m in at.markdown if str(m.value).startswith(f"| {first_header} |")]
+    return [[shown(c.strip()) for c in re.split(r"(?<!\\)\|", line)[1:-1]] for line in text.split("\n")[2:]]
+
+
+def test_the_first_view_draws_no_chart_or_grid_and_its_tables_hold_the_counts_and_the_layer_decay(page):
+    """A new visitor's Transfer page is whole without plotly.js or the data grid (issue 30): the class counts
+    and the per-stage learning rates are Markdown tables with bars; the log-axis LR chart is a toggle away and
+    plots the same numbers."""
     at = page
     at.selectbox(key="tr.recipe").set_value("finetune_full").run()
-    assert not at.get("plotly_chart")
-    counts = at.dataframe[0].value
-    assert list(counts["class"]) == ["circle", "cross", "ring", "square", "star", "triangle"]
-    assert list(counts["images"]) == [10] * 6                                   # the fixture's 10 per class
-    stages = at.dataframe[1].value
-    assert list(stages["stage"])[0] == "stem" and list(stages["stage"])[-1] == "head (new classifier)"
+    assert not at.get("plotly_chart") and not at.dataframe
+    counts = md_table(at, "class")
+    assert [r[:2] for r in counts] == [[c, "10"] for c in ["circle", "cross", "ring", "square", "star", "triangle"]]
+    assert {r[2] for r in counts} == {f":primary[{'█' * 8}]"}                  # equal classes, equal full bars
+    stages = md_table(at, "stage")
+    assert stages[0][0] == "stem" and stages[-1][0] == "head (new classifier)" and len(stages) == 9
     # fine-tune all with discriminative LRs: the head at the head LR, each stage below at 0.6 x the next one's
     expected = [1e-3 * 0.6 ** k for k in range(len(stages))][::-1]
-    assert list(stages["lr"]) == pytest.approx(expected, rel=1e-6)
+    assert [r[2] for r in stages] == [f"{lr:.3g}" for lr in expected]           # 1.68e-05 ... 0.0006, 0.001
+    assert stages[-1][3] == f":primary[{'█' * 8}]" and stages[-2][3] == f":primary[{'█' * 4}{'▊'}]"  # 0.6: 38.4/64
     at.toggle(key="tr.lrs.log").set_value(True).run()
     (fig,) = at.get("plotly_chart")
     spec = json.loads(fig.proto.spec)
     bars = spec["data"][0]
-    assert plotted(bars["x"]) == list(stages["stage"]) and plotted(bars["y"]) == pytest.approx(expected, rel=1e-6)
+    assert plotted(bars["x"]) == [r[0] for r in stages] and plotted(bars["y"]) == pytest.approx(expected, rel=1e-6)
     assert spec["layout"]["yaxis"]["type"] == "log" and not at.exception
     at.selectbox(key="tr.recipe").set_value("linear_probe").run()
-    stages = at.dataframe[1].value
-    assert stages["lr"].isna().sum() == len(stages) - 1 and stages["lr"].iloc[-1] == pytest.approx(1e-3)
+    stages = md_table(at, "stage")
+    assert [r[2] for r in stages] == ["frozen"] * 8 + ["0.001"] and [r[3] for r in stages][:8] == [""] * 8
+
+
+def test_more_classes_than_a_markdown_table_holds_get_a_grid_with_bars(page, monkeypatch):
+    from core.present import mdtable
+    monkeypatch.setattr(mdtable, "MAX_ROWS", 5)           # the demo's 6 classes, over the limit
+    at = page
+    at.slider(key="tr.per_class").set_value(20).run()
+    grid = at.dataframe[0].value
+    assert list(grid["class"]) == ["circle", "cross", "ring", "square", "star", "triangle"]
+    assert list(grid["images"]) == [20] * 6 and not at.exception

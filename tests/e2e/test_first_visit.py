@@ -40,19 +40,22 @@ def test_a_fresh_server_paints_the_navigation_and_a_skeleton_before_the_imports_
         later.context.close()
 
 
-def test_a_new_visitors_transfer_page_loads_no_plotly_until_the_log_chart_is_asked_for(browser, app_url):
-    """plotly.js costs a new browser session about 0.7 s of its main thread: the Transfer page's first view
-    (class counts, per-stage LRs) is tables with bars, and the log-axis LR chart loads it only when toggled."""
+def test_a_new_visitors_transfer_page_loads_no_plotly_or_grid_until_the_log_chart_is_asked_for(browser, app_url):
+    """plotly.js costs a new browser session about 0.7 s of its main thread, the data grid about 0.25 s: the
+    Transfer page's first view (class counts, per-stage LRs) is Markdown tables with bars, and the log-axis LR
+    chart loads plotly.js only when toggled."""
     page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
     chunks: list[str] = []
     page.on("request", lambda r: chunks.append(r.url.rsplit("/", 1)[-1]))
     page.goto(app_url + "/transfer")
     wait_idle(page)
     expect(page.get_by_text("No imbalance, tiny classes, duplicates or skipped files.")).to_be_visible(timeout=60_000)
-    expect(page.locator("[data-testid='stDataFrame']")).to_have_count(2)       # class counts, per-stage LRs
+    tables = page.locator("[data-testid='stMarkdownContainer'] table")
+    expect(tables).to_have_count(2)                                              # class counts, per-stage LRs
+    assert tables.nth(0).locator("tbody tr").count() == 6 and tables.nth(1).locator("tbody tr").count() == 9
     page.wait_for_timeout(1000)
-    assert page.locator(".js-plotly-plot").count() == 0
-    assert not [c for c in chunks if c.startswith("PlotlyChart.")], chunks
+    assert page.locator(".js-plotly-plot").count() == 0 and page.locator("[data-testid='stDataFrame']").count() == 0
+    assert not [c for c in chunks if c.startswith(("PlotlyChart.", "DataFrame."))], chunks
     page.get_by_text("Show the learning rates on a log axis").click()
     expect(page.locator(".js-plotly-plot")).to_have_count(1, timeout=30_000)
     assert [c for c in chunks if c.startswith("PlotlyChart.")]
