@@ -146,6 +146,15 @@ def summary(rounds: list[dict]) -> dict:
                                                  for v in r["new_visitor"].values()], 2)}
 
 
+def commit(root: Path) -> str:
+    """The checkout's commit, with ``+changes`` when its tracked files differ from it."""
+    import subprocess
+    def git(*a: str) -> str:
+        return subprocess.run(["git", "-C", str(root), *a], capture_output=True, text=True).stdout.strip()
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    return head + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
 def main() -> None:
     p = parser(__doc__)
     p.add_argument("--root", type=Path, default=None, help="another checkout to time the same way (before/after)")
@@ -156,6 +165,7 @@ def main() -> None:
     if args.root:
         roots["other"] = args.root.resolve()
     out = {"environment": environment(args), "roots": {k: str(v) for k, v in roots.items()},
+           "commits": {k: commit(v) for k, v in roots.items()},
            "note": __doc__.split("\n\n", 1)[1], "visits": {k: {} for k in roots}}
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)

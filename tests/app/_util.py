@@ -37,3 +37,9 @@ def plotted(values) -> list:
         import numpy as np
         return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"]).tolist()
     return list(values)
+
+
+def md_table(at, first_header: str) -> list[list[str]]:
+    """The rows of the Markdown table whose first column is ``first_header``, each cell as shown."""
+    (text,) = [str(m.value) for m in at.markdown if str(m.value).startswith(f"| {first_header} |")]
+    return [[shown(c.strip()) for c in re.split(r"(?<!\\)\|", line)[1:-1]] for line in text.split("\n")[2:]]

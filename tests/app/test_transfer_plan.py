@@ -2,12 +2,11 @@
 stay after the next click, the suggested LR applied with a button, Start disabled for unreachable hub weights,
 and a ?run= link that shows the run first."""
 import json
-import re
 
 import pytest
 
 from core.runs import record as runs
-from tests.app._util import open_page, plotted, shown, texts
+from tests.app._util import md_table, open_page, plotted, texts
 
 
 @pytest.fixture()
@@ -75,12 +74,6 @@ def test_a_run_link_shows_the_run_first(page):
     assert texts(at, "markdown")[0].startswith(f"**Run {run_id}** · linked run")
     assert at.expander[0].label == "Start another run"
     assert not at.exception
-
-
-def md_table(at, first_header: str) -> list[list[str]]:
-    """The rows of the Markdown table whose first column is ``first_header``, each cell as shown."""
-    (text,) = [str(m.value) for m in at.markdown if str(m.value).startswith(f"| {first_header} |")]
-    return [[shown(c.strip()) for c in re.split(r"(?<!\\)\|", line)[1:-1]] for line in text.split("\n")[2:]]
 
 
 def test_the_first_view_draws_no_chart_or_grid_and_its_tables_hold_the_counts_and_the_layer_decay(page):
