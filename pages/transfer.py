@@ -204,7 +204,7 @@ def show_stage_lrs(groups: pd.DataFrame) -> None:
     frame = groups.assign(lr=groups["lr"].where(groups["trainable"], None))
     top = float(frame["lr"].max()) if frame["lr"].notna().any() else None
     st.markdown(mdtable.table(
-        ["stage", "params", "LR", "against the head's"],       # params in K and M, and "LR": it fits 390 px
+        ["stage", "params", "LR", "vs the head's LR"],       # params in K and M, short headers: it fits 390 px
         [(r.stage, fmt.si(int(r.params)), f"{r.lr:.3g}" if pd.notna(r.lr) else "frozen", mdtable.bar(r.lr, top))
          for r in frame.itertuples()], [False, True, True, False]))
     if st.toggle("Show the learning rates on a log axis", key="tr.lrs.log",
@@ -330,7 +330,8 @@ def watch_body(run: runs.Run) -> None:
                else f" · about {fmt.duration(prog.eta_s)} left")
         st.progress(prog.fraction,
                     text=f"epoch {prog.epoch}/{prog.epochs} · step {prog.step}/{prog.total_steps}{eta}")
-    chart(run_plots.training_curves({run.label(): runs.curves(run.id)}, {run.label(): style.run_colour(run.id)}),
+    legend = run.short_label()             # the Runs page's legend label: a phone's chart cuts no more than its end
+    chart(run_plots.training_curves({legend: runs.curves(run.id)}, {legend: style.run_colour(run.id)}),
           f"tr.curves.{run.id}")
     cols = st.columns(3)
     if run.active and cols[0].button("Stop this run", key=f"tr.stop.{run.id}"):

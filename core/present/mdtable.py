@@ -11,13 +11,13 @@ from typing import Sequence
 from core.present.fmt import md
 
 EIGHTHS = "▏▎▍▌▋▊▉█"      # a character cell filled to one, two, ... eight eighths of its width
-WIDTH = 8                # cells in a bar whose value is the top one (a four-column table fits 390 px)
+WIDTH = 5                # cells in a bar at the top value (a four-column table fits 390 px, in an expander too)
 MAX_ROWS = 12            # more rows than this belong in a data grid (it scrolls, sorts and searches)
 
 
 def bar(value: float | None, top: float | None, width: int = WIDTH) -> str:
     """``value`` against ``top`` as a bar of block characters, ``width`` cells long at ``top``, to an eighth of a
-    cell (so 64 steps at the default width). A positive value never shows as nothing: at least one eighth.
+    cell (so 40 steps at the default width). A positive value never shows as nothing: at least one eighth.
     Zero, negative, missing or not a number: no bar."""
     if not _positive(value) or not _positive(top):
         return ""

@@ -85,13 +85,13 @@ def test_the_first_view_draws_no_chart_or_grid_and_its_tables_hold_the_counts_an
     assert not at.get("plotly_chart") and not at.dataframe
     counts = md_table(at, "class")
     assert [r[:2] for r in counts] == [[c, "10"] for c in ["circle", "cross", "ring", "square", "star", "triangle"]]
-    assert {r[2] for r in counts} == {f":primary[{'█' * 8}]"}                  # equal classes, equal full bars
+    assert {r[2] for r in counts} == {f":primary[{'█' * 5}]"}                  # equal classes, equal full bars
     stages = md_table(at, "stage")
     assert stages[0][0] == "stem" and stages[-1][0] == "head (new classifier)" and len(stages) == 9
     # fine-tune all with discriminative LRs: the head at the head LR, each stage below at 0.6 x the next one's
     expected = [1e-3 * 0.6 ** k for k in range(len(stages))][::-1]
     assert [r[2] for r in stages] == [f"{lr:.3g}" for lr in expected]           # 1.68e-05 ... 0.0006, 0.001
-    assert stages[-1][3] == f":primary[{'█' * 8}]" and stages[-2][3] == f":primary[{'█' * 4}{'▊'}]"  # 0.6: 38.4/64
+    assert stages[-1][3] == f":primary[{'█' * 5}]" and stages[-2][3] == f":primary[{'█' * 3}]"  # 0.6: 24 of 40 eighths
     at.toggle(key="tr.lrs.log").set_value(True).run()
     (fig,) = at.get("plotly_chart")
     spec = json.loads(fig.proto.spec)

@@ -84,6 +84,12 @@ CLIPPED = """() => {
   }
   return out;
 }"""
+# every Markdown table whose right edge runs past the block that holds it (a wide table is cut at the phone's edge)
+TABLES_PAST_THEIR_BLOCK = """() => [...document.querySelectorAll("[data-testid='stMain'] table")]
+  .filter(t => t.offsetParent && t.getBoundingClientRect().right >
+          t.closest("[data-testid='stVerticalBlock']").getBoundingClientRect().right + 1)
+  .map(t => (t.textContent || '').trim().slice(0, 40))"""
+
 WIDEST = """() => Math.max(document.querySelector("[data-testid='stMain']").scrollWidth,
   ...[...document.querySelectorAll('.js-plotly-plot')].map(p => p.getBoundingClientRect().right))"""
 
@@ -132,7 +138,22 @@ def test_every_page_reads_at_phone_width(browser, week_url, path, tmp_path):
     assert page.evaluate(WIDEST) <= PHONE["width"] + 1, "something is wider than the phone's screen"
     assert page.evaluate(OVERLAPS) == []
     assert page.evaluate(CLIPPED) == [], "text that does not show whole"
+    assert page.evaluate(TABLES_PAST_THEIR_BLOCK) == []
     toolbar_clear(page)
+    context.close()
+
+
+def test_the_transfer_forms_tables_fit_a_phone_inside_a_runs_expander(browser, week_url):
+    """A run's view holds the form in an expander, whose border and padding leave the tables less room."""
+    context = browser.new_context(viewport=PHONE, device_scale_factor=1)
+    page = context.new_page()
+    page.set_default_timeout(180_000)
+    page.goto(week_url + "/transfer?run=1")
+    wait_idle(page)
+    page.get_by_text("Start another run").click()
+    wait_idle(page)
+    expect(page.locator("[data-testid='stExpander'] table")).to_have_count(2)      # class counts, stage LRs
+    assert page.evaluate(TABLES_PAST_THEIR_BLOCK) == [] and page.evaluate(CLIPPED) == []
     context.close()
 
 

@@ -21,7 +21,7 @@ FULL = EIGHTHS[-1]
     (120, 60, FULL * 8),                    # over the top: clipped to the full bar
 ])
 def test_a_bar_is_its_share_of_the_top_to_an_eighth_of_a_cell(value, top, expected):
-    assert bar(value, top) == expected
+    assert bar(value, top, width=8) == expected
 
 
 @pytest.mark.parametrize("value, top", [(0, 60), (-3, 60), (None, 60), (math.nan, 60), (math.inf, 60), (5, 0),
@@ -31,7 +31,7 @@ def test_no_bar_for_zero_missing_or_non_numbers(value, top):
 
 
 def test_the_bar_length_is_the_width_in_cells():
-    assert len(bar(1, 1, width=20)) == 20 and len(bar(1, 1)) == mdtable.WIDTH == 8
+    assert len(bar(1, 1, width=20)) == 20 and len(bar(1, 1)) == mdtable.WIDTH == 5
 
 
 def test_a_table_keeps_user_text_literal_and_colours_only_bars():
@@ -40,7 +40,7 @@ def test_a_table_keeps_user_text_literal_and_colours_only_bars():
     lines = text.split("\n")
     assert lines[0] == "| class | images | against the largest |"
     assert lines[1] == "|:---|---:|:---|"
-    assert lines[2] == f"| a\\|b | 1,200 | :primary[{FULL * 8}] |"            # the pipe is no column break
+    assert lines[2] == f"| a\\|b | 1,200 | :primary[{FULL * 5}] |"            # the pipe is no column break
     assert lines[3] == f"| \\*\\*x\\*\\* \\:red\\[y\\] | 3 | :primary[{EIGHTHS[0]}] |"
     assert len(lines) == 4
 
