@@ -1,4 +1,5 @@
 """Shared bits of the benchmark scripts: arguments, environment record, JSON output."""
+
 from __future__ import annotations
 
 import argparse
@@ -14,12 +15,12 @@ import torch  # noqa: E402
 
 from core.cli import quiet_library_warnings  # noqa: E402
 
-quiet_library_warnings()     # the JSON on stdout is the answer; fvcore's import warns of torch.jit.script
+quiet_library_warnings()  # the JSON on stdout is the answer; fvcore's import warns of torch.jit.script
 
 from core.measure.profiling import collect_env, resolve_device  # noqa: E402
 from core.measure.timing import pin_malloc_thresholds  # noqa: E402
 
-pin_malloc_thresholds()      # every benchmark script imports this module first
+pin_malloc_thresholds()  # every benchmark script imports this module first
 
 
 def parser(doc: str) -> argparse.ArgumentParser:
@@ -36,8 +37,12 @@ def environment(args: argparse.Namespace, precision: str | None = None) -> dict[
     if args.threads:
         torch.set_num_threads(args.threads)
     env = collect_env(resolve_device(args.device), precision or args.precision, "contiguous", (1,))
-    return {"device": env.device_name, "torch": env.torch_version, "threads": env.threads,
-            "precision": env.precision}
+    return {
+        "device": env.device_name,
+        "torch": env.torch_version,
+        "threads": env.threads,
+        "precision": env.precision,
+    }
 
 
 def emit(result: dict[str, Any]) -> None:
@@ -55,8 +60,9 @@ class Collect:
     def on_start(self, info: dict[str, Any]) -> None:
         self.info = info
 
-    def on_step(self, epoch: int, step: int, values: dict[str, float],
-                groups: dict[str, float] | None = None) -> None:
+    def on_step(
+        self, epoch: int, step: int, values: dict[str, float], groups: dict[str, float] | None = None
+    ) -> None:
         pass
 
     def on_end(self, status: str, metrics: dict[str, float]) -> None:

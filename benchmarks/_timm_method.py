@@ -2,6 +2,7 @@
 eval(), model and input in the memory format, AMP autocast, 10 warm-up steps, timed steps with
 perf_counter around a CUDA-synchronised forward. timm reports the mean step time; the samples go through the
 project's one summary (LatencyStats), so the median is reported beside that mean."""
+
 from __future__ import annotations
 
 import sys
@@ -17,8 +18,16 @@ from core.measure.settings import autocast_dtype  # noqa: E402
 from core.measure.timing import LatencyStats
 
 
-def timm_benchmark(model: nn.Module, batch: int, resolution: int, device: str, precision: str = "fp32",
-                   channels_last: bool = False, warm: int = 10, steps: int = 40) -> dict[str, float]:
+def timm_benchmark(
+    model: nn.Module,
+    batch: int,
+    resolution: int,
+    device: str,
+    precision: str = "fp32",
+    channels_last: bool = False,
+    warm: int = 10,
+    steps: int = 40,
+) -> dict[str, float]:
     dev = torch.device(device)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = model.eval().to(dev, memory_format=fmt)
@@ -39,4 +48,8 @@ def timm_benchmark(model: nn.Module, batch: int, resolution: int, device: str, p
             model(x)
             samples.append((sync_time() - t0) * 1e3)
     stats = LatencyStats.from_samples(samples, warm, "perf_counter around a synchronised forward (timm)")
-    return {"step_ms": stats.mean_ms, "median_ms": stats.median_ms, "images_per_s": batch / (stats.mean_ms / 1e3)}
+    return {
+        "step_ms": stats.mean_ms,
+        "median_ms": stats.median_ms,
+        "images_per_s": batch / (stats.mean_ms / 1e3),
+    }

@@ -1,5 +1,7 @@
 """Figures 1 and 2 of the backbones issue: a cold profile of resnet50 (fresh process, empty cache), the cached
-reopen, and the whole curated list measured by the background worker, with its progress as the page sees it."""
+reopen, and the whole curated list measured by the background worker, with its progress as the page sees
+it."""
+
 from __future__ import annotations
 
 import json
@@ -33,8 +35,14 @@ def main() -> None:
     env = {**os.environ, "ARCHSCOPE_DATA_DIR": tempfile.mkdtemp(prefix="archscope-bench-")}
     result = {"env": environment(args)}
     t = time.perf_counter()
-    out = subprocess.run([sys.executable, "-W", "ignore", "-c", COLD.format(device=args.device,
-                          precision=args.precision)], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", COLD.format(device=args.device, precision=args.precision)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     cold = json.loads(out.stdout.strip().splitlines()[-1])
     cold["process_wall_s"] = time.perf_counter() - t
     result["resnet50_cold"] = {**cold, "target_s": 10, "cached_target_ms": 100}
@@ -70,8 +78,14 @@ print(json.dumps({{"wall_s": wall, "status": j.status, "message": j.message, "mo
                   "per_model": {{r.model: {{"latency_ms": round(r.latency_ms, 2), "GMACs": round(r.GMACs, 3),
                                             "measure_s": r.measure_s}} for r in frame.itertuples()}}}}))
 """
-    out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], cwd=ROOT, env=env, capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return {**json.loads(out.stdout.strip().splitlines()[-1]), "target_s": 180}
 
 

@@ -1,6 +1,7 @@
 """Figure 1 of the foundation issue: time to profile each block at its default shape, cold (first call in a
 fresh process, imports excluded) and warm (second call), and the time the page takes to re-render after a
 widget change (AppTest)."""
+
 from __future__ import annotations
 
 import json
@@ -37,8 +38,18 @@ def main() -> None:
         return
     result = {"env": environment(args), "target_s": 1.5, "blocks": {}}
     for name in list_blocks():
-        cmd = [sys.executable, "-W", "ignore", __file__, "--one", name, "--device", args.device,
-               "--precision", args.precision] + (["--threads", str(args.threads)] if args.threads else [])
+        cmd = [
+            sys.executable,
+            "-W",
+            "ignore",
+            __file__,
+            "--one",
+            name,
+            "--device",
+            args.device,
+            "--precision",
+            args.precision,
+        ] + (["--threads", str(args.threads)] if args.threads else [])
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         result["blocks"][name] = json.loads(out.strip().splitlines()[-1])
     result["max_cold_s"] = max(b["cold_s"] for b in result["blocks"].values())
@@ -53,6 +64,7 @@ def page_rerender() -> dict[str, float]:
     from pathlib import Path
 
     from streamlit.testing.v1 import AppTest
+
     app = str(Path(__file__).resolve().parents[1] / "app.py")
     at = AppTest.from_file(app, default_timeout=300)
     t = time.perf_counter()
@@ -65,8 +77,12 @@ def page_rerender() -> dict[str, float]:
         at.run()
         changes.append(time.perf_counter() - t)
         assert not at.exception
-    return {"first_render_s": round(first, 3), "widget_change_s": [round(c, 3) for c in changes],
-            "max_widget_change_s": round(max(changes), 3), "target_s": 2.0}
+    return {
+        "first_render_s": round(first, 3),
+        "widget_change_s": [round(c, 3) for c in changes],
+        "max_widget_change_s": round(max(changes), 3),
+        "target_s": 2.0,
+    }
 
 
 if __name__ == "__main__":

@@ -1,13 +1,17 @@
 """Issue 30's background-work figure: how long the Runs page takes to open while compound scaling counts its
 networks in the background, against the same page on the same idle server.
 
-A seeded week of use (tests/seed.py), one server over it, Chromium at 1400 px. "Open" is a new browser context's
+A seeded week of use (tests/seed.py), one server over it, Chromium at 1400 px. "Open" is a new browser
+context's
 ``goto`` until the script run has finished (the page is drawn in full). The Runs page is opened ``--visits``
-times idle; then a tab opens Compare backbones → Compound scaling, which starts the count of B0-B7 and the scaled
-networks as a background job (the page's own path: ``scaling.start``, a worker at ``os.nice`` +10), and the Runs
-page is opened ``--visits`` times while that job is running; then idle again once it has ended. Target: busy
-median within 1.5x of the idle median. ``--give-way off`` starts the server with ``ARCHSCOPE_GIVE_WAY=off``: the
-count then does not pause while pages load (core/jobs/yielding.py), for a before/after in the same hour."""
+times idle; then a tab opens Compare backbones → Compound scaling, which starts the count of B0-B7 and the
+scaled
+networks as a background job (the page's own path: ``scaling.start``, a worker at ``os.nice`` +10), and
+the Runs page is opened ``--visits`` times while that job is running; then idle again once it has ended.
+Deployable: busy median within 1.5x of the idle median. ``--give-way off`` starts the server with
+``ARCHSCOPE_GIVE_WAY=off``: the count then does not pause while pages load (core/jobs/yielding.py), for a
+before/after in the same hour."""
+
 from __future__ import annotations
 
 import json
@@ -41,6 +45,7 @@ def open_runs(browser, url: str) -> float:
 def job_state(data: Path) -> tuple[str, float, int]:
     from core import jobs
     from core.zoo import scaling
+
     os.environ["ARCHSCOPE_DATA_DIR"] = str(data)
     job = jobs.latest(scaling.KIND)
     return ("none", 0.0, 0) if job is None else (job.status, job.done / max(job.total, 1), job.id)
@@ -51,17 +56,27 @@ def main() -> None:
     p.add_argument("--visits", type=int, default=5)
     p.add_argument("--give-way", choices=("on", "off"), default="on")
     args = p.parse_args()
-    os.environ["ARCHSCOPE_GIVE_WAY"] = args.give_way             # the server and its workers inherit it
+    os.environ["ARCHSCOPE_GIVE_WAY"] = args.give_way  # the server and its workers inherit it
     from playwright.sync_api import sync_playwright
+
     data = Path(tempfile.mkdtemp(prefix="archscope-busy-"))
-    seeded = subprocess.run([sys.executable, "-W", "ignore", "-m", "tests.seed", str(data)], cwd=ROOT,
-                            capture_output=True, text=True, check=True)
-    out = {"environment": environment(args), "seed": json.loads(seeded.stdout.splitlines()[-1]),
-           "note": __doc__.split("\n\n", 1)[1], "target_ratio": TARGET_RATIO,
-           "give_way": args.give_way}
+    seeded = subprocess.run(
+        [sys.executable, "-W", "ignore", "-m", "tests.seed", str(data)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    out = {
+        "environment": environment(args),
+        "seed": json.loads(seeded.stdout.splitlines()[-1]),
+        "note": __doc__.split("\n\n", 1)[1],
+        "target_ratio": TARGET_RATIO,
+        "give_way": args.give_way,
+    }
     with sync_playwright() as pw, serve(data) as url:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        open_runs(browser, url)                          # the server's first visit (imports) is not a sample
+        open_runs(browser, url)  # the server's first visit (imports) is not a sample
         idle_before = [open_runs(browser, url) for _ in range(args.visits)]
         tab = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
         tab.goto(url + "/backbones?bb.tab=Compound+scaling")
@@ -76,7 +91,11 @@ def main() -> None:
                 break
             busy.append(open_runs(browser, url))
             progress.append(round(done, 2))
-        out["job"] = {"id": job_id, "status_when_sampled": status, "fraction_done_at_each_busy_visit": progress}
+        out["job"] = {
+            "id": job_id,
+            "status_when_sampled": status,
+            "fraction_done_at_each_busy_visit": progress,
+        }
         while job_state(data)[0] in ("running", "queued") and time.time() < end + 900:
             time.sleep(2)
         out["job"]["final_status"] = job_state(data)[0]
@@ -87,9 +106,12 @@ def main() -> None:
     out["runs_open_s"] = {"idle_before": idle_before, "busy": busy, "idle_after": idle_after}
     if busy:
         ratios = sorted(b / statistics.median(idle) for b in busy)
-        out["busy_over_idle"] = {"median": round(statistics.median(busy) / statistics.median(idle), 2),
-                                 "min": round(ratios[0], 2), "max": round(ratios[-1], 2),
-                                 "within_target": statistics.median(busy) <= TARGET_RATIO * statistics.median(idle)}
+        out["busy_over_idle"] = {
+            "median": round(statistics.median(busy) / statistics.median(idle), 2),
+            "min": round(ratios[0], 2),
+            "max": round(ratios[-1], 2),
+            "within_target": statistics.median(busy) <= TARGET_RATIO * statistics.median(idle),
+        }
     emit(out)
 
 

@@ -3,6 +3,7 @@ empty data directory with the default settings (cold: no cache of any kind is wa
 tab's first-visit time (until Streamlit's script run has finished), the server process's resident memory after
 each visit and after the whole crawl, and how soon Compound scaling's background count put its first measured
 point in the store."""
+
 from __future__ import annotations
 
 import os
@@ -15,15 +16,27 @@ from _common import emit, environment, parser
 
 from tests.e2e.conftest import CHROMIUM, FLAGS, SERVERS, serve, wait_idle
 
-TABS = {"/": ["Explore", "Compare", "Roofline", "Deploy", "Lecture's numbers", "Gradient flow"],
-        "/backbones": ["Measure", "Leaderboard", "Accuracy vs cost", "Throughput", "Where the time goes",
-                       "Compound scaling", "Recommender", "Deployment"],
-        "/transfer": [None],
-        "/runs": ["Compare runs", "Effect of freezing depth", "Evaluate and export"]}
+TABS = {
+    "/": ["Explore", "Compare", "Roofline", "Deploy", "Lecture's numbers", "Gradient flow"],
+    "/backbones": [
+        "Measure",
+        "Leaderboard",
+        "Accuracy vs cost",
+        "Throughput",
+        "Where the time goes",
+        "Compound scaling",
+        "Recommender",
+        "Deployment",
+    ],
+    "/transfer": [None],
+    "/runs": ["Compare runs", "Effect of freezing depth", "Evaluate and export"],
+}
 LIMIT_MB = 2.5 * 1024
 # counts the script runs that end from now on (a tab click's rerun can be shorter than any poll)
 WATCH = """() => { window.__ended = 0; const app = document.querySelector("[data-testid='stApp']");
-  new MutationObserver(() => { if (app.getAttribute('data-test-script-state') === 'notRunning') window.__ended++; })
+  new MutationObserver(() => {
+    if (app.getAttribute('data-test-script-state') === 'notRunning') window.__ended++;
+  })
     .observe(app, {attributes: true, attributeFilter: ['data-test-script-state']}); }"""
 
 
@@ -41,7 +54,9 @@ def first_scaled_point(db: Path, since: float, timeout: float = 120.0) -> float 
     while time.time() < end:
         if db.exists():
             with sqlite3.connect(db) as conn:
-                row = conn.execute("SELECT MIN(created) FROM measurements WHERE kind = 'scaled-count'").fetchone()
+                row = conn.execute(
+                    "SELECT MIN(created) FROM measurements WHERE kind = 'scaled-count'"
+                ).fetchone()
             if row and row[0]:
                 return round(row[0] - since, 2)
         time.sleep(0.2)
@@ -51,9 +66,14 @@ def first_scaled_point(db: Path, since: float, timeout: float = 120.0) -> float 
 def main() -> None:
     args = parser(__doc__).parse_args()
     from playwright.sync_api import sync_playwright
+
     data = Path(tempfile.mkdtemp(prefix="archscope-crawl-"))
-    out = {"environment": environment(args), "data_dir": "fresh and empty", "first_visit_s": {},
-           "server_rss_mb": {}}
+    out = {
+        "environment": environment(args),
+        "data_dir": "fresh and empty",
+        "first_visit_s": {},
+        "server_rss_mb": {},
+    }
     with sync_playwright() as pw, serve(data) as url:
         pid = SERVERS[url]
         out["server_rss_mb"]["started"] = round(rss_mb(pid), 1)
@@ -73,11 +93,13 @@ def main() -> None:
                     page.evaluate(WATCH)
                     t = time.perf_counter()
                     page.get_by_role("tab", name=tab, exact=True).click()
-                    page.wait_for_function("() => window.__ended > 0")    # the rerun the click started, ended
+                    page.wait_for_function("() => window.__ended > 0")  # the rerun the click started, ended
                 wait_idle(page)
                 out["first_visit_s"][name] = round(time.perf_counter() - t - 0.3, 2)
                 if tab == "Compound scaling":
-                    out["compound_scaling_first_point_s"] = first_scaled_point(data / "archscope.sqlite", started)
+                    out["compound_scaling_first_point_s"] = first_scaled_point(
+                        data / "archscope.sqlite", started
+                    )
                 mem = rss_mb(pid)
                 peak = max(peak, mem)
                 out["server_rss_mb"][name] = round(mem, 1)
@@ -85,9 +107,14 @@ def main() -> None:
         time.sleep(2)
         after = rss_mb(pid)
     slowest = max(out["first_visit_s"].items(), key=lambda kv: kv[1])
-    out.update(server_rss_mb_after_crawl=round(after, 1), server_rss_mb_peak=round(max(peak, after), 1),
-               limit_mb=LIMIT_MB, under_limit=max(peak, after) < LIMIT_MB, slowest_first_visit=slowest,
-               cores=os.cpu_count())
+    out.update(
+        server_rss_mb_after_crawl=round(after, 1),
+        server_rss_mb_peak=round(max(peak, after), 1),
+        limit_mb=LIMIT_MB,
+        under_limit=max(peak, after) < LIMIT_MB,
+        slowest_first_visit=slowest,
+        cores=os.cpu_count(),
+    )
     emit(out)
 
 

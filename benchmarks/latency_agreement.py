@@ -1,6 +1,7 @@
 """Figure 2 of the foundation issue: profile_module's median latency against an independent timing loop
 written like timm's benchmark.py (warm-up steps, then timed steps with perf_counter, CUDA synchronised),
 in the same run, for three blocks and resnet50 at batch 1. Rounds alternate between the two timers."""
+
 from __future__ import annotations
 
 import statistics
@@ -14,9 +15,16 @@ from core.blocks import create_block
 from core.measure.profiling import autocast_for, profile_module
 
 
-def timm_style_median_ms(model: torch.nn.Module, shape: tuple[int, ...], device: str, precision: str,
-                         warm: int = 10, steps: int = 50) -> float:
-    """Independent loop: eval, preallocated input, warm-up, per-step perf_counter around a synchronised call."""
+def timm_style_median_ms(
+    model: torch.nn.Module,
+    shape: tuple[int, ...],
+    device: str,
+    precision: str,
+    warm: int = 10,
+    steps: int = 50,
+) -> float:
+    """Independent loop: eval, preallocated input, warm-up, per-step perf_counter around a synchronised
+    call."""
     dev = torch.device(device)
     model = model.eval().to(dev)
     example = torch.randn(shape, device=dev)
@@ -58,10 +66,13 @@ def main() -> None:
             ours.append(prof.latency_ms)
             theirs.append(timm_style_median_ms(model, shape, args.device, args.precision))
         a, b = statistics.median(ours), statistics.median(theirs)
-        result["cases"][name] = {"profile_module_median_ms": round(a, 4), "timm_style_median_ms": round(b, 4),
-                                 "difference_pct": round(100 * (a - b) / b, 2),
-                                 "rounds_profile_module_ms": [round(x, 4) for x in ours],
-                                 "rounds_timm_style_ms": [round(x, 4) for x in theirs]}
+        result["cases"][name] = {
+            "profile_module_median_ms": round(a, 4),
+            "timm_style_median_ms": round(b, 4),
+            "difference_pct": round(100 * (a - b) / b, 2),
+            "rounds_profile_module_ms": [round(x, 4) for x in ours],
+            "rounds_timm_style_ms": [round(x, 4) for x in theirs],
+        }
     result["max_abs_difference_pct"] = max(abs(c["difference_pct"]) for c in result["cases"].values())
     emit(result)
 

@@ -1,5 +1,6 @@
-"""What every Archscope command line shares: an argument parser whose errors are one line and exit 2 (like every
-other bad input), and the forwarding of an old command spelling to its new one."""
+"""What every Archscope command line shares: an argument parser whose errors are one line and exit 2 (like
+every other bad input), and the forwarding of an old command spelling to its new one."""
+
 from __future__ import annotations
 
 import argparse
@@ -18,13 +19,19 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see --help)\n")
 
 
-LIBRARY_NOISE = (r".*torch\.jit\.script.*deprecated", r".*TypedStorage is deprecated", r".*onnxscript",
-                 r".*Removing initializer")
+LIBRARY_NOISE = (
+    r".*torch\.jit\.script.*deprecated",
+    r".*TypedStorage is deprecated",
+    r".*onnxscript",
+    r".*Removing initializer",
+)
 
 
 def quiet_library_warnings() -> None:
-    """A command line shows its own progress and answer, not the deprecation notes of the libraries under it."""
+    """A command line shows its own progress and answer, not the deprecation notes of the libraries under
+    it."""
     import warnings
+
     for pattern in LIBRARY_NOISE:
         warnings.filterwarnings("ignore", message=pattern)
     warnings.filterwarnings("ignore", category=FutureWarning)
@@ -32,18 +39,22 @@ def quiet_library_warnings() -> None:
 
 
 def forward(old: str, new_module: str, prefix: list[str]) -> None:
-    """Runs ``python -m new_module *prefix *argv`` in this process after a one-line notice on stderr: the spelling
-    ``old`` keeps working, under torchrun too. The module is run by name, so the old package imports nothing of
-    the new one."""
-    print(f"note: `{old}` is now `python -m {new_module} {' '.join(prefix)}`; forwarding", file=sys.stderr,
-          flush=True)
+    """Runs ``python -m new_module *prefix *argv`` in this process after a one-line notice on stderr: the
+    spelling
+    ``old`` keeps working, under torchrun too. The module is run by name, so the old package imports
+    nothing of the new one."""
+    print(
+        f"note: `{old}` is now `python -m {new_module} {' '.join(prefix)}`; forwarding",
+        file=sys.stderr,
+        flush=True,
+    )
     sys.argv = [sys.argv[0], *prefix, *sys.argv[1:]]
     runpy.run_module(new_module, run_name="__main__", alter_sys=True)
 
 
 def emit(result: Any, json_arg: str | None, table: Callable[[Any], str]) -> int:
-    """How a command ends: ``--json -`` prints the whole result as JSON instead of the table; otherwise the short
-    table, and with ``--json FILE`` the file too, its path printed last. Returns the exit code."""
+    """How a command ends: ``--json -`` prints the whole result as JSON instead of the table; otherwise
+    the short table, and with ``--json FILE`` the file too, its path printed last. Returns the exit code."""
     text = json.dumps(result, indent=2, default=float)
     if json_arg == "-":
         print(text)

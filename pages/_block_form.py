@@ -1,8 +1,10 @@
-"""What the Block explorer's tabs share: the block and its configuration as widgets (the same widgets and URL keys
-on the Explore, Roofline and Deploy tabs, so each tab reads the block from its own widgets, never from another tab's
-leftover state), and the interleaved timing of a comparison (the Compare and Roofline tabs read one cache)."""
-from __future__ import annotations
+"""What the Block explorer's tabs share: the block and its configuration as widgets (the same widgets and
+URL keys
+on the Explore, Roofline and Deploy tabs, so each tab reads the block from its own widgets, never from
+another tab's leftover state), and the interleaved timing of a comparison (the Compare and Roofline tabs
+read one cache)."""
 
+from __future__ import annotations
 
 from typing import Any
 
@@ -16,12 +18,22 @@ from core.measure import budget
 from core.measure.settings import Setting
 from core.present import fmt
 
-
 FIELD_LABELS = {
-    "in_chs": "Input channels", "out_chs": "Output channels", "mid_chs": "Bottleneck channels",
-    "kernel_size": "Kernel", "stride": "Stride", "exp_ratio": "Expansion ratio t", "se": "Squeeze-excite",
-    "se_ratio": "SE ratio", "c1": "1x1 branch", "c3_reduce": "3x3 reduce", "c3": "3x3 branch",
-    "c5_reduce": "5x5 reduce", "c5": "5x5 branch", "pool_proj": "Pool projection", "bias": "Bias",
+    "in_chs": "Input channels",
+    "out_chs": "Output channels",
+    "mid_chs": "Bottleneck channels",
+    "kernel_size": "Kernel",
+    "stride": "Stride",
+    "exp_ratio": "Expansion ratio t",
+    "se": "Squeeze-excite",
+    "se_ratio": "SE ratio",
+    "c1": "1x1 branch",
+    "c3_reduce": "3x3 reduce",
+    "c3": "3x3 branch",
+    "c5_reduce": "5x5 reduce",
+    "c5": "5x5 branch",
+    "pool_proj": "Pool projection",
+    "bias": "Bias",
     "norm": "BatchNorm / LayerNorm",
 }
 
@@ -37,26 +49,51 @@ def config_form(block: str) -> tuple[dict[str, Any], tuple[int, int, int, int]]:
         with cols[i % 4]:
             if isinstance(default, float):
                 lo, hi = FLOAT_FIELDS.get(key, (0.0, 64.0))
-                cfg[key] = st.number_input(FIELD_LABELS[key], float(lo), float(hi), value=default, step=0.25,
-                                           key=f"{block}.{key}", bind="query-params")
+                cfg[key] = st.number_input(
+                    FIELD_LABELS[key],
+                    float(lo),
+                    float(hi),
+                    value=default,
+                    step=0.25,
+                    key=f"{block}.{key}",
+                    bind="query-params",
+                )
             else:
                 lo, hi = INT_FIELDS.get(key, (0, 4096))
-                cfg[key] = int(st.number_input(FIELD_LABELS[key], lo, hi, value=default, step=1,
-                                               key=f"{block}.{key}", bind="query-params"))
+                cfg[key] = int(
+                    st.number_input(
+                        FIELD_LABELS[key],
+                        lo,
+                        hi,
+                        value=default,
+                        step=1,
+                        key=f"{block}.{key}",
+                        bind="query-params",
+                    )
+                )
     cols = st.columns(4)
-    hw = cols[0].number_input("Spatial size H = W", 1, budget.MAX_SPATIAL, value=get_block_class(block).default_hw,
-                              step=1, key=f"{block}.hw", bind="query-params")
-    batch = cols[1].number_input("Batch", 1, budget.MAX_BATCH, value=1, step=1, key=f"{block}.batch",
-                                 bind="query-params")
+    hw = cols[0].number_input(
+        "Spatial size H = W",
+        1,
+        budget.MAX_SPATIAL,
+        value=get_block_class(block).default_hw,
+        step=1,
+        key=f"{block}.hw",
+        bind="query-params",
+    )
+    batch = cols[1].number_input(
+        "Batch", 1, budget.MAX_BATCH, value=1, step=1, key=f"{block}.batch", bind="query-params"
+    )
     for i, key in enumerate(k for k, v in defaults.items() if isinstance(v, bool)):
-        cfg[key] = cols[2 + i % 2].toggle(FIELD_LABELS[key], value=defaults[key], key=f"{block}.{key}",
-                                          bind="query-params")
+        cfg[key] = cols[2 + i % 2].toggle(
+            FIELD_LABELS[key], value=defaults[key], key=f"{block}.{key}", bind="query-params"
+        )
     return cfg, (int(batch), int(cfg["in_chs"]), int(hw), int(hw))
 
 
 def block_form() -> tuple[str, dict[str, Any], tuple[int, int, int, int]]:
-    """The block and its configuration: the same widgets (and URL keys) on the Explore and Roofline tabs, so each
-    tab reads the block from its own widgets, never from another tab's leftover state."""
+    """The block and its configuration: the same widgets (and URL keys) on the Explore and Roofline tabs,
+    so each tab reads the block from its own widgets, never from another tab's leftover state."""
     block = st.selectbox("Block", list_blocks(), key="explore.block", bind="query-params")
     cls = get_block_class(block)
     st.caption(f"{fmt.md(cls.summary)}  \n*{fmt.md(cls.paper)}*")
@@ -65,6 +102,8 @@ def block_form() -> tuple[str, dict[str, Any], tuple[int, int, int, int]]:
 
 
 @st.cache_data(show_spinner="Timing the blocks interleaved, round by round…", max_entries=32)
-def cached_compare(entries: tuple[cmp.Entry, ...], chs: int, hw: int, batch: int, settings: Setting) -> pd.DataFrame:
+def cached_compare(
+    entries: tuple[cmp.Entry, ...], chs: int, hw: int, batch: int, settings: Setting
+) -> pd.DataFrame:
     # at most 4 s of rounds: no blind wait over 5 s (an unsettled result says the machine was busy)
     return cmp.compare(list(entries), chs, hw, batch, **settings.profile_kwargs(), max_time_s=4.0)

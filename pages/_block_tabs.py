@@ -1,8 +1,8 @@
-"""The Block explorer's tabs after Explore and Compare: Roofline (a block's layers, or a lecture pair's, under this
-machine's measured ceilings), Deploy (a block or a pair in the runtimes people ship, and in this browser), the
-lecture's worked numbers, and the gradient-flow lab."""
-from __future__ import annotations
+"""The Block explorer's tabs after Explore and Compare: Roofline (a block's layers, or a lecture pair's,
+under this machine's measured ceilings), Deploy (a block or a pair in the runtimes people ship, and in
+this browser), the lecture's worked numbers, and the gradient-flow lab."""
 
+from __future__ import annotations
 
 from typing import Any
 
@@ -13,10 +13,10 @@ from core.blocks import BlockConfigError, check_input, create_block, resolve_con
 from core.blocks import compare as cmp
 from core.blocks.gradflow import gradient_flow, plain_gradient, residual_gradient
 from core.deploy import report
-from core.deploy.measure import Target
+from core.deploy.deployable import Deployable
 from core.measure import roofline as rl
-from core.measure.profiling import ProfileError
 from core.measure.ceilings import Ceilings
+from core.measure.profiling import ProfileError
 from core.measure.settings import Setting
 from core.present import deploy_plots, fmt, plots
 from pages import _browser as browser_view
@@ -29,20 +29,29 @@ from pages._widgets import chart, table
 @st.cache_data(show_spinner="Measuring this machine's ceilings (a GEMM and a STREAM triad)…", max_entries=8)
 def machine_ceilings(settings: Setting) -> Ceilings:
     from core.zoo import layers  # here, not at the top: it imports timm (~1.8 s on a first visit)
+
     return layers.ceilings(settings)
 
 
 @st.cache_data(show_spinner="Timing every layer on its captured input…", max_entries=32)
-def block_layers(block: str, cfg: tuple[tuple[str, Any], ...], shape: tuple[int, int, int, int], settings: Setting,
-                 c: Ceilings) -> pd.DataFrame:
+def block_layers(
+    block: str,
+    cfg: tuple[tuple[str, Any], ...],
+    shape: tuple[int, int, int, int],
+    settings: Setting,
+    c: Ceilings,
+) -> pd.DataFrame:
     return rl.profile_layers(create_block(block, **dict(cfg)), shape, settings, c)
 
 
 def roofline_tab(settings: Setting) -> None:
-    st.markdown("Each layer's arithmetic intensity (FLOPs per byte it must move) against the GFLOP/s it reaches "
-                "here, under this machine's two measured ceilings: peak compute and memory bandwidth.")
-    what = st.radio("Show", ["A block", "A comparison preset"], horizontal=True,
-                    key="roof.what", bind="query-params")
+    st.markdown(
+        "Each layer's arithmetic intensity (FLOPs per byte it must move) against the GFLOP/s it reaches "
+        "here, under this machine's two measured ceilings: peak compute and memory bandwidth."
+    )
+    what = st.radio(
+        "Show", ["A block", "A comparison preset"], horizontal=True, key="roof.what", bind="query-params"
+    )
     try:
         c = machine_ceilings(settings)
     except ProfileError as err:
@@ -54,7 +63,9 @@ def roofline_tab(settings: Setting) -> None:
             block, raw, shape = block_form()
             cfg = resolve_config(block, **raw)
             check_input(block, cfg, shape)
-            show_profile({block: block_layers(block, tuple(sorted(cfg.items())), shape, settings, c)}, c, "roof.block")
+            show_profile(
+                {block: block_layers(block, tuple(sorted(cfg.items())), shape, settings, c)}, c, "roof.block"
+            )
         else:
             compare_roofline(settings, c)
     except (BlockConfigError, ProfileError) as err:
@@ -72,15 +83,22 @@ def compare_roofline(settings: Setting, c: Ceilings) -> None:
     measured, macs = float(frame["speed-up"].iloc[1]), float(frame["MAC ratio"].iloc[1])
     cols = st.columns(3)
     cols[0].metric("MAC ratio", f"{macs:.2f}×", help=f"{b.label} has this many times fewer MACs.")
-    cols[1].metric("Roofline predicts", f"{rl.predicted_ratio(fa, fb):.2f}× faster",
-                   help="Summed attainable time of each block's layers under the measured ceilings.")
-    cols[2].metric("Measured", f"{measured:.2f}× faster", help="Timed interleaved, round by round (Compare tab).")
+    cols[1].metric(
+        "Roofline predicts",
+        f"{rl.predicted_ratio(fa, fb):.2f}× faster",
+        help="Summed attainable time of each block's layers under the measured ceilings.",
+    )
+    cols[2].metric(
+        "Measured", f"{measured:.2f}× faster", help="Timed interleaved, round by round (Compare tab)."
+    )
     st.info(rl.claim(a.label, fa, b.label, fb, measured, macs))
     show_profile({a.label: fa, b.label: fb}, c, "roof.cmp")
 
 
 def lecture_tab() -> None:
-    st.markdown("The lecture's worked numbers, rebuilt from real PyTorch modules with **bias and BatchNorm off**.")
+    st.markdown(
+        "The lecture's worked numbers, rebuilt from real PyTorch modules with **bias and BatchNorm off**."
+    )
     cases, ratios = cmp.lecture_table()
     table(cases.assign(formula=cases["formula"].map(fmt.plain_formula)), width="stretch")
     table(ratios, width="stretch")
@@ -93,27 +111,44 @@ def gradient_tab() -> None:
     gain = cols[2].slider("Weight scale (x 1/sqrt(fan-in))", 0.1, 2.0, 0.5, 0.1, key="grad.gain")
     result = gradient_flow(depth, act=act, init_gain=gain)
     chart(plots.gradient_flow(result.table), "grad.plot")
-    st.markdown(f"At layer 0 the residual stack's gradient is **{fmt.sci(result.ratio_at_input())}×** the plain "
-                f"stack's (one real backward pass, same weights, float64).")
+    st.markdown(
+        f"At layer 0 the residual stack's gradient is **{fmt.sci(result.ratio_at_input())}×** the plain "
+        f"stack's (one real backward pass, same weights, float64)."
+    )
     st.markdown("**The lecture's scalar example** (upstream 0.5, F' = 0.01)")
-    rows = [{"layers": n, "plain 0.5·0.01ⁿ": plain_gradient(0.5, 0.01, n),
-             "residual 0.5·1.01ⁿ": residual_gradient(0.5, 0.01, n)} for n in (1, 10)]
-    st.dataframe(pd.DataFrame(rows).style.format({"plain 0.5·0.01ⁿ": "{:.3g}", "residual 0.5·1.01ⁿ": "{:.3g}"}),
-                 hide_index=True)
+    rows = [
+        {
+            "layers": n,
+            "plain 0.5·0.01ⁿ": plain_gradient(0.5, 0.01, n),
+            "residual 0.5·1.01ⁿ": residual_gradient(0.5, 0.01, n),
+        }
+        for n in (1, 10)
+    ]
+    st.dataframe(
+        pd.DataFrame(rows).style.format({"plain 0.5·0.01ⁿ": "{:.3g}", "residual 0.5·1.01ⁿ": "{:.3g}"}),
+        hide_index=True,
+    )
 
 
 def deploy_tab(settings: Setting) -> None:
     """The chosen block, or one of the lecture's pairs, in the runtimes people ship."""
-    what = st.radio("What to deploy", ["A comparison preset", "One block"], horizontal=True,
-                    key="dep.what", bind="query-params")
+    what = st.radio(
+        "What to deploy",
+        ["A comparison preset", "One block"],
+        horizontal=True,
+        key="dep.what",
+        bind="query-params",
+    )
     try:
         if what == "One block":
             block, raw, shape = block_form()
-            targets = [Target.block(block, raw, shape, block)]
+            targets = [Deployable.block(block, raw, shape, block)]
         else:
             preset = st.selectbox("Preset", list(cmp.PRESETS), key="dep.preset", bind="query-params")
             (chs, hw), entries = cmp.PRESETS[preset]
-            targets = [Target.block(e.block, cmp.entry_cfg(e, chs), (1, chs, hw, hw), e.label) for e in entries]
+            targets = [
+                Deployable.block(e.block, cmp.entry_cfg(e, chs), (1, chs, hw, hw), e.label) for e in entries
+            ]
     except BlockConfigError as err:
         st.error(f"Cannot build this block: {err}")
         return
@@ -123,8 +158,10 @@ def deploy_tab(settings: Setting) -> None:
         return
     results = deploy_view.results_of(targets, threads)
     if any(r is None for r in results):
-        st.info("Not measured in these runtimes yet at this thread count: press the button (a background job: "
-                "export, parity, int8 calibration, then interleaved timing).")
+        st.info(
+            "Not measured in these runtimes yet at this thread count: press the button (a background job: "
+            "export, parity, int8 calibration, then interleaved timing)."
+        )
         return
     if len(results) > 1:
         a = results[0]
@@ -132,15 +169,27 @@ def deploy_tab(settings: Setting) -> None:
         for b in results[1:]:
             server = report.pair(a, b)
             browsers = browser_view.pair_rows(a["target"], b["target"], a["macs"] / max(b["macs"], 1))
-            pair = server if browsers.empty else browsers if server.empty else pd.concat([server, browsers],
-                                                                                       ignore_index=True)
+            pair = (
+                server
+                if browsers.empty
+                else browsers
+                if server.empty
+                else pd.concat([server, browsers], ignore_index=True)
+            )
             chart(deploy_plots.deploy_pair(pair, b["label"]), f"dep.pair.{b['label']}")
             best = pair.loc[pair["measured speed-up"].idxmax()] if len(pair) else None
             if best is not None:
-                st.info(fmt.md(f"{b['label']} has {pair['MAC ratio'].iloc[0]:.2f}× fewer MACs than {a['label']}; "
-                               f"measured it runs {pair['measured speed-up'].min():.2f}–"
-                               f"{pair['measured speed-up'].max():.2f}× faster across runtimes (most in "
-                               f"{best['runtime']})."
-                               + (" The lecture's 8-10× holds where the measured bar reaches the dashed line."
-                                  if "depthwise" in f"{b.get('name', '')} {b['label']}".lower() else "")))
+                st.info(
+                    fmt.md(
+                        f"{b['label']} has {pair['MAC ratio'].iloc[0]:.2f}× fewer MACs than {a['label']}; "
+                        f"measured it runs {pair['measured speed-up'].min():.2f}–"
+                        f"{pair['measured speed-up'].max():.2f}× faster across runtimes (most in "
+                        f"{best['runtime']})."
+                        + (
+                            " The lecture's 8-10× holds where the measured bar reaches the dashed line."
+                            if "depthwise" in f"{b.get('name', '')} {b['label']}".lower()
+                            else ""
+                        )
+                    )
+                )
     deploy_view.show_results(results, "dep")

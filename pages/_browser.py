@@ -1,12 +1,13 @@
-"""Measure in this browser: the visitor's own device (laptop or phone) runs a backbone's ONNX, fp32 and int8, in
-onnxruntime-web (core/deploy/browser.py; the app serves the files itself, cross-origin isolated: core/web/server.py).
-The bench runs in hidden same-origin frames, one per setup (ONNX Runtime Web fixes its thread count when it
-starts), and sends its figures back; the server validates them as hostile input, times native ONNX Runtime at the
-same thread count and keeps them in the store, keyed by device."""
+"""Measure in this browser: the visitor's own device (laptop or phone) runs a backbone's ONNX, fp32 and
+int8, in
+onnxruntime-web (core/deploy/browser.py; the app serves the files itself, cross-origin isolated:
+core/web/server.py). The bench runs in hidden same-origin frames, one per setup (ONNX Runtime Web fixes
+its thread count when it starts), and sends its figures back; the server validates them as hostile input,
+times native ONNX Runtime at the same thread count and keeps them in the store, keyed by device."""
+
 from __future__ import annotations
 
 import io
-import json
 import os
 import secrets
 from typing import Any
@@ -14,9 +15,9 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core.deploy import DeployError, browser, report
-from core.deploy import browser_results as results
-from core.deploy.measure import Target
+from core.deploy import DeployError, browser, devices
+from core.deploy import browser_checks as checks
+from core.deploy.deployable import Deployable
 from core.jobs.store import StoreError
 from core.present import fmt
 from core.web import server as webapp
@@ -63,28 +64,46 @@ export default function (component) {
   })();
 }
 """
-BENCH = st.components.v2.component("archscope_browser_bench", html='<div class="bench-status">starting…</div>',
-                                   css=".bench-status { font-size: 0.9rem; color: #555; }", js=BENCH_JS)
+BENCH = st.components.v2.component(
+    "archscope_browser_bench",
+    html='<div class="bench-status">starting…</div>',
+    css=".bench-status { font-size: 0.9rem; color: #555; }",
+    js=BENCH_JS,
+)
 TIMEOUT_S = 300
 
 
-def measure_in_browser(targets: list[Target], key: str) -> None:
-    """The model picker and the "Measure in this browser" button; while a bench runs, its line of progress; once it
-    sent its figures, what was kept (or why not)."""
+def measure_in_browser(targets: list[Deployable], key: str) -> None:
+    """The model picker and the "Measure in this browser" button; while a bench runs, its line of
+    progress; once it sent its figures, what was kept (or why not)."""
     if not targets:
         return
     by_key = {t.key: t for t in targets}
-    pick = st.selectbox("Model to measure in this browser", list(by_key), key=f"{key}.model",
-                        format_func=lambda k: f"{by_key[k].label} @{by_key[k].resolution}")
-    device = st.text_input("This device (a name for its results)", key=f"{key}.device", max_chars=60,
-                           placeholder="e.g. my Pixel 7; empty: the browser and OS it reports")
-    if st.button("Measure in this browser", key=f"{key}.go", disabled=f"{key}.pending" in st.session_state,
-                 help="Runs the model's ONNX (fp32, then int8) here, in this browser's onnxruntime-web: one thread, "
-                      "then every core when the page is cross-origin isolated. Parity is checked first, on 32 real "
-                      "images; then up to 50 runs or 20 s are timed per setup and precision."):
+    pick = st.selectbox(
+        "Model to measure in this browser",
+        list(by_key),
+        key=f"{key}.model",
+        format_func=lambda k: f"{by_key[k].label} @{by_key[k].resolution}",
+    )
+    device = st.text_input(
+        "This device (a name for its results)",
+        key=f"{key}.device",
+        max_chars=60,
+        placeholder="e.g. my Pixel 7; empty: the browser and OS it reports",
+    )
+    if st.button(
+        "Measure in this browser",
+        key=f"{key}.go",
+        disabled=f"{key}.pending" in st.session_state,
+        help="Runs the model's ONNX (fp32, then int8) here, in this browser's onnxruntime-web: one thread, "
+        "then every core when the page is cross-origin isolated. Parity is checked first, on 32 real "
+        "images; then up to 50 runs or 20 s are timed per setup and precision.",
+    ):
         target = by_key[pick]
         try:
-            with st.status(f"Preparing {target.label} for the browser (export and int8, kept for next time)…") as box:
+            with st.status(
+                f"Preparing {target.label} for the browser (export and int8, kept for next time)…"
+            ) as box:
                 bench = browser.prepared(target, step=lambda m: box.update(label=m))
                 box.update(label=f"{target.label} is ready for the browser", state="complete")
         except (DeployError, ValueError, RuntimeError, OSError) as err:
@@ -100,16 +119,23 @@ def measure_in_browser(targets: list[Target], key: str) -> None:
 def start(key: str, *benches: browser.Bench) -> None:
     """Asks this page to run ``benches`` in the browser, one after the other (``run_pending`` mounts them)."""
     st.session_state.pop(f"{key}.done", None)
-    st.session_state[f"{key}.pending"] = {"token": secrets.token_hex(8), "benches": [b.folder.name for b in benches]}
+    st.session_state[f"{key}.pending"] = {
+        "token": secrets.token_hex(8),
+        "benches": [b.folder.name for b in benches],
+    }
 
 
-def run_pending(key: str, label: str | None = None) -> list[tuple[browser.Bench, dict[str, dict[str, Any]]]] | None:
-    """While benches are asked for: the component that runs them here, and its line of progress. Once the browser
-    sent its figures: them validated, set beside native ONNX Runtime and stored (``browser.record``), each bench
-    with its entries (one per setup), in order, kept for this session until the button is pressed again; else
-    None. The page reruns once when they arrive, so the button it drew disabled while the bench ran is enabled."""
+def run_pending(
+    key: str, label: str | None = None
+) -> list[tuple[browser.Bench, dict[str, dict[str, Any]]]] | None:
+    """While benches are asked for: the component that runs them here, and its line of progress. Once the
+    browser
+    sent its figures: them validated, set beside native ONNX Runtime and stored (``browser.record``), each
+    bench with its entries (one per setup), in order, kept for this session until the button is pressed
+    again; else None. The page reruns once when they arrive, so the button it drew disabled while the
+    bench ran is enabled."""
     kept = st.session_state.get(f"{key}.done")
-    if isinstance(kept, str):                  # refused: said once
+    if isinstance(kept, str):  # refused: said once
         st.session_state.pop(f"{key}.done", None)
         st.error(kept)
         return None
@@ -125,10 +151,17 @@ def run_pending(key: str, label: str | None = None) -> list[tuple[browser.Bench,
         return None
     names = " and ".join(fmt.md(b.label) for b in benches)
     st.caption(f"Running {names} in this browser: keep this tab open (a few seconds to a minute each).")
-    got = BENCH(key=f"{key}.bench", on_result_change=lambda: None,
-                data={"token": pending["token"], "bench": "/bench/bench.html",
-                      "configs": [f"/bench-data/{b}/config.json" for b in pending["benches"]],
-                      "setups": list(results.SETUPS), "timeoutMs": TIMEOUT_S * 1000})
+    got = BENCH(
+        key=f"{key}.bench",
+        on_result_change=lambda: None,
+        data={
+            "token": pending["token"],
+            "bench": "/bench/bench.html",
+            "configs": [f"/bench-data/{b}/config.json" for b in pending["benches"]],
+            "setups": list(checks.setup_keys()),
+            "timeoutMs": TIMEOUT_S * 1000,
+        },
+    )
     if not got or not getattr(got, "result", None):
         return None
     st.session_state.pop(f"{key}.pending", None)
@@ -136,20 +169,13 @@ def run_pending(key: str, label: str | None = None) -> list[tuple[browser.Bench,
     st.rerun()
 
 
-def received(sent_json: str, token: str, benches: list[browser.Bench],
-             label: str | None) -> list[tuple[browser.Bench, dict[str, dict[str, Any]]]] | str:
+def received(
+    sent_json: str, token: str, benches: list[browser.Bench], label: str | None
+) -> list[tuple[browser.Bench, dict[str, dict[str, Any]]]] | str:
     """What the browser sent, validated against this page's bench and stored; or why it was refused."""
     try:
-        sent = json.loads(sent_json)
-        if not isinstance(sent, dict) or sent.get("token") != token or not isinstance(sent.get("results"), list):
-            raise results.BrowserResultError("the result does not answer this page's bench")
-        split: list[list[Any]] = [[] for _ in benches]
-        for item in sent["results"][:len(benches) * len(results.SETUPS)]:
-            index = item.get("bench") if isinstance(item, dict) else None
-            if not isinstance(index, int) or not 0 <= index < len(benches):
-                raise results.BrowserResultError("a result names no bench of this page")
-            split[index].append(item.get("result"))
-    except (ValueError, results.BrowserResultError) as err:
+        split = checks.split_sent(sent_json, token, len(benches))
+    except checks.BrowserResultError as err:
         return f"The browser's result was refused, nothing was stored: {fmt.md(err)}"
     try:
         with st.spinner("Timing native ONNX Runtime at the same thread counts…"):
@@ -186,48 +212,31 @@ def _lines(entries: dict[str, dict[str, Any]]) -> list[tuple[str, str, str]]:
     return out
 
 
-def device_frame(rows: list[dict[str, Any]], budget_ms: float) -> pd.DataFrame:
-    """One row per stored browser measurement: device, model, setup, precision, latency, the ratio to native ONNX
-    Runtime here at the same threads, parity, and whether it fits the budget."""
-    out = []
-    for r in rows:
-        row, dev, parity = r["row"], r["device"], r["row"].get("parity") or {}
-        gpu = dev.get("webgpu_adapter") or {}
-        out.append({"device": dev.get("label"), "model": f"{r['label']} @{r['resolution']}", "setup": r["setup"],
-                    "WebGPU adapter": " ".join(v for v in (gpu.get("vendor"), gpu.get("architecture"),
-                                                           gpu.get("description")) if v)
-                    + (" (software fallback)" if gpu.get("fallback") else ""),
-                    "threads": r["threads"], "precision": r["precision"],
-                    "cross-origin isolated": bool(dev.get("cross_origin_isolated")),
-                    "median ms": row.get("p50_ms"), "p10 ms": row.get("p10_ms"), "p90 ms": row.get("p90_ms"),
-                    "runs": row.get("runs"), "cold start ms": row.get("cold_start_ms"),
-                    "native median ms": (r.get("native") or {}).get("p50_ms"),
-                    "× native here": r.get("browser_over_native"), "max abs diff": parity.get("max_abs_diff"),
-                    "top-1 agreement %": None if parity.get("top1_agreement") is None
-                    else 100 * parity["top1_agreement"],
-                    f"fits {budget_ms:g} ms": None if row.get("p50_ms") is None else row["p50_ms"] <= budget_ms,
-                    "MACs": r.get("macs"), "status": row.get("refused") or row.get("error") or "ok"})
-    return pd.DataFrame(out)
-
-
-def devices_section(budget_ms: float, key: str, targets: list[Target] | None = None) -> pd.DataFrame:
+def devices_section(budget_ms: float, key: str, targets: list[Deployable] | None = None) -> pd.DataFrame:
     """Every device measured so far on these ``targets`` (a class can measure ten phones): the table, each
     device's ratio to native ONNX Runtime here, and renaming or forgetting a device."""
     with store_errors_shown():
-        everything = results.stored()
+        everything = devices.stored()
     keys = None if targets is None else {t.key for t in targets}
     rows = [r for r in everything if keys is None or r["model"] in keys]
-    frame = device_frame(rows, budget_ms)
+    frame = devices.device_frame(rows, budget_ms)
     if frame.empty:
-        st.info("No browser measured yet for these models: press “Measure in this browser” (on a phone too: see "
-                "“Measure a phone” above).")
+        st.info(
+            "No browser measured yet for these models: press “Measure in this browser” (on a phone too: see "
+            "“Measure a phone” above)."
+        )
         return frame
     for dev, part in frame.groupby("device", sort=False):
         fp32 = part[(part["precision"] == "fp32") & part["× native here"].notna()]
         if len(fp32):
-            ratios = "; ".join(f"{r['× native here']:.1f}× on {r['setup']} ({fmt.md(r['model'])}, native at "
-                               f"{r['threads']} thread(s))" for _, r in fp32.iterrows())
-            st.markdown(f"**{fmt.md(dev)}**: this browser is slower than native ONNX Runtime here (fp32): {ratios}.")
+            ratios = "; ".join(
+                f"{r['× native here']:.1f}× on {r['setup']} ({fmt.md(r['model'])}, native at "
+                f"{r['threads']} thread(s))"
+                for _, r in fp32.iterrows()
+            )
+            st.markdown(
+                f"**{fmt.md(dev)}**: this browser is slower than native ONNX Runtime here (fp32): {ratios}."
+            )
     table(frame.drop(columns=["MACs"]), width="stretch")
     with st.expander("Rename or forget a device"):
         ids = {r["device"]["id"]: r["device"].get("label") for r in everything}
@@ -236,52 +245,45 @@ def devices_section(budget_ms: float, key: str, targets: list[Target] | None = N
         name = cols[0].text_input("New name", key=f"{key}.devname", max_chars=60)
         if cols[1].button("Rename", key=f"{key}.rename", disabled=not name.strip()):
             with store_errors_shown():
-                results.rename_device(chosen, name.strip())
+                devices.rename_device(chosen, name.strip())
             st.rerun()
         if cols[2].button("Forget", key=f"{key}.forget"):
             with store_errors_shown():
-                results.forget_device(chosen)
+                devices.forget_device(chosen)
             st.rerun()
     return frame
 
 
-def as_runtimes(devices: pd.DataFrame) -> pd.DataFrame:
-    """The stored browser figures as rows of ``core.deploy.report.frame``: each device, setup and precision is one
-    more "runtime" beside the server's, on the same chart and in the same budget table."""
-    timed = devices[devices["median ms"].notna()] if len(devices) else devices
-    if timed.empty:
-        return pd.DataFrame(columns=report.COLUMNS)
-    return pd.DataFrame({"target": timed["model"].str.rsplit(" @", n=1).str[0],
-                         "runtime": timed["device"] + " · " + timed["setup"] + " · " + timed["precision"],
-                         "median ms": timed["median ms"], "p10 ms": timed["p10 ms"], "p90 ms": timed["p90 ms"],
-                         "MACs": timed["MACs"].astype(float), "status": timed["status"]}).reindex(
-        columns=report.COLUMNS)
-
-
-PLAIN_HTTP = ("Over plain http on a network address (http://192.168.…), a phone's browser is not in a secure context: "
-              "the page cannot be cross-origin isolated, so onnxruntime-web runs on one WASM thread (wasm-N is "
-              "skipped, and says so) and has no WebGPU. Threads need HTTPS: start Streamlit with "
-              "`--server.sslCertFile` and `--server.sslKeyFile` and a certificate the phone trusts. Each result "
-              "records whether it ran cross-origin isolated.")
+PLAIN_HTTP = (
+    "Over plain http on a network address (http://192.168.…), a phone's browser is not in a secure context: "
+    "the page cannot be cross-origin isolated, so onnxruntime-web runs on one WASM thread (wasm-N is "
+    "skipped, and says so) and has no WebGPU. Threads need HTTPS: start Streamlit with "
+    "`--server.sslCertFile` and `--server.sslKeyFile` and a certificate the phone trusts. Each result "
+    "records whether it ran cross-origin isolated."
+)
 
 
 def phone_help() -> None:
-    """How to measure a phone: the link with its token and a QR code when this server is open to the network, or
-    how to open it."""
+    """How to measure a phone: the link with its token and a QR code when this server is open to the
+    network, or how to open it."""
     with st.expander("Measure a phone, or any device on this network"):
         address, port = server_address()
         token = os.environ.get(webapp.TOKEN_ENV, "")
         if webapp.is_loopback(address) or not token:
-            st.markdown("This server answers this machine only (127.0.0.1). To reach a phone on the same network, "
-                        "start it with `--server.address 0.0.0.0`: it then asks every visitor for an access token, "
-                        "and prints the link with the token and its QR code in the terminal (set `ARCHSCOPE_TOKEN` "
-                        "to choose the token). The same link and QR code then show here.")
+            st.markdown(
+                "This server answers this machine only (127.0.0.1). To reach a phone on the same network, "
+                "start it with `--server.address 0.0.0.0`: it then asks every visitor for an access token, "
+                "and prints the link with the token and its QR code in the terminal (set `ARCHSCOPE_TOKEN` "
+                "to choose the token). The same link and QR code then show here."
+            )
         else:
             url = webapp.phone_url(address, port, token)
             left, right = st.columns([1, 3])
             left.image(qr_png(url), caption="scan with the phone", width=180)
-            right.markdown("Open this link on the phone (it carries this server's access token; the first visit "
-                           "trades it for a cookie):")
+            right.markdown(
+                "Open this link on the phone (it carries this server's access token; the first visit "
+                "trades it for a cookie):"
+            )
             right.code(url, language=None, wrap_lines=True)
         st.caption(PLAIN_HTTP)
 
@@ -293,19 +295,26 @@ def server_address() -> tuple[str, int]:
 
 def qr_png(text: str) -> bytes:
     import segno
+
     buf = io.BytesIO()
     segno.make(text, error="l").save(buf, kind="png", scale=6, border=2)
     return buf.getvalue()
 
 
-def pair_in_browser(targets: list[Target], key: str) -> None:
+def pair_in_browser(targets: list[Deployable], key: str) -> None:
     """The Block explorer's lecture pair (or any preset) in this browser: both blocks, one after the other."""
     st.markdown("**In this browser**: the same blocks in onnxruntime-web, a bar each per browser setup below")
-    if st.button("Measure in this browser", key=f"{key}.go", disabled=f"{key}.pending" in st.session_state,
-                 help="Both blocks' ONNX (fp32, then int8) here, in this browser: one thread, then every core when "
-                      "the page is cross-origin isolated; parity against PyTorch first."):
+    if st.button(
+        "Measure in this browser",
+        key=f"{key}.go",
+        disabled=f"{key}.pending" in st.session_state,
+        help="Both blocks' ONNX (fp32, then int8) here, in this browser: one thread, then every core when "
+        "the page is cross-origin isolated; parity against PyTorch first.",
+    ):
         try:
-            with st.status("Preparing the blocks for the browser (export and int8, kept for next time)…") as box:
+            with st.status(
+                "Preparing the blocks for the browser (export and int8, kept for next time)…"
+            ) as box:
                 benches = [browser.prepared(t, step=lambda m: box.update(label=m)) for t in targets]
                 box.update(label="Ready for the browser", state="complete")
         except (DeployError, ValueError, RuntimeError, OSError) as err:
@@ -319,17 +328,7 @@ def pair_in_browser(targets: list[Target], key: str) -> None:
 
 
 def pair_rows(a_key: str, b_key: str, mac_ratio: float) -> pd.DataFrame:
-    """B against A in each browser setup measured for both (per device, setup and precision), as rows of
-    ``core.deploy.report.pair``: how many times faster B runs there, beside the MAC ratio."""
+    """B against A in each browser setup measured for both on one device (``core.deploy.devices``)."""
     with store_errors_shown():
-        rows = [r for r in results.stored() if r["model"] in (a_key, b_key) and r["row"].get("p50_ms")]
-    latest: dict[tuple[str, str, str, str], float] = {}
-    for r in sorted(rows, key=lambda r: r["created"]):
-        latest[(r["model"], r["device"]["label"], r["setup"], r["precision"])] = r["row"]["p50_ms"]
-    out = []
-    for (model, device, setup, precision), a_ms in latest.items():
-        b_ms = latest.get((b_key, device, setup, precision))
-        if model == a_key and b_ms:
-            out.append({"runtime": f"{device} · {setup} · {precision}", "measured speed-up": a_ms / b_ms,
-                        "MAC ratio": mac_ratio})
-    return pd.DataFrame(out, columns=["runtime", "measured speed-up", "MAC ratio"])
+        return devices.pair_rows(devices.stored(), a_key, b_key, mac_ratio)
+    return devices.pair_rows([], a_key, b_key, mac_ratio)

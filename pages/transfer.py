@@ -1,4 +1,5 @@
 """Transfer learning: a dataset in, a plan from the lecture's tables, a background fine-tune, watched live."""
+
 from __future__ import annotations
 
 import time
@@ -31,7 +32,8 @@ UPLOAD_CAP_MB = int(st.get_option("server.maxUploadSize"))
 # What a visitor sees first (the data's health, the plan) draws no Plotly chart: the first chart of a browser
 # session loads plotly.js, about 0.7 s of the browser's main thread here, which kept a new visitor's page from
 # being whole within 2 s (issue 30). Nor a data grid, which costs it about 0.25 s more (core.present.mdtable):
-# the class counts (up to a dozen classes) and the per-stage LRs are Markdown tables with bars; the LR chart on a
+# the class counts (up to a dozen classes) and the per-stage LRs are Markdown tables with bars; the LR chart
+# on a
 # log axis is a toggle away, and the run's curves (a run's own view) stay Plotly charts.
 
 
@@ -44,20 +46,30 @@ def load_dataset(source: str, per_class: int, size: int) -> tuple[Dataset, Healt
 
 def data_section() -> tuple[str, TrainConfig, Dataset | None]:
     st.subheader("1 · Data")
-    kind = st.radio("Source", ["Built-in demo dataset", "Upload a zip of class folders"], horizontal=True,
-                    key="tr.source")
+    kind = st.radio(
+        "Source", ["Built-in demo dataset", "Upload a zip of class folders"], horizontal=True, key="tr.source"
+    )
     base = TrainConfig()
     source, up = "demo", None
     if kind.startswith("Built-in"):
         cols = st.columns(2)
         base.demo_per_class = int(cols[0].slider("Images per class", 10, 200, 60, 10, key="tr.per_class"))
-        base.demo_size = int(cols[1].select_slider(
-            "Demo images drawn at (px)", [32, 48, 64, 96], 64, key="tr.demo_size",
-            help="The size the demo generator draws its images at, on disk. Training resizes them to the "
-                 "'Training input size' below."))
+        base.demo_size = int(
+            cols[1].select_slider(
+                "Demo images drawn at (px)",
+                [32, 48, 64, 96],
+                64,
+                key="tr.demo_size",
+                help="The size the demo generator draws its images at, on disk. Training resizes them to the "
+                "'Training input size' below.",
+            )
+        )
     else:
-        up = st.file_uploader(f"Zip of class folders (class_name/image.jpg), up to {UPLOAD_CAP_MB} MB", type=["zip"],
-                              key="tr.upload")
+        up = st.file_uploader(
+            f"Zip of class folders (class_name/image.jpg), up to {UPLOAD_CAP_MB} MB",
+            type=["zip"],
+            key="tr.upload",
+        )
         if up is None:
             st.info("Upload a zip to continue, or pick the demo dataset.")
             return source, base, None
@@ -76,19 +88,39 @@ def data_section() -> tuple[str, TrainConfig, Dataset | None]:
 def show_health(ds: Dataset, report: Health) -> None:
     counts = pd.DataFrame({"class": list(report.counts), "images": list(report.counts.values())})
     left, right = st.columns([1, 1])
-    with left:                  # bars in the table, no chart (see the top)
+    with left:  # bars in the table, no chart (see the top)
         top = max(int(counts["images"].max()), 1)
         if len(counts) <= mdtable.MAX_ROWS:
-            st.markdown(mdtable.table(["class", "images", "against the largest class"],
-                                      [(c, fmt.count(int(n)), mdtable.bar(int(n), top))
-                                       for c, n in zip(counts["class"], counts["images"])], [False, True, False]))
-        else:                   # many classes: a grid that scrolls and sorts
-            table(counts, height=300, column_config={"images": st.column_config.ProgressColumn(
-                "images", format="%d", min_value=0, max_value=top,
-                help="Images in the class; the bar is its size against the largest class.")})
+            st.markdown(
+                mdtable.table(
+                    ["class", "images", "against the largest class"],
+                    [
+                        (c, fmt.count(int(n)), mdtable.bar(int(n), top))
+                        for c, n in zip(counts["class"], counts["images"])
+                    ],
+                    [False, True, False],
+                )
+            )
+        else:  # many classes: a grid that scrolls and sorts
+            table(
+                counts,
+                height=300,
+                column_config={
+                    "images": st.column_config.ProgressColumn(
+                        "images",
+                        format="%d",
+                        min_value=0,
+                        max_value=top,
+                        help="Images in the class; the bar is its size against the largest class.",
+                    )
+                },
+            )
     with right:
-        st.markdown(f"**{sum(report.counts.values())} images in {len(ds.classes)} classes** · imbalance "
-                    f"{report.imbalance:.1f}x · sizes {report.sizes['width'].min()}–{report.sizes['width'].max()} px wide")
+        st.markdown(
+            f"**{sum(report.counts.values())} images in {len(ds.classes)} classes** · imbalance "
+            f"{report.imbalance:.1f}x · sizes "
+            f"{report.sizes['width'].min()}–{report.sizes['width'].max()} px wide"
+        )
         for w in report.warnings:
             st.warning(fmt.md(w))
         if not report.warnings:
@@ -96,13 +128,19 @@ def show_health(ds: Dataset, report: Health) -> None:
         if len(report.skipped):
             st.dataframe(report.skipped, hide_index=True, height=150)
         if len(report.duplicates):
-            st.dataframe(report.duplicates.assign(paths=report.duplicates["paths"].map(" = ".join)),
-                         hide_index=True, height=150)
+            st.dataframe(
+                report.duplicates.assign(paths=report.duplicates["paths"].map(" = ".join)),
+                hide_index=True,
+                height=150,
+            )
     grid = st.columns(min(len(ds.classes), 6))
     for col, label in zip(grid, range(len(ds.classes))):
         paths = [s.path for s in ds.samples if s.label == label][:3]
-        col.image([thumbnail(f"{ds.root}/{p}") for p in paths], caption=[fmt.md(ds.classes[label])] * len(paths),
-                  width=64)
+        col.image(
+            [thumbnail(f"{ds.root}/{p}") for p in paths],
+            caption=[fmt.md(ds.classes[label])] * len(paths),
+            width=64,
+        )
 
 
 @st.cache_data(max_entries=32)
@@ -118,14 +156,22 @@ def weights_report(arch: str, path: str, n_classes: int) -> WeightsReport:
 
 
 def show_weights_report(report: WeightsReport) -> None:
-    st.caption(f"{report.matched_weights} of {report.backbone_weights} backbone weight tensors matched "
-               f"({report.matched_fraction:.0%}) · {report.loaded} tensors load · {len(report.missing)} missing · "
-               f"{len(report.unexpected)} unexpected · {len(report.mismatched)} of the wrong shape")
+    st.caption(
+        f"{report.matched_weights} of {report.backbone_weights} backbone weight tensors matched "
+        f"({report.matched_fraction:.0%}) · {report.loaded} tensors load · {len(report.missing)} missing · "
+        f"{len(report.unexpected)} unexpected · {len(report.mismatched)} of the wrong shape"
+    )
     with st.expander("Which tensors"):
-        st.dataframe(pd.DataFrame(
-            [("missing", k, "") for k in report.missing] + [("unexpected", k, "") for k in report.unexpected]
-            + [("wrong shape", k, f"file {a} vs model {b}") for k, a, b in report.mismatched],
-            columns=["kind", "tensor", "shapes"]), hide_index=True, height=200)
+        st.dataframe(
+            pd.DataFrame(
+                [("missing", k, "") for k in report.missing]
+                + [("unexpected", k, "") for k in report.unexpected]
+                + [("wrong shape", k, f"file {a} vs model {b}") for k, a, b in report.mismatched],
+                columns=["kind", "tensor", "shapes"],
+            ),
+            hide_index=True,
+            height=200,
+        )
 
 
 def uploaded_weights(base: TrainConfig, n_classes: int) -> str:
@@ -151,8 +197,10 @@ def plan_section(base: TrainConfig, ds: Dataset) -> tuple[TrainConfig, str]:
     st.subheader("2 · Plan")
     n = len(ds.samples)
     rec = recipe_for(n)
-    st.info(f"{n} labelled images: the lecture's table says **{rec.recipe}** ({rec.size_band}; what to freeze: "
-            f"{rec.freeze}). Default backbone: {OFFLINE_ARCH} with the offline ImageNet weights.")
+    st.info(
+        f"{n} labelled images: the lecture's table says **{rec.recipe}** ({rec.size_band}; what to freeze: "
+        f"{rec.freeze}). Default backbone: {OFFLINE_ARCH} with the offline ImageNet weights."
+    )
     cols = st.columns(4)
     options = list(dict.fromkeys([OFFLINE_ARCH, *CURATED]))
     base.model = cols[0].selectbox("Backbone", options, key="tr.model")
@@ -162,18 +210,40 @@ def plan_section(base: TrainConfig, ds: Dataset) -> tuple[TrainConfig, str]:
             base.model = resolve_name(other)
         except BackboneError as err:
             cols[0].error(fmt.md(err))
-    weights = cols[1].selectbox("Weights", ["offline", "hub", "random", "upload safetensors"], key="tr.weights",
-                                help="offline: the packaged ImageNet EfficientNet-Lite0; hub: timm download")
-    base.recipe = cols[2].selectbox("Recipe", RECIPES, index=RECIPES.index(rec.engine_recipe), key="tr.recipe")
+    weights = cols[1].selectbox(
+        "Weights",
+        ["offline", "hub", "random", "upload safetensors"],
+        key="tr.weights",
+        help="offline: the packaged ImageNet EfficientNet-Lite0; hub: timm download",
+    )
+    base.recipe = cols[2].selectbox(
+        "Recipe", RECIPES, index=RECIPES.index(rec.engine_recipe), key="tr.recipe"
+    )
     base.augment = cols[3].selectbox("Augmentation", AUGMENTS, index=1, key="tr.augment")
     cols = st.columns(4)
     derived("tr.ep", SUGGESTED_EPOCHS[base.recipe])
-    base.epochs = int(cols[0].number_input("Epochs", 1, 500, key="tr.ep",
-                                           help="Follows the recipe (the probe's epochs are cheap) until you edit it."))
+    base.epochs = int(
+        cols[0].number_input(
+            "Epochs",
+            1,
+            500,
+            key="tr.ep",
+            help="Follows the recipe (the probe's epochs are cheap) until you edit it.",
+        )
+    )
     base.batch_size = int(cols[1].number_input("Batch", 1, 512, 32, key="tr.batch"))
-    base.image_size = int(cols[2].number_input(
-        "Training input size (px)", 32, 512, 96, 16, key="tr.size",
-        help="Every image is resized to this before it enters the network (the estimate, LR test and run use it)."))
+    base.image_size = int(
+        cols[2].number_input(
+            "Training input size (px)",
+            32,
+            512,
+            96,
+            16,
+            key="tr.size",
+            help="Every image is resized to this before it enters the network (the estimate, LR test "
+            "and run use it).",
+        )
+    )
     st.session_state.setdefault("tr.lr", 1e-3)
     base.lr = float(cols[3].number_input("Head LR", 1e-6, 1.0, format="%.1e", key="tr.lr"))
     base.weights = weights
@@ -184,34 +254,65 @@ def plan_section(base: TrainConfig, ds: Dataset) -> tuple[TrainConfig, str]:
         blocked = f"offline ImageNet weights exist only for {OFFLINE_ARCH}; pick hub, random or an upload"
         st.warning(f"Offline weights exist only for {OFFLINE_ARCH}. Pick hub, random or upload a file.")
     if base.weights == "hub" and not hub_reachable_cached():
-        blocked = ("hub weights must be downloaded from the Hugging Face hub, which this machine cannot reach; "
-                   f"pick offline ({OFFLINE_ARCH}), random, or upload a .safetensors file")
-        st.warning(f"The Hugging Face hub cannot be reached from this machine, so {fmt.md(base.model)}'s pretrained "
-                   "weights cannot be downloaded.")
+        blocked = (
+            "hub weights must be downloaded from the Hugging Face hub, which this machine cannot reach; "
+            f"pick offline ({OFFLINE_ARCH}), random, or upload a .safetensors file"
+        )
+        st.warning(
+            f"The Hugging Face hub cannot be reached from this machine, so {fmt.md(base.model)}'s pretrained "
+            "weights cannot be downloaded."
+        )
     settings = current_settings()
-    base.device = settings.device                     # cuda:N keeps its index
+    base.device = settings.device  # cuda:N keeps its index
     base.threads = settings.threads
-    show_stage_lrs(stage_lrs(base.model, base.recipe, base.lr, base.layer_decay, base.freeze_stages,
-                             len(ds.classes)))
+    show_stage_lrs(
+        stage_lrs(base.model, base.recipe, base.lr, base.layer_decay, base.freeze_stages, len(ds.classes))
+    )
     extras(base, ds)
     return base, blocked
 
 
 def show_stage_lrs(groups: pd.DataFrame) -> None:
-    """Each stage's learning rate: a table whose bars set it against the head's (a linear bar: the stem's share
-    of the head's LR is what it is), and on request the lecture's chart on a log axis, where each step of the layer
-    decay is the same height. A frozen stage has no LR. The chart waits for its toggle (see the top)."""
+    """Each stage's learning rate: a table whose bars set it against the head's (a linear bar: the stem's
+    share
+    of the head's LR is what it is), and on request the lecture's chart on a log axis, where each step of
+    the layer decay is the same height. A frozen stage has no LR. The chart waits for its toggle (see the
+    top)."""
     frame = groups.assign(lr=groups["lr"].where(groups["trainable"], None))
     top = float(frame["lr"].max()) if frame["lr"].notna().any() else None
-    st.markdown(mdtable.table(
-        ["stage", "params", "LR", "vs the head's LR"],       # params in K and M, short headers: it fits 390 px
-        [(r.stage, fmt.si(int(r.params)), f"{r.lr:.3g}" if pd.notna(r.lr) else "frozen", mdtable.bar(r.lr, top))
-         for r in frame.itertuples()], [False, True, True, False]))
-    if st.toggle("Show the learning rates on a log axis", key="tr.lrs.log",
-                 help="The lecture's picture of discriminative learning rates: each stage's LR is the layer decay "
-                      "times the next one's, so on a log axis the steps are equal."):
-        chart(run_plots.bars(frame, "stage", "lr", "stage (stem to head)", "learning rate (log)", log_y=True,
-                             text="%{y:.3~g}"), "tr.lrs")
+    st.markdown(
+        mdtable.table(
+            ["stage", "params", "LR", "vs the head's LR"],  # params in K and M, short headers: it fits 390 px
+            [
+                (
+                    r.stage,
+                    fmt.si(int(r.params)),
+                    f"{r.lr:.3g}" if pd.notna(r.lr) else "frozen",
+                    mdtable.bar(r.lr, top),
+                )
+                for r in frame.itertuples()
+            ],
+            [False, True, True, False],
+        )
+    )
+    if st.toggle(
+        "Show the learning rates on a log axis",
+        key="tr.lrs.log",
+        help="The lecture's picture of discriminative learning rates: each stage's LR is the layer decay "
+        "times the next one's, so on a log axis the steps are equal.",
+    ):
+        chart(
+            run_plots.bars(
+                frame,
+                "stage",
+                "lr",
+                "stage (stem to head)",
+                "learning rate (log)",
+                log_y=True,
+                text="%{y:.3~g}",
+            ),
+            "tr.lrs",
+        )
 
 
 SUGGESTED_EPOCHS = {"linear_probe": 20, "finetune_top": 5, "finetune_full": 5, "scratch": 5}
@@ -223,8 +324,18 @@ def hub_reachable_cached() -> bool:
 
 
 def _plan_key(base: TrainConfig) -> tuple:
-    return (base.data, base.model, base.weights, base.recipe, base.batch_size, base.image_size, base.device,
-            base.threads, base.demo_per_class, base.demo_size)
+    return (
+        base.data,
+        base.model,
+        base.weights,
+        base.recipe,
+        base.batch_size,
+        base.image_size,
+        base.device,
+        base.threads,
+        base.demo_per_class,
+        base.demo_size,
+    )
 
 
 def extras(base: TrainConfig, ds: Dataset) -> None:
@@ -236,9 +347,15 @@ def extras(base: TrainConfig, ds: Dataset) -> None:
         if cols[0].button("Estimate time per epoch", key="tr.estimate"):
             split = stratified_split(ds, base.val_fraction, base.seed)
             bar = cols[0].progress(0.0, text=f"Timing a few real steps on {base.device}…")
-            state["tr.estimate.result"] = (key, planning.estimate_epoch(
-                base, len(split.train), len(split.val),
-                on_stage=lambda f, what: bar.progress(f, text=f"Estimating the epoch: {what}…")))
+            state["tr.estimate.result"] = (
+                key,
+                planning.estimate_epoch(
+                    base,
+                    len(split.train),
+                    len(split.val),
+                    on_stage=lambda f, what: bar.progress(f, text=f"Estimating the epoch: {what}…"),
+                ),
+            )
             bar.empty()
         if cols[1].button("Run an LR range test", key="tr.lrtest"):
             bar = st.progress(0.0, text="LR range test: preparing the data and the model…")
@@ -246,8 +363,12 @@ def extras(base: TrainConfig, ds: Dataset) -> None:
 
             def step(i: int, n: int) -> None:
                 left = (time.monotonic() - started) / i * (n - i) if i else None
-                bar.progress(i / n, text=f"LR range test: step {i} of at most {n}"
-                             + (f" · about {left:.0f} s left" if left is not None else ""))
+                bar.progress(
+                    i / n,
+                    text=f"LR range test: step {i} of at most {n}"
+                    + (f" · about {left:.0f} s left" if left is not None else ""),
+                )
+
             state["tr.lrtest.result"] = (key, *planning.lr_range(base, on_step=step))
             bar.empty()
     except (WeightsError, DatasetError, ValueError) as err:
@@ -260,9 +381,14 @@ def extras(base: TrainConfig, ds: Dataset) -> None:
     if "tr.lrtest.result" in state:
         made_for, frame, suggestion = state["tr.lrtest.result"]
         chart(run_plots.lr_finder(frame, suggestion), "tr.lrplot")
-        st.caption(f"Suggested head LR {suggestion:.1e} (steepest fall of the smoothed loss)"
-                   + ("" if made_for == key else "; made for other settings than those above") + ".")
-        st.button(f"Use {suggestion:.1e} as the head LR", key="tr.apply_lr", on_click=_apply_lr, args=(suggestion,))
+        st.caption(
+            f"Suggested head LR {suggestion:.1e} (steepest fall of the smoothed loss)"
+            + ("" if made_for == key else "; made for other settings than those above")
+            + "."
+        )
+        st.button(
+            f"Use {suggestion:.1e} as the head LR", key="tr.apply_lr", on_click=_apply_lr, args=(suggestion,)
+        )
 
 
 def _apply_lr(lr: float) -> None:
@@ -294,7 +420,8 @@ def find_run(run_id: int) -> runs.Run | None:
 
 
 def watch(run_id: int) -> None:
-    """A live run is polled once a second; a finished, failed or cancelled one is drawn once and costs nothing."""
+    """A live run is polled once a second; a finished, failed or cancelled one is drawn once and costs
+    nothing."""
     with store_errors_shown():
         run = find_run(run_id)
         if run is not None and run.active:
@@ -309,7 +436,7 @@ def watch_live(run_id: int) -> None:
         run = find_run(run_id)
         if run is None:
             return
-        if not run.active:                     # it ended: one full rerun draws it still, and polling stops
+        if not run.active:  # it ended: one full rerun draws it still, and polling stops
             st.rerun()
         watch_body(run)
 
@@ -319,20 +446,36 @@ def watch_body(run: runs.Run) -> None:
     st.markdown(f"**Run {run.id}** · {fmt.md(run.name)} · status :{colour}-background[{run.status_word}]")
     no_val = run.result.get("info", {}).get("no_val_classes")
     if no_val:
-        st.warning(fmt.md(f"No validation image for class(es) {', '.join(no_val)}: val top-1 says nothing "
-                          "about them (a class needs at least 2 images)."))
+        st.warning(
+            fmt.md(
+                f"No validation image for class(es) {', '.join(no_val)}: val top-1 says nothing "
+                "about them (a class needs at least 2 images)."
+            )
+        )
     prog = runs.progress(run)
     if run.status == "queued" or not prog.total_steps:
-        st.progress(0.0, text="queued: waiting for a free slot and for the worker to start" if run.status == "queued"
-                    else f"{run.status_word} before the first step")
+        st.progress(
+            0.0,
+            text="queued: waiting for a free slot and for the worker to start"
+            if run.status == "queued"
+            else f"{run.status_word} before the first step",
+        )
     else:
-        eta = ("" if run.status != "running" else " · estimating time left…" if prog.eta_s is None
-               else f" · about {fmt.duration(prog.eta_s)} left")
-        st.progress(prog.fraction,
-                    text=f"epoch {prog.epoch}/{prog.epochs} · step {prog.step}/{prog.total_steps}{eta}")
-    legend = run.short_label()             # the Runs page's legend label: a phone's chart cuts no more than its end
-    chart(run_plots.training_curves({legend: runs.curves(run.id)}, {legend: style.run_colour(run.id)}),
-          f"tr.curves.{run.id}")
+        eta = (
+            ""
+            if run.status != "running"
+            else " · estimating time left…"
+            if prog.eta_s is None
+            else f" · about {fmt.duration(prog.eta_s)} left"
+        )
+        st.progress(
+            prog.fraction, text=f"epoch {prog.epoch}/{prog.epochs} · step {prog.step}/{prog.total_steps}{eta}"
+        )
+    legend = run.short_label()  # the Runs page's legend label: a phone's chart cuts no more than its end
+    chart(
+        run_plots.training_curves({legend: runs.curves(run.id)}, {legend: style.run_colour(run.id)}),
+        f"tr.curves.{run.id}",
+    )
     cols = st.columns(3)
     if run.active and cols[0].button("Stop this run", key=f"tr.stop.{run.id}"):
         runs.request_cancel(run.id)
@@ -342,23 +485,30 @@ def watch_body(run: runs.Run) -> None:
         except (runs.LaunchError, StoreError) as err:
             st.error(fmt.md(err))
         else:
-            st.rerun()                         # queued again: the live view takes over
+            st.rerun()  # queued again: the live view takes over
     if run.error:
         st.error(f"The run failed: {fmt.md(run.error)}")
     if run.status == "done":
         best, epoch = run.result.get("best_top1"), run.result.get("best_epoch")
-        kept = (f" at epoch {epoch}, chosen by {bundle.BEST_RULE}; the exported bundle holds that epoch's weights"
-                if epoch else "")
-        st.success(f"Finished: best val top-1 {best:.1%}{kept} ({run.result.get('wall_s') or 0:.1f} s). "
-                   "Evaluate and export it on the Runs page.")
+        kept = (
+            f" at epoch {epoch}, chosen by {bundle.BEST_RULE}; the exported bundle holds that epoch's weights"
+            if epoch
+            else ""
+        )
+        st.success(
+            f"Finished: best val top-1 {best:.1%}{kept} ({run.result.get('wall_s') or 0:.1f} s). "
+            "Evaluate and export it on the Runs page."
+        )
 
 
 st.title("Transfer learning")
-st.caption("The lecture's recipes on your images: linear probe, fine-tune top layers, fine-tune all with "
-           "discriminative learning rates (and scratch for contrast). Runs train in a background process.")
+st.caption(
+    "The lecture's recipes on your images: linear probe, fine-tune top layers, fine-tune all with "
+    "discriminative learning rates (and scratch for contrast). Runs train in a background process."
+)
 requested = st.query_params.get("run")
 run_id = runs.parse_id(requested)
-if requested:                                  # a link to a run: the run first, the form below it
+if requested:  # a link to a run: the run first, the form below it
     st.subheader(f"Run {run_id}" if run_id is not None else "Watch")
     if run_id is None:
         st.error(f"?run={fmt.md(requested)} is not a run id: run ids are whole numbers such as ?run=3.")
@@ -374,5 +524,7 @@ with form:
         launch_section(plan, blocked)
 if not requested:
     st.subheader("4 · Watch")
-    st.info("Launch a run above; its id goes into the address bar (?run=N), so a refresh or another browser "
-            "shows the same run.")
+    st.info(
+        "Launch a run above; its id goes into the address bar (?run=N), so a refresh or another browser "
+        "shows the same run."
+    )

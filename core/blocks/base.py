@@ -1,4 +1,5 @@
 """Base class of every registered block: a skip flag, a default input, a closed form, a config check."""
+
 from __future__ import annotations
 
 from typing import Any, ClassVar

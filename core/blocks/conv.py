@@ -1,4 +1,5 @@
 """Standard convolution and the lecture's 1x1 bottleneck (Lin et al. 2013; Szegedy et al. 2014)."""
+
 from __future__ import annotations
 
 from torch import Tensor
@@ -17,8 +18,15 @@ class ConvBlock(Block):
     summary = "One k×k convolution: every output channel sees every input channel over a k×k window."
     default_hw = 14
 
-    def __init__(self, in_chs: int = 256, out_chs: int = 256, kernel_size: int = 3, stride: int = 1,
-                 bias: bool = False, norm: bool = True) -> None:
+    def __init__(
+        self,
+        in_chs: int = 256,
+        out_chs: int = 256,
+        kernel_size: int = 3,
+        stride: int = 1,
+        bias: bool = False,
+        norm: bool = True,
+    ) -> None:
         super().__init__()
         self.conv = ConvNormAct(in_chs, out_chs, kernel_size, stride, bias=bias, norm=norm)
 
@@ -26,8 +34,19 @@ class ConvBlock(Block):
         return self.conv(x)
 
     @classmethod
-    def closed_form(cls, n: int, h: int, w: int, *, in_chs: int, out_chs: int, kernel_size: int,
-                    stride: int, bias: bool, norm: bool) -> BlockCost:
+    def closed_form(
+        cls,
+        n: int,
+        h: int,
+        w: int,
+        *,
+        in_chs: int,
+        out_chs: int,
+        kernel_size: int,
+        stride: int,
+        bias: bool,
+        norm: bool,
+    ) -> BlockCost:
         ho, wo = out_size(h, kernel_size, stride), out_size(w, kernel_size, stride)
         terms = conv_norm_terms("conv", kernel_size, in_chs, out_chs, ho, wo, n, bias=bias, norm=norm)
         formula = r"(K_h \cdot K_w \cdot C_{in}) \cdot C_{out}"
@@ -42,8 +61,16 @@ class Bottleneck1x1(Block):
     summary = "Squeeze channels with a 1x1, do the expensive k×k on few channels, expand back with a 1x1."
     default_hw = 14
 
-    def __init__(self, in_chs: int = 256, out_chs: int = 256, mid_chs: int = 64, kernel_size: int = 3,
-                 stride: int = 1, bias: bool = False, norm: bool = True) -> None:
+    def __init__(
+        self,
+        in_chs: int = 256,
+        out_chs: int = 256,
+        mid_chs: int = 64,
+        kernel_size: int = 3,
+        stride: int = 1,
+        bias: bool = False,
+        norm: bool = True,
+    ) -> None:
         super().__init__()
         # squeeze
         self.squeeze = ConvNormAct(in_chs, mid_chs, 1, bias=bias, norm=norm)
@@ -56,13 +83,29 @@ class Bottleneck1x1(Block):
         return self.expand(self.spatial(self.squeeze(x)))
 
     @classmethod
-    def closed_form(cls, n: int, h: int, w: int, *, in_chs: int, out_chs: int, mid_chs: int,
-                    kernel_size: int, stride: int, bias: bool, norm: bool) -> BlockCost:
+    def closed_form(
+        cls,
+        n: int,
+        h: int,
+        w: int,
+        *,
+        in_chs: int,
+        out_chs: int,
+        mid_chs: int,
+        kernel_size: int,
+        stride: int,
+        bias: bool,
+        norm: bool,
+    ) -> BlockCost:
         ho, wo = out_size(h, kernel_size, stride), out_size(w, kernel_size, stride)
         opts = dict(bias=bias, norm=norm)
-        terms = (conv_norm_terms("squeeze", 1, in_chs, mid_chs, h, w, n, **opts)
-                 + conv_norm_terms("spatial", kernel_size, mid_chs, mid_chs, ho, wo, n, **opts)
-                 + conv_norm_terms("expand", 1, mid_chs, out_chs, ho, wo, n, **opts))
-        formula = (r"(1 \cdot 1 \cdot C_{in}) \cdot C_{mid} + (K \cdot K \cdot C_{mid}) \cdot C_{mid}"
-                   r" + (1 \cdot 1 \cdot C_{mid}) \cdot C_{out}")
+        terms = (
+            conv_norm_terms("squeeze", 1, in_chs, mid_chs, h, w, n, **opts)
+            + conv_norm_terms("spatial", kernel_size, mid_chs, mid_chs, ho, wo, n, **opts)
+            + conv_norm_terms("expand", 1, mid_chs, out_chs, ho, wo, n, **opts)
+        )
+        formula = (
+            r"(1 \cdot 1 \cdot C_{in}) \cdot C_{mid} + (K \cdot K \cdot C_{mid}) \cdot C_{mid}"
+            r" + (1 \cdot 1 \cdot C_{mid}) \cdot C_{out}"
+        )
         return BlockCost(tuple(terms), (n, out_chs, ho, wo), formula)

@@ -5,6 +5,7 @@ convolution and linear layers count their multiply-adds, BatchNorm in eval count
 (scale and shift), LayerNorm with affine 5 per element, adaptive average pooling 1 per input
 element. Bias additions, activations, element-wise adds and max pooling are not counted.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -54,13 +55,26 @@ def conv_macs(k: int, c_in: int, c_out: int, h_out: int, w_out: int, batch: int 
     return batch * h_out * w_out * c_out * (c_in // groups) * k * k
 
 
-def conv_term(name: str, k: int, c_in: int, c_out: int, h_out: int, w_out: int, batch: int,
-              groups: int = 1, bias: bool = False) -> Term:
+def conv_term(
+    name: str,
+    k: int,
+    c_in: int,
+    c_out: int,
+    h_out: int,
+    w_out: int,
+    batch: int,
+    groups: int = 1,
+    bias: bool = False,
+) -> Term:
     """A convolution as a term, with the lecture's (K_h·K_w·C_in)·C_out formula filled in."""
     cin_g = c_in // groups
     formula = rf"({k}\cdot{k}\cdot{cin_g})\cdot{c_out}" + (rf" + {c_out}" if bias else "")
-    return Term(name, formula, conv_params(k, c_in, c_out, groups, bias),
-                conv_macs(k, c_in, c_out, h_out, w_out, batch, groups))
+    return Term(
+        name,
+        formula,
+        conv_params(k, c_in, c_out, groups, bias),
+        conv_macs(k, c_in, c_out, h_out, w_out, batch, groups),
+    )
 
 
 def bn_term(name: str, channels: int, h: int, w: int, batch: int) -> Term:
@@ -84,8 +98,19 @@ def pool_term(name: str, channels: int, h: int, w: int, batch: int) -> Term:
     return Term(name, "0", 0, batch * channels * h * w)
 
 
-def conv_norm_terms(name: str, k: int, c_in: int, c_out: int, h_out: int, w_out: int, batch: int, *,
-                    groups: int = 1, bias: bool = False, norm: bool = True) -> list[Term]:
+def conv_norm_terms(
+    name: str,
+    k: int,
+    c_in: int,
+    c_out: int,
+    h_out: int,
+    w_out: int,
+    batch: int,
+    *,
+    groups: int = 1,
+    bias: bool = False,
+    norm: bool = True,
+) -> list[Term]:
     """A convolution followed by an optional BatchNorm."""
     terms = [conv_term(name, k, c_in, c_out, h_out, w_out, batch, groups, bias)]
     if norm:

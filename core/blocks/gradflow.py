@@ -1,4 +1,5 @@
 """The lecture's "telephone game": gradient norms through a plain and a residual stack of depth N."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "sigmoid": nn.Sigmoi
 
 def plain_gradient(upstream: float, f_prime: float, layers: int) -> float:
     """dL/dh_in through ``layers`` plain layers: upstream · (F')^n."""
-    return upstream * f_prime ** layers
+    return upstream * f_prime**layers
 
 
 def residual_gradient(upstream: float, f_prime: float, layers: int) -> float:
@@ -28,7 +29,8 @@ class Stack(nn.Module):
         self.residual = residual
         self.layers = nn.ModuleList(
             nn.Sequential(nn.Conv2d(width, width, 3, padding=1, bias=False), ACTIVATIONS[act]())
-            for _ in range(depth))
+            for _ in range(depth)
+        )
         for layer in self.layers:
             conv = layer[0]
             nn.init.normal_(conv.weight, std=init_gain / (conv.weight[0].numel() ** 0.5))
@@ -64,8 +66,9 @@ def _layer_grad_norms(stack: Stack, x: torch.Tensor, upstream: torch.Tensor) -> 
     return [float(h.grad.norm()) if h.grad is not None else 0.0 for h in keep]
 
 
-def gradient_flow(depth: int = 30, width: int = 16, size: int = 16, act: str = "tanh", init_gain: float = 0.5,
-                  seed: int = 0) -> GradFlow:
+def gradient_flow(
+    depth: int = 30, width: int = 16, size: int = 16, act: str = "tanh", init_gain: float = 0.5, seed: int = 0
+) -> GradFlow:
     """Runs one real backward pass through each stack (same weights) and records gradient norms."""
     if not 2 <= depth <= 100:
         raise ValueError(f"depth must be between 2 and 100, got {depth}")
@@ -82,6 +85,11 @@ def gradient_flow(depth: int = 30, width: int = 16, size: int = 16, act: str = "
     x = torch.randn(1, width, size, size, dtype=torch.float64)
     upstream = torch.randn_like(x)
     upstream /= upstream.norm()  # dL/dh_N has norm 1 for both stacks
-    table = pd.DataFrame({"layer": range(depth), "plain": _layer_grad_norms(plain, x, upstream),
-                          "residual": _layer_grad_norms(residual, x, upstream)})
+    table = pd.DataFrame(
+        {
+            "layer": range(depth),
+            "plain": _layer_grad_norms(plain, x, upstream),
+            "residual": _layer_grad_norms(residual, x, upstream),
+        }
+    )
     return GradFlow(table, depth, act, init_gain)

@@ -1,4 +1,5 @@
 """Small layers the blocks share: conv + norm + activation, squeeze-excite."""
+
 from __future__ import annotations
 
 from torch import Tensor, nn
@@ -7,10 +8,21 @@ from torch import Tensor, nn
 class ConvNormAct(nn.Module):
     """k x k convolution with 'same' padding, optional BatchNorm, optional activation."""
 
-    def __init__(self, in_chs: int, out_chs: int, kernel_size: int = 3, stride: int = 1, groups: int = 1,
-                 bias: bool = False, norm: bool = True, act_layer: type[nn.Module] | None = nn.ReLU) -> None:
+    def __init__(
+        self,
+        in_chs: int,
+        out_chs: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        groups: int = 1,
+        bias: bool = False,
+        norm: bool = True,
+        act_layer: type[nn.Module] | None = nn.ReLU,
+    ) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(in_chs, out_chs, kernel_size, stride, kernel_size // 2, groups=groups, bias=bias)
+        self.conv = nn.Conv2d(
+            in_chs, out_chs, kernel_size, stride, kernel_size // 2, groups=groups, bias=bias
+        )
         self.bn = nn.BatchNorm2d(out_chs) if norm else nn.Identity()
         self.act = act_layer() if act_layer is not None else nn.Identity()
 

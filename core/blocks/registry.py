@@ -1,4 +1,5 @@
 """Block registry: ``register_block`` refuses duplicate names; ``create_block`` validates and builds."""
+
 from __future__ import annotations
 
 import inspect
@@ -14,9 +15,17 @@ T = TypeVar("T", bound=type[nn.Module])
 
 # Options every block may take, with the bounds the UI and the validator share.
 INT_FIELDS: dict[str, tuple[int, int]] = {
-    "in_chs": (1, 4096), "out_chs": (1, 4096), "mid_chs": (1, 4096), "stride": (1, 4),
-    "kernel_size": (1, 11), "c1": (0, 2048), "c3_reduce": (1, 2048), "c3": (0, 2048),
-    "c5_reduce": (1, 2048), "c5": (0, 2048), "pool_proj": (0, 2048),
+    "in_chs": (1, 4096),
+    "out_chs": (1, 4096),
+    "mid_chs": (1, 4096),
+    "stride": (1, 4),
+    "kernel_size": (1, 11),
+    "c1": (0, 2048),
+    "c3_reduce": (1, 2048),
+    "c3": (0, 2048),
+    "c5_reduce": (1, 2048),
+    "c5": (0, 2048),
+    "pool_proj": (0, 2048),
 }
 FLOAT_FIELDS: dict[str, tuple[float, float]] = {"exp_ratio": (1.0, 8.0), "se_ratio": (0.0, 1.0)}
 
@@ -27,12 +36,14 @@ class BlockConfigError(ValueError):
 
 def register_block(name: str) -> Callable[[T], T]:
     """Class decorator adding a block to the registry under ``name``; a second use of a name fails."""
+
     def wrap(cls: T) -> T:
         if name in _REGISTRY:
             raise ValueError(f"block {name!r} is already registered (by {_REGISTRY[name].__name__})")
         cls.block_name = name
         _REGISTRY[name] = cls
         return cls
+
     return wrap
 
 
@@ -50,8 +61,11 @@ def get_block_class(name: str) -> type[nn.Module]:
 def block_defaults(name: str) -> dict[str, Any]:
     """The keyword defaults of a block's constructor (its default configuration)."""
     sig = inspect.signature(get_block_class(name).__init__)
-    return {k: p.default for k, p in sig.parameters.items()
-            if k != "self" and p.default is not inspect.Parameter.empty}
+    return {
+        k: p.default
+        for k, p in sig.parameters.items()
+        if k != "self" and p.default is not inspect.Parameter.empty
+    }
 
 
 def resolve_config(name: str, **cfg: Any) -> dict[str, Any]:
@@ -60,8 +74,9 @@ def resolve_config(name: str, **cfg: Any) -> dict[str, Any]:
     merged = block_defaults(name)
     unknown = sorted(set(cfg) - set(merged))
     if unknown:
-        raise BlockConfigError(f"block {name!r} does not take {', '.join(unknown)}; "
-                               f"it takes: {', '.join(merged)}")
+        raise BlockConfigError(
+            f"block {name!r} does not take {', '.join(unknown)}; it takes: {', '.join(merged)}"
+        )
     merged.update(cfg)
     _check_bounds(merged)
     cls.check_config(merged)  # type: ignore[attr-defined]
@@ -107,8 +122,8 @@ def check_input(name: str, cfg: dict[str, Any], input_shape: tuple[int, int, int
 
 
 def create_block(name: str, **cfg: Any) -> nn.Module:
-    """Builds a registered block from its defaults and ``cfg``; its weights are checked against the memory budget
-    on the meta device first, so an impossible configuration never allocates."""
+    """Builds a registered block from its defaults and ``cfg``; its weights are checked against the memory
+    budget on the meta device first, so an impossible configuration never allocates."""
     cls = get_block_class(name)
     resolved = resolve_config(name, **cfg)
     meta = budget.on_meta(lambda: cls(**resolved))

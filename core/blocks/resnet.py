@@ -1,4 +1,5 @@
 """ResNet basic and bottleneck blocks with projection shortcuts (He et al. 2015, "Deep Residual Learning")."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -22,8 +23,9 @@ def _shortcut(in_chs: int, out_chs: int, stride: int, bias: bool, norm: bool) ->
     return ConvNormAct(in_chs, out_chs, 1, stride, bias=bias, norm=norm, act_layer=None)
 
 
-def _shortcut_terms(n: int, h: int, w: int, in_chs: int, out_chs: int, stride: int, bias: bool,
-                    norm: bool) -> list[Term]:
+def _shortcut_terms(
+    n: int, h: int, w: int, in_chs: int, out_chs: int, stride: int, bias: bool, norm: bool
+) -> list[Term]:
     if not needs_projection(in_chs, out_chs, stride):
         return []
     ho, wo = out_size(h, 1, stride), out_size(w, 1, stride)
@@ -37,8 +39,9 @@ class ResNetBasic(Block):
     paper = "He et al. 2015, Deep Residual Learning for Image Recognition"
     summary = "3×3 → 3×3 with an identity skip; a 1x1 projection shortcut when stride or channels change."
 
-    def __init__(self, in_chs: int = 64, out_chs: int = 64, stride: int = 1, bias: bool = False,
-                 norm: bool = True) -> None:
+    def __init__(
+        self, in_chs: int = 64, out_chs: int = 64, stride: int = 1, bias: bool = False, norm: bool = True
+    ) -> None:
         super().__init__()
         self.has_skip = True
         self.has_projection = needs_projection(in_chs, out_chs, stride)
@@ -51,13 +54,16 @@ class ResNetBasic(Block):
         return self.act(self.conv2(self.conv1(x)) + self.shortcut(x))
 
     @classmethod
-    def closed_form(cls, n: int, h: int, w: int, *, in_chs: int, out_chs: int, stride: int, bias: bool,
-                    norm: bool) -> BlockCost:
+    def closed_form(
+        cls, n: int, h: int, w: int, *, in_chs: int, out_chs: int, stride: int, bias: bool, norm: bool
+    ) -> BlockCost:
         ho, wo = out_size(h, 3, stride), out_size(w, 3, stride)
         opts: dict[str, Any] = dict(bias=bias, norm=norm)
-        terms = (conv_norm_terms("conv1 3x3", 3, in_chs, out_chs, ho, wo, n, **opts)
-                 + conv_norm_terms("conv2 3x3", 3, out_chs, out_chs, ho, wo, n, **opts)
-                 + _shortcut_terms(n, h, w, in_chs, out_chs, stride, bias, norm))
+        terms = (
+            conv_norm_terms("conv1 3x3", 3, in_chs, out_chs, ho, wo, n, **opts)
+            + conv_norm_terms("conv2 3x3", 3, out_chs, out_chs, ho, wo, n, **opts)
+            + _shortcut_terms(n, h, w, in_chs, out_chs, stride, bias, norm)
+        )
         formula = r"9 C_{in} C_{out} + 9 C_{out}^2 + [\text{proj}]\; C_{in} C_{out}"
         return BlockCost(tuple(terms), (n, out_chs, ho, wo), formula)
 
@@ -70,8 +76,9 @@ class ResNetBottleneck(Block):
     summary = "Width C_out / 4 inside, expansion 4 out; the skip carries the gradient's +1 highway."
     expansion = 4
 
-    def __init__(self, in_chs: int = 256, out_chs: int = 256, stride: int = 1, bias: bool = False,
-                 norm: bool = True) -> None:
+    def __init__(
+        self, in_chs: int = 256, out_chs: int = 256, stride: int = 1, bias: bool = False, norm: bool = True
+    ) -> None:
         super().__init__()
         width = out_chs // self.expansion
         self.has_skip = True
@@ -91,18 +98,23 @@ class ResNetBottleneck(Block):
     @classmethod
     def check_config(cls, cfg: dict[str, Any]) -> None:
         if cfg["out_chs"] % cls.expansion:
-            raise BlockConfigError(f"out_chs = {cfg['out_chs']} must be a multiple of the expansion "
-                                   f"{cls.expansion} (inner width = out_chs / 4)")
+            raise BlockConfigError(
+                f"out_chs = {cfg['out_chs']} must be a multiple of the expansion "
+                f"{cls.expansion} (inner width = out_chs / 4)"
+            )
 
     @classmethod
-    def closed_form(cls, n: int, h: int, w: int, *, in_chs: int, out_chs: int, stride: int, bias: bool,
-                    norm: bool) -> BlockCost:
+    def closed_form(
+        cls, n: int, h: int, w: int, *, in_chs: int, out_chs: int, stride: int, bias: bool, norm: bool
+    ) -> BlockCost:
         width = out_chs // cls.expansion
         ho, wo = out_size(h, 3, stride), out_size(w, 3, stride)
         opts: dict[str, Any] = dict(bias=bias, norm=norm)
-        terms = (conv_norm_terms("conv1 1x1 squeeze", 1, in_chs, width, h, w, n, **opts)
-                 + conv_norm_terms("conv2 3x3", 3, width, width, ho, wo, n, **opts)
-                 + conv_norm_terms("conv3 1x1 expand", 1, width, out_chs, ho, wo, n, **opts)
-                 + _shortcut_terms(n, h, w, in_chs, out_chs, stride, bias, norm))
+        terms = (
+            conv_norm_terms("conv1 1x1 squeeze", 1, in_chs, width, h, w, n, **opts)
+            + conv_norm_terms("conv2 3x3", 3, width, width, ho, wo, n, **opts)
+            + conv_norm_terms("conv3 1x1 expand", 1, width, out_chs, ho, wo, n, **opts)
+            + _shortcut_terms(n, h, w, in_chs, out_chs, stride, bias, norm)
+        )
         formula = r"C_{in} c + 9 c^2 + 4 c^2 + [\text{proj}]\; C_{in} \cdot 4c, \quad c = C_{out}/4"
         return BlockCost(tuple(terms), (n, out_chs, ho, wo), formula)

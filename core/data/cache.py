@@ -1,5 +1,6 @@
 """Decoded-image cache: every image resized once to the training resolution and kept as uint8 (N, 3, S, S),
 in memory or memory-mapped on disk, so no epoch after the first decodes a JPEG again."""
+
 from __future__ import annotations
 
 import hashlib
@@ -15,8 +16,8 @@ from core.data.images import load_resized
 
 
 def _key(root: str, paths: list[str], size: int) -> str:
-    """The cache's name: the folder, the resolution, and every file's path, size and modification time, so an image
-    edited (or replaced) in place is decoded again instead of training on stale pixels."""
+    """The cache's name: the folder, the resolution, and every file's path, size and modification time, so
+    an image edited (or replaced) in place is decoded again instead of training on stale pixels."""
     h = hashlib.sha256(f"{root}|{size}|".encode())
     for p in paths:
         st = (Path(root) / p).stat()
@@ -33,7 +34,7 @@ def decoded(root: str | Path, paths: list[str], size: int, on_disk: bool = True)
     key = _key(str(root), paths, size)
     file, meta = folder / f"{key}.npy", folder / f"{key}.json"
     if not meta.exists():
-        tmp = folder / f"{key}.{uuid.uuid4().hex[:8]}.tmp.npy"     # one per writer: two processes never collide
+        tmp = folder / f"{key}.{uuid.uuid4().hex[:8]}.tmp.npy"  # one per writer: two processes never collide
         try:
             arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), 3, size, size))
             for i, p in enumerate(paths):

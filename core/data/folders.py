@@ -1,5 +1,6 @@
-"""Publishing a folder built under a temporary name: renamed into place whole, never over a finished one, so two
-sessions that build the same dataset at once never delete what the other is reading."""
+"""Publishing a folder built under a temporary name: renamed into place whole, never over a finished one,
+so two sessions that build the same dataset at once never delete what the other is reading."""
+
 from __future__ import annotations
 
 import errno
@@ -16,9 +17,11 @@ def is_complete(folder: Path) -> bool:
 
 
 def publish(partial: Path, target: Path) -> Path:
-    """Marks ``partial`` complete and renames it to ``target``. A finished ``target`` (another writer got there
-    first) is kept and ``partial`` is left for the caller to remove; an unfinished one (left by a crash or an older
-    version) is first renamed aside, then deleted, so no reader ever sees a folder disappear under it."""
+    """Marks ``partial`` complete and renames it to ``target``. A finished ``target`` (another writer got
+    there
+    first) is kept and ``partial`` is left for the caller to remove; an unfinished one (left by a crash or
+    an older version) is first renamed aside, then deleted, so no reader ever sees a folder disappear
+    under it."""
     (partial / MARKER).write_text("ok")
     for _ in range(5):
         if is_complete(target):
@@ -33,7 +36,7 @@ def publish(partial: Path, target: Path) -> Path:
         try:
             os.replace(partial, target)
             return target
-        except OSError as err:          # another writer renamed theirs in between: look again
+        except OSError as err:  # another writer renamed theirs in between: look again
             if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                 raise
     raise OSError(errno.EBUSY, f"{target} kept changing while it was being replaced")

@@ -1,4 +1,5 @@
 """Health report of a dataset, returned as data for the UI to draw."""
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -16,13 +17,13 @@ IMBALANCE_WARN = 3.0
 @dataclass(frozen=True)
 class Health:
     counts: dict[str, int]
-    imbalance: float                       # largest class / smallest class
+    imbalance: float  # largest class / smallest class
     tiny_classes: tuple[str, ...]
-    skipped: pd.DataFrame                  # path, reason
-    duplicates: pd.DataFrame               # sha256, paths, classes, where ('within train', 'across splits', ...)
-    sizes: pd.DataFrame                    # width, height per image
+    skipped: pd.DataFrame  # path, reason
+    duplicates: pd.DataFrame  # sha256, paths, classes, where ('within train', 'across splits', ...)
+    sizes: pd.DataFrame  # width, height per image
     warnings: tuple[str, ...]
-    no_val_support: tuple[str, ...] = ()   # classes that get no validation image (fewer than 2 images)
+    no_val_support: tuple[str, ...] = ()  # classes that get no validation image (fewer than 2 images)
 
 
 def _duplicates(ds: Dataset, split: Split | None) -> pd.DataFrame:
@@ -38,9 +39,16 @@ def _duplicates(ds: Dataset, split: Split | None) -> pd.DataFrame:
             continue
         sides = {where_of.get(s.path, "dataset") for s in items}
         labels = {ds.classes[s.label] for s in items}
-        rows.append({"sha256": digest[:12], "copies": len(items), "paths": [s.path for s in items],
-                     "classes": sorted(labels), "where": "across splits" if sides == {"train", "val"}
-                     else f"within {sides.pop()}", "conflicting labels": len(labels) > 1})
+        rows.append(
+            {
+                "sha256": digest[:12],
+                "copies": len(items),
+                "paths": [s.path for s in items],
+                "classes": sorted(labels),
+                "where": "across splits" if sides == {"train", "val"} else f"within {sides.pop()}",
+                "conflicting labels": len(labels) > 1,
+            }
+        )
     return pd.DataFrame(rows, columns=["sha256", "copies", "paths", "classes", "where", "conflicting labels"])
 
 
@@ -49,13 +57,17 @@ def health(ds: Dataset, split: Split | None = None) -> Health:
     imbalance = max(counts.values()) / max(min(counts.values()), 1)
     tiny = tuple(c for c, n in counts.items() if n < TINY_CLASS)
     dups = _duplicates(ds, split)
-    skipped = pd.DataFrame([{"path": s.path, "reason": s.reason} for s in ds.skipped], columns=["path", "reason"])
+    skipped = pd.DataFrame(
+        [{"path": s.path, "reason": s.reason} for s in ds.skipped], columns=["path", "reason"]
+    )
     sizes = pd.DataFrame([{"width": s.width, "height": s.height} for s in ds.samples])
     no_val = no_validation_classes(ds, split)
     notes = []
     if no_val:
-        notes.append(f"no validation image for {len(no_val)} class(es) ({', '.join(no_val)}): a class needs at "
-                     "least 2 images to be validated, so val top-1 says nothing about these")
+        notes.append(
+            f"no validation image for {len(no_val)} class(es) ({', '.join(no_val)}): a class needs at "
+            "least 2 images to be validated, so val top-1 says nothing about these"
+        )
     if imbalance >= IMBALANCE_WARN:
         notes.append(f"class imbalance {imbalance:.1f}x (largest / smallest class)")
     if tiny:
@@ -64,9 +76,11 @@ def health(ds: Dataset, split: Split | None = None) -> Health:
         across = int((dups["where"] == "across splits").sum())
         named = "; ".join(" = ".join(paths) for paths in dups["paths"][:5])
         more = f"; and {len(dups) - 5} more group(s)" if len(dups) > 5 else ""
-        notes.append(f"{int(dups['copies'].sum() - len(dups))} duplicate image(s) by content"
-                     + (f", {across} group(s) across train and val (leakage)" if across else "")
-                     + f": {named}{more}")
+        notes.append(
+            f"{int(dups['copies'].sum() - len(dups))} duplicate image(s) by content"
+            + (f", {across} group(s) across train and val (leakage)" if across else "")
+            + f": {named}{more}"
+        )
     if len(skipped):
         notes.append(f"{len(skipped)} file(s) skipped (not images, corrupt, truncated or refused)")
     return Health(counts, imbalance, tiny, skipped, dups, sizes, tuple(notes), no_val)

@@ -1,4 +1,5 @@
 """Scan an ImageFolder tree: decode with Pillow (allow-listed formats), skip and report bad files, hash."""
+
 from __future__ import annotations
 
 import hashlib
@@ -41,8 +42,8 @@ class Dataset:
         return [s.label for s in self.samples]
 
     def content_hash(self) -> str:
-        """One SHA-256 over every usable image's bytes, class and relative path (order-free): two copies of a dataset
-        on two machines hash the same, and one changed, added or relabelled image changes it."""
+        """One SHA-256 over every usable image's bytes, class and relative path (order-free): two copies
+        of a dataset on two machines hash the same, and one changed, added or relabelled image changes it."""
         h = hashlib.sha256()
         for line in sorted(f"{self.classes[s.label]}\t{s.path}\t{s.sha256}" for s in self.samples):
             h.update(line.encode() + b"\n")
@@ -58,7 +59,9 @@ class Dataset:
 def class_root(root: Path) -> Path:
     """Descends through single wrapper folders (a zip of 'mydata/cat/…' is common)."""
     while True:
-        dirs = [d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".") and d.name not in IGNORED]
+        dirs = [
+            d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".") and d.name not in IGNORED
+        ]
         files = [f for f in root.iterdir() if f.is_file() and not f.name.startswith(".")]
         if len(dirs) == 1 and not files and any(p.is_dir() for p in dirs[0].iterdir()):
             root = dirs[0]
@@ -80,10 +83,16 @@ def scan(root: str | Path, max_pixels: int = MAX_PIXELS) -> Dataset:
     for d in class_dirs:
         names.add(d.name)
     samples: list[Sample] = []
-    skipped = [Skipped(str(f.relative_to(base)), f"inside the folder {d.name!r}, whose name starts with a dot "
-                       "(hidden folders are not classes); rename it to train on these images")
-               for d in sorted(folders) if d.name.startswith(".")
-               for f in sorted(p for p in d.rglob("*") if p.is_file() and not p.name.startswith("."))]
+    skipped = [
+        Skipped(
+            str(f.relative_to(base)),
+            f"inside the folder {d.name!r}, whose name starts with a dot "
+            "(hidden folders are not classes); rename it to train on these images",
+        )
+        for d in sorted(folders)
+        if d.name.startswith(".")
+        for f in sorted(p for p in d.rglob("*") if p.is_file() and not p.name.startswith("."))
+    ]
     for label, d in enumerate(class_dirs):
         for f in sorted(p for p in d.rglob("*") if p.is_file()):
             if f.name.startswith(".") or any(part in IGNORED for part in f.parts):
@@ -98,8 +107,10 @@ def scan(root: str | Path, max_pixels: int = MAX_PIXELS) -> Dataset:
     ds = Dataset(str(base), tuple(nfc(d.name) for d in class_dirs), tuple(samples), tuple(skipped))
     empty = [c for c, n in ds.counts().items() if n == 0]
     if empty:
-        raise DatasetError(f"class {', '.join(repr(c) for c in empty)} has no usable images "
-                           f"({len(skipped)} file(s) skipped); remove the folder or add images")
+        raise DatasetError(
+            f"class {', '.join(repr(c) for c in empty)} has no usable images "
+            f"({len(skipped)} file(s) skipped); remove the folder or add images"
+        )
     if len(ds.classes) < 2:
         raise DatasetError(f"only one class ({ds.classes[0]!r}): a classifier needs at least 2 classes")
     return ds

@@ -1,15 +1,16 @@
-"""The one preprocessing, defined once: any image -> upright 8-bit RGB -> the shorter side resized to the model's
-size (bilinear) -> a centre crop -> [0, 1] -> (x - mean) / std, channels first, float32.
+"""The one preprocessing, defined once: any image -> upright 8-bit RGB -> the shorter side resized to the
+model's size (bilinear) -> a centre crop -> [0, 1] -> (x - mean) / std, channels first, float32.
 
 Training, evaluation, "try an image", the bundle's Predictor and the bundle's plain scripts (predict.py and
-predict_onnx.py, which carry this file verbatim so they run without Archscope) all call these functions. So this
-file imports nothing but numpy and Pillow, and is written for any Python 3 that runs them. ``reason`` is how
-those scripts name an image they cannot read."""
+predict_onnx.py, which carry this file verbatim so they run without Archscope) all call these functions.
+So this file imports nothing but numpy and Pillow, and is written for any Python 3 that runs them.
+``reason`` is how those scripts name an image they cannot read."""
+
 import numpy as np
 from PIL import Image, ImageOps
 
 SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N")
-MAX_RESIZED_BYTES = 256 * 2**20      # the intermediate image a shorter-side resize may allocate
+MAX_RESIZED_BYTES = 256 * 2**20  # the intermediate image a shorter-side resize may allocate
 
 
 def _stretch(arr):
@@ -18,9 +19,9 @@ def _stretch(arr):
 
 
 def to_rgb8(img):
-    """8-bit RGB. 16-bit greyscale is scaled (65535 -> 255), not clipped; 32-bit integer images are scaled from
-    16 bits when they fit, else by their own range; float images in [0, 1] are scaled by 255, others by their
-    own range. Palette, alpha and CMYK images go through Pillow's own conversion (alpha dropped)."""
+    """8-bit RGB. 16-bit greyscale is scaled (65535 -> 255), not clipped; 32-bit integer images are scaled
+    from 16 bits when they fit, else by their own range; float images in [0, 1] are scaled by 255, others
+    by their own range. Palette, alpha and CMYK images go through Pillow's own conversion (alpha dropped)."""
     if img.mode in SIXTEEN_BIT:
         arr = np.asarray(img, dtype=np.float64) / 257.0
     elif img.mode == "I":
@@ -35,7 +36,7 @@ def to_rgb8(img):
             raise ValueError("float image holds NaN or infinite values")
         arr = arr * 255.0 if arr.min() >= 0 and arr.max() <= 1 else _stretch(arr)
     elif img.mode == "P" and "transparency" in img.info:
-        return img.convert("RGBA").convert("RGB")     # a palette with alpha: through RGBA, as Pillow advises
+        return img.convert("RGBA").convert("RGB")  # a palette with alpha: through RGBA, as Pillow advises
     else:
         return img.convert("RGB")
     grey = Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "L")
@@ -67,14 +68,16 @@ def check_resize(width, height, size):
     """Refuses a resize whose intermediate RGB image would allocate beyond the budget."""
     w, h = resized_size(width, height, size)
     if w * h * 3 > MAX_RESIZED_BYTES:
-        raise ValueError(f"resizing {width:,} x {height:,} px to {size} px on its shorter side needs a {w:,} x {h:,} "
-                         f"image ({w * h * 3 / 2**20:,.0f} MiB), over the limit of "
-                         f"{MAX_RESIZED_BYTES / 2**20:.0f} MiB")
+        raise ValueError(
+            f"resizing {width:,} x {height:,} px to {size} px on its shorter side needs a {w:,} x {h:,} "
+            f"image ({w * h * 3 / 2**20:,.0f} MiB), over the limit of "
+            f"{MAX_RESIZED_BYTES / 2**20:.0f} MiB"
+        )
 
 
 def resize_crop(img, size):
-    """Upright 8-bit RGB, shorter side resized to ``size`` (bilinear), centre-cropped to size x size: a (3, S, S)
-    uint8 array. A resize beyond the budget raises ValueError."""
+    """Upright 8-bit RGB, shorter side resized to ``size`` (bilinear), centre-cropped to size x size: a
+    (3, S, S) uint8 array. A resize beyond the budget raises ValueError."""
     img = to_rgb8(upright(img))
     w, h = img.size
     check_resize(w, h, size)
@@ -86,8 +89,8 @@ def resize_crop(img, size):
 
 
 def normalize(chw_uint8, mean, std):
-    """(3, S, S) or (N, 3, S, S) uint8 -> float32: divided by 255, then (x - mean) / std per channel, in that order
-    (the training loop does the same three float32 operations on its device)."""
+    """(3, S, S) or (N, 3, S, S) uint8 -> float32: divided by 255, then (x - mean) / std per channel, in
+    that order (the training loop does the same three float32 operations on its device)."""
     x = np.asarray(chw_uint8).astype(np.float32) / np.float32(255)
     m = np.asarray(mean, np.float32).reshape(3, 1, 1)
     s = np.asarray(std, np.float32).reshape(3, 1, 1)
@@ -100,7 +103,8 @@ def preprocess(img, image_size, mean, std):
 
 
 def reason(err):
-    """An image's failure in a few words: 'truncated', 'is a folder', 'not an image', or the error's first line."""
+    """An image's failure in a few words: 'truncated', 'is a folder', 'not an image', or the error's first
+    line."""
     text = str(err).splitlines()[0] if str(err) else type(err).__name__
     if isinstance(err, IsADirectoryError):
         return "it is a folder"

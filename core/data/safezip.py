@@ -3,6 +3,7 @@
 Sizes are counted while streaming, never taken from the archive's headers, and nothing is
 written outside the target folder.
 """
+
 from __future__ import annotations
 
 import errno
@@ -24,7 +25,7 @@ from core.present.fmt import first_line
 class Limits:
     max_entries: int = 50_000
     max_total_bytes: int = 2 * 2**30
-    max_ratio: float = 200.0           # uncompressed / compressed, per entry and overall
+    max_ratio: float = 200.0  # uncompressed / compressed, per entry and overall
     chunk: int = 1 << 16
 
 
@@ -44,9 +45,11 @@ def _check_name(info: zipfile.ZipInfo) -> PurePosixPath:
 
 
 def safe_extract(archive: str | Path, target: str | Path, limits: Limits = Limits()) -> Path:
-    """Extracts ``archive`` into ``target`` atomically: members go into a temporary sibling folder of a unique name,
-    which is renamed to ``target`` (and marked complete) only when every member is out; a complete ``target`` that
-    another session published meanwhile is kept. On any refusal or failure nothing is left behind."""
+    """Extracts ``archive`` into ``target`` atomically: members go into a temporary sibling folder of a
+    unique name,
+    which is renamed to ``target`` (and marked complete) only when every member is out; a complete
+    ``target`` that another session published meanwhile is kept. On any refusal or failure nothing is left
+    behind."""
     target = Path(target).resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.parent / f".{target.name}.partial-{uuid.uuid4().hex[:8]}"
@@ -54,10 +57,10 @@ def safe_extract(archive: str | Path, target: str | Path, limits: Limits = Limit
     try:
         with zipfile.ZipFile(archive) as zf:
             _extract_all(zf, partial, limits)
-        publish(partial, target)            # never over a finished extraction another session is reading
+        publish(partial, target)  # never over a finished extraction another session is reading
     except zipfile.BadZipFile as err:
         raise DatasetError(f"not a readable zip archive: {first_line(err)}") from err
-    except OSError as err:                  # opening the archive, or the final rename
+    except OSError as err:  # opening the archive, or the final rename
         raise DatasetError(_os_reason(err, Path(archive).name)) from err
     finally:
         shutil.rmtree(partial, ignore_errors=True)
@@ -66,8 +69,10 @@ def safe_extract(archive: str | Path, target: str | Path, limits: Limits = Limit
 
 def _os_reason(err: OSError, name: str) -> str:
     if err.errno == errno.ENOSPC:
-        return (f"the disk filled up while unpacking {name!r}; nothing was kept. Free some space (the data "
-                "directory's cache/ and datasets/ can be cleaned) and try again")
+        return (
+            f"the disk filled up while unpacking {name!r}; nothing was kept. Free some space (the data "
+            "directory's cache/ and datasets/ can be cleaned) and try again"
+        )
     if err.errno == errno.ENAMETOOLONG:
         return f"refused: the member name {name[:60]!r}… is longer than this file system allows"
     if isinstance(err, (FileExistsError, NotADirectoryError, IsADirectoryError)):
@@ -79,8 +84,10 @@ def _member_reason(err: Exception, name: str) -> str:
     if isinstance(err, zlib.error) or (isinstance(err, zipfile.BadZipFile) and "CRC" in str(err)):
         return f"refused: {name!r} is corrupt (its compressed data does not unpack: {first_line(err)})"
     if isinstance(err, NotImplementedError):
-        return (f"refused: {name!r} uses a compression method this app cannot read ({first_line(err)}); "
-                "zip it again with the standard Deflate method")
+        return (
+            f"refused: {name!r} uses a compression method this app cannot read ({first_line(err)}); "
+            "zip it again with the standard Deflate method"
+        )
     if isinstance(err, EOFError):
         return f"refused: {name!r} is cut short (the archive is truncated)"
     if isinstance(err, OSError):
@@ -102,7 +109,7 @@ def _extract_all(zf: zipfile.ZipFile, target: Path, limits: Limits) -> None:
             raise DatasetError(f"refused: {info.filename!r} appears twice in the archive")
         seen.add(key)
         parts = path.parts if info.is_dir() else path.parts[:-1]
-        for i in range(1, len(parts) + 1):          # 'Cat/' and 'cat/', or NFC and NFD 'café/': one folder
+        for i in range(1, len(parts) + 1):  # 'Cat/' and 'cat/', or NFC and NFD 'café/': one folder
             folders.add("/".join(parts[:i]))
         dest = (target / path).resolve()
         if target not in dest.parents and dest != target:
@@ -117,8 +124,10 @@ def _extract_all(zf: zipfile.ZipFile, target: Path, limits: Limits) -> None:
         except (zlib.error, zipfile.BadZipFile, NotImplementedError, EOFError, OSError) as err:
             raise DatasetError(_member_reason(err, info.filename)) from err
         if written / compressed > limits.max_ratio and written > 1 << 20:
-            raise DatasetError(f"refused: the archive expands {written / compressed:.0f}x, over the "
-                               f"compression-ratio cap of {limits.max_ratio:.0f}x (a zip bomb?)")
+            raise DatasetError(
+                f"refused: the archive expands {written / compressed:.0f}x, over the "
+                f"compression-ratio cap of {limits.max_ratio:.0f}x (a zip bomb?)"
+            )
 
 
 def _copy_counted(zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, limits: Limits, so_far: int) -> int:
@@ -128,9 +137,13 @@ def _copy_counted(zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, limits
         while chunk := src.read(limits.chunk):
             n += len(chunk)
             if so_far + n > limits.max_total_bytes:
-                raise DatasetError(f"refused: the archive unpacks to over {limits.max_total_bytes / 2**30:.1f} GiB")
+                raise DatasetError(
+                    f"refused: the archive unpacks to over {limits.max_total_bytes / 2**30:.1f} GiB"
+                )
             if n > budget and n > 1 << 20:
-                raise DatasetError(f"refused: {info.filename!r} expands over {limits.max_ratio:.0f}x "
-                                   "(compression-ratio cap; a zip bomb?)")
+                raise DatasetError(
+                    f"refused: {info.filename!r} expands over {limits.max_ratio:.0f}x "
+                    "(compression-ratio cap; a zip bomb?)"
+                )
             out.write(chunk)
     return n

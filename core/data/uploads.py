@@ -1,4 +1,5 @@
 """Saving a browser upload into the data directory: under its content hash, written whole or not at all."""
+
 from __future__ import annotations
 
 import errno
@@ -35,7 +36,9 @@ def save_upload(data: bytes, suffix: str) -> Path:
     except OSError as err:
         tmp.unlink(missing_ok=True)
         if err.errno == errno.ENOSPC:
-            raise DatasetError(f"the disk is full: the {len(data) / 2**20:.1f} MiB upload could not be saved in "
-                               f"{folder}. Free some space and upload again") from err
+            raise DatasetError(
+                f"the disk is full: the {len(data) / 2**20:.1f} MiB upload could not be saved in "
+                f"{folder}. Free some space and upload again"
+            ) from err
         raise DatasetError(f"the upload could not be saved in {folder}: {first_line(err)}") from err
     return path

@@ -1,5 +1,6 @@
-"""What the data directory holds, by folder, and clearing the folders that only hold copies: uploads, extracted
-datasets and the decoded-image cache (never runs, their bundles or the store)."""
+"""What the data directory holds, by folder, and clearing the folders that only hold copies: uploads,
+extracted datasets and the decoded-image cache (never runs, their bundles or the store)."""
+
 from __future__ import annotations
 
 import shutil
@@ -34,9 +35,9 @@ def usage() -> dict[str, int]:
 
 def clean(folders: list[str], busy: bool) -> dict[str, int]:
     """Empties the chosen cleanable folders and returns the bytes freed in each. Refused while a run or a
-    measurement is active (it may be reading them); runs, their exported bundles and the store are never touched.
-    A stopped run needs its dataset again to resume: a demo set is regenerated, an uploaded zip must be
-    uploaded again."""
+    measurement is active (it may be reading them); runs, their exported bundles and the store are never
+    touched. A stopped run needs its dataset again to resume: a demo set is regenerated, an uploaded zip
+    must be uploaded again."""
     wrong = [f for f in folders if f not in CLEANABLE]
     if wrong:
         raise ValueError(f"only {', '.join(CLEANABLE)} can be cleaned, not {', '.join(wrong)}")

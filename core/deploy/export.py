@@ -1,6 +1,8 @@
-"""A module to one ``.onnx`` file with a dynamic batch axis. ``dynamo=`` is always passed: the TorchScript exporter
-first (1.5-3 s for a backbone here), the dynamo exporter when that one fails (12-14 s); which one made the file,
-with its opset, is recorded."""
+"""A module to one ``.onnx`` file with a dynamic batch axis. ``dynamo=`` is always passed: the TorchScript
+exporter
+first (1.5-3 s for a backbone here), the dynamo exporter when that one fails (12-14 s); which one made the
+file, with its opset, is recorded."""
+
 from __future__ import annotations
 
 import io
@@ -25,7 +27,7 @@ INPUT, OUTPUT = "input", "output"
 @dataclass(frozen=True)
 class Exported:
     path: str
-    exporter: str            # 'torchscript (dynamo=False)' or 'dynamo (dynamo=True)'
+    exporter: str  # 'torchscript (dynamo=False)' or 'dynamo (dynamo=True)'
     opset: int
     seconds: float
     size_bytes: int
@@ -58,7 +60,8 @@ def culprit(err: BaseException) -> str:
 
 
 def export(model: nn.Module, input_shape: tuple[int, ...], path: str | Path) -> Exported:
-    """Exports ``model`` (in eval mode, on the CPU, fp32) for inputs of ``input_shape`` with a dynamic batch axis."""
+    """Exports ``model`` (in eval mode, on the CPU, fp32) for inputs of ``input_shape`` with a dynamic
+    batch axis."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval().to("cpu")
@@ -75,5 +78,7 @@ def export(model: nn.Module, input_shape: tuple[int, ...], path: str | Path) -> 
             errors.append(f"{'dynamo' if dynamo else 'torchscript'} exporter: {culprit(err)}")
             continue
         name = "dynamo (dynamo=True)" if dynamo else "torchscript (dynamo=False)"
-        return Exported(str(path), name, OPSET, time.perf_counter() - t, path.stat().st_size, tuple(input_shape))
+        return Exported(
+            str(path), name, OPSET, time.perf_counter() - t, path.stat().st_size, tuple(input_shape)
+        )
     raise DeployError(f"ONNX export failed: {'; '.join(errors)}")

@@ -1,4 +1,5 @@
 """The lecture's transfer recipes as freezing rules and per-stage learning rates (timm's group_matcher)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,7 +8,7 @@ import pandas as pd
 from timm.models import group_parameters
 from torch import nn
 
-PRETRAINED_LR_MULT = 0.1   # finetune_top: "always use a smaller LR for the pretrained layers"
+PRETRAINED_LR_MULT = 0.1  # finetune_top: "always use a smaller LR for the pretrained layers"
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,9 @@ def _classifier_params(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
     return [(n, p) for n, p in model.named_parameters() if id(p) in ids]
 
 
-def plan(model: nn.Module, recipe: str, lr: float, layer_decay: float = 0.6,
-         freeze_stages: int = 2) -> list[StageGroup]:
+def plan(
+    model: nn.Module, recipe: str, lr: float, layer_decay: float = 0.6, freeze_stages: int = 2
+) -> list[StageGroup]:
     """Which stages train, and at which LR, for ``recipe``."""
     groups = stages(model)
     sizes = dict(model.named_parameters())
@@ -58,8 +60,15 @@ def plan(model: nn.Module, recipe: str, lr: float, layer_decay: float = 0.6,
             trainable, group_lr = True, lr
         else:
             raise ValueError(f"unknown recipe {recipe!r}")
-        out.append(StageGroup(name, tuple(names), sum(sizes[n].numel() for n in names), trainable,
-                              group_lr if trainable else 0.0))
+        out.append(
+            StageGroup(
+                name,
+                tuple(names),
+                sum(sizes[n].numel() for n in names),
+                trainable,
+                group_lr if trainable else 0.0,
+            )
+        )
     return out
 
 
@@ -71,13 +80,18 @@ def apply(model: nn.Module, groups: list[StageGroup], weight_decay: float) -> li
         for n in g.params:
             params[n].requires_grad_(g.trainable)
         if g.trainable:
-            opt_groups.append({"params": [params[n] for n in g.params], "lr": g.lr, "weight_decay": weight_decay,
-                               "name": g.name})
+            opt_groups.append(
+                {
+                    "params": [params[n] for n in g.params],
+                    "lr": g.lr,
+                    "weight_decay": weight_decay,
+                    "name": g.name,
+                }
+            )
     return opt_groups
 
 
 def table(groups: list[StageGroup]) -> pd.DataFrame:
-    return pd.DataFrame([{"stage": g.name, "params": g.n_params, "trainable": g.trainable, "lr": g.lr}
-                         for g in groups])
-
-
+    return pd.DataFrame(
+        [{"stage": g.name, "params": g.n_params, "trainable": g.trainable, "lr": g.lr} for g in groups]
+    )

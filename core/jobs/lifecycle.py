@@ -1,4 +1,5 @@
 """Background jobs: start a subprocess, track its progress in the store, cancel it, detect a dead one."""
+
 from __future__ import annotations
 
 import argparse
@@ -21,8 +22,8 @@ from core.present.fmt import first_line
 
 ROOT = Path(__file__).resolve().parents[2]
 ACTIVE = ("queued", "running")
-STARTUP_DEADLINE_S = 60.0     # a worker that has not reported by then never will
-WORKER_NICE = 10              # background workers run this many nice steps below the server (pages stay quick)
+STARTUP_DEADLINE_S = 60.0  # a worker that has not reported by then never will
+WORKER_NICE = 10  # background workers run this many nice steps below the server (pages stay quick)
 
 
 @dataclass(frozen=True)
@@ -44,23 +45,29 @@ class Job:
     started: float | None
     updated: float | None
     finished: float | None
-    pid_start: int | None = None      # the worker's process start time (see ``process_start``)
-    marks: str = ""                   # JSON [[done, elapsed s], ...]: when each step was reached
-    estimates: str = ""               # JSON: the time-left estimates logged at its checkpoints (core.jobs.estimates)
+    pid_start: int | None = None  # the worker's process start time (see ``process_start``)
+    marks: str = ""  # JSON [[done, elapsed s], ...]: when each step was reached
+    estimates: str = ""  # JSON: the time-left estimates logged at its checkpoints (core.jobs.estimates)
 
     @property
     def active(self) -> bool:
         return self.status in ACTIVE
 
     def eta_s(self, now: float | None = None) -> float | None:
-        """Seconds left, from this kind's own history in the store or the progress so far; None while nothing is
-        known ("estimating…")."""
+        """Seconds left, from this kind's own history in the store or the progress so far; None while
+        nothing is known ("estimating…")."""
         if not self.active or not self.started:
             return None
         with connect() as conn:
             past = history(conn, self.kind, self.total, self.id)
-        return remaining(self.done, self.total, json.loads(self.marks or "[]"), (now or time.time()) - self.started,
-                         past, alike=self.kind not in UNLIKE_STEPS).seconds
+        return remaining(
+            self.done,
+            self.total,
+            json.loads(self.marks or "[]"),
+            (now or time.time()) - self.started,
+            past,
+            alike=self.kind not in UNLIKE_STEPS,
+        ).seconds
 
     def logged_estimates(self) -> list[dict[str, Any]]:
         return json.loads(self.estimates or "[]")
@@ -74,8 +81,8 @@ def _row(row: Any) -> Job:
 
 
 def process_start(pid: int | None) -> int | None:
-    """When the process started (clock ticks since boot, /proc/PID/stat field 22), which tells a live worker from
-    a new process that got its recycled pid; None where /proc cannot say."""
+    """When the process started (clock ticks since boot, /proc/PID/stat field 22), which tells a live
+    worker from a new process that got its recycled pid; None where /proc cannot say."""
     if not pid:
         return None
     try:
@@ -86,8 +93,8 @@ def process_start(pid: int | None) -> int | None:
 
 
 def pid_alive(pid: int | None, started: int | None = None) -> bool:
-    """Whether the process is there and not a zombie; with ``started`` (its ``process_start``), also that it is the
-    same process and not a later one with the same pid."""
+    """Whether the process is there and not a zombie; with ``started`` (its ``process_start``), also that
+    it is the same process and not a later one with the same pid."""
     if not pid:
         return False
     try:
@@ -110,16 +117,24 @@ def owner(pid: int) -> dict[str, int | None]:
 
 
 def spawn(args: list[str], log_path: Path) -> int:
-    """Starts ``python <args>`` in its own session with output to ``log_path``, ``WORKER_NICE`` steps below the
-    server's CPU priority (through coreutils' ``nice``, which execs in place: the pid is the worker's), so pages
-    stay quick while it works; a thread waits for it, so a finished worker is reaped at once and never lingers as
-    a zombie under the server. Returns the pid."""
+    """Starts ``python <args>`` in its own session with output to ``log_path``, ``WORKER_NICE`` steps
+    below the
+    server's CPU priority (through coreutils' ``nice``, which execs in place: the pid is the worker's), so
+    pages
+    stay quick while it works; a thread waits for it, so a finished worker is reaped at once and never
+    lingers as a zombie under the server. Returns the pid."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     nice = shutil.which("nice")
     lower = [nice, "-n", str(WORKER_NICE)] if nice else []
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen([*lower, sys.executable, "-W", "ignore", *args], cwd=ROOT, stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            [*lower, sys.executable, "-W", "ignore", *args],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
     return proc.pid
 
@@ -127,15 +142,22 @@ def spawn(args: list[str], log_path: Path) -> int:
 def dead_reason(status: str, pid: int | None, created: float, pid_start: int | None = None) -> str:
     """The one liveness rule for every background row (job or run): why an active row is dead, or ''. The
     operating system is asked first: a row whose worker process is alive (same pid, same start time) is never
-    dead, however long it has been silent (paused, swapped, an overloaded machine). Only a row that never got a
-    worker is judged by the clock. Any active state counts: a worker killed while 'queued' is as dead as one
-    killed 'running'."""
+    dead, however long it has been silent (paused, swapped, an overloaded machine). Only a row that never
+    got a worker is judged by the clock. Any active state counts: a worker killed while 'queued' is as
+    dead as one killed 'running'."""
     if status not in ACTIVE:
         return ""
     if pid:
-        return "" if pid_alive(pid, pid_start) else "the worker process ended without reporting (killed or crashed)"
+        return (
+            ""
+            if pid_alive(pid, pid_start)
+            else "the worker process ended without reporting (killed or crashed)"
+        )
     if time.time() - created > STARTUP_DEADLINE_S:
-        return f"the worker never reported within {STARTUP_DEADLINE_S:.0f} s of its launch (no process was recorded)"
+        return (
+            f"the worker never reported within {STARTUP_DEADLINE_S:.0f} s of its launch (no process "
+            "was recorded)"
+        )
     return ""
 
 
@@ -144,22 +166,32 @@ class Busy(RuntimeError):
 
 
 def start(kind: str, module: str, args: dict[str, Any], total: int, what: str = "") -> Job:
-    """Records a job and launches ``python -m module --job ID`` in its own session; returns the job. One job of a
-    kind at a time: the check and the insert are one ``BEGIN IMMEDIATE`` transaction, so two sessions that press
-    the button at the same moment cannot both start one (the liveness rule runs first: a dead job holds nothing)."""
+    """Records a job and launches ``python -m module --job ID`` in its own session; returns the job. One
+    job of a
+    kind at a time: the check and the insert are one ``BEGIN IMMEDIATE`` transaction, so two sessions that
+    press
+    the button at the same moment cannot both start one (the liveness rule runs first: a dead job holds
+    nothing)."""
     active_jobs()
     with connect() as conn:
         conn.execute("BEGIN IMMEDIATE")
-        row = conn.execute(f"SELECT id FROM jobs WHERE kind = ? AND status IN {ACTIVE} ORDER BY id LIMIT 1",
-                           (kind,)).fetchone()
+        row = conn.execute(
+            f"SELECT id FROM jobs WHERE kind = ? AND status IN {ACTIVE} ORDER BY id LIMIT 1", (kind,)
+        ).fetchone()
         if row is not None:
-            raise Busy(f"{what or 'a ' + kind + ' job'} (#{row['id']}) is already running; stop it or wait for it")
-        cur = conn.execute("INSERT INTO jobs (kind, args, status, total, created) VALUES (?,?,?,?,?)",
-                           (kind, json.dumps(args), "queued", total, time.time()))
+            raise Busy(
+                f"{what or 'a ' + kind + ' job'} (#{row['id']}) is already running; stop it or wait for it"
+            )
+        cur = conn.execute(
+            "INSERT INTO jobs (kind, args, status, total, created) VALUES (?,?,?,?,?)",
+            (kind, json.dumps(args), "queued", total, time.time()),
+        )
         job_id = int(cur.lastrowid)
     pid = spawn(["-m", module, "--job", str(job_id)], data_dir() / "jobs" / f"{job_id}.log")
     with connect() as conn:
-        conn.execute("UPDATE jobs SET pid = :pid, pid_start = :pid_start WHERE id = :id", {**owner(pid), "id": job_id})
+        conn.execute(
+            "UPDATE jobs SET pid = :pid, pid_start = :pid_start WHERE id = :id", {**owner(pid), "id": job_id}
+        )
     return get(job_id)
 
 
@@ -196,15 +228,21 @@ def active_jobs() -> list[Job]:
 
 def mark_running(job_id: int) -> None:
     with connect() as conn:
-        conn.execute("UPDATE jobs SET status = 'running', pid = :pid, pid_start = :pid_start, started = :now, "
-                     "updated = :now WHERE id = :id", {**owner(os.getpid()), "now": time.time(), "id": job_id})
+        conn.execute(
+            "UPDATE jobs SET status = 'running', pid = :pid, pid_start = :pid_start, started = :now, "
+            "updated = :now WHERE id = :id",
+            {**owner(os.getpid()), "now": time.time(), "id": job_id},
+        )
 
 
 def history(conn: Any, kind: str, total: int, exclude: int) -> dict[str, Any] | None:
     """The newest finished job of this kind and size with a timeline: its marks and its whole duration."""
-    row = conn.execute("SELECT marks, started, finished FROM jobs WHERE kind = ? AND total = ? AND status = 'done' "
-                       "AND id != ? AND marks != '' AND started IS NOT NULL AND finished IS NOT NULL "
-                       "ORDER BY id DESC LIMIT 1", (kind, total, exclude)).fetchone()
+    row = conn.execute(
+        "SELECT marks, started, finished FROM jobs WHERE kind = ? AND total = ? AND status = 'done' "
+        "AND id != ? AND marks != '' AND started IS NOT NULL AND finished IS NOT NULL "
+        "ORDER BY id DESC LIMIT 1",
+        (kind, total, exclude),
+    ).fetchone()
     if row is None:
         return None
     return {"marks": json.loads(row["marks"]), "seconds": row["finished"] - row["started"]}
@@ -215,8 +253,9 @@ def progress(job_id: int, done: int, current: str = "", message: str = "") -> bo
     returns True when a cancel was requested."""
     now = time.time()
     with connect() as conn:
-        row = conn.execute("SELECT kind, done, total, started, marks, estimates, cancel FROM jobs WHERE id = ?",
-                           (job_id,)).fetchone()
+        row = conn.execute(
+            "SELECT kind, done, total, started, marks, estimates, cancel FROM jobs WHERE id = ?", (job_id,)
+        ).fetchone()
         sets: dict[str, Any] = {"done": done, "current": current, "message": message, "updated": now}
         if row is not None and row["started"] and done != row["done"]:
             elapsed = now - row["started"]
@@ -224,12 +263,27 @@ def progress(job_id: int, done: int, current: str = "", message: str = "") -> bo
             sets["marks"] = json.dumps(marks)
             logged = json.loads(row["estimates"] or "[]")
             if checkpoint_due(row["done"], done, row["total"], len(logged)):
-                est = remaining(done, row["total"], marks, elapsed, history(conn, row["kind"], row["total"], job_id),
-                                alike=row["kind"] not in UNLIKE_STEPS)
-                logged.append({"done": done, "total": row["total"], "elapsed_s": round(elapsed, 3),
-                               "eta_s": est.seconds, "source": est.source})
+                est = remaining(
+                    done,
+                    row["total"],
+                    marks,
+                    elapsed,
+                    history(conn, row["kind"], row["total"], job_id),
+                    alike=row["kind"] not in UNLIKE_STEPS,
+                )
+                logged.append(
+                    {
+                        "done": done,
+                        "total": row["total"],
+                        "elapsed_s": round(elapsed, 3),
+                        "eta_s": est.seconds,
+                        "source": est.source,
+                    }
+                )
                 sets["estimates"] = json.dumps(logged)
-        conn.execute(f"UPDATE jobs SET {', '.join(f'{k} = :{k}' for k in sets)} WHERE id = :id", {**sets, "id": job_id})
+        conn.execute(
+            f"UPDATE jobs SET {', '.join(f'{k} = :{k}' for k in sets)} WHERE id = :id", {**sets, "id": job_id}
+        )
     return bool(row["cancel"]) if row is not None else False
 
 
@@ -246,14 +300,17 @@ def request_cancel(job_id: int) -> None:
 
 def finish(job_id: int, status: str, message: str = "", error: str = "") -> None:
     with connect() as conn:
-        conn.execute("UPDATE jobs SET status = ?, message = COALESCE(NULLIF(?, ''), message), error = ?, "
-                     "finished = ?, updated = ? WHERE id = ?",
-                     (status, message, error, time.time(), time.time(), job_id))
+        conn.execute(
+            "UPDATE jobs SET status = ?, message = COALESCE(NULLIF(?, ''), message), error = ?, "
+            "finished = ?, updated = ? WHERE id = ?",
+            (status, message, error, time.time(), time.time(), job_id),
+        )
 
 
 def worker_main(run: Callable[[int], int], argv: list[str] | None, description: str) -> int:
     """Entry point of a job's worker process: ``--job ID``; any crash ends the job as failed, with words."""
     from core.measure.timing import pin_malloc_thresholds
+
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--job", type=int, required=True)
     job_id = parser.parse_args(argv).job

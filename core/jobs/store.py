@@ -3,6 +3,7 @@
 Writers are background processes, readers are Streamlit sessions; every call opens its own short
 connection, so nothing here is shared across threads or processes.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,8 @@ CREATE TABLE IF NOT EXISTS runs (
     device TEXT DEFAULT '', run_dir TEXT DEFAULT '', created REAL NOT NULL, started REAL, updated REAL,
     finished REAL, error TEXT DEFAULT '', result TEXT DEFAULT '{}', cancel INTEGER DEFAULT 0, job INTEGER);
 CREATE TABLE IF NOT EXISTS metrics (
-    run INTEGER NOT NULL, epoch INTEGER NOT NULL, step INTEGER NOT NULL, split TEXT NOT NULL, name TEXT NOT NULL,
-    value REAL NOT NULL, time REAL NOT NULL);
+    run INTEGER NOT NULL, epoch INTEGER NOT NULL, step INTEGER NOT NULL, split TEXT NOT NULL,
+    name TEXT NOT NULL, value REAL NOT NULL, time REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run, name);
 """
 
@@ -57,9 +58,15 @@ def _advice(path: Path, err: sqlite3.Error) -> str:
 
 
 # columns added after a store was first made: (table, column, type)
-ADDED_COLUMNS = (("runs", "job", "INTEGER"), ("runs", "tags", "TEXT DEFAULT ''"), ("runs", "pid_start", "INTEGER"),
-                 ("jobs", "pid_start", "INTEGER"), ("jobs", "marks", "TEXT DEFAULT ''"),
-                 ("jobs", "estimates", "TEXT DEFAULT ''"), ("runs", "estimates", "TEXT DEFAULT ''"))
+ADDED_COLUMNS = (
+    ("runs", "job", "INTEGER"),
+    ("runs", "tags", "TEXT DEFAULT ''"),
+    ("runs", "pid_start", "INTEGER"),
+    ("jobs", "pid_start", "INTEGER"),
+    ("jobs", "marks", "TEXT DEFAULT ''"),
+    ("jobs", "estimates", "TEXT DEFAULT ''"),
+    ("runs", "estimates", "TEXT DEFAULT ''"),
+)
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
@@ -68,13 +75,14 @@ def _migrate(conn: sqlite3.Connection) -> None:
             conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
 
-SCHEMA_VERSION = 5     # PRAGMA user_version of a store whose WAL mode, tables and added columns are in place
+SCHEMA_VERSION = 5  # PRAGMA user_version of a store whose WAL mode, tables and added columns are in place
 
 
 def _wal(conn: sqlite3.Connection, timeout_s: float = 30.0) -> None:
-    """``PRAGMA journal_mode=WAL``, retried: switching the journal mode can fail at once with "database is locked"
-    while another connection is setting up the same fresh file (SQLite does not always call the busy handler for
-    it), which four processes opening a new store at the same instant hit 4-11% of the time."""
+    """``PRAGMA journal_mode=WAL``, retried: switching the journal mode can fail at once with "database is
+    locked"
+    while another connection is setting up the same fresh file (SQLite does not always call the busy
+    handler for it), which four processes opening a new store at the same instant hit 4-11% of the time."""
     deadline = time.monotonic() + timeout_s
     delay = 0.005
     while True:
@@ -90,7 +98,8 @@ def _wal(conn: sqlite3.Connection, timeout_s: float = 30.0) -> None:
 
 def _set_up(conn: sqlite3.Connection) -> None:
     """WAL, the tables and the migrations, in one ``BEGIN IMMEDIATE`` transaction that reads the version again
-    inside it: of several sessions opening a fresh store at once, one sets it up and the others find it done."""
+    inside it: of several sessions opening a fresh store at once, one sets it up and the others find it
+    done."""
     _wal(conn)
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -107,9 +116,10 @@ def _set_up(conn: sqlite3.Connection) -> None:
 
 
 def _open(path: Path) -> sqlite3.Connection:
-    """A connection with a busy timeout. A store below SCHEMA_VERSION (new, older, or replaced under the same path)
-    is set up once (``_set_up``); after that a connection only reads the version. A store that cannot be written
-    (a read-only file or folder) is opened read-only instead."""
+    """A connection with a busy timeout. A store below SCHEMA_VERSION (new, older, or replaced under the
+    same path)
+    is set up once (``_set_up``); after that a connection only reads the version. A store that cannot be
+    written (a read-only file or folder) is opened read-only instead."""
     if not path.parent.is_dir():
         raise sqlite3.OperationalError(f"the folder {path.parent} is gone")
     try:
@@ -129,10 +139,12 @@ def _open(path: Path) -> sqlite3.Connection:
 
 
 def _open_read_only(path: Path) -> sqlite3.Connection:
-    """The store for reading only. In a folder that cannot be written SQLite cannot make the WAL's side files, so
-    the file is opened as immutable (what was committed to it is shown)."""
+    """The store for reading only. In a folder that cannot be written SQLite cannot make the WAL's side
+    files, so the file is opened as immutable (what was committed to it is shown)."""
     if not path.exists():
-        raise sqlite3.OperationalError(f"unable to open database file {path} (read-only, and there is no store yet)")
+        raise sqlite3.OperationalError(
+            f"unable to open database file {path} (read-only, and there is no store yet)"
+        )
     writable_folder = os.access(path.parent, os.W_OK) and not _read_only_mount(path.parent)
     uri = f"{path.as_uri()}?mode=ro" + ("" if writable_folder else "&immutable=1")
     conn = sqlite3.connect(uri, uri=True, timeout=30)
@@ -181,10 +193,20 @@ def connect(path: Path | None = None) -> Iterator[sqlite3.Connection]:
         conn.close()
 
 
-def measurement_key(kind: str, model: str, resolution: int, batch: int, device: str, precision: str,
-                    memory_format: str, threads: int, torch_version: str) -> str:
-    return "|".join(map(str, (kind, model, resolution, batch, device, precision, memory_format, threads,
-                              torch_version)))
+def measurement_key(
+    kind: str,
+    model: str,
+    resolution: int,
+    batch: int,
+    device: str,
+    precision: str,
+    memory_format: str,
+    threads: int,
+    torch_version: str,
+) -> str:
+    return "|".join(
+        map(str, (kind, model, resolution, batch, device, precision, memory_format, threads, torch_version))
+    )
 
 
 def put_measurement(key: str, kind: str, meta: dict[str, Any], payload: dict[str, Any]) -> None:
@@ -192,8 +214,21 @@ def put_measurement(key: str, kind: str, meta: dict[str, Any], payload: dict[str
         conn.execute(
             "INSERT OR REPLACE INTO measurements (key, kind, model, resolution, batch, device, precision, "
             "memory_format, threads, torch_version, payload, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            (key, kind, meta["model"], meta["resolution"], meta["batch"], meta["device"], meta["precision"],
-             meta["memory_format"], meta["threads"], meta["torch_version"], json.dumps(payload), time.time()))
+            (
+                key,
+                kind,
+                meta["model"],
+                meta["resolution"],
+                meta["batch"],
+                meta["device"],
+                meta["precision"],
+                meta["memory_format"],
+                meta["threads"],
+                meta["torch_version"],
+                json.dumps(payload),
+                time.time(),
+            ),
+        )
 
 
 def get_measurement(key: str) -> dict[str, Any] | None:

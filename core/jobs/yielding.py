@@ -1,20 +1,31 @@
-"""A counting job gives way to pages while they load (issue 30: with compound scaling counting in the background, the
-Runs page opens within 1.5x of its idle time).
+"""A counting job gives way to pages while they load (issue 30: with compound scaling counting in the
+background, the Runs page opens within 1.5x of its idle time).
 
-Why priorities were not enough: the workers run at ``nice`` +10 (``lifecycle.WORKER_NICE``), and on this 2-core VM
-the Runs page still opened 1.8x slower while the count ran; at SCHED_IDLE too (1.82x). Its server-side script run
-was not slowed at all (AppTest, 1.0x with the count running): the loss is in the browser's share of the page load,
-which a busy core costs whatever its priority (the host's vCPU scheduling, shared caches and memory bandwidth).
+Why priorities were not enough: the workers run at ``nice`` +10 (``lifecycle.WORKER_NICE``), and on this
+2-core VM
+the Runs page still opened 1.8x slower while the count ran; at SCHED_IDLE too (1.82x). Its server-side
+script run
+was not slowed at all (AppTest, 1.0x with the count running): the loss is in the browser's share of the
+page load,
+which a busy core costs whatever its priority (the host's vCPU scheduling, shared caches and memory
+bandwidth).
 
-So the server marks each page load (``mark``: a request for a page, its static files or its websocket, and each full
-script run) by touching one file in the data directory, at most every ``MARK_EVERY_S``. A job whose results do not
-depend on time (a count of parameters and MACs: no timing, no wall clock kept) runs under ``give_way``: before each
-module's forward it looks at the file (at most every ``LOOK_EVERY_S``) and, while the last mark is under
-``HOLD_S`` old, naps. It never pauses more than ``MAX_PAUSE_S`` in a row, and then runs at least ``RUN_S`` whatever
-the marks, so a visitor who keeps clicking slows a count to no less than a third of its speed. Nothing can leave a
-job stopped: if the server dies, the file only ages. Jobs that time anything (a pause inside a timed call would be
-measured) or keep wall time (a fine-tune's epochs) never give way. ``ARCHSCOPE_GIVE_WAY=off`` in the server's
-environment turns it off (a count then runs flat out; ``benchmarks/busy_pages.py --give-way off`` compares)."""
+So the server marks each page load (``mark``: a request for a page, its static files or its websocket, and
+each full
+script run) by touching one file in the data directory, at most every ``MARK_EVERY_S``. A job whose
+results do not
+depend on time (a count of parameters and MACs: no timing, no wall clock kept) runs under ``give_way``:
+before each module's forward it looks at the file (at most every ``LOOK_EVERY_S``) and, while the last
+mark is under
+``HOLD_S`` old, naps. It never pauses more than ``MAX_PAUSE_S`` in a row, and then runs at least ``RUN_S``
+whatever
+the marks, so a visitor who keeps clicking slows a count to no less than a third of its speed. Nothing can
+leave a
+job stopped: if the server dies, the file only ages. Jobs that time anything (a pause inside a timed call
+would be measured) or keep wall time (a fine-tune's epochs) never give way. ``ARCHSCOPE_GIVE_WAY=off`` in
+the server's environment turns it off (a count then runs flat out; ``benchmarks/busy_pages.py --give-way off``
+compares)."""
+
 from __future__ import annotations
 
 import os
@@ -38,13 +49,14 @@ _last_mark = 0.0
 
 def mark_file() -> Path:
     from core.config import data_dir
+
     return data_dir() / "jobs" / FILE
 
 
 def mark() -> bool:
     """A page is loading (called by the server, never by a worker): touches the mark file, at most every
-    ``MARK_EVERY_S``; True when it did. A read-only or missing data directory is no reason to fail a page: then
-    nothing is marked (False)."""
+    ``MARK_EVERY_S``; True when it did. A read-only or missing data directory is no reason to fail a page:
+    then nothing is marked (False)."""
     global _last_mark
     now = time.monotonic()
     if now - _last_mark < MARK_EVERY_S:
@@ -61,8 +73,9 @@ def mark() -> bool:
 
 @dataclass
 class GiveWay:
-    """The forward pre-hook: naps while a page is loading, within the bounds above. ``paused_s`` and ``pauses``
-    say how much it gave."""
+    """The forward pre-hook: naps while a page is loading, within the bounds above. ``paused_s`` and
+    ``pauses`` say how much it gave."""
+
     path: Path
     paused_s: float = 0.0
     pauses: int = 0
@@ -96,9 +109,10 @@ class GiveWay:
 
 @contextmanager
 def give_way() -> Iterator[GiveWay]:
-    """Inside: every module forward in this process first gives way to loading pages (a global forward pre-hook,
-    removed on the way out)."""
+    """Inside: every module forward in this process first gives way to loading pages (a global forward
+    pre-hook, removed on the way out)."""
     import torch
+
     hook = GiveWay(mark_file())
     handle = torch.nn.modules.module.register_module_forward_pre_hook(hook)
     try:

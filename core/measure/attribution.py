@@ -1,13 +1,18 @@
 """Where the time goes inside one whole forward: every module's own time, measured in the forward itself.
 
-Every module gets a pre- and a post-forward hook that take a timestamp from the one clock (``perf_counter_ns`` on
-a CPU; CUDA events, read after one synchronisation, on a GPU). A module's time in the forward is what lies between
-its two stamps; its *own* time is that minus its children's, so every op belongs to the innermost module that ran
-it: a block's residual add, or the reshape between two layers, counts for the block. The root model's own time is
-what no submodule ran (its own functional calls, and the hooks' bookkeeping of its direct children). Summed, the
-own times are the whole forward measured in the same run, exactly; the same forward without hooks is timed
-interleaved with it, so the hooks' cost is reported too.
+Every module gets a pre- and a post-forward hook that take a timestamp from the one clock
+(``perf_counter_ns`` on
+a CPU; CUDA events, read after one synchronisation, on a GPU). A module's time in the forward is what lies
+between
+its two stamps; its *own* time is that minus its children's, so every op belongs to the innermost module
+that ran
+it: a block's residual add, or the reshape between two layers, counts for the block. The root model's own
+time is
+what no submodule ran (its own functional calls, and the hooks' bookkeeping of its direct children).
+Summed, the own times are the whole forward measured in the same run, exactly; the same forward without
+hooks is timed interleaved with it, so the hooks' cost is reported too.
 """
+
 from __future__ import annotations
 
 import time
@@ -23,10 +28,11 @@ ROOT = ""
 
 @dataclass(frozen=True)
 class Attribution:
-    """Own milliseconds per module name (``""`` is the model's own forward) over the quieter half of the runs."""
+    """Own milliseconds per module name (``""`` is the model's own forward) over the quieter half of the
+    runs."""
 
-    whole_ms: float                      # the hooked forward, mean over the runs kept (= sum of own_ms)
-    clean_ms: float                      # the same forward without hooks, median, timed interleaved
+    whole_ms: float  # the hooked forward, mean over the runs kept (= sum of own_ms)
+    clean_ms: float  # the same forward without hooks, median, timed interleaved
     own_ms: dict[str, float]
     runs: int
 
@@ -43,10 +49,12 @@ class Attribution:
 def _stamper(dev: torch.device) -> tuple[Callable[[], Any], Callable[[Any, Any], float]]:
     """(take a stamp, milliseconds between two stamps) on the device's clock."""
     if dev.type == "cuda":
+
         def stamp() -> Any:
             ev = torch.cuda.Event(enable_timing=True)
             ev.record()
             return ev
+
         return stamp, lambda a, b: a.elapsed_time(b)
     return time.perf_counter_ns, lambda a, b: (b - a) / 1e6
 
@@ -67,12 +75,21 @@ def _own_times(events: list[tuple[bool, str, Any]], span: Callable[[Any, Any], f
     return dict(own)
 
 
-def attribute(model: nn.Module, x: torch.Tensor, dev: torch.device, min_runs: int = 10,
-              min_time_s: float = 0.3, warmup: int = 2, max_runs: int = 200) -> Attribution:
-    """Times ``model(x)`` with hooks (own time per module) and without (the clean forward), alternating round by
-    round, for at least ``min_runs`` rounds and ``min_time_s``; keeps the quieter half of the hooked runs (a busy
-    machine's slow runs say nothing of the model). Run it inside the caller's inference mode, autocast and thread
-    setting."""
+def attribute(
+    model: nn.Module,
+    x: torch.Tensor,
+    dev: torch.device,
+    min_runs: int = 10,
+    min_time_s: float = 0.3,
+    warmup: int = 2,
+    max_runs: int = 200,
+) -> Attribution:
+    """Times ``model(x)`` with hooks (own time per module) and without (the clean forward), alternating
+    round by
+    round, for at least ``min_runs`` rounds and ``min_time_s``; keeps the quieter half of the hooked runs
+    (a busy
+    machine's slow runs say nothing of the model). Run it inside the caller's inference mode, autocast and
+    thread setting."""
     stamp, span = _stamper(dev)
     modules = list(model.named_modules())
     events: list[tuple[bool, str, Any]] = []
@@ -80,8 +97,12 @@ def attribute(model: nn.Module, x: torch.Tensor, dev: torch.device, min_runs: in
     def hooked() -> dict[str, float]:
         hooks = []
         for name, m in modules:
-            hooks.append(m.register_forward_pre_hook(lambda _m, _i, n=name: events.append((False, n, stamp()))))
-            hooks.append(m.register_forward_hook(lambda _m, _i, _o, n=name: events.append((True, n, stamp()))))
+            hooks.append(
+                m.register_forward_pre_hook(lambda _m, _i, n=name: events.append((False, n, stamp())))
+            )
+            hooks.append(
+                m.register_forward_hook(lambda _m, _i, _o, n=name: events.append((True, n, stamp())))
+            )
         events.clear()
         try:
             model(x)
@@ -91,6 +112,7 @@ def attribute(model: nn.Module, x: torch.Tensor, dev: torch.device, min_runs: in
             for h in hooks:
                 h.remove()
         return _own_times(events, span)
+
     for _ in range(warmup):
         hooked()
         _timed_clean(model, x, dev, stamp, span)
@@ -109,8 +131,13 @@ def attribute(model: nn.Module, x: torch.Tensor, dev: torch.device, min_runs: in
     return Attribution(sum(own.values()), cleans[len(cleans) // 2], own, len(kept))
 
 
-def _timed_clean(model: nn.Module, x: torch.Tensor, dev: torch.device, stamp: Callable[[], Any],
-                 span: Callable[[Any, Any], float]) -> float:
+def _timed_clean(
+    model: nn.Module,
+    x: torch.Tensor,
+    dev: torch.device,
+    stamp: Callable[[], Any],
+    span: Callable[[Any, Any], float],
+) -> float:
     start = stamp()
     model(x)
     end = stamp()

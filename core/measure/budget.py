@@ -1,11 +1,13 @@
-"""Bounded by design: every size a URL, a widget or a file can set is checked here, against a budget derived from
-this machine's free memory, before anything is built, decoded or run.
+"""Bounded by design: every size a URL, a widget or a file can set is checked here, against a budget
+derived from this machine's free memory, before anything is built, decoded or run.
 
-The footprint of a module at an input shape is found without allocating it: the module's parameters and buffers
-are swapped for ``meta`` tensors (shapes only) and one forward runs on a ``meta`` input, with hooks adding up
-every layer's output. That is what a profile keeps alive at once (its per-layer table holds every output), so
-input + activations + parameters is the bytes a measurement needs, before the allocator's overhead.
+The footprint of a module at an input shape is found without allocating it: the module's parameters and
+buffers are swapped for ``meta`` tensors (shapes only) and one forward runs on a ``meta`` input, with
+hooks adding up every layer's output. That is what a profile keeps alive at once (its per-layer table
+holds every output), so input + activations + parameters is the bytes a measurement needs, before the
+allocator's overhead.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,11 +17,11 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-BUDGET_ENV = "ARCHSCOPE_MEMORY_BUDGET_MB"     # a fixed budget (MiB) instead of a share of the free memory
-FREE_SHARE = 0.25                             # one measurement may use this share of the memory free now
+BUDGET_ENV = "ARCHSCOPE_MEMORY_BUDGET_MB"  # a fixed budget (MiB) instead of a share of the free memory
+FREE_SHARE = 0.25  # one measurement may use this share of the memory free now
 MAX_BATCH = 1024
 MAX_SPATIAL = 1024
-MAX_BLOCK_MACS = 200 * 10**9                  # one forward of a block: ~10 s at this VM's ~40 GFLOP/s
+MAX_BLOCK_MACS = 200 * 10**9  # one forward of a block: ~10 s at this VM's ~40 GFLOP/s
 MAX_BACKBONE_PARAMS = 1_000_000_000
 
 
@@ -62,8 +64,10 @@ def check_bytes(what: str, nbytes: float, advice: str) -> None:
     """Refuses ``what`` when it needs more than the budget, with the limit and the advice in one line."""
     budget, how = memory_budget()
     if nbytes > budget:
-        raise BudgetError(f"refused: {what} needs about {_gib(nbytes)}, over this server's memory budget of "
-                          f"{_gib(budget)} ({how}). {advice}")
+        raise BudgetError(
+            f"refused: {what} needs about {_gib(nbytes)}, over this server's memory budget of "
+            f"{_gib(budget)} ({how}). {advice}"
+        )
 
 
 def check_range(label: str, value: int, low: int, high: int) -> None:
@@ -110,8 +114,11 @@ def _out_bytes(out: Any) -> int:
 
 def _keeps_shape(m: nn.Module) -> bool:
     name = type(m).__name__
-    return (type(m).__module__ == "torch.nn.modules.activation" and name != "MultiheadAttention") or \
-        ("Norm" in name and "Conv" not in name) or isinstance(m, nn.Dropout)
+    return (
+        (type(m).__module__ == "torch.nn.modules.activation" and name != "MultiheadAttention")
+        or ("Norm" in name and "Conv" not in name)
+        or isinstance(m, nn.Dropout)
+    )
 
 
 def _same_shape(x: torch.Tensor, *_: Any, **__: Any) -> torch.Tensor:
@@ -119,18 +126,23 @@ def _same_shape(x: torch.Tensor, *_: Any, **__: Any) -> torch.Tensor:
 
 
 def footprint(module: nn.Module, shape: tuple[int, ...]) -> Footprint:
-    """Parameters, input and every layer's output of one forward at ``shape``, in fp32 bytes, without allocating
-    any of them. A forward that the meta device cannot run (data-dependent control flow) counts the input and
-    parameters only."""
-    state = {k: torch.empty_like(v, device="meta") for k, v in (*module.named_parameters(),
-                                                                 *module.named_buffers())}
+    """Parameters, input and every layer's output of one forward at ``shape``, in fp32 bytes, without
+    allocating any of them. A forward that the meta device cannot run (data-dependent control flow) counts
+    the input and parameters only."""
+    state = {
+        k: torch.empty_like(v, device="meta")
+        for k, v in (*module.named_parameters(), *module.named_buffers())
+    }
     params = sum(p.numel() for p in module.parameters())
     acts = [0]
 
     def add(_m: nn.Module, _i: Any, out: Any) -> None:
         acts[0] += _out_bytes(out)
-    # norms and activations keep their input's shape; on the meta device their kernels are Python decompositions
-    # whose first use imports torch._dynamo (~0.8 s), so they run as the identity here (their output still counts)
+
+    # norms and activations keep their input's shape; on the meta device their kernels are Python
+    # decompositions
+    # whose first use imports torch._dynamo (~0.8 s), so they run as the identity here (their output still
+    # counts)
     same = [m for m in module.modules() if _keeps_shape(m)]
     hooks = [m.register_forward_hook(add) for m in module.modules() if not list(m.children()) or m in same]
     for m in same:
@@ -140,6 +152,7 @@ def footprint(module: nn.Module, shape: tuple[int, ...]) -> Footprint:
         module.eval()
         # what torch.func.functional_call does, without its import of torch._dynamo (~0.8 s on a first visit)
         from torch.nn.utils.stateless import _reparametrize_module
+
         with torch.no_grad(), _reparametrize_module(module, state):
             module(torch.empty(*shape, device="meta"))
     except Exception:  # noqa: BLE001  an op the meta device cannot run: the input and weights still count
@@ -156,8 +169,12 @@ def footprint(module: nn.Module, shape: tuple[int, ...]) -> Footprint:
     return Footprint(params, params * 4, n_in * 4, acts[0])
 
 
-def check_module(module: nn.Module, shape: tuple[int, ...], what: str = "this measurement",
-                 advice: str = "Lower the batch, the spatial size or the channels.") -> Footprint:
+def check_module(
+    module: nn.Module,
+    shape: tuple[int, ...],
+    what: str = "this measurement",
+    advice: str = "Lower the batch, the spatial size or the channels.",
+) -> Footprint:
     """The shape's bounds, then the forward's footprint against the budget; returns the footprint."""
     check_shape(shape)
     fp = footprint(module, shape)
@@ -174,6 +191,8 @@ def check_params(params: int, what: str, limit: int = MAX_BACKBONE_PARAMS) -> No
 
 def check_macs(macs: int, what: str, limit: int = MAX_BLOCK_MACS) -> None:
     if macs > limit:
-        raise BudgetError(f"refused: {what} costs {macs / 1e9:,.1f} GMACs per forward, over the cap of "
-                          f"{limit / 1e9:,.0f} GMACs this server times. Lower the batch, the spatial size or the "
-                          "channels.")
+        raise BudgetError(
+            f"refused: {what} costs {macs / 1e9:,.1f} GMACs per forward, over the cap of "
+            f"{limit / 1e9:,.0f} GMACs this server times. Lower the batch, the spatial size or the "
+            "channels."
+        )

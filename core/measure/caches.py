@@ -1,11 +1,14 @@
 """This machine's data caches as the operating system lists them, and which level a working set fits in.
 
 Linux lists every cache of a CPU under ``/sys/devices/system/cpu/cpuN/cache/indexK/``: its ``level``, ``type``
-(Data, Instruction or Unified), ``size`` ("32K", "1M") and ``shared_cpu_list`` (the CPUs that share one instance).
-Instruction caches hold no tensors, so only Data and Unified caches are kept. A private cache (one instance per
-core) gives a multi-threaded op one instance per thread, so a level's capacity for ``threads`` threads is
+(Data, Instruction or Unified), ``size`` ("32K", "1M") and ``shared_cpu_list`` (the CPUs that share one
+instance).
+Instruction caches hold no tensors, so only Data and Unified caches are kept. A private cache (one
+instance per core) gives a multi-threaded op one instance per thread, so a level's capacity for
+``threads`` threads is
     capacity = size per instance x min(threads, instances).
 """
+
 from __future__ import annotations
 
 import os
@@ -19,7 +22,8 @@ UNITS = {"K": 2**10, "M": 2**20, "G": 2**30}
 
 @dataclass(frozen=True)
 class CacheLevel:
-    """One data cache level: its name ("L1", "L2", "L3"), bytes per instance and how many instances there are."""
+    """One data cache level: its name ("L1", "L2", "L3"), bytes per instance and how many instances there
+    are."""
 
     name: str
     size_bytes: int
@@ -76,8 +80,8 @@ def data_caches(root: Path = SYSFS, cpus: int | None = None) -> list[CacheLevel]
 
 
 def level_of(working_set: int, levels: list[dict[str, Any]]) -> dict[str, Any]:
-    """The smallest measured level (dicts with ``name`` and ``capacity_bytes``, smallest first, DRAM last with no
-    capacity) whose capacity holds ``working_set`` bytes."""
+    """The smallest measured level (dicts with ``name`` and ``capacity_bytes``, smallest first, DRAM last
+    with no capacity) whose capacity holds ``working_set`` bytes."""
     for lv in levels:
         if lv.get("capacity_bytes") is None or working_set <= lv["capacity_bytes"]:
             return lv

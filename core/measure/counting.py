@@ -3,6 +3,7 @@
 fvcore counts one fused multiply-add as one "flop", i.e. it returns MACs. FlopCounterMode counts
 2 FLOPs per multiply-add, so its total is halved here before comparing.
 """
+
 from __future__ import annotations
 
 import logging
@@ -17,11 +18,34 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 # Ops that fvcore reports as unsupported but which are, by convention, free: shape plumbing.
-_SHAPE_OPS = {"aten::size", "aten::view", "aten::reshape", "aten::permute", "aten::flatten", "aten::contiguous",
-              "aten::cat", "aten::t", "aten::transpose", "aten::expand", "aten::unsqueeze", "aten::squeeze",
-              "aten::Int", "aten::ScalarImplicit", "prim::NumToTensor", "aten::dropout", "aten::detach",
-              "aten::to", "aten::slice", "aten::select", "aten::chunk", "aten::split", "aten::clone",
-              "aten::pad", "aten::constant_pad_nd", "aten::narrow"}
+_SHAPE_OPS = {
+    "aten::size",
+    "aten::view",
+    "aten::reshape",
+    "aten::permute",
+    "aten::flatten",
+    "aten::contiguous",
+    "aten::cat",
+    "aten::t",
+    "aten::transpose",
+    "aten::expand",
+    "aten::unsqueeze",
+    "aten::squeeze",
+    "aten::Int",
+    "aten::ScalarImplicit",
+    "prim::NumToTensor",
+    "aten::dropout",
+    "aten::detach",
+    "aten::to",
+    "aten::slice",
+    "aten::select",
+    "aten::chunk",
+    "aten::split",
+    "aten::clone",
+    "aten::pad",
+    "aten::constant_pad_nd",
+    "aten::narrow",
+}
 
 
 # Compute ops fvcore ignores silently; un-ignoring them makes them show up as uncounted, not hidden.
@@ -105,7 +129,9 @@ def _fvcore_name(aten_name: str) -> str:
     """FlopCounterMode's aten op name in fvcore's vocabulary."""
     if aten_name.startswith("_scaled_dot_product") or aten_name == "scaled_dot_product_attention":
         return "scaled_dot_product_attention"
-    return {"convolution": "conv", "addmm": "linear", "mm": "linear", "bmm": "matmul"}.get(aten_name, aten_name)
+    return {"convolution": "conv", "addmm": "linear", "mm": "linear", "bmm": "matmul"}.get(
+        aten_name, aten_name
+    )
 
 
 def flop_counter_macs(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> tuple[int, dict[str, int]]:
@@ -133,12 +159,16 @@ def cross_check(fv: MacCount, model: nn.Module, inputs: tuple[torch.Tensor, ...]
     only_fvcore = {op: n for op, n in fv.by_operator.items() if n and op not in fc_by_op}
     if gap == sum(only_fvcore.values()):
         parts = ", ".join(f"{op} {n:,}" for op, n in only_fvcore.items())
-        text = (f"fvcore counts {gap:,} more MACs than FlopCounterMode, exactly the ops only fvcore counts "
-                f"({parts}). FlopCounterMode counts convolutions and matrix products only (and has no formula "
-                "for the CPU fused-attention kernel); fvcore also counts BatchNorm in eval (2 per element), "
-                "LayerNorm (5 per element) and adaptive average pooling (1 per element).")
+        text = (
+            f"fvcore counts {gap:,} more MACs than FlopCounterMode, exactly the ops only fvcore counts "
+            f"({parts}). FlopCounterMode counts convolutions and matrix products only (and has no formula "
+            "for the CPU fused-attention kernel); fvcore also counts BatchNorm in eval (2 per element), "
+            "LayerNorm (5 per element) and adaptive average pooling (1 per element)."
+        )
         return CrossCheck(fv.total, fc_total, fc_by_op, True, text)
-    text = (f"fvcore ({fv.total:,} MACs) and FlopCounterMode ({fc_total:,} MACs) differ by {gap:,}, which the "
-            f"ops only fvcore counts ({sum(only_fvcore.values()):,}) do not explain: an op is counted "
-            "differently by the two. Compare the per-op tables.")
+    text = (
+        f"fvcore ({fv.total:,} MACs) and FlopCounterMode ({fc_total:,} MACs) differ by {gap:,}, which the "
+        f"ops only fvcore counts ({sum(only_fvcore.values()):,}) do not explain: an op is counted "
+        "differently by the two. Compare the per-op tables."
+    )
     return CrossCheck(fv.total, fc_total, fc_by_op, False, text)

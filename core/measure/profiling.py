@@ -1,4 +1,5 @@
 """Profile a module: params, MACs/FLOPs (fvcore, cross-checked), latency, memory -> a frozen dataclass."""
+
 from __future__ import annotations
 
 import contextlib
@@ -35,8 +36,10 @@ class Env:
     input_shape: tuple[int, ...]
 
     def label(self) -> str:
-        return (f"{self.device_name} · {self.precision} · {self.memory_format} · batch {self.batch} · "
-                f"{self.threads} thread{'' if self.threads == 1 else 's'} · torch {self.torch_version}")
+        return (
+            f"{self.device_name} · {self.precision} · {self.memory_format} · batch {self.batch} · "
+            f"{self.threads} thread{'' if self.threads == 1 else 's'} · torch {self.torch_version}"
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -49,13 +52,13 @@ class Profile:
     flops: int
     macs_by_op: dict[str, int]
     uncounted_ops: dict[str, int]
-    cross_check: CrossCheck | None     # None when not asked for (profile_module(check_counts=False))
+    cross_check: CrossCheck | None  # None when not asked for (profile_module(check_counts=False))
     latency_ms: float | None
     latency_p10_ms: float | None
     latency_p90_ms: float | None
     latency: LatencyStats | None
     activation_bytes: int
-    activation_precision: str          # the autocast the outputs were counted under (dtypes per layer follow it)
+    activation_precision: str  # the autocast the outputs were counted under (dtypes per layer follow it)
     peak_memory_bytes: int | None
     output_shape: tuple[int, ...]
     per_layer: pd.DataFrame
@@ -85,8 +88,16 @@ def device_name(dev: torch.device) -> str:
 
 
 def collect_env(dev: torch.device, precision: str, memory_format: str, input_shape: tuple[int, ...]) -> Env:
-    return Env(dev.type, device_name(dev), torch.__version__, torch.get_num_threads(), precision,
-               memory_format, int(input_shape[0]), tuple(int(s) for s in input_shape))
+    return Env(
+        dev.type,
+        device_name(dev),
+        torch.__version__,
+        torch.get_num_threads(),
+        precision,
+        memory_format,
+        int(input_shape[0]),
+        tuple(int(s) for s in input_shape),
+    )
 
 
 @contextlib.contextmanager
@@ -101,17 +112,25 @@ def autocast_for(dev: torch.device, precision: str) -> Iterator[None]:
 
 
 def _leaf_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    return [(name, m) for name, m in model.named_modules()
-            if not list(m.children()) or any(True for _ in m.parameters(recurse=False))]
+    return [
+        (name, m)
+        for name, m in model.named_modules()
+        if not list(m.children()) or any(True for _ in m.parameters(recurse=False))
+    ]
 
 
-def _per_layer(model: nn.Module, x: torch.Tensor, macs: MacCount, precision: str = "fp32") -> tuple[pd.DataFrame, int]:
+def _per_layer(
+    model: nn.Module, x: torch.Tensor, macs: MacCount, precision: str = "fp32"
+) -> tuple[pd.DataFrame, int]:
     """One row per leaf module: type, output shape, own params, MACs, output bytes. Runs on the CPU under the
     precision's autocast, so each output has the dtype it would have there (bf16 convs, fp32 norms)."""
     outputs: dict[str, torch.Tensor] = {}
     leaves = _leaf_modules(model)
-    hooks = [m.register_forward_hook(lambda _m, _i, out, name=name: outputs.__setitem__(name, out))
-             for name, m in leaves if name]
+    hooks = [
+        m.register_forward_hook(lambda _m, _i, out, name=name: outputs.__setitem__(name, out))
+        for name, m in leaves
+        if name
+    ]
     try:
         with torch.inference_mode(), autocast_for(torch.device("cpu"), precision):
             model(x)
@@ -122,13 +141,16 @@ def _per_layer(model: nn.Module, x: torch.Tensor, macs: MacCount, precision: str
     for name, m in leaves:
         out = outputs.get(name)
         is_tensor = isinstance(out, torch.Tensor)
-        rows.append({
-            "layer": name or "(block)", "type": type(m).__name__,
-            "output shape": "x".join(map(str, out.shape)) if is_tensor else "",
-            "params": sum(p.numel() for p in m.parameters(recurse=False)),
-            "MACs": macs.by_module.get(name, 0) if name else 0,
-            "output KiB": round(out.numel() * out.element_size() / 1024, 1) if is_tensor else 0.0,
-        })
+        rows.append(
+            {
+                "layer": name or "(block)",
+                "type": type(m).__name__,
+                "output shape": "x".join(map(str, out.shape)) if is_tensor else "",
+                "params": sum(p.numel() for p in m.parameters(recurse=False)),
+                "MACs": macs.by_module.get(name, 0) if name else 0,
+                "output KiB": round(out.numel() * out.element_size() / 1024, 1) if is_tensor else 0.0,
+            }
+        )
     frame = pd.DataFrame(rows, columns=["layer", "type", "output shape", "params", "MACs", "output KiB"])
     activation = sum(o.numel() * o.element_size() for o in outputs.values() if isinstance(o, torch.Tensor))
     return frame, int(activation)
@@ -145,8 +167,14 @@ def _peak_memory(model: nn.Module, x: torch.Tensor, dev: torch.device, precision
     return int(torch.cuda.max_memory_allocated(dev))
 
 
-def forward_peak_memory(module: nn.Module, input_shape: tuple[int, ...], device: str | torch.device = "cpu",
-                        dtype: str = "fp32", memory_format: str = "contiguous", **_: Any) -> int | None:
+def forward_peak_memory(
+    module: nn.Module,
+    input_shape: tuple[int, ...],
+    device: str | torch.device = "cpu",
+    dtype: str = "fp32",
+    memory_format: str = "contiguous",
+    **_: Any,
+) -> int | None:
     """Peak CUDA memory of one forward (None on a CPU, which has no such counter): the memory half of
     ``profile_module`` alone, for a page that times with ``time_settled`` and has its counts already."""
     dev = resolve_device(device)
@@ -155,7 +183,9 @@ def forward_peak_memory(module: nn.Module, input_shape: tuple[int, ...], device:
     within_budget([module], [input_shape])
     fmt = torch.channels_last if memory_format == "channels_last" else torch.contiguous_format
     model = module.eval().to(dev, memory_format=fmt)
-    return _peak_memory(model, torch.randn(*input_shape, device=dev).contiguous(memory_format=fmt), dev, dtype)
+    return _peak_memory(
+        model, torch.randn(*input_shape, device=dev).contiguous(memory_format=fmt), dev, dtype
+    )
 
 
 def within_budget(modules: list[nn.Module], input_shapes: list[tuple[int, ...]]) -> None:
@@ -164,15 +194,25 @@ def within_budget(modules: list[nn.Module], input_shapes: list[tuple[int, ...]])
     try:
         total = sum(budget.check_module(m, tuple(s)).total for m, s in zip(modules, input_shapes))
         if len(modules) > 1:
-            budget.check_bytes(f"these {len(modules)} modules together", total, "Lower the batch or the sizes.")
+            budget.check_bytes(
+                f"these {len(modules)} modules together", total, "Lower the batch or the sizes."
+            )
     except budget.BudgetError as err:
         raise ProfileError(str(err)) from err
 
 
-def profile_module(module: nn.Module, input_shape: tuple[int, ...], device: str | torch.device = "cpu",
-                   dtype: str = "fp32", memory_format: str = "contiguous", threads: int | None = None,
-                   time_it: bool = True, min_time_s: float = 0.25, check_counts: bool = True,
-                   **timing: Any) -> Profile:
+def profile_module(
+    module: nn.Module,
+    input_shape: tuple[int, ...],
+    device: str | torch.device = "cpu",
+    dtype: str = "fp32",
+    memory_format: str = "contiguous",
+    threads: int | None = None,
+    time_it: bool = True,
+    min_time_s: float = 0.25,
+    check_counts: bool = True,
+    **timing: Any,
+) -> Profile:
     """Counts, times and sizes ``module`` on an input of ``input_shape`` (N, C, H, W), with ``threads`` CPU
     threads for this measurement only (the previous count is restored). ``check_counts`` cross-checks fvcore's
     MACs with torch's FlopCounterMode (whose first use imports torch._dynamo: about 1 s once per process)."""
@@ -181,11 +221,22 @@ def profile_module(module: nn.Module, input_shape: tuple[int, ...], device: str 
         raise ProfileError(f"memory format {memory_format!r} is not one of {', '.join(MEMORY_FORMATS)}")
     within_budget([module], [input_shape])
     with threads_for(threads):
-        return _profile(module, input_shape, dev, dtype, memory_format, time_it, min_time_s, check_counts, **timing)
+        return _profile(
+            module, input_shape, dev, dtype, memory_format, time_it, min_time_s, check_counts, **timing
+        )
 
 
-def _profile(module: nn.Module, input_shape: tuple[int, ...], dev: torch.device, dtype: str, memory_format: str,
-             time_it: bool, min_time_s: float, check_counts: bool, **timing: Any) -> Profile:
+def _profile(
+    module: nn.Module,
+    input_shape: tuple[int, ...],
+    dev: torch.device,
+    dtype: str,
+    memory_format: str,
+    time_it: bool,
+    min_time_s: float,
+    check_counts: bool,
+    **timing: Any,
+) -> Profile:
     module = module.eval().to("cpu", memory_format=torch.contiguous_format)  # count on CPU, wherever it was
     x_cpu = torch.randn(*input_shape)
     macs = fvcore_macs(module, (x_cpu,))
@@ -193,7 +244,7 @@ def _profile(module: nn.Module, input_shape: tuple[int, ...], dev: torch.device,
     try:
         per_layer, activation = _per_layer(module, x_cpu, macs, dtype)
         activation_precision = dtype
-    except RuntimeError:                  # a precision this CPU cannot autocast: count in fp32 and say so
+    except RuntimeError:  # a precision this CPU cannot autocast: count in fp32 and say so
         per_layer, activation = _per_layer(module, x_cpu, macs)
         activation_precision = "fp32"
     params = sum(p.numel() for p in module.parameters())
@@ -215,39 +266,85 @@ def _profile(module: nn.Module, input_shape: tuple[int, ...], dev: torch.device,
             raise
         raise ProfileError(f"running in {dtype} on {dev} failed: {first_line(err)}") from err
     return Profile(
-        params=params, trainable_params=trainable, macs=macs.total, flops=2 * macs.total,
-        macs_by_op=macs.by_operator, uncounted_ops=macs.uncounted_ops, cross_check=check,
-        latency_ms=stats.median_ms if stats else None, latency_p10_ms=stats.p10_ms if stats else None,
-        latency_p90_ms=stats.p90_ms if stats else None, latency=stats, activation_bytes=activation, activation_precision=activation_precision,
-        peak_memory_bytes=peak, output_shape=tuple(out.shape), per_layer=per_layer,
-        env=collect_env(dev, dtype, memory_format, input_shape))
+        params=params,
+        trainable_params=trainable,
+        macs=macs.total,
+        flops=2 * macs.total,
+        macs_by_op=macs.by_operator,
+        uncounted_ops=macs.uncounted_ops,
+        cross_check=check,
+        latency_ms=stats.median_ms if stats else None,
+        latency_p10_ms=stats.p10_ms if stats else None,
+        latency_p90_ms=stats.p90_ms if stats else None,
+        latency=stats,
+        activation_bytes=activation,
+        activation_precision=activation_precision,
+        peak_memory_bytes=peak,
+        output_shape=tuple(out.shape),
+        per_layer=per_layer,
+        env=collect_env(dev, dtype, memory_format, input_shape),
+    )
 
 
-def time_modules(modules: list[nn.Module], input_shapes: list[tuple[int, ...]], device: str | torch.device = "cpu",
-                 dtype: str = "fp32", memory_format: str = "contiguous", threads: int | None = None,
-                 **timing: Any) -> Interleaved:
-    """Times several modules interleaved, round by round (core.measure.timing.time_interleaved), each on a random
-    input of its shape, on one device, precision, memory format and thread count."""
-    return _timed(modules, input_shapes, device, dtype, memory_format, threads,
-                  lambda calls, dev: time_interleaved(calls, dev, **timing))
+def time_modules(
+    modules: list[nn.Module],
+    input_shapes: list[tuple[int, ...]],
+    device: str | torch.device = "cpu",
+    dtype: str = "fp32",
+    memory_format: str = "contiguous",
+    threads: int | None = None,
+    **timing: Any,
+) -> Interleaved:
+    """Times several modules interleaved, round by round (core.measure.timing.time_interleaved), each on a
+    random input of its shape, on one device, precision, memory format and thread count."""
+    return _timed(
+        modules,
+        input_shapes,
+        device,
+        dtype,
+        memory_format,
+        threads,
+        lambda calls, dev: time_interleaved(calls, dev, **timing),
+    )
 
 
 def time_settled(module: nn.Module, input_shape: tuple[int, ...], **setting: Any) -> Interleaved:
-    """One module by Compare's protocol (rounds until the figure settles, or a busy warning): what Explore shows,
-    so a block's latency on Explore and on Compare come from one rule."""
+    """One module by Compare's protocol (rounds until the figure settles, or a busy warning): what Explore
+    shows, so a block's latency on Explore and on Compare come from one rule."""
     return time_modules([module], [input_shape], **setting)
 
 
-def time_module(module: nn.Module, input_shape: tuple[int, ...], device: str | torch.device = "cpu",
-                dtype: str = "fp32", memory_format: str = "contiguous", threads: int | None = None,
-                **timing: Any) -> LatencyStats:
-    """Batch latency of one module alone (the same timer and setting as profile_module, without the counting)."""
-    return _timed([module], [input_shape], device, dtype, memory_format, threads,
-                  lambda calls, dev: time_call(calls[0], dev, **timing))
+def time_module(
+    module: nn.Module,
+    input_shape: tuple[int, ...],
+    device: str | torch.device = "cpu",
+    dtype: str = "fp32",
+    memory_format: str = "contiguous",
+    threads: int | None = None,
+    **timing: Any,
+) -> LatencyStats:
+    """Batch latency of one module alone (the same timer and setting as profile_module, without the
+    counting)."""
+    return _timed(
+        [module],
+        [input_shape],
+        device,
+        dtype,
+        memory_format,
+        threads,
+        lambda calls, dev: time_call(calls[0], dev, **timing),
+    )
 
 
-def _timed(modules: list[nn.Module], input_shapes: list[tuple[int, ...]], device: str | torch.device, dtype: str,
-           memory_format: str, threads: int | None, timer: Any) -> Any:
+def _timed(
+    modules: list[nn.Module],
+    input_shapes: list[tuple[int, ...]],
+    device: str | torch.device,
+    dtype: str,
+    memory_format: str,
+    threads: int | None,
+    timer: Any,
+) -> Any:
     dev = resolve_device(device)
     if memory_format not in MEMORY_FORMATS:
         raise ProfileError(f"memory format {memory_format!r} is not one of {', '.join(MEMORY_FORMATS)}")

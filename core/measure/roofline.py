@@ -1,8 +1,11 @@
-"""Where the time goes: every layer's MACs, bytes, arithmetic intensity and replayed latency against this machine's
-ceilings (``core.measure.ceilings``: peak compute and memory bandwidth, per cache level on a CPU), the roofline.
+"""Where the time goes: every layer's MACs, bytes, arithmetic intensity and replayed latency against this
+machine's
+ceilings (``core.measure.ceilings``: peak compute and memory bandwidth, per cache level on a CPU), the
+roofline.
 
 Bytes moved by a layer, as a lower bound: every input, output and weight element read or written once,
-    bytes = (input elements + output elements + weight elements) x bytes per element (4 in fp32, 2 in bf16/fp16),
+    bytes = (input elements + output elements + weight elements) x bytes per element (4 in fp32, 2 in
+    bf16/fp16),
 and arithmetic intensity = FLOPs / bytes = 2 x MACs / bytes. The roofline's attainable time is
     max(FLOPs / peak FLOP/s, bytes / bandwidth),
 and a layer is memory-bound when the second term is the larger.
@@ -10,6 +13,7 @@ and a layer is memory-bound when the second term is the larger.
 A layer's working set is its bytes; the level it fits in is the smallest whose capacity holds them, and its
 attainable time is call time + max(FLOPs / peak, bytes / that level's bandwidth).
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -27,8 +31,17 @@ from core.measure.timing import time_call
 
 BYTES_FORMULA = "bytes = (input + output + weight elements) × bytes per element; intensity = 2·MACs / bytes"
 
-KINDS = ("dense k×k conv", "depthwise conv", "1×1 pointwise conv", "norm", "activation", "pooling", "linear",
-         "attention", "other")
+KINDS = (
+    "dense k×k conv",
+    "depthwise conv",
+    "1×1 pointwise conv",
+    "norm",
+    "activation",
+    "pooling",
+    "linear",
+    "attention",
+    "other",
+)
 
 
 def layer_bytes(in_elems: int, out_elems: int, weight_elems: int, precision: str) -> int:
@@ -50,8 +63,8 @@ def attainable_s(macs: int, nbytes: int, ceilings: Ceilings) -> tuple[float, str
 
 
 def roof_verdict(kind: str, macs: int, nbytes: int, seconds: float, ceilings: Ceilings) -> tuple[str, str]:
-    """(level, verdict) for a timed layer: under its level's roof, above the DRAM roof but under its level's, or
-    above every measured ceiling with the likely reason. Never left unexplained."""
+    """(level, verdict) for a timed layer: under its level's roof, above the DRAM roof but under its
+    level's, or above every measured ceiling with the likely reason. Never left unexplained."""
     level = ceilings.level(nbytes)["name"]
     if macs <= 0 or seconds <= 0:
         return level, "no MACs: not on the roofline"
@@ -59,17 +72,23 @@ def roof_verdict(kind: str, macs: int, nbytes: int, seconds: float, ceilings: Ce
     achieved_gflops = 2 * macs / seconds / 1e9
     own = ceilings.bandwidth_for(nbytes)
     if achieved_gflops > ceilings.peak_gflops * 1.05:
-        return level, ("above every measured ceiling: faster than the GEMM peak, so fewer FLOPs ran than counted "
-                       "(a kernel that skips zeros or reuses results) or the timing is below the timer's resolution")
+        return level, (
+            "above every measured ceiling: faster than the GEMM peak, so fewer FLOPs ran than counted "
+            "(a kernel that skips zeros or reuses results) or the timing is below the timer's resolution"
+        )
     if achieved_gbs <= own * 1.05:
         if achieved_gbs > ceilings.bandwidth_gbs * 1.05:
             return level, f"above the DRAM roof, under its level's ({level}): it runs from cache"
         return level, f"under its level's roof ({level})"
     if achieved_gbs <= ceilings.top_gbs * 1.05:
-        return level, (f"above its level's roof ({level}): its working set is counted whole, but the kernel streams "
-                       "it in tiles that stay in a smaller cache")
-    why = ("the replay calls it on the same input every time, so it runs from a smaller cache than its counted "
-           "working set" + (" (and an in-place op reads and writes one buffer)" if kind == "activation" else ""))
+        return level, (
+            f"above its level's roof ({level}): its working set is counted whole, but the kernel streams "
+            "it in tiles that stay in a smaller cache"
+        )
+    why = (
+        "the replay calls it on the same input every time, so it runs from a smaller cache than its counted "
+        "working set" + (" (and an in-place op reads and writes one buffer)" if kind == "activation" else "")
+    )
     return level, f"above every measured ceiling: {why}"
 
 
@@ -86,12 +105,26 @@ def kind_of(module: nn.Module) -> str:
         return "linear"
     if _is_attention(module):
         return "attention"
-    if "Norm" in name:         # timm's BatchNormAct2d (norm + activation) counts as norm
+    if "Norm" in name:  # timm's BatchNormAct2d (norm + activation) counts as norm
         return "norm"
     if "Pool" in name:
         return "pooling"
-    if isinstance(module, (nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Hardswish, nn.Hardsigmoid, nn.Sigmoid, nn.Tanh,
-                           nn.LeakyReLU, nn.ELU, nn.Mish)) or name.endswith(("Act", "ReLU", "Swish", "Sigmoid")):
+    if isinstance(
+        module,
+        (
+            nn.ReLU,
+            nn.ReLU6,
+            nn.GELU,
+            nn.SiLU,
+            nn.Hardswish,
+            nn.Hardsigmoid,
+            nn.Sigmoid,
+            nn.Tanh,
+            nn.LeakyReLU,
+            nn.ELU,
+            nn.Mish,
+        ),
+    ) or name.endswith(("Act", "ReLU", "Swish", "Sigmoid")):
         return "activation"
     return "other"
 
@@ -104,9 +137,10 @@ def _is_attention(module: nn.Module) -> bool:
 
 
 def units(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """The layers timed one by one: attention (and squeeze-excite) modules and modules with weights of their own and children (timm's
-    BatchNormAct2d: the norm and its activation) whole, since their forward does work no child owns; else every
-    leaf module (no children) that does something (Identity and Dropout are skipped)."""
+    """The layers timed one by one: attention (and squeeze-excite) modules and modules with weights of
+    their own and children (timm's
+    BatchNormAct2d: the norm and its activation) whole, since their forward does work no child owns; else
+    every leaf module (no children) that does something (Identity and Dropout are skipped)."""
     out: list[tuple[str, nn.Module]] = []
     skip: tuple[str, ...] = ()
     for name, m in model.named_modules():
@@ -129,12 +163,19 @@ def _numel(x: Any) -> int:
     return 0
 
 
-def profile_layers(model: nn.Module, input_shape: tuple[int, ...], setting: Setting, ceilings: Ceilings,
-                   on_layer: Callable[[int, int, str], bool] | None = None, min_time_s: float = 0.05) -> pd.DataFrame:
+def profile_layers(
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+    setting: Setting,
+    ceilings: Ceilings,
+    on_layer: Callable[[int, int, str], bool] | None = None,
+    min_time_s: float = 0.05,
+) -> pd.DataFrame:
     """One row per layer: kind, MACs (fvcore), bytes, intensity, replayed latency, achieved GFLOP/s and GB/s,
-    attainable time and bound, efficiency (attainable / measured). Each layer is timed alone on the input it got
-    in a real forward (captured by hooks), with the same timer as the whole model. ``frame.attrs`` holds the
-    whole model's latency and the sum of the layers'. ``on_layer(i, n, name)`` reports progress and may stop."""
+    attainable time and bound, efficiency (attainable / measured). Each layer is timed alone on the input
+    it got in a real forward (captured by hooks), with the same timer as the whole model. ``frame.attrs``
+    holds the whole model's latency and the sum of the layers'. ``on_layer(i, n, name)`` reports progress
+    and may stop."""
     dev = resolve_device(setting.device)
     fmt = torch.channels_last if setting.memory_format == "channels_last" else torch.contiguous_format
     model = model.eval().to("cpu", memory_format=torch.contiguous_format)
@@ -145,10 +186,19 @@ def profile_layers(model: nn.Module, input_shape: tuple[int, ...], setting: Sett
     x = x_cpu.to(dev).contiguous(memory_format=fmt)
     captured: dict[str, tuple[tuple, dict]] = {}
     outputs: dict[str, int] = {}
-    hooks = [m.register_forward_pre_hook(lambda _m, args, kwargs, n=n: captured.__setitem__(
-        n, (tuple(a.clone() if isinstance(a, torch.Tensor) else a for a in args), dict(kwargs))), with_kwargs=True)
-        for n, m in layers]
-    hooks += [m.register_forward_hook(lambda _m, _i, out, n=n: outputs.__setitem__(n, _numel(out))) for n, m in layers]
+    hooks = [
+        m.register_forward_pre_hook(
+            lambda _m, args, kwargs, n=n: captured.__setitem__(
+                n, (tuple(a.clone() if isinstance(a, torch.Tensor) else a for a in args), dict(kwargs))
+            ),
+            with_kwargs=True,
+        )
+        for n, m in layers
+    ]
+    hooks += [
+        m.register_forward_hook(lambda _m, _i, out, n=n: outputs.__setitem__(n, _numel(out)))
+        for n, m in layers
+    ]
     rows = []
     with threads_for(setting.threads), torch.inference_mode(), autocast_for(dev, setting.precision):
         try:
@@ -162,63 +212,120 @@ def profile_layers(model: nn.Module, input_shape: tuple[int, ...], setting: Sett
             if on_layer is not None and on_layer(i, len(layers), name):
                 break
             if name not in captured:
-                continue                         # a module the forward never called
+                continue  # a module the forward never called
             args, kwargs = captured[name]
-            stats = time_call(lambda m=m, a=args, k=kwargs: m(*a, **k), dev, warmup=2, min_iters=5,
-                              min_time_s=min_time_s, warmup_time_s=0.0)
+            stats = time_call(
+                lambda m=m, a=args, k=kwargs: m(*a, **k),
+                dev,
+                warmup=2,
+                min_iters=5,
+                min_time_s=min_time_s,
+                warmup_time_s=0.0,
+            )
             layer_macs = sum(v for k, v in macs.items() if k == name or k.startswith(name + "."))
             weights = sum(p.numel() for p in m.parameters())
             nbytes = layer_bytes(_numel(args), outputs.get(name, 0), weights, setting.precision)
             best, bound = attainable_s(layer_macs, nbytes, ceilings)
             secs = stats.median_ms / 1e3
             level, verdict = roof_verdict(kind_of(m), layer_macs, nbytes, secs, ceilings)
-            rows.append({"layer": name, "type": type(m).__name__, "kind": kind_of(m), "MACs": layer_macs,
-                         "bytes": nbytes, "intensity FLOP/B": intensity(layer_macs, nbytes),
-                         "in forward ms": inside.inside(name), "alone ms": stats.median_ms,
-                         "GFLOP/s": 2 * layer_macs / secs / 1e9, "GB/s": nbytes / secs / 1e9,
-                         "attainable ms": best * 1e3, "bound": bound, "efficiency": best / secs,
-                         "level": level, "roof": verdict})
+            rows.append(
+                {
+                    "layer": name,
+                    "type": type(m).__name__,
+                    "kind": kind_of(m),
+                    "MACs": layer_macs,
+                    "bytes": nbytes,
+                    "intensity FLOP/B": intensity(layer_macs, nbytes),
+                    "in forward ms": inside.inside(name),
+                    "alone ms": stats.median_ms,
+                    "GFLOP/s": 2 * layer_macs / secs / 1e9,
+                    "GB/s": nbytes / secs / 1e9,
+                    "attainable ms": best * 1e3,
+                    "bound": bound,
+                    "efficiency": best / secs,
+                    "level": level,
+                    "roof": verdict,
+                }
+            )
     frame = pd.DataFrame(rows, columns=COLUMNS)
-    frame.attrs.update(whole_ms=whole.median_ms, sum_ms=float(frame["alone ms"].sum()), layers=len(layers),
-                       timed=len(frame), **accounting(inside, [n for n, _ in layers]))
+    frame.attrs.update(
+        whole_ms=whole.median_ms,
+        sum_ms=float(frame["alone ms"].sum()),
+        layers=len(layers),
+        timed=len(frame),
+        **accounting(inside, [n for n, _ in layers]),
+    )
     return frame
 
 
-COLUMNS = ["layer", "type", "kind", "MACs", "bytes", "intensity FLOP/B", "in forward ms", "alone ms", "GFLOP/s",
-           "GB/s", "attainable ms", "bound", "efficiency", "level", "roof"]
+COLUMNS = [
+    "layer",
+    "type",
+    "kind",
+    "MACs",
+    "bytes",
+    "intensity FLOP/B",
+    "in forward ms",
+    "alone ms",
+    "GFLOP/s",
+    "GB/s",
+    "attainable ms",
+    "bound",
+    "efficiency",
+    "level",
+    "roof",
+]
 
 
 def above_roofs(frame: pd.DataFrame) -> pd.DataFrame:
     """The layers above their level's roof or above every ceiling, with the reason each gives."""
     if "roof" not in frame:
         return frame.iloc[0:0]
-    return frame[frame["roof"].str.startswith("above every") | frame["roof"].str.startswith("above its level")]
+    return frame[
+        frame["roof"].str.startswith("above every") | frame["roof"].str.startswith("above its level")
+    ]
+
+
 OWN_KINDS = {"blocks_own_ms": "blocks' own ops", "model_own_ms": "model's own forward"}
 
 
 def accounting(inside: Attribution, layers: list[str]) -> dict[str, Any]:
-    """How one whole forward's time divides: the layers (in forward), the blocks' own ops (what a container module
-    runs between its children: residual adds, reshapes), and the model's own forward outside any submodule."""
+    """How one whole forward's time divides: the layers (in forward), the blocks' own ops (what a
+    container module runs between its children: residual adds, reshapes), and the model's own forward
+    outside any submodule."""
     prefixes = tuple(n + "." for n in layers)
     in_layers = sum(inside.inside(n) for n in layers)
-    blocks = {k: v for k, v in inside.own_ms.items()
-              if k and k not in layers and not k.startswith(prefixes) and v > 0}
+    blocks = {
+        k: v
+        for k, v in inside.own_ms.items()
+        if k and k not in layers and not k.startswith(prefixes) and v > 0
+    }
     top = dict(sorted(blocks.items(), key=lambda kv: -kv[1])[:8])
-    return {"forward_ms": inside.whole_ms, "clean_ms": inside.clean_ms, "in_layers_ms": in_layers,
-            "blocks_own_ms": sum(blocks.values()), "model_own_ms": inside.own_ms.get("", 0.0),
-            "top_blocks_own": top, "attribution_runs": inside.runs}
+    return {
+        "forward_ms": inside.whole_ms,
+        "clean_ms": inside.clean_ms,
+        "in_layers_ms": in_layers,
+        "blocks_own_ms": sum(blocks.values()),
+        "model_own_ms": inside.own_ms.get("", 0.0),
+        "top_blocks_own": top,
+        "attribution_runs": inside.runs,
+    }
 
 
 def by_kind(frame: pd.DataFrame) -> pd.DataFrame:
-    """Share of the whole forward's time (in forward) and of the MACs per layer kind, in percent; the blocks' own
-    ops and the model's own forward are kinds of their own (no MACs are counted for them)."""
+    """Share of the whole forward's time (in forward) and of the MACs per layer kind, in percent; the
+    blocks' own ops and the model's own forward are kinds of their own (no MACs are counted for them)."""
     time_col = "in forward ms" if "in forward ms" in frame else "alone ms"
     g = frame.groupby("kind")[[time_col, "MACs"]].sum()
     for attr, kind in OWN_KINDS.items():
         if frame.attrs.get(attr):
             g.loc[kind] = [frame.attrs[attr], 0]
-    out = pd.DataFrame({"time %": 100 * g[time_col] / max(g[time_col].sum(), 1e-12),
-                        "MACs %": 100 * g["MACs"] / max(g["MACs"].sum(), 1)})
+    out = pd.DataFrame(
+        {
+            "time %": 100 * g[time_col] / max(g[time_col].sum(), 1e-12),
+            "MACs %": 100 * g["MACs"] / max(g["MACs"].sum(), 1),
+        }
+    )
     return out.reindex([k for k in (*KINDS, *OWN_KINDS.values()) if k in out.index]).reset_index()
 
 
@@ -228,33 +335,57 @@ def upgrade(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def sum_note(frame: pd.DataFrame) -> str:
-    """How the time adds up, honestly, around one whole-forward time (the clean forward, no timestamps): the shares
-    that the layers, the blocks and the model itself own inside a forward timed with timestamps, then the layers'
-    isolated replay, which the roofline's efficiency uses."""
+    """How the time adds up, honestly, around one whole-forward time (the clean forward, no timestamps):
+    the shares
+    that the layers, the blocks and the model itself own inside a forward timed with timestamps, then the
+    layers' isolated replay, which the roofline's efficiency uses."""
     whole, alone = frame.attrs.get("whole_ms"), frame.attrs.get("sum_ms")
     if not whole:
         return ""
     n = frame.attrs.get("timed", len(frame))
-    why = ("alone, each finds its input still in cache and skips what runs between layers" if alone < whole else
-           "alone, each pays its own call overhead and starts with cold caches, which a whole forward shares")
+    why = (
+        "alone, each finds its input still in cache and skips what runs between layers"
+        if alone < whole
+        else "alone, each pays its own call overhead and starts with cold caches, which a whole forward "
+        "shares"
+    )
     head = f"One whole forward takes {whole:.3g} ms (clean: timed as a whole, with no timestamps inside)."
-    replay = (f"Timed alone, one by one (the “alone ms” column, which the roofline's efficiency uses), the {n} layers "
-              f"add up to {alone:.3g} ms, {100 * alone / whole:.0f}% of that clean forward: {why}.")
+    replay = (
+        "Timed alone, one by one (the “alone ms” column, which the roofline's efficiency uses), the "
+        f"{n} layers "
+        f"add up to {alone:.3g} ms, {100 * alone / whole:.0f}% of that clean forward: {why}."
+    )
     forward = frame.attrs.get("forward_ms")
     if not forward:
-        return (f"{head} {replay} This profile predates in-forward timing: profile it again to see the whole forward "
-                "divided.")
-    layers, blocks, model = (frame.attrs["in_layers_ms"], frame.attrs["blocks_own_ms"], frame.attrs["model_own_ms"])
-    top = ", ".join(f"{k} {100 * v / forward:.1f}%" for k, v in list(frame.attrs.get("top_blocks_own", {}).items())[:3])
+        return (
+            f"{head} {replay} This profile predates in-forward timing: profile it again to see the "
+            "whole forward "
+            "divided."
+        )
+    layers, blocks, model = (
+        frame.attrs["in_layers_ms"],
+        frame.attrs["blocks_own_ms"],
+        frame.attrs["model_own_ms"],
+    )
+    top = ", ".join(
+        f"{k} {100 * v / forward:.1f}%" for k, v in list(frame.attrs.get("top_blocks_own", {}).items())[:3]
+    )
     change = 100 * (forward / whole - 1)
-    cost = (f"which slows that forward by {change:.0f}%" if change >= 1 else
-            f"whose cost is within this machine's noise: that forward took {change:+.0f}%")
-    return (f"{head} Divided by a timestamp at every module's entry and exit ({cost}, so only shares are "
-            f"quoted): the {n} layers own "
-            f"{100 * layers / forward:.1f}% of it and the blocks' own ops (residual adds and reshapes between "
-            f"layers{': ' + top if top else ''}) {100 * blocks / forward:.1f}% (the “in forward ms” column). The rest, "
-            f"{100 * model / forward:.1f}%, is the model's own forward outside any submodule (its functional calls "
-            f"and the timestamps of its direct children). {replay}")
+    cost = (
+        f"which slows that forward by {change:.0f}%"
+        if change >= 1
+        else f"whose cost is within this machine's noise: that forward took {change:+.0f}%"
+    )
+    return (
+        f"{head} Divided by a timestamp at every module's entry and exit ({cost}, so only shares are "
+        f"quoted): the {n} layers own "
+        f"{100 * layers / forward:.1f}% of it and the blocks' own ops (residual adds and reshapes between "
+        f"layers{': ' + top if top else ''}) {100 * blocks / forward:.1f}% (the “in forward ms” "
+        "column). The rest, "
+        f"{100 * model / forward:.1f}%, is the model's own forward outside any submodule (its "
+        "functional calls "
+        f"and the timestamps of its direct children). {replay}"
+    )
 
 
 def predicted_ratio(a: pd.DataFrame, b: pd.DataFrame) -> float:
@@ -262,10 +393,24 @@ def predicted_ratio(a: pd.DataFrame, b: pd.DataFrame) -> float:
     return float(a["attainable ms"].sum() / max(b["attainable ms"].sum(), 1e-12))
 
 
-def claim(label_a: str, a: pd.DataFrame, label_b: str, b: pd.DataFrame, measured: float, mac_ratio: float) -> str:
+def claim(
+    label_a: str, a: pd.DataFrame, label_b: str, b: pd.DataFrame, measured: float, mac_ratio: float
+) -> str:
     """The lecture's claim answered in one sentence from the figures measured here."""
-    mem = sorted({f"{r['kind']} ({r['layer']})" for _, r in pd.concat([a, b]).iterrows()
-                  if r["bound"] == "memory" and r["MACs"] > 0})
-    return (f"{label_b} has {mac_ratio:.2f}× fewer MACs than {label_a}; on this machine's roofline "
-            f"{'the memory-bound layers are ' + ', '.join(mem) if mem else 'no MAC-carrying layer is memory-bound'}, "
-            f"so the roofline predicts {predicted_ratio(a, b):.2f}× faster and {measured:.2f}× was measured.")
+    mem = sorted(
+        {
+            f"{r['kind']} ({r['layer']})"
+            for _, r in pd.concat([a, b]).iterrows()
+            if r["bound"] == "memory" and r["MACs"] > 0
+        }
+    )
+    return (
+        f"{label_b} has {mac_ratio:.2f}× fewer MACs than {label_a}; on this machine's roofline "
+        + (
+            "the memory-bound layers are " + ", ".join(mem)
+            if mem
+            else "no MAC-carrying layer is memory-bound"
+        )
+        + ", "
+        f"so the roofline predicts {predicted_ratio(a, b):.2f}× faster and {measured:.2f}× was measured."
+    )

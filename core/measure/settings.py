@@ -1,4 +1,6 @@
-"""Where and how to measure: one settings type for every page and worker, and threads applied per measurement."""
+"""Where and how to measure: one settings type for every page and worker, and threads applied per
+measurement."""
+
 from __future__ import annotations
 
 import contextlib
@@ -41,8 +43,12 @@ class Setting:
         return self.threads or torch.get_num_threads()
 
     def profile_kwargs(self) -> dict[str, Any]:
-        return {"device": self.device, "dtype": self.precision, "threads": self.threads,
-                "memory_format": self.memory_format}
+        return {
+            "device": self.device,
+            "dtype": self.precision,
+            "threads": self.threads,
+            "memory_format": self.memory_format,
+        }
 
 
 @contextlib.contextmanager

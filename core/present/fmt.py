@@ -1,4 +1,5 @@
 """Human-readable numbers with their units, and user text made literal for Markdown and Plotly."""
+
 from __future__ import annotations
 
 import html
@@ -51,9 +52,10 @@ _SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
 
 
 def sci(value: float, digits: int = 3) -> str:
-    """A number in plain Unicode, never as '1.15e+10': 1.15e10 -> '1.15 × 10¹⁰'; 0.5 and 1,234 stay as they are."""
+    """A number in plain Unicode, never as '1.15e+10': 1.15e10 -> '1.15 × 10¹⁰'; 0.5 and 1,234 stay as
+    they are."""
     if value == 0 or 1e-3 <= abs(value) < 1e5:
-        return f"{value:,.0f}" if abs(value) >= 10 ** digits else f"{value:.{digits}g}"
+        return f"{value:,.0f}" if abs(value) >= 10**digits else f"{value:.{digits}g}"
     mantissa, exponent = f"{value:.{digits - 1}e}".split("e")
     return f"{mantissa} × 10{str(int(exponent)).translate(_SUPERSCRIPT)}"
 
@@ -119,8 +121,21 @@ def plain_formula(latex: str) -> str:
     return " ".join(text.replace("\\", "").split())
 
 
-_COUNT_WORDS = ("batch", "px", "epoch", "epochs", "resolution", "threads", "seed", "images", "classes", "rounds",
-                "layers", "iters", "calls")
+_COUNT_WORDS = (
+    "batch",
+    "px",
+    "epoch",
+    "epochs",
+    "resolution",
+    "threads",
+    "seed",
+    "images",
+    "classes",
+    "rounds",
+    "layers",
+    "iters",
+    "calls",
+)
 
 
 def _tokens(name: str) -> list[str]:
@@ -128,8 +143,8 @@ def _tokens(name: str) -> list[str]:
 
 
 def column_format(name: str, integer: bool) -> str | None:
-    """The printf format of a numeric table column, chosen by what the column holds (its unit word), never by a
-    substring: 'Saturation batch' is a batch size, not a ratio. None: the table's default."""
+    """The printf format of a numeric table column, chosen by what the column holds (its unit word), never
+    by a substring: 'Saturation batch' is a batch size, not a ratio. None: the table's default."""
     words = _tokens(name)
     last = words[-1] if words else ""
     if name.rstrip().endswith("%") or "%" in words or any(w.endswith("%") for w in words):
@@ -143,22 +158,23 @@ def column_format(name: str, integer: bool) -> str | None:
     if integer:
         return "localized"
     if "m" in words or "gmacs" in words or "mib" in words or "gib" in words:
-        return "%.2f"                                   # millions of params, GMACs, MiB: two decimals
+        return "%.2f"  # millions of params, GMACs, MiB: two decimals
     if "ms" in words:
         return "%.3f"
     if last in ("s", "images/s", "gflop/s", "gb/s"):
         return "%.1f"
     if any(w in ("params", "parameters", "macs", "flops") for w in words):
-        return "localized"                              # an exact count held as float: thousands separators
+        return "localized"  # an exact count held as float: thousands separators
     if "phi" in words:
         return "%.2f"
     if any(w in _COUNT_WORDS for w in words):
-        return "%.0f"                                   # a count held as float (an empty cell makes it float)
+        return "%.0f"  # a count held as float (an empty cell makes it float)
     return None
 
 
 def split_sum(formula: str) -> list[str]:
-    """A closed form's top-level terms (split at ' + ' outside brackets), so a long one can take several lines."""
+    """A closed form's top-level terms (split at ' + ' outside brackets), so a long one can take several
+    lines."""
     parts, depth, start = [], 0, 0
     for i, ch in enumerate(formula):
         depth += 1 if ch in "([{" else -1 if ch in ")]}" else 0

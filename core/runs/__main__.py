@@ -1,4 +1,5 @@
 """``python -m core.runs train|export ...`` (see core.runs.cli)."""
+
 import sys
 
 from core.runs.cli import main

@@ -1,5 +1,6 @@
 """Launching fine-tunes in the background: a run row (the cap checked in the same transaction), then the
 engine's CLI in its own process through the one spawner; resume continues a stopped or failed run."""
+
 from __future__ import annotations
 
 from core import jobs

@@ -1,21 +1,29 @@
-"""What Archscope's server adds to Streamlit's: headers that make every page cross-origin isolated, routes for the
-browser bench's files, and an access token beyond loopback. ``app.py`` hands these to ``st.App`` with the address
-and port the server was started with; ``streamlit run`` serves them.
+"""What Archscope's server adds to Streamlit's: headers that make every page cross-origin isolated, routes
+for the
+browser bench's files, and an access token beyond loopback. ``app.py`` hands these to ``st.App`` with the
+address and port the server was started with; ``streamlit run`` serves them.
 
-- Every HTTP response carries COOP ``same-origin``, COEP ``require-corp`` and CORP ``same-origin``. A page is then
+- Every HTTP response carries COOP ``same-origin``, COEP ``require-corp`` and CORP ``same-origin``. A page
+is then
   cross-origin isolated (``crossOriginIsolated === true``) where the browser allows it (a secure context:
-  https, or http on localhost / 127.0.0.1), and onnxruntime-web may use WASM threads. Everything the app loads is
-  its own (the offline first visit makes no outbound request), so nothing is blocked by COEP.
+  https, or http on localhost / 127.0.0.1), and onnxruntime-web may use WASM threads. Everything the app
+  loads is its own (the offline first visit makes no outbound request), so nothing is blocked by COEP.
 - ``/ort/<file>``: the vendored onnxruntime-web (``assets/ort``); ``/bench/<file>``: the bench page and module
-  (``assets/bench``); ``/bench-data/<id>/<file>``: one prepared bench (``core.deploy.browser.bench_folder``), inside
-  the data directory. Only plain file names are served (no slash, no leading dot): anything else is a 404.
-- An access token (``TokenGuard``) when one is set: ``ARCHSCOPE_TOKEN`` in the environment, or, when the server
-  binds beyond loopback (``--server.address 0.0.0.0``, to reach a phone on the LAN) without one, a random token
-  made at start and printed with the URL and a QR code. Then every route but ``/_stcore/health`` answers 403 to a
-  request without it (pages, the websocket, static files, the bench's files): the first visit carries it as
-  ``?token=…`` and is redirected to the same page without it, with a cookie that carries it from then on, so it
-  stays out of the address bar, the history and the store. The default (127.0.0.1, no token) is unguarded.
+  (``assets/bench``); ``/bench-data/<id>/<file>``: one prepared bench
+  (``core.deploy.browser.bench_folder``), inside the data directory. Only plain file names are served (no
+  slash, no leading dot): anything else is a 404.
+- An access token (``TokenGuard``) when one is set: ``ARCHSCOPE_TOKEN`` in the environment, or, when the
+server
+  binds beyond loopback (``--server.address 0.0.0.0``, to reach a phone on the LAN) without one, a random
+  token
+  made at start and printed with the URL and a QR code. Then every route but ``/_stcore/health`` answers
+  403 to a request without it (pages, the websocket, static files, the bench's files): the first visit
+  carries it as
+  ``?token=…`` and is redirected to the same page without it, with a cookie that carries it from then on,
+  so it stays out of the address bar, the history and the store. The default (127.0.0.1, no token) is
+  unguarded.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -53,14 +61,18 @@ class CrossOriginIsolation:
         async def with_headers(message: dict) -> None:
             if message["type"] == "http.response.start":
                 names = {k.lower() for k, _ in message.get("headers", [])}
-                message["headers"] = [*message.get("headers", []), *(h for h in _HEADERS if h[0] not in names)]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    *(h for h in _HEADERS if h[0] not in names),
+                ]
             await send(message)
+
         await self.app(scope, receive, with_headers)
 
 
 class MarkPageLoads:
-    """ASGI middleware: each request but the health check (a page, its static files, its websocket) marks a page
-    load, so a counting job gives way while it lasts (``core.jobs.yielding``)."""
+    """ASGI middleware: each request but the health check (a page, its static files, its websocket) marks
+    a page load, so a counting job gives way while it lasts (``core.jobs.yielding``)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -74,8 +86,10 @@ class MarkPageLoads:
 TOKEN_ENV = "ARCHSCOPE_TOKEN"
 COOKIE = "archscope_token"
 OPEN_PATHS = frozenset({"/_stcore/health"})
-REFUSED = (b"This Archscope asks for its access token: open the URL (with ?token=...) that the server printed "
-           b"when it started, or scan its QR code.\n")
+REFUSED = (
+    b"This Archscope asks for its access token: open the URL (with ?token=...) that the server printed "
+    b"when it started, or scan its QR code.\n"
+)
 
 
 def _cookie_token(scope: dict) -> str:
@@ -112,17 +126,29 @@ class TokenGuard:
         if scope["type"] == "http" and self._ok(given):
             rest = urlencode([(k, v) for k, v in query if k != "token"])
             where = (scope.get("root_path", "") + scope["path"]) + (f"?{rest}" if rest else "")
-            await send({"type": "http.response.start", "status": 303,
-                        "headers": [(b"location", where.encode("latin-1")),
-                                    (b"set-cookie", f"{COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict"
-                                                    .encode()), (b"cache-control", b"no-store")]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 303,
+                    "headers": [
+                        (b"location", where.encode("latin-1")),
+                        (b"set-cookie", f"{COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict".encode()),
+                        (b"cache-control", b"no-store"),
+                    ],
+                }
+            )
             await send({"type": "http.response.body", "body": b""})
             return
         if scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1008})        # before accept: the handshake gets 403
+            await send({"type": "websocket.close", "code": 1008})  # before accept: the handshake gets 403
             return
-        await send({"type": "http.response.start", "status": 403,
-                    "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"cache-control", b"no-store")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 403,
+                "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"cache-control", b"no-store")],
+            }
+        )
         await send({"type": "http.response.body", "body": REFUSED})
 
 
@@ -146,9 +172,10 @@ def lan_address() -> str:
 
 
 def access_token(address: str) -> str:
-    """The token this server asks for: ``ARCHSCOPE_TOKEN``, else a random one when it binds beyond loopback (set in
-    the environment so the pages can show the phone link), else none. Streamlit's default address (unset) binds
-    every interface, so it counts as beyond loopback."""
+    """The token this server asks for: ``ARCHSCOPE_TOKEN``, else a random one when it binds beyond
+    loopback (set in
+    the environment so the pages can show the phone link), else none. Streamlit's default address (unset)
+    binds every interface, so it counts as beyond loopback."""
     token = os.environ.get(TOKEN_ENV, "").strip()
     if token or is_loopback(address):
         return token
@@ -167,6 +194,7 @@ def announce(url: str) -> None:
     print(f"\n  Archscope for a phone on this network (it asks for this token):\n  {url}\n", file=sys.stderr)
     try:
         import segno
+
         segno.make(url, error="l").terminal(out=sys.stderr, compact=True)
     except Exception:  # noqa: BLE001  the link alone still works
         pass
@@ -174,11 +202,14 @@ def announce(url: str) -> None:
 
 def _file(folder: Path, name: str) -> Any:
     from starlette.responses import PlainTextResponse, Response
+
     if not NAME.fullmatch(name) or not (folder / name).is_file():
         return PlainTextResponse("not found", status_code=404)
-    return Response((folder / name).read_bytes(), media_type=CONTENT_TYPES.get(Path(name).suffix,
-                                                                               "application/octet-stream"),
-                    headers={"Cache-Control": "no-store"})
+    return Response(
+        (folder / name).read_bytes(),
+        media_type=CONTENT_TYPES.get(Path(name).suffix, "application/octet-stream"),
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 async def _ort(request: Any) -> Any:
@@ -191,6 +222,7 @@ async def _bench(request: Any) -> Any:
 
 async def _bench_data(request: Any) -> Any:
     from starlette.responses import PlainTextResponse
+
     bench_id = request.path_params["bench"]
     if not BENCH_ID.fullmatch(bench_id):
         return PlainTextResponse("not found", status_code=404)
@@ -199,14 +231,19 @@ async def _bench_data(request: Any) -> Any:
 
 def routes() -> list[Any]:
     from starlette.routing import Route
-    return [Route("/ort/{name}", _ort), Route("/bench/{name}", _bench),
-            Route("/bench-data/{bench}/{name}", _bench_data)]
+
+    return [
+        Route("/ort/{name}", _ort),
+        Route("/bench/{name}", _bench),
+        Route("/bench-data/{bench}/{name}", _bench_data),
+    ]
 
 
 def middleware(address: str, port: int) -> list[Any]:
-    """The isolation headers, the preload's request watch, the page-load mark, and the token guard when a server bound to ``address``
-    asks for a token (announced once, with ``port`` in the link)."""
+    """The isolation headers, the preload's request watch, the page-load mark, and the token guard when a
+    server bound to ``address`` asks for a token (announced once, with ``port`` in the link)."""
     from starlette.middleware import Middleware
+
     token = access_token(address)
     out = [Middleware(CrossOriginIsolation), Middleware(preload.HoldWhileLoading), Middleware(MarkPageLoads)]
     if token:

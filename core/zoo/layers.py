@@ -1,5 +1,6 @@
 """Per-layer roofline profiles of backbones, as a background job (``python -m core.zoo.layers --job ID``), and
 this machine's ceilings, both cached in the store with the setting they were measured in."""
+
 from __future__ import annotations
 
 import sys
@@ -32,14 +33,19 @@ def ceilings(setting: Setting, refresh: bool = False) -> Ceilings:
         try:
             store.put_measurement(key, "ceilings", setting_meta("machine", 0, 1, setting), measured.to_dict())
         except store.StoreError:
-            pass                     # read-only store: still right, just not kept
+            pass  # read-only store: still right, just not kept
     return measured
 
 
-def cached_profile(model: str, resolution: int | None, setting: Setting) -> tuple[pd.DataFrame, Ceilings] | None:
-    """A stored per-layer profile of this model, resolution and setting, with the ceilings it was drawn against."""
+def cached_profile(
+    model: str, resolution: int | None, setting: Setting
+) -> tuple[pd.DataFrame, Ceilings] | None:
+    """A stored per-layer profile of this model, resolution and setting, with the ceilings it was drawn
+    against."""
     arch = resolve_name(model)
-    hit = store.get_measurement(setting_key(arch, resolution or default_resolution(arch), 1, setting, "layers"))
+    hit = store.get_measurement(
+        setting_key(arch, resolution or default_resolution(arch), 1, setting, "layers")
+    )
     if hit is None:
         return None
     frame = upgrade(pd.DataFrame(hit["rows"]))
@@ -54,8 +60,14 @@ def start(model: str, resolution: int | None, setting: Setting) -> jobs.Job:
     arch = resolve_name(model)
     res = resolution or default_resolution(arch)
     check_resolution(res)
-    args = {"model": arch, "resolution": res, "device": setting.device, "precision": setting.precision,
-            "memory_format": setting.memory_format, "threads": setting.threads}
+    args = {
+        "model": arch,
+        "resolution": res,
+        "device": setting.device,
+        "precision": setting.precision,
+        "memory_format": setting.memory_format,
+        "threads": setting.threads,
+    }
     return jobs.start(KIND, MODULE, args, total=1, what="a layer profile")
 
 
@@ -72,14 +84,22 @@ def run(job_id: int) -> int:
         if i == 0:
             jobs.set_total(job_id, n)
         return jobs.progress(job_id, i, current=name, message=f"timing layer {i + 1} of {n}: {name}")
+
     frame = profile_layers(model, (1, 3, a["resolution"], a["resolution"]), setting, roof, on_layer)
     if jobs.get(job_id).cancel:
         jobs.finish(job_id, "cancelled", message=f"stopped after {len(frame)} layers")
         return 0
-    store.put_measurement(setting_key(a["model"], a["resolution"], 1, setting, "layers"), "layers",
-                          setting_meta(a["model"], a["resolution"], 1, setting),
-                          {**setting_meta(a["model"], a["resolution"], 1, setting), "rows": frame.to_dict("records"),
-                           "attrs": dict(frame.attrs), "ceilings": roof.to_dict()})
+    store.put_measurement(
+        setting_key(a["model"], a["resolution"], 1, setting, "layers"),
+        "layers",
+        setting_meta(a["model"], a["resolution"], 1, setting),
+        {
+            **setting_meta(a["model"], a["resolution"], 1, setting),
+            "rows": frame.to_dict("records"),
+            "attrs": dict(frame.attrs),
+            "ceilings": roof.to_dict(),
+        },
+    )
     jobs.progress(job_id, len(frame), current="", message="done")
     jobs.finish(job_id, "done", message=f"{a['model']}: {len(frame)} layers profiled")
     return 0

@@ -1,4 +1,5 @@
 """What every page test needs: open a page through app.py's router, and read escaped Markdown as shown."""
+
 from __future__ import annotations
 
 import re
@@ -30,11 +31,13 @@ def texts(at: AppTest, kind: str) -> list[str]:
 
 
 def plotted(values) -> list:
-    """A trace's x or y as a list: Plotly sends numbers as a typed array (``{"dtype": "f8", "bdata": base64}``)."""
+    """A trace's x or y as a list: Plotly sends numbers as a typed array (``{"dtype": "f8", "bdata":
+    base64}``)."""
     if isinstance(values, dict) and "bdata" in values:
         import base64
 
         import numpy as np
+
         return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"]).tolist()
     return list(values)
 

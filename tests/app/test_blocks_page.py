@@ -1,4 +1,5 @@
 """AppTest of the block explorer page."""
+
 from pathlib import Path
 
 import pytest
@@ -22,32 +23,40 @@ def metric(at: AppTest, label: str) -> str:
 
 
 def test_default_block_shows_its_costs():
-    st.cache_resource.clear()          # this server has timed nothing yet (the set of timed configurations)
+    st.cache_resource.clear()  # this server has timed nothing yet (the set of timed configurations)
     at = run_app()
     assert at.title[0].value == "Block explorer"
-    assert metric(at, "Parameters") == "590,336"          # 3x3 256->256 with BatchNorm
+    assert metric(at, "Parameters") == "590,336"  # 3x3 256->256 with BatchNorm
     assert metric(at, "MACs") == "116 M"
     assert metric(at, "FLOPs = 2 x MACs") == "231 M"
     # a new configuration is timed after the page is drawn: its first run says so and times nothing
     assert "Latency, median" not in [m.label for m in at.metric]
     assert any(c.value == "Timing on this device once the page is drawn…" for c in at.caption)
-    at.run()                           # the poller's rerun (in a browser, 0.3 s after the page's run): it times
+    at.run()  # the poller's rerun (in a browser, 0.3 s after the page's run): it times
     assert not at.exception
     assert metric(at, "Latency, median").endswith("ms")
     assert not any(c.value.startswith("Timing on this device") for c in at.caption)
-    again = run_app()                  # the next visitor of this configuration: the figures at once
+    again = run_app()  # the next visitor of this configuration: the figures at once
     assert metric(again, "Latency, median") == metric(at, "Latency, median")
-    assert "Peak GPU memory" not in [m.label for m in at.metric]          # a CPU has no such counter
+    assert "Peak GPU memory" not in [m.label for m in at.metric]  # a CPU has no such counter
     # achieved GFLOP/s = FLOPs / median latency, from the figures on the page
     median_ms = float(metric(at, "Latency, median").split()[0])
     shown = float(metric(at, "Achieved GFLOP/s").replace(",", ""))
-    assert shown == pytest.approx(231_411_712 / (median_ms / 1e3) / 1e9, rel=0.05)   # the median is rounded
+    assert shown == pytest.approx(231_411_712 / (median_ms / 1e3) / 1e9, rel=0.05)  # the median is rounded
 
 
 def test_a_shared_link_reopens_the_block_configuration():
     from tests.app._util import open_page
-    at = open_page("pages/blocks.py", {"explore.block": "depthwise_separable", "depthwise_separable.in_chs": "16",
-                                       "depthwise_separable.out_chs": "32", "depthwise_separable.norm": "false"})
+
+    at = open_page(
+        "pages/blocks.py",
+        {
+            "explore.block": "depthwise_separable",
+            "depthwise_separable.in_chs": "16",
+            "depthwise_separable.out_chs": "32",
+            "depthwise_separable.norm": "false",
+        },
+    )
     assert metric(at, "Parameters") == "656" and not at.exception
 
 
@@ -106,18 +115,23 @@ def test_compare_lecture_and_gradient_tabs_render():
 
 def test_the_flop_counter_cross_check_runs_when_asked():
     at = run_app()
-    assert not any("FlopCounterMode:" in i.value for i in at.info)        # not on the first visit: ~1 s import
+    assert not any("FlopCounterMode:" in i.value for i in at.info)  # not on the first visit: ~1 s import
     at.toggle(key="explore.crosscheck").set_value(True).run()
-    # FlopCounterMode counts the convolution only: 256·256·9·14·14 = 115,605,504; fvcore adds BatchNorm's 100,352
+    # FlopCounterMode counts the convolution only: 256·256·9·14·14 = 115,605,504; fvcore adds BatchNorm's
+    # 100,352
     line = next(i.value for i in at.info if "FlopCounterMode:" in i.value)
     assert "115,605,504 MACs" in line and "fvcore counts 100,352 more MACs" in line and not at.exception
 
 
 def test_the_roofline_tab_for_the_block_and_for_the_lecture_pair():
     from tests.app._util import open_page
+
     at = open_page("pages/blocks.py", {"blocks.tab": "Roofline"})
     labels = [m.label for m in at.metric]
-    assert labels[:3] == ["Peak compute (fp32)", "DRAM bandwidth", "Ridge point"] and len(at.get("plotly_chart")) == 2
+    assert (
+        labels[:3] == ["Peak compute (fp32)", "DRAM bandwidth", "Ridge point"]
+        and len(at.get("plotly_chart")) == 2
+    )
     at.radio(key="roof.what").set_value("A comparison preset").run()
     at.selectbox(key="roof.preset").set_value("standard vs depthwise separable (C=128, lecture)").run()
     assert not at.exception
@@ -128,14 +142,25 @@ def test_the_roofline_tab_for_the_block_and_for_the_lecture_pair():
 
 
 def test_the_roofline_tab_profiles_the_block_its_own_widgets_show():
-    """The tab once read another tab's leftover widget state, which Streamlit drops after one run elsewhere."""
+    """The tab once read another tab's leftover widget state, which Streamlit drops after one run
+    elsewhere."""
     from core.blocks import block_cost
     from tests.app._util import open_page
-    at = open_page("pages/blocks.py", {"blocks.tab": "Roofline", "explore.block": "depthwise_separable",
-                                       "depthwise_separable.in_chs": "16", "depthwise_separable.out_chs": "32"})
+
+    at = open_page(
+        "pages/blocks.py",
+        {
+            "blocks.tab": "Roofline",
+            "explore.block": "depthwise_separable",
+            "depthwise_separable.in_chs": "16",
+            "depthwise_separable.out_chs": "32",
+        },
+    )
     at.number_input(key="depthwise_separable.batch").set_value(2).run()
-    at.run()                                                   # a second run in the same tab
+    at.run()  # a second run in the same tab
     layers = next(d.value for d in at.dataframe if "intensity FLOP/B" in d.value.columns)
     cfg = {"in_chs": 16, "out_chs": 32}
-    assert layers["MACs"].sum() == block_cost("depthwise_separable", (2, 16, 56, 56), **cfg).macs   # default 56x56
+    assert (
+        layers["MACs"].sum() == block_cost("depthwise_separable", (2, 16, 56, 56), **cfg).macs
+    )  # default 56x56
     assert not at.exception

@@ -1,4 +1,5 @@
 """AppTest of the transfer and runs pages: upload a zip, launch a background run, watch, stop, a bad zip."""
+
 import io
 import time
 import zipfile
@@ -28,12 +29,14 @@ def test_upload_launch_watch_and_stop(tmp_path):
     at = open_page("pages/transfer.py")
     upload(at, "shapes.zip", demo_zip_bytes(tmp_path))
     assert any("36 images in 6 classes" in m.value for m in at.markdown)
-    assert any("Linear probe" in i.value for i in at.info)          # 36 labels: < 100, the lecture's row
+    assert any("Linear probe" in i.value for i in at.info)  # 36 labels: < 100, the lecture's row
     at.number_input(key="tr.ep").set_value(200).run()
     at.number_input(key="tr.size").set_value(32).run()
     at.button(key="tr.launch").click().run()
     assert not at.exception
-    run_id = int(at.query_params["run"][0] if isinstance(at.query_params["run"], list) else at.query_params["run"])
+    run_id = int(
+        at.query_params["run"][0] if isinstance(at.query_params["run"], list) else at.query_params["run"]
+    )
     end = time.time() + 120
     while time.time() < end and runs.metrics(run_id).empty:
         time.sleep(0.5)
@@ -53,7 +56,7 @@ def test_any_timm_name_and_an_unknown_one():
     at = open_page("pages/transfer.py")
     at.text_input(key="tr.model_any").set_value("regnety_008").run()
     assert not at.exception and not at.error
-    stages = md_table(at, "stage")                     # RegNetY-800MF's stages, not the default backbone's
+    stages = md_table(at, "stage")  # RegNetY-800MF's stages, not the default backbone's
     assert stages[-1][0] == "head (new classifier)" and len(stages) == 6 and stages[0][0] == "stem"
     at.text_input(key="tr.model_any").set_value("regnety_0o8").run()
     assert any("unknown model" in e.value for e in at.error) and not at.exception
@@ -75,16 +78,38 @@ def test_bad_zip_gives_an_error_and_the_page_keeps_working():
 @pytest.mark.slow
 def test_runs_page_lists_runs_and_evaluates(tmp_path):
     from core.runs.cli import train as finetune
-    assert finetune(["--data", "demo", "--demo-per-class", "8", "--demo-size", "32", "--image-size", "32",
-                     "--epochs", "2", "--quiet", "--name", "apptest run"]) == 0
+
+    assert (
+        finetune(
+            [
+                "--data",
+                "demo",
+                "--demo-per-class",
+                "8",
+                "--demo-size",
+                "32",
+                "--image-size",
+                "32",
+                "--epochs",
+                "2",
+                "--quiet",
+                "--name",
+                "apptest run",
+            ]
+        )
+        == 0
+    )
     at = open_page("pages/runs.py")
     table = next(d.value for d in at.dataframe if "best val top-1 %" in d.value.columns)
     row = table.set_index("name").loc["apptest run"]
     # top-1 is a percent everywhere, and the exported epoch is the one that scored it
     from core.runs import record as runs
+
     run = next(r for r in runs.all_runs() if r.name == "apptest run")
     assert row["best val top-1 %"] == pytest.approx(100 * run.result["best_top1"])
-    assert row["exported epoch"] == run.result["best_epoch"] in (1, 2) and row["note"] == "no test split"   # never "None"
+    assert (
+        row["exported epoch"] == run.result["best_epoch"] in (1, 2) and row["note"] == "no test split"
+    )  # never "None"
     at = open_page("pages/runs.py", {"runs.tab": "Evaluate and export"})
     assert any("precision" in d.value.columns for d in at.dataframe if hasattr(d.value, "columns"))
     assert not at.exception
@@ -103,7 +128,8 @@ def test_start_is_blocked_without_weights_or_with_wrong_ones(tmp_path):
     from safetensors.torch import save_file
 
     from tests.app._util import texts
-    at = _weights_upload(open_page("pages/transfer.py"), None)      # once: silently trained from random weights
+
+    at = _weights_upload(open_page("pages/transfer.py"), None)  # once: silently trained from random weights
     assert at.button(key="tr.launch").disabled
     assert any("no weights file uploaded" in c for c in texts(at, "caption"))
     save_file(timm.create_model("resnet18").state_dict(), str(tmp_path / "r18.safetensors"))
@@ -120,14 +146,15 @@ def test_start_is_blocked_without_weights_or_with_wrong_ones(tmp_path):
 def test_a_zip_of_16_bit_greyscale_pngs_previews_without_a_crash():
     import numpy as np
     from PIL import Image
+
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         for c, scale in (("dark", 0.2), ("bright", 1.0)):
             for i in range(3):
                 img = io.BytesIO()
                 ramp = (np.linspace(0, 65535 * scale, 32 * 32).reshape(32, 32) + i).astype(np.uint16)
-                Image.fromarray(ramp).save(img, "PNG")       # mode I;16: st.image once failed to write it as JPEG
+                Image.fromarray(ramp).save(img, "PNG")  # mode I;16: st.image once failed to write it as JPEG
                 zf.writestr(f"{c}/{i}.png", img.getvalue())
     at = upload(open_page("pages/transfer.py"), "grey16.zip", buf.getvalue())
     assert any("6 images in 2 classes" in m.value for m in at.markdown)
-    assert len(at.get("image")) >= 2                        # the previews were drawn
+    assert len(at.get("image")) >= 2  # the previews were drawn

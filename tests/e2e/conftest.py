@@ -1,4 +1,5 @@
 """Starts the real app on a free local port and gives tests a headless Debian Chromium page."""
+
 import os
 import socket
 import subprocess
@@ -24,17 +25,32 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-SERVERS: dict[str, int] = {}      # url -> the server's pid (a benchmark reads its memory)
+SERVERS: dict[str, int] = {}  # url -> the server's pid (a benchmark reads its memory)
 
 
 @contextmanager
 def serve(data_dir: str | Path, root: Path = ROOT) -> Iterator[str]:
-    """The real app (``streamlit run app.py`` in ``root``) on a free local port over ``data_dir``; yields its URL."""
+    """The real app (``streamlit run app.py`` in ``root``) on a free local port over ``data_dir``; yields
+    its URL."""
     port = _free_port()
     env = {**os.environ, "ARCHSCOPE_DATA_DIR": str(data_dir)}
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-           "--server.address", "127.0.0.1", "--browser.serverAddress", "127.0.0.1", "--server.headless", "true",
-           "--browser.gatherUsageStats", "false"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "app.py",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--browser.serverAddress",
+        "127.0.0.1",
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
     proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     SERVERS[url] = proc.pid
@@ -64,6 +80,7 @@ def browser():
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)")
     from playwright.sync_api import sync_playwright
+
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
         yield b
@@ -90,8 +107,10 @@ def full_screenshot(page, path: str | Path, max_height: int = 12_000) -> None:
     """The whole page at its current width: Streamlit scrolls inside its main container, so the viewport is
     grown to that container's height first (the layout depends on the width alone), then put back."""
     size = page.viewport_size
-    height = page.evaluate("() => { const m = document.querySelector(\"[data-testid='stMain']\");"
-                           " return Math.max(m ? m.scrollHeight : 0, document.body.scrollHeight); }")
+    height = page.evaluate(
+        "() => { const m = document.querySelector(\"[data-testid='stMain']\");"
+        " return Math.max(m ? m.scrollHeight : 0, document.body.scrollHeight); }"
+    )
     page.set_viewport_size({"width": size["width"], "height": min(max(height, size["height"]), max_height)})
     page.wait_for_timeout(500)
     page.screenshot(path=str(path), full_page=True)

@@ -1,5 +1,6 @@
 """The backbones page in real Chromium: deep link on a fresh server, a background measurement with progress,
 the result row, the recommender and the compound-scaling lab."""
+
 import re
 
 import pytest
@@ -14,7 +15,7 @@ def open_backbones(page, app_url):
     page.goto(f"{app_url}/backbones")
     wait_idle(page)
     expect(page.get_by_role("heading", name="Compare backbones")).to_be_visible()
-    expect(page.get_by_text("Measure on")).to_be_visible()           # app.py's sidebar ran (router, not legacy)
+    expect(page.get_by_text("Measure on")).to_be_visible()  # app.py's sidebar ran (router, not legacy)
     nav = page.locator("[data-testid='stSidebarNav']").inner_text()
     assert "Block explorer" in nav and "widgets" not in nav
 
@@ -36,7 +37,7 @@ def test_measure_one_model_from_the_page(page, app_url):
     assert page.locator("[data-testid='stException']").count() == 0
     page.reload()
     wait_idle(page)
-    expect(page.get_by_text("Last measurement finished")).to_be_visible()   # rebuilt from the store
+    expect(page.get_by_text("Last measurement finished")).to_be_visible()  # rebuilt from the store
 
 
 def test_recommender_and_scaling_tabs(page, app_url):
@@ -57,10 +58,14 @@ def test_where_the_time_goes_for_a_backbone(page, app_url):
     box.fill("64")
     box.press("Enter")
     wait_idle(page)
-    page.get_by_role("button", name=re.compile(r"Profile every layer of mobilenetv3_small_100 at 64 px")).click()
-    expect(page.get_by_text("Ridge point")).to_be_visible(timeout=180_000)   # progress, then the stored profile
+    page.get_by_role(
+        "button", name=re.compile(r"Profile every layer of mobilenetv3_small_100 at 64 px")
+    ).click()
+    expect(page.get_by_text("Ridge point")).to_be_visible(
+        timeout=180_000
+    )  # progress, then the stored profile
     panel = page.locator("[data-testid='stTabPanel']:visible")
-    expect(panel.locator(".js-plotly-plot")).to_have_count(2, timeout=60_000)    # Plotly draws after the text
+    expect(panel.locator(".js-plotly-plot")).to_have_count(2, timeout=60_000)  # Plotly draws after the text
     expect(panel.get_by_text("One whole forward takes", exact=False)).to_be_visible()
     expect(panel.get_by_text("Timed alone, one by one", exact=False)).to_be_visible()
     assert page.locator("[data-testid='stException']").count() == 0

@@ -1,6 +1,8 @@
-"""The first visit after a server start (issue 30): a deep link on a fresh server goes through app.py's router,
-which paints the navigation and the page's title with a progress bar while torch and timm import, then the page
-itself; the next visitor gets the page with no skeleton. (How fast: ``benchmarks/first_visit.py``.)"""
+"""The first visit after a server start (issue 30): a deep link on a fresh server goes through app.py's
+router,
+which paints the navigation and the page's title with a progress bar while torch and timm import, then the
+page itself; the next visitor gets the page with no skeleton. (How fast: ``benchmarks/first_visit.py``.)"""
+
 import tempfile
 from pathlib import Path
 
@@ -19,12 +21,14 @@ def test_a_fresh_server_paints_the_navigation_and_a_skeleton_before_the_imports_
         page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
         page.goto(url + "/backbones")
         skeleton = page.get_by_text(SKELETON)
-        expect(skeleton).to_be_visible(timeout=60_000)        # the imports take seconds: the skeleton is seen
+        expect(skeleton).to_be_visible(timeout=60_000)  # the imports take seconds: the skeleton is seen
         # while it shows: the whole navigation, and the linked page's own title (not the default page's)
-        names = [t.split("\n")[-1] for t in page.locator(NAV).all_inner_texts()]     # after the icon's name
+        names = [t.split("\n")[-1] for t in page.locator(NAV).all_inner_texts()]  # after the icon's name
         assert names == ["Block explorer", "Compare backbones", "Transfer learning", "Runs"]
         assert page.locator("h1").first.inner_text() == "Compare backbones"
-        expect(page.locator("[data-testid='stProgress']")).to_have_count(1)   # may come a delta after the caption
+        expect(page.locator("[data-testid='stProgress']")).to_have_count(
+            1
+        )  # may come a delta after the caption
         expect(skeleton).to_have_count(0, timeout=120_000)
         wait_idle(page)
         main = page.locator("[data-testid='stMain']")
@@ -40,7 +44,9 @@ def test_a_fresh_server_paints_the_navigation_and_a_skeleton_before_the_imports_
         later.context.close()
 
 
-def test_a_new_visitors_transfer_page_loads_no_plotly_or_grid_until_the_log_chart_is_asked_for(browser, app_url):
+def test_a_new_visitors_transfer_page_loads_no_plotly_or_grid_until_the_log_chart_is_asked_for(
+    browser, app_url
+):
     """plotly.js costs a new browser session about 0.7 s of its main thread, the data grid about 0.25 s: the
     Transfer page's first view (class counts, per-stage LRs) is Markdown tables with bars, and the log-axis LR
     chart loads plotly.js only when toggled."""
@@ -49,12 +55,17 @@ def test_a_new_visitors_transfer_page_loads_no_plotly_or_grid_until_the_log_char
     page.on("request", lambda r: chunks.append(r.url.rsplit("/", 1)[-1]))
     page.goto(app_url + "/transfer")
     wait_idle(page)
-    expect(page.get_by_text("No imbalance, tiny classes, duplicates or skipped files.")).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("No imbalance, tiny classes, duplicates or skipped files.")).to_be_visible(
+        timeout=60_000
+    )
     tables = page.locator("[data-testid='stMarkdownContainer'] table")
-    expect(tables).to_have_count(2)                                              # class counts, per-stage LRs
+    expect(tables).to_have_count(2)  # class counts, per-stage LRs
     assert tables.nth(0).locator("tbody tr").count() == 6 and tables.nth(1).locator("tbody tr").count() == 9
     page.wait_for_timeout(1000)
-    assert page.locator(".js-plotly-plot").count() == 0 and page.locator("[data-testid='stDataFrame']").count() == 0
+    assert (
+        page.locator(".js-plotly-plot").count() == 0
+        and page.locator("[data-testid='stDataFrame']").count() == 0
+    )
     assert not [c for c in chunks if c.startswith(("PlotlyChart.", "DataFrame."))], chunks
     page.get_by_text("Show the learning rates on a log axis").click()
     expect(page.locator(".js-plotly-plot")).to_have_count(1, timeout=30_000)
@@ -67,8 +78,10 @@ def test_the_first_visit_benchmark_counts_painted_changes_apart_from_canvas_fall
     """benchmarks/first_visit.py: a page is complete at its last painted change. A data grid rewrites the
     accessibility copy inside its <canvas> (never painted) after it is drawn; that counts only as 'any'."""
     import sys
+
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     from first_visit import OBSERVE
+
     context = browser.new_context()
     context.add_init_script(OBSERVE)
     page = context.new_page()

@@ -1,5 +1,6 @@
 """The transfer page in real Chromium: upload the demo zip, launch, see the curve get points, reload through
 the query string, press Stop and see the status change; then the runs page lists it."""
+
 import re
 
 import pytest
@@ -29,7 +30,9 @@ def test_upload_launch_reload_and_stop(page, app_url, tmp_path):
     run_id = re.search(r"run=(\d+)", page.url).group(1)
     expect(page.get_by_text(f"Run {run_id}", exact=True).first).to_be_visible(timeout=60_000)
     # the curve chart gets points: a plotly trace path with data appears
-    expect(page.locator(".js-plotly-plot .scatterlayer .trace path.js-line").first).to_be_attached(timeout=90_000)
+    expect(page.locator(".js-plotly-plot .scatterlayer .trace path.js-line").first).to_be_attached(
+        timeout=90_000
+    )
     page.reload()
     wait_idle(page)
     expect(page.get_by_text(f"Run {run_id}", exact=True).first).to_be_visible(timeout=60_000)

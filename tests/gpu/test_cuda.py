@@ -1,4 +1,5 @@
 """CUDA paths: CUDA-event timing, bf16 autocast, channels_last, memory stats. Skipped without a GPU."""
+
 import pytest
 import torch
 
@@ -20,18 +21,26 @@ def test_cuda_profile_uses_cuda_events_and_records_peak_memory():
     assert prof.peak_memory_bytes >= input_bytes + output_bytes + weight_bytes
 
 
-@pytest.mark.parametrize("precision,fmt", [("bf16", "channels_last"), ("fp16", "contiguous"),
-                                           ("bf16", "contiguous")])
+@pytest.mark.parametrize(
+    "precision,fmt", [("bf16", "channels_last"), ("fp16", "contiguous"), ("bf16", "contiguous")]
+)
 def test_mixed_precision_and_channels_last(precision, fmt):
-    prof = profile_module(create_block("mbconv"), (32, 40, 28, 28), device="cuda", dtype=precision,
-                          memory_format=fmt, min_time_s=0.1)
+    prof = profile_module(
+        create_block("mbconv"),
+        (32, 40, 28, 28),
+        device="cuda",
+        dtype=precision,
+        memory_format=fmt,
+        min_time_s=0.1,
+    )
     assert (prof.env.precision, prof.env.memory_format) == (precision, fmt)
     assert prof.activation_precision == precision
-    assert prof.peak_memory_bytes >= 32 * 40 * 28 * 28 * 4       # at least the fp32 input
+    assert prof.peak_memory_bytes >= 32 * 40 * 28 * 28 * 4  # at least the fp32 input
 
 
 def test_bf16_autocast_really_runs_in_bf16():
     from core.measure.profiling import autocast_for
+
     conv = torch.nn.Conv2d(8, 8, 3).cuda()
     with torch.inference_mode(), autocast_for(torch.device("cuda"), "bf16"):
         y = conv(torch.randn(1, 8, 8, 8, device="cuda"))
@@ -48,8 +57,13 @@ def test_cuda_event_timer_measures_a_known_sleep():
 
 def test_interleaved_cuda_timing_gives_the_true_ratio():
     from core.measure.timing import time_interleaved
-    result = time_interleaved([lambda: torch.cuda._sleep(2_000_000), lambda: torch.cuda._sleep(1_000_000)],
-                              "cuda", min_rounds=10, max_rounds=30)
+
+    result = time_interleaved(
+        [lambda: torch.cuda._sleep(2_000_000), lambda: torch.cuda._sleep(1_000_000)],
+        "cuda",
+        min_rounds=10,
+        max_rounds=30,
+    )
     assert result.latency[0].timer.startswith("cuda events")
     assert result.ratios[1].ratio == pytest.approx(2.0, rel=0.05) and not result.busy
 

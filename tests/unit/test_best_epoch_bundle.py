@@ -1,5 +1,8 @@
-"""The best-epoch rule (ties in val top-1 go to the lower val loss, then the later epoch) and a bundle that carries
-its preprocessing: timm's own ``resolve_data_config`` reproduces the training transform, and predict.py runs as is."""
+"""The best-epoch rule (ties in val top-1 go to the lower val loss, then the later epoch) and a bundle
+that carries
+its preprocessing: timm's own ``resolve_data_config`` reproduces the training transform, and predict.py
+runs as is."""
+
 import json
 import subprocess
 import sys
@@ -15,13 +18,16 @@ from core.finetune.config import TrainConfig
 from core.finetune.trainer import better, train
 
 
-@pytest.mark.parametrize("top1, loss, best_top1, best_loss, expected", [
-    (0.9, 0.5, 0.8, 0.1, True),      # higher top-1 wins whatever the loss
-    (0.8, 0.1, 0.9, 0.5, False),     # lower top-1 loses whatever the loss
-    (1.0, 0.12, 1.0, 0.59, True),    # a tie goes to the lower val loss
-    (1.0, 0.59, 1.0, 0.12, False),
-    (1.0, 0.3, 1.0, 0.3, True),      # a full tie goes to the later epoch
-])
+@pytest.mark.parametrize(
+    "top1, loss, best_top1, best_loss, expected",
+    [
+        (0.9, 0.5, 0.8, 0.1, True),  # higher top-1 wins whatever the loss
+        (0.8, 0.1, 0.9, 0.5, False),  # lower top-1 loses whatever the loss
+        (1.0, 0.12, 1.0, 0.59, True),  # a tie goes to the lower val loss
+        (1.0, 0.59, 1.0, 0.12, False),
+        (1.0, 0.3, 1.0, 0.3, True),  # a full tie goes to the later epoch
+    ],
+)
 def test_the_tie_rule(top1, loss, best_top1, best_loss, expected):
     assert better(top1, loss, best_top1, best_loss) is expected
 
@@ -30,8 +36,8 @@ TINY = dict(data="demo", demo_per_class=10, demo_size=32, image_size=32, batch_s
 
 
 def scripted(monkeypatch, scores):
-    """Every epoch's evaluation returns the next (top-1, loss) of ``scores`` (100% at every epoch while the loss
-    falls 0.59 -> 0.12 is the case the issue found)."""
+    """Every epoch's evaluation returns the next (top-1, loss) of ``scores`` (100% at every epoch while
+    the loss falls 0.59 -> 0.12 is the case the issue found)."""
     real = trainer.for_recipe
 
     def wrapped(recipe):
@@ -45,9 +51,12 @@ def scripted(monkeypatch, scores):
                 ev = inner()
                 ev["top1"], ev["loss"] = left.pop(0)
                 return ev
+
             strategy.evaluate = evaluate
             return strategy
+
         return make
+
     monkeypatch.setattr(trainer, "for_recipe", wrapped)
 
 
@@ -67,8 +76,10 @@ def test_a_tie_at_100_percent_exports_the_epoch_with_the_lowest_val_loss(tied_ru
     assert tied_run.best_epoch == 3 and tied_run.best_top1 == 1.0
     meta = json.loads((Path(tied_run.export_dir) / "bundle.json").read_text())
     assert meta["epoch"] == 3 and meta["val_loss"] == pytest.approx(0.12) and meta["epoch_rule"] == BEST_RULE
-    assert "chosen by the highest val top-1; a tie goes to the lower val loss" in \
-        (Path(tied_run.export_dir) / "README.md").read_text()
+    assert (
+        "chosen by the highest val top-1; a tie goes to the lower val loss"
+        in (Path(tied_run.export_dir) / "README.md").read_text()
+    )
 
 
 @pytest.mark.slow
@@ -82,14 +93,21 @@ def test_a_later_epoch_with_a_higher_loss_does_not_replace_the_best(tmp_path, mo
 def test_timm_resolve_data_config_reproduces_the_training_preprocessing(tied_run):
     import timm
     from timm.data import resolve_data_config
+
     folder = Path(tied_run.export_dir)
     meta = json.loads((folder / "bundle.json").read_text())
     model = timm.create_model(f"local-dir:{folder}", pretrained=True).eval()
     cfg = resolve_data_config(model=model)
-    assert tuple(cfg["input_size"]) == (3, 32, 32) and cfg["interpolation"] == "bilinear" and cfg["crop_pct"] == 1.0
+    assert (
+        tuple(cfg["input_size"]) == (3, 32, 32)
+        and cfg["interpolation"] == "bilinear"
+        and cfg["crop_pct"] == 1.0
+    )
     assert cfg["crop_mode"] == "center"
     assert list(cfg["mean"]) == pytest.approx(meta["mean"]) and list(cfg["std"]) == pytest.approx(meta["std"])
-    assert model.pretrained_cfg["label_names"] == meta["classes"] and model.num_classes == len(meta["classes"])
+    assert model.pretrained_cfg["label_names"] == meta["classes"] and model.num_classes == len(
+        meta["classes"]
+    )
     # the weights are the bundle's: timm's loader and Archscope's Predictor give the same logits on one input
     x = torch.randn(1, 3, 32, 32)
     with torch.inference_mode():
@@ -100,8 +118,13 @@ def test_timm_resolve_data_config_reproduces_the_training_preprocessing(tied_run
 def test_the_bundles_predict_py_runs_as_is_and_agrees_with_the_predictor(tied_run, tmp_path):
     folder = Path(tied_run.export_dir)
     image = next((demo.generate(per_class=10, size=32) / "circle").glob("*.png"))
-    out = subprocess.run([sys.executable, "-W", "ignore", str(folder / "predict.py"), str(image), "--top", "3"],
-                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-W", "ignore", str(folder / "predict.py"), str(image), "--top", "3"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr
     rows = [line.split("\t") for line in out.stdout.strip().splitlines()]
     assert len(rows) == 3 and all(r[0] == str(image) for r in rows)

@@ -1,4 +1,5 @@
 """Every registered block: shape, skip flag, and closed form == counted values, exactly."""
+
 import itertools
 
 import pytest
@@ -17,9 +18,21 @@ from core.measure.counting import fvcore_macs
 
 # Small variations of each block's own options; every combination is built, counted and compared.
 VARIATIONS = {
-    "in_chs": (8, 16), "out_chs": (16, 32), "stride": (1, 2), "kernel_size": (3, 5), "bias": (False, True),
-    "norm": (False, True), "exp_ratio": (1.0, 4.0), "se": (False, True), "mid_chs": (4,),
-    "c1": (0, 8), "c3": (8,), "c3_reduce": (4,), "c5": (0, 4), "c5_reduce": (2,), "pool_proj": (4,),
+    "in_chs": (8, 16),
+    "out_chs": (16, 32),
+    "stride": (1, 2),
+    "kernel_size": (3, 5),
+    "bias": (False, True),
+    "norm": (False, True),
+    "exp_ratio": (1.0, 4.0),
+    "se": (False, True),
+    "mid_chs": (4,),
+    "c1": (0, 8),
+    "c3": (8,),
+    "c3_reduce": (4,),
+    "c5": (0, 4),
+    "c5_reduce": (2,),
+    "pool_proj": (4,),
 }
 
 
@@ -38,7 +51,7 @@ def grid(block: str) -> list[dict]:
         if uncovered & set(cfg.items()):
             chosen.append(cfg)
             uncovered -= set(cfg.items())
-    spread = [c for c in configs[::max(1, len(configs) // 24)] if c not in chosen]
+    spread = [c for c in configs[:: max(1, len(configs) // 24)] if c not in chosen]
     return chosen + spread[: max(0, 24 - len(chosen))]
 
 
@@ -47,21 +60,32 @@ CASES = [(b, cfg) for b in list_blocks() for cfg in grid(b)]
 
 @pytest.mark.parametrize("block", list_blocks())
 def test_the_grid_builds_every_value_of_every_option(block):
-    """The closed-form grid once never built norm=True for conv, bottleneck_1x1, depthwise_separable, mbconv or
-    convnext."""
+    """The closed-form grid once never built norm=True for conv, bottleneck_1x1, depthwise_separable,
+    mbconv or convnext."""
     keys = [k for k, v in block_defaults(block).items() if k in VARIATIONS and v is not None]
     built = {(k, cfg[k]) for cfg in grid(block) for k in keys}
     wanted = {(k, v) for k in keys for v in VARIATIONS[k]}
     if block == "convnext":
-        wanted = {(k, v) for k, v in wanted if k != "out_chs"} | {("out_chs", v) for v in VARIATIONS["in_chs"]}
+        wanted = {(k, v) for k, v in wanted if k != "out_chs"} | {
+            ("out_chs", v) for v in VARIATIONS["in_chs"]
+        }
     assert built == wanted
     if "norm" in keys:
         assert ("norm", True) in built
 
 
 def test_registry_lists_every_lecture_block():
-    assert list_blocks()[:9] == ["conv", "bottleneck_1x1", "inception", "resnet_basic", "resnet_bottleneck",
-                                 "depthwise_separable", "inverted_residual", "mbconv", "convnext"]
+    assert list_blocks()[:9] == [
+        "conv",
+        "bottleneck_1x1",
+        "inception",
+        "resnet_basic",
+        "resnet_bottleneck",
+        "depthwise_separable",
+        "inverted_residual",
+        "mbconv",
+        "convnext",
+    ]
 
 
 def test_register_block_refuses_duplicates():
@@ -104,8 +128,10 @@ def test_has_skip_follows_stride_and_channels(block):
     assert cls.paper and cls.summary
 
 
-@pytest.mark.parametrize("stride,c_in,c_out,projection", [(1, 64, 64, False), (2, 64, 64, True),
-                                                         (1, 64, 128, True), (2, 64, 128, True)])
+@pytest.mark.parametrize(
+    "stride,c_in,c_out,projection",
+    [(1, 64, 64, False), (2, 64, 64, True), (1, 64, 128, True), (2, 64, 128, True)],
+)
 @pytest.mark.parametrize("block", ["resnet_basic", "resnet_bottleneck"])
 def test_projection_shortcut_whenever_shape_changes(block, stride, c_in, c_out, projection):
     m = create_block(block, in_chs=c_in, out_chs=c_out, stride=stride)
@@ -124,14 +150,17 @@ def test_inception_3a_default_matches_googlenet():
     assert cost.macs == 163_328 * 28 * 28 == 128_049_152
 
 
-@pytest.mark.parametrize("cfg,shape,message", [
-    ({"in_chs": 0}, (1, 0, 14, 14), "between 1 and"),
-    ({"out_chs": 0}, (1, 256, 14, 14), "out_chs = 0 is impossible"),
-    ({"stride": -1}, (1, 256, 14, 14), "stride = -1 is impossible"),
-    ({"kernel_size": 7}, (1, 256, 5, 5), "7x7 kernel is larger than the 5x5 input"),
-    ({"kernel_size": 4}, (1, 256, 14, 14), "odd kernel"),
-    ({"groups": 3}, (1, 256, 14, 14), "does not take groups"),
-])
+@pytest.mark.parametrize(
+    "cfg,shape,message",
+    [
+        ({"in_chs": 0}, (1, 0, 14, 14), "between 1 and"),
+        ({"out_chs": 0}, (1, 256, 14, 14), "out_chs = 0 is impossible"),
+        ({"stride": -1}, (1, 256, 14, 14), "stride = -1 is impossible"),
+        ({"kernel_size": 7}, (1, 256, 5, 5), "7x7 kernel is larger than the 5x5 input"),
+        ({"kernel_size": 4}, (1, 256, 14, 14), "odd kernel"),
+        ({"groups": 3}, (1, 256, 14, 14), "does not take groups"),
+    ],
+)
 def test_impossible_configs_get_a_clear_message(cfg, shape, message):
     with pytest.raises(BlockConfigError, match=message):
         block_cost("conv", shape, **cfg)

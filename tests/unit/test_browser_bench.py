@@ -1,7 +1,8 @@
-"""The browser bench (core/deploy/browser.py): the vendored onnxruntime-web files are the pinned ones, the bench's
-server hands out exactly its three folders, cross-origin isolated, a result from a browser is refused field by
-field when forged or broken (nothing stored), and, in headless Chromium, a model runs with parity first and is
-stored like a visitor's."""
+"""The browser bench (core/deploy/browser.py): the vendored onnxruntime-web files are the pinned ones, the
+bench's server hands out exactly its three folders, cross-origin isolated, a result from a browser is
+refused field by field when forged or broken (nothing stored), and, in headless Chromium, a model runs
+with parity first and is stored like a visitor's."""
+
 import hashlib
 import json
 import math
@@ -11,15 +12,35 @@ from pathlib import Path
 
 import pytest
 
-from core.deploy import browser
-from core.deploy import browser_results as results
+from core.deploy import browser, devices
+from core.deploy import browser_checks as results
 
-GOOD = {"setup": "wasm-1", "ort_version": "1.30.0", "user_agent": "Mozilla/5.0 (X11; Linux x86_64) "
-        "AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/156.0.0.0 Safari/537.36", "hardware_concurrency": 2,
-        "device_memory_gb": 8, "cross_origin_isolated": True, "secure_context": True, "threads": 1,
-        "results": [{"precision": "fp32", "download_ms": 3.0, "session_ms": 40.0, "first_run_ms": 20.0,
-                     "cold_start_ms": 63.0, "model_bytes": 10_000, "runs": 50, "p10_ms": 15.0, "p50_ms": 16.0,
-                     "p90_ms": 18.0, "parity": {"max_abs_diff": 2e-6, "top1_agreement": 1.0, "inputs": 32}}]}
+GOOD = {
+    "setup": "wasm-1",
+    "ort_version": "1.30.0",
+    "user_agent": "Mozilla/5.0 (X11; Linux x86_64) "
+    "AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/156.0.0.0 Safari/537.36",
+    "hardware_concurrency": 2,
+    "device_memory_gb": 8,
+    "cross_origin_isolated": True,
+    "secure_context": True,
+    "threads": 1,
+    "results": [
+        {
+            "precision": "fp32",
+            "download_ms": 3.0,
+            "session_ms": 40.0,
+            "first_run_ms": 20.0,
+            "cold_start_ms": 63.0,
+            "model_bytes": 10_000,
+            "runs": 50,
+            "p10_ms": 15.0,
+            "p50_ms": 16.0,
+            "p90_ms": 18.0,
+            "parity": {"max_abs_diff": 2e-6, "top1_agreement": 1.0, "inputs": 32},
+        }
+    ],
+}
 
 
 def forged(**change):
@@ -36,9 +57,14 @@ def forged(**change):
 def test_the_vendored_runtime_is_the_pinned_one_with_its_licence():
     sums = (browser.ORT_DIR / "SHA256SUMS").read_text().split("\n")
     listed = {line.split()[1]: line.split()[0] for line in sums if line.strip()}
-    assert set(listed) == {"ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm",
-                           "ort.webgpu.min.mjs", "ort-wasm-simd-threaded.asyncify.mjs",
-                           "ort-wasm-simd-threaded.asyncify.wasm"}
+    assert set(listed) == {
+        "ort.wasm.min.mjs",
+        "ort-wasm-simd-threaded.mjs",
+        "ort-wasm-simd-threaded.wasm",
+        "ort.webgpu.min.mjs",
+        "ort-wasm-simd-threaded.asyncify.mjs",
+        "ort-wasm-simd-threaded.asyncify.wasm",
+    }
     assert set(listed) | {"LICENSE", "README.md", "SHA256SUMS"} == {f.name for f in browser.ORT_DIR.iterdir()}
     for name, digest in listed.items():
         assert hashlib.sha256((browser.ORT_DIR / name).read_bytes()).hexdigest() == digest, name
@@ -52,40 +78,63 @@ def test_a_good_result_passes_and_is_rebuilt_from_known_fields_only():
     clean = results.validate(data)
     assert clean["setup"] == "wasm-1" and clean["results"][0]["p50_ms"] == 16.0
     assert "extra" not in clean and "sneaky" not in clean["results"][0]
-    assert results.parse_user_agent(GOOD["user_agent"]) == {"os": "Linux", "browser": "Chromium (headless)",
-                                                            "browser_version": "156"}
-    gpu = results.validate(forged(setup="webgpu", webgpu_adapter={"vendor": "apple", "architecture": "metal-3",
-                                                                  "fallback": "yes", "secret": 1}))
-    assert gpu["webgpu_adapter"] == {"vendor": "apple", "architecture": "metal-3", "device": "", "description": "",
-                                     "fallback": False}
-    phone = "Mozilla/5.0 (Linux; Android 14; Pixel 7) AppleWebKit/537.36 Chrome/131.0.0.0 Mobile Safari/537.36"
+    assert results.parse_user_agent(GOOD["user_agent"]) == {
+        "os": "Linux",
+        "browser": "Chromium (headless)",
+        "browser_version": "156",
+    }
+    gpu = results.validate(
+        forged(
+            setup="webgpu",
+            webgpu_adapter={"vendor": "apple", "architecture": "metal-3", "fallback": "yes", "secret": 1},
+        )
+    )
+    assert gpu["webgpu_adapter"] == {
+        "vendor": "apple",
+        "architecture": "metal-3",
+        "device": "",
+        "description": "",
+        "fallback": False,
+    }
+    phone = (
+        "Mozilla/5.0 (Linux; Android 14; Pixel 7) AppleWebKit/537.36 Chrome/131.0.0.0 Mobile Safari/537.36"
+    )
     assert results.parse_user_agent(phone) == {"os": "Android", "browser": "Chrome", "browser_version": "131"}
 
 
-@pytest.mark.parametrize("change, words", [
-    ({"setup": "wasm-999"}, "unknown setup"),
-    ({"row_p50_ms": float("nan")}, "not a finite number"),
-    ({"row_p50_ms": -1.0}, "outside"),
-    ({"row_p50_ms": 1e12}, "outside"),
-    ({"row_p50_ms": "16"}, "not a finite number"),
-    ({"row_runs": 10_000}, "outside"),
-    ({"row_runs": 0}, "a latency without any run"),
-    ({"row_p10_ms": 30.0}, "p10 ≤ p50 ≤ p90"),
-    ({"row_precision": "int4"}, "unknown or repeated precision"),
-    ({"row_parity": None}, "an fp32 latency without its parity"),
-    ({"row_parity": {"max_abs_diff": 0.5, "top1_agreement": 1.0, "inputs": 32}}, "over the parity tolerance"),
-    ({"row_parity": {"max_abs_diff": 1e-6, "top1_agreement": 1.5, "inputs": 32}}, "outside"),
-    ({"hardware_concurrency": True}, "not a finite number"),
-    ({"user_agent": ["a"]}, "not text"),
-    ({"results": {"a": 1}}, "not a list"),
-    ({"results": [GOOD["results"][0]] * 3}, "not a list"),
-    ({"user_agent": "x" * 100_000}, "over the"),
-    ({"webgpu_adapter": {"vendor": "x"}}, "belongs to the webgpu setup"),
-    ({"setup": "webgpu"}, "a webgpu result without its adapter"),
-    ({"setup": "webgpu", "webgpu_adapter": "nvidia"}, "belongs to the webgpu setup"),
-    ({"setup": "webgpu", "webgpu_adapter": {"vendor": ["x"]}}, "not text"),
-    ({"setup": "webgpu", "webgpu_adapter": {"vendor": "google"}, "row_precision": "int8"}, "WebGPU int8 latency"),
-])
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"setup": "wasm-999"}, "unknown setup"),
+        ({"row_p50_ms": float("nan")}, "not a finite number"),
+        ({"row_p50_ms": -1.0}, "outside"),
+        ({"row_p50_ms": 1e12}, "outside"),
+        ({"row_p50_ms": "16"}, "not a finite number"),
+        ({"row_runs": 10_000}, "outside"),
+        ({"row_runs": 0}, "a latency without any run"),
+        ({"row_p10_ms": 30.0}, "p10 ≤ p50 ≤ p90"),
+        ({"row_precision": "int4"}, "unknown or repeated precision"),
+        ({"row_parity": None}, "an fp32 latency without its parity"),
+        (
+            {"row_parity": {"max_abs_diff": 0.5, "top1_agreement": 1.0, "inputs": 32}},
+            "over the parity tolerance",
+        ),
+        ({"row_parity": {"max_abs_diff": 1e-6, "top1_agreement": 1.5, "inputs": 32}}, "outside"),
+        ({"hardware_concurrency": True}, "not a finite number"),
+        ({"user_agent": ["a"]}, "not text"),
+        ({"results": {"a": 1}}, "not a list"),
+        ({"results": [GOOD["results"][0]] * 3}, "not a list"),
+        ({"user_agent": "x" * 100_000}, "over the"),
+        ({"webgpu_adapter": {"vendor": "x"}}, "belongs to the webgpu setup"),
+        ({"setup": "webgpu"}, "a webgpu result without its adapter"),
+        ({"setup": "webgpu", "webgpu_adapter": "nvidia"}, "belongs to the webgpu setup"),
+        ({"setup": "webgpu", "webgpu_adapter": {"vendor": ["x"]}}, "not text"),
+        (
+            {"setup": "webgpu", "webgpu_adapter": {"vendor": "google"}, "row_precision": "int8"},
+            "WebGPU int8 latency",
+        ),
+    ],
+)
 def test_a_forged_or_broken_result_is_refused_in_one_line(change, words):
     with pytest.raises(results.BrowserResultError, match=words.replace("(", r"\(")) as err:
         results.validate(forged(**change))
@@ -96,10 +145,10 @@ def test_nothing_of_a_refused_result_is_stored(tmp_path, monkeypatch):
     monkeypatch.setenv("ARCHSCOPE_DATA_DIR", str(tmp_path))
     bench = browser.Bench(tmp_path, "m", "mobilenetv3_small_100", 96, 1000, {}, {}, inputs=None)
     with pytest.raises(results.BrowserResultError):
-        results.save(bench, results.validate(forged(row_p50_ms=-3.0)))
-    assert results.stored() == []
-    keys = results.save(bench, results.validate(GOOD), label="my laptop")
-    rows = results.stored("mobilenetv3_small_100")
+        devices.save(bench, results.validate(forged(row_p50_ms=-3.0)))
+    assert devices.stored() == []
+    keys = devices.save(bench, results.validate(GOOD), label="my laptop")
+    rows = devices.stored("mobilenetv3_small_100")
     assert len(keys) == len(rows) == 1 and rows[0]["device"]["label"] == "my laptop"
     assert rows[0]["row"]["p50_ms"] == 16.0 and rows[0]["precision"] == "fp32" and rows[0]["threads"] == 1
 
@@ -108,15 +157,25 @@ def test_the_bench_server_hands_out_its_three_folders_cross_origin_isolated(tmp_
     (tmp_path / "config.json").write_text("{}")
     (tmp_path.parent / "secret.txt").write_text("no")
     with browser.serve(tmp_path) as url:
-        for path, kind in (("/ort/ort-wasm-simd-threaded.wasm", "application/wasm"),
-                           ("/ort/ort.wasm.min.mjs", "text/javascript"), ("/bench/bench.html", "text/html"),
-                           ("/data/config.json", "application/json")):
+        for path, kind in (
+            ("/ort/ort-wasm-simd-threaded.wasm", "application/wasm"),
+            ("/ort/ort.wasm.min.mjs", "text/javascript"),
+            ("/bench/bench.html", "text/html"),
+            ("/data/config.json", "application/json"),
+        ):
             with urllib.request.urlopen(url + path) as res:
                 assert res.status == 200 and res.headers["Content-Type"].startswith(kind), path
                 assert res.headers["Cross-Origin-Opener-Policy"] == "same-origin"
                 assert res.headers["Cross-Origin-Embedder-Policy"] == "require-corp"
-        for bad in ("/data/../secret.txt", "/data/%2e%2e/secret.txt", "/etc/passwd", "/data/.hidden", "/",
-                    "/ort/LICENSE/../../../secret.txt", "/data/nothing.json"):
+        for bad in (
+            "/data/../secret.txt",
+            "/data/%2e%2e/secret.txt",
+            "/etc/passwd",
+            "/data/.hidden",
+            "/",
+            "/ort/LICENSE/../../../secret.txt",
+            "/data/nothing.json",
+        ):
             with pytest.raises(urllib.error.HTTPError) as err:
                 urllib.request.urlopen(url + bad)
             assert err.value.code == 404, bad
@@ -127,44 +186,71 @@ def test_a_model_runs_in_headless_chromium_with_parity_first_and_is_stored(tmp_p
     monkeypatch.setenv("ARCHSCOPE_DATA_DIR", str(tmp_path))
     if not Path(browser.CHROMIUM).exists():
         pytest.fail(f"{browser.CHROMIUM} is missing: install Debian's chromium")
-    from core.deploy.measure import Target
+    from core.deploy.deployable import Deployable
+
     # with Chromium's software WebGPU adapter (SwiftShader), so the webgpu setup runs here too; 10 warm runs a
     # setup (the suite's time; the protocol's 50 are the default)
-    out = browser.measure(Target.model("mobilenetv3_small_100", 64), ("fp32", "int8"), ("wasm-1", "wasm-N", "webgpu"),
-                          webgpu="software", max_runs=10)
+    out = browser.measure(
+        Deployable.model("mobilenetv3_small_100", 64),
+        ("fp32", "int8"),
+        ("wasm-1", "wasm-N", "webgpu"),
+        webgpu="software",
+        max_runs=10,
+    )
     one, many, gpu = out["setups"]["wasm-1"], out["setups"]["wasm-N"], out["setups"]["webgpu"]
     assert gpu["webgpu_adapter"]["architecture"] == "swiftshader" and gpu["threads"] == 1 and not gpu["error"]
     gpu32, gpu8 = gpu["precisions"]["fp32"], gpu["precisions"]["int8"]
-    assert gpu32["parity"]["max_abs_diff"] <= 1e-4 and gpu32["parity"]["top1_agreement"] == 1.0 and gpu32["p50_ms"] > 0
+    assert (
+        gpu32["parity"]["max_abs_diff"] <= 1e-4
+        and gpu32["parity"]["top1_agreement"] == 1.0
+        and gpu32["p50_ms"] > 0
+    )
     assert gpu8["p50_ms"] is None and "WebGPU int8 is known to give wrong results" in gpu8["error"]
     assert one["cross_origin_isolated"] is True and one["threads"] == 1 and many["threads"] >= 2
     for entry in (one, many):
         fp32, int8 = entry["precisions"]["fp32"], entry["precisions"]["int8"]
         assert fp32["parity"]["max_abs_diff"] <= 1e-4 and fp32["parity"]["top1_agreement"] == 1.0
-        assert fp32["runs"] == 10 and fp32["native"]["runs"] == 10 and 0 < fp32["p10_ms"] <= fp32["p50_ms"] <= fp32["p90_ms"]
+        assert (
+            fp32["runs"] == 10
+            and fp32["native"]["runs"] == 10
+            and 0 < fp32["p10_ms"] <= fp32["p50_ms"] <= fp32["p90_ms"]
+        )
         assert math.isclose(fp32["browser_over_native"], fp32["p50_ms"] / fp32["native"]["p50_ms"])
         assert fp32["native"]["threads"] == entry["threads"]
         assert int8["parity"]["top1_agreement"] is not None and int8["p50_ms"] > 0
-    stored = results.stored("mobilenetv3_small_100")
-    assert sorted((r["setup"], r["precision"], r["threads"]) for r in stored) == sorted([
-        ("wasm-1", "fp32", 1), ("wasm-1", "int8", 1), ("wasm-N", "fp32", many["threads"]),
-        ("wasm-N", "int8", many["threads"]), ("webgpu", "fp32", 1)])
-    assert [r["device"]["webgpu_adapter"]["architecture"] for r in stored if r["setup"] == "webgpu"] == ["swiftshader"]
+    stored = devices.stored("mobilenetv3_small_100")
+    assert sorted((r["setup"], r["precision"], r["threads"]) for r in stored) == sorted(
+        [
+            ("wasm-1", "fp32", 1),
+            ("wasm-1", "int8", 1),
+            ("wasm-N", "fp32", many["threads"]),
+            ("wasm-N", "int8", many["threads"]),
+            ("webgpu", "fp32", 1),
+        ]
+    )
+    assert [r["device"]["webgpu_adapter"]["architecture"] for r in stored if r["setup"] == "webgpu"] == [
+        "swiftshader"
+    ]
 
 
 def test_a_device_is_renamed_and_forgotten(tmp_path, monkeypatch):
     monkeypatch.setenv("ARCHSCOPE_DATA_DIR", str(tmp_path))
     from core.deploy import parity
-    assert results.TOLERANCE == parity.TOLERANCE                     # one fp32 tolerance, server and browser
+
+    assert results.TOLERANCE == parity.TOLERANCE  # one fp32 tolerance, server and browser
     bench = browser.Bench(tmp_path, "m", "mobilenetv3_small_100", 96, 1000, {}, {}, inputs=None)
-    results.save(bench, results.validate(GOOD))
-    other = forged(user_agent="Mozilla/5.0 (Linux; Android 14; Pixel 7) Chrome/131.0.0.0 Mobile Safari/537.36")
-    results.save(bench, results.validate(other))
-    ids = {r["device"]["id"] for r in results.stored()}
+    devices.save(bench, results.validate(GOOD))
+    other = forged(
+        user_agent="Mozilla/5.0 (Linux; Android 14; Pixel 7) Chrome/131.0.0.0 Mobile Safari/537.36"
+    )
+    devices.save(bench, results.validate(other))
+    ids = {r["device"]["id"] for r in devices.stored()}
     assert len(ids) == 2
-    phone = next(r["device"]["id"] for r in results.stored() if r["device"]["os"] == "Android")
-    assert results.rename_device(phone, "  my Pixel 7 ") == 1
-    assert {r["device"]["label"] for r in results.stored()} >= {"my Pixel 7"}
+    phone = next(r["device"]["id"] for r in devices.stored() if r["device"]["os"] == "Android")
+    assert devices.rename_device(phone, "  my Pixel 7 ") == 1
+    assert {r["device"]["label"] for r in devices.stored()} >= {"my Pixel 7"}
     with pytest.raises(ValueError):
-        results.rename_device(phone, "   ")
-    assert results.forget_device(phone) == 1 and {r["device"]["id"] for r in results.stored()} == ids - {phone}
+        devices.rename_device(phone, "   ")
+    assert devices.forget_device(phone) == 1 and {r["device"]["id"] for r in devices.stored()} == ids - {
+        phone
+    }

@@ -1,4 +1,5 @@
 """Compare mode: ratios, statements from measurement, channel sweep growth."""
+
 import numpy as np
 import pandas as pd
 
@@ -12,12 +13,16 @@ def test_compare_depthwise_against_conv_ratios():
     assert list(frame["params"]) == [147_456, 17_536]
     assert round(frame["MAC ratio"].iloc[1], 2) == 8.41
     timed = frame.attrs["interleaved"]
-    assert 5 <= timed.rounds <= 9 and len(timed.latency[0].__dict__) and timed.latency[1].iters == timed.rounds
+    assert (
+        5 <= timed.rounds <= 9 and len(timed.latency[0].__dict__) and timed.latency[1].iters == timed.rounds
+    )
     # the speed-up is the median of the per-round ratios, not a ratio of two separately taken medians
     assert frame["speed-up"].iloc[1] == timed.ratios[1].ratio
     assert frame["speed-up low"].iloc[1] <= frame["speed-up"].iloc[1] <= frame["speed-up high"].iloc[1]
     statement = ratio_statement(frame)
-    assert len(statement) == 1 and statement[0].startswith("depthwise separable has 8.41× fewer MACs than standard 3x3.")
+    assert len(statement) == 1 and statement[0].startswith(
+        "depthwise separable has 8.41× fewer MACs than standard 3x3."
+    )
     bars = plots.compare_bars(frame)
     assert "8.41× fewer MACs" in bars.data[1].text[1] and "x less" not in str(bars.data[2].text)
 
@@ -28,8 +33,15 @@ def test_ratio_statement_words_follow_the_numbers():
     frame["speed-up"] = [1.0, 7.5]
     assert "agree within 20%" in ratio_statement(frame)[0]
     # a slower candidate is said to be slower, with the inverted ratio: 1 / 0.89 = 1.12
-    frame = pd.DataFrame({"block": ["a", "b"], "MAC ratio": [1.0, 8.47], "speed-up": [1.0, 0.89],
-                          "speed-up low": [1.0, 0.8], "speed-up high": [1.0, 0.95]})
+    frame = pd.DataFrame(
+        {
+            "block": ["a", "b"],
+            "MAC ratio": [1.0, 8.47],
+            "speed-up": [1.0, 0.89],
+            "speed-up low": [1.0, 0.8],
+            "speed-up high": [1.0, 0.95],
+        }
+    )
     line = ratio_statement(frame)[0]
     assert "has 8.47× fewer MACs than a. It runs 1.12× slower (~95% interval 1.05–1.25× slower)" in line
 

@@ -1,4 +1,5 @@
 """Dataset ingestion: every bad archive refused with nothing written outside, bad images skipped, splits."""
+
 import io
 import os
 import stat
@@ -40,13 +41,16 @@ def files_under(p: Path) -> set[str]:
     return {str(f.relative_to(p)) for f in p.rglob("*")}
 
 
-@pytest.mark.parametrize("entries,symlink,message", [
-    ([("../evil.png", b"x")], None, "climbs out"),
-    ([("/abs/evil.png", b"x")], None, "absolute path"),
-    ([("cat/a.png", b"x")], "cat/link.png", "symbolic link"),
-    ([("cat/a.png", b"x"), ("cat/a.png", b"y")], None, "appears twice"),
-    ([("C:/win/evil.png", b"x")], None, "absolute path"),
-])
+@pytest.mark.parametrize(
+    "entries,symlink,message",
+    [
+        ([("../evil.png", b"x")], None, "climbs out"),
+        ([("/abs/evil.png", b"x")], None, "absolute path"),
+        ([("cat/a.png", b"x")], "cat/link.png", "symbolic link"),
+        ([("cat/a.png", b"x"), ("cat/a.png", b"y")], None, "appears twice"),
+        ([("C:/win/evil.png", b"x")], None, "absolute path"),
+    ],
+)
 def test_bad_archives_are_refused_and_nothing_escapes(tmp_path, entries, symlink, message):
     archive = make_zip(tmp_path / "bad.zip", entries, symlink)
     before = files_under(tmp_path)
@@ -146,19 +150,24 @@ def test_duplicates_within_and_across_splits(tmp_path):
     split = Split(0, 0.2, tuple(p.path for p in ds.samples if p.path != "a/copy.png"), ("a/copy.png",))
     report = health(ds, split)
     assert len(report.duplicates) == 1 and report.duplicates.iloc[0]["where"] == "across splits"
-    assert "1 duplicate image(s) by content, 1 group(s) across train and val (leakage): a/0.png = a/copy.png" \
+    assert (
+        "1 duplicate image(s) by content, 1 group(s) across train and val (leakage): a/0.png = a/copy.png"
         in report.warnings
+    )
 
 
 def test_demo_set_is_deterministic(tmp_path):
     a = demo.generate(tmp_path / "a", per_class=3, size=32, seed=1)
     b = demo.generate(tmp_path / "b", per_class=3, size=32, seed=1)
-    assert [f.read_bytes() for f in sorted(a.rglob("*.png"))] == [f.read_bytes() for f in sorted(b.rglob("*.png"))]
+    assert [f.read_bytes() for f in sorted(a.rglob("*.png"))] == [
+        f.read_bytes() for f in sorted(b.rglob("*.png"))
+    ]
     assert len(scan(a).classes) == len(demo.CLASSES) >= 5
 
 
 def test_torchvision_sets_become_class_folders_and_fail_clearly_offline(tmp_path, monkeypatch):
     from core.finetune import data as ft_data
+
     files = []
     for i in range(4):
         f = tmp_path / f"img_{i}.png"
@@ -169,7 +178,9 @@ def test_torchvision_sets_become_class_folders_and_fail_clearly_offline(tmp_path
 
     def offline(*args, **kwargs):
         raise OSError("Name or service not known")
+
     import torchvision
+
     monkeypatch.setattr(torchvision.datasets, "Flowers102", offline)
     with pytest.raises(DatasetError, match="may be offline"):
         ft_data.torchvision_folder("flowers102")
@@ -182,8 +193,10 @@ def test_three_way_split_holds_out_a_test_set_per_class(tmp_path):
         for i in range(n):
             (root / cls / f"{i}.png").write_bytes(png_bytes((20 * i, ord(cls), 0)))
     split = stratified_split(scan(root), 0.2, seed=3, test_fraction=0.2)
-    per = {c: [sum(p.startswith(c + "/") for p in part) for part in (split.train, split.val, split.test)]
-           for c in "abc"}
+    per = {
+        c: [sum(p.startswith(c + "/") for p in part) for part in (split.train, split.val, split.test)]
+        for c in "abc"
+    }
     # a: 2 test, 2 val, 6 train; b: 1 test, 1 val, 1 train; c: too small for a test image: 1 val, 1 train
     assert per == {"a": [6, 2, 2], "b": [1, 1, 1], "c": [1, 1, 0]}
     assert not set(split.test) & (set(split.train) | set(split.val))

@@ -1,5 +1,8 @@
-"""The trainer end to end on a tiny demo set: CLI, export + predict, kill -9 and resume, cancel. (2-process DDP:
-test_ddp.py, whose two-rank run equals one process and whose cancel, early stop and time budget end both ranks.)"""
+"""The trainer end to end on a tiny demo set: CLI, export + predict, kill -9 and resume, cancel.
+(2-process DDP:
+test_ddp.py, whose two-rank run equals one process and whose cancel, early stop and time budget end both
+ranks.)"""
+
 import os
 import signal
 import subprocess
@@ -18,8 +21,20 @@ from core.finetune.trainer import train
 from core.runs import record as runs
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = ["--data", "demo", "--demo-per-class", "10", "--demo-size", "32", "--image-size", "32", "--batch-size", "8",
-        "--threads", "1"]
+TINY = [
+    "--data",
+    "demo",
+    "--demo-per-class",
+    "10",
+    "--demo-size",
+    "32",
+    "--image-size",
+    "32",
+    "--batch-size",
+    "8",
+    "--threads",
+    "1",
+]
 
 
 def cli(*args: str, wait: bool = True, extra_env: dict | None = None):
@@ -61,11 +76,14 @@ def test_cli_end_to_end_and_the_exported_bundle_predicts():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("args,message", [
-    (["--data", "/no/such/folder"], "data must be 'demo'"),
-    (["--recipe", "nope"], "argument --recipe: invalid choice: 'nope' (choose from 'linear_probe'"),
-    (["--weights", "offline", "--model", "resnet18"], "offline weights exist only"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--data", "/no/such/folder"], "data must be 'demo'"),
+        (["--recipe", "nope"], "argument --recipe: invalid choice: 'nope' (choose from 'linear_probe'"),
+        (["--weights", "offline", "--model", "resnet18"], "offline weights exist only"),
+    ],
+)
 def test_cli_bad_input_is_one_line_without_traceback(args, message):
     out = cli(*TINY, "--epochs", "1", *args)
     assert out.returncode == 2
@@ -83,7 +101,7 @@ def test_kill_dash_9_then_resume_loses_at_most_one_epoch_and_no_metric_is_duplic
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     saved_epoch = load_checkpoint(run_dir)["epoch"]
-    assert runs.get(run_id).status == "failed"        # dead pid detected, never left 'running'
+    assert runs.get(run_id).status == "failed"  # dead pid detected, never left 'running'
     out = cli("--resume", str(run_id))
     assert out.returncode == 0, out.stderr
     run = runs.get(run_id)
@@ -97,8 +115,11 @@ def test_kill_dash_9_then_resume_loses_at_most_one_epoch_and_no_metric_is_duplic
 @pytest.mark.slow
 def test_cancel_is_honoured_within_a_step():
     proc = cli(*TINY, "--recipe", "scratch", "--epochs", "50", wait=False)
-    assert wait_for(lambda: runs.all_runs() and latest_run().status == "running"
-                    and not runs.metrics(latest_run().id).empty)
+    assert wait_for(
+        lambda: (
+            runs.all_runs() and latest_run().status == "running" and not runs.metrics(latest_run().id).empty
+        )
+    )
     run_id = latest_run().id
     runs.request_cancel(run_id)
     t = time.time()
@@ -110,8 +131,16 @@ def test_cancel_is_honoured_within_a_step():
 
 @pytest.mark.slow
 def test_resume_in_process_continues_the_same_split(tmp_path):
-    cfg = TrainConfig(data="demo", demo_per_class=10, demo_size=32, image_size=32, batch_size=8, epochs=2,
-                      recipe="linear_probe", threads=1)
+    cfg = TrainConfig(
+        data="demo",
+        demo_per_class=10,
+        demo_size=32,
+        image_size=32,
+        batch_size=8,
+        epochs=2,
+        recipe="linear_probe",
+        threads=1,
+    )
     first = train(cfg, tmp_path)
     ckpt = load_checkpoint(tmp_path)
     assert first.epochs_done == 2 and ckpt["epoch"] == 2 and len(ckpt["split_val"]) == 12
@@ -123,9 +152,9 @@ def test_resume_in_process_continues_the_same_split(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("recipe", ["finetune_top", "linear_probe"])
 def test_the_exported_bundle_scores_the_reported_top1_in_plain_timm(tmp_path, recipe):
-    """The bundle holds the best epoch's weights: loaded strictly by plain timm and run on the saved validation
-    split, it scores exactly the val top-1 the run reports (with lr 0.05 the epochs differ, so a last-epoch
-    export would usually not match)."""
+    """The bundle holds the best epoch's weights: loaded strictly by plain timm and run on the saved
+    validation split, it scores exactly the val top-1 the run reports (with lr 0.05 the epochs differ, so
+    a last-epoch export would usually not match)."""
     import json
 
     import timm
@@ -133,13 +162,25 @@ def test_the_exported_bundle_scores_the_reported_top1_in_plain_timm(tmp_path, re
 
     from core.finetune.data import prepare
     from core.finetune.trainer import saved_split
-    cfg = TrainConfig(data="demo", demo_per_class=10, demo_size=32, image_size=32, batch_size=8, threads=1,
-                      recipe=recipe, epochs=4, lr=0.05)
+
+    cfg = TrainConfig(
+        data="demo",
+        demo_per_class=10,
+        demo_size=32,
+        image_size=32,
+        batch_size=8,
+        threads=1,
+        recipe=recipe,
+        epochs=4,
+        lr=0.05,
+    )
     result = train(cfg, tmp_path)
     meta = json.loads((Path(result.export_dir) / "bundle.json").read_text())
     assert meta["epoch"] == result.best_epoch and meta["val_top1"] == result.best_top1
-    assert "timm.create_model(\"local-dir:/path/to/this/folder\", pretrained=True)" in \
-        (Path(result.export_dir) / "README.md").read_text()
+    assert (
+        "timm.create_model(\"local-dir:/path/to/this/folder\", pretrained=True)"
+        in (Path(result.export_dir) / "README.md").read_text()
+    )
     model = timm.create_model(meta["model"], pretrained=False, num_classes=len(meta["classes"]))
     model.load_state_dict(load_file(str(Path(result.export_dir) / "model.safetensors")), strict=True)
     model.eval()

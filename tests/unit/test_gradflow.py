@@ -1,4 +1,5 @@
 """The gradient-flow lab: the lecture's scalar example and a real backward pass."""
+
 import pytest
 
 from core.blocks.gradflow import gradient_flow, plain_gradient, residual_gradient

@@ -1,5 +1,6 @@
 """Damaged input gets one clear message and leaves nothing half-written; odd images train right; weights
 that do not fit are refused; a new run never reuses a folder; wall time spans resumes; the bundle's modes."""
+
 import errno
 import io
 import os
@@ -54,8 +55,8 @@ GOOD = [(f"{c}/{i}.png", png()) for c in ("a", "b") for i in range(2)]
 def test_corrupt_deflate_stream(tmp_path):
     path = zip_of(tmp_path / "x.zip", [*GOOD, ("b/big.png", bytes(range(256)) * 400)])
     raw = bytearray(path.read_bytes())
-    at = raw.index(b"b/big.png") + len("b/big.png") + 20        # inside that member's compressed bytes
-    raw[at:at + 40] = b"\xff" * 40
+    at = raw.index(b"b/big.png") + len("b/big.png") + 20  # inside that member's compressed bytes
+    raw[at : at + 40] = b"\xff" * 40
     path.write_bytes(bytes(raw))
     with pytest.raises(DatasetError, match="is corrupt"):
         safe_extract(path, tmp_path / "ds")
@@ -65,10 +66,10 @@ def test_corrupt_deflate_stream(tmp_path):
 def test_unsupported_compression_method(tmp_path):
     path = zip_of(tmp_path / "x.zip", GOOD, zipfile.ZIP_STORED)
     raw = bytearray(path.read_bytes())
-    for sig, offset in ((b"PK\x03\x04", 8), (b"PK\x01\x02", 10)):   # method field: 9 = Deflate64
+    for sig, offset in ((b"PK\x03\x04", 8), (b"PK\x01\x02", 10)):  # method field: 9 = Deflate64
         start = 0
         while (start := raw.find(sig, start)) != -1:
-            raw[start + offset:start + offset + 2] = struct.pack("<H", 9)
+            raw[start + offset : start + offset + 2] = struct.pack("<H", 9)
             start += 4
     path.write_bytes(bytes(raw))
     with pytest.raises(DatasetError, match="compression method this app cannot read"):
@@ -98,21 +99,25 @@ def test_disk_full_while_extracting_keeps_nothing(tmp_path, monkeypatch):
             dest.write_bytes(b"half")
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(zf, info, dest, limits, so_far)
+
     monkeypatch.setattr(safezip, "_copy_counted", fill)
     path = zip_of(tmp_path / "x.zip", GOOD)
     with pytest.raises(DatasetError, match="disk filled up"):
         safe_extract(path, tmp_path / "ds")
     assert left_behind(tmp_path) == []
     monkeypatch.setattr(safezip, "_copy_counted", real)
-    assert len(scan(safe_extract(path, tmp_path / "ds")).samples) == 4      # the retry works
+    assert len(scan(safe_extract(path, tmp_path / "ds")).samples) == 4  # the retry works
 
 
 def test_the_cli_says_one_line_and_exits_2_on_a_damaged_zip(tmp_path, capsys):
     from core.runs.cli import train as main
+
     path = zip_of(tmp_path / "x.zip", [*GOOD, ("a/" + "n" * 300 + ".png", png())])
     assert main(["--data", str(path), "--epochs", "1", "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: refused:") and "longer than this file system allows" in err and "\n" not in err
+    assert (
+        err.startswith("error: refused:") and "longer than this file system allows" in err and "\n" not in err
+    )
 
 
 def test_an_upload_is_written_whole_or_not_at_all(monkeypatch):
@@ -121,6 +126,7 @@ def test_an_upload_is_written_whole_or_not_at_all(monkeypatch):
     def full(path, payload):
         Path(path).write_bytes(payload[:1000])
         raise OSError(errno.ENOSPC, "No space left on device")
+
     monkeypatch.setattr(uploads, "_write", full)
     with pytest.raises(DatasetError, match="the disk is full"):
         uploads.save_upload(data, ".zip")
@@ -133,7 +139,7 @@ def test_an_upload_is_written_whole_or_not_at_all(monkeypatch):
 def test_a_truncated_upload_left_by_an_older_version_is_replaced():
     data = os.urandom(30_000)
     first = uploads.save_upload(data, ".zip")
-    first.write_bytes(data[:100])                  # what the old save_upload left after a full disk
+    first.write_bytes(data[:100])  # what the old save_upload left after a full disk
     assert uploads.save_upload(data, ".zip").read_bytes() == data
 
 
@@ -147,9 +153,9 @@ def test_16_bit_greyscale_is_scaled_not_clipped(tmp_path):
     path = grey16_png(tmp_path / "g.png")
     assert Image.open(path).mode == "I;16"
     arr = load_resized(path, 32)
-    assert arr.dtype == np.uint8 and abs(arr.mean() - 127.5) < 3          # clipped, the mean was 251.6
+    assert arr.dtype == np.uint8 and abs(arr.mean() - 127.5) < 3  # clipped, the mean was 251.6
     assert arr.min() <= 5 and arr.max() >= 250
-    assert thumbnail(str(path)).dtype == np.uint8                          # st.image could not write I;16
+    assert thumbnail(str(path)).dtype == np.uint8  # st.image could not write I;16
 
 
 def test_float_tiffs_are_scaled_or_skipped_with_a_reason(tmp_path):
@@ -162,21 +168,27 @@ def test_float_tiffs_are_scaled_or_skipped_with_a_reason(tmp_path):
     bad = ramp.copy()
     bad[0, 0] = np.nan
     Image.fromarray(bad).save(tmp_path / "nan" / "broken.tif")
-    assert abs(load_resized(tmp_path / "ok" / "0.tif", 32).mean() - 127.5) < 3    # all black before
-    assert abs(load_resized(tmp_path / "nan" / "0.tif", 32).mean() - 127.5) < 3   # its own range
+    assert abs(load_resized(tmp_path / "ok" / "0.tif", 32).mean() - 127.5) < 3  # all black before
+    assert abs(load_resized(tmp_path / "nan" / "0.tif", 32).mean() - 127.5) < 3  # its own range
     ds = scan(tmp_path)
-    assert [(s.path, s.reason) for s in ds.skipped] == [("nan/broken.tif", "float image holds NaN or infinite values")]
+    assert [(s.path, s.reason) for s in ds.skipped] == [
+        ("nan/broken.tif", "float image holds NaN or infinite values")
+    ]
 
 
 def test_a_120_megapixel_png_is_refused_before_decoding():
     raw = bytearray(png((4, 4)))
     ihdr = raw.index(b"IHDR")
-    raw[ihdr + 4:ihdr + 12] = struct.pack(">II", 12_000, 10_000)
-    raw[ihdr + 17:ihdr + 21] = struct.pack(">I", zlib.crc32(bytes(raw[ihdr:ihdr + 17])))
+    raw[ihdr + 4 : ihdr + 12] = struct.pack(">II", 12_000, 10_000)
+    raw[ihdr + 17 : ihdr + 21] = struct.pack(">I", zlib.crc32(bytes(raw[ihdr : ihdr + 17])))
     with pytest.raises(ValueError, match=r"120000000 pixels.*it was not decoded"):
         open_image(bytes(raw))
-    with pytest.raises(ValueError, match=r"120000000 pixels\) exceeds limit of 100000000 .*it was not decoded"):
-        open_image(bytes(raw), max_pixels=100_000_000)   # between 1x and 2x the limit Pillow only warns: refused too
+    with pytest.raises(
+        ValueError, match=r"120000000 pixels\) exceeds limit of 100000000 .*it was not decoded"
+    ):
+        open_image(
+            bytes(raw), max_pixels=100_000_000
+        )  # between 1x and 2x the limit Pillow only warns: refused too
     assert open_image(png((20, 10))).size == (20, 10)
 
 
@@ -197,6 +209,7 @@ def test_every_class_with_two_images_is_validated_and_a_lone_image_is_named(tmp_
 def test_the_run_itself_names_classes_without_validation_support(tmp_path):
     from core.finetune.config import TrainConfig
     from core.finetune.trainer import train
+
     for c, n in (("a", 12), ("b", 12), ("solo", 1)):
         (tmp_path / "d" / c).mkdir(parents=True)
         for i in range(n):
@@ -204,22 +217,41 @@ def test_the_run_itself_names_classes_without_validation_support(tmp_path):
     seen = {}
 
     class Spy:
-        def on_start(self, info): seen.update(info)
-        def on_step(self, *a): pass
-        def on_epoch(self, *a): pass
-        def on_end(self, *a): pass
-        def should_stop(self): return False
-    cfg = TrainConfig(data=str(tmp_path / "d"), weights="random", recipe="linear_probe", epochs=1, image_size=32,
-                      threads=1, cache="memory")
+        def on_start(self, info):
+            seen.update(info)
+
+        def on_step(self, *a):
+            pass
+
+        def on_epoch(self, *a):
+            pass
+
+        def on_end(self, *a):
+            pass
+
+        def should_stop(self):
+            return False
+
+    cfg = TrainConfig(
+        data=str(tmp_path / "d"),
+        weights="random",
+        recipe="linear_probe",
+        epochs=1,
+        image_size=32,
+        threads=1,
+        cache="memory",
+    )
     train(cfg, tmp_path / "run", Spy())
     assert seen["no_val_classes"] == ["solo"]
 
 
 def test_a_checkpoint_of_another_model_is_refused(tmp_path):
     save_file(timm.create_model("resnet18").state_dict(), str(tmp_path / "r18.safetensors"))
-    with pytest.raises(WeightsError, match=r"provides 0 of the 147 backbone weight tensors .* Refused") as err:
+    with pytest.raises(
+        WeightsError, match=r"provides 0 of the 147 backbone weight tensors .* Refused"
+    ) as err:
         create("efficientnet_lite0", str(tmp_path / "r18.safetensors"), 6)
-    assert err.value.report is not None and err.value.report.loaded == 1    # bn1.num_batches_tracked only
+    assert err.value.report is not None and err.value.report.loaded == 1  # bn1.num_batches_tracked only
     report = check_file("resnet18", tmp_path / "r18.safetensors", 6)
     assert (report.matched_weights, report.backbone_weights) == (60, 60)
     assert set(report.missing) == {"fc.weight", "fc.bias"} and len(report.mismatched) == 2
@@ -233,14 +265,15 @@ def test_an_empty_torch_file_and_a_pickle_with_code(tmp_path):
     class Evil:
         def __reduce__(self):
             return (os.system, ("echo never",))
+
     with open(tmp_path / "evil.pt", "wb") as fh:
         pickle.dump({"w": Evil()}, fh)
     with pytest.raises(WeightsError) as err:
         read_state_dict(tmp_path / "evil.pt")
     text = str(err.value)
     assert text.startswith("evil.pt holds pickled Python code (posix.system)") and "It was not run" in text
-    assert text.endswith("instead.")                                   # whole, never cut mid-sentence
-    torch.save({"w": Evil()}, tmp_path / "evil2.pt")                   # torch's own zip format, same refusal
+    assert text.endswith("instead.")  # whole, never cut mid-sentence
+    torch.save({"w": Evil()}, tmp_path / "evil2.pt")  # torch's own zip format, same refusal
     with pytest.raises(WeightsError, match=r"evil2.pt holds pickled Python code \(posix.system\)"):
         read_state_dict(tmp_path / "evil2.pt")
 
@@ -248,10 +281,15 @@ def test_an_empty_torch_file_and_a_pickle_with_code(tmp_path):
 def test_user_text_is_literal_in_markdown_and_plotly():
     name = '**b** $x^2$ :red-background[r] ![i](http://h/x.png) <a href="http://h">a</a>'
     escaped = fmt.md(name)
-    assert not re.search(r"(?<!\\)[*$:!\[\]<>()]", escaped)       # every special character is escaped
+    assert not re.search(r"(?<!\\)[*$:!\[\]<>()]", escaped)  # every special character is escaped
     assert re.sub(r"\\(.)", r"\1", escaped).replace("\u2060", "") == name
-    fig = run_plots.bars(__import__("pandas").DataFrame({"class": [name], "n": [3]}), "class", "n", "class", "n")
-    assert fig.data[0].x[0] == '**b** $x^2$ :red-background[r] ![i](http://h/x.png) &lt;a href="http://h"&gt;a&lt;/a&gt;' 
+    fig = run_plots.bars(
+        __import__("pandas").DataFrame({"class": [name], "n": [3]}), "class", "n", "class", "n"
+    )
+    assert (
+        fig.data[0].x[0]
+        == '**b** $x^2$ :red-background[r] ![i](http://h/x.png) &lt;a href="http://h"&gt;a&lt;/a&gt;'
+    )
 
 
 def test_a_new_run_never_reuses_a_folder_left_by_a_lost_store(tmp_path, monkeypatch):
@@ -269,12 +307,32 @@ def test_wall_time_spans_resumes():
     import time
 
     from core.runs.cli import train as main
-    tiny = ["--data", "demo", "--demo-per-class", "6", "--demo-size", "32", "--image-size", "32", "--threads", "1",
-            "--quiet", "--recipe", "linear_probe", "--weights", "random"]
+
+    tiny = [
+        "--data",
+        "demo",
+        "--demo-per-class",
+        "6",
+        "--demo-size",
+        "32",
+        "--image-size",
+        "32",
+        "--threads",
+        "1",
+        "--quiet",
+        "--recipe",
+        "linear_probe",
+        "--weights",
+        "random",
+    ]
     assert main([*tiny, "--epochs", "1"]) == 0
     run = runs.all_runs()[0]
-    runs.update(run.id, status="cancelled", config={**run.config, "epochs": 2},
-                result={**run.result, "wall_s": 1000.0})       # as if earlier segments took 1000 s
+    runs.update(
+        run.id,
+        status="cancelled",
+        config={**run.config, "epochs": 2},
+        result={**run.result, "wall_s": 1000.0},
+    )  # as if earlier segments took 1000 s
     t0 = time.perf_counter()
     assert main(["--resume", str(run.id), "--quiet"]) == 0
     took = time.perf_counter() - t0
@@ -284,6 +342,7 @@ def test_wall_time_spans_resumes():
 
 def test_the_exported_bundle_has_one_file_mode():
     from core.finetune.bundle import export
+
     folder = export(data_dir() / "bundle-mode", torch.nn.Linear(2, 2), "x", ("a", "b"), 32, (0.5,), (0.5,))
     modes = {f.name: f.stat().st_mode & 0o777 for f in folder.iterdir()}
     assert modes["model.safetensors"] == modes["bundle.json"] == 0o666 & ~_umask(), modes

@@ -1,4 +1,5 @@
 """Background measurement jobs: progress, cancel, and a killed worker never left 'running'."""
+
 import os
 import signal
 import time
@@ -25,18 +26,20 @@ def wait(job_id: int, timeout: float = 120) -> jobs.Job:
 
 @pytest.mark.slow
 def test_worker_measures_and_reports_bad_names():
-    job = measure_worker.start(["mobilenetv3_small_100", "no_such_net", "resnet18"], SETTING, resolution=64,
-                               refresh=True)
+    job = measure_worker.start(
+        ["mobilenetv3_small_100", "no_such_net", "resnet18"], SETTING, resolution=64, refresh=True
+    )
     done = wait(job.id)
-    assert done.status == "done" and done.done == done.total == 4          # 3 counted, then the timing step
+    assert done.status == "done" and done.done == done.total == 4  # 3 counted, then the timing step
     assert "no_such_net: unknown model" in done.message
     frame = results_frame(SETTING)
     rows = frame[(frame["resolution"] == 64) & frame["model"].isin(["mobilenetv3_small_100", "resnet18"])]
     # the two good models were timed together, interleaved, in one group of at least 9 rounds
     groups = [g["models"] for g in rows["timed_with"]]
     assert groups == [["mobilenetv3_small_100", "resnet18"]] * 2 and (rows["iters"] >= 9).all()
-    assert set(rows["timing"]) <= {"interleaved with 1 other(s), %d rounds" % r["rounds"] for r in rows["timed_with"]} | \
-        {"interleaved with 1 other(s), %d rounds (machine busy)" % r["rounds"] for r in rows["timed_with"]}
+    assert set(rows["timing"]) <= {
+        "interleaved with 1 other(s), %d rounds" % r["rounds"] for r in rows["timed_with"]
+    } | {"interleaved with 1 other(s), %d rounds (machine busy)" % r["rounds"] for r in rows["timed_with"]}
 
 
 @pytest.mark.slow
@@ -62,7 +65,7 @@ def test_killed_worker_ends_as_failed():
 @pytest.mark.slow
 def test_one_measurement_job_at_a_time():
     job = measure_worker.start(["resnet18"] * 3, SETTING, resolution=64, refresh=True)
-    assert job.id in [j.id for j in jobs.active_jobs()]            # whatever its kind
+    assert job.id in [j.id for j in jobs.active_jobs()]  # whatever its kind
     try:
         measure_worker.start(["resnet18"], SETTING)
     except RuntimeError as err:
@@ -76,6 +79,7 @@ def test_one_measurement_job_at_a_time():
 
 def test_run_rename_tag_and_delete_removes_its_files(tmp_path):
     from core.runs import record as runs
+
     run_id = runs.create({"recipe": "linear_probe", "model": "efficientnet_lite0"}, name="first")
     path = runs.folder(runs.get(run_id))
     (path / "export").mkdir()
@@ -102,9 +106,14 @@ def test_run_rename_tag_and_delete_removes_its_files(tmp_path):
 def test_data_usage_and_clean_up_leave_runs_alone(tmp_path):
     from core.config import data_dir
     from core.data import usage
+
     root = data_dir()
-    for name, size in (("uploads/a.zip", 3000), ("datasets/a-1/x/1.png", 500), ("cache/k.npy", 700),
-                       ("runs/99/checkpoint.pt", 2000)):
+    for name, size in (
+        ("uploads/a.zip", 3000),
+        ("datasets/a-1/x/1.png", 500),
+        ("cache/k.npy", 700),
+        ("runs/99/checkpoint.pt", 2000),
+    ):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_bytes(b"0" * size)
     before = usage.usage()

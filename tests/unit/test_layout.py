@@ -1,6 +1,8 @@
-"""The README's Layout section matches the tree: every package of core/ is listed, and every listed path exists.
-The code is a stack of layers: no import runs from a lower layer to a higher one, no module imports itself back
-through others, and no folder holds more than 15% of the lines."""
+"""The README's Layout section matches the tree: every package of core/ is listed, and every listed path
+exists.
+The code is a stack of layers: no import runs from a lower layer to a higher one, no module imports itself
+back through others, and no folder holds more than 15% of the lines."""
+
 import ast
 import re
 from pathlib import Path
@@ -15,14 +17,27 @@ def test_readme_layout_lists_every_core_package_and_nothing_that_is_gone():
     packages = {f"core/{p.name}" for p in (ROOT / "core").iterdir() if (p / "__init__.py").exists()}
     assert packages <= listed, packages - listed
     assert all((ROOT / path).exists() for path in listed), [p for p in listed if not (ROOT / p).exists()]
-    assert {p.name for p in (ROOT / "core").glob("*.py")} == {"__init__.py", "config.py", "cli.py"}   # the rest: packages
+    assert {p.name for p in (ROOT / "core").glob("*.py")} == {
+        "__init__.py",
+        "config.py",
+        "cli.py",
+    }  # the rest: packages
 
 
-# lowest first; a module may import its own layer and those below it. core/runs sits above the engine (finetune)
+# lowest first; a module may import its own layer and those below it. core/runs sits above the engine
+# (finetune)
 # and the runtimes (deploy): the record of a run and what is done to it.
-LAYERS = [{"core/__init__.py", "core/config.py", "core/cli.py", "core/present"}, {"core/data", "core/measure"},
-          {"core/blocks", "core/jobs", "core/finetune"}, {"core/zoo"}, {"core/deploy"}, {"core/runs"},
-          {"core/web"}, {"pages"}, {"app.py"}]
+LAYERS = [
+    {"core/__init__.py", "core/config.py", "core/cli.py", "core/present"},
+    {"core/data", "core/measure"},
+    {"core/blocks", "core/jobs", "core/finetune"},
+    {"core/zoo"},
+    {"core/deploy"},
+    {"core/runs"},
+    {"core/web"},
+    {"pages"},
+    {"app.py"},
+]
 
 
 def _unit(path: Path) -> str:
@@ -52,7 +67,11 @@ def _imports(path: Path) -> set[Path]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
         for name in names:
-            if name.split(".")[0] in ("core", "pages") and (f := _module_file(name)) is not None and f != path:
+            if (
+                name.split(".")[0] in ("core", "pages")
+                and (f := _module_file(name)) is not None
+                and f != path
+            ):
                 out.add(f)
     return out
 
@@ -62,8 +81,12 @@ def _files() -> list[Path]:
 
 
 def test_no_import_runs_up_the_layers():
-    upward = [f"{f.relative_to(ROOT)} -> {g.relative_to(ROOT)}" for f in _files() for g in _imports(f)
-              if _layer(_unit(g)) > _layer(_unit(f))]
+    upward = [
+        f"{f.relative_to(ROOT)} -> {g.relative_to(ROOT)}"
+        for f in _files()
+        for g in _imports(f)
+        if _layer(_unit(g)) > _layer(_unit(f))
+    ]
     assert upward == []
 
 
@@ -75,13 +98,16 @@ def test_no_module_imports_itself_back():
     def visit(f: Path, stack: list[Path]) -> None:
         state[f] = 1
         for g in graph.get(f, ()):
-            if g.name == "__init__.py" and g.parent in f.parents:       # a package's face, read by its own modules
+            if g.name == "__init__.py" and g.parent in f.parents:  # a package's face, read by its own modules
                 continue
             if state.get(g) == 1:
-                cycles.append(" -> ".join(p.relative_to(ROOT).as_posix() for p in stack[stack.index(g):] + [g]))
+                cycles.append(
+                    " -> ".join(p.relative_to(ROOT).as_posix() for p in stack[stack.index(g) :] + [g])
+                )
             elif g not in state:
                 visit(g, stack + [g])
         state[f] = 2
+
     for f in graph:
         if f not in state:
             visit(f, [f])
@@ -94,6 +120,8 @@ def test_no_folder_holds_over_15_percent_of_the_lines():
     total = sum(lines.values())
     by_folder: dict[str, int] = {}
     for f, n in lines.items():
-        by_folder[f.parent.relative_to(ROOT).as_posix()] = by_folder.get(f.parent.relative_to(ROOT).as_posix(), 0) + n
+        by_folder[f.parent.relative_to(ROOT).as_posix()] = (
+            by_folder.get(f.parent.relative_to(ROOT).as_posix(), 0) + n
+        )
     shares = {k: v / total for k, v in by_folder.items()}
     assert max(shares.values()) <= 0.15, sorted(shares.items(), key=lambda kv: -kv[1])[:3]

@@ -1,4 +1,5 @@
 """The lecture's worked numbers, with bias and BatchNorm off, exactly."""
+
 import pytest
 
 from core.blocks import block_cost, create_block
@@ -7,15 +8,18 @@ from core.blocks.compare import LECTURE_CASES, lecture_table
 OFF = {"bias": False, "norm": False}
 
 
-@pytest.mark.parametrize("block,cfg,shape,expected", [
-    ("conv", dict(in_chs=256, out_chs=256), (1, 256, 14, 14), 589_824),
-    ("bottleneck_1x1", dict(in_chs=256, out_chs=256, mid_chs=64), (1, 256, 14, 14), 69_632),
-    ("conv", dict(in_chs=16, out_chs=32), (1, 16, 14, 14), 4_608),
-    ("bottleneck_1x1", dict(in_chs=16, out_chs=32, mid_chs=4), (1, 16, 14, 14), 336),
-    ("depthwise_separable", dict(in_chs=16, out_chs=32), (1, 16, 14, 14), 656),
-    ("conv", dict(in_chs=128, out_chs=128), (1, 128, 14, 14), 147_456),
-    ("depthwise_separable", dict(in_chs=128, out_chs=128), (1, 128, 14, 14), 17_536),
-])
+@pytest.mark.parametrize(
+    "block,cfg,shape,expected",
+    [
+        ("conv", dict(in_chs=256, out_chs=256), (1, 256, 14, 14), 589_824),
+        ("bottleneck_1x1", dict(in_chs=256, out_chs=256, mid_chs=64), (1, 256, 14, 14), 69_632),
+        ("conv", dict(in_chs=16, out_chs=32), (1, 16, 14, 14), 4_608),
+        ("bottleneck_1x1", dict(in_chs=16, out_chs=32, mid_chs=4), (1, 16, 14, 14), 336),
+        ("depthwise_separable", dict(in_chs=16, out_chs=32), (1, 16, 14, 14), 656),
+        ("conv", dict(in_chs=128, out_chs=128), (1, 128, 14, 14), 147_456),
+        ("depthwise_separable", dict(in_chs=128, out_chs=128), (1, 128, 14, 14), 17_536),
+    ],
+)
 def test_worked_numbers(block, cfg, shape, expected):
     assert block_cost(block, shape, **cfg, **OFF).params == expected
     assert sum(p.numel() for p in create_block(block, **cfg, **OFF).parameters()) == expected

@@ -1,5 +1,7 @@
 """One lifecycle for background work: a worker killed at once ends failed and frees its slot, the cap holds
-under concurrent launches, the freezing-depth experiment counts against the cap, finished workers are reaped."""
+under concurrent launches, the freezing-depth experiment counts against the cap, finished workers are
+reaped."""
+
 import os
 import signal
 import time
@@ -34,11 +36,11 @@ def test_a_worker_killed_within_its_first_moments_ends_failed_and_frees_its_slot
     killed = []
     for _ in range(2):
         run_id = launch.launch(TrainConfig(**TINY, epochs=50), "killed at once")
-        os.kill(runs.get(run_id).pid, signal.SIGKILL)       # well before it could report 'running'
+        os.kill(runs.get(run_id).pid, signal.SIGKILL)  # well before it could report 'running'
         killed.append(run_id)
     assert until(lambda: all(runs.get(r).status == "failed" for r in killed), timeout=10)
     assert all("ended without reporting" in runs.get(r).error for r in killed)
-    third = launch.launch(TrainConfig(**TINY, epochs=50), "the cap is free again")   # once: refused for ever
+    third = launch.launch(TrainConfig(**TINY, epochs=50), "the cap is free again")  # once: refused for ever
     runs.request_cancel(third)
     assert until(lambda: not runs.get(third).active, timeout=120)
 
@@ -65,11 +67,11 @@ def test_the_freezing_depth_experiment_waits_for_a_free_slot(monkeypatch):
     for r in runs.active_runs():
         runs.update(r.id, status="cancelled")
     holder = runs.create({}, "holds the only slot")
-    runs.update(holder, status="running", pid=os.getpid())     # alive: this test process
+    runs.update(holder, status="running", pid=os.getpid())  # alive: this test process
     before = {r.id for r in runs.all_runs()}
     job = experiment.start(TrainConfig(**TINY, epochs=1, device="cpu"))
     assert until(lambda: "waiting for a free run slot" in jobs.get(job.id).message, timeout=60)
-    assert {r.id for r in runs.all_runs()} == before            # nothing started past the cap
+    assert {r.id for r in runs.all_runs()} == before  # nothing started past the cap
     runs.update(holder, status="done")
     assert until(lambda: len({r.id for r in runs.all_runs()} - before) >= 1, timeout=60)
     jobs.request_cancel(job.id)
@@ -81,8 +83,9 @@ def test_a_finished_worker_is_reaped_not_left_a_zombie():
     job = measure_worker.start(["no_such_net"], Setting("cpu", "fp32", "contiguous", 1))
     pid = job.pid
     assert until(lambda: not jobs.get(job.id).active, timeout=120)
-    assert until(lambda: not Path(f"/proc/{pid}").exists(), timeout=10), \
+    assert until(lambda: not Path(f"/proc/{pid}").exists(), timeout=10), (
         Path(f"/proc/{pid}/stat").read_text() if Path(f"/proc/{pid}/stat").exists() else ""
+    )
 
 
 @pytest.mark.slow
@@ -91,12 +94,15 @@ def test_a_background_worker_runs_below_the_servers_cpu_priority(tmp_path):
     pid = lifecycle.spawn(["-c", "import os; print('nice', os.nice(0), os.getpid())"], log)
     assert until(lambda: not Path(f"/proc/{pid}").exists(), timeout=30)
     word, niceness, own_pid = log.read_text().split()
-    assert (int(niceness), int(own_pid)) == (os.nice(0) + lifecycle.WORKER_NICE, pid)   # the pid is the worker's
+    assert (int(niceness), int(own_pid)) == (
+        os.nice(0) + lifecycle.WORKER_NICE,
+        pid,
+    )  # the pid is the worker's
 
 
 @pytest.mark.parametrize("status", ["queued", "running"])
 def test_the_liveness_rule_is_the_same_for_every_active_state(status):
-    assert jobs.dead_reason(status, 2**22 + 12345, time.time())       # no such pid
+    assert jobs.dead_reason(status, 2**22 + 12345, time.time())  # no such pid
     assert not jobs.dead_reason(status, os.getpid(), time.time())
     assert not jobs.dead_reason("done", 2**22 + 12345, 0.0)
 
@@ -112,7 +118,7 @@ def test_a_resume_is_refused_at_the_cap_like_a_new_run(monkeypatch):
     runs.update(holder, status="running", pid=os.getpid())
     with pytest.raises(runs.LaunchError, match="the cap is 1"):
         launch.resume(stopped)
-    assert runs.get(stopped).status == "cancelled"          # nothing queued, nothing spawned
+    assert runs.get(stopped).status == "cancelled"  # nothing queued, nothing spawned
     runs.update(holder, status="done")
     runs.requeue(stopped, cap=1)
     assert runs.get(stopped).status == "queued" and runs.get(stopped).pid is None
@@ -122,7 +128,7 @@ def test_a_resume_is_refused_at_the_cap_like_a_new_run(monkeypatch):
 def test_a_store_file_replaced_under_the_same_path_gets_its_schema_again(tmp_path, monkeypatch):
     monkeypatch.setenv("ARCHSCOPE_DATA_DIR", str(tmp_path))
     assert runs.create({}, "first") == 1
-    (tmp_path / "archscope.sqlite").unlink()                # moved aside while the server runs
+    (tmp_path / "archscope.sqlite").unlink()  # moved aside while the server runs
     for suffix in ("-wal", "-shm"):
         (tmp_path / f"archscope.sqlite{suffix}").unlink(missing_ok=True)
     assert runs.create({}, "in a fresh store") == 1 and runs.all_runs()[0].name == "in a fresh store"
@@ -130,12 +136,15 @@ def test_a_store_file_replaced_under_the_same_path_gets_its_schema_again(tmp_pat
 
 def test_a_store_from_before_the_job_link_is_migrated(tmp_path, monkeypatch):
     import sqlite3
+
     monkeypatch.setenv("ARCHSCOPE_DATA_DIR", str(tmp_path))
-    with sqlite3.connect(tmp_path / "archscope.sqlite") as old:     # the runs table as 145f700 made it
-        old.execute("CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT, config TEXT NOT NULL, "
-                    "status TEXT NOT NULL, pid INTEGER, device TEXT DEFAULT '', run_dir TEXT DEFAULT '', "
-                    "created REAL NOT NULL, started REAL, updated REAL, finished REAL, error TEXT DEFAULT '', "
-                    "result TEXT DEFAULT '{}', cancel INTEGER DEFAULT 0)")
+    with sqlite3.connect(tmp_path / "archscope.sqlite") as old:  # the runs table as 145f700 made it
+        old.execute(
+            "CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT, config TEXT NOT NULL, "
+            "status TEXT NOT NULL, pid INTEGER, device TEXT DEFAULT '', run_dir TEXT DEFAULT '', "
+            "created REAL NOT NULL, started REAL, updated REAL, finished REAL, error TEXT DEFAULT '', "
+            "result TEXT DEFAULT '{}', cancel INTEGER DEFAULT 0)"
+        )
         old.execute("INSERT INTO runs (name, config, status, created) VALUES ('old run', '{}', 'done', 0)")
     new = runs.create({}, "made by a job", job=7)
     assert [r.name for r in runs.by_job(7)] == ["made by a job"] and runs.get(1).job is None and new == 2

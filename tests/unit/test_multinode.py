@@ -4,6 +4,7 @@ One run record, written by global rank 0 alone; the same final metrics as a sing
 with the same seed and global batch; a node holding a different dataset stops both with one message; a node
 killed mid-epoch makes the other exit within the timeout, the run is failed with its reason, and --resume
 finishes it."""
+
 import json
 import os
 import re
@@ -19,9 +20,29 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
-ARGS = ["-m", "core.runs", "train", "--data", "demo", "--demo-size", "64", "--image-size", "64", "--batch-size", "8",
-        "--threads", "1", "--recipe", "finetune_top", "--device", "cpu", "--quiet", "--seed", "3"]
-TIMEOUT_S = 60          # ARCHSCOPE_DIST_TIMEOUT_S for these runs: the bound on a surviving node's exit
+ARGS = [
+    "-m",
+    "core.runs",
+    "train",
+    "--data",
+    "demo",
+    "--demo-size",
+    "64",
+    "--image-size",
+    "64",
+    "--batch-size",
+    "8",
+    "--threads",
+    "1",
+    "--recipe",
+    "finetune_top",
+    "--device",
+    "cpu",
+    "--quiet",
+    "--seed",
+    "3",
+]
+TIMEOUT_S = 60  # ARCHSCOPE_DIST_TIMEOUT_S for these runs: the bound on a surviving node's exit
 
 
 def free_port() -> int:
@@ -30,14 +51,32 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def node(data: Path, port: int, extra: list[str], log: Path, timeout_s: float = TIMEOUT_S) -> subprocess.Popen:
+def node(
+    data: Path, port: int, extra: list[str], log: Path, timeout_s: float = TIMEOUT_S
+) -> subprocess.Popen:
     """One "node": torchrun with --nnodes 2 and one process, in a session of its own, over its own data
     directory, with collectives bounded by ``timeout_s``."""
     env = {**os.environ, "ARCHSCOPE_DATA_DIR": str(data), "ARCHSCOPE_DIST_TIMEOUT_S": str(timeout_s)}
-    cmd = [*TORCHRUN, "--nnodes", "2", "--nproc_per_node", "1", "--rdzv-backend", "c10d", "--rdzv-endpoint",
-           f"127.0.0.1:{port}", "--rdzv-id", f"archscope-test-{port}", "--max-restarts", "0", *ARGS, *extra]
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    cmd = [
+        *TORCHRUN,
+        "--nnodes",
+        "2",
+        "--nproc_per_node",
+        "1",
+        "--rdzv-backend",
+        "c10d",
+        "--rdzv-endpoint",
+        f"127.0.0.1:{port}",
+        "--rdzv-id",
+        f"archscope-test-{port}",
+        "--max-restarts",
+        "0",
+        *ARGS,
+        *extra,
+    ]
+    return subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
+    )
 
 
 def descendants(pid: int) -> list[int]:
@@ -58,8 +97,9 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
-def two_nodes(tmp: Path, extra: list[str], before_b=None, timeout_s: float = TIMEOUT_S,
-              extra_b: list[str] | None = None) -> tuple[subprocess.Popen, subprocess.Popen, Path, Path]:
+def two_nodes(
+    tmp: Path, extra: list[str], before_b=None, timeout_s: float = TIMEOUT_S, extra_b: list[str] | None = None
+) -> tuple[subprocess.Popen, subprocess.Popen, Path, Path]:
     a, b = tmp / "node-a", tmp / "node-b"
     a.mkdir()
     b.mkdir()
@@ -67,7 +107,7 @@ def two_nodes(tmp: Path, extra: list[str], before_b=None, timeout_s: float = TIM
         before_b(b)
     port = free_port()
     pa = node(a, port, extra, tmp / "a.log", timeout_s)
-    time.sleep(1.5)                        # node a first: it hosts the rendezvous store
+    time.sleep(1.5)  # node a first: it hosts the rendezvous store
     pb = node(b, port, extra + (extra_b or []), tmp / "b.log", timeout_s)
     return pa, pb, a, b
 
@@ -81,14 +121,17 @@ def record(data: Path) -> list[dict]:
         conn.row_factory = sqlite3.Row
         try:
             return [dict(r) for r in conn.execute("SELECT * FROM runs")]
-        except sqlite3.OperationalError:           # the file exists, its schema is not made yet: no run so far
+        except sqlite3.OperationalError:  # the file exists, its schema is not made yet: no run so far
             return []
 
 
 def val_metrics(data: Path, run_id: int) -> list[tuple[int, str, float]]:
     with sqlite3.connect(data / "archscope.sqlite") as conn:
-        return conn.execute("SELECT epoch, name, value FROM metrics WHERE run = ? AND name IN ('val_loss', "
-                            "'val_top1') ORDER BY epoch, name", (run_id,)).fetchall()
+        return conn.execute(
+            "SELECT epoch, name, value FROM metrics WHERE run = ? AND name IN ('val_loss', "
+            "'val_top1') ORDER BY epoch, name",
+            (run_id,),
+        ).fetchall()
 
 
 @pytest.mark.slow
@@ -97,7 +140,7 @@ def test_two_nodes_record_one_run_and_match_a_single_node_run(tmp_path):
     pa, pb, a, b = two_nodes(tmp_path, extra)
     assert pa.wait(300) == 0 and pb.wait(300) == 0, (tmp_path / "a.log").read_text()[-3000:]
     recorded = [d for d in (a, b) if record(d)]
-    assert len(recorded) == 1 and len(record(recorded[0])) == 1              # one record, by global rank 0
+    assert len(recorded) == 1 and len(record(recorded[0])) == 1  # one record, by global rank 0
     home, other = recorded[0], ({a, b} - {recorded[0]}).pop()
     # the other node wrote only its copy of the dataset and its decoded-image cache: no store, no run folder
     assert sorted(p.name for p in other.iterdir() if not p.name.startswith(".")) == ["cache", "datasets"]
@@ -106,15 +149,23 @@ def test_two_nodes_record_one_run_and_match_a_single_node_run(tmp_path):
     assert run["status"] == "done" and result["info"]["world"] == 2 and result["info"]["nodes"] == 2
     single = tmp_path / "single"
     env = {**os.environ, "ARCHSCOPE_DATA_DIR": str(single)}
-    out = subprocess.run([*TORCHRUN, "--standalone", "--nproc_per_node", "2", *ARGS, *extra], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [*TORCHRUN, "--standalone", "--nproc_per_node", "2", *ARGS, *extra],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     one = record(single)[0]
     assert json.loads(one["result"])["info"]["nodes"] == 1
     # same seed, same global batch (8 per rank x 2 ranks), gloo's all-reduce over two ranks either way:
     # the validation metrics agree to 1e-6 (they are identical on this machine)
     two_nodes_val, one_node_val = val_metrics(home, run["id"]), val_metrics(single, one["id"])
-    assert [(e, n) for e, n, _ in two_nodes_val] == [(e, n) for e, n, _ in one_node_val] and len(one_node_val) == 4
+    assert [(e, n) for e, n, _ in two_nodes_val] == [(e, n) for e, n, _ in one_node_val] and len(
+        one_node_val
+    ) == 4
     for (_, _, x), (_, _, y) in zip(two_nodes_val, one_node_val):
         assert x == pytest.approx(y, abs=1e-6)
     assert json.loads(one["result"])["best_top1"] == pytest.approx(result["best_top1"], abs=1e-9)
@@ -122,39 +173,53 @@ def test_two_nodes_record_one_run_and_match_a_single_node_run(tmp_path):
 
 @pytest.mark.slow
 def test_a_node_with_a_different_dataset_stops_both_with_one_message(tmp_path):
-    def tamper(b: Path) -> None:               # node b already holds a demo set, one image of it changed
+    def tamper(b: Path) -> None:  # node b already holds a demo set, one image of it changed
         from core.data import demo
+
         folder = demo.generate(b / "datasets" / "demo-s3-n6-px64-c6", per_class=6, size=64, seed=3)
         first = sorted((folder / "circle").glob("*.png"))[0]
         demo.render("square", 64, __import__("numpy").random.default_rng(9)).save(first)
+
     pa, pb, a, b = two_nodes(tmp_path, ["--demo-per-class", "6", "--epochs", "1"], tamper)
     assert pa.wait(300) != 0 and pb.wait(300) != 0
     text = (tmp_path / "a.log").read_text() + (tmp_path / "b.log").read_text()
     assert "holds a different dataset at" in text and "copy the same dataset to every node" in text
     runs = record(a) + record(b)
     assert len(runs) == 1 and runs[0]["status"] == "failed" and "different dataset" in runs[0]["error"]
-    assert not any(d.joinpath("runs", "1", "checkpoint.pt").exists() for d in (a, b))       # nothing trained
+    assert not any(d.joinpath("runs", "1", "checkpoint.pt").exists() for d in (a, b))  # nothing trained
 
 
 @pytest.mark.slow
 def test_nodes_started_with_different_flags_stop_every_rank_with_one_line(tmp_path):
-    """Node b asks for 32 px images while rank 0 trains at 64 px: both exit non-zero before any training, the run
-    is failed with the one line that names the flag, and nothing is recorded as done."""
-    pa, pb, a, b = two_nodes(tmp_path, ["--demo-per-class", "6", "--epochs", "1"], extra_b=["--image-size", "32"])
+    """Node b asks for 32 px images while rank 0 trains at 64 px: both exit non-zero before any training,
+    the run is failed with the one line that names the flag, and nothing is recorded as done."""
+    pa, pb, a, b = two_nodes(
+        tmp_path, ["--demo-per-class", "6", "--epochs", "1"], extra_b=["--image-size", "32"]
+    )
     assert pa.wait(300) != 0 and pb.wait(300) != 0
     text = (tmp_path / "a.log").read_text() + (tmp_path / "b.log").read_text()
-    said = re.search(r"has image_size (32|64), rank 0 has (32|64): start every node with the same flags", text)
-    assert said and said.group(1) != said.group(2), text[-3000:]          # c10d picks which node is rank 0
+    said = re.search(
+        r"has image_size (32|64), rank 0 has (32|64): start every node with the same flags", text
+    )
+    assert said and said.group(1) != said.group(2), text[-3000:]  # c10d picks which node is rank 0
     runs = record(a) + record(b)
-    assert len(runs) == 1 and runs[0]["status"] == "failed" and "start every node with the same" in runs[0]["error"]
+    assert (
+        len(runs) == 1
+        and runs[0]["status"] == "failed"
+        and "start every node with the same" in runs[0]["error"]
+    )
     assert not any(d.joinpath("runs", "1", "checkpoint.pt").exists() for d in (a, b))
 
 
-def kill_mid_epoch(tmp: Path, extra: list[str], how: int = signal.SIGKILL, timeout_s: float = TIMEOUT_S) -> dict:
-    """Two nodes; once rank 0's node has recorded a step into the second epoch (the first epoch's checkpoint is
-    written), the other node gets ``how`` whole, agent and workers (SIGKILL: it dies and its connections close;
-    SIGSTOP: it hangs with them open). Returns where the record is, the run, the survivor's exit code and how many
-    seconds it took to exit."""
+def kill_mid_epoch(
+    tmp: Path, extra: list[str], how: int = signal.SIGKILL, timeout_s: float = TIMEOUT_S
+) -> dict:
+    """Two nodes; once rank 0's node has recorded a step into the second epoch (the first epoch's
+    checkpoint is
+    written), the other node gets ``how`` whole, agent and workers (SIGKILL: it dies and its connections
+    close;
+    SIGSTOP: it hangs with them open). Returns where the record is, the run, the survivor's exit code and
+    how many seconds it took to exit."""
     pa, pb, a, b = two_nodes(tmp, extra, timeout_s=timeout_s)
     home = None
     end = time.time() + 240
@@ -165,7 +230,7 @@ def kill_mid_epoch(tmp: Path, extra: list[str], how: int = signal.SIGKILL, timeo
     survivor, victim = (pa, pb) if home == a else (pb, pa)
     run_id = record(home)[0]["id"]
     step, steps_per_epoch = 0, None
-    while time.time() < end:                   # into the second epoch: the first epoch's checkpoint exists
+    while time.time() < end:  # into the second epoch: the first epoch's checkpoint exists
         info = json.loads(record(home)[0]["result"] or "{}").get("info") or {}
         steps_per_epoch = info.get("steps_per_epoch")
         with sqlite3.connect(home / "archscope.sqlite") as conn:
@@ -174,19 +239,25 @@ def kill_mid_epoch(tmp: Path, extra: list[str], how: int = signal.SIGKILL, timeo
             break
         time.sleep(0.1)
     victims = [*descendants(victim.pid), victim.pid]
-    for pid in victims:                        # the other node dies (or hangs) mid-epoch: agent and workers
+    for pid in victims:  # the other node dies (or hangs) mid-epoch: agent and workers
         os.kill(pid, how)
     t = time.monotonic()
     try:
         code = survivor.wait(timeout_s + 60)
     finally:
-        for pid in victims:                    # a hung node is ended too, once measured
+        for pid in victims:  # a hung node is ended too, once measured
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-    return {"home": home, "run_id": run_id, "killed_at_step": step, "steps_per_epoch": steps_per_epoch,
-            "survivor_exit_code": code, "survivor_exit_s": round(time.monotonic() - t, 2)}
+    return {
+        "home": home,
+        "run_id": run_id,
+        "killed_at_step": step,
+        "steps_per_epoch": steps_per_epoch,
+        "survivor_exit_code": code,
+        "survivor_exit_s": round(time.monotonic() - t, 2),
+    }
 
 
 @pytest.mark.slow
@@ -201,14 +272,22 @@ def test_a_killed_node_fails_the_run_in_bounded_time_and_resume_finishes_it(tmp_
     assert run["status"] == "failed" and "another rank of this run stopped answering" in run["error"]
     assert f"--resume {run_id}" in run["error"]
     env = {**os.environ, "ARCHSCOPE_DATA_DIR": str(home)}
-    out = subprocess.run([sys.executable, "-W", "ignore", "-m", "core.runs", "train", "--quiet", "--resume", str(run_id)],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-W", "ignore", "-m", "core.runs", "train", "--quiet", "--resume", str(run_id)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     run = record(home)[0]
     result = json.loads(run["result"])
-    assert run["status"] == "done" and result["epochs_done"] == 2 and result["info"]["resumed_from_epoch"] == 1
+    assert (
+        run["status"] == "done" and result["epochs_done"] == 2 and result["info"]["resumed_from_epoch"] == 1
+    )
     epochs = [e for e, n, _ in val_metrics(home, run_id) if n == "val_top1"]
-    assert epochs == [0, 1]                    # each epoch's validation once: nothing lost, nothing twice
+    assert epochs == [0, 1]  # each epoch's validation once: nothing lost, nothing twice
 
 
 @pytest.mark.slow
@@ -219,4 +298,4 @@ def test_a_hung_node_ends_the_others_after_the_timeout(tmp_path):
     print(json.dumps({k: v for k, v in hung.items() if k != "home"}))
     assert hung["survivor_exit_code"] != 0 and 15 <= hung["survivor_exit_s"] < 15 + 30
     run = record(hung["home"])[0]
-    assert run["status"] == "failed" and "Timed out waiting 15000ms" in run["error"]    # gloo's own words
+    assert run["status"] == "failed" and "Timed out waiting 15000ms" in run["error"]  # gloo's own words

@@ -1,7 +1,9 @@
-"""One preprocessing, defined once (core/data/pixels.py): every path that feeds a model an image (training's decoded
-cache and normaliser, evaluation and the ONNX export, "try an image", the bundle's Predictor, and the bundle's plain
-predict.py and predict_onnx.py, which carry pixels.py verbatim) gives the same input tensor for the same odd
-image, to the last bit."""
+"""One preprocessing, defined once (core/data/pixels.py): every path that feeds a model an image
+(training's decoded
+cache and normaliser, evaluation and the ONNX export, "try an image", the bundle's Predictor, and the
+bundle's plain predict.py and predict_onnx.py, which carry pixels.py verbatim) gives the same input tensor
+for the same odd image, to the last bit."""
+
 import importlib.util
 import sys
 from pathlib import Path
@@ -23,13 +25,16 @@ MEAN, STD = (0.5, 0.4, 0.3), (0.25, 0.2, 0.15)
 
 
 def odd_images(folder: Path) -> dict[str, Path]:
-    """16-bit greyscale, a palette with a transparent index, CMYK, an EXIF-rotated photo and a 1 x 40 sliver."""
+    """16-bit greyscale, a palette with a transparent index, CMYK, an EXIF-rotated photo and a 1 x 40
+    sliver."""
     rng = np.random.default_rng(0)
     out = {}
     grey16 = Image.fromarray((rng.integers(0, 65535, (48, 40))).astype(np.uint16))
     assert grey16.mode in ("I;16", "I")
     out["16-bit.png"] = grey16
-    pal = Image.fromarray(rng.integers(0, 255, (40, 52, 3)).astype(np.uint8)).convert("P", palette=Image.ADAPTIVE)
+    pal = Image.fromarray(rng.integers(0, 255, (40, 52, 3)).astype(np.uint8)).convert(
+        "P", palette=Image.ADAPTIVE
+    )
     pal.info["transparency"] = 3
     out["palette-alpha.png"] = pal
     out["cmyk.jpg"] = Image.fromarray(rng.integers(0, 255, (44, 36, 4)).astype(np.uint8), "CMYK")
@@ -74,16 +79,20 @@ def paths_inputs(images, tmp_path_factory) -> dict[str, dict[str, np.ndarray]]:
     model.pretrained_cfg = {"mean": MEAN, "std": STD}
     normalizer = Normalizer(model, torch.device("cpu"), channels_last=False)
     names = sorted(images)
-    cached = decoded(images[names[0]].parent, names, SIZE, on_disk=True)           # training's decoded cache
+    cached = decoded(images[names[0]].parent, names, SIZE, on_disk=True)  # training's decoded cache
     training = normalizer(cached).numpy()
-    export_dir = bundle.export(folder / "run", torch.nn.Linear(2, 2), "test_resnet", ("a", "b"), SIZE, MEAN, STD)
-    predictor = bundle.Predictor.__new__(bundle.Predictor)                          # its preprocessing, not a model
+    export_dir = bundle.export(
+        folder / "run", torch.nn.Linear(2, 2), "test_resnet", ("a", "b"), SIZE, MEAN, STD
+    )
+    predictor = bundle.Predictor.__new__(bundle.Predictor)  # its preprocessing, not a model
     predictor.meta = __import__("json").loads((export_dir / "bundle.json").read_text())
     predictor.preprocessing = Preprocessing.from_dict(predictor.meta["preprocessing"])
-    predict_py = load_script((export_dir / "predict.py").read_text().replace("import timm\n", ""), "bundle_predict",
-                             folder)
-    predict_onnx = load_script(predict_script().replace("import onnxruntime as ort\n", ""), "bundle_predict_onnx",
-                               folder)
+    predict_py = load_script(
+        (export_dir / "predict.py").read_text().replace("import timm\n", ""), "bundle_predict", folder
+    )
+    predict_onnx = load_script(
+        predict_script().replace("import onnxruntime as ort\n", ""), "bundle_predict_onnx", folder
+    )
     out: dict[str, dict[str, np.ndarray]] = {}
     for i, name in enumerate(names):
         path = images[name]
@@ -102,8 +111,9 @@ def paths_inputs(images, tmp_path_factory) -> dict[str, dict[str, np.ndarray]]:
     return out
 
 
-@pytest.mark.parametrize("name", ["16-bit.png", "palette-alpha.png", "cmyk.jpg", "exif-rotated.jpg",
-                                  "sliver-1x40.png"])
+@pytest.mark.parametrize(
+    "name", ["16-bit.png", "palette-alpha.png", "cmyk.jpg", "exif-rotated.jpg", "sliver-1x40.png"]
+)
 def test_every_path_feeds_the_model_the_same_tensor(paths_inputs, name):
     inputs = paths_inputs[name]
     reference = inputs["training (decoded cache + Normalizer)"]
@@ -114,19 +124,22 @@ def test_every_path_feeds_the_model_the_same_tensor(paths_inputs, name):
 
 
 def test_sixteen_bit_is_scaled_not_clipped(images):
-    """The bug this replaced: Pillow's convert('RGB') clips 16-bit values to 255, so the picture came out nearly
-    white in predict_onnx.py while training saw it scaled. Its mean now sits near mid-grey, as the data does."""
+    """The bug this replaced: Pillow's convert('RGB') clips 16-bit values to 255, so the picture came out
+    nearly
+    white in predict_onnx.py while training saw it scaled. Its mean now sits near mid-grey, as the data
+    does."""
     x = Preprocessing(SIZE, (0, 0, 0), (1, 1, 1)).array(images["16-bit.png"])
     assert 0.35 < float(x.mean()) < 0.65
     with Image.open(images["16-bit.png"]) as img:
         clipped = np.asarray(img.convert("RGB"), np.float32) / 255
-    assert clipped.mean() > 0.95                                  # what the old script fed the model
+    assert clipped.mean() > 0.95  # what the old script fed the model
 
 
 def test_exif_rotation_swaps_the_sides_everywhere(images):
     with Image.open(images["exif-rotated.jpg"]) as img:
         assert img.size == (60, 30)
     from core.data.pixels import upright
+
     with Image.open(images["exif-rotated.jpg"]) as img:
         assert upright(img).size == (30, 60)
 
@@ -135,6 +148,7 @@ def test_the_bundled_scripts_carry_pixels_verbatim():
     import inspect
 
     from core.data import pixels
+
     body = inspect.getsource(pixels).split('"""', 2)[2].strip()
     for script in (embed_pixels(bundle.PREDICT), predict_script()):
         assert body in script and "from core." not in script and "import core" not in script
@@ -143,7 +157,8 @@ def test_the_bundled_scripts_carry_pixels_verbatim():
 
 def test_preprocessing_record_round_trips():
     import timm
-    pre = Preprocessing.for_model("inception_v3", 96)                  # timm's Inception uses 0.5 / 0.5
+
+    pre = Preprocessing.for_model("inception_v3", 96)  # timm's Inception uses 0.5 / 0.5
     assert pre.mean == (0.5, 0.5, 0.5) and pre.std == (0.5, 0.5, 0.5)
     assert Preprocessing.from_dict(pre.to_dict()) == pre
     # what training reads off the built model is what an export reads off the architecture's name

@@ -1,4 +1,5 @@
 """Published counts: torchvision's metadata, and ResNets rebuilt from the registry's own blocks."""
+
 import pytest
 import torchvision
 from torch import nn
@@ -9,12 +10,15 @@ from core.measure.profiling import profile_module
 MATMUL_OPS = ("conv", "linear")
 
 
-@pytest.mark.parametrize("name,params,gmacs", [
-    ("resnet18", 11_689_512, 1.814),      # torchvision ResNet18_Weights.IMAGENET1K_V1.meta
-    ("resnet50", 25_557_032, 4.089),
-    ("mobilenet_v2", 3_504_872, 0.301),
-    ("efficientnet_b0", 5_288_548, 0.386),
-])
+@pytest.mark.parametrize(
+    "name,params,gmacs",
+    [
+        ("resnet18", 11_689_512, 1.814),  # torchvision ResNet18_Weights.IMAGENET1K_V1.meta
+        ("resnet50", 25_557_032, 4.089),
+        ("mobilenet_v2", 3_504_872, 0.301),
+        ("efficientnet_b0", 5_288_548, 0.386),
+    ],
+)
 def test_torchvision_params_and_conv_linear_macs(name, params, gmacs):
     model = torchvision.models.get_model(name)
     prof = profile_module(model, (1, 3, 224, 224), time_it=False)
@@ -33,20 +37,27 @@ def test_metadata_is_what_we_compare_against():
 def resnet_from_blocks(block: str, layers: list[int]) -> nn.Module:
     """A torchvision-style ResNet whose stages are built only from registry blocks."""
     expansion = 4 if block == "resnet_bottleneck" else 1
-    stem = nn.Sequential(nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1))
+    stem = nn.Sequential(
+        nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1)
+    )
     stages, c_in = [], 64
     for i, n in enumerate(layers):
-        c_out = 64 * 2 ** i * expansion
+        c_out = 64 * 2**i * expansion
         for j in range(n):
-            stages.append(create_block(block, in_chs=c_in, out_chs=c_out, stride=2 if (j == 0 and i > 0) else 1))
+            stages.append(
+                create_block(block, in_chs=c_in, out_chs=c_out, stride=2 if (j == 0 and i > 0) else 1)
+            )
             c_in = c_out
     return nn.Sequential(stem, *stages, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, 1000))
 
 
-@pytest.mark.parametrize("block,layers,params,gmacs", [
-    ("resnet_basic", [2, 2, 2, 2], 11_689_512, 1.814),
-    ("resnet_bottleneck", [3, 4, 6, 3], 25_557_032, 4.089),
-])
+@pytest.mark.parametrize(
+    "block,layers,params,gmacs",
+    [
+        ("resnet_basic", [2, 2, 2, 2], 11_689_512, 1.814),
+        ("resnet_bottleneck", [3, 4, 6, 3], 25_557_032, 4.089),
+    ],
+)
 def test_registry_blocks_rebuild_published_resnets(block, layers, params, gmacs):
     prof = profile_module(resnet_from_blocks(block, layers), (1, 3, 224, 224), time_it=False)
     assert prof.params == params

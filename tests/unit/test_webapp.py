@@ -1,5 +1,6 @@
-"""What app.py's server adds (core/web/server.py): which addresses need a token, the token that is made when none is
-given, the phone link, and the bench's files served by name only."""
+"""What app.py's server adds (core/web/server.py): which addresses need a token, the token that is made
+when none is given, the phone link, and the bench's files served by name only."""
+
 import asyncio
 import threading
 
@@ -9,14 +10,16 @@ from core.web import server as webapp
 def test_a_token_is_asked_for_beyond_loopback_and_made_when_none_is_given(monkeypatch):
     monkeypatch.delenv(webapp.TOKEN_ENV, raising=False)
     for address in ("127.0.0.1", "localhost", "::1", "127.0.0.2"):
-        assert webapp.is_loopback(address) and webapp.access_token(address) == ""        # the default: no token
+        assert webapp.is_loopback(address) and webapp.access_token(address) == ""  # the default: no token
     made = webapp.access_token("0.0.0.0")
-    assert len(made) >= 20 and webapp.access_token("0.0.0.0") == made                   # made once, then kept
+    assert len(made) >= 20 and webapp.access_token("0.0.0.0") == made  # made once, then kept
     monkeypatch.setenv(webapp.TOKEN_ENV, "chosen")
     assert webapp.access_token("127.0.0.1") == "chosen" == webapp.access_token("192.168.1.5")
     assert webapp.phone_url("192.168.1.5", 8501, "abc") == "http://192.168.1.5:8501/?token=abc"
     assert webapp.phone_url("0.0.0.0", 8501, "abc").endswith(":8501/?token=abc")
-    assert not webapp.is_loopback("") and not webapp.is_loopback("0.0.0.0")           # Streamlit's unset: every interface
+    assert not webapp.is_loopback("") and not webapp.is_loopback(
+        "0.0.0.0"
+    )  # Streamlit's unset: every interface
 
 
 def test_the_guard_answers_before_the_app(monkeypatch):
@@ -34,6 +37,7 @@ def test_the_guard_answers_before_the_app(monkeypatch):
 
         async def send(message):
             sent.append(message)
+
         headers = [(b"cookie", cookie.encode())] if cookie else []
         scope = {"type": kind, "path": path, "query_string": query, "headers": headers}
         # a thread of its own: an earlier test in this process may have left an asyncio loop running here

@@ -1,4 +1,6 @@
-"""Weights sources (the offline ImageNet weights really classify a photo) and the recipes' freezing and LRs."""
+"""Weights sources (the offline ImageNet weights really classify a photo) and the recipes' freezing and
+LRs."""
+
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,7 @@ from core.finetune.config import RECIPES
 from core.finetune.weights import WeightsError, create, load_into, offline_state_dict, read_state_dict
 
 CAT = Path(__file__).resolve().parents[2] / "assets" / "chelsea_cat.png"
-CAT_CLASSES = {281, 282, 283, 284, 285}   # tabby, tiger cat, Persian, Siamese, Egyptian cat
+CAT_CLASSES = {281, 282, 283, 284, 285}  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 
 
 def test_offline_weights_are_imagenet_trained():
@@ -21,7 +23,9 @@ def test_offline_weights_are_imagenet_trained():
     report = load_into(model, offline_state_dict(), "offline")
     assert report.loaded == 296 and not report.missing and not report.mismatched
     x = torch.from_numpy(load_resized(CAT, 224)).float().div(255)
-    x = (x - torch.tensor([0.485, 0.456, 0.406])[:, None, None]) / torch.tensor([0.229, 0.224, 0.225])[:, None, None]
+    x = (x - torch.tensor([0.485, 0.456, 0.406])[:, None, None]) / torch.tensor([0.229, 0.224, 0.225])[
+        :, None, None
+    ]
     with torch.no_grad():
         probs = model(x[None]).softmax(-1)[0]
     top = int(probs.argmax())
@@ -113,5 +117,11 @@ def test_discriminative_lrs_fall_from_head_to_stem():
 
 def test_recipe_recommender_uses_the_lecture_table():
     from core.zoo.recommend import recipe_for
+
     assert [recipe_for(n).engine_recipe for n in (10, 500, 5_000, 50_000, 10**6)] == [
-        "linear_probe", "finetune_top", "finetune_full", "finetune_full", "scratch"]
+        "linear_probe",
+        "finetune_top",
+        "finetune_full",
+        "finetune_full",
+        "scratch",
+    ]
