@@ -25,7 +25,7 @@ from pathlib import Path
 
 from _common import emit, environment, parser
 
-from tests.e2e.conftest import CHROMIUM, FLAGS, serve, wait_idle
+from benchmarks.harness import CHROMIUM, FLAGS, serve, wait_idle
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_RATIO = 1.5

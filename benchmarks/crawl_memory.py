@@ -14,7 +14,7 @@ from pathlib import Path
 
 from _common import emit, environment, parser
 
-from tests.e2e.conftest import CHROMIUM, FLAGS, SERVERS, serve, wait_idle
+from benchmarks.harness import CHROMIUM, FLAGS, SERVERS, serve, wait_idle
 
 TABS = {
     "/": ["Explore", "Compare", "Roofline", "Deploy", "Lecture's numbers", "Gradient flow"],

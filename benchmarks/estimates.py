@@ -64,8 +64,8 @@ def stage_jobs() -> dict[str, list[int]]:
     # the seeded runs hold 24 training images, under int8's 32 for calibration: two runs of 12 a class (36
     # train)
     # are made to export with int8, as a user's would be
+    from benchmarks.harness import TINY
     from core.runs.cli import train
-    from tests.seed import TINY
 
     exportable = []
     for i in range(2):

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from _common import emit, environment, parser
 
-from tests.e2e.conftest import CHROMIUM, FLAGS, serve
+from benchmarks.harness import CHROMIUM, FLAGS, serve
 
 PAGES = {
     "Block explorer": "/",

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from _common import emit, environment, parser
 
-from tests.e2e.conftest import CHROMIUM, FLAGS, SERVERS, serve, wait_idle
+from benchmarks.harness import CHROMIUM, FLAGS, SERVERS, serve, wait_idle
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_PCT = 1.0

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from _common import emit, environment, parser
 
-from tests.unit.test_multinode import ARGS, ROOT, TIMEOUT_S, TORCHRUN, kill_mid_epoch, record, two_nodes
+from benchmarks.multinode_driver import ARGS, ROOT, TIMEOUT_S, TORCHRUN, kill_mid_epoch, record, two_nodes
 
 
 def metrics(data: Path, run_id: int) -> dict[str, list[float]]:

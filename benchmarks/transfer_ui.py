@@ -19,10 +19,10 @@ os.environ["ARCHSCOPE_DATA_DIR"] = tempfile.mkdtemp(prefix="archscope-ui-bench-"
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.harness import CHROMIUM, FLAGS, free_port  # noqa: E402
 from core import jobs, runs  # noqa: E402
 from core.finetune.config import TrainConfig  # noqa: E402
 from core.runs import experiment  # noqa: E402
-from tests.e2e.conftest import CHROMIUM, FLAGS, _free_port  # noqa: E402
 
 
 def fake_run(status: str, steps: int, epochs: int) -> int:
@@ -51,7 +51,7 @@ def fake_run(status: str, steps: int, epochs: int) -> int:
 
 
 def server() -> tuple[subprocess.Popen, str]:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)],
         cwd=ROOT,

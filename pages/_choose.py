@@ -9,8 +9,8 @@ import streamlit as st
 from core import jobs
 from core.finetune.weights import OFFLINE_ARCH
 from core.measure.settings import Setting
-from core.present import fmt, lecture
-from core.zoo import leaderboard, recommend
+from core.present import fmt
+from core.zoo import leaderboard, lecture, recommend
 from core.zoo import worker as measure_worker
 from core.zoo.catalog import BackboneError, default_accuracy
 from core.zoo.measure import one_per_model, results_frame

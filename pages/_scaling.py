@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core import jobs
+from core.errors import first_line
 from core.present import fmt, plots
 from core.zoo import scaling
 from pages._widgets import chart, current_settings, job_progress_bar, table
@@ -109,7 +110,7 @@ def scaled_latency(s: scaling.Scaling, phi: float) -> None:
         timed = time_settled(model, (1, 3, res, res), **setting.profile_kwargs(), on_round=on_round)
     except Exception as err:  # noqa: BLE001  the budget's refusal or a failed forward, in words
         bar.empty()
-        st.error(f"Cannot time this network here: {fmt.md(fmt.first_line(err))}")
+        st.error(f"Cannot time this network here: {fmt.md(first_line(err))}")
         return
     bar.empty()
     params = sum(p.numel() for p in model.parameters())

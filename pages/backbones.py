@@ -14,8 +14,8 @@ from core.deploy import job as deploy_job
 from core.deploy import report
 from core.deploy.deployable import Deployable
 from core.measure.settings import Setting
-from core.present import deploy_plots, fmt, lecture, plots
-from core.zoo import layers
+from core.present import deploy_plots, fmt, plots
+from core.zoo import layers, lecture
 from core.zoo import worker as measure_worker
 from core.zoo.catalog import (
     CURATED,

@@ -21,7 +21,7 @@ from core.blocks import (
 )
 from core.blocks import compare as cmp
 from core.blocks.registry import INT_FIELDS
-from core.measure import budget
+from core.measure import budget, layercost
 from core.measure.counting import CrossCheck, cross_check, fvcore_macs
 from core.measure.profiling import Profile, ProfileError, forward_peak_memory, profile_module, time_settled
 from core.measure.settings import Setting
@@ -231,10 +231,30 @@ def explore(settings: Setting) -> None:
     st.markdown(f"Output shape **{' x '.join(map(str, prof.output_shape))}** · this configuration {skip}.")
     show_formula(cost, prof)
     st.markdown("**Per-layer breakdown**")  # full width: its columns are never cut off
-    table(prof.per_layer, width="stretch")
+    table(layer_table(prof.per_layer), width="stretch")
     show_counter_notes(prof, block, items, shape)
     with timed:
         latency_view(block, items, shape, prof.flops, settings)
+
+
+# the per-layer record's fields as this page names them (core.measure.layercost keeps the data names)
+LAYER_LABELS = {
+    "module": "layer",
+    "op": "type",
+    "kind": "kind",
+    "output_shape": "output shape",
+    "params": "params",
+    "macs": "MACs",
+    "bytes": "bytes moved",
+    "output_bytes": "output KiB",
+}
+
+
+def layer_table(costs: tuple) -> pd.DataFrame:
+    shown = layercost.frame(costs)[list(LAYER_LABELS)]
+    shown["output_bytes"] = (shown["output_bytes"] / 1024).round(1)
+    shown["module"] = shown["module"].replace("", "(block)")
+    return shown.rename(columns=LAYER_LABELS)
 
 
 def show_counter_notes(

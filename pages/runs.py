@@ -12,6 +12,7 @@ from core import jobs
 from core.config import data_dir
 from core.data import usage
 from core.data.images import open_image, thumbnail
+from core.errors import first_line
 from core.finetune.bundle import BEST_RULE, Predictor
 from core.finetune.config import TrainConfig
 from core.jobs.store import StoreError
@@ -455,7 +456,7 @@ def run_files_shown(run: runs.Run) -> Iterator[None]:
     except (OSError, ValueError, KeyError, RuntimeError) as err:
         st.warning(
             fmt.md(
-                f"Run {run.id}'s files cannot be read ({type(err).__name__}: {fmt.first_line(err)}). "
+                f"Run {run.id}'s files cannot be read ({type(err).__name__}: {first_line(err)}). "
                 f"Its folder is {runs.folder(run)}."
             )
         )
@@ -499,7 +500,7 @@ def try_image(run: runs.Run) -> None:
     try:
         top = Predictor(run.result["export_dir"]).top_k(image, 5)
     except (ValueError, OSError) as err:  # the same limits as training (core.data.images), and a lost bundle
-        st.error(f"That image cannot be classified: {fmt.md(fmt.first_line(err))}")
+        st.error(f"That image cannot be classified: {fmt.md(first_line(err))}")
         return
     st.image(image, width=160)
     chart(

@@ -17,25 +17,12 @@ import threading
 import time
 from pathlib import Path
 
+from benchmarks.harness import TINY
+
 # user text that Markdown, LaTeX, Streamlit directives or HTML would act on: every page must show it literally
 NASTY_NAME = (
     '**bold** $x^2$ :red-background[red] ![img](http://127.0.0.1:9/x.png) <a href="http://127.0.0.1:9">a</a>'
 )
-TINY = [
-    "--data",
-    "demo",
-    "--demo-per-class",
-    "8",
-    "--demo-size",
-    "64",
-    "--image-size",
-    "64",
-    "--batch-size",
-    "16",
-    "--threads",
-    "1",
-    "--quiet",
-]
 MODELS = ("mobilenetv3_small_100", "resnet18")
 RESOLUTIONS = (64, 96)
 DEPLOY_RUNTIMES = ("eager", "onnx", "onnx-int8")

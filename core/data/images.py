@@ -24,7 +24,7 @@ from core.data.pixels import (  # noqa: F401  (re-exported)
     to_rgb8,
     upright,
 )
-from core.present.fmt import first_line
+from core.errors import first_line
 
 ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "BMP", "GIF", "WEBP", "TIFF"})
 MAX_PIXELS = 50_000_000

@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 from core.data.errors import DatasetError
 from core.data.folders import publish
 from core.data.names import Register
-from core.present.fmt import first_line
+from core.errors import first_line
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from core.config import data_dir
 from core.data.errors import DatasetError
-from core.present.fmt import first_line
+from core.errors import first_line
 
 
 def _write(path: Path, data: bytes) -> None:

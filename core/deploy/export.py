@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from core.deploy import DeployError
-from core.present.fmt import first_line
+from core.errors import first_line
 
 OPSET = 18
 INPUT, OUTPUT = "input", "output"

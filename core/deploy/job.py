@@ -11,7 +11,7 @@ from core import jobs
 from core.deploy.deployable import Deployable
 from core.deploy.measure import cached, measure_group
 from core.deploy.targets import SERVER, keys, parse_targets
-from core.present.fmt import first_line
+from core.errors import first_line
 
 KIND = "deploy"
 MODULE = "core.deploy.job"

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from core.deploy import DeployError
-from core.present.fmt import first_line
+from core.errors import first_line
 
 ISA_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "avx512f", "avx2")
 

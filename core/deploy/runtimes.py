@@ -25,7 +25,7 @@ from core.deploy import parity as par
 from core.deploy.export import export
 from core.deploy.quantize import quantize
 from core.deploy.targets import SERVER, get_target, keys, label_of, register_target
-from core.present.fmt import first_line
+from core.errors import first_line
 
 COMPILE_TIMEOUT_S = 300.0
 
@@ -57,8 +57,8 @@ Preparer = Callable[[Context], "Prepared"]
 @dataclass(frozen=True)
 class ServerAdapter:
     """How a server target is prepared (``prepare(context)``: export, compile, quantize, timed apart) and
-    timed: the ``call`` it returns is timed by ``core.deploy.measure`` with the one timer, interleaved round by
-    round against PyTorch eager, at the same threads."""
+    timed: the ``call`` it returns is timed by ``core.deploy.measure`` with the one timer, interleaved
+    round by round against PyTorch eager, at the same threads."""
 
     prepare: Preparer
 

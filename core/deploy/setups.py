@@ -1,6 +1,6 @@
 """The browser targets: onnxruntime-web 1.30 in the visitor's browser (``assets/bench``), one page load per
-setup, since ONNX Runtime Web fixes its backend and WASM thread count when it starts. Each is an entry of the one
-registry (``core.deploy.targets``) with an adapter that tells the bench page what to start."""
+setup, since ONNX Runtime Web fixes its backend and WASM thread count when it starts. Each is an entry of
+the one registry (``core.deploy.targets``) with an adapter that tells the bench page what to start."""
 
 from __future__ import annotations
 

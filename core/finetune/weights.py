@@ -9,7 +9,7 @@ import timm
 import torch
 from torch import nn
 
-from core.present.fmt import first_line
+from core.errors import first_line
 
 OFFLINE_ARCH = "efficientnet_lite0"
 SOURCES = ("hub", "offline", "random")

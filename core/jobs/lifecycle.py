@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from core.config import data_dir
+from core.errors import first_line
 from core.jobs.estimates import UNLIKE_STEPS, checkpoint_due, remaining
 from core.jobs.store import connect
-from core.present.fmt import first_line
 
 ROOT = Path(__file__).resolve().parents[2]
 ACTIVE = ("queued", "running")

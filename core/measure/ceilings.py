@@ -22,11 +22,11 @@ from typing import Any
 
 import torch
 
+from core.errors import first_line
 from core.measure.caches import data_caches, level_of
 from core.measure.profiling import ProfileError, device_name, resolve_device
 from core.measure.settings import Setting, threads_for
 from core.measure.timing import time_call
-from core.present.fmt import first_line
 
 ELEMENT_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
 

@@ -7,15 +7,15 @@ import platform
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-import pandas as pd
 import torch
 from torch import nn
 
+from core.errors import first_line
 from core.measure import budget
 from core.measure.counting import CrossCheck, MacCount, cross_check, fvcore_macs
+from core.measure.layercost import LayerCost, kind_of
 from core.measure.settings import MEMORY_FORMATS, autocast_dtype, threads_for
 from core.measure.timing import Interleaved, LatencyStats, time_call, time_interleaved
-from core.present.fmt import first_line
 
 
 class ProfileError(RuntimeError):
@@ -61,7 +61,7 @@ class Profile:
     activation_precision: str  # the autocast the outputs were counted under (dtypes per layer follow it)
     peak_memory_bytes: int | None
     output_shape: tuple[int, ...]
-    per_layer: pd.DataFrame
+    per_layer: tuple[LayerCost, ...]  # one record per leaf module, untimed
     env: Env
 
     @property
@@ -121,13 +121,18 @@ def _leaf_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 def _per_layer(
     model: nn.Module, x: torch.Tensor, macs: MacCount, precision: str = "fp32"
-) -> tuple[pd.DataFrame, int]:
-    """One row per leaf module: type, output shape, own params, MACs, output bytes. Runs on the CPU under the
+) -> tuple[tuple[LayerCost, ...], int]:
+    """One record per leaf module (``LayerCost``, untimed): op, kind, output shape, own params, MACs, the
+    bytes it moves (inputs, output and own weights once) and its output's bytes. Runs on the CPU under the
     precision's autocast, so each output has the dtype it would have there (bf16 convs, fp32 norms)."""
-    outputs: dict[str, torch.Tensor] = {}
+    seen: dict[str, tuple[int, torch.Tensor]] = {}  # module -> (input bytes, output)
     leaves = _leaf_modules(model)
     hooks = [
-        m.register_forward_hook(lambda _m, _i, out, name=name: outputs.__setitem__(name, out))
+        m.register_forward_hook(
+            lambda _m, args, out, name=name: seen.__setitem__(
+                name, (sum(a.numel() * a.element_size() for a in args if isinstance(a, torch.Tensor)), out)
+            )
+        )
         for name, m in leaves
         if name
     ]
@@ -137,23 +142,25 @@ def _per_layer(
     finally:
         for h in hooks:
             h.remove()
-    rows = []
+    costs = []
     for name, m in leaves:
-        out = outputs.get(name)
-        is_tensor = isinstance(out, torch.Tensor)
-        rows.append(
-            {
-                "layer": name or "(block)",
-                "type": type(m).__name__,
-                "output shape": "x".join(map(str, out.shape)) if is_tensor else "",
-                "params": sum(p.numel() for p in m.parameters(recurse=False)),
-                "MACs": macs.by_module.get(name, 0) if name else 0,
-                "output KiB": round(out.numel() * out.element_size() / 1024, 1) if is_tensor else 0.0,
-            }
+        in_bytes, out = seen.get(name, (0, None))
+        out_bytes = out.numel() * out.element_size() if isinstance(out, torch.Tensor) else 0
+        own = list(m.parameters(recurse=False))
+        costs.append(
+            LayerCost(
+                name,
+                type(m).__name__,
+                kind_of(m),
+                tuple(out.shape) if isinstance(out, torch.Tensor) else (),
+                sum(p.numel() for p in own),
+                macs.by_module.get(name, 0) if name else 0,
+                in_bytes + out_bytes + sum(p.numel() * p.element_size() for p in own),
+                out_bytes,
+            )
         )
-    frame = pd.DataFrame(rows, columns=["layer", "type", "output shape", "params", "MACs", "output KiB"])
-    activation = sum(o.numel() * o.element_size() for o in outputs.values() if isinstance(o, torch.Tensor))
-    return frame, int(activation)
+    activation = sum(o.numel() * o.element_size() for _, o in seen.values() if isinstance(o, torch.Tensor))
+    return tuple(costs), int(activation)
 
 
 def _peak_memory(model: nn.Module, x: torch.Tensor, dev: torch.device, precision: str) -> int | None:

@@ -25,23 +25,12 @@ from torch import nn
 from core.measure.attribution import Attribution, attribute
 from core.measure.ceilings import ELEMENT_BYTES, Ceilings
 from core.measure.counting import fvcore_macs
+from core.measure.layercost import KINDS, LayerCost, LayerTime, is_attention, kind_of  # noqa: F401  (KINDS: re-exported)
 from core.measure.profiling import autocast_for, resolve_device
 from core.measure.settings import Setting, threads_for
 from core.measure.timing import time_call
 
 BYTES_FORMULA = "bytes = (input + output + weight elements) × bytes per element; intensity = 2·MACs / bytes"
-
-KINDS = (
-    "dense k×k conv",
-    "depthwise conv",
-    "1×1 pointwise conv",
-    "norm",
-    "activation",
-    "pooling",
-    "linear",
-    "attention",
-    "other",
-)
 
 
 def layer_bytes(in_elems: int, out_elems: int, weight_elems: int, precision: str) -> int:
@@ -92,50 +81,6 @@ def roof_verdict(kind: str, macs: int, nbytes: int, seconds: float, ceilings: Ce
     return level, f"above every measured ceiling: {why}"
 
 
-def kind_of(module: nn.Module) -> str:
-    """The layer kind the roofline colours by."""
-    name = type(module).__name__
-    if isinstance(module, nn.Conv2d):
-        if module.groups > 1 and module.groups == module.in_channels:
-            return "depthwise conv"
-        if module.kernel_size == (1, 1):
-            return "1×1 pointwise conv"
-        return "dense k×k conv"
-    if isinstance(module, nn.Linear):
-        return "linear"
-    if _is_attention(module):
-        return "attention"
-    if "Norm" in name:  # timm's BatchNormAct2d (norm + activation) counts as norm
-        return "norm"
-    if "Pool" in name:
-        return "pooling"
-    if isinstance(
-        module,
-        (
-            nn.ReLU,
-            nn.ReLU6,
-            nn.GELU,
-            nn.SiLU,
-            nn.Hardswish,
-            nn.Hardsigmoid,
-            nn.Sigmoid,
-            nn.Tanh,
-            nn.LeakyReLU,
-            nn.ELU,
-            nn.Mish,
-        ),
-    ) or name.endswith(("Act", "ReLU", "Swish", "Sigmoid")):
-        return "activation"
-    return "other"
-
-
-def _is_attention(module: nn.Module) -> bool:
-    """Self-attention, and squeeze-excite (channel attention): timed whole, as their forward does the pooling,
-    matmuls and gating between their children."""
-    name = type(module).__name__
-    return "Attention" in name or "SqueezeExcite" in name or name in ("SEModule", "EffectiveSEModule")
-
-
 def units(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """The layers timed one by one: attention (and squeeze-excite) modules and modules with weights of
     their own and children (timm's
@@ -146,13 +91,26 @@ def units(model: nn.Module) -> list[tuple[str, nn.Module]]:
     for name, m in model.named_modules():
         if skip and name.startswith(skip):
             continue
-        whole = _is_attention(m) or (list(m.children()) and any(True for _ in m.parameters(False)))
+        whole = is_attention(m) or (list(m.children()) and any(True for _ in m.parameters(False)))
         if whole and name:
             out.append((name, m))
             skip = (*skip, name + ".")
         elif not list(m.children()) and not isinstance(m, (nn.Identity, nn.Dropout)) and name:
             out.append((name, m))
     return out
+
+
+def _out(x: Any) -> tuple[int, tuple[int, ...], int]:
+    """A layer's output: elements, shape (of its first tensor) and bytes."""
+    first = (
+        x
+        if isinstance(x, torch.Tensor)
+        else next((v for v in x if isinstance(v, torch.Tensor)), None)
+        if isinstance(x, (tuple, list))
+        else None
+    )
+    nbytes = x.numel() * x.element_size() if isinstance(x, torch.Tensor) else 0
+    return _numel(x), tuple(first.shape) if first is not None else (), nbytes
 
 
 def _numel(x: Any) -> int:
@@ -171,6 +129,22 @@ def profile_layers(
     on_layer: Callable[[int, int, str], bool] | None = None,
     min_time_s: float = 0.05,
 ) -> pd.DataFrame:
+    """The roofline table of ``measure_layers``' records (one ``roof_row`` each), with the whole forward's
+    accounting in ``frame.attrs``."""
+    costs, attrs = measure_layers(model, input_shape, setting, ceilings, on_layer, min_time_s)
+    frame = pd.DataFrame([roof_row(c, ceilings) for c in costs], columns=COLUMNS)
+    frame.attrs.update(attrs, sum_ms=float(frame["alone ms"].sum()), timed=len(frame))
+    return frame
+
+
+def measure_layers(
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+    setting: Setting,
+    ceilings: Ceilings,
+    on_layer: Callable[[int, int, str], bool] | None = None,
+    min_time_s: float = 0.05,
+) -> tuple[list[LayerCost], dict[str, Any]]:
     """One row per layer: kind, MACs (fvcore), bytes, intensity, replayed latency, achieved GFLOP/s and GB/s,
     attainable time and bound, efficiency (attainable / measured). Each layer is timed alone on the input
     it got in a real forward (captured by hooks), with the same timer as the whole model. ``frame.attrs``
@@ -185,7 +159,7 @@ def profile_layers(
     model = model.to(dev, memory_format=fmt)
     x = x_cpu.to(dev).contiguous(memory_format=fmt)
     captured: dict[str, tuple[tuple, dict]] = {}
-    outputs: dict[str, int] = {}
+    outputs: dict[str, tuple[int, tuple[int, ...], int]] = {}  # elements, shape, bytes
     hooks = [
         m.register_forward_pre_hook(
             lambda _m, args, kwargs, n=n: captured.__setitem__(
@@ -196,10 +170,9 @@ def profile_layers(
         for n, m in layers
     ]
     hooks += [
-        m.register_forward_hook(lambda _m, _i, out, n=n: outputs.__setitem__(n, _numel(out)))
-        for n, m in layers
+        m.register_forward_hook(lambda _m, _i, out, n=n: outputs.__setitem__(n, _out(out))) for n, m in layers
     ]
-    rows = []
+    costs: list[LayerCost] = []
     with threads_for(setting.threads), torch.inference_mode(), autocast_for(dev, setting.precision):
         try:
             model(x)
@@ -224,38 +197,56 @@ def profile_layers(
             )
             layer_macs = sum(v for k, v in macs.items() if k == name or k.startswith(name + "."))
             weights = sum(p.numel() for p in m.parameters())
-            nbytes = layer_bytes(_numel(args), outputs.get(name, 0), weights, setting.precision)
-            best, bound = attainable_s(layer_macs, nbytes, ceilings)
-            secs = stats.median_ms / 1e3
-            level, verdict = roof_verdict(kind_of(m), layer_macs, nbytes, secs, ceilings)
-            rows.append(
-                {
-                    "layer": name,
-                    "type": type(m).__name__,
-                    "kind": kind_of(m),
-                    "MACs": layer_macs,
-                    "bytes": nbytes,
-                    "intensity FLOP/B": intensity(layer_macs, nbytes),
-                    "in forward ms": inside.inside(name),
-                    "alone ms": stats.median_ms,
-                    "GFLOP/s": 2 * layer_macs / secs / 1e9,
-                    "GB/s": nbytes / secs / 1e9,
-                    "attainable ms": best * 1e3,
-                    "bound": bound,
-                    "efficiency": best / secs,
-                    "level": level,
-                    "roof": verdict,
-                }
+            elems, shape, out_bytes = outputs.get(name, (0, (), 0))
+            cost = LayerCost(
+                name,
+                type(m).__name__,
+                kind_of(m),
+                shape,
+                weights,
+                layer_macs,
+                layer_bytes(_numel(args), elems, weights, setting.precision),
+                out_bytes,
+                (
+                    LayerTime("eager", "alone", stats.median_ms, setting.threads or 0, setting.precision),
+                    LayerTime(
+                        "eager", "in forward", inside.inside(name), setting.threads or 0, setting.precision
+                    ),
+                ),
             )
-    frame = pd.DataFrame(rows, columns=COLUMNS)
-    frame.attrs.update(
-        whole_ms=whole.median_ms,
-        sum_ms=float(frame["alone ms"].sum()),
-        layers=len(layers),
-        timed=len(frame),
+            costs.append(cost)
+    return costs, {
+        "whole_ms": whole.median_ms,
+        "layers": len(layers),
         **accounting(inside, [n for n, _ in layers]),
-    )
-    return frame
+    }
+
+
+def roof_row(cost: LayerCost, ceilings: Ceilings, target: str = "eager") -> dict[str, Any]:
+    """A layer's row of the roofline table, derived from its record and this machine's ceilings: intensity,
+    achieved GFLOP/s and GB/s from its time alone on ``target``, the roofline's attainable time and bound, the
+    efficiency, the level its working set fits and the verdict."""
+    alone = cost.time_ms(target, "alone") or 0.0
+    secs = alone / 1e3
+    best, bound = attainable_s(cost.macs, cost.bytes, ceilings)
+    level, verdict = roof_verdict(cost.kind, cost.macs, cost.bytes, secs, ceilings)
+    return {
+        "layer": cost.module,
+        "type": cost.op,
+        "kind": cost.kind,
+        "MACs": cost.macs,
+        "bytes": cost.bytes,
+        "intensity FLOP/B": intensity(cost.macs, cost.bytes),
+        "in forward ms": cost.time_ms(target, "in forward"),
+        "alone ms": alone,
+        "GFLOP/s": 2 * cost.macs / secs / 1e9 if secs else 0.0,
+        "GB/s": cost.bytes / secs / 1e9 if secs else 0.0,
+        "attainable ms": best * 1e3,
+        "bound": bound,
+        "efficiency": best / secs if secs else 0.0,
+        "level": level,
+        "roof": verdict,
+    }
 
 
 COLUMNS = [

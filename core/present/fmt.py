@@ -9,13 +9,6 @@ _JOINER = "\u2060"
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>$:&=^\"'])")
 
 
-def first_line(err: BaseException, limit: int | None = None) -> str:
-    """The first line of an exception's message (its type name when the message is empty)."""
-    lines = str(err).strip().splitlines()
-    text = lines[0] if lines else type(err).__name__
-    return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
-
-
 def md(text: object) -> str:
     """User text (a class, run or file name) shown literally inside Streamlit Markdown: every character that
     Markdown, LaTeX ($), Streamlit directives (:red[..]) or HTML could act on is backslash-escaped, and bare

@@ -8,7 +8,7 @@ import sys
 
 from core import jobs
 from core.deploy import DeployError
-from core.present.fmt import first_line
+from core.errors import first_line
 from core.runs.export import export_run
 
 KIND = "export-run"

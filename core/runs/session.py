@@ -19,12 +19,12 @@ import torch.distributed as dist
 
 from core.config import DataDirError
 from core.data.errors import DatasetError
+from core.errors import first_line
 from core.finetune.config import TrainConfig
 from core.finetune.weights import WeightsError
 from core.jobs.estimates import checkpoint_due, remaining
 from core.jobs.lifecycle import owner
 from core.jobs.store import StoreError
-from core.present.fmt import first_line
 from core.runs import record as runs
 from core.runs.record import RunBusy
 

@@ -12,8 +12,8 @@ import pandas as pd
 import torch
 from torch import nn
 
+from core.errors import first_line
 from core.measure import budget
-from core.present.fmt import first_line
 
 CURATED: tuple[str, ...] = (
     "resnet18",

@@ -10,12 +10,12 @@ import pandas as pd
 import torch
 from torch import nn
 
+from core.errors import first_line
 from core.jobs import store
 from core.measure import budget
 from core.measure.profiling import ProfileError, autocast_for, profile_module, resolve_device
 from core.measure.settings import Setting, threads_for
 from core.measure.timing import time_call
-from core.present.fmt import first_line
 from core.zoo.catalog import (
     BackboneError,
     build,

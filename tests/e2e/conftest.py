@@ -1,72 +1,11 @@
 """Starts the real app on a free local port and gives tests a headless Debian Chromium page."""
 
 import os
-import socket
-import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Iterator
 
 import pytest
 
-from core.deploy.browser import CHROMIUM  # the bench's own browser and flags: one list for both
-from core.deploy.browser import CHROMIUM_FLAGS as FLAGS
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-SERVERS: dict[str, int] = {}  # url -> the server's pid (a benchmark reads its memory)
-
-
-@contextmanager
-def serve(data_dir: str | Path, root: Path = ROOT) -> Iterator[str]:
-    """The real app (``streamlit run app.py`` in ``root``) on a free local port over ``data_dir``; yields
-    its URL."""
-    port = _free_port()
-    env = {**os.environ, "ARCHSCOPE_DATA_DIR": str(data_dir)}
-    cmd = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        "app.py",
-        "--server.port",
-        str(port),
-        "--server.address",
-        "127.0.0.1",
-        "--browser.serverAddress",
-        "127.0.0.1",
-        "--server.headless",
-        "true",
-        "--browser.gatherUsageStats",
-        "false",
-    ]
-    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    SERVERS[url] = proc.pid
-    try:
-        for _ in range(120):
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).status == 200:
-                    break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            raise RuntimeError("streamlit did not become healthy in 60 s")
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+from benchmarks.harness import CHROMIUM, FLAGS, serve
 
 
 @pytest.fixture(scope="session")
@@ -94,24 +33,3 @@ def page(browser):
     pg.set_default_timeout(90_000)
     yield pg
     context.close()
-
-
-def wait_idle(page) -> None:
-    """Waits until Streamlit has finished the current script run."""
-    page.wait_for_selector("[data-testid='stApp']")
-    page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']")
-    page.wait_for_timeout(300)
-
-
-def full_screenshot(page, path: str | Path, max_height: int = 12_000) -> None:
-    """The whole page at its current width: Streamlit scrolls inside its main container, so the viewport is
-    grown to that container's height first (the layout depends on the width alone), then put back."""
-    size = page.viewport_size
-    height = page.evaluate(
-        "() => { const m = document.querySelector(\"[data-testid='stMain']\");"
-        " return Math.max(m ? m.scrollHeight : 0, document.body.scrollHeight); }"
-    )
-    page.set_viewport_size({"width": size["width"], "height": min(max(height, size["height"]), max_height)})
-    page.wait_for_timeout(500)
-    page.screenshot(path=str(path), full_page=True)
-    page.set_viewport_size(size)

@@ -3,7 +3,7 @@
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import wait_idle
+from benchmarks.harness import wait_idle
 
 pytestmark = pytest.mark.e2e
 

@@ -10,7 +10,7 @@ import tempfile
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import serve, wait_idle
+from benchmarks.harness import serve, wait_idle
 
 pytestmark = pytest.mark.e2e
 

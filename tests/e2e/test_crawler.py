@@ -8,8 +8,8 @@ import time
 
 import pytest
 
+from benchmarks.harness import serve, wait_idle
 from core.runs import record as runs
-from tests.e2e.conftest import serve, wait_idle
 from tests.seed import NASTY_NAME
 
 pytestmark = pytest.mark.e2e

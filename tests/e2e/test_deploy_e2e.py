@@ -4,7 +4,7 @@ backbones' Deployment tab draw their charts and tables, with no exception."""
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import serve, wait_idle
+from benchmarks.harness import serve, wait_idle
 
 pytestmark = pytest.mark.e2e
 

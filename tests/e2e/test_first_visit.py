@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import serve, wait_idle
+from benchmarks.harness import serve, wait_idle
 
 pytestmark = pytest.mark.e2e
 NAV = "[data-testid='stSidebarNav'] a"

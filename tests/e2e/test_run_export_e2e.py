@@ -12,7 +12,7 @@ import zipfile
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import serve, wait_idle
+from benchmarks.harness import serve, wait_idle
 
 pytestmark = pytest.mark.e2e
 

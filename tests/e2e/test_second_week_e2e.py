@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import full_screenshot, serve, wait_idle
+from benchmarks.harness import full_screenshot, serve, wait_idle
 
 pytestmark = pytest.mark.e2e
 PHONE = {"width": 390, "height": 844}

@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from tests.e2e.conftest import serve, wait_idle
+from benchmarks.harness import serve, wait_idle
 
 pytestmark = pytest.mark.e2e
 TOKEN = "t0ken-" + base64.urlsafe_b64encode(os.urandom(12)).decode()

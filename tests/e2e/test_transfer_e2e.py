@@ -6,8 +6,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from benchmarks.harness import wait_idle
 from core.data import demo
-from tests.e2e.conftest import wait_idle
 
 pytestmark = pytest.mark.e2e
 

@@ -21,6 +21,7 @@ def test_readme_layout_lists_every_core_package_and_nothing_that_is_gone():
         "__init__.py",
         "config.py",
         "cli.py",
+        "errors.py",
     }  # the rest: packages
 
 
@@ -28,7 +29,7 @@ def test_readme_layout_lists_every_core_package_and_nothing_that_is_gone():
 # (finetune)
 # and the runtimes (deploy): the record of a run and what is done to it.
 LAYERS = [
-    {"core/__init__.py", "core/config.py", "core/cli.py", "core/present"},
+    {"core/__init__.py", "core/config.py", "core/cli.py", "core/errors.py", "core/present"},
     {"core/data", "core/measure"},
     {"core/blocks", "core/jobs", "core/finetune"},
     {"core/zoo"},
@@ -125,3 +126,33 @@ def test_no_folder_holds_over_15_percent_of_the_lines():
         )
     shares = {k: v / total for k, v in by_folder.items()}
     assert max(shares.values()) <= 0.15, sorted(shares.items(), key=lambda kv: -kv[1])[:3]
+
+
+def _private_imports(path: Path) -> list[str]:
+    """``from project.module import _name`` where ``_name`` is not a module of its own (``pages/_widgets.py``
+    is a module whose name hides it from Streamlit's navigation, and may be imported)."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module.split(".")[0] not in ("core", "pages", "benchmarks", "tests"):
+                continue
+            for alias in node.names:
+                if alias.name.startswith("_") and _module_file(f"{node.module}.{alias.name}") is None:
+                    out.append(f"{path.relative_to(ROOT)}: from {node.module} import {alias.name}")
+    return out
+
+
+def test_no_module_imports_another_modules_private_name():
+    files = [*_files(), *(ROOT / "benchmarks").glob("*.py")]
+    assert [line for f in files for line in _private_imports(f)] == []
+
+
+def test_the_private_name_rule_sees_one(tmp_path, monkeypatch):
+    fake = ROOT / "core" / "_layout_probe_tmp.py"
+    try:
+        fake.write_text("from core.deploy.targets import _REGISTRY\nfrom pages import _widgets\n")
+        assert _private_imports(fake) == [
+            "core/_layout_probe_tmp.py: from core.deploy.targets import _REGISTRY"
+        ]
+    finally:
+        fake.unlink()

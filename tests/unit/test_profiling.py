@@ -25,8 +25,16 @@ def test_profile_fields_for_a_known_conv():
     assert prof.output_shape == (2, 32, 14, 14)
     # activation memory: conv, bn and relu outputs, fp32
     assert prof.activation_bytes == 3 * 2 * 32 * 14 * 14 * 4
-    assert list(prof.per_layer["layer"]) == ["conv.conv", "conv.bn", "conv.act"]
-    assert prof.per_layer["params"].sum() == prof.params and prof.per_layer["MACs"].sum() == prof.macs
+    assert [c.module for c in prof.per_layer] == ["conv.conv", "conv.bn", "conv.act"]
+    assert [c.kind for c in prof.per_layer] == ["dense k×k conv", "norm", "activation"]
+    assert sum(c.params for c in prof.per_layer) == prof.params
+    assert sum(c.macs for c in prof.per_layer) == prof.macs
+    # each layer's records: output 2x32x14x14 fp32; bytes moved = input + output + own weights, once
+    out = 2 * 32 * 14 * 14 * 4
+    assert all(c.output_shape == (2, 32, 14, 14) and c.output_bytes == out for c in prof.per_layer)
+    conv = prof.per_layer[0]
+    assert conv.bytes == 2 * 16 * 14 * 14 * 4 + out + 4 * (32 * 16 * 3 * 3)  # no bias: the BN follows
+    assert prof.per_layer[2].bytes == 2 * out and prof.per_layer[2].params == 0
     env = prof.env
     assert (env.device, env.precision, env.memory_format, env.batch, env.threads) == (
         "cpu",

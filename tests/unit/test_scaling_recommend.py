@@ -2,8 +2,8 @@
 
 import pytest
 
-from core.present.lecture import SCENARIOS
 from core.zoo import recommend, scaling
+from core.zoo.lecture import SCENARIOS
 
 
 def test_lecture_worked_example_phi_2():

@@ -126,8 +126,7 @@ def test_the_middleware_marks_pages_static_files_and_the_websocket_but_not_the_h
 def test_the_compound_scaling_count_gives_way_and_says_so(data, monkeypatch):
     from core import jobs
     from core.jobs import lifecycle
-    from core.present import lecture
-    from core.zoo import scaling
+    from core.zoo import lecture, scaling
 
     monkeypatch.setattr(yielding, "HOLD_S", 0.3)
     monkeypatch.setattr(lecture, "EFFICIENTNET_OFFICIAL", lecture.EFFICIENTNET_OFFICIAL.iloc[:0])  # B0 only
