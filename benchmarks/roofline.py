@@ -87,7 +87,7 @@ def main() -> None:
             "sum_pct_of_whole": round(100 * frame.attrs["sum_ms"] / frame.attrs["whole_ms"], 1),
             "note": sum_note(frame),
         }
-        points = frame[frame["MACs"] > 0]
+        points = frame[frame["macs"] > 0]
         above = above_roofs(frame)
         out["models"][name].update(
             {
@@ -97,11 +97,11 @@ def main() -> None:
                 "under_own_level_roof": int(len(points) - len(above)),
                 "above_own_level_roof": [
                     {
-                        "layer": r["layer"],
+                        "layer": r["module"],
                         "kind": r["kind"],
                         "level": r["level"],
                         "bytes": int(r["bytes"]),
-                        "gbs": round(r["GB/s"], 1),
+                        "gbs": round(r["gbs"], 1),
                         "reason": r["roof"],
                     }
                     for _, r in above.iterrows()

@@ -13,29 +13,10 @@ import streamlit as st
 
 from core.blocks import block_defaults, get_block_class, list_blocks
 from core.blocks import compare as cmp
-from core.blocks.registry import FLOAT_FIELDS, INT_FIELDS
+from core.blocks.registry import FIELDS
 from core.measure import budget
 from core.measure.settings import Setting
 from core.present import fmt
-
-FIELD_LABELS = {
-    "in_chs": "Input channels",
-    "out_chs": "Output channels",
-    "mid_chs": "Bottleneck channels",
-    "kernel_size": "Kernel",
-    "stride": "Stride",
-    "exp_ratio": "Expansion ratio t",
-    "se": "Squeeze-excite",
-    "se_ratio": "SE ratio",
-    "c1": "1x1 branch",
-    "c3_reduce": "3x3 reduce",
-    "c3": "3x3 branch",
-    "c5_reduce": "5x5 reduce",
-    "c5": "5x5 branch",
-    "pool_proj": "Pool projection",
-    "bias": "Bias",
-    "norm": "BatchNorm / LayerNorm",
-}
 
 
 def config_form(block: str) -> tuple[dict[str, Any], tuple[int, int, int, int]]:
@@ -48,9 +29,9 @@ def config_form(block: str) -> tuple[dict[str, Any], tuple[int, int, int, int]]:
         default = defaults[key]
         with cols[i % 4]:
             if isinstance(default, float):
-                lo, hi = FLOAT_FIELDS.get(key, (0.0, 64.0))
+                lo, hi = FIELDS[key].low, FIELDS[key].high
                 cfg[key] = st.number_input(
-                    FIELD_LABELS[key],
+                    FIELDS[key].label,
                     float(lo),
                     float(hi),
                     value=default,
@@ -59,10 +40,10 @@ def config_form(block: str) -> tuple[dict[str, Any], tuple[int, int, int, int]]:
                     bind="query-params",
                 )
             else:
-                lo, hi = INT_FIELDS.get(key, (0, 4096))
+                lo, hi = int(FIELDS[key].low), int(FIELDS[key].high)
                 cfg[key] = int(
                     st.number_input(
-                        FIELD_LABELS[key],
+                        FIELDS[key].label,
                         lo,
                         hi,
                         value=default,
@@ -86,7 +67,7 @@ def config_form(block: str) -> tuple[dict[str, Any], tuple[int, int, int, int]]:
     )
     for i, key in enumerate(k for k, v in defaults.items() if isinstance(v, bool)):
         cfg[key] = cols[2 + i % 2].toggle(
-            FIELD_LABELS[key], value=defaults[key], key=f"{block}.{key}", bind="query-params"
+            FIELDS[key].label, value=defaults[key], key=f"{block}.{key}", bind="query-params"
         )
     return cfg, (int(batch), int(cfg["in_chs"]), int(hw), int(hw))
 

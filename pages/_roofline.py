@@ -47,13 +47,27 @@ def show_ceilings(c: Ceilings) -> None:
         )
 
 
+# the roofline table's data columns (core.measure.roofline.COLUMNS) as this view names them
+LABELS = {
+    "module": "layer",
+    "op": "type",
+    "macs": "MACs",
+    "intensity": "intensity FLOP/B",
+    "ms_in_forward": "in forward ms",
+    "ms_alone": "alone ms",
+    "gflops": "GFLOP/s",
+    "gbs": "GB/s",
+    "attainable_ms": "attainable ms",
+}
+
+
 def show_profile(frames: dict[str, pd.DataFrame], c: Ceilings, key: str, top_k: int = 15) -> None:
     """The roofline of one or more per-layer profiles, the kind shares and the slowest layers."""
     chart(plots.roofline(frames, c.peak_gflops, c.bandwidth_gbs, c.levels), f"{key}.roofline")
     above = pd.concat([rl.above_roofs(f).assign(model=label) for label, f in frames.items()])
     if len(above):
         lines = "\n".join(
-            f"- {fmt.md(r['layer'])} ({r['kind']}, {r['GB/s']:.1f} GB/s, fits {r['level']}): "
+            f"- {fmt.md(r['module'])} ({r['kind']}, {r['gbs']:.1f} GB/s, fits {r['level']}): "
             f"{fmt.md(r['roof'])}"
             for _, r in above.head(8).iterrows()
         )
@@ -67,7 +81,7 @@ def show_profile(frames: dict[str, pd.DataFrame], c: Ceilings, key: str, top_k: 
             "Every layer sits under the roof of the cache level its working set fits in (the table's "
             "“level” and “roof” columns); a point above the DRAM line runs from cache."
         )
-    zero = sum(int((f["MACs"] == 0).sum()) for f in frames.values())
+    zero = sum(int((f["macs"] == 0).sum()) for f in frames.values())
     if zero:
         st.caption(
             f"{zero} layer(s) with no counted MACs (activations, pooling) have intensity 0 and are not on "
@@ -82,8 +96,8 @@ def show_profile(frames: dict[str, pd.DataFrame], c: Ceilings, key: str, top_k: 
             note = rl.sum_note(frame)
             if note:
                 st.info(note)
-            order = "in forward ms" if "in forward ms" in frame else "alone ms"
-            shown = frame.sort_values(order, ascending=False).head(top_k)
+            order = "ms_in_forward" if "ms_in_forward" in frame else "ms_alone"
+            shown = frame.sort_values(order, ascending=False).head(top_k).rename(columns=LABELS)
             table(
                 shown,
                 width="stretch",

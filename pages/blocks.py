@@ -321,7 +321,7 @@ def compare_tab(settings: Setting) -> None:
             "above are what this device says."
         )
     table(
-        frame.drop(columns=["speed-up low", "speed-up high"]),
+        frame.drop(columns=["speed-up low", "speed-up high", "colour"]),
         width="stretch",
         column_config={
             "latency ms": st.column_config.NumberColumn("latency ms", format="%.3f"),

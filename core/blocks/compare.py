@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from core.blocks import block_cost, check_input, create_block, resolve_config
+from core.blocks import block_cost, check_input, create_block, get_block_class, resolve_config
 from core.measure.profiling import Profile, profile_module, time_modules
 from core.present import fmt
 
@@ -160,6 +160,7 @@ def compare(
             {
                 "block": e.label,
                 "kind": e.block,
+                "colour": get_block_class(e.block).colour,
                 "params": prof.params,
                 "MACs": prof.macs,
                 "latency ms": lat.median_ms,
@@ -229,6 +230,13 @@ def channel_sweep(entries: list[Entry], hw: int, channels: tuple[int, ...] = SWE
                 continue
             cost = block_cost(e.block, (1, c, hw, hw), **cfg)
             rows.append(
-                {"block": e.label, "kind": e.block, "channels": c, "params": cost.params, "MACs": cost.macs}
+                {
+                    "block": e.label,
+                    "kind": e.block,
+                    "colour": get_block_class(e.block).colour,
+                    "channels": c,
+                    "params": cost.params,
+                    "MACs": cost.macs,
+                }
             )
     return pd.DataFrame(rows)

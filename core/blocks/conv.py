@@ -10,7 +10,7 @@ from core.blocks.layers import ConvNormAct
 from core.blocks.registry import register_block
 
 
-@register_block("conv")
+@register_block("conv", "#1f77b4")
 class ConvBlock(Block):
     """A standard k x k convolution (+ BN + ReLU); mixes space and channels in one step."""
 
@@ -53,7 +53,7 @@ class ConvBlock(Block):
         return BlockCost(tuple(terms), (n, out_chs, ho, wo), formula)
 
 
-@register_block("bottleneck_1x1")
+@register_block("bottleneck_1x1", "#2ca02c")
 class Bottleneck1x1(Block):
     """1x1 squeeze, k x k spatial mix, 1x1 expand (the lecture's bottleneck; GoogLeNet's reduction)."""
 

@@ -28,7 +28,7 @@ def se_chs(in_chs: int, se_ratio: float) -> int:
     return max(1, int(in_chs * se_ratio))
 
 
-@register_block("mbconv")
+@register_block("mbconv", "#ff9896")
 class MBConv(Block):
     """Inverted residual + squeeze-excite + SiLU (EfficientNet's MBConv)."""
 
@@ -117,7 +117,7 @@ class _ChannelsLastLayerNorm(nn.LayerNorm):
         return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
 
-@register_block("convnext")
+@register_block("convnext", "#c49c94")
 class ConvNeXtBlock(Block):
     """Depthwise 7x7 -> LayerNorm -> Linear 4C -> GELU -> Linear C -> layer scale, plus identity skip."""
 

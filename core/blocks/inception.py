@@ -13,7 +13,7 @@ from core.blocks.layers import ConvNormAct
 from core.blocks.registry import BlockConfigError, register_block
 
 
-@register_block("inception")
+@register_block("inception", "#c5b0d5")
 class Inception(Block):
     """Four parallel branches (1x1 | 1x1->3x3 | 1x1->5x5 | 3x3 max-pool->1x1), concatenated on channels."""
 

@@ -17,7 +17,7 @@ def expanded_chs(in_chs: int, exp_ratio: float) -> int:
     return int(round(in_chs * exp_ratio))
 
 
-@register_block("depthwise_separable")
+@register_block("depthwise_separable", "#ff7f0e")
 class DepthwiseSeparable(Block):
     """Depthwise k x k (one filter per channel) then pointwise 1x1 (MobileNet v1)."""
 
@@ -67,7 +67,7 @@ class DepthwiseSeparable(Block):
         return BlockCost(tuple(terms), (n, out_chs, ho, wo), formula)
 
 
-@register_block("inverted_residual")
+@register_block("inverted_residual", "#ffbb78")
 class InvertedResidual(Block):
     """1x1 expand by t -> depthwise 3x3 -> linear 1x1 projection, skip when shapes match (MobileNet v2)."""
 

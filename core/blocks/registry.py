@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import re
+from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 
 from torch import nn
@@ -13,34 +15,73 @@ from core.measure import budget
 _REGISTRY: dict[str, type[nn.Module]] = {}
 T = TypeVar("T", bound=type[nn.Module])
 
-# Options every block may take, with the bounds the UI and the validator share.
-INT_FIELDS: dict[str, tuple[int, int]] = {
-    "in_chs": (1, 4096),
-    "out_chs": (1, 4096),
-    "mid_chs": (1, 4096),
-    "stride": (1, 4),
-    "kernel_size": (1, 11),
-    "c1": (0, 2048),
-    "c3_reduce": (1, 2048),
-    "c3": (0, 2048),
-    "c5_reduce": (1, 2048),
-    "c5": (0, 2048),
-    "pool_proj": (0, 2048),
+
+@dataclass(frozen=True)
+class Field:
+    """One option a block may take, described once: the label a form shows, and for a number its bounds
+    (``low``..``high``), which the form and the validator share; a switch has no bounds."""
+
+    label: str
+    low: float | None = None
+    high: float | None = None
+    integer: bool = True
+
+
+# every option any block takes
+FIELDS: dict[str, Field] = {
+    "in_chs": Field("Input channels", 1, 4096),
+    "out_chs": Field("Output channels", 1, 4096),
+    "mid_chs": Field("Bottleneck channels", 1, 4096),
+    "stride": Field("Stride", 1, 4),
+    "kernel_size": Field("Kernel", 1, 11),
+    "c1": Field("1x1 branch", 0, 2048),
+    "c3_reduce": Field("3x3 reduce", 1, 2048),
+    "c3": Field("3x3 branch", 0, 2048),
+    "c5_reduce": Field("5x5 reduce", 1, 2048),
+    "c5": Field("5x5 branch", 0, 2048),
+    "pool_proj": Field("Pool projection", 0, 2048),
+    "exp_ratio": Field("Expansion ratio t", 1.0, 8.0, integer=False),
+    "se_ratio": Field("SE ratio", 0.0, 1.0, integer=False),
+    "se": Field("Squeeze-excite"),
+    "bias": Field("Bias"),
+    "norm": Field("BatchNorm / LayerNorm"),
 }
-FLOAT_FIELDS: dict[str, tuple[float, float]] = {"exp_ratio": (1.0, 8.0), "se_ratio": (0.0, 1.0)}
+INT_FIELDS: dict[str, tuple[int, int]] = {
+    k: (int(f.low), int(f.high))
+    for k, f in FIELDS.items()
+    if f.integer and f.low is not None and f.high is not None
+}
+FLOAT_FIELDS: dict[str, tuple[float, float]] = {
+    k: (float(f.low), float(f.high))
+    for k, f in FIELDS.items()
+    if not f.integer and f.low is not None and f.high is not None
+}
+_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
 
 
 class BlockConfigError(ValueError):
     """A block configuration that cannot be built; the message says why in plain words."""
 
 
-def register_block(name: str) -> Callable[[T], T]:
-    """Class decorator adding a block to the registry under ``name``; a second use of a name fails."""
+def register_block(name: str, colour: str) -> Callable[[T], T]:
+    """Class decorator adding a block to the registry under ``name``, drawn in ``colour`` (#rrggbb) on every
+    chart; a second use of a name, a colour that is not #rrggbb or one another block has, or a constructor
+    option that ``FIELDS`` does not describe fails."""
 
     def wrap(cls: T) -> T:
         if name in _REGISTRY:
             raise ValueError(f"block {name!r} is already registered (by {_REGISTRY[name].__name__})")
+        if not isinstance(colour, str) or not _COLOUR.fullmatch(colour):
+            raise ValueError(f"block {name!r} needs its colour as #rrggbb, not {colour!r}")
+        if any(getattr(c, "colour", "").lower() == colour.lower() for c in _REGISTRY.values()):
+            raise ValueError(f"block {name!r}: the colour {colour} is already another block's")
+        options = [
+            k for k in inspect.signature(cls.__init__).parameters if k not in ("self", "args", "kwargs")
+        ]
+        if undescribed := [k for k in options if k not in FIELDS]:
+            raise ValueError(f"block {name!r} takes {', '.join(undescribed)}, which FIELDS does not describe")
         cls.block_name = name
+        cls.colour = colour
         _REGISTRY[name] = cls
         return cls
 

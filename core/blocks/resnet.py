@@ -32,7 +32,7 @@ def _shortcut_terms(
     return conv_norm_terms("shortcut W_s (1x1)", 1, in_chs, out_chs, ho, wo, n, bias=bias, norm=norm)
 
 
-@register_block("resnet_basic")
+@register_block("resnet_basic", "#aec7e8")
 class ResNetBasic(Block):
     """Two 3x3 convs plus a skip: y = relu(F(x) + x) (ResNet-18/34)."""
 
@@ -68,7 +68,7 @@ class ResNetBasic(Block):
         return BlockCost(tuple(terms), (n, out_chs, ho, wo), formula)
 
 
-@register_block("resnet_bottleneck")
+@register_block("resnet_bottleneck", "#98df8a")
 class ResNetBottleneck(Block):
     """1x1 squeeze -> 3x3 -> 1x1 expand (x4) plus a skip (ResNet-50/101/152); stride on the 3x3."""
 

@@ -133,7 +133,7 @@ def profile_layers(
     accounting in ``frame.attrs``."""
     costs, attrs = measure_layers(model, input_shape, setting, ceilings, on_layer, min_time_s)
     frame = pd.DataFrame([roof_row(c, ceilings) for c in costs], columns=COLUMNS)
-    frame.attrs.update(attrs, sum_ms=float(frame["alone ms"].sum()), timed=len(frame))
+    frame.attrs.update(attrs, sum_ms=float(frame["ms_alone"].sum()), timed=len(frame))
     return frame
 
 
@@ -231,17 +231,17 @@ def roof_row(cost: LayerCost, ceilings: Ceilings, target: str = "eager") -> dict
     best, bound = attainable_s(cost.macs, cost.bytes, ceilings)
     level, verdict = roof_verdict(cost.kind, cost.macs, cost.bytes, secs, ceilings)
     return {
-        "layer": cost.module,
-        "type": cost.op,
+        "module": cost.module,
+        "op": cost.op,
         "kind": cost.kind,
-        "MACs": cost.macs,
+        "macs": cost.macs,
         "bytes": cost.bytes,
-        "intensity FLOP/B": intensity(cost.macs, cost.bytes),
-        "in forward ms": cost.time_ms(target, "in forward"),
-        "alone ms": alone,
-        "GFLOP/s": 2 * cost.macs / secs / 1e9 if secs else 0.0,
-        "GB/s": cost.bytes / secs / 1e9 if secs else 0.0,
-        "attainable ms": best * 1e3,
+        "intensity": intensity(cost.macs, cost.bytes),
+        "ms_in_forward": cost.time_ms(target, "in forward"),
+        "ms_alone": alone,
+        "gflops": 2 * cost.macs / secs / 1e9 if secs else 0.0,
+        "gbs": cost.bytes / secs / 1e9 if secs else 0.0,
+        "attainable_ms": best * 1e3,
         "bound": bound,
         "efficiency": best / secs if secs else 0.0,
         "level": level,
@@ -250,17 +250,17 @@ def roof_row(cost: LayerCost, ceilings: Ceilings, target: str = "eager") -> dict
 
 
 COLUMNS = [
-    "layer",
-    "type",
+    "module",
+    "op",
     "kind",
-    "MACs",
+    "macs",
     "bytes",
-    "intensity FLOP/B",
-    "in forward ms",
-    "alone ms",
-    "GFLOP/s",
-    "GB/s",
-    "attainable ms",
+    "intensity",
+    "ms_in_forward",
+    "ms_alone",
+    "gflops",
+    "gbs",
+    "attainable_ms",
     "bound",
     "efficiency",
     "level",
@@ -306,23 +306,39 @@ def accounting(inside: Attribution, layers: list[str]) -> dict[str, Any]:
 def by_kind(frame: pd.DataFrame) -> pd.DataFrame:
     """Share of the whole forward's time (in forward) and of the MACs per layer kind, in percent; the
     blocks' own ops and the model's own forward are kinds of their own (no MACs are counted for them)."""
-    time_col = "in forward ms" if "in forward ms" in frame else "alone ms"
-    g = frame.groupby("kind")[[time_col, "MACs"]].sum()
+    time_col = "ms_in_forward" if "ms_in_forward" in frame else "ms_alone"
+    g = frame.groupby("kind")[[time_col, "macs"]].sum()
     for attr, kind in OWN_KINDS.items():
         if frame.attrs.get(attr):
             g.loc[kind] = [frame.attrs[attr], 0]
     out = pd.DataFrame(
         {
-            "time %": 100 * g[time_col] / max(g[time_col].sum(), 1e-12),
-            "MACs %": 100 * g["MACs"] / max(g["MACs"].sum(), 1),
+            "time_pct": 100 * g[time_col] / max(g[time_col].sum(), 1e-12),
+            "macs_pct": 100 * g["macs"] / max(g["macs"].sum(), 1),
         }
     )
     return out.reindex([k for k in (*KINDS, *OWN_KINDS.values()) if k in out.index]).reset_index()
 
 
+# the column names stored profiles had before they were data names (a display label each); "time ms" is from
+# before in-forward attribution, when the one time column was the isolated replay
+LEGACY = {
+    "layer": "module",
+    "type": "op",
+    "MACs": "macs",
+    "intensity FLOP/B": "intensity",
+    "in forward ms": "ms_in_forward",
+    "alone ms": "ms_alone",
+    "time ms": "ms_alone",
+    "GFLOP/s": "gflops",
+    "GB/s": "gbs",
+    "attainable ms": "attainable_ms",
+}
+
+
 def upgrade(frame: pd.DataFrame) -> pd.DataFrame:
-    """A stored profile from before in-forward attribution: its one time column was the isolated replay."""
-    return frame.rename(columns={"time ms": "alone ms"})
+    """A stored profile with display-label columns (``LEGACY``) read under the data names."""
+    return frame.rename(columns=LEGACY)
 
 
 def sum_note(frame: pd.DataFrame) -> str:
@@ -381,7 +397,7 @@ def sum_note(frame: pd.DataFrame) -> str:
 
 def predicted_ratio(a: pd.DataFrame, b: pd.DataFrame) -> float:
     """How many times faster the roofline says B runs than A: the ratio of their summed attainable times."""
-    return float(a["attainable ms"].sum() / max(b["attainable ms"].sum(), 1e-12))
+    return float(a["attainable_ms"].sum() / max(b["attainable_ms"].sum(), 1e-12))
 
 
 def claim(
@@ -390,9 +406,9 @@ def claim(
     """The lecture's claim answered in one sentence from the figures measured here."""
     mem = sorted(
         {
-            f"{r['kind']} ({r['layer']})"
+            f"{r['kind']} ({r['module']})"
             for _, r in pd.concat([a, b]).iterrows()
-            if r["bound"] == "memory" and r["MACs"] > 0
+            if r["bound"] == "memory" and r["macs"] > 0
         }
     )
     return (

@@ -47,7 +47,7 @@ def compare_bars(frame: pd.DataFrame) -> go.Figure:
             error_y=error,
             textposition="inside" if error else "auto",
             insidetextanchor="start" if error else None,
-            marker_color=[style.block_colour(b) for b in frame.get("kind", frame["block"])],
+            marker_color=list(frame["colour"]) if "colour" in frame else None,
             showlegend=False,
             row=1,
             col=col,
@@ -63,7 +63,7 @@ def channel_sweep(frame: pd.DataFrame, metric: str = "params") -> go.Figure:
     """Cost against channel count on log-log axes: slope 2 is C² growth, slope 1 is C growth."""
     fig = go.Figure()
     for block, part in frame.groupby("block", sort=False):
-        colour = style.block_colour(part["kind"].iloc[0]) if "kind" in part else None
+        colour = part["colour"].iloc[0] if "colour" in part else None
         fig.add_scatter(
             x=part["channels"], y=part[metric], mode="lines+markers", name=block, line=dict(color=colour)
         )
@@ -282,7 +282,7 @@ def roofline(
     symbols = ("circle", "diamond", "square", "triangle-up")
     roofs = [(lv["name"], lv["gbs"]) for lv in levels if lv.get("gbs") and lv["name"] != "DRAM"]
     top = max([g for _, g in roofs] + [bandwidth_gbs])
-    xs = [f["intensity FLOP/B"][f["MACs"] > 0] for f in frames.values()]
+    xs = [f["intensity"][f["macs"] > 0] for f in frames.values()]
     lo = min([x.min() for x in xs if len(x)] + [bandwidth_gbs and peak_gflops / top]) / 4
     hi = max([x.max() for x in xs if len(x)] + [peak_gflops / bandwidth_gbs]) * 4
     grid = np.geomspace(lo, hi, 200)
@@ -305,7 +305,7 @@ def roofline(
             hoverinfo="skip",
         )
     ridge = peak_gflops / bandwidth_gbs
-    ys = [f["GFLOP/s"][f["MACs"] > 0] for f in frames.values()]
+    ys = [f["gflops"][f["macs"] > 0] for f in frames.values()]
     y_lo = min([y.min() for y in ys if len(y)] + [bandwidth_gbs * lo]) / 2
     # on log axes Plotly's shapes take log10 coordinates, so the ridge line and the labels are traces
     fig.add_scatter(
@@ -344,9 +344,9 @@ def roofline(
             )
     shown_kinds: set[str] = set()
     for (label, f), symbol in zip(frames.items(), symbols):
-        f = f[f["MACs"] > 0]
+        f = f[f["macs"] > 0]
         for kind, part in f.groupby("kind", sort=False):
-            cols = ["layer", "kind", "MACs", "bytes", "alone ms", "GB/s", "efficiency", "bound"]
+            cols = ["module", "kind", "macs", "bytes", "ms_alone", "gbs", "efficiency", "bound"]
             part = part.assign(
                 level=part["level"] if "level" in part else "", roof=part["roof"] if "roof" in part else ""
             )
@@ -356,8 +356,8 @@ def roofline(
             ]  # red ring
             name = kind if len(frames) == 1 else f"{plot_text(label)}: {kind}"
             fig.add_scatter(
-                x=part["intensity FLOP/B"],
-                y=part["GFLOP/s"],
+                x=part["intensity"],
+                y=part["gflops"],
                 mode="markers",
                 name=name,
                 customdata=data,
@@ -397,12 +397,15 @@ def kind_shares(shares: pd.DataFrame) -> go.Figure:
     """Time by layer kind beside MACs by layer kind (percent of each), so a kind that takes far more time than
     its MACs stands out."""
     fig = go.Figure()
-    for col, colour in (("time %", style.QUANTITY["time"]), ("MACs %", style.QUANTITY["MACs"])):
+    for col, name, colour in (
+        ("time_pct", "time", style.QUANTITY["time"]),
+        ("macs_pct", "MACs", style.QUANTITY["MACs"]),
+    ):
         fig.add_bar(
             y=shares["kind"],
             x=shares[col],
             orientation="h",
-            name=col.replace(" %", ""),
+            name=name,
             marker_color=colour,
             texttemplate="%{x:.1f}%",
             textposition="outside",

@@ -3,7 +3,8 @@ toolbar).
 
 Palette: one colour per concept, the same on every page, and no concept colour reused for another concept.
 - layer kinds (roofline, "where the time goes"): ``KIND``
-- blocks of the explorer (compare, channel sweep, deploy pair): ``BLOCK``, keyed by registry name
+- blocks of the explorer (compare, channel sweep, deploy pair): each block's registration names its own
+  (``core.blocks.registry``), and a frame carries it in a ``colour`` column
 - measured quantities drawn side by side (time against MACs): ``QUANTITY``
 - the gradient-flow lab's stacks: ``STACK``
 - targets a model runs on (server runtimes, browser setups): each entry of ``core.deploy.targets`` names its
@@ -34,17 +35,6 @@ KIND = {
     "attention": "#17becf",
     "other": "#7f7f7f",
 }
-BLOCK = {
-    "conv": "#1f77b4",
-    "depthwise_separable": "#ff7f0e",
-    "bottleneck_1x1": "#2ca02c",
-    "resnet_basic": "#aec7e8",
-    "resnet_bottleneck": "#98df8a",
-    "inception": "#c5b0d5",
-    "inverted_residual": "#ffbb78",
-    "mbconv": "#ff9896",
-    "convnext": "#c49c94",
-}
 QUANTITY = {"time": "#d62728", "MACs": "#393b79", "params": "#637939"}
 STACK = {"plain": "#843c39", "residual": "#3182bd"}
 RECIPE = {
@@ -72,15 +62,10 @@ RUNS = (
 )
 CONCEPTS = {
     "kind": KIND,
-    "block": BLOCK,
     "quantity": QUANTITY,
     "stack": STACK,
     "recipe": RECIPE,
 }
-
-
-def block_colour(block: str) -> str:
-    return BLOCK.get(block, "#7f7f7f")
 
 
 def run_colour(run_id: int) -> str:

@@ -90,7 +90,44 @@ def test_registry_lists_every_lecture_block():
 
 def test_register_block_refuses_duplicates():
     with pytest.raises(ValueError, match="already registered"):
-        register_block("conv")(type("Other", (torch.nn.Module,), {}))
+        register_block("conv", "#000001")(type("Other", (torch.nn.Module,), {}))
+
+
+class _Made(torch.nn.Module):
+    def __init__(self, in_chs: int = 8, out_chs: int = 8):
+        super().__init__()
+
+
+class _Undescribed(torch.nn.Module):
+    def __init__(self, in_chs: int = 8, groups: int = 2):
+        super().__init__()
+
+
+@pytest.mark.parametrize(
+    "colour, cls, says",
+    [
+        ("", _Made, "colour as #rrggbb"),
+        ("orange", _Made, "colour as #rrggbb"),
+        ("#1f77b4", _Made, "already another block's"),  # conv's
+        ("#000002", _Undescribed, "takes groups, which FIELDS does not describe"),
+    ],
+)
+def test_a_block_without_its_colour_or_with_an_undescribed_option_is_refused(colour, cls, says):
+    with pytest.raises(ValueError, match=says):
+        register_block("made_up", colour)(cls)
+    assert "made_up" not in list_blocks()
+
+
+def test_one_description_gives_every_option_its_label_and_bounds():
+    from core.blocks.registry import FIELDS, FLOAT_FIELDS, INT_FIELDS
+
+    options = {k for b in list_blocks() for k in block_defaults(b)}
+    assert options <= set(FIELDS)  # every form field has a label from here
+    assert INT_FIELDS["in_chs"] == (1, 4096) and INT_FIELDS["kernel_size"] == (1, 11)
+    assert FLOAT_FIELDS == {"exp_ratio": (1.0, 8.0), "se_ratio": (0.0, 1.0)}
+    assert FIELDS["exp_ratio"].label == "Expansion ratio t" and FIELDS["se"].low is None  # a switch
+    colours = [get_block_class(b).colour for b in list_blocks()]
+    assert len(set(colours)) == len(colours) == 9
 
 
 @pytest.mark.parametrize("block,cfg", CASES, ids=[f"{b}-{i}" for i, (b, _) in enumerate(CASES)])

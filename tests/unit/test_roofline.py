@@ -55,9 +55,9 @@ CASES = {
 def test_bytes_and_intensity_match_the_closed_form(case, precision, size):
     build, shape, macs, elems = CASES[case]
     row = one_layer(build(), shape, precision)
-    assert row["MACs"] == macs
+    assert row["macs"] == macs
     assert row["bytes"] == elems * size
-    assert Fraction(row["intensity FLOP/B"]).limit_denominator(10**9) == Fraction(2 * macs, elems * size)
+    assert Fraction(row["intensity"]).limit_denominator(10**9) == Fraction(2 * macs, elems * size)
 
 
 def test_depthwise_is_memory_bound_and_dense_is_compute_bound_with_fixed_ceilings():
@@ -65,8 +65,8 @@ def test_depthwise_is_memory_bound_and_dense_is_compute_bound_with_fixed_ceiling
     dense = one_layer(CASES["dense 3x3 256->256 @14"][0](), (1, 256, 14, 14), "fp32")
     # depthwise: 7,225,344 FLOPs over 3,215,872 bytes = 2.25 FLOP/B < ridge 5; dense: 83.7 FLOP/B > 5
     assert dw["bound"] == "memory" and dense["bound"] == "compute"
-    assert dw["attainable ms"] == pytest.approx(3_215_872 / 20e9 * 1e3)
-    assert dense["attainable ms"] == pytest.approx(2 * 115_605_504 / 100e9 * 1e3)
+    assert dw["attainable_ms"] == pytest.approx(3_215_872 / 20e9 * 1e3)
+    assert dense["attainable_ms"] == pytest.approx(2 * 115_605_504 / 100e9 * 1e3)
     assert dw["kind"] == "depthwise conv" and dense["kind"] == "dense k×k conv"
     assert FIXED.ridge == 5.0
 
@@ -88,12 +88,12 @@ def test_kinds_and_units():
 def test_layer_times_add_up_and_the_note_says_how():
     model = nn.Sequential(nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 64, 3, padding=1))
     frame = rl.profile_layers(model, (1, 64, 28, 28), Setting("cpu", "fp32", "contiguous", 1), FIXED)
-    assert list(frame["layer"]) == ["0", "1", "2"] and frame.attrs["sum_ms"] == pytest.approx(
-        frame["alone ms"].sum()
+    assert list(frame["module"]) == ["0", "1", "2"] and frame.attrs["sum_ms"] == pytest.approx(
+        frame["ms_alone"].sum()
     )
     a = frame.attrs
     # in one whole forward: the layers, the blocks' own ops and the model's own forward are the whole, exactly
-    assert a["in_layers_ms"] == pytest.approx(frame["in forward ms"].sum())
+    assert a["in_layers_ms"] == pytest.approx(frame["ms_in_forward"].sum())
     assert a["in_layers_ms"] + a["blocks_own_ms"] + a["model_own_ms"] == pytest.approx(a["forward_ms"])
     assert a["in_layers_ms"] / a["forward_ms"] >= 0.9  # a Sequential runs nothing between its layers
     note = rl.sum_note(frame)
@@ -108,8 +108,8 @@ def test_layer_times_add_up_and_the_note_says_how():
     quoted = re.findall(r"(\d[\d.,]*) ms\b", note)
     assert quoted == [f"{a['whole_ms']:.3g}", f"{a['sum_ms']:.3g}"], quoted
     shares = rl.by_kind(frame)
-    assert shares["MACs %"].sum() == pytest.approx(100) and shares["time %"].sum() == pytest.approx(100)
-    assert shares.set_index("kind").loc["activation", "MACs %"] == 0
+    assert shares["macs_pct"].sum() == pytest.approx(100) and shares["time_pct"].sum() == pytest.approx(100)
+    assert shares.set_index("kind").loc["activation", "macs_pct"] == 0
 
 
 def test_a_blocks_own_residual_add_counts_for_the_block():
@@ -140,7 +140,8 @@ def test_a_stored_profile_from_before_is_read_with_its_replay_column():
     old.attrs.update(whole_ms=2.0, sum_ms=1.0, timed=1)
     frame = rl.upgrade(old)
     frame.attrs.update(old.attrs)
-    assert "alone ms" in frame and "profile it again" in rl.sum_note(frame)
+    assert "ms_alone" in frame and "profile it again" in rl.sum_note(frame)
+    assert list(frame.columns) == ["module", "kind", "macs", "ms_alone"]  # display labels read as data names
 
 
 def test_ceilings_are_cached_in_the_store():
@@ -180,7 +181,7 @@ def test_the_backbone_layer_job_stores_a_profile():
     # every MAC fvcore counts for resnet18 at 64 px belongs to exactly one profiled layer
     from core.zoo.measure import count
 
-    assert frame["MACs"].sum() == count("resnet18", 64)["macs"]
+    assert frame["macs"].sum() == count("resnet18", 64)["macs"]
 
 
 def test_a_known_gpu_gets_its_datasheet_and_the_measured_fraction():
@@ -321,14 +322,14 @@ def test_ceilings_close_together_share_one_label_on_the_chart():
     ]
     frame = pd.DataFrame(
         {
-            "intensity FLOP/B": [0.5, 20.0],
-            "GFLOP/s": [5.0, 80.0],
-            "MACs": [10, 20],
-            "layer": ["a", "b"],
+            "intensity": [0.5, 20.0],
+            "gflops": [5.0, 80.0],
+            "macs": [10, 20],
+            "module": ["a", "b"],
             "kind": ["conv", "conv"],
             "bytes": [1, 2],
-            "alone ms": [0.1, 0.2],
-            "GB/s": [10.0, 4.0],
+            "ms_alone": [0.1, 0.2],
+            "gbs": [10.0, 4.0],
             "efficiency": [0.1, 0.2],
             "bound": ["memory", "compute"],
         }

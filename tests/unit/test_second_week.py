@@ -119,6 +119,7 @@ def test_multi_panel_figures_split_into_panels_that_stack():
         {
             "block": ["a", "b"],
             "kind": ["conv", "depthwise_separable"],
+            "colour": ["#1f77b4", "#ff7f0e"],
             "params": [10, 5],
             "MACs": [100, 20],
             "latency ms": [2.0, 1.0],
@@ -134,7 +135,7 @@ def test_multi_panel_figures_split_into_panels_that_stack():
     assert [len(p.data) for p in panels] == [1, 1, 1] and panels[2].layout.yaxis.title.text == "milliseconds"
     # the latency labels sit at the bar's base, so its whisker never covers them
     assert panels[2].data[0].textposition == "inside" and panels[2].data[0].insidetextanchor == "start"
-    assert list(panels[0].data[0].marker.color) == [style.BLOCK["conv"], style.BLOCK["depthwise_separable"]]
+    assert list(panels[0].data[0].marker.color) == ["#1f77b4", "#ff7f0e"]  # each block's registered colour
     single = go.Figure(go.Scatter(x=[1], y=[1]))
     assert style.panels(single) == [single]
 
@@ -145,8 +146,11 @@ def test_one_colour_per_concept():
         ("depthwise_separable", "depthwise conv"),
         ("bottleneck_1x1", "1×1 pointwise conv"),
     }
+    from core.blocks import get_block_class, list_blocks
+
     owners: dict[str, set[tuple[str, str]]] = {}
-    for family, colours in style.CONCEPTS.items():
+    blocks = {"block": {b: get_block_class(b).colour for b in list_blocks()}}  # each block names its own
+    for family, colours in {**style.CONCEPTS, **blocks}.items():
         for name, colour in colours.items():
             owners.setdefault(colour.lower(), set()).add((family, name))
     for colour, who in owners.items():
