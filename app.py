@@ -1,9 +1,9 @@
 """Archscope: explore modern CNN building blocks and transfer learning on the machine in front of you.
 
 ``streamlit run app.py`` finds ``app`` below (an ``st.App``) and serves it: Streamlit's server with
-Archscope's
-headers (every page cross-origin isolated) and the browser bench's routes (``core.web.server``). Each
-script run then executes this file as ``__main__``: the router and the shared sidebar."""
+Archscope's headers (every page cross-origin isolated) and the browser bench's routes
+(``core.web.server``). Each script run then executes this file as ``__main__``: the router and the
+shared sidebar."""
 
 from pathlib import Path
 
@@ -22,9 +22,9 @@ PAGES = [
 
 
 def heavy_modules() -> list[str]:
-    """What the pages import at their top (torch, timm, pandas, the measuring code): imported once per server
-    process, in the background. The pages' own helper modules are left to the script run: they register
-    Streamlit components, which wants a script's context."""
+    """What the pages import at their top (torch, timm, pandas, the measuring code): imported once per
+    server process, in the background. The pages' own helper modules are left to the script run: they
+    register Streamlit components, which wants a script's context."""
     modules = preload.modules_of([ROOT / "pages" / "_widgets.py", *(ROOT / f for f, *_ in PAGES)])
     return [m for m in modules if m.split(":")[0].split(".")[0] != "pages"]
 

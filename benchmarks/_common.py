@@ -32,8 +32,9 @@ def parser(doc: str) -> argparse.ArgumentParser:
 
 
 def environment(args: argparse.Namespace, precision: str | None = None) -> dict[str, Any]:
-    """Where the benchmark runs: the device, the torch that is imported (not the one pinned), threads, and the
-    precision the measured code really runs in (``precision`` where the script fixes it, else --precision)."""
+    """Where the benchmark runs: the device, the torch that is imported (not the one pinned), threads, and
+    the precision the measured code really runs in (``precision`` where the script fixes it, else
+    --precision)."""
     if args.threads:
         torch.set_num_threads(args.threads)
     env = collect_env(resolve_device(args.device), precision or args.precision, "contiguous", (1,))

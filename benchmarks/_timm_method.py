@@ -1,7 +1,7 @@
 """timm's benchmark.py method, reimplemented (the script ships in timm's repository, not its wheel):
 eval(), model and input in the memory format, AMP autocast, 10 warm-up steps, timed steps with
-perf_counter around a CUDA-synchronised forward. timm reports the mean step time; the samples go through the
-project's one summary (LatencyStats), so the median is reported beside that mean."""
+perf_counter around a CUDA-synchronised forward. timm reports the mean step time; the samples go through
+the project's one summary (LatencyStats), so the median is reported beside that mean."""
 
 from __future__ import annotations
 

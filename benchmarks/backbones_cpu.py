@@ -1,6 +1,6 @@
-"""Figures 1 and 2 of the backbones issue: a cold profile of resnet50 (fresh process, empty cache), the cached
-reopen, and the whole curated list measured by the background worker, with its progress as the page sees
-it."""
+"""Figures 1 and 2 of the backbones issue: a cold profile of resnet50 (fresh process, empty cache), the
+cached reopen, and the whole curated list measured by the background worker, with its progress as the
+page sees it."""
 
 from __future__ import annotations
 

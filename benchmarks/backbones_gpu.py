@@ -1,6 +1,7 @@
 """Figure 3 of the backbones issue (GPU): the curated list on CUDA, batch-1 latency and bf16 channels_last
-throughput at batch 256, each against timm's benchmark method run in the same process. Batch-1 latency is
-compared median against median, in --rounds rounds that alternate the two methods (issue 10: within ±10%)."""
+throughput at batch 256, each against timm's benchmark method run in the same process. Batch-1 latency
+is compared median against median, in --rounds rounds that alternate the two methods (issue 10: within
+±10%)."""
 
 from __future__ import annotations
 

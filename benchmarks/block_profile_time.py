@@ -1,6 +1,6 @@
 """Figure 1 of the foundation issue: time to profile each block at its default shape, cold (first call in a
-fresh process, imports excluded) and warm (second call), and the time the page takes to re-render after a
-widget change (AppTest)."""
+fresh process, imports excluded) and warm (second call), and the time the page takes to re-render after
+a widget change (AppTest)."""
 
 from __future__ import annotations
 

@@ -1,11 +1,11 @@
-"""Issue 29's figures: four backbones at 224 px, batch 1, in headless Chromium's onnxruntime-web 1.30 (WASM,
-vendored, served cross-origin isolated by core/deploy/browser.py), fp32 and int8, on wasm-1 and wasm-N,
-with native ONNX Runtime timed in the same run at the same thread counts. Targets: fp32 parity <= 1e-4
-with 100% top-1 agreement; cross-origin isolated, and wasm-N faster than wasm-1 for resnet50; the browser
-/ native ratio for fp32 at one thread for all four (published median on PC CPUs: 16.9x; the aim here:
-under 3x). Offline, only efficientnet_lite0 has real ImageNet weights (the others are timm's random
-initialisation: same graph, same cost).
-``--setups wasm-1,wasm-N,webgpu --webgpu software`` adds WebGPU on Chromium's software adapter (fp32 only)."""
+"""Issue 29's figures: four backbones at 224 px, batch 1, in headless Chromium's onnxruntime-web 1.30
+(WASM, vendored, served cross-origin isolated by core/deploy/browser.py), fp32 and int8, on wasm-1 and
+wasm-N, with native ONNX Runtime timed in the same run at the same thread counts. Targets: fp32 parity
+<= 1e-4 with 100% top-1 agreement; cross-origin isolated, and wasm-N faster than wasm-1 for resnet50;
+the browser / native ratio for fp32 at one thread for all four (published median on PC CPUs: 16.9x; the
+aim here: under 3x). Offline, only efficientnet_lite0 has real ImageNet weights (the others are timm's
+random initialisation: same graph, same cost). ``--setups wasm-1,wasm-N,webgpu --webgpu software`` adds
+WebGPU on Chromium's software adapter (fp32 only)."""
 
 from __future__ import annotations
 

@@ -1,16 +1,14 @@
-"""Issue 30's background-work figure: how long the Runs page takes to open while compound scaling counts its
-networks in the background, against the same page on the same idle server.
+"""Issue 30's background-work figure: how long the Runs page takes to open while compound scaling counts
+its networks in the background, against the same page on the same idle server.
 
 A seeded week of use (tests/seed.py), one server over it, Chromium at 1400 px. "Open" is a new browser
-context's
-``goto`` until the script run has finished (the page is drawn in full). The Runs page is opened ``--visits``
-times idle; then a tab opens Compare backbones → Compound scaling, which starts the count of B0-B7 and the
-scaled
-networks as a background job (the page's own path: ``scaling.start``, a worker at ``os.nice`` +10), and
-the Runs page is opened ``--visits`` times while that job is running; then idle again once it has ended.
-Deployable: busy median within 1.5x of the idle median. ``--give-way off`` starts the server with
-``ARCHSCOPE_GIVE_WAY=off``: the count then does not pause while pages load (core/jobs/yielding.py), for a
-before/after in the same hour."""
+context's ``goto`` until the script run has finished (the page is drawn in full). The Runs page is
+opened ``--visits`` times idle; then a tab opens Compare backbones → Compound scaling, which starts the
+count of B0-B7 and the scaled networks as a background job (the page's own path: ``scaling.start``, a
+worker at ``os.nice`` +10), and the Runs page is opened ``--visits`` times while that job is running;
+then idle again once it has ended. Deployable: busy median within 1.5x of the idle median. ``--give-way
+off`` starts the server with ``ARCHSCOPE_GIVE_WAY=off``: the count then does not pause while pages load
+(core/jobs/yielding.py), for a before/after in the same hour."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
-"""Issue 21's figures: every page and every tab opened once, in Chromium, on a freshly started server over an
-empty data directory with the default settings (cold: no cache of any kind is warm). Prints each page's and
-tab's first-visit time (until Streamlit's script run has finished), the server process's resident memory after
-each visit and after the whole crawl, and how soon Compound scaling's background count put its first measured
-point in the store."""
+"""Issue 21's figures: every page and every tab opened once, in Chromium, on a freshly started server over
+an empty data directory with the default settings (cold: no cache of any kind is warm). Prints each
+page's and tab's first-visit time (until Streamlit's script run has finished), the server process's
+resident memory after each visit and after the whole crawl, and how soon Compound scaling's background
+count put its first measured point in the store."""
 
 from __future__ import annotations
 

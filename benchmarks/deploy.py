@@ -1,10 +1,9 @@
 """Issue 19's figures: resnet50, mobilenetv2_100, mobilenetv3_small_100 and efficientnet_lite0 at 224 px,
-batch 1,
-1 thread, in every runtime (PyTorch eager, torch.compile, ONNX Runtime fp32 and int8): median latency,
-p10/p90, speed-up against eager with its ~95% interval, prepare seconds, first call, parity and sizes, the
-quantization config and the float-node count where int8 is slower than fp32. Targets on this VM: parity <=
-1e-4 for all four; ONNX Runtime fp32 at least as fast as eager for all four; int8 resnet50 at least 2x
-faster than fp32."""
+batch 1, 1 thread, in every runtime (PyTorch eager, torch.compile, ONNX Runtime fp32 and int8): median
+latency, p10/p90, speed-up against eager with its ~95% interval, prepare seconds, first call, parity and
+sizes, the quantization config and the float-node count where int8 is slower than fp32. Targets on this
+VM: parity <= 1e-4 for all four; ONNX Runtime fp32 at least as fast as eager for all four; int8 resnet50
+at least 2x faster than fp32."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Issue 10: the Transfer page's epoch estimate against what the trainer then measures, for each recipe on the
-demo set, on the chosen device and precision. For the linear probe the one-off feature extraction and the
-per-epoch head training are compared separately. Deployable: every figure within ±30%."""
+"""Issue 10: the Transfer page's epoch estimate against what the trainer then measures, for each recipe on
+the demo set, on the chosen device and precision. For the linear probe the one-off feature extraction
+and the per-epoch head training are compared separately. Deployable: every figure within ±30%."""
 
 from __future__ import annotations
 

@@ -1,12 +1,11 @@
 """Issue 28's estimates: how far the "about N s left" a page shows is from what really happened.
 
-Over a seeded week (tests/seed.py: fine-tune runs and measurement jobs), then two of each of the deployment,
-export and compound-scaling jobs, as the pages start them (the second of a kind finds the first in the
-store as its
-history; each job recomputes, nothing is read from a cache). Every job and run logs the estimate it showed
-at its
-first step and at 25%, 50% and 75% of its steps (core.jobs.estimates); here each is set against the time
-that was really left. Per stage: the median and the worst ratio actual / estimated. Targets: median within
+Over a seeded week (tests/seed.py: fine-tune runs and measurement jobs), then two of each of the
+deployment, export and compound-scaling jobs, as the pages start them (the second of a kind finds the
+first in the store as its history; each job recomputes, nothing is read from a cache). Every job and run
+logs the estimate it showed at its first step and at 25%, 50% and 75% of its steps
+(core.jobs.estimates); here each is set against the time that was really left. Per stage: the median and
+the worst ratio actual / estimated. Targets: median within
 0.7-1.5x, no stage over 3x (the worst ratio, or its inverse)."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Figures 1-4 of the fine-tune engine issue on this machine: trainer overhead against a bare loop, the
-linear-probe fast path, the demo end to end (linear probe against scratch in the same time budget), and the
-decoded-image cache. Each run uses a fresh data directory."""
+linear-probe fast path, the demo end to end (linear probe against scratch in the same time budget), and
+the decoded-image cache. Each run uses a fresh data directory."""
 
 from __future__ import annotations
 
@@ -27,10 +27,10 @@ from core.finetune.weights import create  # noqa: E402
 
 
 def overhead(args, rounds: int = 5) -> dict:
-    """Trainer images/s as a fraction of a bare loop (same model, batch and resolution), with the real store
-    callbacks a run uses (metrics to SQLite, cancel polling). Trainer and bare rounds alternate in this one
-    process, so a drift in the machine's speed hits both; the median and the spread of the per-round
-    ratios."""
+    """Trainer images/s as a fraction of a bare loop (same model, batch and resolution), with the real
+    store callbacks a run uses (metrics to SQLite, cancel polling). Trainer and bare rounds alternate in
+    this one process, so a drift in the machine's speed hits both; the median and the spread of the
+    per-round ratios."""
     import statistics
 
     from core.runs import record as runs

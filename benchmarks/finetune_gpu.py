@@ -1,5 +1,5 @@
-"""Figure 5 of the fine-tune engine issue (GPU): a full fine-tune of efficientnet_lite0 at 224 px, batch 128,
-bf16 autocast, channels_last, through the trainer, against a bare loop in the same run."""
+"""Figure 5 of the fine-tune engine issue (GPU): a full fine-tune of efficientnet_lite0 at 224 px, batch
+128, bf16 autocast, channels_last, through the trainer, against a bare loop in the same run."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Issue 30's first-visit figures, in Chromium at 1400 px over an empty data directory.
 
-For each page: a freshly started server (``streamlit run app.py``, visited the moment ``/_stcore/health``
-answers) and its first visitor on that page (cold). Then, on the now warm server:
+For each page: a freshly started server (``streamlit run app.py``, visited the moment
+``/_stcore/health`` answers) and its first visitor on that page (cold). Then, on the now warm server:
 - ``navigate``: the same visitor clicks each other page in the navigation, its first visit in that session;
 - ``new_visitor``: every page opened from a new browser context (a new session, nothing cached in the
 browser). Each gives two times, from ``goto`` or the click:
@@ -16,10 +16,11 @@ browser). Each gives two times, from ``goto`` or the click:
   ``<canvas>`` is not counted: that is fallback content the browser never paints (the data grid of every table
   keeps an accessibility copy of its cells there, and rewrites it about 0.3 s after the table is drawn);
   ``complete_any_s`` counts it too, for comparison.
-``floor`` is a one-line Streamlit app (a title) opened the same way as ``new_visitor``, in the same run: what
-Streamlit's own front end costs in a fresh browser context on this machine, before any page code runs.
-Targets: the cold first page usable within 3 s, every other first visit (``navigate``) complete within 2 s.
-``--root`` times another checkout of the app the same way, interleaved page by page with this one."""
+``floor`` is a one-line Streamlit app (a title) opened the same way as ``new_visitor``, in the same run:
+what Streamlit's own front end costs in a fresh browser context on this machine, before any page code
+runs. Targets: the cold first page usable within 3 s, every other first visit (``navigate``) complete
+within 2 s. ``--root`` times another checkout of the app the same way, interleaved page by page with
+this one."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Figure 3 of the foundation issue: MAC ratio against the measured speed-up for compare mode's pairs (timed
-interleaved, round by round; the speed-up is the median per-round ratio with a ~95% interval)."""
+"""Figure 3 of the foundation issue: MAC ratio against the measured speed-up for compare mode's pairs
+(timed interleaved, round by round; the speed-up is the median per-round ratio with a ~95% interval)."""
 
 from __future__ import annotations
 

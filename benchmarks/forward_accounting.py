@@ -1,9 +1,8 @@
 """Issue 18's figure: does "where the time goes" account for the whole forward? For resnet50,
-mobilenetv3_small_100 and efficientnet_b0 at 224 px, batch 1: what the modules own inside one whole forward
-(hooks with one timer: layers plus the blocks' own ops; target at least 90% of that forward), what is left
-(the
-model's own forward), the hooks' cost against the clean forward timed interleaved, and the old figure: the
-layers timed alone, one by one, against the clean forward."""
+mobilenetv3_small_100 and efficientnet_b0 at 224 px, batch 1: what the modules own inside one whole
+forward (hooks with one timer: layers plus the blocks' own ops; target at least 90% of that forward),
+what is left (the model's own forward), the hooks' cost against the clean forward timed interleaved, and
+the old figure: the layers timed alone, one by one, against the clean forward."""
 
 from __future__ import annotations
 

@@ -1,11 +1,11 @@
 """Issue 30's idle cost: what one browser tab left open costs the server while nothing happens.
 
-A seeded week of use (tests/seed.py), a freshly started server over it, and Chromium. Each page is opened on
-its own, left to settle (its first run and any one-off work), then left alone for ``--seconds``: the server
-process's CPU time (user + system, /proc/<pid>/stat, its threads included) over that window, per minute
-and as a share of one core. The Transfer page is opened on a finished run (``?run=N``), the page that once
-re-ran every second. Deployable: under 1% of a core for every page. The same window with no tab open at all is
-measured first: the server's own floor."""
+A seeded week of use (tests/seed.py), a freshly started server over it, and Chromium. Each page is
+opened on its own, left to settle (its first run and any one-off work), then left alone for
+``--seconds``: the server process's CPU time (user + system, /proc/<pid>/stat, its threads included)
+over that window, per minute and as a share of one core. The Transfer page is opened on a finished run
+(``?run=N``), the page that once re-ran every second. Deployable: under 1% of a core for every page. The
+same window with no tab open at all is measured first: the server's own floor."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The multi-node driver the tests and ``benchmarks/multinode.py`` share: two torchrun "nodes" on this
-machine (two torchrun processes, --nnodes 2, one process each, gloo, loopback rendezvous), each with a data
-directory of its own; the run record one of them keeps; a node killed or stopped mid-epoch."""
+machine (two torchrun processes, --nnodes 2, one process each, gloo, loopback rendezvous), each with a
+data directory of its own; the run record one of them keeps; a node killed or stopped mid-epoch."""
 
 import json
 import os
@@ -74,8 +74,8 @@ def node(
 
 
 def descendants(pid: int) -> list[int]:
-    """Every process below ``pid`` (torchrun starts its workers in sessions of their own: a process-group kill
-    would leave them running)."""
+    """Every process below ``pid`` (torchrun starts its workers in sessions of their own: a process-group
+    kill would leave them running)."""
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -132,11 +132,9 @@ def kill_mid_epoch(
     tmp: Path, extra: list[str], how: int = signal.SIGKILL, timeout_s: float = TIMEOUT_S
 ) -> dict:
     """Two nodes; once rank 0's node has recorded a step into the second epoch (the first epoch's
-    checkpoint is
-    written), the other node gets ``how`` whole, agent and workers (SIGKILL: it dies and its connections
-    close;
-    SIGSTOP: it hangs with them open). Returns where the record is, the run, the survivor's exit code and
-    how many seconds it took to exit."""
+    checkpoint is written), the other node gets ``how`` whole, agent and workers (SIGKILL: it dies and
+    its connections close; SIGSTOP: it hangs with them open). Returns where the record is, the run, the
+    survivor's exit code and how many seconds it took to exit."""
     pa, pb, a, b = two_nodes(tmp, extra, timeout_s=timeout_s)
     home = None
     end = time.time() + 240

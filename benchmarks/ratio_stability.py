@@ -1,7 +1,7 @@
 """Issue 10: how stable compare mode's speed-up is from one run to the next. Each of the lecture's pairs is
-measured in --runs separate processes (a fresh process each time, as a page visit after a restart would be);
-for each pair the spread of the reported speed-up across those runs, as the largest deviation from their
-median. Deployable: every pair within ±15%."""
+measured in --runs separate processes (a fresh process each time, as a page visit after a restart would
+be); for each pair the spread of the reported speed-up across those runs, as the largest deviation from
+their median. Deployable: every pair within ±15%."""
 
 from __future__ import annotations
 

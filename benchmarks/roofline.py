@@ -1,8 +1,9 @@
-"""Issue 12's figures: the ceilings (time to measure, agreement of repeated runs: target under 10 s and ±10%),
-the per-layer profile of resnet50 at 224 px (target under 60 s; cached reopen under 200 ms), and the per-layer
-sum against the whole-model latency (target ±25%). Issue 28's: the per-level (cache-aware) ceilings with their
-working-set sizes, and for resnet50 and mobilenetv3_small_100 every roofline point checked against the
-ceiling of the level its working set fits in; any above it is listed with the reason the profile gives."""
+"""Issue 12's figures: the ceilings (time to measure, agreement of repeated runs: target under 10 s and
+±10%), the per-layer profile of resnet50 at 224 px (target under 60 s; cached reopen under 200 ms), and
+the per-layer sum against the whole-model latency (target ±25%). Issue 28's: the per-level (cache-aware)
+ceilings with their working-set sizes, and for resnet50 and mobilenetv3_small_100 every roofline point
+checked against the ceiling of the level its working set fits in; any above it is listed with the reason
+the profile gives."""
 
 from __future__ import annotations
 

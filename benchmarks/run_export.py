@@ -1,9 +1,9 @@
 """Issue 20's figures: on the demo set with the offline EfficientNet-Lite0, a linear probe and a
-finetune_top run at 64 px and at 224 px, each exported to ONNX fp32 and int8: top-1 of PyTorch, ONNX fp32
-and int8 on the run's validation split, fp32's agreement with PyTorch (target at least 99.5%), int8's
-top-1 against fp32 (target within 1
-point), int8's batch-1 speed-up over fp32, and whether the plain-onnxruntime script (a fresh virtual
-environment with only onnxruntime, numpy and Pillow) reproduces the reported top-1."""
+finetune_top run at 64 px and at 224 px, each exported to ONNX fp32 and int8: top-1 of PyTorch, ONNX
+fp32 and int8 on the run's validation split, fp32's agreement with PyTorch (target at least 99.5%),
+int8's top-1 against fp32 (target within 1 point), int8's batch-1 speed-up over fp32, and whether the
+plain-onnxruntime script (a fresh virtual environment with only onnxruntime, numpy and Pillow)
+reproduces the reported top-1."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Figures of the transfer-page issue: (1) lag from a metric being written to the store to its point in the
-live chart, in real Chromium; (2) render time of the Runs page with 50 finished runs in the store; (3) the
-freezing-depth experiment on the demo dataset with each recipe's val accuracy and wall time."""
+live chart, in real Chromium; (2) render time of the Runs page with 50 finished runs in the store; (3)
+the freezing-depth experiment on the demo dataset with each recipe's val accuracy and wall time."""
 
 from __future__ import annotations
 

@@ -12,8 +12,8 @@ from typing import Any, Callable
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse, except that a bad argument is one line (pointing at --help) and exit 2, like every other bad
-    input of Archscope's commands."""
+    """argparse, except that a bad argument is one line (pointing at --help) and exit 2, like every other
+    bad input of Archscope's commands."""
 
     def error(self, message: str):  # type: ignore[override]
         self.exit(2, f"error: {message} (see --help)\n")
@@ -40,9 +40,8 @@ def quiet_library_warnings() -> None:
 
 def forward(old: str, new_module: str, prefix: list[str]) -> None:
     """Runs ``python -m new_module *prefix *argv`` in this process after a one-line notice on stderr: the
-    spelling
-    ``old`` keeps working, under torchrun too. The module is run by name, so the old package imports
-    nothing of the new one."""
+    spelling ``old`` keeps working, under torchrun too. The module is run by name, so the old package
+    imports nothing of the new one."""
     print(
         f"note: `{old}` is now `python -m {new_module} {' '.join(prefix)}`; forwarding",
         file=sys.stderr,
@@ -53,8 +52,8 @@ def forward(old: str, new_module: str, prefix: list[str]) -> None:
 
 
 def emit(result: Any, json_arg: str | None, table: Callable[[Any], str]) -> int:
-    """How a command ends: ``--json -`` prints the whole result as JSON instead of the table; otherwise
-    the short table, and with ``--json FILE`` the file too, its path printed last. Returns the exit code."""
+    """How a command ends: ``--json -`` prints the whole result as JSON instead of the table; otherwise the
+    short table, and with ``--json FILE`` the file too, its path printed last. Returns the exit code."""
     text = json.dumps(result, indent=2, default=float)
     if json_arg == "-":
         print(text)

@@ -18,9 +18,9 @@ class DataDirError(RuntimeError):
 
 def data_dir() -> Path:
     """The app's data directory, from ``ARCHSCOPE_DATA_DIR`` or ``~/.archscope``. It is created on this
-    process's
-    first use only: one that disappears (renamed or deleted) or is replaced later raises DataDirError
-    instead of being made again empty, so no run or measurement goes silently into a new store elsewhere."""
+    process's first use only: one that disappears (renamed or deleted) or is replaced later raises
+    DataDirError instead of being made again empty, so no run or measurement goes silently into a new
+    store elsewhere."""
     path = Path(os.environ.get(ENV_VAR) or Path.home() / ".archscope").expanduser()
     marker = path / MARKER
     known = _SEEN.get(path)

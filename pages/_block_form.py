@@ -1,8 +1,7 @@
 """What the Block explorer's tabs share: the block and its configuration as widgets (the same widgets and
-URL keys
-on the Explore, Roofline and Deploy tabs, so each tab reads the block from its own widgets, never from
-another tab's leftover state), and the interleaved timing of a comparison (the Compare and Roofline tabs
-read one cache)."""
+URL keys on the Explore, Roofline and Deploy tabs, so each tab reads the block from its own widgets,
+never from another tab's leftover state), and the interleaved timing of a comparison (the Compare and
+Roofline tabs read one cache)."""
 
 from __future__ import annotations
 

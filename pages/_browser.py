@@ -1,9 +1,9 @@
 """Measure in this browser: the visitor's own device (laptop or phone) runs a backbone's ONNX, fp32 and
-int8, in
-onnxruntime-web (core/deploy/browser.py; the app serves the files itself, cross-origin isolated:
-core/web/server.py). The bench runs in hidden same-origin frames, one per setup (ONNX Runtime Web fixes
-its thread count when it starts), and sends its figures back; the server validates them as hostile input,
-times native ONNX Runtime at the same thread count and keeps them in the store, keyed by device."""
+int8, in onnxruntime-web (core/deploy/browser.py; the app serves the files itself, cross-origin
+isolated: core/web/server.py). The bench runs in hidden same-origin frames, one per setup (ONNX Runtime
+Web fixes its thread count when it starts), and sends its figures back; the server validates them as
+hostile input, times native ONNX Runtime at the same thread count and keeps them in the store, keyed by
+device."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import streamlit as st
 from core.deploy import DeployError, browser, devices
 from core.deploy import browser_checks as checks
 from core.deploy.deployable import Deployable
+from core.deploy.targets import BROWSER, list_targets
 from core.jobs.store import StoreError
 from core.present import fmt
 from core.web import server as webapp
@@ -37,8 +38,8 @@ TIMEOUT_S = 300
 
 
 def measure_in_browser(targets: list[Deployable], key: str) -> None:
-    """The model picker and the "Measure in this browser" button; while a bench runs, its line of
-    progress; once it sent its figures, what was kept (or why not)."""
+    """The model picker and the "Measure in this browser" button; while a bench runs, its line of progress;
+    once it sent its figures, what was kept (or why not)."""
     if not targets:
         return
     by_key = {t.key: t for t in targets}
@@ -92,11 +93,10 @@ def run_pending(
     key: str, label: str | None = None
 ) -> list[tuple[browser.Bench, dict[str, dict[str, Any]]]] | None:
     """While benches are asked for: the component that runs them here, and its line of progress. Once the
-    browser
-    sent its figures: them validated, set beside native ONNX Runtime and stored (``browser.record``), each
-    bench with its entries (one per setup), in order, kept for this session until the button is pressed
-    again; else None. The page reruns once when they arrive, so the button it drew disabled while the
-    bench ran is enabled."""
+    browser sent its figures: them validated, set beside native ONNX Runtime and stored
+    (``browser.record``), each bench with its entries (one per setup), in order, kept for this session
+    until the button is pressed again; else None. The page reruns once when they arrive, so the button
+    it drew disabled while the bench ran is enabled."""
     kept = st.session_state.get(f"{key}.done")
     if isinstance(kept, str):  # refused: said once
         st.session_state.pop(f"{key}.done", None)
@@ -122,6 +122,7 @@ def run_pending(
             "bench": "/bench/bench.html",
             "configs": [f"/bench-data/{b}/config.json" for b in pending["benches"]],
             "setups": list(checks.setup_keys()),
+            "queries": {t.key: t.adapter.query(t.key) for t in list_targets(BROWSER)},
             "timeoutMs": TIMEOUT_S * 1000,
         },
     )
@@ -148,8 +149,8 @@ def received(
 
 
 def say(done: list[tuple[Any, dict[str, dict[str, Any]]]]) -> None:
-    """For each (bench, entries) measured: a refused setup, a failed one and a refused precision, each in one
-    line; a line that holds for several targets (both blocks of a pair) is said once and names them."""
+    """For each (bench, entries) measured: a refused setup, a failed one and a refused precision, each in
+    one line; a line that holds for several targets (both blocks of a pair) is said once and names them."""
     lines: dict[tuple[str, str, str], list[str]] = {}
     for bench, entries in done:
         for line in _lines(entries):

@@ -18,8 +18,8 @@ from pages._widgets import job_progress_bar, table
 
 
 def leaderboard_tab(setting: Setting) -> None:
-    """Every measured model in one sortable table: published top-1, latency at one thread and at every core,
-    best throughput, MACs and params; a latency budget filters it."""
+    """Every measured model in one sortable table: published top-1, latency at one thread and at every
+    core, best throughput, MACs and params; a latency budget filters it."""
     cols = st.columns([1, 1, 2])
     budget = cols[0].number_input(
         "Latency budget, 1 thread (ms, 0 = none)",

@@ -1,5 +1,5 @@
-"""The deployment view shared by the Block explorer's Deploy tab and Compare backbones' Deployment tab:
-the runtimes to measure, the background job with its progress, and the per-runtime table with what parity
+"""The deployment view shared by the Block explorer's Deploy tab and Compare backbones' Deployment tab: the
+runtimes to measure, the background job with its progress, and the per-runtime table with what parity
 and int8 say."""
 
 from __future__ import annotations

@@ -14,9 +14,9 @@ POLL_S = 0.2  # each progress update is also where Streamlit can stop this run (
 
 
 def wait_for_imports(title: str, modules: Callable[[], list[str]]) -> None:
-    """Returns at once when the imports are done (every visit but the first few seconds after a server start);
-    else shows the skeleton until they are, then removes it. Starts them when nothing has (AppTest, or a
-    server started without app.py's import)."""
+    """Returns at once when the imports are done (every visit but the first few seconds after a server
+    start); else shows the skeleton until they are, then removes it. Starts them when nothing has
+    (AppTest, or a server started without app.py's import)."""
     if preload.ready():
         return
     preload.start(modules())

@@ -1,5 +1,5 @@
-"""Compare backbones → Compound scaling: EfficientNet's (α, β, γ, φ) lab. The prediction draws at once;
-the built networks are counted by a background job (core.zoo.scaling) and join the plot as they are kept."""
+"""Compare backbones → Compound scaling: EfficientNet's (α, β, γ, φ) lab. The prediction draws at once; the
+built networks are counted by a background job (core.zoo.scaling) and join the plot as they are kept."""
 
 from __future__ import annotations
 
@@ -52,8 +52,8 @@ def scaling_tab() -> None:
 
 
 def scaling_counts(phis: list[float], alpha: float, beta: float, gamma: float, missing: int) -> bool:
-    """Starts (once) the background count of the ``missing`` networks this table needs; shows its
-    progress. True while counting."""
+    """Starts (once) the background count of the ``missing`` networks this table needs; shows its progress.
+    True while counting."""
     job = jobs.latest(scaling.KIND)
     if job is not None and job.active:
         st.caption(

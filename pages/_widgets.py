@@ -37,10 +37,10 @@ def route_through_app() -> None:
 def stop_polling() -> None:
     """Ends the ``run_every`` timer of the fragment that calls it, in this visitor's browser: the message
     Streamlit itself sends for a polling fragment that a rerun no longer draws (``stop_auto_rerun``;
-    streamlit 1.67's runtime, pinned). For a poller that has done its one piece of work and would
-    otherwise rerun until the next
-    full run of the page. Outside a fragment it does nothing. ``pages/blocks.py`` ``time_once_drawn`` uses
-    it."""
+    streamlit
+    1.67's runtime, pinned). For a poller that has done its one piece of work and would otherwise rerun until
+    the next full run of the page. Outside a fragment it does nothing. ``pages/blocks.py``
+    ``time_once_drawn`` uses it."""
     from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
     from streamlit.runtime.scriptrunner_utils.script_run_context import ThreadState, get_script_run_ctx
 
@@ -111,8 +111,8 @@ def number_formats(frame: pd.DataFrame) -> dict[str, Any]:
 
 
 def table(frame: pd.DataFrame, **kw: Any) -> None:
-    """st.dataframe with the house number formats (number_formats) and no index (and without ``attrs``, which
-    hold Python objects such as the timing record that Arrow cannot carry)."""
+    """st.dataframe with the house number formats (number_formats) and no index (and without ``attrs``,
+    which hold Python objects such as the timing record that Arrow cannot carry)."""
     frame = frame.copy(deep=False)
     frame.attrs = {}
     # a GPU-only column (host wall time) is left out where nothing filled it, rather than a column of blanks
@@ -126,10 +126,9 @@ def table(frame: pd.DataFrame, **kw: Any) -> None:
 
 
 def chart(fig: Any, key: str, where: Any = None, **kw: Any) -> None:
-    """Every Plotly chart of the app: readable log ticks and room for the toolbar
-    (``core.present.style``), the
-    house toolbar, the container's width. A multi-panel figure is drawn as one chart per panel in columns,
-    which Streamlit stacks at phone width."""
+    """Every Plotly chart of the app: readable log ticks and room for the toolbar (``core.present.style``),
+    the house toolbar, the container's width. A multi-panel figure is drawn as one chart per panel in
+    columns, which Streamlit stacks at phone width."""
     figs = style.panels(fig)
     if len(figs) == 1:
         (where or st).plotly_chart(style.readable(fig), key=key, config=style.CHART_CONFIG, **kw)
@@ -149,9 +148,9 @@ def derived(key: str, value: Any) -> None:
 
 
 def lazy_tabs(key: str, sections: dict[str, Callable[[], None]]) -> None:
-    """Tabs whose content runs only while its tab is open (the rest costs nothing on a visit), with the open
-    tab in the URL (``?<key>=<label>``), so a link reopens the same tab. Each tab's content is guarded
-    against a damaged store."""
+    """Tabs whose content runs only while its tab is open (the rest costs nothing on a visit), with the
+    open tab in the URL (``?<key>=<label>``), so a link reopens the same tab. Each tab's content is
+    guarded against a damaged store."""
     tabs = st.tabs(list(sections), key=key, bind="query-params")
     for tab, draw in zip(tabs, sections.values()):
         with tab:
@@ -181,9 +180,10 @@ def job_progress_bar(
     stop_label: str = "Stop",
     stop: Callable[[int], None] | None = None,
 ) -> Any:
-    """The running job of ``kind`` as a progress bar with its message, its count and ETA (and a Stop button);
-    reruns the page once it has ended. Returns the job (None once it ended), so a caller can draw more
-    under it. Call it from a fragment that runs every second; it is the one job poller of every page."""
+    """The running job of ``kind`` as a progress bar with its message, its count and ETA (and a Stop
+    button); reruns the page once it has ended. Returns the job (None once it ended), so a caller can
+    draw more under it. Call it from a fragment that runs every second; it is the one job poller of
+    every page."""
     with store_errors_shown():
         job = jobs.latest(kind)
         if job is None or not job.active:

@@ -61,8 +61,8 @@ def latency(
     settings: Setting,
     nonce: int,
 ) -> tuple[Interleaved, int | None]:
-    """The timing (Compare's protocol: rounds until it settles, else a busy warning), and on a GPU the
-    peak memory of one forward (a CPU has no such counter)."""
+    """The timing (Compare's protocol: rounds until it settles, else a busy warning), and on a GPU the peak
+    memory of one forward (a CPU has no such counter)."""
     module = create_block(block, **dict(cfg))
     timed = time_settled(module, shape, **settings.profile_kwargs(), max_time_s=4.0)
     return timed, forward_peak_memory(module, shape, **settings.profile_kwargs())
@@ -143,11 +143,11 @@ def latency_view(
     flops: int,
     settings: Setting,
 ) -> None:
-    """The measured half. A configuration timed before shows its figures at once. A new one is timed after the
-    page is drawn (``time_once_drawn``), not while the browser draws it: on 2 cores the drawing took the
-    CPU from
-    the timer, which then needed 70-125 rounds instead of 15 and kept the page from finishing for 1.5-2.4
-    s."""
+    """The measured half. A configuration timed before shows its figures at once. A new one is timed after
+    the page is drawn (``time_once_drawn``), not while the browser draws it: on 2 cores the drawing took
+    the CPU from the timer, which then needed 70-125 rounds instead of 15 and kept the page from
+    finishing for
+    1.5-2.4 s."""
     if timing_key(block, cfg, shape, settings) in timed_here():
         st.fragment(latency_figures)(block, cfg, shape, flops, settings)
     else:

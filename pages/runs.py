@@ -414,8 +414,8 @@ def experiment_section() -> None:
 
 
 def evaluate_section(all_runs: list[runs.Run]) -> None:
-    """One picker for the whole area: evaluation, "try an image", the ONNX export and the bundle's
-    download all follow it."""
+    """One picker for the whole area: evaluation, "try an image", the ONNX export and the bundle's download
+    all follow it."""
     by_id = {r.id: r for r in run_export.exportable(all_runs)}
     if not by_id:
         st.info("No run with a finished epoch yet.")

@@ -274,10 +274,9 @@ def plan_section(base: TrainConfig, ds: Dataset) -> tuple[TrainConfig, str]:
 
 def show_stage_lrs(groups: pd.DataFrame) -> None:
     """Each stage's learning rate: a table whose bars set it against the head's (a linear bar: the stem's
-    share
-    of the head's LR is what it is), and on request the lecture's chart on a log axis, where each step of
-    the layer decay is the same height. A frozen stage has no LR. The chart waits for its toggle (see the
-    top)."""
+    share of the head's LR is what it is), and on request the lecture's chart on a log axis, where each
+    step of the layer decay is the same height. A frozen stage has no LR. The chart waits for its toggle
+    (see the top)."""
     frame = groups.assign(lr=groups["lr"].where(groups["trainable"], None))
     top = float(frame["lr"].max()) if frame["lr"].notna().any() else None
     st.markdown(
@@ -339,8 +338,8 @@ def _plan_key(base: TrainConfig) -> tuple:
 
 
 def extras(base: TrainConfig, ds: Dataset) -> None:
-    """The epoch estimate and the LR range test. Their results stay on the page (with the settings they were
-    made for) until the next one replaces them; a result made for other settings says so."""
+    """The epoch estimate and the LR range test. Their results stay on the page (with the settings they
+    were made for) until the next one replaces them; a result made for other settings says so."""
     state, key = st.session_state, _plan_key(base)
     cols = st.columns(2)
     try:

@@ -52,9 +52,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(autouse=True)
 def _no_process_in_a_fast_test(request, monkeypatch):
     """A test not marked slow that starts a Python process, torchrun, a browser or a server fails and says
-    to mark
-    it: the fast loop (``-m "not slow"``) stays free of processes by construction, not by a list kept by
-    hand."""
+    to mark it: the fast loop (``-m "not slow"``) stays free of processes by construction, not by a list
+    kept by hand."""
     if request.node.get_closest_marker("slow"):
         yield
         return
@@ -117,9 +116,8 @@ def _workers_started_since(root: int, ticks: int) -> list[int]:
 @pytest.fixture(autouse=True)
 def _no_worker_outlives_its_test(request):
     """A slow test that starts a background job or run (a compound-scaling count, a measurement, a
-    fine-tune) and
-    checks only its first moments leaves no worker running into the next tests: each is killed, with its
-    process group, at the test's end. The suite's time is then the tests' own."""
+    fine-tune) and checks only its first moments leaves no worker running into the next tests: each is
+    killed, with its process group, at the test's end. The suite's time is then the tests' own."""
     if not request.node.get_closest_marker("slow"):
         yield
         return

@@ -16,8 +16,8 @@ import pytest
 def at_once(
     fn: Callable[[], Any], n: int, expected: tuple[type[BaseException], ...]
 ) -> tuple[list, list[str]]:
-    """Runs ``fn`` in ``n`` threads released together by a barrier; returns (results, messages of the expected
-    exceptions). Any other exception fails the test."""
+    """Runs ``fn`` in ``n`` threads released together by a barrier; returns (results, messages of the
+    expected exceptions). Any other exception fails the test."""
     barrier, results, refused = threading.Barrier(n), [], []
 
     def run() -> None:
@@ -38,10 +38,10 @@ def at_once(
 
 @contextmanager
 def read_only_mount(source: Path, mount: Path) -> Iterator[Path]:
-    """``source`` seen read-only at ``mount``. As root (CI) a read-only bind mount, since root ignores
-    file modes;
-    where it cannot be made the test fails with the reason. As any other user, the tree's write bits are
-    taken off (``mount`` becomes a link to ``source`` when they differ) and given back afterwards."""
+    """``source`` seen read-only at ``mount``. As root (CI) a read-only bind mount, since root ignores file
+    modes; where it cannot be made the test fails with the reason. As any other user, the tree's write
+    bits are taken off (``mount`` becomes a link to ``source`` when they differ) and given back
+    afterwards."""
     if os.geteuid() != 0:
         with _modes_read_only(source, mount) as seen:
             yield seen

@@ -1,10 +1,9 @@
 """A data directory as a week of use leaves it: finished, failed and cancelled runs made through the CLI
-and the launcher, a freezing-depth experiment, backbone measurements of two models at two resolutions with
-throughput sweeps, deployment measurements (a block pair and a backbone in eager, ONNX Runtime fp32 and
-int8) and the same
-three measured in headless Chromium (onnxruntime-web fp32 and int8; the pair on wasm-1 and wasm-N, the
-backbone on wasm-1: real runs, few of them).
-``python -m tests.seed DIR`` fills DIR (it sets ARCHSCOPE_DATA_DIR itself) and prints JSON.
+and the launcher, a freezing-depth experiment, backbone measurements of two models at two resolutions
+with throughput sweeps, deployment measurements (a block pair and a backbone in eager, ONNX Runtime fp32
+and int8) and the same three measured in headless Chromium (onnxruntime-web fp32 and int8; the pair on
+wasm-1 and wasm-N, the backbone on wasm-1: real runs, few of them). ``python -m tests.seed DIR`` fills
+DIR (it sets ARCHSCOPE_DATA_DIR itself) and prints JSON.
 
 Kept tiny (64 px, 1-2 epochs, 8 images a class) so that it takes about a minute on 2 cores."""
 

@@ -48,28 +48,33 @@ export function device() {
   };
 }
 
-// cfg: {setup, maxThreads, precisions: {fp32: url, int8: url}, inputs, reference (or references: {fp32: url, int8:
+// cfg: {setup (the result's name), backend ("wasm" or "webgpu"), threads ("1", or "N": every core, up to
+//       maxThreads), maxThreads, precisions: {fp32: url, int8: url}, inputs, reference (or references: {fp32: url, int8:
 //       url}, one per precision), labels (optional), shape: [N, C, H, W], outputLen (values per input), classifier
 //       (top-1 agreement applies), tolerance, maxRuns, maxSeconds};
 //       progress(text, fraction) is called as it goes.
 export async function run(cfg, progress = () => {}) {
   const info = device();
-  const gpu = cfg.setup === "webgpu";
+  const gpu = cfg.backend === "webgpu";
+  const cap = Math.max(1, Math.min(info.hardware_concurrency || 1, cfg.maxThreads || 8));
+  // "N": every core (at least 2, else it says so); a count: exactly that many, or it says why not
+  const asked = cfg.threads === "N" ? Math.max(2, cap) : Math.max(1, parseInt(cfg.threads || "1", 10) || 1);
+  const many = asked > 1;
   // webgpu: one WASM thread for whatever the GPU does not run (shape ops, the odd kernel)
-  const wanted = cfg.setup === "wasm-N" ? Math.max(1, Math.min(info.hardware_concurrency || 1, cfg.maxThreads || 8)) : 1;
+  const wanted = Math.min(asked, cap);
   const out = { setup: cfg.setup, ort_version: ORT_VERSION, ...info, threads: wanted, results: [] };
   if (gpu) {
     const found = await webgpuAdapter();
     if (!found.adapter) { out.error = found.why; return out; }
     out.webgpu_adapter = found.adapter;
   }
-  if (cfg.setup === "wasm-N" && !info.cross_origin_isolated) {
-    out.error = "wasm-N needs a cross-origin isolated page (COOP same-origin + COEP require-corp); this one is not, " +
+  if (many && !info.cross_origin_isolated) {
+    out.error = cfg.setup + " needs a cross-origin isolated page (COOP same-origin + COEP require-corp); this one is not, " +
                 "so the browser allows one WASM thread";
     return out;
   }
-  if (cfg.setup === "wasm-N" && wanted < 2) {
-    out.error = "wasm-N needs at least 2 cores; this browser reports " + (info.hardware_concurrency || 1);
+  if (many && wanted < asked) {
+    out.error = cfg.setup + " needs at least " + asked + " cores; this browser reports " + (info.hardware_concurrency || 1);
     return out;
   }
   const ort = gpu ? await import("../ort/ort.webgpu.min.mjs") : await import("../ort/ort.wasm.min.mjs");

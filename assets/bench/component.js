@@ -14,7 +14,7 @@ export default function (component) {
       say(`${where}${setup}: loading the runtime`);
       const frame = document.createElement("iframe");
       frame.style.cssText = "position:absolute;width:1px;height:1px;border:0;opacity:0;pointer-events:none";
-      frame.src = `${data.bench}?setup=${encodeURIComponent(setup)}&config=${encodeURIComponent(config)}`;
+      frame.src = `${data.bench}?${data.queries[setup]}&config=${encodeURIComponent(config)}`;
       document.body.appendChild(frame);
       const started = performance.now();
       const result = await new Promise((resolve) => {

@@ -143,10 +143,10 @@ def compare(
     **timing: Any,
 ) -> pd.DataFrame:
     """Counts each entry at (batch, chs, hw, hw), then times them all interleaved, round by round, so a
-    drift in the machine's speed cannot make one look faster. Ratios are against the first entry: "MACs ×" and
-    "params ×" say how many times fewer the entry has, "speed-up" how many times faster it runs (median of the
-    per-round ratios, with a ~95% interval). ``frame.attrs`` keeps the timing (``interleaved``) and its
-    note."""
+    drift in the machine's speed cannot make one look faster. Ratios are against the first entry: "MACs
+    ×" and "params ×" say how many times fewer the entry has, "speed-up" how many times faster it runs
+    (median of the per-round ratios, with a ~95% interval). ``frame.attrs`` keeps the timing
+    (``interleaved``) and its note."""
     shape = (batch, chs, hw, hw)
     setting = {"device": device, "dtype": dtype, "memory_format": memory_format, "threads": threads}
     for e in entries:  # bounds, MACs and memory, before anything is built

@@ -1,9 +1,9 @@
 """Closed-form costs of layers, as plain arithmetic (no torch).
 
-MACs follow fvcore's convention (one fused multiply-add = one MAC, model in ``eval()``):
-convolution and linear layers count their multiply-adds, BatchNorm in eval counts 2 per element
-(scale and shift), LayerNorm with affine 5 per element, adaptive average pooling 1 per input
-element. Bias additions, activations, element-wise adds and max pooling are not counted.
+MACs follow fvcore's convention (one fused multiply-add = one MAC, model in ``eval()``): convolution and
+linear layers count their multiply-adds, BatchNorm in eval counts 2 per element (scale and shift),
+LayerNorm with affine 5 per element, adaptive average pooling 1 per input element. Bias additions,
+activations, element-wise adds and max pooling are not counted.
 """
 
 from __future__ import annotations

@@ -64,9 +64,9 @@ class BlockConfigError(ValueError):
 
 
 def register_block(name: str, colour: str) -> Callable[[T], T]:
-    """Class decorator adding a block to the registry under ``name``, drawn in ``colour`` (#rrggbb) on every
-    chart; a second use of a name, a colour that is not #rrggbb or one another block has, or a constructor
-    option that ``FIELDS`` does not describe fails."""
+    """Class decorator adding a block to the registry under ``name``, drawn in ``colour`` (#rrggbb) on
+    every chart; a second use of a name, a colour that is not #rrggbb or one another block has, or a
+    constructor option that ``FIELDS`` does not describe fails."""
 
     def wrap(cls: T) -> T:
         if name in _REGISTRY:

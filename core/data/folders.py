@@ -18,10 +18,9 @@ def is_complete(folder: Path) -> bool:
 
 def publish(partial: Path, target: Path) -> Path:
     """Marks ``partial`` complete and renames it to ``target``. A finished ``target`` (another writer got
-    there
-    first) is kept and ``partial`` is left for the caller to remove; an unfinished one (left by a crash or
-    an older version) is first renamed aside, then deleted, so no reader ever sees a folder disappear
-    under it."""
+    there first) is kept and ``partial`` is left for the caller to remove; an unfinished one (left by a
+    crash or an older version) is first renamed aside, then deleted, so no reader ever sees a folder
+    disappear under it."""
     (partial / MARKER).write_text("ok")
     for _ in range(5):
         if is_complete(target):

@@ -1,8 +1,7 @@
 """Opening untrusted images safely and the same way everywhere: the limits checked from the header before
 anything is decoded (pixel count, aspect ratio, decoded bytes, and the bytes a resize would allocate),
 EXIF orientation applied, and any allow-listed image turned into 8-bit RGB whatever its bit depth (the
-conversions themselves are
-``core.data.pixels``, the one preprocessing)."""
+conversions themselves are ``core.data.pixels``, the one preprocessing)."""
 
 from __future__ import annotations
 
@@ -56,8 +55,8 @@ _MODE_BYTES = {
 
 
 def check_header(width: int, height: int, mode: str, max_pixels: int = MAX_PIXELS) -> None:
-    """Refuses, from the header alone, an image whose aspect ratio is extreme or whose decoded frame is
-    too big."""
+    """Refuses, from the header alone, an image whose aspect ratio is extreme or whose decoded frame is too
+    big."""
     if width < 1 or height < 1:
         raise ValueError(f"empty image ({width} x {height} px)")
     long_side, short_side = max(width, height), min(width, height)
@@ -119,8 +118,8 @@ def open_checked(source: Path | str | IO[bytes], max_pixels: int = MAX_PIXELS) -
 
 
 def open_image(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """A user's upload (bytes) as upright 8-bit RGB; a refused or undecodable file raises ValueError with the
-    reason."""
+    """A user's upload (bytes) as upright 8-bit RGB; a refused or undecodable file raises ValueError with
+    the reason."""
     return open_checked(io.BytesIO(data), max_pixels)
 
 

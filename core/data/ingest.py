@@ -42,8 +42,8 @@ class Dataset:
         return [s.label for s in self.samples]
 
     def content_hash(self) -> str:
-        """One SHA-256 over every usable image's bytes, class and relative path (order-free): two copies
-        of a dataset on two machines hash the same, and one changed, added or relabelled image changes it."""
+        """One SHA-256 over every usable image's bytes, class and relative path (order-free): two copies of
+        a dataset on two machines hash the same, and one changed, added or relabelled image changes it."""
         h = hashlib.sha256()
         for line in sorted(f"{self.classes[s.label]}\t{s.path}\t{s.sha256}" for s in self.samples):
             h.update(line.encode() + b"\n")

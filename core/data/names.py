@@ -1,7 +1,6 @@
 """Names that must not collide: class folders and archive members are compared in Unicode NFC and without
-letter
-case, so 'Cat' and 'cat', or 'café' typed as NFC and as NFD, are caught as one name, in a folder and in a
-zip."""
+letter case, so 'Cat' and 'cat', or 'café' typed as NFC and as NFD, are caught as one name, in a folder
+and in a zip."""
 
 from __future__ import annotations
 
@@ -54,12 +53,11 @@ _RESERVED = {
 
 def path_part(text: str, prefix: str = "", max_bytes: int = MAX_NAME_BYTES) -> str:
     """The one way a user's text becomes a file or folder name: NFC; control characters and ``/ \\ : * ? "
-    < > |``
-    become spaces, runs of white space one space; leading and trailing dots and spaces go; a Windows
-    device name
-    (CON, LPT1, ...) gets a '_'; then ``prefix + text`` is cut to ``max_bytes`` of UTF-8 at a character
-    boundary.
-    ``prefix`` (a run's id) is what makes the name unique to its owner; it is never cut."""
+    < >
+    |`` become spaces, runs of white space one space; leading and trailing dots and spaces go; a Windows
+    device name (CON, LPT1, ...) gets a '_'; then ``prefix + text`` is cut to ``max_bytes`` of UTF-8 at
+    a character boundary. ``prefix`` (a run's id) is what makes the name unique to its owner; it is
+    never cut."""
     safe = " ".join(_UNSAFE.sub(" ", nfc(text)).split()).strip(" .")
     if safe.split(".")[0].upper() in _RESERVED:
         safe = "_" + safe

@@ -1,10 +1,10 @@
 """The one preprocessing, defined once: any image -> upright 8-bit RGB -> the shorter side resized to the
 model's size (bilinear) -> a centre crop -> [0, 1] -> (x - mean) / std, channels first, float32.
 
-Training, evaluation, "try an image", the bundle's Predictor and the bundle's plain scripts (predict.py and
-predict_onnx.py, which carry this file verbatim so they run without Archscope) all call these functions.
-So this file imports nothing but numpy and Pillow, and is written for any Python 3 that runs them.
-``reason`` is how those scripts name an image they cannot read."""
+Training, evaluation, "try an image", the bundle's Predictor and the bundle's plain scripts (predict.py
+and predict_onnx.py, which carry this file verbatim so they run without Archscope) all call these
+functions. So this file imports nothing but numpy and Pillow, and is written for any Python 3 that runs
+them. ``reason`` is how those scripts name an image they cannot read."""
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -20,8 +20,9 @@ def _stretch(arr):
 
 def to_rgb8(img):
     """8-bit RGB. 16-bit greyscale is scaled (65535 -> 255), not clipped; 32-bit integer images are scaled
-    from 16 bits when they fit, else by their own range; float images in [0, 1] are scaled by 255, others
-    by their own range. Palette, alpha and CMYK images go through Pillow's own conversion (alpha dropped)."""
+    from 16 bits when they fit, else by their own range; float images in [0, 1] are scaled by 255,
+    others by their own range. Palette, alpha and CMYK images go through Pillow's own conversion (alpha
+    dropped)."""
     if img.mode in SIXTEEN_BIT:
         arr = np.asarray(img, dtype=np.float64) / 257.0
     elif img.mode == "I":
@@ -76,8 +77,8 @@ def check_resize(width, height, size):
 
 
 def resize_crop(img, size):
-    """Upright 8-bit RGB, shorter side resized to ``size`` (bilinear), centre-cropped to size x size: a
-    (3, S, S) uint8 array. A resize beyond the budget raises ValueError."""
+    """Upright 8-bit RGB, shorter side resized to ``size`` (bilinear), centre-cropped to size x size: a (3,
+    S, S) uint8 array. A resize beyond the budget raises ValueError."""
     img = to_rgb8(upright(img))
     w, h = img.size
     check_resize(w, h, size)

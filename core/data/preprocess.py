@@ -1,7 +1,7 @@
 """A model's preprocessing as a value: its input size and its mean and std (timm's ``pretrained_cfg``, or
-ImageNet's), applied by ``core.data.pixels`` (the one definition of the steps). Training, evaluation, "try an
-image", the bundle, the ONNX export and the plain scripts all take it from here or from the record it
-writes."""
+ImageNet's), applied by ``core.data.pixels`` (the one definition of the steps). Training, evaluation,
+"try an image", the bundle, the ONNX export and the plain scripts all take it from here or from the
+record it writes."""
 
 from __future__ import annotations
 
@@ -37,8 +37,8 @@ class Preprocessing:
 
     @classmethod
     def for_model(cls, model: Any, image_size: int) -> "Preprocessing":
-        """From a timm model (its ``pretrained_cfg``) or an architecture name; ImageNet's mean and std
-        when the model names none."""
+        """From a timm model (its ``pretrained_cfg``) or an architecture name; ImageNet's mean and std when
+        the model names none."""
         if isinstance(model, str):
             import timm
 
@@ -55,16 +55,16 @@ class Preprocessing:
 
     @classmethod
     def from_dict(cls, record: dict[str, Any]) -> "Preprocessing":
-        """From what ``to_dict`` wrote (bundle.json keeps it; older bundles kept the same three keys at
-        the top)."""
+        """From what ``to_dict`` wrote (bundle.json keeps it; older bundles kept the same three keys at the
+        top)."""
         return cls(int(record["image_size"]), tuple(record["mean"]), tuple(record["std"]))  # type: ignore[arg-type]
 
     def to_dict(self) -> dict[str, Any]:
         return {"image_size": self.image_size, "mean": list(self.mean), "std": list(self.std), **STEPS}
 
     def uint8(self, image: str | Path | Image.Image) -> np.ndarray:
-        """(3, S, S) uint8 before normalisation: what the decoded-image cache keeps for training. A file
-        is opened within the limits of ``core.data.images``."""
+        """(3, S, S) uint8 before normalisation: what the decoded-image cache keeps for training. A file is
+        opened within the limits of ``core.data.images``."""
         img = image if isinstance(image, Image.Image) else open_checked(image)
         return pixels.resize_crop(img, self.image_size)
 
@@ -84,9 +84,8 @@ BEGIN, END = "# BEGIN pixels", "# END pixels"
 
 def embed_pixels(template: str) -> str:
     """A plain script's text with the lines between its ``# BEGIN pixels`` and ``# END pixels`` markers
-    replaced
-    by ``core/data/pixels.py`` itself (its docstring dropped): the bundle's scripts carry the one
-    preprocessing verbatim, so they run without Archscope and preprocess exactly as training did."""
+    replaced by ``core/data/pixels.py`` itself (its docstring dropped): the bundle's scripts carry the
+    one preprocessing verbatim, so they run without Archscope and preprocess exactly as training did."""
     source = inspect.getsource(pixels)
     body = source.split('"""', 2)[2].lstrip("\n")
     head, rest = template.split(BEGIN, 1)

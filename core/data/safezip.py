@@ -1,7 +1,7 @@
 """Safe zip extraction: refuse path traversal, links, encryption, duplicates and zip bombs.
 
-Sizes are counted while streaming, never taken from the archive's headers, and nothing is
-written outside the target folder.
+Sizes are counted while streaming, never taken from the archive's headers, and nothing is written
+outside the target folder.
 """
 
 from __future__ import annotations
@@ -46,10 +46,9 @@ def _check_name(info: zipfile.ZipInfo) -> PurePosixPath:
 
 def safe_extract(archive: str | Path, target: str | Path, limits: Limits = Limits()) -> Path:
     """Extracts ``archive`` into ``target`` atomically: members go into a temporary sibling folder of a
-    unique name,
-    which is renamed to ``target`` (and marked complete) only when every member is out; a complete
-    ``target`` that another session published meanwhile is kept. On any refusal or failure nothing is left
-    behind."""
+    unique name, which is renamed to ``target`` (and marked complete) only when every member is out; a
+    complete ``target`` that another session published meanwhile is kept. On any refusal or failure
+    nothing is left behind."""
     target = Path(target).resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.parent / f".{target.name}.partial-{uuid.uuid4().hex[:8]}"

@@ -23,8 +23,8 @@ def stratified_split(
     ds: Dataset, val_fraction: float = 0.2, seed: int = 0, test_fraction: float = 0.0
 ) -> Split:
     """Per class: shuffle with ``seed``; hold out round(n · test_fraction) test images (at least 1 when n
-    >= 3 and a test split is asked for), then round(n · val_fraction) validation images (at least 1 when 2
-    are left); training keeps at least one image."""
+    >= 3 and a test split is asked for), then round(n · val_fraction) validation images (at least 1 when
+    2 are left); training keeps at least one image."""
     if not 0 < val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
         raise ValueError(
             "val_fraction and test_fraction must be between 0 and 1 and leave images to train on"

@@ -21,9 +21,9 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def save_upload(data: bytes, suffix: str) -> Path:
-    """``uploads/<sha256[:16]><suffix>``. The bytes go to a temporary name that is renamed only when complete,
-    so a full disk never leaves a truncated file that a later upload of the same bytes would reuse; a file of
-    the wrong size at the final name (left by an older version) is replaced."""
+    """``uploads/<sha256[:16]><suffix>``. The bytes go to a temporary name that is renamed only when
+    complete, so a full disk never leaves a truncated file that a later upload of the same bytes would
+    reuse; a file of the wrong size at the final name (left by an older version) is replaced."""
     folder = data_dir() / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{hashlib.sha256(data).hexdigest()[:16]}{suffix}"

@@ -1,20 +1,17 @@
 """Deploy from the command line. ``python -m core.deploy measure MODEL [--resolution R] [--threads N]
 [--runtimes eager,compile,onnx,onnx-int8] [--json OUT|-]`` shows its progress on stderr, then a short
 table per runtime (median latency, speed-up against eager with its interval, parity, size); ``--json``
-gives the whole object (to a file, or ``-`` for stdout instead of the table): per runtime the median, p10
-and p90 latency, the speed-up against eager with its interval, the prepare seconds, the size and the
+gives the whole object (to a file, or ``-`` for stdout instead of the table): per runtime the median,
+p10 and p90 latency, the speed-up against eager with its interval, the prepare seconds, the size and the
 parity, with the quantization config and the environment. An unknown model or runtime is one line on
-stderr and exit 2.
-``python -m core.deploy browser MODEL [--resolution R] [--precision fp32,int8] [--setups wasm-1,wasm-N,webgpu]
-[--browser PATH] [--webgpu off|software] [--json OUT|-]`` runs the model's ONNX in a headless browser's
-onnxruntime-web (served here, cross-origin isolated, on a loopback port), with the parity check first,
-times native
-ONNX Runtime at the same thread counts in the same call, stores each browser result like a visitor's, and
-prints a
-short table (``--json``: per setup p50/p10/p90, runs, threads, cross_origin_isolated, cold start, parity,
-native median and the ratio; the WebGPU adapter for webgpu).
-``python -m core.deploy export ...`` (a fine-tuned run to ONNX) is now ``python -m core.runs export ...``
-and is forwarded there."""
+stderr and exit 2. ``python -m core.deploy browser MODEL [--resolution R] [--precision fp32,int8]
+[--setups wasm-1,wasm-N,webgpu] [--browser PATH] [--webgpu off|software] [--json OUT|-]`` runs the
+model's ONNX in a headless browser's onnxruntime-web (served here, cross-origin isolated, on a loopback
+port), with the parity check first, times native ONNX Runtime at the same thread counts in the same
+call, stores each browser result like a visitor's, and prints a short table (``--json``: per setup
+p50/p10/p90, runs, threads, cross_origin_isolated, cold start, parity, native median and the ratio; the
+WebGPU adapter for webgpu). ``python -m core.deploy export ...`` (a fine-tuned run to ONNX) is now
+``python -m core.runs export ...`` and is forwarded there."""
 
 from __future__ import annotations
 

@@ -1,14 +1,14 @@
 """Measure in a browser: a target's ONNX (fp32 and int8, from this package's own export and quantization)
-run by
-onnxruntime-web 1.30 (``assets/ort``, vendored) in the browser's WASM, with the same parity rule as the
-server.
+run by onnxruntime-web 1.30 (``assets/ort``, vendored) in the browser's WASM, with the same parity rule
+as the server.
 
-What is made (``prepare``): the .onnx files, the 32 real parity inputs of ``core.deploy.measure`` and PyTorch
-eager's outputs for them, as raw little-endian float32, and a ``config.json`` for the bench page
+What is made (``prepare``): the .onnx files, the 32 real parity inputs of ``core.deploy.measure`` and
+PyTorch eager's outputs for them, as raw little-endian float32, and a ``config.json`` for the bench page
 (``assets/bench/bench.html`` + ``bench.mjs``). ``serve`` hands them out on a loopback port with COOP
-``same-origin`` and COEP ``require-corp``, so the page is cross-origin isolated and WASM may use threads.
-``drive`` opens one page load per setup in a browser (Debian's chromium by default, through Playwright): ONNX
-Runtime Web fixes its WASM thread count when it starts, so ``wasm-1`` and ``wasm-N`` are two loads.
+``same-origin`` and COEP ``require-corp``, so the page is cross-origin isolated and WASM may use
+threads. ``drive`` opens one page load per setup in a browser (Debian's chromium by default, through
+Playwright): ONNX Runtime Web fixes its WASM thread count when it starts, so ``wasm-1`` and ``wasm-N``
+are two loads.
 
 ``record`` hands what the pages sent to ``core.deploy.browser_checks``: checked as hostile input, set
 beside native ONNX Runtime at the same thread counts (same protocol) and kept per device."""
@@ -47,6 +47,7 @@ from core.deploy.environment import versions
 from core.deploy.native import native
 from core.deploy.runtimes import onnx_fp32, onnx_int8
 from core.deploy.scratch import given, inside_data_dir
+from core.deploy.targets import get_target
 
 ROOT = Path(__file__).resolve().parents[2]
 ORT_DIR = ROOT / "assets" / "ort"
@@ -112,10 +113,8 @@ def prepare(
     max_runs: int = MAX_RUNS,
 ) -> Bench:
     """The target's ONNX files (fp32 export with the server's parity refusal; int8 calibrated on real
-    images, as
-    the Deploy tab makes them), the parity inputs and eager's outputs, and the page's config (warm runs:
-    at most
-    ``max_runs`` or ``MAX_SECONDS`` per setup and precision)."""
+    images, as the Deploy tab makes them), the parity inputs and eager's outputs, and the page's config
+    (warm runs: at most ``max_runs`` or ``MAX_SECONDS`` per setup and precision)."""
     import torch
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -246,8 +245,9 @@ def prepared(
 
 
 def cached_bench(folder: Path, make: Callable[[Path], Any], what: str) -> Bench:
-    """The bench in ``folder`` if it is whole, else ``make`` fills a temporary folder beside it, which is then
-    moved in place (a half-made bench is never served; when two sessions make one, the first kept wins)."""
+    """The bench in ``folder`` if it is whole, else ``make`` fills a temporary folder beside it, which is
+    then moved in place (a half-made bench is never served; when two sessions make one, the first kept
+    wins)."""
     import tempfile
 
     bench = load(folder)
@@ -270,8 +270,8 @@ def cached_bench(folder: Path, make: Callable[[Path], Any], what: str) -> Bench:
 
 
 class _Handler(SimpleHTTPRequestHandler):
-    """Serves exactly three folders (``/ort/``, ``/bench/``, ``/data/``) and nothing else, with the isolation
-    headers and the right content types; a name with a slash or a dot-dot in it is a 404."""
+    """Serves exactly three folders (``/ort/``, ``/bench/``, ``/data/``) and nothing else, with the
+    isolation headers and the right content types; a name with a slash or a dot-dot in it is a 404."""
 
     roots: dict[str, Path] = {}
 
@@ -336,9 +336,8 @@ def drive(
     webgpu: str = "off",
 ) -> list[dict[str, Any]]:
     """One page load per setup in a headless browser; returns what each page left in ``window.__result``.
-    It runs
-    in a thread of its own: Playwright's sync API refuses a thread whose asyncio loop is running (a
-    caller's)."""
+    It runs in a thread of its own: Playwright's sync API refuses a thread whose asyncio loop is running
+    (a caller's)."""
     exe = browser_path(browser)
     box: dict[str, Any] = {}
 
@@ -377,7 +376,7 @@ def _drive(
                 page.set_default_timeout(timeout_s * 1000)
                 step(f"browser: {setup}")
                 try:
-                    page.goto(f"{url}/bench/bench.html?setup={setup}")
+                    page.goto(f"{url}/bench/bench.html?{get_target(setup).adapter.query(setup)}")
                     page.wait_for_function("() => window.__result !== undefined", timeout=timeout_s * 1000)
                     out.append(page.evaluate("() => window.__result"))
                 except PlaywrightError as err:
@@ -407,9 +406,8 @@ def measure(
     max_runs: int = MAX_RUNS,
 ) -> dict[str, Any]:
     """The target in a headless browser on each setup, native ONNX Runtime at the same thread counts (both
-    timed
-    for at most ``max_runs`` warm runs or ``MAX_SECONDS``), the ratios; each valid result is stored
-    (``keep``). Returns one JSON-ready object."""
+    timed for at most ``max_runs`` warm runs or ``MAX_SECONDS``), the ratios; each valid result is
+    stored (``keep``). Returns one JSON-ready object."""
 
     setups = setups or setup_keys()
     bad = [p for p in precisions if p not in PRECISIONS] + [s for s in setups if s not in setup_keys()]
@@ -445,9 +443,9 @@ def record(
     step: Callable[[str], Any] = lambda _: None,
     max_runs: int = MAX_RUNS,
 ) -> dict[str, dict[str, Any]]:
-    """What the browser's pages sent back, validated (a refused one is one line, nothing of it stored), each
-    timed precision set beside native ONNX Runtime at the same thread count (timed now, same protocol), and
-    stored (``keep``). Returns one entry per setup."""
+    """What the browser's pages sent back, validated (a refused one is one line, nothing of it stored),
+    each timed precision set beside native ONNX Runtime at the same thread count (timed now, same
+    protocol), and stored (``keep``). Returns one entry per setup."""
     out: dict[str, dict[str, Any]] = {}
     x = np.ascontiguousarray(bench.inputs[:1])
     for page in pages[: len(setup_keys())]:

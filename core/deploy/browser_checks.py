@@ -1,8 +1,8 @@
 """What a browser sends back from the bench (``core/deploy/browser.py``), checked as hostile input before
-anything of it is kept: known setups (the browser targets of ``core.deploy.targets``) and the precisions each
-runs, finite non-negative times under an hour, a bounded number of runs, bounded strings and payload size;
-each result is rebuilt from the fields that passed, and a refused one raises ``BrowserResultError`` with one
-line."""
+anything of it is kept: known setups (the browser targets of ``core.deploy.targets``) and the precisions
+each runs, finite non-negative times under an hour, a bounded number of runs, bounded strings and
+payload size; each result is rebuilt from the fields that passed, and a refused one raises
+``BrowserResultError`` with one line."""
 
 from __future__ import annotations
 
@@ -56,8 +56,8 @@ def _text(value: Any, what: str, limit: int = 400) -> str:
 
 
 def validate(payload: Any, precisions: tuple[str, ...] = PRECISIONS) -> dict[str, Any]:
-    """One setup's result from a browser, checked field by field and rebuilt from what passed (nothing else is
-    kept); a bad one raises ``BrowserResultError`` with one line."""
+    """One setup's result from a browser, checked field by field and rebuilt from what passed (nothing else
+    is kept); a bad one raises ``BrowserResultError`` with one line."""
     raw = json.dumps(payload, default=str) if not isinstance(payload, (str, bytes)) else payload
     if len(raw) > MAX_PAYLOAD_BYTES:
         raise BrowserResultError(f"the result is {len(raw):,} bytes, over the {MAX_PAYLOAD_BYTES:,} allowed")
@@ -174,9 +174,9 @@ def parse_user_agent(ua: str) -> dict[str, str]:
 
 def split_sent(sent_json: Any, token: str, benches: int) -> list[list[Any]]:
     """What the page's bench component sent (``{"token", "results": [{"bench": i, "result": {...}}]}``), as
-    one list of page results per bench, in order: the token must be this page's, every result name one of its
-    ``benches``, and at most one result per setup of each; anything else is a ``BrowserResultError``. The
-    results themselves are checked by ``validate``."""
+    one list of page results per bench, in order: the token must be this page's, every result name one
+    of its ``benches``, and at most one result per setup of each; anything else is a
+    ``BrowserResultError``. The results themselves are checked by ``validate``."""
     try:
         sent = json.loads(sent_json) if isinstance(sent_json, (str, bytes)) else sent_json
     except ValueError as err:

@@ -1,7 +1,7 @@
 """The devices store: what browsers measured, kept as measurements of kind ``browser`` keyed by device,
-deployable, resolution, precision, setup and threads; a device can be renamed and forgotten. And the tables
-the pages draw from it: one row per measurement, the browser rows as more targets beside the server's, and a
-pair of blocks per device and setup."""
+deployable, resolution, precision, setup and threads; a device can be renamed and forgotten. And the
+tables the pages draw from it: one row per measurement, the browser rows as more targets beside the
+server's, and a pair of blocks per device and setup."""
 
 from __future__ import annotations
 
@@ -198,8 +198,8 @@ def device_frame(rows: list[dict[str, Any]], budget_ms: float) -> pd.DataFrame:
 
 
 def as_targets(devices: pd.DataFrame) -> pd.DataFrame:
-    """The stored browser figures as rows of ``core.deploy.report.frame``: each device, setup and
-    precision is one more "runtime" beside the server's, on the same chart and in the same budget table."""
+    """The stored browser figures as rows of ``core.deploy.report.frame``: each device, setup and precision
+    is one more "runtime" beside the server's, on the same chart and in the same budget table."""
     timed = devices[devices["median ms"].notna()] if len(devices) else devices
     if timed.empty:
         return pd.DataFrame(columns=COLUMNS)
@@ -219,8 +219,8 @@ def as_targets(devices: pd.DataFrame) -> pd.DataFrame:
 
 def pair_rows(rows: list[dict[str, Any]], a_key: str, b_key: str, mac_ratio: float) -> pd.DataFrame:
     """B against A in each browser setup measured for both on one device (per device, setup and precision),
-    as rows of ``core.deploy.report.pair``: how many times faster B runs there, beside the MAC ratio. A device
-    is its id, never its name: blocks timed on two devices that share a name give no speed-up."""
+    as rows of ``core.deploy.report.pair``: how many times faster B runs there, beside the MAC ratio. A
+    device is its id, never its name: blocks timed on two devices that share a name give no speed-up."""
     timed = [r for r in rows if r["model"] in (a_key, b_key) and r["row"].get("p50_ms")]
     latest: dict[tuple[str, str, str, str], float] = {}
     names: dict[str, str] = {}

@@ -1,7 +1,6 @@
 """A module to one ``.onnx`` file with a dynamic batch axis. ``dynamo=`` is always passed: the TorchScript
-exporter
-first (1.5-3 s for a backbone here), the dynamo exporter when that one fails (12-14 s); which one made the
-file, with its opset, is recorded."""
+exporter first (1.5-3 s for a backbone here), the dynamo exporter when that one fails (12-14 s); which
+one made the file, with its opset, is recorded."""
 
 from __future__ import annotations
 

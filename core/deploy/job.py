@@ -1,6 +1,6 @@
-"""Deployment measurements as a background job (the one lifecycle): ``python -m core.deploy.job --job
-ID``. Each target is measured in every runtime in turn, with progress, and lands in the store as soon as
-it is done."""
+"""Deployment measurements as a background job (the one lifecycle): ``python -m core.deploy.job --job ID``.
+Each target is measured in every runtime in turn, with progress, and lands in the store as soon as it is
+done."""
 
 from __future__ import annotations
 

@@ -26,8 +26,8 @@ KIND = "deploy"
 
 
 def row(p: runtimes.Prepared, lat: Any = None, ratio: Any = None, eager: Any = None) -> dict[str, Any]:
-    """One runtime's figures. ``ratio`` is against the group's first call and ``eager`` this target's
-    eager ratio against the same call, so the speed-up is against this target's own eager, from the same
+    """One runtime's figures. ``ratio`` is against the group's first call and ``eager`` this target's eager
+    ratio against the same call, so the speed-up is against this target's own eager, from the same
     rounds."""
     row: dict[str, Any] = {
         "runtime": p.runtime,

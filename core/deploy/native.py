@@ -18,8 +18,7 @@ def native(
     path: Path, x: np.ndarray, threads: int, max_runs: int = MAX_RUNS, max_seconds: float = MAX_SECONDS
 ) -> dict[str, Any]:
     """ONNX Runtime on this machine at ``threads`` intra-op threads: one warm-up, then warm runs of ``x``
-    until
-    ``max_runs`` or ``max_seconds``; p10, p50, p90 (ms)."""
+    until ``max_runs`` or ``max_seconds``; p10, p50, p90 (ms)."""
 
     sess = session(path, threads)
     name = sess.get_inputs()[0].name

@@ -1,7 +1,7 @@
 """ONNX against eager on the same inputs: the largest absolute difference of the outputs and, for a
-classifier, how
-often the two agree on the top-1 class. An artifact over tolerance is refused with both figures, never
-timed as if it were the same model (exporters have shipped silently wrong models: pytorch/pytorch#169178)."""
+classifier, how often the two agree on the top-1 class. An artifact over tolerance is refused with both
+figures, never timed as if it were the same model (exporters have shipped silently wrong models:
+pytorch/pytorch#169178)."""
 
 from __future__ import annotations
 
@@ -36,8 +36,8 @@ class Parity:
 def compare(
     eager: nn.Module, session: Any, inputs: np.ndarray, tolerance: float | None = TOLERANCE, batch: int = 8
 ) -> Parity:
-    """Both on every input (in batches of ``batch``): max |ONNX - eager| and, for (N, classes) outputs,
-    the top-1 agreement."""
+    """Both on every input (in batches of ``batch``): max |ONNX - eager| and, for (N, classes) outputs, the
+    top-1 agreement."""
     name = session.get_inputs()[0].name
     diffs, agree, total = [], 0, 0
     classifier = True

@@ -1,7 +1,7 @@
 """ONNX Runtime static int8: shape inference first (``quant_pre_process``), QDQ format, per-channel
-weights, the activation type chosen for this CPU, calibrated on real images. And why an int8 model can be
-slower: the nodes that stayed in float between QuantizeLinear/DequantizeLinear pairs (ops without int8
-kernels)."""
+weights, the activation type chosen for this CPU, calibrated on real images. And why an int8 model can
+be slower: the nodes that stayed in float between QuantizeLinear/DequantizeLinear pairs (ops without
+int8 kernels)."""
 
 from __future__ import annotations
 
@@ -57,9 +57,8 @@ class QuantConfig:
 
 def choose(isa: dict[str, Any]) -> QuantConfig:
     """uint8 activations with int8 weights (ONNX Runtime's fast x86 path, U8S8: 2.4x faster than int8
-    activations
-    for resnet50 on a VNNI CPU here); without VNNI, 7-bit weights (``reduce_range``) avoid the saturation
-    of the pre-VNNI int8 multiply (pmaddubsw)."""
+    activations for resnet50 on a VNNI CPU here); without VNNI, 7-bit weights (``reduce_range``) avoid
+    the saturation of the pre-VNNI int8 multiply (pmaddubsw)."""
     if isa.get("vnni"):
         return QuantConfig(
             reduce_range=False, why="the CPU has VNNI: full-range int8 weights, uint8 activations"
@@ -107,9 +106,8 @@ def quantize(
     keep_ends: bool = True,
 ) -> Quantized:
     """Static int8 of an fp32 ONNX model, calibrated on ``calibration`` (real images, already
-    preprocessed). With
-    ``keep_ends`` (a whole network) the image's first convolution and the classifier stay in float
-    (``ends``); a block has no such ends: every convolution and matmul in it is quantized."""
+    preprocessed). With ``keep_ends`` (a whole network) the image's first convolution and the classifier
+    stay in float (``ends``); a block has no such ends: every convolution and matmul in it is quantized."""
     from onnxruntime.quantization import (
         CalibrationMethod,
         QuantFormat,
@@ -162,9 +160,9 @@ def quantize(
 
 
 def ends(path: Path) -> tuple[str, ...]:
-    """The first convolution on the image and the classifier's final Gemm/MatMul, which are left in float: the
-    normalised image and the logits lose most in 8 bits (a fine-tuned EfficientNet-Lite0 on the demo set
-    kept its fp32 top-1 only with both in float), and they hold a small share of the MACs."""
+    """The first convolution on the image and the classifier's final Gemm/MatMul, which are left in float:
+    the normalised image and the logits lose most in 8 bits (a fine-tuned EfficientNet-Lite0 on the demo
+    set kept its fp32 top-1 only with both in float), and they hold a small share of the MACs."""
     import onnx
 
     graph = onnx.load(str(path), load_external_data=False).graph
@@ -187,10 +185,9 @@ def ends(path: Path) -> tuple[str, ...]:
 
 
 def fold_identities(path: Path) -> int:
-    """Replaces Identity nodes that only forward an initializer (the TorchScript exporter shares equal
-    conv biases
-    through them) by the initializer itself, so the quantizer sees every bias as a constant and can fuse
-    each conv into an int8 kernel. Returns how many were folded."""
+    """Replaces Identity nodes that only forward an initializer (the TorchScript exporter shares equal conv
+    biases through them) by the initializer itself, so the quantizer sees every bias as a constant and
+    can fuse each conv into an int8 kernel. Returns how many were folded."""
     import onnx
 
     model = onnx.load(str(path))
@@ -254,13 +251,11 @@ MOVEMENT = frozenset(
 
 def node_precision(path: str | Path, skip: set[str] | None = None) -> tuple[dict[str, int], dict[str, int]]:
     """(compute ops that run in float, ops that run in int8), by op type. An op runs in int8 when ONNX
-    Runtime has an
-    int8 kernel for it and every data input comes from a DequantizeLinear (it fuses DQ -> op -> Q); any
-    other compute
-    op (hard-swish, hard-sigmoid, the squeeze-excite's ReduceMean, ...) runs in float, with a
-    DequantizeLinear before
-    it and a QuantizeLinear after it converting at the boundary. Data-movement ops, and the nodes in
-    ``skip`` (the ends kept in float on purpose), count as neither."""
+    Runtime has an int8 kernel for it and every data input comes from a DequantizeLinear (it fuses DQ ->
+    op -> Q); any other compute op (hard-swish, hard-sigmoid, the squeeze-excite's ReduceMean, ...) runs
+    in float, with a DequantizeLinear before it and a QuantizeLinear after it converting at the
+    boundary. Data-movement ops, and the nodes in ``skip`` (the ends kept in float on purpose), count as
+    neither."""
     import onnx
 
     graph = onnx.load(str(path), load_external_data=False).graph

@@ -1,7 +1,7 @@
 """Deployment results as tables for the pages (no drawing here): one row per deployable and target, the
 models that fit a latency budget per target, and a pair of blocks per target (the MAC ratio against the
-measured speed-up). Each row names its target's label, where it runs and its colour, from the one registry
-(``core.deploy.targets``), so a chart never guesses which rows are the server's."""
+measured speed-up). Each row names its target's label, where it runs and its colour, from the one
+registry (``core.deploy.targets``), so a chart never guesses which rows are the server's."""
 
 from __future__ import annotations
 
@@ -165,8 +165,8 @@ EXPORT_ROWS = (
 
 
 def export_table(record: dict[str, Any]) -> pd.DataFrame:
-    """PyTorch, ONNX fp32 and ONNX int8 side by side: top-1 on the run's validation and test splits with the
-    validation's Wilson interval, agreement with PyTorch, batch-1 latency, size."""
+    """PyTorch, ONNX fp32 and ONNX int8 side by side: top-1 on the run's validation and test splits with
+    the validation's Wilson interval, agreement with PyTorch, batch-1 latency, size."""
     rows = []
     colour = {t.key: t.colour for t in list_targets(SERVER)}
     for key, label, target in EXPORT_ROWS:

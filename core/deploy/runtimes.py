@@ -1,8 +1,8 @@
 """A runtime is a pair: prepare (export, compile, quantize; timed apart), then call. Every runtime runs
 with the same thread count: torch's intra-op threads = ONNX Runtime's intra-op threads, inter-op 1.
 
-The server's runtimes are entries of the one registry of targets (``core.deploy.targets``), each with its
-label, colour and adapter (``server_target``); ``prepare(name, context)`` prepares one."""
+The server's runtimes are entries of the one registry of targets (``core.deploy.targets``), each with
+its label, colour and adapter (``server_target``); ``prepare(name, context)`` prepares one."""
 
 from __future__ import annotations
 
@@ -33,9 +33,8 @@ COMPILE_TIMEOUT_S = 300.0
 @dataclass
 class Context:
     """What preparing a runtime may use: the eager model, its input, the scratch folder, the threads, the
-    parity
-    and calibration inputs; ``artifacts`` holds what one runtime made for another (the fp32 .onnx for
-    int8)."""
+    parity and calibration inputs; ``artifacts`` holds what one runtime made for another (the fp32 .onnx
+    for int8)."""
 
     model: nn.Module
     x: torch.Tensor
@@ -256,9 +255,9 @@ def onnx_int8(
     name: str = "model",
     whole_network: bool = True,
 ) -> Prepared:
-    """Static int8 from the fp32 export, calibrated on real images; parity is reported (int8
-    approximates), and the nodes that stayed in float are counted. A block (``whole_network=False``) keeps
-    nothing in float on purpose."""
+    """Static int8 from the fp32 export, calibrated on real images; parity is reported (int8 approximates),
+    and the nodes that stayed in float are counted. A block (``whole_network=False``) keeps nothing in
+    float on purpose."""
     t = time.perf_counter()
     q = quantize(fp32_path, workdir / f"{name}.int8.onnx", calibration, source, keep_ends=whole_network)
     sess = session(q.path, threads)

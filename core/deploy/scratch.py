@@ -20,9 +20,8 @@ SCRATCH_OWNER = ".owner"
 
 
 def _clear_stale(root: Path) -> None:
-    """Removes the scratch folders of exports and measurements whose process is gone (killed, crashed):
-    the next one to start cleans up after it. A folder without an owner (older versions) goes after an
-    hour."""
+    """Removes the scratch folders of exports and measurements whose process is gone (killed, crashed): the
+    next one to start cleans up after it. A folder without an owner (older versions) goes after an hour."""
     import shutil
 
     from core.jobs.lifecycle import pid_alive
@@ -66,10 +65,9 @@ def scratch_root() -> Path:
 @contextmanager
 def inside_data_dir() -> Iterator[Path]:
     """A scratch folder under the data directory's cache/ for the artifacts (exported and quantized
-    models), which
-    is also where the exporters' and ONNX Runtime's calibration temporaries and torch.compile's inductor
-    cache go: nothing is written outside the data directory, and the folder is removed after. Scratch left
-    by a killed process is removed first."""
+    models), which is also where the exporters' and ONNX Runtime's calibration temporaries and
+    torch.compile's inductor cache go: nothing is written outside the data directory, and the folder is
+    removed after. Scratch left by a killed process is removed first."""
     from core.jobs.lifecycle import owner
 
     root = scratch_root()
@@ -92,11 +90,10 @@ UNQUOTED = set(" '\"$`\\()&;|<>*?[]{}!#~\t")
 
 
 def plain_path(path: Path) -> str:
-    """``path`` as a name g++ can take unquoted. Inductor hands its cache and temporary folders to g++ without
-    quoting them, so a data directory whose path has a space, a quote or non-ASCII characters would break
-    every
-    compile; such a path is reached through a link with a plain name in the system's temporary folder
-    (only the link lives there; every file stays in the data directory)."""
+    """``path`` as a name g++ can take unquoted. Inductor hands its cache and temporary folders to g++
+    without quoting them, so a data directory whose path has a space, a quote or non-ASCII characters
+    would break every compile; such a path is reached through a link with a plain name in the system's
+    temporary folder (only the link lives there; every file stays in the data directory)."""
     text = str(path)
     if text.isascii() and not UNQUOTED & set(text):
         return text

@@ -2,11 +2,11 @@
 ``_registry.py``, ONNX Runtime's quantization ``registry.py``: a name, a class, one place).
 
 A target is an entry naming its key, its label for people, its colour on every chart, where it runs
-(``SERVER``: timed here by ``core.deploy.measure``; ``BROWSER``: timed by the visitor's onnxruntime-web), the
-precisions it runs, and its adapter (how to prepare it and how to time it). The registry is read when called
-(``list_targets()``), never frozen at import, so a target registered later is on every table and chart. An
-entry without a label, with a colour that is not ``#rrggbb``, or with a key already taken is refused at
-registration."""
+(``SERVER``: timed here by ``core.deploy.measure``; ``BROWSER``: timed by the visitor's
+onnxruntime-web), the precisions it runs, and its adapter (how to prepare it and how to time it). The
+registry is read when called (``list_targets()``), never frozen at import, so a target registered later
+is on every table and chart. An entry without a label, with a colour that is not ``#rrggbb``, or with a
+key already taken is refused at registration."""
 
 from __future__ import annotations
 
@@ -22,8 +22,9 @@ WHERE = (SERVER, BROWSER)
 @dataclass(frozen=True)
 class RunTarget:
     """One place a model runs. ``adapter`` prepares it and times it: for a server target an object with
-    ``prepare(context) -> Prepared`` (``core.deploy.runtimes``), for a browser target a ``BrowserAdapter``
-    (``core.deploy.setups``) that tells the bench page which backend and thread count to start."""
+    ``prepare(context) -> Prepared`` (``core.deploy.runtimes``), for a browser target a
+    ``BrowserAdapter`` (``core.deploy.setups``) that tells the bench page which backend and thread count
+    to start."""
 
     key: str
     label: str
@@ -52,8 +53,8 @@ def register_target(
     adapter: Any,
     help: str = "",
 ) -> RunTarget:
-    """Adds a target; a key or label taken, no label, a colour that is not ``#rrggbb`` (or one another target
-    already has), an unknown ``where``, no precision, or no adapter is refused with a ValueError."""
+    """Adds a target; a key or label taken, no label, a colour that is not ``#rrggbb`` (or one another
+    target already has), an unknown ``where``, no precision, or no adapter is refused with a ValueError."""
     if not isinstance(key, str) or not _KEY.fullmatch(key):
         raise ValueError(f"a target's key must be 1-32 letters, digits, '_', '.' or '-', not {key!r}")
     if key in _REGISTRY:
@@ -116,8 +117,8 @@ def colours(where: str | None = None) -> dict[str, str]:
 
 
 def parse_targets(text: str, where: str = SERVER) -> tuple[str, ...]:
-    """Comma-separated keys of ``where``'s targets, checked and de-duplicated; for the server, eager is first
-    (every speed-up is against it)."""
+    """Comma-separated keys of ``where``'s targets, checked and de-duplicated; for the server, eager is
+    first (every speed-up is against it)."""
     known = keys(where)
     names = tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
     unknown = [n for n in names if n not in known]
@@ -136,8 +137,8 @@ PLUGINS_ENV = "ARCHSCOPE_TARGETS"
 
 
 def _load_builtin() -> None:
-    """Imports the adapter modules that register the built-in targets and any named in ``ARCHSCOPE_TARGETS``
-    (a module that cannot be imported is a ValueError naming it)."""
+    """Imports the adapter modules that register the built-in targets and any named in
+    ``ARCHSCOPE_TARGETS`` (a module that cannot be imported is a ValueError naming it)."""
     import importlib
     import os
 

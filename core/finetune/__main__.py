@@ -1,5 +1,5 @@
-"""The old spelling ``python -m core.finetune ...`` (and ``torchrun ... -m core.finetune ...``): forwards to
-``python -m core.runs train ...`` with a one-line notice."""
+"""The old spelling ``python -m core.finetune ...`` (and ``torchrun ... -m core.finetune ...``): forwards
+to ``python -m core.runs train ...`` with a one-line notice."""
 
 from core.cli import forward
 

@@ -35,8 +35,8 @@ def augment(x: torch.Tensor, kind: str, gen: torch.Generator) -> torch.Tensor:
 
 class Normalizer:
     """The last step of the one preprocessing (``core.data.pixels.normalize``) on the training device:
-    uint8 -> /255 -> (x - mean) / std, in float32, with the model's mean and std
-    (``core.data.preprocess``)."""
+    uint8
+    -> /255 -> (x - mean) / std, in float32, with the model's mean and std (``core.data.preprocess``)."""
 
     def __init__(self, model: nn.Module, device: torch.device, channels_last: bool) -> None:
         pre = Preprocessing.for_model(model, 0)
@@ -69,8 +69,8 @@ TOP_LOSSES = 12  # the misclassified images an evaluation keeps, worst first
 
 @torch.inference_mode()
 def evaluate(forward, xs: torch.Tensor, ys: torch.Tensor, n_classes: int, batch: int, prep) -> dict[str, Any]:
-    """Val loss, top-1, per-class accuracy, the confusion matrix (rows = true class) and the top losses: the
-    ``TOP_LOSSES`` misclassified images with the highest loss, by index, with their prediction and
+    """Val loss, top-1, per-class accuracy, the confusion matrix (rows = true class) and the top losses:
+    the ``TOP_LOSSES`` misclassified images with the highest loss, by index, with their prediction and
     confidence."""
     conf = torch.zeros(n_classes, n_classes, dtype=torch.long)
     losses, preds, confs = [], [], []

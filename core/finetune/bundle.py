@@ -38,8 +38,8 @@ def writer_lock(
 ) -> Iterator[None]:
     """One writer per bundle at a time: an exclusive ``flock`` on ``folder/.bundle.lock`` (or
     ``lock_file``), which the kernel drops when the holder's process ends, however it ends. The run's
-    final bundle (the trainer), an export and a delete all take it; with ``wait`` the caller queues behind
-    the holder, else BundleBusy names the holder."""
+    final bundle (the trainer), an export and a delete all take it; with ``wait`` the caller queues
+    behind the holder, else BundleBusy names the holder."""
     import fcntl
 
     path = lock_file or folder / LOCK
@@ -107,8 +107,8 @@ def load_best(run_dir: Path) -> dict[str, Any] | None:
 
 
 def disk_full(err: BaseException, folder: Path) -> bool:
-    """Whether a failed write ran out of disk: ENOSPC, or a writer's own error (torch's zip writer says only
-    'file write failed') while the disk has almost nothing left."""
+    """Whether a failed write ran out of disk: ENOSPC, or a writer's own error (torch's zip writer says
+    only 'file write failed') while the disk has almost nothing left."""
     if isinstance(err, OSError) and err.errno == errno.ENOSPC:
         return True
     try:
@@ -118,8 +118,8 @@ def disk_full(err: BaseException, folder: Path) -> bool:
 
 
 def written_whole(path: Path, write: Callable[[Path], None]) -> Path:
-    """Runs ``write`` on a temporary sibling of ``path`` (one per writer) and renames it into place; on
-    any failure the temporary is removed, and a full disk is raised as ENOSPC naming the file."""
+    """Runs ``write`` on a temporary sibling of ``path`` (one per writer) and renames it into place; on any
+    failure the temporary is removed, and a full disk is raised as ENOSPC naming the file."""
     tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         write(tmp)
@@ -286,9 +286,9 @@ def export(
     val_loss: float | None = None,
     test: dict[str, Any] | None = None,
 ) -> Path:
-    """The fine-tuned bundle: model.safetensors + config.json (timm's, with ``pretrained_cfg``) + bundle.json
-    (classes, model name, preprocessing, the exported epoch, its val top-1 and loss, and the rule that
-    chose it) + predict.py + a README with a plain-timm loading snippet."""
+    """The fine-tuned bundle: model.safetensors + config.json (timm's, with ``pretrained_cfg``) +
+    bundle.json (classes, model name, preprocessing, the exported epoch, its val top-1 and loss, and the
+    rule that chose it) + predict.py + a README with a plain-timm loading snippet."""
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     pre = Preprocessing(int(image_size), tuple(mean), tuple(std))  # type: ignore[arg-type]
     meta = {

@@ -87,8 +87,8 @@ class TrainConfig:
         ]
 
     def check_environment(self) -> "TrainConfig":
-        """What needs torch and timm: the model exists (whatever the weights) and the device is there. Raises
-        ValueError in one line; nothing is written."""
+        """What needs torch and timm: the model exists (whatever the weights) and the device is there.
+        Raises ValueError in one line; nothing is written."""
         import timm
         import torch
 

@@ -37,8 +37,8 @@ class Prepared:
 
 
 def source_name(config: dict) -> str:
-    """The name a person recognises for a run's data, from its configuration: 'demo (60 per class, 64
-    px)', or the zip's or folder's own name."""
+    """The name a person recognises for a run's data, from its configuration: 'demo (60 per class, 64 px)',
+    or the zip's or folder's own name."""
     data = str(config.get("data") or "")
     if data == "demo":
         return f"demo ({config.get('demo_per_class')} per class, {config.get('demo_size')} px)"
@@ -68,7 +68,8 @@ def resolve_source(source: str, cfg: TrainConfig) -> Path:
 
 
 def torchvision_folder(name: str) -> Path:
-    """Flowers-102 (train split) or Oxford-IIIT Pet (trainval) through torchvision, laid out as class folders.
+    """Flowers-102 (train split) or Oxford-IIIT Pet (trainval) through torchvision, laid out as class
+    folders.
 
     Needs the internet the first time; offline it fails with one clear message."""
     import torchvision
@@ -127,11 +128,9 @@ def prepare(cfg: TrainConfig, split: Split | None = None) -> Prepared:
 
 def prepare_everywhere(cfg: TrainConfig, split: Split | None = None) -> Prepared:
     """``prepare`` on every rank (rank 0 first: an extraction or a cache on a shared filesystem is made
-    once), then
-    a check that every rank holds the same dataset: each one's content hash is gathered and compared with
-    rank 0's.
-    A node that lacks the dataset or holds a different one fails every rank with one message, instead of
-    training on different data. Not distributed: ``prepare``."""
+    once), then a check that every rank holds the same dataset: each one's content hash is gathered and
+    compared with rank 0's. A node that lacks the dataset or holds a different one fails every rank with
+    one message, instead of training on different data. Not distributed: ``prepare``."""
     import torch.distributed as dist
 
     from core.finetune.distributed import from_everyone, where

@@ -1,14 +1,12 @@
-"""DistributedDataParallel plumbing in one place: rank and world from torchrun, the one
-init_process_group, and decisions that rank 0 makes and every rank follows (so no rank waits for ever in a
-collective).
+"""DistributedDataParallel plumbing in one place: rank and world from torchrun, the one init_process_group,
+and decisions that rank 0 makes and every rank follows (so no rank waits for ever in a collective).
 
 Several nodes: ``torchrun --nnodes N --nproc_per_node P --rdzv-backend c10d --rdzv-endpoint HOST:PORT -m
-core.finetune ...`` on each node. Global rank 0 alone reads and writes the run store; what the other ranks
-need
-from it (the run's configuration on a resume, its checkpoint) reaches them by broadcast. Every collective
-times out after ``ARCHSCOPE_DIST_TIMEOUT_S`` seconds (default 300), so a node that stops answering without
-closing its connections ends the others within that bound; a node that dies closes them, and the others
-end at once."""
+core.finetune ...`` on each node. Global rank 0 alone reads and writes the run store; what the other
+ranks need from it (the run's configuration on a resume, its checkpoint) reaches them by broadcast.
+Every collective times out after ``ARCHSCOPE_DIST_TIMEOUT_S`` seconds (default 300), so a node that
+stops answering without closing its connections ends the others within that bound; a node that dies
+closes them, and the others end at once."""
 
 from __future__ import annotations
 
@@ -135,9 +133,10 @@ PER_NODE = ("device", "threads", "cache", "data")  # where and how a node runs, 
 
 
 def config_disagreement(ranks: list[dict[str, Any]]) -> str:
-    """Why the ranks cannot train one run (empty when they can): the first setting that shapes training (image
-    size, batch, recipe, model, weights, seed, augmentation, learning rates, ...) in which a node differs from
-    rank 0, in one line. Each entry is ``where()`` plus ``config`` (``TrainConfig.to_dict()``)."""
+    """Why the ranks cannot train one run (empty when they can): the first setting that shapes training
+    (image size, batch, recipe, model, weights, seed, augmentation, learning rates, ...) in which a node
+    differs from rank 0, in one line. Each entry is ``where()`` plus ``config``
+    (``TrainConfig.to_dict()``)."""
     ref = ranks[0]["config"]
     for r in ranks[1:]:
         diff = [k for k in ref if k not in PER_NODE and r["config"].get(k) != ref[k]]

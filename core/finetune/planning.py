@@ -28,7 +28,8 @@ def group_lrs(cfg: TrainConfig, n_classes: int) -> pd.DataFrame:
 @dataclass(frozen=True)
 class EpochEstimate:
     """What one epoch will cost on the run's own device and precision, from a few timed real steps. For the
-    linear probe the frozen backbone runs once (``extraction_s``) and each epoch then trains only the head."""
+    linear probe the frozen backbone runs once (``extraction_s``) and each epoch then trains only the
+    head."""
 
     recipe: str
     device: str
@@ -137,9 +138,9 @@ def estimate_epoch(
 def _probe_epoch_s(
     head, opt, features: int, n_train: int, n_val: int, batch: int, device: torch.device, step
 ) -> float:
-    """One real head-only epoch on random features of the backbone's width, as the trainer runs it (shuffled
-    sampler, a step per batch, the validation pass with its confusion matrix): it costs milliseconds, so
-    it is run whole (three times, the median kept) instead of scaled from a few steps."""
+    """One real head-only epoch on random features of the backbone's width, as the trainer runs it
+    (shuffled sampler, a step per batch, the validation pass with its confusion matrix): it costs
+    milliseconds, so it is run whole (three times, the median kept) instead of scaled from a few steps."""
     import statistics
     import time
 

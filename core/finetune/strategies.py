@@ -1,5 +1,6 @@
 """Two ways to train behind one interface: the whole network (finetune_top, finetune_full, scratch), or the
-linear probe, whose frozen backbone runs once so that each epoch trains only the head on cached features."""
+linear probe, whose frozen backbone runs once so that each epoch trains only the head on cached
+features."""
 
 from __future__ import annotations
 

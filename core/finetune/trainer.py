@@ -1,8 +1,8 @@
 """The training loop, readable in one sitting (nanoGPT style). Set-up returns a state; each epoch is one
-function and so is its end (evaluate, checkpoint, early stop). Progress leaves through callbacks, so the loop
-knows nothing of SQLite or Streamlit. Under torchrun it trains with DistributedDataParallel: rank 0 alone
-reports and saves, and every stop (cancel, time budget, early stop) is decided on rank 0 and broadcast, so
-all ranks take the same branch."""
+function and so is its end (evaluate, checkpoint, early stop). Progress leaves through callbacks, so the
+loop knows nothing of SQLite or Streamlit. Under torchrun it trains with DistributedDataParallel: rank 0
+alone reports and saves, and every stop (cancel, time budget, early stop) is decided on rank 0 and
+broadcast, so all ranks take the same branch."""
 
 from __future__ import annotations
 
@@ -277,16 +277,16 @@ def _info(s: State, precision: str, channels_last: bool, report: WeightsReport, 
 
 
 def better(top1: float, loss: float, best_top1: float, best_loss: float) -> bool:
-    """Whether an epoch beats the best so far: a higher val top-1, or the same top-1 with a val loss no higher
-    (an equal loss goes to the later, more-trained epoch). 100% at every epoch no longer exports epoch 1."""
+    """Whether an epoch beats the best so far: a higher val top-1, or the same top-1 with a val loss no
+    higher (an equal loss goes to the later, more-trained epoch). 100% at every epoch no longer exports
+    epoch 1."""
     return top1 > best_top1 or (top1 == best_top1 and loss <= best_loss)
 
 
 def dataset_identity(cfg: TrainConfig, ds: Any) -> dict[str, Any]:
     """What the runs table shows of the data (a name a person recognises, the content hash and the image
-    count),
-    and the class folders' root the split's paths are relative to, so nothing after training resolves it
-    again."""
+    count), and the class folders' root the split's paths are relative to, so nothing after training
+    resolves it again."""
     return {
         "name": source_name(cfg.to_dict()),
         "sha256": ds.content_hash(),

@@ -1,24 +1,23 @@
 """Time-left estimates a user can plan by, and the record that checks them.
 
-A job's steps are rarely equal (a deployment job's "preparing torch.compile" step takes many times its "timing
-eager" step), so a rate averaged over the steps done so far misjudges the rest. Where the store holds a
-finished
-job of the same kind and the same number of steps, its own timeline is the model: the time it took from
-this step to its end, scaled by how fast this job ran up to here compared with it,
+A job's steps are rarely equal (a deployment job's "preparing torch.compile" step takes many times its
+"timing eager" step), so a rate averaged over the steps done so far misjudges the rest. Where the store
+holds a finished job of the same kind and the same number of steps, its own timeline is the model: the
+time it took from this step to its end, scaled by how fast this job ran up to here compared with it,
     left = (T_past - t_past(done)) x clamp(t_here(done) / t_past(done), 1/3, 3) - (now - t_here(done)),
 where t(done) is the elapsed time when step ``done`` was reached. With no such history, the rate of the
 steps done since the first one (the first carries the warm-up: building, loading, the first batch):
     left = (t_here(done) - t_here(first)) / (done - first) x (total - done) - (now - t_here(done)),
 but only for kinds whose steps are alike (a fine-tune's batches, a measurement's models); a kind in
-``UNLIKE_STEPS`` (a deployment's runtimes, an export's stages, compound scaling's B0 to B7, a measurement's
-models, mobilenetv3_small_100 beside resnet50) has no rate estimate,
-since its next step may take twenty times its last. A fine-tune's rate of steps misses what follows its
-last step (the final validation pass, the best weights and the bundle written): the median of that tail
-over the last finished runs in the store is added (``tail_s``). With neither (one step done, or no history
-for an unlike kind) there is no estimate, and the page says "estimating…".
+``UNLIKE_STEPS`` (a deployment's runtimes, an export's stages, compound scaling's B0 to B7, a
+measurement's models, mobilenetv3_small_100 beside resnet50) has no rate estimate, since its next step
+may take twenty times its last. A fine-tune's rate of steps misses what follows its last step (the final
+validation pass, the best weights and the bundle written): the median of that tail over the last
+finished runs in the store is added (``tail_s``). With neither (one step done, or no history for an
+unlike kind) there is no estimate, and the page says "estimating…".
 
-Every job logs the estimate it would have shown at 25%, 50% and 75% of its steps (and at its first step),
-with its source; once it ends, each is compared with the time it really took (``ratios``).
+Every job logs the estimate it would have shown at 25%, 50% and 75% of its steps (and at its first
+step), with its source; once it ends, each is compared with the time it really took (``ratios``).
 """
 
 from __future__ import annotations
@@ -68,13 +67,10 @@ def remaining(
     tail_s: float = 0.0,
 ) -> Estimate:
     """Seconds left for a job at ``elapsed`` seconds, which reached the steps in ``marks``; ``history`` is
-    a finished
-    job of the same kind and size ({"marks": ..., "seconds": its whole duration}); ``alike``: whether its
-    steps take
-    about the same time (a rate may then be extrapolated); ``tail_s``: the work after the last step that a
-    rate of
-    steps does not see (a fine-tune's last validation pass and bundle), added to a rate estimate. See the
-    module docstring."""
+    a finished job of the same kind and size ({"marks": ..., "seconds": its whole duration}); ``alike``:
+    whether its steps take about the same time (a rate may then be extrapolated); ``tail_s``: the work
+    after the last step that a rate of steps does not see (a fine-tune's last validation pass and
+    bundle), added to a rate estimate. See the module docstring."""
     if total <= 0 or done >= total:
         return Estimate(None, "")
     here = at_step(marks, done) if done > 0 else 0.0

@@ -117,12 +117,10 @@ def owner(pid: int) -> dict[str, int | None]:
 
 
 def spawn(args: list[str], log_path: Path) -> int:
-    """Starts ``python <args>`` in its own session with output to ``log_path``, ``WORKER_NICE`` steps
-    below the
-    server's CPU priority (through coreutils' ``nice``, which execs in place: the pid is the worker's), so
-    pages
-    stay quick while it works; a thread waits for it, so a finished worker is reaped at once and never
-    lingers as a zombie under the server. Returns the pid."""
+    """Starts ``python <args>`` in its own session with output to ``log_path``, ``WORKER_NICE`` steps below
+    the server's CPU priority (through coreutils' ``nice``, which execs in place: the pid is the
+    worker's), so pages stay quick while it works; a thread waits for it, so a finished worker is reaped
+    at once and never lingers as a zombie under the server. Returns the pid."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     nice = shutil.which("nice")
     lower = [nice, "-n", str(WORKER_NICE)] if nice else []
@@ -141,10 +139,10 @@ def spawn(args: list[str], log_path: Path) -> int:
 
 def dead_reason(status: str, pid: int | None, created: float, pid_start: int | None = None) -> str:
     """The one liveness rule for every background row (job or run): why an active row is dead, or ''. The
-    operating system is asked first: a row whose worker process is alive (same pid, same start time) is never
-    dead, however long it has been silent (paused, swapped, an overloaded machine). Only a row that never
-    got a worker is judged by the clock. Any active state counts: a worker killed while 'queued' is as
-    dead as one killed 'running'."""
+    operating system is asked first: a row whose worker process is alive (same pid, same start time) is
+    never dead, however long it has been silent (paused, swapped, an overloaded machine). Only a row
+    that never got a worker is judged by the clock. Any active state counts: a worker killed while
+    'queued' is as dead as one killed 'running'."""
     if status not in ACTIVE:
         return ""
     if pid:
@@ -167,11 +165,9 @@ class Busy(RuntimeError):
 
 def start(kind: str, module: str, args: dict[str, Any], total: int, what: str = "") -> Job:
     """Records a job and launches ``python -m module --job ID`` in its own session; returns the job. One
-    job of a
-    kind at a time: the check and the insert are one ``BEGIN IMMEDIATE`` transaction, so two sessions that
-    press
-    the button at the same moment cannot both start one (the liveness rule runs first: a dead job holds
-    nothing)."""
+    job of a kind at a time: the check and the insert are one ``BEGIN IMMEDIATE`` transaction, so two
+    sessions that press the button at the same moment cannot both start one (the liveness rule runs
+    first: a dead job holds nothing)."""
     active_jobs()
     with connect() as conn:
         conn.execute("BEGIN IMMEDIATE")
@@ -196,8 +192,9 @@ def start(kind: str, module: str, args: dict[str, Any], total: int, what: str = 
 
 
 def live_row(table: str, row_id: int, end: Callable[[int, str], None]) -> Any:
-    """One row of a background-work table (jobs, runs) with the liveness rule applied: a dead worker's row is
-    ended as failed through ``end(row_id, reason)`` before it is returned, so no row stays active for ever."""
+    """One row of a background-work table (jobs, runs) with the liveness rule applied: a dead worker's row
+    is ended as failed through ``end(row_id, reason)`` before it is returned, so no row stays active for
+    ever."""
     with connect() as conn:
         row = conn.execute(f"SELECT * FROM {table} WHERE id = ?", (row_id,)).fetchone()
     if row is None:
@@ -249,8 +246,8 @@ def history(conn: Any, kind: str, total: int, exclude: int) -> dict[str, Any] | 
 
 
 def progress(job_id: int, done: int, current: str = "", message: str = "") -> bool:
-    """Records progress (and when each step was reached, and at checkpoints the time-left estimate it gives);
-    returns True when a cancel was requested."""
+    """Records progress (and when each step was reached, and at checkpoints the time-left estimate it
+    gives); returns True when a cancel was requested."""
     now = time.time()
     with connect() as conn:
         row = conn.execute(

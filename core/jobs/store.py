@@ -80,9 +80,9 @@ SCHEMA_VERSION = 5  # PRAGMA user_version of a store whose WAL mode, tables and 
 
 def _wal(conn: sqlite3.Connection, timeout_s: float = 30.0) -> None:
     """``PRAGMA journal_mode=WAL``, retried: switching the journal mode can fail at once with "database is
-    locked"
-    while another connection is setting up the same fresh file (SQLite does not always call the busy
-    handler for it), which four processes opening a new store at the same instant hit 4-11% of the time."""
+    locked" while another connection is setting up the same fresh file (SQLite does not always call the
+    busy handler for it), which four processes opening a new store at the same instant hit 4-11% of the
+    time."""
     deadline = time.monotonic() + timeout_s
     delay = 0.005
     while True:
@@ -97,9 +97,9 @@ def _wal(conn: sqlite3.Connection, timeout_s: float = 30.0) -> None:
 
 
 def _set_up(conn: sqlite3.Connection) -> None:
-    """WAL, the tables and the migrations, in one ``BEGIN IMMEDIATE`` transaction that reads the version again
-    inside it: of several sessions opening a fresh store at once, one sets it up and the others find it
-    done."""
+    """WAL, the tables and the migrations, in one ``BEGIN IMMEDIATE`` transaction that reads the version
+    again inside it: of several sessions opening a fresh store at once, one sets it up and the others
+    find it done."""
     _wal(conn)
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -117,9 +117,8 @@ def _set_up(conn: sqlite3.Connection) -> None:
 
 def _open(path: Path) -> sqlite3.Connection:
     """A connection with a busy timeout. A store below SCHEMA_VERSION (new, older, or replaced under the
-    same path)
-    is set up once (``_set_up``); after that a connection only reads the version. A store that cannot be
-    written (a read-only file or folder) is opened read-only instead."""
+    same path) is set up once (``_set_up``); after that a connection only reads the version. A store
+    that cannot be written (a read-only file or folder) is opened read-only instead."""
     if not path.parent.is_dir():
         raise sqlite3.OperationalError(f"the folder {path.parent} is gone")
     try:
@@ -160,8 +159,8 @@ def _read_only_mount(folder: Path) -> bool:
 
 
 def read_only(path: Path | None = None) -> bool:
-    """Whether the data directory cannot be written (a read-only folder or mount): the app then shows what is
-    there and says that nothing new can be saved."""
+    """Whether the data directory cannot be written (a read-only folder or mount): the app then shows what
+    is there and says that nothing new can be saved."""
     folder = (path or db_path()).parent
     if _read_only_mount(folder) or not os.access(folder, os.W_OK):
         return True
@@ -176,8 +175,8 @@ def read_only(path: Path | None = None) -> bool:
 
 @contextmanager
 def connect(path: Path | None = None) -> Iterator[sqlite3.Connection]:
-    """A short-lived connection with WAL, a busy timeout and the schema in place; commits on success.
-    Any SQLite failure (a damaged or read-only file) leaves as a StoreError that names the file."""
+    """A short-lived connection with WAL, a busy timeout and the schema in place; commits on success. Any
+    SQLite failure (a damaged or read-only file) leaves as a StoreError that names the file."""
     path = path or db_path()
     try:
         conn = _open(path)

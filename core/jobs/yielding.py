@@ -2,28 +2,21 @@
 background, the Runs page opens within 1.5x of its idle time).
 
 Why priorities were not enough: the workers run at ``nice`` +10 (``lifecycle.WORKER_NICE``), and on this
-2-core VM
-the Runs page still opened 1.8x slower while the count ran; at SCHED_IDLE too (1.82x). Its server-side
-script run
-was not slowed at all (AppTest, 1.0x with the count running): the loss is in the browser's share of the
-page load,
-which a busy core costs whatever its priority (the host's vCPU scheduling, shared caches and memory
-bandwidth).
+2-core VM the Runs page still opened 1.8x slower while the count ran; at SCHED_IDLE too (1.82x). Its
+server-side script run was not slowed at all (AppTest, 1.0x with the count running): the loss is in the
+browser's share of the page load, which a busy core costs whatever its priority (the host's vCPU
+scheduling, shared caches and memory bandwidth).
 
-So the server marks each page load (``mark``: a request for a page, its static files or its websocket, and
-each full
-script run) by touching one file in the data directory, at most every ``MARK_EVERY_S``. A job whose
-results do not
-depend on time (a count of parameters and MACs: no timing, no wall clock kept) runs under ``give_way``:
-before each module's forward it looks at the file (at most every ``LOOK_EVERY_S``) and, while the last
-mark is under
-``HOLD_S`` old, naps. It never pauses more than ``MAX_PAUSE_S`` in a row, and then runs at least ``RUN_S``
-whatever
-the marks, so a visitor who keeps clicking slows a count to no less than a third of its speed. Nothing can
-leave a
-job stopped: if the server dies, the file only ages. Jobs that time anything (a pause inside a timed call
-would be measured) or keep wall time (a fine-tune's epochs) never give way. ``ARCHSCOPE_GIVE_WAY=off`` in
-the server's environment turns it off (a count then runs flat out; ``benchmarks/busy_pages.py --give-way off``
+So the server marks each page load (``mark``: a request for a page, its static files or its websocket,
+and each full script run) by touching one file in the data directory, at most every ``MARK_EVERY_S``. A
+job whose results do not depend on time (a count of parameters and MACs: no timing, no wall clock kept)
+runs under ``give_way``: before each module's forward it looks at the file (at most every
+``LOOK_EVERY_S``) and, while the last mark is under ``HOLD_S`` old, naps. It never pauses more than
+``MAX_PAUSE_S`` in a row, and then runs at least ``RUN_S`` whatever the marks, so a visitor who keeps
+clicking slows a count to no less than a third of its speed. Nothing can leave a job stopped: if the
+server dies, the file only ages. Jobs that time anything (a pause inside a timed call would be measured)
+or keep wall time (a fine-tune's epochs) never give way. ``ARCHSCOPE_GIVE_WAY=off`` in the server's
+environment turns it off (a count then runs flat out; ``benchmarks/busy_pages.py --give-way off``
 compares)."""
 
 from __future__ import annotations
@@ -55,8 +48,8 @@ def mark_file() -> Path:
 
 def mark() -> bool:
     """A page is loading (called by the server, never by a worker): touches the mark file, at most every
-    ``MARK_EVERY_S``; True when it did. A read-only or missing data directory is no reason to fail a page:
-    then nothing is marked (False)."""
+    ``MARK_EVERY_S``; True when it did. A read-only or missing data directory is no reason to fail a
+    page: then nothing is marked (False)."""
     global _last_mark
     now = time.monotonic()
     if now - _last_mark < MARK_EVERY_S:

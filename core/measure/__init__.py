@@ -1,2 +1,2 @@
-"""Measuring modules: MAC counting (fvcore, cross-checked), one timer, profiling, settings, the memory budget,
-the roofline."""
+"""Measuring modules: MAC counting (fvcore, cross-checked), one timer, profiling, settings, the memory
+budget, the roofline."""

@@ -1,16 +1,13 @@
 """Where the time goes inside one whole forward: every module's own time, measured in the forward itself.
 
 Every module gets a pre- and a post-forward hook that take a timestamp from the one clock
-(``perf_counter_ns`` on
-a CPU; CUDA events, read after one synchronisation, on a GPU). A module's time in the forward is what lies
-between
-its two stamps; its *own* time is that minus its children's, so every op belongs to the innermost module
-that ran
-it: a block's residual add, or the reshape between two layers, counts for the block. The root model's own
-time is
-what no submodule ran (its own functional calls, and the hooks' bookkeeping of its direct children).
-Summed, the own times are the whole forward measured in the same run, exactly; the same forward without
-hooks is timed interleaved with it, so the hooks' cost is reported too.
+(``perf_counter_ns`` on a CPU; CUDA events, read after one synchronisation, on a GPU). A module's time
+in the forward is what lies between its two stamps; its *own* time is that minus its children's, so
+every op belongs to the innermost module that ran it: a block's residual add, or the reshape between two
+layers, counts for the block. The root model's own time is what no submodule ran (its own functional
+calls, and the hooks' bookkeeping of its direct children). Summed, the own times are the whole forward
+measured in the same run, exactly; the same forward without hooks is timed interleaved with it, so the
+hooks' cost is reported too.
 """
 
 from __future__ import annotations
@@ -85,11 +82,9 @@ def attribute(
     max_runs: int = 200,
 ) -> Attribution:
     """Times ``model(x)`` with hooks (own time per module) and without (the clean forward), alternating
-    round by
-    round, for at least ``min_runs`` rounds and ``min_time_s``; keeps the quieter half of the hooked runs
-    (a busy
-    machine's slow runs say nothing of the model). Run it inside the caller's inference mode, autocast and
-    thread setting."""
+    round by round, for at least ``min_runs`` rounds and ``min_time_s``; keeps the quieter half of the
+    hooked runs (a busy machine's slow runs say nothing of the model). Run it inside the caller's
+    inference mode, autocast and thread setting."""
     stamp, span = _stamper(dev)
     modules = list(model.named_modules())
     events: list[tuple[bool, str, Any]] = []

@@ -127,8 +127,8 @@ def _same_shape(x: torch.Tensor, *_: Any, **__: Any) -> torch.Tensor:
 
 def footprint(module: nn.Module, shape: tuple[int, ...]) -> Footprint:
     """Parameters, input and every layer's output of one forward at ``shape``, in fp32 bytes, without
-    allocating any of them. A forward that the meta device cannot run (data-dependent control flow) counts
-    the input and parameters only."""
+    allocating any of them. A forward that the meta device cannot run (data-dependent control flow)
+    counts the input and parameters only."""
     state = {
         k: torch.empty_like(v, device="meta")
         for k, v in (*module.named_parameters(), *module.named_buffers())

@@ -1,11 +1,10 @@
 """This machine's data caches as the operating system lists them, and which level a working set fits in.
 
-Linux lists every cache of a CPU under ``/sys/devices/system/cpu/cpuN/cache/indexK/``: its ``level``, ``type``
-(Data, Instruction or Unified), ``size`` ("32K", "1M") and ``shared_cpu_list`` (the CPUs that share one
-instance).
-Instruction caches hold no tensors, so only Data and Unified caches are kept. A private cache (one
-instance per core) gives a multi-threaded op one instance per thread, so a level's capacity for
-``threads`` threads is
+Linux lists every cache of a CPU under ``/sys/devices/system/cpu/cpuN/cache/indexK/``: its ``level``,
+``type`` (Data, Instruction or Unified), ``size`` ("32K", "1M") and ``shared_cpu_list`` (the CPUs that
+share one instance). Instruction caches hold no tensors, so only Data and Unified caches are kept. A
+private cache (one instance per core) gives a multi-threaded op one instance per thread, so a level's
+capacity for ``threads`` threads is
     capacity = size per instance x min(threads, instances).
 """
 

@@ -1,16 +1,12 @@
-"""This machine's ceilings, the two lines of the roofline: peak compute from a large GEMM, memory
-bandwidth from a STREAM triad (``core.measure.roofline`` places each layer under them).
+"""This machine's ceilings, the two lines of the roofline: peak compute from a large GEMM, memory bandwidth
+from a STREAM triad (``core.measure.roofline`` places each layer under them).
 
 Cache-aware ceilings (on a CPU, like Intel Advisor's cache-aware roofline): the same triad at a working
-set that
-fits each data cache level the OS lists (``core.measure.caches``), filling L1 to 3/4 of its capacity, L2
-to 1/2
-and L3 to 1/4, and DRAM far above the last level. Beyond L1 a level's ceiling is the best of three working
-sets from
-twice the level below's capacity up to that fill (a ceiling is what the level can give). A triad that
-small is one
-op call like any layer's, so the fixed cost of a call (a 16-element triad, the same timer) is measured too
-and taken off before the bytes are divided:
+set that fits each data cache level the OS lists (``core.measure.caches``), filling L1 to 3/4 of its
+capacity, L2 to 1/2 and L3 to 1/4, and DRAM far above the last level. Beyond L1 a level's ceiling is the
+best of three working sets from twice the level below's capacity up to that fill (a ceiling is what the
+level can give). A triad that small is one op call like any layer's, so the fixed cost of a call (a
+16-element triad, the same timer) is measured too and taken off before the bytes are divided:
     level bandwidth = triad bytes / (triad time - call time).
 """
 
@@ -148,11 +144,9 @@ def _measure_levels(
     dtype: torch.dtype, dev: torch.device, threads: int, dram_bytes: int, dram_gbs: float
 ) -> tuple[list[dict[str, Any]], float]:
     """The triad inside each data cache level, net of one op call's fixed cost; DRAM last. A level's
-    ceiling is
-    the best of a few working sets between twice the level below's capacity and its own fill: a large
-    shared L3
-    (a whole socket's, seen from a 2-core VM) gives its nearer slices' bandwidth only to smaller working
-    sets."""
+    ceiling is the best of a few working sets between twice the level below's capacity and its own fill:
+    a large shared L3 (a whole socket's, seen from a 2-core VM) gives its nearer slices' bandwidth only
+    to smaller working sets."""
     size = torch.empty((), dtype=dtype).element_size()
     call = _time_triad(16, dtype, dev, min_time_s=0.2).p10_ms
     levels, below = [], 0
@@ -192,11 +186,9 @@ def _gemm_n(dev: torch.device) -> int:
 
 def measure_ceilings(setting: Setting, stream_mib: int | None = None, gemm_n: int | None = None) -> Ceilings:
     """Peak compute: an n×n×n matrix product (2n³ FLOPs) in the setting's precision, the best of its timed
-    calls.
-    Bandwidth: a STREAM triad a = b + s·c over three buffers far larger than the last-level cache,
-    counting the
-    bytes read (b, c) plus written (a), the best of its timed calls; on a CPU, the same per cache level
-    (see the module docstring). A few seconds on a CPU."""
+    calls. Bandwidth: a STREAM triad a = b + s·c over three buffers far larger than the last-level
+    cache, counting the bytes read (b, c) plus written (a), the best of its timed calls; on a CPU, the
+    same per cache level (see the module docstring). A few seconds on a CPU."""
     dev = resolve_device(setting.device)
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[setting.precision]
     n = gemm_n or _gemm_n(dev)

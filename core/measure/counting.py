@@ -1,7 +1,7 @@
 """MAC counting adapters: fvcore's FlopCountAnalysis (primary) and torch's FlopCounterMode (cross-check).
 
-fvcore counts one fused multiply-add as one "flop", i.e. it returns MACs. FlopCounterMode counts
-2 FLOPs per multiply-add, so its total is halved here before comparing.
+fvcore counts one fused multiply-add as one "flop", i.e. it returns MACs. FlopCounterMode counts 2 FLOPs
+per multiply-add, so its total is halved here before comparing.
 """
 
 from __future__ import annotations
@@ -94,8 +94,8 @@ class CrossCheck:
 def fvcore_macs(model: nn.Module, inputs: tuple[torch.Tensor, ...], ignore: tuple[str, ...] = ()) -> MacCount:
     """MACs by fvcore with the model in ``eval()`` (BatchNorm counted as 2 per element, affine).
 
-    ``ignore`` lists aten ops to count as zero; fvcore's ``set_op_handle(op, None)`` does not
-    override an op that already has a handle, so a zero handle is installed instead.
+    ``ignore`` lists aten ops to count as zero; fvcore's ``set_op_handle(op, None)`` does not override
+    an op that already has a handle, so a zero handle is installed instead.
     """
     was_training = model.training
     model.eval()

@@ -1,13 +1,13 @@
 """One record per layer (``LayerCost``): what a layer is and what it costs, wherever it was measured. The
 profile (``core.measure.profiling``), the roofline and its backbone view ("where the time goes",
-``core.measure.roofline`` through ``core.zoo.layers``) produce it; tables and charts read it. Its field names
-are data; the labels a person reads are the pages' to choose.
+``core.measure.roofline`` through ``core.zoo.layers``) produce it; tables and charts read it. Its field
+names are data; the labels a person reads are the pages' to choose.
 
-Units: ``params`` and ``macs`` are counts (one fused multiply-add is one MAC; FLOPs = 2 x MACs, for the whole
-batch); ``bytes`` is the lower bound a layer moves (every input, output and weight element once, in the
-precision it ran in), ``output_bytes`` its output alone; each time is a median in milliseconds, keyed by the
-target it ran on (``core.deploy.targets``: "eager" is PyTorch on this server), with its threads and
-precision."""
+Units: ``params`` and ``macs`` are counts (one fused multiply-add is one MAC; FLOPs = 2 x MACs, for the
+whole batch); ``bytes`` is the lower bound a layer moves (every input, output and weight element once,
+in the precision it ran in), ``output_bytes`` its output alone; each time is a median in milliseconds,
+keyed by the target it ran on (``core.deploy.targets``: "eager" is PyTorch on this server), with its
+threads and precision."""
 
 from __future__ import annotations
 
@@ -139,7 +139,7 @@ def kind_of(module: nn.Module) -> str:
 
 
 def is_attention(module: nn.Module) -> bool:
-    """Self-attention, and squeeze-excite (channel attention): timed whole, as their forward does the pooling,
-    matmuls and gating between their children."""
+    """Self-attention, and squeeze-excite (channel attention): timed whole, as their forward does the
+    pooling, matmuls and gating between their children."""
     name = type(module).__name__
     return "Attention" in name or "SqueezeExcite" in name or name in ("SEModule", "EffectiveSEModule")

@@ -123,8 +123,8 @@ def _per_layer(
     model: nn.Module, x: torch.Tensor, macs: MacCount, precision: str = "fp32"
 ) -> tuple[tuple[LayerCost, ...], int]:
     """One record per leaf module (``LayerCost``, untimed): op, kind, output shape, own params, MACs, the
-    bytes it moves (inputs, output and own weights once) and its output's bytes. Runs on the CPU under the
-    precision's autocast, so each output has the dtype it would have there (bf16 convs, fp32 norms)."""
+    bytes it moves (inputs, output and own weights once) and its output's bytes. Runs on the CPU under
+    the precision's autocast, so each output has the dtype it would have there (bf16 convs, fp32 norms)."""
     seen: dict[str, tuple[int, torch.Tensor]] = {}  # module -> (input bytes, output)
     leaves = _leaf_modules(model)
     hooks = [
@@ -196,8 +196,8 @@ def forward_peak_memory(
 
 
 def within_budget(modules: list[nn.Module], input_shapes: list[tuple[int, ...]]) -> None:
-    """Every module's forward at its shape within the memory budget together (core.measure.budget), before any
-    input is allocated; a refusal is a ProfileError with the limit in its message."""
+    """Every module's forward at its shape within the memory budget together (core.measure.budget), before
+    any input is allocated; a refusal is a ProfileError with the limit in its message."""
     try:
         total = sum(budget.check_module(m, tuple(s)).total for m, s in zip(modules, input_shapes))
         if len(modules) > 1:
@@ -221,8 +221,9 @@ def profile_module(
     **timing: Any,
 ) -> Profile:
     """Counts, times and sizes ``module`` on an input of ``input_shape`` (N, C, H, W), with ``threads`` CPU
-    threads for this measurement only (the previous count is restored). ``check_counts`` cross-checks fvcore's
-    MACs with torch's FlopCounterMode (whose first use imports torch._dynamo: about 1 s once per process)."""
+    threads for this measurement only (the previous count is restored). ``check_counts`` cross-checks
+    fvcore's MACs with torch's FlopCounterMode (whose first use imports torch._dynamo: about 1 s once
+    per process)."""
     dev = resolve_device(device)
     if memory_format not in MEMORY_FORMATS:
         raise ProfileError(f"memory format {memory_format!r} is not one of {', '.join(MEMORY_FORMATS)}")

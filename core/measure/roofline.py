@@ -1,7 +1,6 @@
 """Where the time goes: every layer's MACs, bytes, arithmetic intensity and replayed latency against this
-machine's
-ceilings (``core.measure.ceilings``: peak compute and memory bandwidth, per cache level on a CPU), the
-roofline.
+machine's ceilings (``core.measure.ceilings``: peak compute and memory bandwidth, per cache level on a
+CPU), the roofline.
 
 Bytes moved by a layer, as a lower bound: every input, output and weight element read or written once,
     bytes = (input elements + output elements + weight elements) x bytes per element (4 in fp32, 2 in
@@ -10,8 +9,8 @@ and arithmetic intensity = FLOPs / bytes = 2 x MACs / bytes. The roofline's atta
     max(FLOPs / peak FLOP/s, bytes / bandwidth),
 and a layer is memory-bound when the second term is the larger.
 
-A layer's working set is its bytes; the level it fits in is the smallest whose capacity holds them, and its
-attainable time is call time + max(FLOPs / peak, bytes / that level's bandwidth).
+A layer's working set is its bytes; the level it fits in is the smallest whose capacity holds them, and
+its attainable time is call time + max(FLOPs / peak, bytes / that level's bandwidth).
 """
 
 from __future__ import annotations
@@ -44,8 +43,8 @@ def intensity(macs: int, nbytes: int) -> float:
 
 
 def attainable_s(macs: int, nbytes: int, ceilings: Ceilings) -> tuple[float, str]:
-    """The roofline's least time for a layer and what bounds it ('compute' or 'memory'): one op call, then the
-    larger of its FLOPs at peak and its bytes at the bandwidth of the level its working set fits in."""
+    """The roofline's least time for a layer and what bounds it ('compute' or 'memory'): one op call, then
+    the larger of its FLOPs at peak and its bytes at the bandwidth of the level its working set fits in."""
     compute = 2 * macs / (ceilings.peak_gflops * 1e9)
     memory = nbytes / (ceilings.bandwidth_for(nbytes) * 1e9)
     return ceilings.call_us / 1e6 + max(compute, memory), "memory" if memory > compute else "compute"
@@ -83,9 +82,9 @@ def roof_verdict(kind: str, macs: int, nbytes: int, seconds: float, ceilings: Ce
 
 def units(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """The layers timed one by one: attention (and squeeze-excite) modules and modules with weights of
-    their own and children (timm's
-    BatchNormAct2d: the norm and its activation) whole, since their forward does work no child owns; else
-    every leaf module (no children) that does something (Identity and Dropout are skipped)."""
+    their own and children (timm's BatchNormAct2d: the norm and its activation) whole, since their
+    forward does work no child owns; else every leaf module (no children) that does something (Identity
+    and Dropout are skipped)."""
     out: list[tuple[str, nn.Module]] = []
     skip: tuple[str, ...] = ()
     for name, m in model.named_modules():
@@ -145,11 +144,11 @@ def measure_layers(
     on_layer: Callable[[int, int, str], bool] | None = None,
     min_time_s: float = 0.05,
 ) -> tuple[list[LayerCost], dict[str, Any]]:
-    """One row per layer: kind, MACs (fvcore), bytes, intensity, replayed latency, achieved GFLOP/s and GB/s,
-    attainable time and bound, efficiency (attainable / measured). Each layer is timed alone on the input
-    it got in a real forward (captured by hooks), with the same timer as the whole model. ``frame.attrs``
-    holds the whole model's latency and the sum of the layers'. ``on_layer(i, n, name)`` reports progress
-    and may stop."""
+    """One row per layer: kind, MACs (fvcore), bytes, intensity, replayed latency, achieved GFLOP/s and
+    GB/s, attainable time and bound, efficiency (attainable / measured). Each layer is timed alone on
+    the input it got in a real forward (captured by hooks), with the same timer as the whole model.
+    ``frame.attrs`` holds the whole model's latency and the sum of the layers'. ``on_layer(i, n, name)``
+    reports progress and may stop."""
     dev = resolve_device(setting.device)
     fmt = torch.channels_last if setting.memory_format == "channels_last" else torch.contiguous_format
     model = model.eval().to("cpu", memory_format=torch.contiguous_format)
@@ -224,8 +223,8 @@ def measure_layers(
 
 def roof_row(cost: LayerCost, ceilings: Ceilings, target: str = "eager") -> dict[str, Any]:
     """A layer's row of the roofline table, derived from its record and this machine's ceilings: intensity,
-    achieved GFLOP/s and GB/s from its time alone on ``target``, the roofline's attainable time and bound, the
-    efficiency, the level its working set fits and the verdict."""
+    achieved GFLOP/s and GB/s from its time alone on ``target``, the roofline's attainable time and
+    bound, the efficiency, the level its working set fits and the verdict."""
     alone = cost.time_ms(target, "alone") or 0.0
     secs = alone / 1e3
     best, bound = attainable_s(cost.macs, cost.bytes, ceilings)
@@ -281,9 +280,9 @@ OWN_KINDS = {"blocks_own_ms": "blocks' own ops", "model_own_ms": "model's own fo
 
 
 def accounting(inside: Attribution, layers: list[str]) -> dict[str, Any]:
-    """How one whole forward's time divides: the layers (in forward), the blocks' own ops (what a
-    container module runs between its children: residual adds, reshapes), and the model's own forward
-    outside any submodule."""
+    """How one whole forward's time divides: the layers (in forward), the blocks' own ops (what a container
+    module runs between its children: residual adds, reshapes), and the model's own forward outside any
+    submodule."""
     prefixes = tuple(n + "." for n in layers)
     in_layers = sum(inside.inside(n) for n in layers)
     blocks = {
@@ -343,9 +342,8 @@ def upgrade(frame: pd.DataFrame) -> pd.DataFrame:
 
 def sum_note(frame: pd.DataFrame) -> str:
     """How the time adds up, honestly, around one whole-forward time (the clean forward, no timestamps):
-    the shares
-    that the layers, the blocks and the model itself own inside a forward timed with timestamps, then the
-    layers' isolated replay, which the roofline's efficiency uses."""
+    the shares that the layers, the blocks and the model itself own inside a forward timed with
+    timestamps, then the layers' isolated replay, which the roofline's efficiency uses."""
     whole, alone = frame.attrs.get("whole_ms"), frame.attrs.get("sum_ms")
     if not whole:
         return ""

@@ -53,8 +53,8 @@ class Setting:
 
 @contextlib.contextmanager
 def threads_for(threads: int | None) -> Iterator[None]:
-    """Runs the block with ``threads`` intra-op threads and restores the previous count after, so one user's
-    choice never changes another's timings in the same server process."""
+    """Runs the block with ``threads`` intra-op threads and restores the previous count after, so one
+    user's choice never changes another's timings in the same server process."""
     before = torch.get_num_threads()
     if threads:
         torch.set_num_threads(int(threads))

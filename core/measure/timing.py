@@ -12,10 +12,10 @@ import torch
 
 def pin_malloc_thresholds() -> None:
     """glibc serves large blocks with fresh mmaps whose threshold moves with allocation history; every call
-    then re-faults its activation pages, and in a VM that makes CPU latency bimodal (1.5 ms or 5 ms for the
-    same block). Fixing the thresholds keeps big activations in the heap, so timings measure compute.
-    Call once at the start of a process that times things (the app, workers, benchmarks); importing this
-    module changes nothing."""
+    then re-faults its activation pages, and in a VM that makes CPU latency bimodal (1.5 ms or 5 ms for
+    the same block). Fixing the thresholds keeps big activations in the heap, so timings measure
+    compute. Call once at the start of a process that times things (the app, workers, benchmarks);
+    importing this module changes nothing."""
     import ctypes
     import sys
 
@@ -61,8 +61,8 @@ class LatencyStats:
 
     @property
     def launch_bound(self) -> bool:
-        """On a GPU: the host wall time of a call exceeds the GPU's own event time by more than 10%, so
-        the CPU issuing kernels (Python, dispatch, launches), not the GPU, sets the latency."""
+        """On a GPU: the host wall time of a call exceeds the GPU's own event time by more than 10%, so the
+        CPU issuing kernels (Python, dispatch, launches), not the GPU, sets the latency."""
         return self.wall_median_ms is not None and self.wall_median_ms > 1.1 * self.median_ms
 
 
@@ -167,9 +167,8 @@ class RatioStats:
 @dataclass(frozen=True)
 class Interleaved:
     """Candidates timed round by round (A B C, then C B A, …), so a drift in the machine's speed hits all
-    of them
-    alike. ``latency[i]`` summarises candidate i's per-call time over the rounds; ``ratios[i]`` is against
-    the first."""
+    of them alike. ``latency[i]`` summarises candidate i's per-call time over the rounds; ``ratios[i]``
+    is against the first."""
 
     latency: tuple[LatencyStats, ...]
     ratios: tuple[RatioStats, ...]
@@ -185,8 +184,8 @@ class Interleaved:
     @property
     def busy(self) -> bool:
         """Still unsettled after the most rounds allowed: the figures are uncertain. With several
-        candidates the ratios must settle; with one, its own per-round time (interval within ±15%, p90/p10
-        ≤ 1.5)."""
+        candidates the ratios must settle; with one, its own per-round time (interval within ±15%,
+        p90/p10 ≤ 1.5)."""
         return not all(r.settled for r in self._judged())
 
     def note(self) -> str:
@@ -225,10 +224,10 @@ def time_interleaved(
     warmup_time_s: float = 0.1,
     on_round: Callable[[int], bool] | None = None,
 ) -> Interleaved:
-    """Times several callables round by round and reports each one's latency and its speed ratio against the
-    first. After ``min_rounds`` it stops as soon as every ratio has settled (interval within ±15%, p90/p10
-    ≤ 1.5);
-    otherwise it keeps going up to ``max_rounds`` or ``max_time_s`` and the result says it is busy. One
+    """Times several callables round by round and reports each one's latency and its speed ratio against
+    the first. After ``min_rounds`` it stops as soon as every ratio has settled (interval within ±15%,
+    p90/p10 ≤
+    1.5); otherwise it keeps going up to ``max_rounds`` or ``max_time_s`` and the result says it is busy. One
     callable is timed by the same rounds, and its own per-round time must settle by the same rule.
     ``on_round(rounds done)`` reports progress; returning True stops after that round."""
     if not fns:

@@ -1,7 +1,7 @@
 """Plots of the deployment view and of a run's export: targets against MACs, a block pair per target, and a
-fine-tuned model's exports side by side. Plotly figures only; no computation. Each row says where its target
-runs (``where``: server or browser) and its colour (``colour``, from the registry of targets), so a chart
-never guesses either from a label."""
+fine-tuned model's exports side by side. Plotly figures only; no computation. Each row says where its
+target runs (``where``: server or browser) and its colour (``colour``, from the registry of targets), so
+a chart never guesses either from a label."""
 
 from __future__ import annotations
 
@@ -22,10 +22,9 @@ def _server(part: pd.DataFrame) -> pd.Series:
 
 
 def deploy_latency(table: pd.DataFrame, budget_ms: float, published: pd.DataFrame | None = None) -> go.Figure:
-    """Batch-1 latency against MACs, one colour per runtime (each browser setup measured on a device is
-    one more,
-    drawn as diamonds), p10-p90 as error bars, log-log, with the real-time budget as a line: which models
-    fit it in which runtime. ``published`` (rows of ``assets/phone_latency.csv``: timm, macs_m,
+    """Batch-1 latency against MACs, one colour per runtime (each browser setup measured on a device is one
+    more, drawn as diamonds), p10-p90 as error bars, log-log, with the real-time budget as a line: which
+    models fit it in which runtime. ``published`` (rows of ``assets/phone_latency.csv``: timm, macs_m,
     latency_ms, device, runtime, precision, threads) adds other people's phones as grey crosses at the
     MACs their sources state."""
     fig = go.Figure()
@@ -105,8 +104,8 @@ def deploy_latency(table: pd.DataFrame, budget_ms: float, published: pd.DataFram
 
 
 def deploy_pair(pair: pd.DataFrame, label_b: str) -> go.Figure:
-    """How many times faster block B runs than A in each runtime (and each browser setup measured),
-    against its MAC ratio (the dashed line)."""
+    """How many times faster block B runs than A in each runtime (and each browser setup measured), against
+    its MAC ratio (the dashed line)."""
     fig = go.Figure()
     # two lines at phone width; a browser ("device · setup · precision", user text) is named by its setup and
     # precision, its device (long: "Chromium (headless) 150 on Linux, 2 cores") once, under the axis

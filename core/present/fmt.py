@@ -10,9 +10,9 @@ _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>$:&=^\"'])")
 
 
 def md(text: object) -> str:
-    """User text (a class, run or file name) shown literally inside Streamlit Markdown: every character that
-    Markdown, LaTeX ($), Streamlit directives (:red[..]) or HTML could act on is backslash-escaped, and bare
-    URLs are kept from becoming links."""
+    """User text (a class, run or file name) shown literally inside Streamlit Markdown: every character
+    that Markdown, LaTeX ($), Streamlit directives (:red[..]) or HTML could act on is backslash-escaped,
+    and bare URLs are kept from becoming links."""
     flat = " ".join(str(text).split())
     # GFM turns bare URLs and e-mail addresses into live links even when escaped: a word joiner (U+2060),
     # invisible, breaks the pattern
@@ -45,8 +45,8 @@ _SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
 
 
 def sci(value: float, digits: int = 3) -> str:
-    """A number in plain Unicode, never as '1.15e+10': 1.15e10 -> '1.15 × 10¹⁰'; 0.5 and 1,234 stay as
-    they are."""
+    """A number in plain Unicode, never as '1.15e+10': 1.15e10 -> '1.15 × 10¹⁰'; 0.5 and 1,234 stay as they
+    are."""
     if value == 0 or 1e-3 <= abs(value) < 1e5:
         return f"{value:,.0f}" if abs(value) >= 10**digits else f"{value:.{digits}g}"
     mantissa, exponent = f"{value:.{digits - 1}e}".split("e")
@@ -74,8 +74,8 @@ def ms(value: float | None) -> str:
 
 
 def duration(seconds: float | None) -> str:
-    """A wait in words a user can plan by: "estimating…" when nothing is known yet, then ms, s or min with the
-    digits that mean something; never "0.00 s"."""
+    """A wait in words a user can plan by: "estimating…" when nothing is known yet, then ms, s or min with
+    the digits that mean something; never "0.00 s"."""
     if seconds is None or seconds != seconds or seconds < 0:
         return "estimating…"
     if seconds < 1:

@@ -271,11 +271,9 @@ def roofline(
     levels: "list[dict] | tuple" = (),
 ) -> go.Figure:
     """Log-log roofline: achieved GFLOP/s against arithmetic intensity (FLOP/byte), one point per layer
-    that does
-    counted MACs, coloured by kind (one marker shape per block or model). Peak compute and every memory
-    ceiling
-    drawn and labelled: DRAM's, and each cache level's where ``levels`` (dicts with ``name`` and ``gbs``)
-    has them."""
+    that does counted MACs, coloured by kind (one marker shape per block or model). Peak compute and
+    every memory ceiling drawn and labelled: DRAM's, and each cache level's where ``levels`` (dicts with
+    ``name`` and ``gbs``) has them."""
     import numpy as np
 
     fig = go.Figure()
@@ -394,8 +392,8 @@ def roofline(
 
 
 def kind_shares(shares: pd.DataFrame) -> go.Figure:
-    """Time by layer kind beside MACs by layer kind (percent of each), so a kind that takes far more time than
-    its MACs stands out."""
+    """Time by layer kind beside MACs by layer kind (percent of each), so a kind that takes far more time
+    than its MACs stands out."""
     fig = go.Figure()
     for col, name, colour in (
         ("time_pct", "time", style.QUANTITY["time"]),

@@ -1,5 +1,6 @@
 """Plotly figures of datasets and fine-tuning runs: training curves, the LR finder, a run's evaluation, the
-freezing-depth experiment and hyper-parameters against top-1. Pure functions of data frames, no Streamlit."""
+freezing-depth experiment and hyper-parameters against top-1. Pure functions of data frames, no
+Streamlit."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ X_AXES = {"step": "step", "epoch": "epoch", "wall time": "wall time (s)"}
 
 
 def ema(values: "pd.Series | list[float]", weight: float) -> list[float]:
-    """TensorBoard's smoothing: an exponential moving average with its start-up bias removed
-    (s_t = w·s_{t-1} + (1-w)·x_t, shown as s_t / (1 - w^t)); weight 0 returns the values."""
+    """TensorBoard's smoothing: an exponential moving average with its start-up bias removed (s_t =
+    w·s_{t-1} + (1-w)·x_t, shown as s_t / (1 - w^t)); weight 0 returns the values."""
     out, last = [], 0.0
     for t, x in enumerate(values, start=1):
         last = weight * last + (1 - weight) * float(x)
@@ -39,8 +40,9 @@ def training_curves(
     smoothing: float = 0.0,
     log_loss: bool = False,
 ) -> go.Figure:
-    """Loss (train per step, val per epoch), val top-1 and the head's LR for one or more runs: one colour per
-    run, train solid and validation dashed; the train loss smoothed as TensorBoard does (raw shown faint)."""
+    """Loss (train per step, val per epoch), val top-1 and the head's LR for one or more runs: one colour
+    per run, train solid and validation dashed; the train loss smoothed as TensorBoard does (raw shown
+    faint)."""
     fig = make_subplots(
         rows=1, cols=3, subplot_titles=("Loss (cross-entropy)", "Val top-1", "Learning rate (head)")
     )
@@ -206,8 +208,8 @@ def lr_plot_range(frame: pd.DataFrame, skip_end: int = SKIP_END) -> tuple[pd.Dat
 
 
 def lr_finder(frame: pd.DataFrame, suggestion: float) -> go.Figure:
-    """The LR range test as fastai plots it: the divergent tail cut (``lr_plot_range``), the loss axis
-    set by the smoothed curve, and the suggestion marked on that curve."""
+    """The LR range test as fastai plots it: the divergent tail cut (``lr_plot_range``), the loss axis set
+    by the smoothed curve, and the suggestion marked on that curve."""
     import numpy as np
 
     kept, y_range = lr_plot_range(frame)
@@ -257,8 +259,8 @@ def lr_finder(frame: pd.DataFrame, suggestion: float) -> go.Figure:
 
 
 def accuracy_vs_time(frame: pd.DataFrame) -> go.Figure:
-    """Test top-1 (validation where there is no test score) against wall time, with ~95% Wilson whiskers; one
-    colour per recipe, named in the legend (labels beside the points collided with the whiskers)."""
+    """Test top-1 (validation where there is no test score) against wall time, with ~95% Wilson whiskers;
+    one colour per recipe, named in the legend (labels beside the points collided with the whiskers)."""
     col = "test top-1 %" if frame["test top-1 %"].notna().any() else "val top-1 %"
     lo, hi = col.replace("top-1 %", "95% low"), col.replace("top-1 %", "95% high")
     fig = go.Figure()
@@ -363,9 +365,8 @@ def parallel_runs(hp: pd.DataFrame) -> go.Figure:
 
 def hparam_strips(hp: pd.DataFrame) -> go.Figure:
     """The narrow-screen form of ``parallel_runs``: one small strip per hyper-parameter, its values on x
-    and best
-    val top-1 on y, a dot per finished run (hover names it). ``style.panels`` draws each strip as its own
-    chart, stacked on a phone."""
+    and best val top-1 on y, a dot per finished run (hover names it). ``style.panels`` draws each strip
+    as its own chart, stacked on a phone."""
     cols = [c for c in (*HP_TEXT, "head LR", *HP_NUMBERS) if hp[c].notna().all()]
     fig = make_subplots(rows=1, cols=len(cols), subplot_titles=[f"{c} → best val top-1" for c in cols])
     for i, col in enumerate(cols, start=1):

@@ -1,7 +1,8 @@
 """The app's one palette and the finishing touches every chart gets (readable log ticks, room for the
 toolbar).
 
-Palette: one colour per concept, the same on every page, and no concept colour reused for another concept.
+Palette: one colour per concept, the same on every page, and no concept colour reused for another
+concept.
 - layer kinds (roofline, "where the time goes"): ``KIND``
 - blocks of the explorer (compare, channel sweep, deploy pair): each block's registration names its own
   (``core.blocks.registry``), and a frame carries it in a ``colour`` column
@@ -144,8 +145,8 @@ def _log_axes(fig: go.Figure) -> Iterable[str]:
 
 
 def readable(fig: go.Figure) -> go.Figure:
-    """What every chart gets before it is drawn: 1-2-5 (or decade) ticks with short labels on each log
-    axis that has none of its own, and a top margin that keeps Plotly's toolbar off any title or subplot
+    """What every chart gets before it is drawn: 1-2-5 (or decade) ticks with short labels on each log axis
+    that has none of its own, and a top margin that keeps Plotly's toolbar off any title or subplot
     title."""
     for axis in _log_axes(fig):
         values = _axis_values(fig, axis)
@@ -188,9 +189,8 @@ def _axis_number(key: str) -> int:
 
 def panels(fig: go.Figure) -> list[go.Figure]:
     """A figure made with ``make_subplots`` as one figure per panel (its subplot title as the title), so
-    the page
-    can lay them out in columns that stack at phone width instead of squeezing three plots into 390 px. A
-    figure with one panel comes back as it is."""
+    the page can lay them out in columns that stack at phone width instead of squeezing three plots into
+    390 px. A figure with one panel comes back as it is."""
     layout = fig.layout.to_plotly_json()
     xs = sorted(
         (k for k in layout if k.startswith("xaxis") and (k[5:] == "" or k[5:].isdigit())), key=_axis_number

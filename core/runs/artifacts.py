@@ -68,8 +68,8 @@ def sha256(path: Path) -> str:
 
 def artifacts(run: record.Run | int, with_splits: bool = True) -> Artifacts:
     """Everything a consumer of the run needs, read once. NoArtifacts when no epoch has finished. With
-    ``with_splits`` the run's own image files per split are found in its dataset; a dataset that is gone is no
-    error here (``splits`` is None and ``why_no_data`` says why)."""
+    ``with_splits`` the run's own image files per split are found in its dataset; a dataset that is gone
+    is no error here (``splits`` is None and ``why_no_data`` says why)."""
     run = record.get(run) if isinstance(run, int) else run
     folder = record.folder(run)
     best = bundle.load_best(folder)

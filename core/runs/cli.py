@@ -1,11 +1,10 @@
 """Runs from the command line.
 
-``python -m core.runs train --data demo --recipe linear_probe --epochs 20`` fine-tunes and records the run
-in the
-store; under ``torchrun --nproc_per_node=N`` the same command trains with DistributedDataParallel (rank 0
-reports).
-``python -m core.runs export RUN_ID [--int8] [--out DIR]`` takes a run home as ONNX (and int8) with its
-scores. Bad input exits with code 2 and a one-line reason. ``--help`` answers without importing torch."""
+``python -m core.runs train --data demo --recipe linear_probe --epochs 20`` fine-tunes and records the
+run in the store; under ``torchrun --nproc_per_node=N`` the same command trains with
+DistributedDataParallel (rank 0 reports). ``python -m core.runs export RUN_ID [--int8] [--out DIR]``
+takes a run home as ONNX (and int8) with its scores. Bad input exits with code 2 and a one-line reason.
+``--help`` answers without importing torch."""
 
 from __future__ import annotations
 
@@ -99,8 +98,8 @@ def resumed_config(run_id: int, device: str) -> tuple[dict, str]:
 
 def export(argv: list[str] | None = None) -> int:
     """``python -m core.runs export RUN_ID [--int8] [--out DIR] [--json OUT|-]``: progress on stderr, a
-    short table of what each model scores and costs, then the paths written; the whole record as JSON with
-    ``--json``."""
+    short table of what each model scores and costs, then the paths written; the whole record as JSON
+    with ``--json``."""
     p = OneLineParser(
         prog="python -m core.runs export",
         description="Export a fine-tuned run's best epoch to "

@@ -45,9 +45,9 @@ def _best_details(run: runs.Run) -> dict[str, Any] | None:
 
 def top_losses(run: runs.Run, k: int = 12) -> list[dict[str, Any]]:
     """Misclassified val images with the model's confidence, worst first, for the best epoch (the exported
-    one). Training kept them with that epoch's evaluation (read at once); a run from before that, or whose
-    recorded misses point at files no longer there, is scored again on its own val split, preprocessed as in
-    training."""
+    one). Training kept them with that epoch's evaluation (read at once); a run from before that, or
+    whose recorded misses point at files no longer there, is scored again on its own val split,
+    preprocessed as in training."""
     details = _best_details(run)
     info = run.result.get("info", {})
     root, classes = (info.get("dataset") or {}).get("root"), info.get("classes")

@@ -1,7 +1,7 @@
-"""The lecture notebook's experiment, 'effect of freezing depth', as one background job:
-linear_probe, finetune_top, finetune_full and scratch on the same split, one after another, each with the same
-number of epochs. Each run picks its epoch on the validation split; a held-out test split, which no choice
-ever saw, scores the picked epoch once. ``python -m core.runs.experiment --job ID``."""
+"""The lecture notebook's experiment, 'effect of freezing depth', as one background job: linear_probe,
+finetune_top, finetune_full and scratch on the same split, one after another, each with the same number
+of epochs. Each run picks its epoch on the validation split; a held-out test split, which no choice ever
+saw, scores the picked epoch once. ``python -m core.runs.experiment --job ID``."""
 
 from __future__ import annotations
 
@@ -127,8 +127,8 @@ def results(job: jobs.Job) -> pd.DataFrame:
 
 
 def conclusion(frame: pd.DataFrame) -> list[str]:
-    """Plain words from the test figures (validation where a run has no test score), with their uncertainty;
-    negative transfer is flagged when scratch wins by more than the intervals allow."""
+    """Plain words from the test figures (validation where a run has no test score), with their
+    uncertainty; negative transfer is flagged when scratch wins by more than the intervals allow."""
     col = "test top-1 %" if "test top-1 %" in frame and frame["test top-1 %"].notna().any() else "val top-1 %"
     lo_col, hi_col = col.replace("top-1 %", "95% low"), col.replace("top-1 %", "95% high")
     split = col.split()[0]

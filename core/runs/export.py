@@ -81,8 +81,8 @@ class BundleDamaged(DeployError):
 
 
 def read_meta(folder: Path) -> dict[str, Any] | None:
-    """The bundle's bundle.json, None when there is none; BundleDamaged (one line, with the way out) when it
-    cannot be read."""
+    """The bundle's bundle.json, None when there is none; BundleDamaged (one line, with the way out) when
+    it cannot be read."""
     path = folder / "bundle.json"
     if not path.exists():
         return None
@@ -120,9 +120,8 @@ def owner_problem(folder: Path, meta: dict[str, Any] | None, src: Artifacts) -> 
 
 def reusable(folder: Path, meta: dict[str, Any] | None, src: Artifacts, int8: bool) -> dict[str, Any] | None:
     """The recorded export when it provably belongs to this run and epoch and nothing of it changed: the
-    run id and
-    the best weights' SHA-256 match, bundle.json's own checksum holds, and every file and script it names
-    is there with its recorded SHA-256. Anything less is exported again."""
+    run id and the best weights' SHA-256 match, bundle.json's own checksum holds, and every file and
+    script it names is there with its recorded SHA-256. Anything less is exported again."""
     record = (meta or {}).get("onnx")
     if (
         not record
@@ -152,9 +151,9 @@ def export_run(
     holder: str = "",
 ) -> dict[str, Any]:
     """Exports run ``run_id``'s best epoch into its bundle folder (or ``out``); returns the record that
-    ``bundle.json`` keeps under "onnx". One writer per bundle: the run's bundle lock (and ``out``'s) is held
-    throughout, so a second export, the trainer's final bundle and a delete wait or are refused. Bad input
-    raises DeployError with the reason; nothing is half-written."""
+    ``bundle.json`` keeps under "onnx". One writer per bundle: the run's bundle lock (and ``out``'s) is
+    held throughout, so a second export, the trainer's final bundle and a delete wait or are refused.
+    Bad input raises DeployError with the reason; nothing is half-written."""
     run_dir = runs.folder(runs.get(run_id))  # KeyError: there is no such run
     holder = holder or f"a command line (pid {os.getpid()})"
     folder = Path(out) if out else run_dir / "export"
@@ -174,11 +173,10 @@ def export_run(
 
 def bundle_zip(run_id: int) -> tuple[str, bytes]:
     """Run ``run_id``'s whole bundle as one zip (file name, bytes): weights, config, labels and
-    preprocessing in
-    bundle.json, the ONNX models when exported, predict.py, predict_onnx.py and the README, each under the
-    name the
-    scripts and the README expect, inside a folder named after the run. Read under the bundle lock, so an
-    export or the trainer's final bundle is never caught half-written (it waits for them)."""
+    preprocessing in bundle.json, the ONNX models when exported, predict.py, predict_onnx.py and the
+    README, each under the name the scripts and the README expect, inside a folder named after the run.
+    Read under the bundle lock, so an export or the trainer's final bundle is never caught half-written
+    (it waits for them)."""
     import io
     import zipfile
 
@@ -396,9 +394,8 @@ def _publish(
     folder: Path, scratch: Path, record: dict[str, Any], src: Artifacts, meta: dict[str, Any] | None
 ) -> None:
     """Moves the files into the bundle under temporary names first (unique to this writer), then renames
-    each into
-    place, and rewrites bundle.json last (atomically, with its own checksum): a failure leaves the bundle
-    as it was."""
+    each into place, and rewrites bundle.json last (atomically, with its own checksum): a failure leaves
+    the bundle as it was."""
     folder.mkdir(parents=True, exist_ok=True)
     staged = []
     tag = uuid.uuid4().hex[:8]

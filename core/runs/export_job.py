@@ -1,5 +1,6 @@
 """Exporting a run (ONNX, int8 calibration, scoring, timing) as a background job: ``python -m
-core.runs.export_job --job ID``. One export at a time; its progress and its end go through the jobs table."""
+core.runs.export_job --job ID``. One export at a time; its progress and its end go through the jobs
+table."""
 
 from __future__ import annotations
 

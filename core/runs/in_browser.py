@@ -1,7 +1,7 @@
 """A fine-tuned run tried in the browser: its exported ``model.onnx`` and ``model.int8.onnx``, run by
-onnxruntime-web on the run's own validation images (core/deploy/browser.py's bench). The reference of each
-precision is this server's ONNX Runtime on the same files and images, so the browser is checked against the
-server's own ONNX: the same top-1 on the same images, the logits within the fp32 tolerance."""
+onnxruntime-web on the run's own validation images (core/deploy/browser.py's bench). The reference of
+each precision is this server's ONNX Runtime on the same files and images, so the browser is checked
+against the server's own ONNX: the same top-1 on the same images, the logits within the fp32 tolerance."""
 
 from __future__ import annotations
 
@@ -102,8 +102,8 @@ def _write(
 
 
 def agreement(bench: browser.Bench, entries: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per setup and precision: the browser's top-1 beside the server's ONNX top-1 on the same images, whether
-    they are equal, the logits' largest difference from the server's, and the latency."""
+    """Per setup and precision: the browser's top-1 beside the server's ONNX top-1 on the same images,
+    whether they are equal, the logits' largest difference from the server's, and the latency."""
     rows = []
     for setup, entry in entries.items():
         for precision, f in (entry.get("precisions") or {}).items():

@@ -15,8 +15,8 @@ def _spawn(run_id: int, extra: list[str]) -> None:
 
 
 def launch(cfg: TrainConfig, name: str = "") -> int:
-    """Creates a queued run (refused at the cap, checked in the same transaction) and starts the engine's CLI
-    for it in its own process session."""
+    """Creates a queued run (refused at the cap, checked in the same transaction) and starts the engine's
+    CLI for it in its own process session."""
     cfg.validate().check_environment()
     run_id = runs.create(cfg.to_dict(), name, cap=max_runs())
     _spawn(run_id, ["--run-id", str(run_id), *cfg.cli_args()])

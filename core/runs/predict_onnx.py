@@ -1,9 +1,8 @@
 """Classify images with an Archscope bundle's ONNX model, with nothing but onnxruntime, numpy and Pillow:
     python predict_onnx.py IMAGE [IMAGE ...] [--model model.int8.onnx]
 Prints one line per image: path, class, probability. An image that cannot be read is one line on stderr
-and the
-rest go on; the exit code is then 1. The preprocessing is the training's own (copied below), with the
-size, mean and std read from bundle.json."""
+and the rest go on; the exit code is then 1. The preprocessing is the training's own (copied below),
+with the size, mean and std read from bundle.json."""
 
 import argparse
 import json

@@ -32,8 +32,8 @@ class RunBusy(RuntimeError):
 
 
 class EditRefused(RuntimeError):
-    """A rename or delete that could not happen whole; nothing was changed in the store, and the message says
-    which file stood in the way."""
+    """A rename or delete that could not happen whole; nothing was changed in the store, and the message
+    says which file stood in the way."""
 
 
 LOCK = "worker.lock"
@@ -62,8 +62,8 @@ def hold_worker_lock(run_id: int, run_dir: Path) -> Any:
 
 
 def worker_alive(run: "Run") -> bool:
-    """Whether a worker process of this run is still there: its recorded pid (with its start time), or whoever
-    holds the run folder's lock."""
+    """Whether a worker process of this run is still there: its recorded pid (with its start time), or
+    whoever holds the run folder's lock."""
     if run.pid and pid_alive(run.pid, run.pid_start):
         return True
     import fcntl
@@ -127,8 +127,8 @@ class Run:
         return [t for t in (x.strip() for x in (self.tags or "").split(",")) if t]
 
     def label(self) -> str:
-        """How a person picks a run: its name, then the backbone and recipe when the name does not already say
-        them, its best top-1 (or status) and its id; nothing is said twice."""
+        """How a person picks a run: its name, then the backbone and recipe when the name does not already
+        say them, its best top-1 (or status) and its id; nothing is said twice."""
         best = self.result.get("best_top1")
         top1 = f"{100 * best:.1f}%" if best is not None else self.status_word
         name = self.name or default_name(self.config)
@@ -139,8 +139,8 @@ class Run:
 
     def chip(self, width: int = CHIP_CHARS) -> str:
         """The run in a picker's chip, which a phone's screen cuts at about 30 characters: the id first,
-        then the name, shortened with an ellipsis of its own (the table, legends and hover give the whole
-        label)."""
+        then the name, shortened with an ellipsis of its own (the table, legends and hover give the
+        whole label)."""
         text = f"#{self.id} {self.name or default_name(self.config)}"
         return text if len(text) <= width else text[: width - 1].rstrip() + "…"
 
@@ -177,8 +177,8 @@ def parse_id(text: str | None) -> int | None:
 
 
 def new_folder(run_id: int) -> Path:
-    """A folder no run has used: ``runs/<id>``, or ``runs/<id>-<k>`` when a folder of that id is left from a
-    store that was lost (its files are kept, never resumed into)."""
+    """A folder no run has used: ``runs/<id>``, or ``runs/<id>-<k>`` when a folder of that id is left from
+    a store that was lost (its files are kept, never resumed into)."""
     base = data_dir() / "runs"
     base.mkdir(parents=True, exist_ok=True)
     for k in range(1000):
@@ -193,9 +193,9 @@ def new_folder(run_id: int) -> Path:
 
 def _claim_slot(conn: sqlite3.Connection, cap: int | None) -> None:
     """Opens the write transaction in which the caller queues a run; with ``cap``, refuses when that many
-    runs are
-    already active. Counting and queueing in one ``BEGIN IMMEDIATE`` transaction means two launches at
-    once can never both pass the check (the liveness rule runs first, so dead rows hold no slot)."""
+    runs are already active. Counting and queueing in one ``BEGIN IMMEDIATE`` transaction means two
+    launches at once can never both pass the check (the liveness rule runs first, so dead rows hold no
+    slot)."""
     if cap is None:
         return
     active_runs()
@@ -214,8 +214,8 @@ def default_name(config: dict[str, Any]) -> str:
 
 
 def create(config: dict[str, Any], name: str = "", cap: int | None = None, job: int | None = None) -> int:
-    """A queued run with a fresh folder of its own, refused at ``cap`` active runs (see ``_claim_slot``);
-    a blank name becomes ``default_name``."""
+    """A queued run with a fresh folder of its own, refused at ``cap`` active runs (see ``_claim_slot``); a
+    blank name becomes ``default_name``."""
     name = (" ".join(name.split()) or default_name(config))[:200]
     with connect() as conn:
         _claim_slot(conn, cap)
@@ -325,8 +325,8 @@ def rename(run_id: int, name: str) -> None:
 
 
 def set_tags(run_id: int, tags: list[str] | str) -> list[str]:
-    """Replaces the run's tags (a list, or comma-separated text); returns them cleaned (trimmed, unique,
-    in order)."""
+    """Replaces the run's tags (a list, or comma-separated text); returns them cleaned (trimmed, unique, in
+    order)."""
     items = tags.split(",") if isinstance(tags, str) else tags
     clean = list(dict.fromkeys(t for t in (" ".join(str(x).split())[:40] for x in items) if t))
     update(run_id, tags=",".join(t.replace(",", " ") for t in clean))
@@ -335,11 +335,9 @@ def set_tags(run_id: int, tags: list[str] | str) -> list[str]:
 
 def delete(run_id: int) -> Path | None:
     """Deletes a run that is not active: its TensorBoard event files, its folder under the data directory
-    (a folder
-    recorded elsewhere is left alone), then its metrics and its row, last. A file that cannot be removed
-    stops the
-    delete with the row kept (EditRefused names the file), so the store never forgets a run whose files
-    remain. Returns the folder removed."""
+    (a folder recorded elsewhere is left alone), then its metrics and its row, last. A file that cannot
+    be removed stops the delete with the row kept (EditRefused names the file), so the store never
+    forgets a run whose files remain. Returns the folder removed."""
     from core.runs import tblog
 
     run = get(run_id)
@@ -408,8 +406,8 @@ def metrics(run_id: int) -> pd.DataFrame:
 
 
 def epoch_values(name: str) -> dict[tuple[int, int], float]:
-    """One per-epoch metric (``val_loss``) of every run, in one query: {(run, epoch): value}, the last value
-    logged for that epoch."""
+    """One per-epoch metric (``val_loss``) of every run, in one query: {(run, epoch): value}, the last
+    value logged for that epoch."""
     with connect() as conn:
         rows = conn.execute(
             "SELECT run, epoch, value FROM metrics WHERE name = ? ORDER BY time", (name,)
@@ -418,9 +416,9 @@ def epoch_values(name: str) -> dict[tuple[int, int], float]:
 
 
 def curves(run_id: int) -> pd.DataFrame:
-    """One row per step (train loss, lr) or epoch (val loss, val top-1), wide format, with ``wall_s``: seconds
-    since the run's first logged value. ``attrs['steps_per_epoch']`` lets a plot put steps on an epoch
-    axis."""
+    """One row per step (train loss, lr) or epoch (val loss, val top-1), wide format, with ``wall_s``:
+    seconds since the run's first logged value. ``attrs['steps_per_epoch']`` lets a plot put steps on an
+    epoch axis."""
     m = metrics(run_id)
     if m.empty:
         return pd.DataFrame(columns=["step", "epoch", "wall_s"])
@@ -476,8 +474,9 @@ def progress(run: Run) -> Progress:
 
 
 def end_tail_s(last: int = 5) -> float:
-    """The median time finished runs took after their last training step was logged (the last validation pass,
-    best weights, the bundle): the part of a run that a rate of steps does not see. 0 with no finished run."""
+    """The median time finished runs took after their last training step was logged (the last validation
+    pass, best weights, the bundle): the part of a run that a rate of steps does not see. 0 with no
+    finished run."""
     with connect() as conn:
         rows = conn.execute(
             "SELECT r.finished - (SELECT MAX(m.time) FROM metrics m WHERE m.run = r.id AND "

@@ -1,7 +1,6 @@
 """One fine-tune run recorded in the store, as the CLI, the launcher's worker and the freezing-depth
-experiment
-all run it: the store callbacks, the run's folder and wall time across resumes, and failures ended with
-words."""
+experiment all run it: the store callbacks, the run's folder and wall time across resumes, and failures
+ended with words."""
 
 from __future__ import annotations
 

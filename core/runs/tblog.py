@@ -1,15 +1,13 @@
-"""TensorBoard event files for every run, written through the training loop's callbacks (the same path as the
-store), so ``tensorboard --logdir <data dir>/tensorboard`` (and ``wandb sync --sync-tensorboard``) open them.
+"""TensorBoard event files for every run, written through the training loop's callbacks (the same path as
+the store), so ``tensorboard --logdir <data dir>/tensorboard`` (and ``wandb sync --sync-tensorboard``)
+open them.
 
-One folder per run, ``<data dir>/tensorboard/<id> <name>`` (the id zero-padded to four digits, so runs sort in
-order; the name made safe and cut to 255 bytes by ``core.data.names.path_part``): TensorBoard shows each
-run under
-its Archscope name. Renaming a run renames its folder; deleting a run deletes it. Each folder holds a
-marker naming
-its run folder, and the run folder names it back, so a folder left by a lost store is never adopted by a
-new run of
-the same id: that run gets ``<id>-2 <name>``. Written with ``torch.utils.tensorboard`` (TensorBoard's own
-protobufs, ``tensorboard`` pinned):
+One folder per run, ``<data dir>/tensorboard/<id> <name>`` (the id zero-padded to four digits, so runs
+sort in order; the name made safe and cut to 255 bytes by ``core.data.names.path_part``): TensorBoard
+shows each run under its Archscope name. Renaming a run renames its folder; deleting a run deletes it.
+Each folder holds a marker naming its run folder, and the run folder names it back, so a folder left by
+a lost store is never adopted by a new run of the same id: that run gets ``<id>-2 <name>``. Written with
+``torch.utils.tensorboard`` (TensorBoard's own protobufs, ``tensorboard`` pinned):
 - ``train/loss`` every step, ``lr/<parameter group>`` every step (discriminative LRs: one curve per stage);
 - ``val/loss``, ``val/top1`` and ``time/epoch_s``, ``time/train_s``, ``time/images_per_s`` at each epoch's
 last step;
@@ -43,8 +41,8 @@ POINTER = "tensorboard.json"  # in the run folder: the name of its event folder
 
 
 def folder_name(run_id: int, name: str, k: int = 1) -> str:
-    """'0007 efficientnet_lite0 · linear_probe': the id first (unique, in order; '0007-2' when a lost
-    store left a '0007'), then the name, through the one function that turns a user's text into a path."""
+    """'0007 efficientnet_lite0 · linear_probe': the id first (unique, in order; '0007-2' when a lost store
+    left a '0007'), then the name, through the one function that turns a user's text into a path."""
     return path_part(name, prefix=f"{run_id:04d} " if k == 1 else f"{run_id:04d}-{k} ")
 
 
@@ -59,9 +57,9 @@ def _marker(path: Path) -> dict[str, Any] | None:
 
 def existing(run_id: int, run_dir: Path) -> Path | None:
     """The run's event folder, whatever name it was given, or None. The run folder names it (``POINTER``)
-    and it
-    names the run folder back (``MARKER``); a folder from before markers is adopted only by a run that has
-    trained before (a checkpoint in its folder), never by a new run whose id a lost store reused."""
+    and it names the run folder back (``MARKER``); a folder from before markers is adopted only by a run
+    that has trained before (a checkpoint in its folder), never by a new run whose id a lost store
+    reused."""
     base = root()
     if not base.is_dir():
         return None
@@ -90,8 +88,8 @@ def _point(run_dir: Path, path: Path) -> None:
 
 
 def folder(run_id: int, name: str, run_dir: Path) -> Path:
-    """The folder this run writes to: its existing one, renamed to its current name when that changed, or
-    a new one under a name no other folder holds (made, with its marker, and named in the run folder)."""
+    """The folder this run writes to: its existing one, renamed to its current name when that changed, or a
+    new one under a name no other folder holds (made, with its marker, and named in the run folder)."""
     have = existing(run_id, run_dir)
     if have is not None:
         return rename(run_id, run_dir, name) or have
@@ -109,8 +107,9 @@ def folder(run_id: int, name: str, run_dir: Path) -> Path:
 
 
 def rename(run_id: int, run_dir: Path, name: str) -> Path | None:
-    """Follows a rename in the Runs page (a run still training keeps writing: its open file moves with it). An
-    OSError (permissions, a full disk) is raised with the folder as it was: the caller keeps the old name."""
+    """Follows a rename in the Runs page (a run still training keeps writing: its open file moves with it).
+    An OSError (permissions, a full disk) is raised with the folder as it was: the caller keeps the old
+    name."""
     have = existing(run_id, run_dir)
     if have is None:
         return None
@@ -173,8 +172,8 @@ def config_text(run_id: int, name: str, cfg: dict[str, Any], info: dict[str, Any
 
 
 class TensorBoardCallbacks:
-    """The run's event files (see the module's docstring). A failure to write (no space, no permission) prints
-    one warning and stops the event files; the run goes on."""
+    """The run's event files (see the module's docstring). A failure to write (no space, no permission)
+    prints one warning and stops the event files; the run goes on."""
 
     def __init__(self, run_id: int, name: str, run_dir: Path, cfg: Any) -> None:
         self.run_id, self.name, self.run_dir, self.cfg = run_id, name, run_dir, cfg

@@ -114,8 +114,8 @@ def frame(all_runs: Sequence[Run], val_loss: dict[tuple[int, int], float] | None
 
 
 def default_overlay(all_runs: Sequence[Run], k: int = 3) -> list[int]:
-    """The runs a comparison opens with: the best finished runs by val top-1 (a tie: the newer run), never a
-    failed one; while nothing has finished, the newest runs that have curves."""
+    """The runs a comparison opens with: the best finished runs by val top-1 (a tie: the newer run), never
+    a failed one; while nothing has finished, the newest runs that have curves."""
     done = [r for r in all_runs if r.status == "done" and r.result.get("best_top1") is not None]
     if done:
         return [r.id for r in sorted(done, key=lambda r: (r.result["best_top1"], r.id), reverse=True)[:k]]

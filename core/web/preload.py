@@ -1,19 +1,16 @@
 """The pages' heavy imports (torch, timm, pandas, the measuring code), made once per server process in a
-background
-thread that starts with the server, so a first visitor sees the navigation and the page's skeleton at once
-instead of a blank page for the seconds torch takes to import (issue 30: the first page in 3 s).
+background thread that starts with the server, so a first visitor sees the navigation and the page's
+skeleton at once instead of a blank page for the seconds torch takes to import (issue 30: the first page
+in 3 s).
 
 When they start matters on a small machine: importing torch holds the GIL for up to half a second at a
-time, which
-stalls the server's own thread while a browser is loading the front end. So the thread waits until the
-server has
-had ``QUIET_S`` without a request (nobody is loading a page: a visitor who comes later finds everything
-imported),
-or until the first script run has painted its skeleton (``begin``), whichever comes first.
-``HoldWhileLoading`` is the ASGI middleware that tells it of requests.
+time, which stalls the server's own thread while a browser is loading the front end. So the thread waits
+until the server has had ``QUIET_S`` without a request (nobody is loading a page: a visitor who comes
+later finds everything imported), or until the first script run has painted its skeleton (``begin``),
+whichever comes first. ``HoldWhileLoading`` is the ASGI middleware that tells it of requests.
 
-Pure Python, no Streamlit: app.py starts it and draws the skeleton while ``wait`` polls. Which modules are
-heavy is read from the page files' own top-level imports (``modules_of``), so a page that imports
+Pure Python, no Streamlit: app.py starts it and draws the skeleton while ``wait`` polls. Which modules
+are heavy is read from the page files' own top-level imports (``modules_of``), so a page that imports
 something new is preloaded the day it does, with no list to keep in step."""
 
 from __future__ import annotations
@@ -46,9 +43,9 @@ class Progress:
 
 def modules_of(files: Iterable[str | Path]) -> list[str]:
     """The absolute modules that ``files`` import at their top level, in first-seen order: ``import a.b``
-    gives
-    ``a.b``; ``from a import b`` gives ``a`` and, where ``b`` is a submodule rather than a name, ``a.b``
-    (decided at import time by ``_import``). ``from __future__`` and relative imports are left out."""
+    gives ``a.b``; ``from a import b`` gives ``a`` and, where ``b`` is a submodule rather than a name,
+    ``a.b`` (decided at import time by ``_import``). ``from __future__`` and relative imports are left
+    out."""
     seen: dict[str, None] = {}
     for file in files:
         for node in ast.parse(Path(file).read_text(encoding="utf-8")).body:
@@ -108,8 +105,8 @@ class _Loader:
 
 
 def _import(name: str) -> None:
-    """``pkg`` imports a module; ``pkg:attr`` (from ``from pkg import attr``) imports ``pkg.attr`` only when
-    ``attr`` is not already a name in ``pkg``, i.e. when it is a submodule."""
+    """``pkg`` imports a module; ``pkg:attr`` (from ``from pkg import attr``) imports ``pkg.attr`` only
+    when ``attr`` is not already a name in ``pkg``, i.e. when it is a submodule."""
     if ":" not in name:
         importlib.import_module(name)
         return

@@ -1,7 +1,6 @@
 """What Archscope's server adds to Streamlit's: headers that make every page cross-origin isolated, routes
-for the
-browser bench's files, and an access token beyond loopback. ``app.py`` hands these to ``st.App`` with the
-address and port the server was started with; ``streamlit run`` serves them.
+for the browser bench's files, and an access token beyond loopback. ``app.py`` hands these to ``st.App``
+with the address and port the server was started with; ``streamlit run`` serves them.
 
 - Every HTTP response carries COOP ``same-origin``, COEP ``require-corp`` and CORP ``same-origin``. A page
 is then
@@ -71,8 +70,8 @@ class CrossOriginIsolation:
 
 
 class MarkPageLoads:
-    """ASGI middleware: each request but the health check (a page, its static files, its websocket) marks
-    a page load, so a counting job gives way while it lasts (``core.jobs.yielding``)."""
+    """ASGI middleware: each request but the health check (a page, its static files, its websocket) marks a
+    page load, so a counting job gives way while it lasts (``core.jobs.yielding``)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -172,10 +171,9 @@ def lan_address() -> str:
 
 
 def access_token(address: str) -> str:
-    """The token this server asks for: ``ARCHSCOPE_TOKEN``, else a random one when it binds beyond
-    loopback (set in
-    the environment so the pages can show the phone link), else none. Streamlit's default address (unset)
-    binds every interface, so it counts as beyond loopback."""
+    """The token this server asks for: ``ARCHSCOPE_TOKEN``, else a random one when it binds beyond loopback
+    (set in the environment so the pages can show the phone link), else none. Streamlit's default
+    address (unset) binds every interface, so it counts as beyond loopback."""
     token = os.environ.get(TOKEN_ENV, "").strip()
     if token or is_loopback(address):
         return token

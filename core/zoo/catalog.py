@@ -1,5 +1,5 @@
-"""The backbone catalog: timm's architectures (a curated list and search), building one with random weights,
-and timm's published ImageNet accuracy for them."""
+"""The backbone catalog: timm's architectures (a curated list and search), building one with random
+weights, and timm's published ImageNet accuracy for them."""
 
 from __future__ import annotations
 
@@ -81,11 +81,10 @@ def default_resolution(name: str) -> int:
 
 
 def build(name: str, resolution: int | None = None, initialise: bool = True) -> nn.Module:
-    """The architecture with random weights (profiling never downloads); ViTs are built for
-    ``resolution``. With
-    ``initialise=False`` the weights are allocated but never initialised (built on the meta device, then
-    ``to_empty``): for counting, where only shapes matter, that skips seconds of random init on a large
-    model."""
+    """The architecture with random weights (profiling never downloads); ViTs are built for ``resolution``.
+    With ``initialise=False`` the weights are allocated but never initialised (built on the meta device,
+    then ``to_empty``): for counting, where only shapes matter, that skips seconds of random init on a
+    large model."""
     arch = resolve_name(name)
     kwargs: dict[str, Any] = {}
     if resolution and resolution != default_resolution(arch) and _is_vit(arch):

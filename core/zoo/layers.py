@@ -1,5 +1,5 @@
-"""Per-layer roofline profiles of backbones, as a background job (``python -m core.zoo.layers --job ID``), and
-this machine's ceilings, both cached in the store with the setting they were measured in."""
+"""Per-layer roofline profiles of backbones, as a background job (``python -m core.zoo.layers --job ID``),
+and this machine's ceilings, both cached in the store with the setting they were measured in."""
 
 from __future__ import annotations
 

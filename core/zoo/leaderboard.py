@@ -1,7 +1,6 @@
 """One leaderboard of every backbone measured on this device: published top-1, batch-1 latency at one
-thread and
-at every core, best throughput, MACs and params, filterable by a latency budget (timm's results tables,
-with this machine's own latency columns)."""
+thread and at every core, best throughput, MACs and params, filterable by a latency budget (timm's
+results tables, with this machine's own latency columns)."""
 
 from __future__ import annotations
 
@@ -58,8 +57,8 @@ def _latency(setting: Setting, threads: int) -> pd.DataFrame:
 
 def frame(setting: Setting, budget_ms: float | None = None) -> pd.DataFrame:
     """Every model measured on this device and precision, at its default input size where it was measured
-    there (else the size it was measured at), one row each, best published top-1 first. ``within budget``: the
-    one-thread latency meets ``budget_ms`` (None: no budget, every row True)."""
+    there (else the size it was measured at), one row each, best published top-1 first. ``within
+    budget``: the one-thread latency meets ``budget_ms`` (None: no budget, every row True)."""
     from core.finetune.weights import OFFLINE_ARCH
 
     one = _latency(setting, 1)

@@ -126,9 +126,9 @@ def time_together(
     on_round: Callable[[int], bool] | None = None,
     max_time_s: float = 60.0,
 ) -> dict[str, Any]:
-    """Batch-1 latency of several backbones timed interleaved, round by round (each model once per round, the
-    order reversed every other round), so that one table's models share the machine's drifts; each stored
-    measurement gets its latency and the group it was timed with."""
+    """Batch-1 latency of several backbones timed interleaved, round by round (each model once per round,
+    the order reversed every other round), so that one table's models share the machine's drifts; each
+    stored measurement gets its latency and the group it was timed with."""
     from core.measure.profiling import time_modules
 
     archs = [resolve_name(n) for n in names]
@@ -276,8 +276,8 @@ def _sweep(
     arch: str,
     needs: Callable[[int], int] = lambda b: 0,
 ) -> tuple[list[dict[str, Any]], str]:
-    """Each batch in turn; it stops before a batch whose forward (``needs(batch)`` bytes, found on the
-    meta device) is over the memory budget, at the time cap, on a stop request or out of memory."""
+    """Each batch in turn; it stops before a batch whose forward (``needs(batch)`` bytes, found on the meta
+    device) is over the memory budget, at the time cap, on a stop request or out of memory."""
     rows, stop_reason, start = [], "all batch sizes done", time.perf_counter()
     for batch in batches:
         try:
@@ -369,7 +369,8 @@ def results_frame(setting: Setting) -> pd.DataFrame:
 def one_per_model(frame: pd.DataFrame, prefer: str) -> pd.DataFrame:
     """One row per model from a results frame: the measurement at the resolution in column ``prefer``
     ('eval_resolution': where its accuracy was measured; 'default_resolution': timm's input size) when
-    there is one, else the latest. ``resolution matches`` says whether the preferred resolution was found."""
+    there is one, else the latest. ``resolution matches`` says whether the preferred resolution was
+    found."""
     if frame.empty:
         return frame.assign(**{"resolution matches": pd.Series(dtype=bool)})
     frame = frame.assign(**{"resolution matches": frame["resolution"] == frame[prefer]})

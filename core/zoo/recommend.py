@@ -112,14 +112,12 @@ def recommend(
 ) -> Recommendation:
     """Picks the first candidate for the scenario whose measured latency meets the budget on this device.
 
-    ``latency_ms`` maps timm names to batch-1 latencies measured here, at the input size ``resolution`` gives
-    (each figure names it); candidates without a measurement are passed over when a budget is set, and
-    said so.
-    ``top1``: published ImageNet top-1 (%) per name, shown beside each candidate and in the answer;
-    ``offline``:
-    names that can be fine-tuned with no download (marked on each candidate). Without ``online`` the pick
-    is one of those, within what this machine can do, and a better hub-only pick is named beside it
-    (``hub_only``).
+    ``latency_ms`` maps timm names to batch-1 latencies measured here, at the input size ``resolution``
+    gives (each figure names it); candidates without a measurement are passed over when a budget is set,
+    and said so. ``top1``: published ImageNet top-1 (%) per name, shown beside each candidate and in the
+    answer; ``offline``: names that can be fine-tuned with no download (marked on each candidate).
+    Without ``online`` the pick is one of those, within what this machine can do, and a better hub-only
+    pick is named beside it (``hub_only``).
     """
     res, top1 = resolution or {}, top1 or {}
     names = CANDIDATES.get(scenario, ())

@@ -141,9 +141,9 @@ def plan(phis: list[float], alpha: float, beta: float, gamma: float) -> list[tup
 def predicted_vs_measured(
     phis: list[float], alpha: float = ALPHA, beta: float = BETA, gamma: float = GAMMA, compute: bool = True
 ) -> pd.DataFrame:
-    """For each φ: the predicted cost ratio against B0 and the measured MAC ratio of the built network. With
-    ``compute=False`` the counts come only from the store: a φ not counted yet has empty measured cells (the
-    page shows the prediction at once while a background job counts, see ``start``)."""
+    """For each φ: the predicted cost ratio against B0 and the measured MAC ratio of the built network.
+    With ``compute=False`` the counts come only from the store: a φ not counted yet has empty measured
+    cells (the page shows the prediction at once while a background job counts, see ``start``)."""
     rows = []
     base = None
     for phi, width, depth, res in plan(phis, alpha, beta, gamma):

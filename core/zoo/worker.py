@@ -1,7 +1,7 @@
 """Background worker that measures a list of backbones: ``python -m core.zoo.worker --job ID``.
 
-Progress and cancel go through the jobs table; results land in the measurements cache, so the
-page shows each model as soon as it is done, and a refresh or a second browser sees the same.
+Progress and cancel go through the jobs table; results land in the measurements cache, so the page shows
+each model as soon as it is done, and a refresh or a second browser sees the same.
 """
 
 from __future__ import annotations

@@ -119,9 +119,10 @@ def test_a_shared_link_reopens_the_model_selection():
 
 
 def test_offline_the_recommender_picks_a_model_it_marks_trainable_offline(tmp_path, monkeypatch):
-    """An empty store, the default (offline): with no budget the pick is the scenario's first backbone
-    this machine can fine-tune, marked so in the candidates table, and the better hub-only model is named
-    beside it; with a budget and nothing measured it says how many are unmeasured instead of "none meets"."""
+    """An empty store, the default (offline): with no budget the pick is the scenario's first backbone this
+    machine can fine-tune, marked so in the candidates table, and the better hub-only model is named
+    beside it; with a budget and nothing measured it says how many are unmeasured instead of "none
+    meets"."""
     from tests.app._util import open_page, texts
 
     monkeypatch.setenv("ARCHSCOPE_DATA_DIR", str(tmp_path))

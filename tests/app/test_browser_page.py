@@ -1,9 +1,7 @@
-"""AppTest of "Measure in this browser" on Compare backbones → Deployment: the button and its picker
-before any
-measurement, then devices measured earlier (stored as a visitor's browser leaves them) on the chart, in
-the budget
-table and in words against native ONNX Runtime; a device renamed and forgotten. (The bench itself runs in
-Chromium: tests/e2e/test_browser_e2e.py.)"""
+"""AppTest of "Measure in this browser" on Compare backbones → Deployment: the button and its picker before
+any measurement, then devices measured earlier (stored as a visitor's browser leaves them) on the chart,
+in the budget table and in words against native ONNX Runtime; a device renamed and forgotten. (The bench
+itself runs in Chromium: tests/e2e/test_browser_e2e.py.)"""
 
 import json
 import re
@@ -83,8 +81,8 @@ def test_a_phone_gets_the_link_with_the_token_and_its_qr_code_when_the_server_is
 
 
 def test_a_block_pair_measured_in_a_browser_gets_a_bar_per_setup(tmp_path, monkeypatch):
-    """B against A in each browser setup both were measured in, beside the MAC ratio (the Deploy tab's
-    pair chart)."""
+    """B against A in each browser setup both were measured in, beside the MAC ratio (the Deploy tab's pair
+    chart)."""
     monkeypatch.setenv("ARCHSCOPE_DATA_DIR", str(tmp_path))
     from core.present import deploy_plots
     from pages import _browser as browser_view

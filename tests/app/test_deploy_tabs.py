@@ -1,5 +1,6 @@
 """AppTest of the deployment view over a seeded week (a block pair and a backbone already measured in
-eager, ONNX Runtime fp32 and int8), and a real deployment job started from the Block explorer's Deploy tab."""
+eager, ONNX Runtime fp32 and int8), and a real deployment job started from the Block explorer's Deploy
+tab."""
 
 import time
 

@@ -1,6 +1,6 @@
-"""AppTest of the ONNX export area on the Runs page: a real export job started from the page, then
-PyTorch, ONNX fp32 and ONNX int8 side by side with their downloads; the seeded week's runs render it with
-no exception."""
+"""AppTest of the ONNX export area on the Runs page: a real export job started from the page, then PyTorch,
+ONNX fp32 and ONNX int8 side by side with their downloads; the seeded week's runs render it with no
+exception."""
 
 import io
 import time

@@ -1,6 +1,6 @@
-"""AppTest of the Runs page as a tracker: runs picked by what they are, filters and overlay in the URL,
-one colour per run, smoothing / log scale / x-axis, rename, tag and delete (with the files), data usage
-and clean-up."""
+"""AppTest of the Runs page as a tracker: runs picked by what they are, filters and overlay in the URL, one
+colour per run, smoothing / log scale / x-axis, rename, tag and delete (with the files), data usage and
+clean-up."""
 
 import pytest
 

@@ -100,8 +100,8 @@ def test_a_run_link_shows_the_run_first(page):
 
 
 def test_the_first_view_draws_no_chart_or_grid_and_its_tables_hold_the_counts_and_the_layer_decay(page):
-    """A new visitor's Transfer page is whole without plotly.js or the data grid (issue 30): the class counts
-    and the per-stage learning rates are Markdown tables with bars; the log-axis LR chart is a toggle away and
+    """A new visitor's Transfer page is whole without plotly.js or the data grid: the class counts and the
+    per-stage learning rates are Markdown tables with bars; the log-axis LR chart is a toggle away and
     plots the same numbers."""
     at = page
     at.selectbox(key="tr.recipe").set_value("finetune_full").run()

@@ -1,5 +1,5 @@
-"""The backbones page in real Chromium: deep link on a fresh server, a background measurement with progress,
-the result row, the recommender and the compound-scaling lab."""
+"""The backbones page in real Chromium: deep link on a fresh server, a background measurement with
+progress, the result row, the recommender and the compound-scaling lab."""
 
 import re
 

@@ -102,10 +102,9 @@ def test_the_roofline_renders_for_the_block_and_for_a_compare_preset(page, app_u
 
 
 def test_a_new_block_is_timed_once_the_page_is_drawn_and_then_nothing_polls(page, app_url):
-    """A configuration this server has not timed: its counts come with the page, its latency one poll
-    later (the
-    timer no longer shares the CPU with the browser drawing the page); then the poller stops. Re-measuring
-    times again at once and leaves nothing polling either."""
+    """A configuration this server has not timed: its counts come with the page, its latency one poll later
+    (the timer no longer shares the CPU with the browser drawing the page); then the poller stops.
+    Re-measuring times again at once and leaves nothing polling either."""
     sent: list[str] = []
     page.on("websocket", lambda ws: ws.on("framesent", lambda frame: sent.append("frame")))
     open_blocks(page, app_url)

@@ -1,8 +1,7 @@
 """Measure in this browser, in real Chromium: the app's page is cross-origin isolated (its own headers),
-every file
-(onnxruntime-web included) comes from the app itself, and "Measure in this browser" on the Deployment tab
-runs a backbone here with parity first; the result appears, is in the store, and is still there after a
-reload."""
+every file (onnxruntime-web included) comes from the app itself, and "Measure in this browser" on the
+Deployment tab runs a backbone here with parity first; the result appears, is in the store, and is still
+there after a reload."""
 
 import re
 import tempfile

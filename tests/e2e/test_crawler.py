@@ -1,7 +1,7 @@
 """The crawler: the real app over a data directory as a week of use leaves it (tests/seed.py), in Chromium.
-It visits every page, clicks every tab, picks several options of every select box and flips every toggle in
-the main area, and fails on the first exception shown. Widgets are found in the DOM, so a new widget is
-crawled the day it lands."""
+It visits every page, clicks every tab, picks several options of every select box and flips every toggle
+in the main area, and fails on the first exception shown. Widgets are found in the DOM, so a new widget
+is crawled the day it lands."""
 
 import re
 import time

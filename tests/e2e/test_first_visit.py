@@ -1,6 +1,5 @@
-"""The first visit after a server start (issue 30): a deep link on a fresh server goes through app.py's
-router,
-which paints the navigation and the page's title with a progress bar while torch and timm import, then the
+"""The first visit after a server start: a deep link on a fresh server goes through app.py's router, which
+paints the navigation and the page's title with a progress bar while torch and timm import, then the
 page itself; the next visitor gets the page with no skeleton. (How fast: ``benchmarks/first_visit.py``.)"""
 
 import tempfile
@@ -47,9 +46,9 @@ def test_a_fresh_server_paints_the_navigation_and_a_skeleton_before_the_imports_
 def test_a_new_visitors_transfer_page_loads_no_plotly_or_grid_until_the_log_chart_is_asked_for(
     browser, app_url
 ):
-    """plotly.js costs a new browser session about 0.7 s of its main thread, the data grid about 0.25 s: the
-    Transfer page's first view (class counts, per-stage LRs) is Markdown tables with bars, and the log-axis LR
-    chart loads plotly.js only when toggled."""
+    """plotly.js costs a new browser session about 0.7 s of its main thread, the data grid about 0.25 s:
+    the Transfer page's first view (class counts, per-stage LRs) is Markdown tables with bars, and the
+    log-axis LR chart loads plotly.js only when toggled."""
     page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
     chunks: list[str] = []
     page.on("request", lambda r: chunks.append(r.url.rsplit("/", 1)[-1]))

@@ -1,5 +1,5 @@
-"""The ONNX export area in real Chromium: a run exported (fp32 and int8) shows its chart and table; its
-one download is the whole bundle, and the README's ONNX command runs from the unzipped folder in a fresh
+"""The ONNX export area in real Chromium: a run exported (fp32 and int8) shows its chart and table; its one
+download is the whole bundle, and the README's ONNX command runs from the unzipped folder in a fresh
 venv that has only onnxruntime, numpy and Pillow; "Try it in this browser" gives the server's ONNX top-1
 on the same images."""
 

@@ -1,7 +1,7 @@
 """The access token over loopback, on the real server (``streamlit run app.py`` with ARCHSCOPE_TOKEN set):
-without
-it every route answers 403 (pages, the websocket handshake, static files, the bench's files), except the
-health check; the first visit with ?token= is redirected without it and given a cookie; with the cookie,
+without it every route answers 403 (pages, the websocket handshake, static files, the bench's files),
+except the health check; the first visit with ?token= is redirected without it and given a cookie; with
+the cookie,
 200. A page opened in Chromium through the token works and never shows it."""
 
 import base64

@@ -1,5 +1,5 @@
-"""The transfer page in real Chromium: upload the demo zip, launch, see the curve get points, reload through
-the query string, press Stop and see the status change; then the runs page lists it."""
+"""The transfer page in real Chromium: upload the demo zip, launch, see the curve get points, reload
+through the query string, press Stop and see the status change; then the runs page lists it."""
 
 import re
 

@@ -1,6 +1,6 @@
-"""A made-up server target, in one file: its registry entry and its adapter. PyTorch eager on a channels-last
-copy of the model and input, a memory layout the other targets do not time. The tests import it, or name it in
-ARCHSCOPE_TARGETS, and then find it on every table and chart in its own colour."""
+"""A made-up server target, in one file: its registry entry and its adapter. PyTorch eager on a
+channels-last copy of the model and input, a memory layout the other targets do not time. The tests
+import it, or name it in ARCHSCOPE_TARGETS, and then find it on every table and chart in its own colour."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
-"""The best-epoch rule (ties in val top-1 go to the lower val loss, then the later epoch) and a bundle
-that carries
-its preprocessing: timm's own ``resolve_data_config`` reproduces the training transform, and predict.py
-runs as is."""
+"""The best-epoch rule (ties in val top-1 go to the lower val loss, then the later epoch) and a bundle that
+carries its preprocessing: timm's own ``resolve_data_config`` reproduces the training transform, and
+predict.py runs as is."""
 
 import json
 import subprocess
@@ -36,8 +35,8 @@ TINY = dict(data="demo", demo_per_class=10, demo_size=32, image_size=32, batch_s
 
 
 def scripted(monkeypatch, scores):
-    """Every epoch's evaluation returns the next (top-1, loss) of ``scores`` (100% at every epoch while
-    the loss falls 0.59 -> 0.12 is the case the issue found)."""
+    """Every epoch's evaluation returns the next (top-1, loss) of ``scores`` (100% at every epoch while the
+    loss falls 0.59 -> 0.12 is the case this guards)."""
     real = trainer.for_recipe
 
     def wrapped(recipe):

@@ -1,6 +1,6 @@
-"""DistributedDataParallel that cannot hang: 2 gloo processes under torchrun, each on a fresh data directory
-(no decoded cache, no demo set yet). Cancel, early stop and the time budget end both ranks; the result equals
-one process on the same data."""
+"""DistributedDataParallel that cannot hang: 2 gloo processes under torchrun, each on a fresh data
+directory (no decoded cache, no demo set yet). Cancel, early stop and the time budget end both ranks;
+the result equals one process on the same data."""
 
 import os
 import subprocess

@@ -1,7 +1,6 @@
-"""The deployment package: ONNX parity on blocks and backbones, a refused over-tolerance export,
-resnet50's int8
-graph with quantized convolutions, why int8 can be slower (float nodes), the runtimes' rows and the CLI's
-errors."""
+"""The deployment package: ONNX parity on blocks and backbones, a refused over-tolerance export, resnet50's
+int8 graph with quantized convolutions, why int8 can be slower (float nodes), the runtimes' rows and the
+CLI's errors."""
 
 import json
 
@@ -348,8 +347,8 @@ def test_each_model_is_named_once_on_the_deployment_chart_beside_its_slowest_ser
 
 
 def test_published_phones_are_plotted_beside_the_measured_runtimes():
-    """Issue 29: the Deployment chart puts every device beside the published phones, at the MACs the
-    sources state, and the axes reach them (ResNet-50 on an iPhone XS: 27 ms at 4,100 M MACs)."""
+    """The Deployment chart puts every device beside the published phones, at the MACs the sources state,
+    and the axes reach them (ResNet-50 on an iPhone XS: 27 ms at 4,100 M MACs)."""
     import pandas as pd
 
     from core.deploy import report

@@ -1,7 +1,6 @@
-"""The trainer end to end on a tiny demo set: CLI, export + predict, kill -9 and resume, cancel.
-(2-process DDP:
-test_ddp.py, whose two-rank run equals one process and whose cancel, early stop and time budget end both
-ranks.)"""
+"""The trainer end to end on a tiny demo set: CLI, export + predict, kill -9 and resume, cancel. (2-process
+DDP: test_ddp.py, whose two-rank run equals one process and whose cancel, early stop and time budget end
+both ranks.)"""
 
 import os
 import signal
@@ -153,8 +152,8 @@ def test_resume_in_process_continues_the_same_split(tmp_path):
 @pytest.mark.parametrize("recipe", ["finetune_top", "linear_probe"])
 def test_the_exported_bundle_scores_the_reported_top1_in_plain_timm(tmp_path, recipe):
     """The bundle holds the best epoch's weights: loaded strictly by plain timm and run on the saved
-    validation split, it scores exactly the val top-1 the run reports (with lr 0.05 the epochs differ, so
-    a last-epoch export would usually not match)."""
+    validation split, it scores exactly the val top-1 the run reports (with lr 0.05 the epochs differ,
+    so a last-epoch export would usually not match)."""
     import json
 
     import timm

@@ -2,9 +2,8 @@
 flagged.
 
 The rules (when to stop, when to call a machine busy, what drift does) are checked on a virtual clock:
-each callable
-advances it by its cost, so a busy CI machine cannot change the rounds these tests count. One test times
-real work on the real clock, with bounds wide enough for a shared 2-core machine."""
+each callable advances it by its cost, so a busy CI machine cannot change the rounds these tests count.
+One test times real work on the real clock, with bounds wide enough for a shared 2-core machine."""
 
 import itertools
 import time
@@ -50,8 +49,8 @@ def test_ratio_settles_only_when_tight():
 
 def test_a_machine_that_slows_down_3x_still_gives_the_true_ratio(clock):
     """A costs 2 units and B 1 unit; every call makes the machine slower, so that by the end a unit costs
-    3x what it did at the start. Timing A then B (sequentially) would put B on the slow machine and report
-    about 0.7x; interleaved rounds keep the 2.0x."""
+    3x what it did at the start. Timing A then B (sequentially) would put B on the slow machine and
+    report about 0.7x; interleaved rounds keep the 2.0x."""
     calls = itertools.count()
     unit = lambda: 0.4e-3 * (1 + 2 * min(next(calls) / 1500, 1.0))  # noqa: E731  ~1,500 calls in all
     result = time_interleaved(
@@ -94,7 +93,8 @@ def test_a_quiet_pair_stops_at_the_minimum(clock):
 
 def test_a_slow_first_call_does_not_shorten_the_rounds(clock):
     """The first call of a block pays one-off costs (10x here); the calls per round come from the steady
-    calls, so a round still lasts round_time_s (the mean of the warm-up gave 1 call, 5x too short a round)."""
+    calls, so a round still lasts round_time_s (the mean of the warm-up gave 1 call, 5x too short a
+    round)."""
     calls = itertools.count()
     result = time_interleaved(
         [lambda: clock.spend(10e-3 if next(calls) == 0 else 1e-3)],

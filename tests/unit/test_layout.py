@@ -1,7 +1,6 @@
 """The README's Layout section matches the tree: every package of core/ is listed, and every listed path
-exists.
-The code is a stack of layers: no import runs from a lower layer to a higher one, no module imports itself
-back through others, and no folder holds more than 15% of the lines."""
+exists. The code is a stack of layers: no import runs from a lower layer to a higher one, no module
+imports itself back through others, and no folder holds more than 15% of the lines."""
 
 import ast
 import re
@@ -129,8 +128,9 @@ def test_no_folder_holds_over_15_percent_of_the_lines():
 
 
 def _private_imports(path: Path) -> list[str]:
-    """``from project.module import _name`` where ``_name`` is not a module of its own (``pages/_widgets.py``
-    is a module whose name hides it from Streamlit's navigation, and may be imported)."""
+    """``from project.module import _name`` where ``_name`` is not a module of its own
+    (``pages/_widgets.py`` is a module whose name hides it from Streamlit's navigation, and may be
+    imported)."""
     out = []
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:

@@ -1,9 +1,10 @@
 """Fine-tuning across nodes with torchrun's own c10d rendezvous: two "nodes" on this machine (two torchrun
-processes, --nnodes 2, one process each, gloo, loopback rendezvous), each with a data directory of its own.
-One run record, written by global rank 0 alone; the same final metrics as a single-node --nproc_per_node 2 run
-with the same seed and global batch; a node holding a different dataset stops both with one message; a node
-killed mid-epoch makes the other exit within the timeout, the run is failed with its reason, and --resume
-finishes it."""
+processes, --nnodes 2, one process each, gloo, loopback rendezvous), each with a data directory of its
+own. One run record, written by global rank 0 alone; the same final metrics as a single-node
+--nproc_per_node 2 run with the same seed and global batch; a node holding a different dataset stops
+both with one message; a node killed mid-epoch makes the other exit within the timeout, the run is
+failed with its reason, and
+--resume finishes it."""
 
 import json
 import os
@@ -136,8 +137,8 @@ def test_a_killed_node_fails_the_run_in_bounded_time_and_resume_finishes_it(tmp_
 
 @pytest.mark.slow
 def test_a_hung_node_ends_the_others_after_the_timeout(tmp_path):
-    """A node that stops answering without closing its connections (SIGSTOP): the survivor's next collective
-    fails after ARCHSCOPE_DIST_TIMEOUT_S (15 s here) and the run is failed with that reason."""
+    """A node that stops answering without closing its connections (SIGSTOP): the survivor's next
+    collective fails after ARCHSCOPE_DIST_TIMEOUT_S (15 s here) and the run is failed with that reason."""
     hung = kill_mid_epoch(tmp_path, ["--demo-per-class", "48", "--epochs", "2"], signal.SIGSTOP, timeout_s=15)
     print(json.dumps({k: v for k, v in hung.items() if k != "home"}))
     assert hung["survivor_exit_code"] != 0 and 15 <= hung["survivor_exit_s"] < 15 + 30

@@ -1,8 +1,7 @@
 """One preprocessing, defined once (core/data/pixels.py): every path that feeds a model an image
-(training's decoded
-cache and normaliser, evaluation and the ONNX export, "try an image", the bundle's Predictor, and the
-bundle's plain predict.py and predict_onnx.py, which carry pixels.py verbatim) gives the same input tensor
-for the same odd image, to the last bit."""
+(training's decoded cache and normaliser, evaluation and the ONNX export, "try an image", the bundle's
+Predictor, and the bundle's plain predict.py and predict_onnx.py, which carry pixels.py verbatim) gives
+the same input tensor for the same odd image, to the last bit."""
 
 import importlib.util
 import sys
@@ -125,9 +124,8 @@ def test_every_path_feeds_the_model_the_same_tensor(paths_inputs, name):
 
 def test_sixteen_bit_is_scaled_not_clipped(images):
     """The bug this replaced: Pillow's convert('RGB') clips 16-bit values to 255, so the picture came out
-    nearly
-    white in predict_onnx.py while training saw it scaled. Its mean now sits near mid-grey, as the data
-    does."""
+    nearly white in predict_onnx.py while training saw it scaled. Its mean now sits near mid-grey, as
+    the data does."""
     x = Preprocessing(SIZE, (0, 0, 0), (1, 1, 1)).array(images["16-bit.png"])
     assert 0.35 < float(x.mean()) < 0.65
     with Image.open(images["16-bit.png"]) as img:

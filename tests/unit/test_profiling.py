@@ -90,7 +90,8 @@ def test_time_call_counts_warmup_and_iterations():
 
 def test_profile_latency_and_gflops_come_from_the_timer(monkeypatch):
     """With the timer fixed at 2 ms a call, a conv 16->32 at 14x14, batch 2, with BN (1,806,336 conv MACs +
-    25,088 BN MACs = 1,831,424 MACs = 3,662,848 FLOPs) runs at 3,662,848 / 2e-3 / 1e9 = 1.831424 GFLOP/s."""
+    25,088 BN MACs = 1,831,424 MACs = 3,662,848 FLOPs) runs at 3,662,848 / 2e-3 / 1e9 = 1.831424
+    GFLOP/s."""
     import core.measure.profiling as profiling
 
     monkeypatch.setattr(
@@ -121,8 +122,8 @@ def test_latency_stats_percentiles():
 
 
 def test_activation_memory_follows_the_precision():
-    """A bias-free 3x3 conv 16->16 at 8x8 has three leaves (conv, Identity norm, ReLU), each with an output of
-    16·8·8 = 1,024 values: 3 x 4,096 bytes in fp32, 3 x 2,048 in bf16 (the conv runs in bf16 under
+    """A bias-free 3x3 conv 16->16 at 8x8 has three leaves (conv, Identity norm, ReLU), each with an output
+    of 16·8·8 = 1,024 values: 3 x 4,096 bytes in fp32, 3 x 2,048 in bf16 (the conv runs in bf16 under
     autocast and the rest keeps its dtype)."""
     conv = create_block("conv", in_chs=16, out_chs=16, bias=False, norm=False)
     fp32 = profile_module(conv, (1, 16, 8, 8), time_it=False)

@@ -1,5 +1,5 @@
-"""The README's two set-up commands work on a fresh Debian 12 (PEP 668: a venv, never the system pip), and the
-test command is exactly the one CI runs."""
+"""The README's two set-up commands work on a fresh Debian 12 (PEP 668: a venv, never the system pip), and
+the test command is exactly the one CI runs."""
 
 import re
 import subprocess

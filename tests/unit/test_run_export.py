@@ -1,6 +1,6 @@
 """Taking a run home: the best epoch as ONNX fp32 and int8 in the run's bundle, scored on the run's own
-splits, with the record in bundle.json, a plain-onnxruntime script that reproduces the reported top-1 in a
-fresh virtual environment, and a clear message (nothing half-written) for every bad input."""
+splits, with the record in bundle.json, a plain-onnxruntime script that reproduces the reported top-1 in
+a fresh virtual environment, and a clear message (nothing half-written) for every bad input."""
 
 import errno
 import json

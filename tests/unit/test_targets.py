@@ -1,5 +1,5 @@
-"""The one registry of targets (core.deploy.targets): server runtimes and browser setups are entries of
-it, read when called; an entry without a label or a colour is refused at registration; a made-up target in
+"""The one registry of targets (core.deploy.targets): server runtimes and browser setups are entries of it,
+read when called; an entry without a label or a colour is refused at registration; a made-up target in
 one file (tests/plugins/channels_last_target.py) reaches the Deployment tab's chart, the tables and the
 CLI in its own colour."""
 
@@ -175,3 +175,39 @@ def test_a_target_module_named_in_archscope_targets_is_a_runtime_of_the_command_
     )
     assert bad.returncode == 2 and "ARCHSCOPE_TARGETS: the target module 'no.such.module'" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_a_browser_setup_tells_the_bench_page_its_backend_and_threads():
+    assert targets.get_target("wasm-N").adapter.query("wasm-N") == "setup=wasm-N&backend=wasm&threads=N"
+    assert targets.get_target("webgpu").adapter.query("webgpu") == "setup=webgpu&backend=webgpu&threads=1"
+    for bad in (("gpu", "1"), ("wasm", "0"), ("wasm", "9"), ("wasm", "all")):
+        with pytest.raises(ValueError, match="browser"):
+            BrowserAdapter(*bad)
+
+
+@pytest.mark.slow
+def test_a_made_up_browser_target_runs_in_chromium_and_is_stored(tmp_path, monkeypatch):
+    """tests/plugins/wasm_two_target.py alone: the bench page starts two WASM threads because the entry
+    says so, the result passes the checks under its key, and the devices store keeps it."""
+    monkeypatch.setenv("ARCHSCOPE_DATA_DIR", str(tmp_path))
+    module = importlib.import_module("tests.plugins.wasm_two_target")
+    if module.KEY not in targets.keys():
+        module = importlib.reload(module)
+    try:
+        from core.deploy import browser, devices
+        from core.deploy.deployable import Deployable
+
+        out = browser.measure(
+            Deployable.model("mobilenetv3_small_100", 64), ("fp32",), ("wasm-2",), max_runs=5
+        )
+        entry = out["setups"]["wasm-2"]
+        assert entry["threads"] == 2 and entry["cross_origin_isolated"] is True and not entry["error"]
+        fp32 = entry["precisions"]["fp32"]
+        assert (
+            fp32["parity"]["max_abs_diff"] <= 1e-4 and fp32["p50_ms"] > 0 and fp32["native"]["threads"] == 2
+        )
+        assert [(r["setup"], r["threads"]) for r in devices.stored("mobilenetv3_small_100")] == [
+            ("wasm-2", 2)
+        ]
+    finally:
+        targets.unregister_target(module.KEY)

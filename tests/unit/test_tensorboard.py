@@ -1,6 +1,6 @@
-"""Every run's TensorBoard event files, read back with TensorBoard's own event reader (EventAccumulator): the
-scalars equal the store's metrics for the seeded week's runs; the folder follows a rename and goes with a
-delete; a resumed run purges what was logged after its checkpoint, so no step appears twice."""
+"""Every run's TensorBoard event files, read back with TensorBoard's own event reader (EventAccumulator):
+the scalars equal the store's metrics for the seeded week's runs; the folder follows a rename and goes
+with a delete; a resumed run purges what was logged after its checkpoint, so no step appears twice."""
 
 import subprocess
 import sys
@@ -110,12 +110,11 @@ def test_the_folder_follows_a_rename_and_goes_with_a_delete(tmp_path, monkeypatc
 
 
 def next_second() -> None:
-    """Event files are read in the order of their names,
-    ``events.out.tfevents.<second>.<host>.<pid>.<n>``, and
-    ``n`` counts writers in this process without leading zeros: within one second the 10th writer's file sorts
-    before the 9th's. A crash and its resume are seconds apart; in this one process they could share a
-    second, and the crash's file then came last and escaped the resume's purge (once in the suite, after 9
-    writers)."""
+    """Event files are read in the order of their names, ``events.out.tfevents.<second>.<host>.<pid>.<n>``,
+    and ``n`` counts writers in this process without leading zeros: within one second the 10th writer's
+    file sorts before the 9th's. A crash and its resume are seconds apart; in this one process they
+    could share a second, and the crash's file then came last and escaped the resume's purge (once in
+    the suite, after 9 writers)."""
     time.sleep(1.01 - time.time() % 1)
 
 

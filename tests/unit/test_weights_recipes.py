@@ -37,7 +37,8 @@ def test_offline_weights_are_imagenet_trained():
 
 def test_random_init_does_not_classify_the_cat():
     """The same photo through random weights: the cat classes get about their 5/1000 share (the pretrained
-    network gives them over 0.8), whatever the seed. The top class's own probability was a flaky measure."""
+    network gives them over 0.8), whatever the seed. The top class's own probability was a flaky
+    measure."""
     x = torch.from_numpy(load_resized(CAT, 224)).float()[None] / 255
     for seed in range(3):
         torch.manual_seed(seed)

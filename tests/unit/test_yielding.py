@@ -1,6 +1,6 @@
 """A counting job gives way to loading pages (core/jobs/yielding.py): the server's mark, the hook's naps
-and their bounds, the hook only inside ``give_way``, the middleware's marks, and the compound-scaling job
-under it."""
+and their bounds, the hook only inside ``give_way``, the middleware's marks, and the compound-scaling
+job under it."""
 
 import asyncio
 import os

@@ -1,7 +1,6 @@
-"""Issue 21 in core: the one formatter (units by column kind), the palette and log ticks, the LR finder's
-clipping, the runs tracker (config columns, diff, default overlay), run names, the recommender's top-1 and
-offline marks, the leaderboard, Explore's latency protocol and the compound-scaling counts kept in the
-store."""
+"""In core: the one formatter (units by column kind), the palette and log ticks, the LR finder's clipping,
+the runs tracker (config columns, diff, default overlay), run names, the recommender's top-1 and offline
+marks, the leaderboard, Explore's latency protocol and the compound-scaling counts kept in the store."""
 
 import math
 import time

@@ -1,8 +1,7 @@
-"""Issue 21 on the pages, over a week of use (tests/seed.py): the runs tracker (config columns, failure
-reasons,
-diff, parallel coordinates, default overlay), the leaderboard and its budget, the recommender's top-1 and
-offline marks, Compound scaling counted in the background, Explore's latency protocol, and the epoch rule
-on Runs."""
+"""The pages over a week of use (tests/seed.py): the runs tracker (config columns, failure reasons, diff,
+parallel coordinates, default overlay), the leaderboard and its budget, the recommender's top-1 and
+offline marks, Compound scaling counted in the background, Explore's latency protocol, and the epoch
+rule on Runs."""
 
 import re
 import time

@@ -1,6 +1,7 @@
-"""Third hostile round, part 1: sizes from a link or a widget are bounded before anything is built; images are
-bounded by their decoded and resized size and shown upright; class names that are one name are caught; the
-decoded cache follows edits; two sessions extracting one zip or starting one measurement at once."""
+"""Inputs bounded before anything is built: sizes from a link or a widget are bounded before anything is
+built; images are bounded by their decoded and resized size and shown upright; class names that are one
+name are caught; the decoded cache follows edits; two sessions extracting one zip or starting one
+measurement at once."""
 
 import io
 import os

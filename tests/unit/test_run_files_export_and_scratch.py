@@ -1,6 +1,5 @@
-"""Hostile round 4: names, exports, scripts and nodes that a user gets wrong. One test (or more) per row
-of the issue's table; each asserts the message, the exit code, and that nothing is lost, mixed or left
-behind."""
+"""Runs' files, exports and scripts, the deploy scratch and command lines, and nodes, when a user gets them
+wrong: each test asserts the message, the exit code, and that nothing is lost, mixed or left behind."""
 
 import json
 import os
@@ -61,7 +60,7 @@ def two_runs():
 
 
 @pytest.mark.slow
-def test_row1_a_run_named_with_70_emoji_keeps_its_tensorboard_files():
+def test_a_run_named_with_70_emoji_keeps_its_tensorboard_files():
     run = train(EMOJI)
     folder = tblog.existing(run.id, runs.folder(run))
     assert folder is not None and len(folder.name.encode()) <= 255
@@ -70,7 +69,7 @@ def test_row1_a_run_named_with_70_emoji_keeps_its_tensorboard_files():
 
 
 @pytest.mark.slow
-def test_row2_a_rename_is_whole_or_refused_with_the_old_name_kept(two_runs, monkeypatch):
+def test_a_rename_is_whole_or_refused_with_the_old_name_kept(two_runs, monkeypatch):
     run, _ = two_runs
     runs.rename(run.id, EMOJI)  # 280 bytes of name: the folder is cut, not refused
     assert runs.get(run.id).name == EMOJI
@@ -96,7 +95,7 @@ def test_row2_a_rename_is_whole_or_refused_with_the_old_name_kept(two_runs, monk
 
 
 @pytest.mark.slow
-def test_row3_a_lost_store_never_mixes_two_runs_events(tmp_path, monkeypatch):
+def test_a_lost_store_never_mixes_two_runs_events(tmp_path, monkeypatch):
     monkeypatch.setenv("ARCHSCOPE_DATA_DIR", str(tmp_path / "home"))
     first = train("before the loss")
     old = tblog.existing(first.id, runs.folder(first))
@@ -117,7 +116,7 @@ def test_row3_a_lost_store_never_mixes_two_runs_events(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_row4_a_file_that_cannot_be_deleted_keeps_the_run(monkeypatch):
+def test_a_file_that_cannot_be_deleted_keeps_the_run(monkeypatch):
     run = train("undeletable")
     folder = runs.folder(run)
 
@@ -143,7 +142,7 @@ def test_row4_a_file_that_cannot_be_deleted_keeps_the_run(monkeypatch):
 
 
 @pytest.mark.slow
-def test_row5_a_folder_holding_another_runs_export_is_refused(two_runs, tmp_path):
+def test_a_folder_holding_another_runs_export_is_refused(two_runs, tmp_path):
     a, b = two_runs
     out = tmp_path / "X"
     rx.export_run(a.id, out=out)
@@ -154,7 +153,7 @@ def test_row5_a_folder_holding_another_runs_export_is_refused(two_runs, tmp_path
 
 
 @pytest.mark.slow
-def test_row6_an_edited_bundle_or_a_missing_script_is_exported_again(two_runs):
+def test_an_edited_bundle_or_a_missing_script_is_exported_again(two_runs):
     a, _ = two_runs
     folder = runs.folder(a) / "export"
     meta = json.loads((folder / "bundle.json").read_text())
@@ -172,7 +171,7 @@ def test_row6_an_edited_bundle_or_a_missing_script_is_exported_again(two_runs):
 
 
 @pytest.mark.slow
-def test_row7_a_truncated_bundle_json_is_one_line_and_export_rewrites_it(two_runs, capsys):
+def test_a_truncated_bundle_json_is_one_line_and_export_rewrites_it(two_runs, capsys):
     a, _ = two_runs
     folder = runs.folder(a) / "export"
     text = (folder / "bundle.json").read_text()
@@ -192,7 +191,7 @@ def test_row7_a_truncated_bundle_json_is_one_line_and_export_rewrites_it(two_run
 
 
 @pytest.mark.slow
-def test_row8_9_a_second_export_and_a_delete_wait_for_the_one_running(two_runs):
+def test_a_second_export_and_a_delete_wait_for_the_one_running(two_runs):
     a, _ = two_runs
     with bundle.writer_lock(runs.folder(a), "job #41"):
         with pytest.raises(DeployError, match=rf"run {a.id} is being exported \(job #41\); wait or stop it"):
@@ -204,7 +203,7 @@ def test_row8_9_a_second_export_and_a_delete_wait_for_the_one_running(two_runs):
     assert runs.get(a.id).status == "done" and (runs.folder(a) / "export" / "model.onnx").exists()
 
 
-def test_row9_a_killed_exports_scratch_goes_when_the_next_export_starts():
+def test_a_killed_exports_scratch_goes_when_the_next_export_starts():
     pid = 4_194_303  # above this machine's pid_max: no such process
     left = scratch_root() / "work-killed"
     left.mkdir()
@@ -220,7 +219,7 @@ def test_row9_a_killed_exports_scratch_goes_when_the_next_export_starts():
 
 
 @pytest.mark.slow
-def test_row10_a_running_run_is_refused_and_its_files_are_untouched(two_runs):
+def test_a_running_run_is_refused_and_its_files_are_untouched(two_runs):
     a, _ = two_runs
     folder = runs.folder(a) / "export"
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
@@ -237,7 +236,7 @@ def test_row10_a_running_run_is_refused_and_its_files_are_untouched(two_runs):
 
 
 @pytest.mark.slow
-def test_row11_predict_onnx_classifies_the_good_images_and_names_the_bad(two_runs, tmp_path, capsys):
+def test_predict_onnx_classifies_the_good_images_and_names_the_bad(two_runs, tmp_path, capsys):
     a, _ = two_runs
     folder = runs.folder(a) / "export"
     good = tmp_path / "good.jpg"
@@ -281,7 +280,7 @@ def test_row11_predict_onnx_classifies_the_good_images_and_names_the_bad(two_run
         (["resnet18", "--max-time", "0"], "--max-time must be 0.5 to 600 s, not 0"),
     ],
 )
-def test_row13_deploy_measure_refuses_before_measuring(args, message, capsys):
+def test_deploy_measure_refuses_before_measuring(args, message, capsys):
     from core.deploy.__main__ import main as deploy_cli
 
     assert deploy_cli(["measure", *args]) == 2
@@ -295,7 +294,7 @@ def test_row13_deploy_measure_refuses_before_measuring(args, message, capsys):
 # 14: a read-only cache is one line; any data-directory path works with torch.compile
 
 
-def test_row14_a_read_only_cache_is_one_line(tmp_path, monkeypatch):
+def test_a_read_only_cache_is_one_line(tmp_path, monkeypatch):
     from tests.helpers import read_only_mount
 
     home = tmp_path / "home"
@@ -306,7 +305,7 @@ def test_row14_a_read_only_cache_is_one_line(tmp_path, monkeypatch):
             scratch_root()
 
 
-def test_row14_a_path_with_a_space_a_quote_and_non_ascii_reaches_gxx_by_a_plain_name(tmp_path):
+def test_a_path_with_a_space_a_quote_and_non_ascii_reaches_gxx_by_a_plain_name(tmp_path):
     target = tmp_path / "My Models" / "ünï 'q'" / "torchinductor"
     target.mkdir(parents=True)
     plain = plain_path(target)
@@ -318,7 +317,7 @@ def test_row14_a_path_with_a_space_a_quote_and_non_ascii_reaches_gxx_by_a_plain_
 # 15: the memory budget covers the parity and calibration inputs, before the button and in the job
 
 
-def test_row15_a_huge_deploy_target_is_refused_before_any_work(monkeypatch):
+def test_a_huge_deploy_target_is_refused_before_any_work(monkeypatch):
     monkeypatch.setenv("ARCHSCOPE_MEMORY_BUDGET_MB", "4096")
     target = Deployable.block("depthwise_separable", {"in_chs": 512, "out_chs": 512}, (1, 512, 512, 512))
     nbytes, what = target.memory_needed()
@@ -341,7 +340,7 @@ def test_row15_a_huge_deploy_target_is_refused_before_any_work(monkeypatch):
 # 16: every rank's configuration is compared with rank 0's
 
 
-def test_row16_a_node_with_other_flags_stops_every_rank_with_one_line():
+def test_a_node_with_other_flags_stops_every_rank_with_one_line():
     from core.finetune.config import TrainConfig
 
     ref = TrainConfig(image_size=64).to_dict()
@@ -366,13 +365,12 @@ def test_row16_a_node_with_other_flags_stops_every_rank_with_one_line():
 
 
 @pytest.mark.slow
-def test_row14_a_data_directory_with_a_space_a_quote_and_non_ascii_trains_exports_and_compiles(
+def test_a_data_directory_with_a_space_a_quote_and_non_ascii_trains_exports_and_compiles(
     tmp_path, monkeypatch
 ):
     """The data directory at '…/My Models/ünï 'q'/.archscope': a run writes its TensorBoard files, exports
-    to ONNX
-    and torch.compile compiles (g++ reaches the cache through a plain link), with every file in the data
-    directory."""
+    to ONNX and torch.compile compiles (g++ reaches the cache through a plain link), with every file in
+    the data directory."""
     home = tmp_path / "My Models" / "ünï 'q'" / ".archscope"
     monkeypatch.setenv("ARCHSCOPE_DATA_DIR", str(home))
     monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)

@@ -1,6 +1,6 @@
-"""Issue 21 in real Chromium: every page and tab at a phone's 390 x 844 over a week of use (screenshots
-kept in $ARCHSCOPE_SCREENSHOTS when set), with no exception, nothing wider than the screen, no chart title
-on top of an axis title or legend, and no text clipped (cut by its box, outside its chart or plot area,
+"""In real Chromium: every page and tab at a phone's 390 x 844 over a week of use (screenshots kept in
+$ARCHSCOPE_SCREENSHOTS when set), with no exception, nothing wider than the screen, no chart title on
+top of an axis title or legend, and no text clipped (cut by its box, outside its chart or plot area,
 labels on labels); and the recommender updating in place when its own measuring job ends."""
 
 import os

@@ -1,5 +1,6 @@
 """Damaged input gets one clear message and leaves nothing half-written; odd images train right; weights
-that do not fit are refused; a new run never reuses a folder; wall time spans resumes; the bundle's modes."""
+that do not fit are refused; a new run never reuses a folder; wall time spans resumes; the bundle's
+modes."""
 
 import errno
 import io

@@ -1,7 +1,6 @@
-"""Third hostile round, part 2: a paused worker is alive, one run has one worker, bad configs never reach
-the store,
-a diverging loss fails the run in words, and faults of the data directory (full, gone, read-only, opened
-by many at once) stop cleanly."""
+"""Faults a worker and the data directory meet: a paused worker is alive, one run has one worker, bad
+configs never reach the store, a diverging loss fails the run in words, and faults of the data directory
+(full, gone, read-only, opened by many at once) stop cleanly."""
 
 import errno
 import multiprocessing
@@ -299,8 +298,8 @@ def _open_at_barrier(paths: list[str], barrier, out) -> None:
 
 @pytest.mark.slow
 def test_a_thousand_forked_opens_of_fresh_stores_all_succeed(tmp_path):
-    """Four forked processes released together by a barrier open each of 250 fresh stores: 1,000 opens in
-    a row, every one of them 'ok' (switching a new file to WAL used to fail at once with 'database is
+    """Four forked processes released together by a barrier open each of 250 fresh stores: 1,000 opens in a
+    row, every one of them 'ok' (switching a new file to WAL used to fail at once with 'database is
     locked')."""
     ctx = multiprocessing.get_context("fork")
     paths = [str(tmp_path / f"fresh{i}.sqlite") for i in range(250)]
