@@ -17,6 +17,17 @@ from core.deploy.setups import BrowserAdapter
 from core.present import style
 
 ROOT = Path(__file__).resolve().parents[2]
+# the CLI's arguments that measure the made-up target beside eager, small and short
+MEASURE_MADE_UP = [
+    "measure",
+    "mobilenetv3_small_100",
+    "--resolution",
+    "96",
+    "--runtimes",
+    "eager,eager-cl",
+    "--max-time",
+    "0.5",
+]
 
 
 @pytest.fixture()
@@ -117,18 +128,7 @@ def test_a_made_up_target_is_a_row_of_the_measure_clis_table(made_up, tmp_path, 
     monkeypatch.setenv("ARCHSCOPE_DATA_DIR", str(tmp_path))
     from core.deploy.__main__ import main
 
-    code = main(
-        [
-            "measure",
-            "mobilenetv3_small_100",
-            "--resolution",
-            "96",
-            "--runtimes",
-            "eager,eager-cl",
-            "--max-time",
-            "0.5",
-        ]
-    )
+    code = main(MEASURE_MADE_UP)
     out = capsys.readouterr().out
     assert code == 0
     line = next(line for line in out.splitlines() if "PyTorch channels-last" in line)
@@ -144,19 +144,7 @@ def test_a_target_module_named_in_archscope_targets_is_a_runtime_of_the_command_
         "PYTHONPATH": str(ROOT),
     }
     out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "core.deploy",
-            "measure",
-            "mobilenetv3_small_100",
-            "--resolution",
-            "96",
-            "--runtimes",
-            "eager,eager-cl",
-            "--max-time",
-            "0.5",
-        ],
+        [sys.executable, "-m", "core.deploy", *MEASURE_MADE_UP],
         cwd=ROOT,
         env=env,
         capture_output=True,
