@@ -124,6 +124,32 @@ def test_a_made_up_target_is_measured_and_drawn_in_its_own_colour_on_the_deploym
     assert not at.exception
 
 
+def test_a_made_up_target_is_a_bar_of_the_block_explorers_deploy_tab_in_its_colour(
+    made_up, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("ARCHSCOPE_DATA_DIR", str(tmp_path))
+    import base64
+
+    import numpy as np
+    import plotly.io as pio
+
+    from core.deploy.measure import measure_group
+    from core.measure.settings import default_threads
+    from tests.app._util import open_page
+    from tests.seed import deploy_targets
+
+    pair = deploy_targets()  # the Deploy tab's default preset: a direct 3x3 against the 1x1 bottleneck
+    measure_group(pair, ("eager", "eager-cl"), default_threads(), max_time_s=0.5)
+    at = open_page("pages/blocks.py", {"blocks.tab": "Deploy", "dep.runtimes": ["eager", "eager-cl"]})
+    [chart] = at.get("plotly_chart")
+    bars = next(t for t in pio.from_json(chart.proto.spec).data if t.type == "bar")
+    colours = dict(zip(bars.x, bars.marker.color))
+    assert colours == {"PyTorch eager": "#31a354", "PyTorch channels-last": "#00a6a6"}
+    speedups = np.frombuffer(base64.b64decode(bars.y["bdata"]), bars.y["dtype"])  # Plotly's typed array
+    assert len(speedups) == 2 and (speedups > 0).all()  # how many times faster the bottleneck runs in each
+    assert not at.exception
+
+
 def test_a_made_up_target_is_a_row_of_the_measure_clis_table(made_up, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("ARCHSCOPE_DATA_DIR", str(tmp_path))
     from core.deploy.__main__ import main
