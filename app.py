@@ -32,6 +32,7 @@ def heavy_modules() -> list[str]:
 if __name__ != "__main__":  # imported by `streamlit run` to find the ASGI app (never during a script run)
     from streamlit.runtime.pages_manager import PagesManager
 
+    from core.web.guard import TokenError
     from core.web.server import middleware, routes
 
     # every URL goes through this file's st.navigation, a deep link on a fresh server too (never the legacy
@@ -40,13 +41,16 @@ if __name__ != "__main__":  # imported by `streamlit run` to find the ASGI app (
     preload.start(
         heavy_modules(), preload.QUIET_S, warm.STEPS
     )  # torch and timm import while the server waits
-    app = st.App(
-        __file__,
-        routes=routes(),
-        middleware=middleware(
+    try:
+        guards = middleware(
             str(st.get_option("server.address") or ""), int(st.get_option("server.port") or 8501)
-        ),
-    )
+        )
+    except TokenError as err:  # a chosen token the rule refuses: said once, at start, and the server stops
+        import sys
+
+        print(f"\n  Archscope cannot start: {err}\n", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+    app = st.App(__file__, routes=routes(), middleware=guards)
 else:
     # a local file: a ":material/...:" page icon makes the browser fetch an SVG from a font CDN
     st.set_page_config(page_title="Archscope", page_icon=str(ROOT / "assets" / "icon.png"), layout="wide")

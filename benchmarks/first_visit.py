@@ -2,25 +2,25 @@
 
 For each page: a freshly started server (``streamlit run app.py``, visited the moment
 ``/_stcore/health`` answers) and its first visitor on that page (cold). Then, on the now warm server:
-- ``navigate``: the same visitor clicks each other page in the navigation, its first visit in that session;
+- ``navigate``: the same visitor clicks each other page in the navigation, its first visit in that
+  session;
 - ``new_visitor``: every page opened from a new browser context (a new session, nothing cached in the
-browser). Each gives two times, from ``goto`` or the click:
-- ``usable_s``: the navigation's links and the page's title are on screen (the skeleton app.py paints while
-  torch and timm finish importing);
-- ``complete_s``: the script run has finished and the page is drawn in full: no skeleton left, no figure still
-  to come (the Block explorer times a new block once the page is drawn: ``PENDING`` waits for its latency
-  too), and the page has stopped changing: the time of its last DOM change, once none came for
+  browser). Each gives two times, from ``goto`` or the click:
+- ``usable_s``: the navigation's links and the page's title are on screen (the skeleton app.py paints
+  while torch and timm finish importing);
+- ``complete_s``: the script run has finished and the page is drawn in full: no skeleton left, no figure
+  still to come (the Block explorer times a new block once the page is drawn: ``PENDING`` waits for its
+  latency too), and the page has stopped changing: the time of its last DOM change, once none came for
   ``QUIET_S``. Plotly's charts are drawn after the script run ends (the first chart of a session loads
   plotly.js: about 1 s here), so a click 0.3 s after the run ended used to land while the last page was
-  still drawing. A change inside a
-  ``<canvas>`` is not counted: that is fallback content the browser never paints (the data grid of every table
-  keeps an accessibility copy of its cells there, and rewrites it about 0.3 s after the table is drawn);
-  ``complete_any_s`` counts it too, for comparison.
-``floor`` is a one-line Streamlit app (a title) opened the same way as ``new_visitor``, in the same run:
-what Streamlit's own front end costs in a fresh browser context on this machine, before any page code
-runs. Targets: the cold first page usable within 3 s, every other first visit (``navigate``) complete
-within 2 s. ``--root`` times another checkout of the app the same way, interleaved page by page with
-this one."""
+  still drawing. A change inside a ``<canvas>`` is not counted: that is fallback content the browser
+  never paints (the data grid of every table keeps an accessibility copy of its cells there, and
+  rewrites it about 0.3 s after the table is drawn); ``complete_any_s`` counts it too, for comparison.
+  ``floor`` is a one-line Streamlit app (a title) opened the same way as ``new_visitor``, in the same
+  run: what Streamlit's own front end costs in a fresh browser context on this machine, before any page
+  code runs. Targets: the cold first page usable within 3 s, every other first visit (``navigate``)
+  complete within 2 s. ``--root`` times another checkout of the app the same way, interleaved page by
+  page with this one."""
 
 from __future__ import annotations
 

@@ -27,9 +27,9 @@ SERVERS: dict[str, int] = {}  # url -> the server's pid (a benchmark reads its m
 
 
 @contextmanager
-def serve(data_dir: str | Path, root: Path = ROOT) -> Iterator[str]:
-    """The real app (``streamlit run app.py`` in ``root``) on a free local port over ``data_dir``; yields
-    its URL."""
+def serve(data_dir: str | Path, root: Path = ROOT, address: str = "127.0.0.1") -> Iterator[str]:
+    """The real app (``streamlit run app.py`` in ``root``) on a free local port over ``data_dir``, bound to
+    ``address`` (``0.0.0.0``: open to the network, as the LAN mode is); yields its loopback URL."""
     port = free_port()
     env = {**os.environ, "ARCHSCOPE_DATA_DIR": str(data_dir)}
     cmd = [
@@ -41,7 +41,7 @@ def serve(data_dir: str | Path, root: Path = ROOT) -> Iterator[str]:
         "--server.port",
         str(port),
         "--server.address",
-        "127.0.0.1",
+        address,
         "--browser.serverAddress",
         "127.0.0.1",
         "--server.headless",

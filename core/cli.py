@@ -67,3 +67,15 @@ def emit(result: Any, json_arg: str | None, table: Callable[[Any], str]) -> int:
             return 2
         print(f"written:\n  {Path(json_arg).resolve()}")
     return 0
+
+
+def data_dir_error() -> str:
+    """Why the data directory cannot be used (a file, no permission, …), in words; empty when it can. A
+    command checks it before any work, so a bad ``ARCHSCOPE_DATA_DIR`` is one line and exit 2."""
+    from core.config import DataDirError, data_dir
+
+    try:
+        data_dir()
+    except DataDirError as err:
+        return str(err)
+    return ""

@@ -13,7 +13,25 @@ _SEEN: dict[Path, tuple[int, int, bool]] = {}  # each data directory this proces
 
 
 class DataDirError(RuntimeError):
-    """The data directory was moved, deleted or replaced while Archscope ran; the message says what to do."""
+    """The data directory cannot be used (a file, not a folder; no permission), or was moved, deleted or
+    replaced while Archscope ran; the message says what to do."""
+
+
+def _make(path: Path) -> None:
+    """Makes the data directory (and its parents), or a DataDirError that says why it cannot be one."""
+    if path.exists() and not path.is_dir():
+        raise DataDirError(
+            f"the data directory {path} ({ENV_VAR}) is a file, not a folder: point {ENV_VAR} at a folder "
+            "(it is made if it does not exist)"
+        )
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        why = err.strerror or type(err).__name__
+        raise DataDirError(
+            f"the data directory {path} ({ENV_VAR}) cannot be made: {why}. Point {ENV_VAR} at a folder you "
+            "can write"
+        ) from None
 
 
 def data_dir() -> Path:
@@ -25,7 +43,7 @@ def data_dir() -> Path:
     marker = path / MARKER
     known = _SEEN.get(path)
     if known is None:
-        path.mkdir(parents=True, exist_ok=True)
+        _make(path)
         try:
             marker.touch(exist_ok=True)
         except OSError:  # a read-only data directory: known by its inode alone

@@ -20,7 +20,7 @@ import os
 import sys
 from pathlib import Path
 
-from core.cli import OneLineParser, emit, forward, quiet_library_warnings
+from core.cli import OneLineParser, data_dir_error, emit, forward, quiet_library_warnings
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -71,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         forward("python -m core.deploy export", "core.runs", ["export"])
         return 0
     args = parse(argv)
+    if why := data_dir_error():
+        print(f"error: {why}", file=sys.stderr)
+        return 2
     quiet_library_warnings()
     import time
 

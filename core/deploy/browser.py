@@ -89,6 +89,47 @@ ISOLATION_HEADERS = {
 }
 
 
+# the vendored runtime's files, checked once per folder: name -> "" (good) or why not
+_VERIFIED: dict[Path, dict[str, str]] = {}
+
+
+def verify_runtime(folder: Path = ORT_DIR) -> dict[str, str]:
+    """Each file of the vendored onnxruntime-web that ``SHA256SUMS`` lists, checked against its sum: "" when
+    it matches, else why not (said in the log; such a file is not served). Checked once per process, at
+    start; returns the verdicts."""
+    import hashlib
+    import sys
+
+    if folder in _VERIFIED:
+        return _VERIFIED[folder]
+    verdicts = _VERIFIED.setdefault(folder, {})
+    try:
+        sums = dict(
+            reversed(line.split())
+            for line in (folder / "SHA256SUMS").read_text().splitlines()
+            if line.strip()
+        )
+    except (OSError, ValueError) as err:
+        sums = {}
+        print(
+            f"  Archscope: assets/ort/SHA256SUMS cannot be read ({err}): the runtime is not served",
+            file=sys.stderr,
+        )
+    for name, want in sums.items():
+        try:
+            got = hashlib.sha256((folder / name).read_bytes()).hexdigest()
+        except OSError as err:
+            got, why = "", f"cannot be read ({err.strerror or err})"
+        else:
+            why = (
+                "" if got == want else f"does not match SHA256SUMS (sha256 {got[:12]}…, listed {want[:12]}…)"
+            )
+        verdicts[name] = why
+        if why:
+            print(f"  Archscope: assets/ort/{name} {why}: it is not served", file=sys.stderr, flush=True)
+    return verdicts
+
+
 @dataclass
 class Bench:
     """What a browser needs to measure one target: its folder (config.json, inputs.f32, reference.f32, the
@@ -286,6 +327,9 @@ class _Handler(SimpleHTTPRequestHandler):
         file = root / name
         if not file.is_file():
             self.send_error(404)
+            return
+        if parts[0] == "ort" and verify_runtime(root).get(name, "not listed in SHA256SUMS"):
+            self.send_error(503, f"assets/ort/{name} is not served: it does not match SHA256SUMS")
             return
         body = file.read_bytes()
         self.send_response(200)

@@ -55,13 +55,30 @@ def _text(value: Any, what: str, limit: int = 400) -> str:
     return value[:limit]
 
 
+def parse(payload: Any, limit: int) -> Any:
+    """A browser's JSON as Python values, its size bounded before parsing (``limit`` bytes, counted as it is
+    or as it would be sent); whatever its shape or depth, a bad one is a ``BrowserResultError`` in one
+    line."""
+    try:
+        raw = payload if isinstance(payload, (str, bytes)) else json.dumps(payload, default=str)
+    except (ValueError, TypeError, RecursionError):
+        raise BrowserResultError("the result cannot be read as JSON") from None
+    if len(raw) > limit:
+        raise BrowserResultError(f"the result is {len(raw):,} bytes, over the {limit:,} allowed")
+    if not isinstance(payload, (str, bytes)):
+        return payload
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise BrowserResultError("the result is nested too deeply to be a bench's") from None
+    except ValueError as err:  # not JSON, or a number too long to read
+        raise BrowserResultError(f"the result is not JSON the bench sends ({str(err)[:80]})") from None
+
+
 def validate(payload: Any, precisions: tuple[str, ...] = PRECISIONS) -> dict[str, Any]:
     """One setup's result from a browser, checked field by field and rebuilt from what passed (nothing else
     is kept); a bad one raises ``BrowserResultError`` with one line."""
-    raw = json.dumps(payload, default=str) if not isinstance(payload, (str, bytes)) else payload
-    if len(raw) > MAX_PAYLOAD_BYTES:
-        raise BrowserResultError(f"the result is {len(raw):,} bytes, over the {MAX_PAYLOAD_BYTES:,} allowed")
-    data = json.loads(raw) if isinstance(raw, (str, bytes)) else payload
+    data = parse(payload, MAX_PAYLOAD_BYTES)
     if not isinstance(data, dict):
         raise BrowserResultError("the result is not an object")
     setup = data.get("setup")
@@ -77,10 +94,15 @@ def validate(payload: Any, precisions: tuple[str, ...] = PRECISIONS) -> dict[str
         "device_memory_gb": _number(data.get("device_memory_gb"), "device_memory_gb", 0, 4096),
         "cross_origin_isolated": bool(data.get("cross_origin_isolated") is True),
         "secure_context": bool(data.get("secure_context") is True),
-        "threads": _number(data.get("threads"), "threads", 1, 1024, True),
+        "threads": _number(data.get("threads"), "threads", 1, MAX_THREADS, True),
         "error": _text(data.get("error"), "error"),
         "results": [],
     }
+    if out["threads"] and out["hardware_concurrency"] and out["threads"] > out["hardware_concurrency"]:
+        raise BrowserResultError(
+            f"threads = {out['threads']} is more than the {out['hardware_concurrency']} cores the "
+            "browser reports"
+        )
     adapter = data.get("webgpu_adapter")
     if adapter is not None:
         if setup != "webgpu" or not isinstance(adapter, dict):
@@ -127,8 +149,13 @@ def validate(payload: Any, precisions: tuple[str, ...] = PRECISIONS) -> dict[str
                     f"a {target.label} {clean['precision']} latency: that setup runs only "
                     f"{', '.join(target.precisions)} ({target.help}), so none is kept"
                 )
-            if clean["precision"] == "fp32" and not clean.get("parity"):
-                raise BrowserResultError("an fp32 latency without its parity")
+            parity = clean.get("parity") or {}
+            if clean["precision"] == "fp32" and (
+                parity.get("max_abs_diff") is None or not parity.get("inputs")
+            ):
+                raise BrowserResultError(
+                    "an fp32 latency without its whole parity (max abs diff on the inputs checked)"
+                )
             if (
                 clean["precision"] == "fp32"
                 and clean["parity"]["max_abs_diff"] is not None
@@ -177,10 +204,7 @@ def split_sent(sent_json: Any, token: str, benches: int) -> list[list[Any]]:
     one list of page results per bench, in order: the token must be this page's, every result name one
     of its ``benches``, and at most one result per setup of each; anything else is a
     ``BrowserResultError``. The results themselves are checked by ``validate``."""
-    try:
-        sent = json.loads(sent_json) if isinstance(sent_json, (str, bytes)) else sent_json
-    except ValueError as err:
-        raise BrowserResultError(f"the result is not JSON ({err})") from None
+    sent = parse(sent_json, benches * len(setup_keys()) * (MAX_PAYLOAD_BYTES + 256) + 256)
     if not isinstance(sent, dict) or sent.get("token") != token or not isinstance(sent.get("results"), list):
         raise BrowserResultError("the result does not answer this page's bench")
     split: list[list[Any]] = [[] for _ in range(benches)]

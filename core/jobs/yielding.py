@@ -58,10 +58,29 @@ def mark() -> bool:
     try:
         path = mark_file()
         path.parent.mkdir(exist_ok=True)
-        path.touch()
+        touch_here(path)
     except Exception:  # noqa: BLE001 - a page load never fails on this (DataDirError, OSError)
         return False
     return True
+
+
+def touch_here(path: Path) -> None:
+    """Creates ``path`` or sets its time to now, never through a link: a link put in its place (to a file
+    outside the data directory) is replaced by a plain file, and what it pointed to is left alone."""
+    import errno
+
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as err:
+        if err.errno != errno.ELOOP:
+            raise
+        os.unlink(path)  # the link itself
+        fd = os.open(path, flags | os.O_EXCL, 0o644)
+    try:
+        os.utime(fd)
+    finally:
+        os.close(fd)
 
 
 @dataclass
@@ -79,9 +98,10 @@ class GiveWay:
         if os.environ.get(SWITCH, "on") == "off":
             return False
         try:
-            return time.time() - self.path.stat().st_mtime < HOLD_S
+            age = time.time() - self.path.stat().st_mtime
         except OSError:
             return False
+        return 0 <= age < HOLD_S  # a mark from the future (the clock stepped back) is stale
 
     def __call__(self, *_: Any) -> None:
         now = time.monotonic()

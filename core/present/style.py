@@ -8,13 +8,13 @@ concept.
   (``core.blocks.registry``), and a frame carries it in a ``colour`` column
 - measured quantities drawn side by side (time against MACs): ``QUANTITY``
 - the gradient-flow lab's stacks: ``STACK``
-- targets a model runs on (server runtimes, browser setups): each entry of ``core.deploy.targets`` names its
-  own, and a test keeps them apart from the concept colours here
+- targets a model runs on (server runtimes, browser setups): each entry of ``core.deploy.targets`` names
+  its own, and a test keeps them apart from the concept colours here
 - transfer-learning recipes (the freezing-depth experiment): ``RECIPE``
 - fine-tuning runs: ``RUNS``, a separate cycle (a run is an item, not a concept) that shares no colour
-  with the concept colours above
-Reference lines (budgets, rooflines, ∝ C² guides) are grey or black and dashed; the Pareto frontier is
-``FRONTIER``; figures published by others (phones of the lecture's era) are ``PUBLISHED`` grey crosses.
+  with the concept colours above Reference lines (budgets, rooflines, ∝ C² guides) are grey or black and
+  dashed; the Pareto frontier is ``FRONTIER``; figures published by others (phones of the lecture's era)
+  are ``PUBLISHED`` grey crosses.
 """
 
 from __future__ import annotations

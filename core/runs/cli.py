@@ -12,7 +12,7 @@ import argparse
 import sys
 from dataclasses import fields
 
-from core.cli import OneLineParser, quiet_library_warnings
+from core.cli import OneLineParser, data_dir_error, quiet_library_warnings
 from core.finetune.config import AUGMENTS, CACHES, PRECISIONS, RECIPES, SCHEDULES, TrainConfig
 
 CHOICES = {
@@ -177,5 +177,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{usage}\n\n{__doc__}")
             return 0
         print(f"{usage}\nerror: choose a command: train or export (see --help)", file=sys.stderr)
+        return 2
+    if not {"-h", "--help"} & set(argv) and (why := data_dir_error()):
+        print(f"error: {why}", file=sys.stderr)
         return 2
     return COMMANDS[argv[0]](argv[1:])

@@ -8,13 +8,13 @@ shows each run under its Archscope name. Renaming a run renames its folder; dele
 Each folder holds a marker naming its run folder, and the run folder names it back, so a folder left by
 a lost store is never adopted by a new run of the same id: that run gets ``<id>-2 <name>``. Written with
 ``torch.utils.tensorboard`` (TensorBoard's own protobufs, ``tensorboard`` pinned):
-- ``train/loss`` every step, ``lr/<parameter group>`` every step (discriminative LRs: one curve per stage);
-- ``val/loss``, ``val/top1`` and ``time/epoch_s``, ``time/train_s``, ``time/images_per_s`` at each epoch's
-last step;
+- ``train/loss`` every step, ``lr/<parameter group>`` every step (discriminative LRs: one curve per
+  stage);
+- ``val/loss``, ``val/top1`` and ``time/epoch_s``, ``time/train_s``, ``time/images_per_s`` at each
+  epoch's last step;
 - the run's configuration as text (``config``) and as hparams with its final metrics (``hparam/*``), so
-  TensorBoard's HParams tab compares runs.
-Steps are global training steps. A resumed run purges what was logged after its checkpoint
-(``purge_step``), so no step appears twice."""
+  TensorBoard's HParams tab compares runs. Steps are global training steps. A resumed run purges what
+  was logged after its checkpoint (``purge_step``), so no step appears twice."""
 
 from __future__ import annotations
 

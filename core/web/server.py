@@ -2,44 +2,56 @@
 for the browser bench's files, and an access token beyond loopback. ``app.py`` hands these to ``st.App``
 with the address and port the server was started with; ``streamlit run`` serves them.
 
-- Every HTTP response carries COOP ``same-origin``, COEP ``require-corp`` and CORP ``same-origin``. A page
-is then
-  cross-origin isolated (``crossOriginIsolated === true``) where the browser allows it (a secure context:
-  https, or http on localhost / 127.0.0.1), and onnxruntime-web may use WASM threads. Everything the app
-  loads is its own (the offline first visit makes no outbound request), so nothing is blocked by COEP.
-- ``/ort/<file>``: the vendored onnxruntime-web (``assets/ort``); ``/bench/<file>``: the bench page and module
-  (``assets/bench``); ``/bench-data/<id>/<file>``: one prepared bench
-  (``core.deploy.browser.bench_folder``), inside the data directory. Only plain file names are served (no
-  slash, no leading dot): anything else is a 404.
+- Every HTTP response carries COOP ``same-origin``, COEP ``require-corp`` and CORP ``same-origin``. A
+  page is then cross-origin isolated (``crossOriginIsolated === true``) where the browser allows it (a
+  secure context: https, or http on localhost / 127.0.0.1), and onnxruntime-web may use WASM threads.
+  Everything the app loads is its own (the offline first visit makes no outbound request), so nothing is
+  blocked by COEP.
+- ``/ort/<file>``: the vendored onnxruntime-web (``assets/ort``); ``/bench/<file>``: the bench page and
+  module (``assets/bench``); ``/bench-data/<id>/<file>``: one prepared bench
+  (``core.deploy.browser.bench_folder``), inside the data directory. Only plain file names are served
+  (no slash, no leading dot): anything else is a 404.
 - An access token (``TokenGuard``) when one is set: ``ARCHSCOPE_TOKEN`` in the environment, or, when the
-server
-  binds beyond loopback (``--server.address 0.0.0.0``, to reach a phone on the LAN) without one, a random
-  token
-  made at start and printed with the URL and a QR code. Then every route but ``/_stcore/health`` answers
-  403 to a request without it (pages, the websocket, static files, the bench's files): the first visit
-  carries it as
-  ``?token=…`` and is redirected to the same page without it, with a cookie that carries it from then on,
-  so it stays out of the address bar, the history and the store. The default (127.0.0.1, no token) is
-  unguarded.
+  server binds beyond loopback (``--server.address 0.0.0.0``, to reach a phone on the LAN) without one,
+  a random token made at start and printed with the URL and a QR code. Then every route but
+  ``/_stcore/health`` answers 403 to a request without it (pages, the websocket, static files, the
+  bench's files): the first visit carries it as ``?token=…`` and is redirected to the same page without
+  it, with a cookie that carries it from then on, so it stays out of the address bar, the history and
+  the store. The default (127.0.0.1, no token) is unguarded.
 """
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import os
 import re
 import secrets
 import socket
 import sys
-from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
-from core.deploy.browser import BENCH_DIR, CONTENT_TYPES, ISOLATION_HEADERS, ORT_DIR, bench_root
+from core.deploy.browser import (
+    BENCH_DIR,
+    CONTENT_TYPES,
+    ISOLATION_HEADERS,
+    ORT_DIR,
+    bench_root,
+    verify_runtime,
+)
 from core.jobs import yielding
 from core.web import preload
+from core.web.guard import (  # noqa: F401  (TOKEN_ENV, COOKIE, TokenGuard: re-exported)
+    COOKIE,
+    OPEN_PATHS,
+    PUBLIC_URL_ENV,
+    TOKEN_ENV,
+    HostGuard,
+    TokenGuard,
+    allowed_hosts,
+    check_token,
+)
 
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 BENCH_ID = re.compile(r"[0-9a-f]{16}")
@@ -82,75 +94,6 @@ class MarkPageLoads:
         await self.app(scope, receive, send)
 
 
-TOKEN_ENV = "ARCHSCOPE_TOKEN"
-COOKIE = "archscope_token"
-OPEN_PATHS = frozenset({"/_stcore/health"})
-REFUSED = (
-    b"This Archscope asks for its access token: open the URL (with ?token=...) that the server printed "
-    b"when it started, or scan its QR code.\n"
-)
-
-
-def _cookie_token(scope: dict) -> str:
-    for name, value in scope.get("headers", []):
-        if name == b"cookie":
-            jar: SimpleCookie = SimpleCookie()
-            try:
-                jar.load(value.decode("latin-1"))
-            except Exception:  # noqa: BLE001  a malformed cookie header is no token
-                return ""
-            if COOKIE in jar:
-                return jar[COOKIE].value
-    return ""
-
-
-class TokenGuard:
-    """ASGI middleware: no token, no Archscope (see the module docstring)."""
-
-    def __init__(self, app: Any, token: str) -> None:
-        self.app, self.token = app, token
-
-    def _ok(self, given: str) -> bool:
-        return bool(given) and hmac.compare_digest(given.encode(), self.token.encode())
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] not in ("http", "websocket") or scope.get("path") in OPEN_PATHS:
-            await self.app(scope, receive, send)
-            return
-        if self._ok(_cookie_token(scope)):
-            await self.app(scope, receive, send)
-            return
-        query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
-        given = next((v for k, v in query if k == "token"), "")
-        if scope["type"] == "http" and self._ok(given):
-            rest = urlencode([(k, v) for k, v in query if k != "token"])
-            where = (scope.get("root_path", "") + scope["path"]) + (f"?{rest}" if rest else "")
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 303,
-                    "headers": [
-                        (b"location", where.encode("latin-1")),
-                        (b"set-cookie", f"{COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict".encode()),
-                        (b"cache-control", b"no-store"),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": b""})
-            return
-        if scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1008})  # before accept: the handshake gets 403
-            return
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 403,
-                "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"cache-control", b"no-store")],
-            }
-        )
-        await send({"type": "http.response.body", "body": REFUSED})
-
-
 def is_loopback(address: str) -> bool:
     if address in ("", "localhost"):
         return address == "localhost"
@@ -171,20 +114,32 @@ def lan_address() -> str:
 
 
 def access_token(address: str) -> str:
-    """The token this server asks for: ``ARCHSCOPE_TOKEN``, else a random one when it binds beyond loopback
-    (set in the environment so the pages can show the phone link), else none. Streamlit's default
-    address (unset) binds every interface, so it counts as beyond loopback."""
-    token = os.environ.get(TOKEN_ENV, "").strip()
-    if token or is_loopback(address):
-        return token
+    """The token this server asks for: ``ARCHSCOPE_TOKEN`` (checked by ``guard.check_token``: a TokenError
+    says the rule), else a random one when it binds beyond loopback (set in the environment so the pages can
+    show the phone link), else none. Streamlit's default address (unset) binds every interface, so it counts
+    as beyond loopback."""
+    token = os.environ.get(TOKEN_ENV, "")
+    if token.strip():
+        return check_token(token)
+    if is_loopback(address):
+        return ""
     token = secrets.token_urlsafe(18)
     os.environ[TOKEN_ENV] = token
     return token
 
 
+def printed_address(address: str) -> str:
+    """The address a phone reaches this server by: the one it binds, or its LAN address when it binds every
+    interface."""
+    return lan_address() if address in ("", "0.0.0.0", "::") else address
+
+
 def phone_url(address: str, port: int, token: str) -> str:
-    host = lan_address() if address in ("", "0.0.0.0", "::") else address
-    return f"http://{host}:{port}/?token={token}"
+    """The link (and QR code) for a phone: ``ARCHSCOPE_PUBLIC_URL`` when set (behind a proxy or in a
+    container, the address people reach), else this machine's address and port; the token as a query."""
+    public = os.environ.get(PUBLIC_URL_ENV, "").strip().rstrip("/")
+    base = public or f"http://{printed_address(address)}:{port}"
+    return f"{base}/?{urlencode({'token': token})}"
 
 
 def announce(url: str) -> None:
@@ -211,7 +166,18 @@ def _file(folder: Path, name: str) -> Any:
 
 
 async def _ort(request: Any) -> Any:
-    return _file(ORT_DIR, request.path_params["name"])
+    from starlette.responses import PlainTextResponse
+
+    name = request.path_params["name"]
+    verdicts = verify_runtime(ORT_DIR)
+    if name in verdicts and verdicts[name]:
+        return PlainTextResponse(
+            f"assets/ort/{name} {verdicts[name]}, so it is not served: reinstall Archscope's assets/ort.",
+            status_code=503,
+        )
+    if name not in verdicts:
+        return PlainTextResponse("not found", status_code=404)
+    return _file(ORT_DIR, name)
 
 
 async def _bench(request: Any) -> Any:
@@ -243,9 +209,12 @@ def middleware(address: str, port: int) -> list[Any]:
     from starlette.middleware import Middleware
 
     token = access_token(address)
+    verify_runtime()  # at start: a changed file is said in the log now, and never served
     out = [Middleware(CrossOriginIsolation), Middleware(preload.HoldWhileLoading), Middleware(MarkPageLoads)]
     if token:
         if not is_loopback(address):
             announce(phone_url(address, port, token))
         out.insert(0, Middleware(TokenGuard, token=token))
+    lan = None if is_loopback(address) else printed_address(address)
+    out.insert(0, Middleware(HostGuard, allowed=allowed_hosts(lan)))
     return out

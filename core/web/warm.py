@@ -1,11 +1,11 @@
 """First-use costs that a page would otherwise pay on its first visitor's time, paid once per server
 process in the preload thread, after the imports (``core.web.preload``). Measured on this 2-core machine
 with everything imported (issue 30: every first visit within 2 s):
-- fvcore's first trace of a block: 0.23 s, against 0.04 s for the next one (the Block explorer counts first);
+- fvcore's first trace of a block: 0.23 s, against 0.04 s for the next one (the Block explorer counts
+  first);
 - torch's first convolutions on the CPU: the first block timed took 0.73 s against 0.45 s for the next;
 - the Transfer learning page's default demo set (60 images a class at 64 px): 0.47 s to draw and write,
-once per
-  data directory (it is written there on the first visit anyway);
+  once per data directory (it is written there on the first visit anyway);
 - plotly's lazily loaded trace types and JSON encoder, on the first chart drawn.
 
 Each step is the call a page makes first, on a small input, and nothing it computes is shown or kept, so

@@ -86,7 +86,7 @@ def test_with_the_token_the_first_visit_gets_a_cookie_and_every_route_answers(gu
     code, headers = status(guarded + "/backbones?token=" + TOKEN + "&bb.tab=Deployment")
     assert code == 303 and headers["location"] == "/backbones?bb.tab=Deployment"  # the token leaves the URL
     cookie = headers["set-cookie"].split(";")[0]
-    assert "HttpOnly" in headers["set-cookie"] and "SameSite=Strict" in headers["set-cookie"]
+    assert "HttpOnly" in headers["set-cookie"] and "SameSite=Lax" in headers["set-cookie"]
     for route in ROUTES:
         expected = 404 if "0123456789abcdef" in route else 200  # (an unknown static path: the app page)
         assert status(guarded + route, cookie)[0] == expected, route
@@ -98,3 +98,99 @@ def test_a_page_opened_through_the_token_works_and_never_shows_it(page, guarded)
     wait_idle(page)
     assert "token" not in page.url and page.locator("h1").first.inner_text() == "Block explorer"
     assert TOKEN not in page.content() and page.locator("[data-testid='stException']").count() == 0
+
+
+def host_status(url: str, path: str, host: str) -> int:
+    """The status the server answers a request for ``path`` that names it ``host``."""
+    u = urlparse(url)
+    with socket.create_connection((u.hostname, u.port), timeout=30) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        return int(s.recv(4096).decode("latin-1").split(" ")[1])
+
+
+def rebinding_websocket_status(url: str) -> str:
+    u = urlparse(url)
+    key = base64.b64encode(os.urandom(16)).decode()
+    lines = [
+        "GET /_stcore/stream HTTP/1.1",
+        f"Host: rebind.example:{u.port}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {key}",
+        "Sec-WebSocket-Version: 13",
+        f"Origin: http://rebind.example:{u.port}",
+    ]
+    with socket.create_connection((u.hostname, u.port), timeout=30) as s:
+        s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        return s.recv(4096).decode("latin-1").split("\r\n")[0]
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "0.0.0.0"], ids=["default", "lan"])
+def test_a_rebound_host_name_gets_403_on_every_route_and_the_websocket(address, monkeypatch):
+    if address == "0.0.0.0":
+        monkeypatch.setenv("ARCHSCOPE_TOKEN", TOKEN)
+    else:
+        monkeypatch.delenv("ARCHSCOPE_TOKEN", raising=False)
+    with serve(tempfile.mkdtemp(prefix="archscope-hosts-"), address=address) as url:
+        port = urlparse(url).port
+        for path in (
+            "/",
+            "/bench-data/0123456789abcdef/config.json",
+            "/_stcore/host-config",
+            "/_stcore/health",
+        ):
+            assert host_status(url, path, f"rebind.example:{port}") == 403, path
+        assert " 403 " in rebinding_websocket_status(url)
+        assert host_status(url, "/_stcore/health", f"127.0.0.1:{port}") == 200
+        assert host_status(url, "/_stcore/health", f"localhost:{port}") == 200
+
+
+def test_a_token_link_clicked_on_another_site_opens_the_app_on_the_first_click(page, guarded):
+    """A course page (another site: localhost, not 127.0.0.1) links to the app with its token; the click
+    lands in the app, and a reload stays there."""
+    import http.server
+    import threading
+
+    link = guarded + "/?token=" + TOKEN
+
+    class Course(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            body = f'<!doctype html><a id="go" href="{link}">Open Archscope</a>'.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    course = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Course)
+    threading.Thread(target=course.serve_forever, daemon=True).start()
+    try:
+        page.goto(f"http://localhost:{course.server_address[1]}/")
+        page.click("#go")
+        wait_idle(page)
+        assert page.locator("h1").first.inner_text() == "Block explorer" and "token" not in page.url
+        page.reload()
+        wait_idle(page)
+        assert page.locator("h1").first.inner_text() == "Block explorer"
+    finally:
+        course.shutdown()
+
+
+def test_the_refusal_page_on_a_phone_takes_a_pasted_token(browser, guarded):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    phone = context.new_page()
+    try:
+        response = phone.goto(guarded + "/runs")
+        assert response.status == 403
+        size = phone.evaluate("() => parseFloat(getComputedStyle(document.body).fontSize)")
+        width = phone.evaluate("() => document.documentElement.scrollWidth")
+        assert size >= 16 and width <= 390  # readable, nothing to scroll sideways
+        phone.fill("input[name=token]", TOKEN)
+        phone.click("button[type=submit]")
+        wait_idle(phone)
+        assert phone.locator("h1").first.inner_text() == "Runs" and "token" not in phone.url
+    finally:
+        context.close()

@@ -114,7 +114,19 @@ def test_a_good_result_passes_and_is_rebuilt_from_known_fields_only():
         ({"row_runs": 0}, "a latency without any run"),
         ({"row_p10_ms": 30.0}, "p10 ≤ p50 ≤ p90"),
         ({"row_precision": "int4"}, "unknown or repeated precision"),
-        ({"row_parity": None}, "an fp32 latency without its parity"),
+        ({"row_parity": None}, "an fp32 latency without its whole parity"),
+        ({"row_parity": {}}, "an fp32 latency without its whole parity"),
+        (
+            {"row_parity": {"max_abs_diff": None, "top1_agreement": 0.0, "inputs": 32}},
+            "without its whole parity",
+        ),
+        (
+            {"row_parity": {"max_abs_diff": 1e-6, "top1_agreement": 1.0, "inputs": None}},
+            "without its whole parity",
+        ),
+        ({"threads": 1024}, "outside 1 to 8"),
+        ({"threads": 9, "hardware_concurrency": 16}, "outside 1 to 8"),
+        ({"threads": 4, "hardware_concurrency": 2}, "more than the 2 cores"),
         (
             {"row_parity": {"max_abs_diff": 0.5, "top1_agreement": 1.0, "inputs": 32}},
             "over the parity tolerance",
@@ -254,3 +266,94 @@ def test_a_device_is_renamed_and_forgotten(tmp_path, monkeypatch):
     assert devices.forget_device(phone) == 1 and {r["device"]["id"] for r in devices.stored()} == ids - {
         phone
     }
+
+
+@pytest.mark.parametrize(
+    "sent, words",
+    [
+        ("not json at all", "not JSON the bench sends"),
+        ("[" * 200_000 + "]" * 200_000, "over the"),  # bounded before it is parsed
+        ("[" * 50_000 + "]" * 50_000, "nested too deeply"),
+        ("[" * 5_000 + "]" * 5_000, "nested too deeply"),
+        ('{"token": "t", "results": [{"bench": 0, "result": {"threads": ' + "9" * 5_000 + "}}]}", "not JSON"),
+        (12345, "does not answer this page's bench"),
+        ('{"token": "other", "results": []}', "does not answer this page's bench"),
+        ('{"token": "t", "results": [{"bench": true, "result": {}}]}', "names no bench of this page"),
+    ],
+    ids=[
+        "not-json",
+        "huge",
+        "50000-deep",
+        "5000-deep",
+        "5000-digits",
+        "a-number",
+        "other-token",
+        "bench-true",
+    ],
+)
+def test_whatever_its_shape_or_depth_a_malformed_payload_is_one_refused_line(sent, words):
+    with pytest.raises(results.BrowserResultError, match=words) as err:
+        results.split_sent(sent, "t", 1)
+    assert "\n" not in str(err.value) and len(str(err.value)) < 200
+
+
+def test_a_deep_or_huge_single_result_is_refused_before_it_is_read():
+    with pytest.raises(results.BrowserResultError, match="nested too deeply|over the"):
+        results.validate("[" * 5_000 + "]" * 5_000)
+    deep: list = []
+    for _ in range(5_000):
+        deep = [deep]
+    with pytest.raises(results.BrowserResultError, match="cannot be read as JSON"):
+        results.validate(deep)
+
+
+def test_a_changed_byte_of_the_vendored_runtime_is_never_served(tmp_path, monkeypatch, capsys):
+    import asyncio
+    import shutil
+    import urllib.error
+    import urllib.request
+
+    from core.deploy import browser as bench
+    from core.web import server as webapp
+
+    assert not any(bench.verify_runtime(bench.ORT_DIR).values())  # as shipped: every file matches
+    changed = tmp_path / "ort"
+    shutil.copytree(bench.ORT_DIR, changed)
+    data = bytearray((changed / "ort.wasm.min.mjs").read_bytes())
+    data[100] ^= 1
+    (changed / "ort.wasm.min.mjs").write_bytes(bytes(data))
+    verdicts = bench.verify_runtime(changed)
+    assert (
+        "does not match SHA256SUMS" in verdicts["ort.wasm.min.mjs"] and verdicts["ort.webgpu.min.mjs"] == ""
+    )
+    assert "assets/ort/ort.wasm.min.mjs does not match SHA256SUMS" in capsys.readouterr().err  # the log
+
+    # the app's route: 503 in words for the changed file, the others served
+    monkeypatch.setattr(webapp, "ORT_DIR", changed)
+    request = type("Request", (), {})
+
+    def get(name):
+        r = request()
+        r.path_params = {"name": name}
+        return asyncio.run(webapp._ort(r))
+
+    refused = get("ort.wasm.min.mjs")
+    assert refused.status_code == 503 and b"does not match SHA256SUMS" in refused.body
+    assert get("ort.webgpu.min.mjs").status_code == 200 and get("LICENSE").status_code == 404
+
+    # the CLI's bench server too
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    roots = {"ort": changed, "bench": bench.BENCH_DIR, "data": tmp_path}
+    server = ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (bench._Handler,), {"roots": roots}))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(f"{base}/ort/ort.wasm.min.mjs", timeout=10)
+        assert err.value.code == 503
+        assert urllib.request.urlopen(f"{base}/ort/ort.webgpu.min.mjs", timeout=10).status == 200
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -5,6 +5,7 @@ import asyncio
 import threading
 
 from core.web import server as webapp
+from core.web.guard import cookie_value as guard_digest
 
 
 def test_a_token_is_asked_for_beyond_loopback_and_made_when_none_is_given(monkeypatch):
@@ -13,8 +14,8 @@ def test_a_token_is_asked_for_beyond_loopback_and_made_when_none_is_given(monkey
         assert webapp.is_loopback(address) and webapp.access_token(address) == ""  # the default: no token
     made = webapp.access_token("0.0.0.0")
     assert len(made) >= 20 and webapp.access_token("0.0.0.0") == made  # made once, then kept
-    monkeypatch.setenv(webapp.TOKEN_ENV, "chosen")
-    assert webapp.access_token("127.0.0.1") == "chosen" == webapp.access_token("192.168.1.5")
+    monkeypatch.setenv(webapp.TOKEN_ENV, "chosen-token-0123")
+    assert webapp.access_token("127.0.0.1") == "chosen-token-0123" == webapp.access_token("192.168.1.5")
     assert webapp.phone_url("192.168.1.5", 8501, "abc") == "http://192.168.1.5:8501/?token=abc"
     assert webapp.phone_url("0.0.0.0", 8501, "abc").endswith(":8501/?token=abc")
     assert not webapp.is_loopback("") and not webapp.is_loopback(
@@ -53,5 +54,6 @@ def test_the_guard_answers_before_the_app(monkeypatch):
     assert call("/_stcore/stream", kind="websocket") == [{"type": "websocket.close", "code": 1008}]
     start = call("/runs", b"token=s3cret&runs.x=step")[0]
     assert start["status"] == 303 and dict(start["headers"])[b"location"] == b"/runs?runs.x=step"
-    ok = call("/runs", cookie="archscope_token=s3cret")[0]
+    assert call("/runs", cookie="archscope_token=s3cret")[0]["status"] == 403  # the cookie holds a digest
+    ok = call("/runs", cookie=f"archscope_token={guard_digest('s3cret')}")[0]
     assert ok["status"] == 200 and (b"cross-origin-embedder-policy", b"require-corp") in ok["headers"]
