@@ -22,8 +22,9 @@ from core.deploy.deployable import Deployable
 from core.deploy.targets import BROWSER, list_targets
 from core.jobs.store import StoreError
 from core.present import fmt
+from core.web import roles
 from core.web import server as webapp
-from pages._widgets import store_error_line, store_errors_shown, table
+from pages._widgets import lacks, refused, role, store_error_line, store_errors_shown, table
 
 # the component's script: runs the bench in hidden same-origin frames, one per setup, and sends the figures
 # back
@@ -207,14 +208,16 @@ def devices_section(budget_ms: float, key: str, targets: list[Deployable] | None
         chosen = st.selectbox("Device", list(ids), format_func=lambda i: ids[i], key=f"{key}.dev")
         cols = st.columns([3, 1, 1])
         name = cols[0].text_input("New name", key=f"{key}.devname", max_chars=60)
-        if cols[1].button("Rename", key=f"{key}.rename", disabled=not name.strip()):
-            with store_errors_shown():
-                devices.rename_device(chosen, name.strip())
-            st.rerun()
-        if cols[2].button("Forget", key=f"{key}.forget"):
-            with store_errors_shown():
-                devices.forget_device(chosen)
-            st.rerun()
+        if cols[1].button("Rename", key=f"{key}.rename", **lacks("devices.forget", not name.strip())):
+            if not refused("devices.forget"):
+                with store_errors_shown():
+                    devices.rename_device(chosen, name.strip())
+                st.rerun()
+        if cols[2].button("Forget", key=f"{key}.forget", **lacks("devices.forget")):
+            if not refused("devices.forget"):
+                with store_errors_shown():
+                    devices.forget_device(chosen)
+                st.rerun()
     return frame
 
 
@@ -237,18 +240,24 @@ def phone_help() -> None:
             st.markdown(
                 "This server answers this machine only (127.0.0.1). To reach a phone on the same network, "
                 "start it with `--server.address 0.0.0.0`: it then asks every visitor for an access token, "
-                "and prints the link with the token and its QR code in the terminal (set `ARCHSCOPE_TOKEN` "
-                "to choose the token). The same link and QR code then show here."
+                "and prints two links in the terminal: the instructor's (everything) and the visitors' (with "
+                "its QR code). Set `ARCHSCOPE_TOKEN` and `ARCHSCOPE_VISITOR_TOKEN` to choose them, and "
+                "`ARCHSCOPE_PUBLIC_URL` when people reach this server by another address (a proxy, a "
+                "container). The visitors' link and QR code then show here."
             )
         else:
-            url = webapp.phone_url(address, port, token)
+            visitor = os.environ.get(roles.VISITOR_TOKEN_ENV, "")
+            url = webapp.phone_url(address, port, visitor or token)
             left, right = st.columns([1, 3])
             left.image(qr_png(url), caption="scan with the phone", width=180)
             right.markdown(
-                "Open this link on the phone (it carries this server's access token; the first visit "
-                "trades it for a cookie):"
+                "The class's link (a visitor's: it browses every page, times blocks, measures its own "
+                "browser and names its own device; the first visit trades the token for a cookie):"
             )
             right.code(url, language=None, wrap_lines=True)
+            if visitor and role() == roles.INSTRUCTOR:
+                st.caption("Your own link, the instructor's (it can do everything: keep it to yourself):")
+                st.code(webapp.phone_url(address, port, token), language=None, wrap_lines=True)
         st.caption(PLAIN_HTTP)
 
 

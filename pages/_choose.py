@@ -14,7 +14,7 @@ from core.zoo import leaderboard, lecture, recommend
 from core.zoo import worker as measure_worker
 from core.zoo.catalog import BackboneError, default_accuracy
 from core.zoo.measure import one_per_model, results_frame
-from pages._widgets import job_progress_bar, table
+from pages._widgets import job_progress_bar, lacks, refused, table
 
 
 def leaderboard_tab(setting: Setting) -> None:
@@ -68,7 +68,10 @@ def leaderboard_tab(setting: Setting) -> None:
             f"Measure {len(names)} model(s) at {threads} thread(s) ({', '.join(names[:4])}"
             f"{'…' if len(names) > 4 else ''})",
             key=f"lb.measure.{threads}",
+            **lacks("measure"),
         ):
+            if refused("measure"):
+                return
             try:
                 measure_worker.start(
                     names[: measure_worker.MAX_MODELS], leaderboard.at_threads(setting, threads)
@@ -159,7 +162,11 @@ def recommender_tab(setting: Setting) -> None:
         rec_progress()  # updates this tab in place when the job ends
         return
     missing = [n for n in recommend.CANDIDATES[scenario] if n not in latencies]
-    if missing and st.button(f"Measure this scenario's candidates ({', '.join(missing)})", key="rec.measure"):
+    if missing and st.button(
+        f"Measure this scenario's candidates ({', '.join(missing)})", key="rec.measure", **lacks("measure")
+    ):
+        if refused("measure"):
+            return
         try:
             measure_worker.start(missing, setting)
         except (RuntimeError, BackboneError) as err:

@@ -16,7 +16,8 @@ from core.deploy.measure import cached
 from core.deploy.runtimes import compiler
 from core.deploy.targets import SERVER, keys, label_of
 from core.present import fmt
-from pages._widgets import job_progress_bar
+from pages._widgets import job_progress_bar, lacks
+from pages._widgets import refused as refused_for
 
 FORMATS = {
     "median ms": "{:.3f}",
@@ -90,8 +91,13 @@ def controls(targets: list[Deployable], threads: int, names: tuple[str, ...], ke
     for line in refused:
         st.error(fmt.md(line))
     if st.button(
-        label, key=f"{key}.start", type="primary" if missing else "secondary", disabled=bool(refused)
+        label,
+        key=f"{key}.start",
+        type="primary" if missing else "secondary",
+        **lacks("deploy", bool(refused)),
     ):
+        if refused_for("deploy"):
+            return False
         try:
             deploy_job.start(targets, threads, names, refresh=True)
             st.rerun()

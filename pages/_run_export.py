@@ -16,7 +16,7 @@ from core.runs import export_job, in_browser
 from core.runs import record as runs
 from core.runs.export import BundleDamaged, read_meta
 from pages import _browser as browser_view
-from pages._widgets import chart, job_progress_bar, table
+from pages._widgets import chart, job_progress_bar, lacks, refused, table
 
 
 def exportable(all_runs: list[runs.Run]) -> list[runs.Run]:
@@ -46,7 +46,9 @@ def onnx_section(run: runs.Run) -> None:
         key=f"onnx.int8.{run.id}",
         help="ONNX Runtime static int8 (QDQ, per-channel), calibrated on the training split.",
     )
-    if cols[1].button("Export to ONNX", key=f"onnx.start.{run.id}", type="primary"):
+    if cols[1].button("Export to ONNX", key=f"onnx.start.{run.id}", type="primary", **lacks("export")):
+        if refused("export"):
+            return
         try:
             export_job.start(run.id, int8)
             st.rerun()

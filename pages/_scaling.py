@@ -8,8 +8,9 @@ import streamlit as st
 from core import jobs
 from core.errors import first_line
 from core.present import fmt, plots
+from core.web.roles import why_not
 from core.zoo import scaling
-from pages._widgets import chart, current_settings, job_progress_bar, table
+from pages._widgets import chart, current_settings, job_progress_bar, may, table
 
 
 def scaling_tab() -> None:
@@ -70,6 +71,9 @@ def scaling_counts(phis: list[float], alpha: float, beta: float, gamma: float, m
         and job.args == {"phis": phis, "alpha": alpha, "beta": beta, "gamma": gamma}
     ):
         st.error(f"Counting the scaled networks failed (job #{job.id}): {fmt.md(job.error or job.message)}")
+        return False
+    if not may("scaling"):  # a visitor's visit never starts the count: the instructor's does
+        st.caption(f"{missing} network(s) are not counted yet. {why_not('scaling')}")
         return False
     try:
         scaling.start(phis, alpha, beta, gamma)

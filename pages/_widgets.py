@@ -17,6 +17,7 @@ from core.config import data_dir
 from core.jobs.store import StoreError
 from core.measure.settings import MEMORY_FORMATS, PRECISIONS, Setting, default_threads
 from core.present import fmt, style
+from core.web import roles
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
 
@@ -198,6 +199,52 @@ def job_progress_bar(
             + count
             + (f" · about {fmt.duration(eta)} left" if eta is not None else " · estimating time left…"),
         )
-        if stop_key and st.button(stop_label, key=stop_key):
+        if (
+            stop_key
+            and st.button(stop_label, key=stop_key, **lacks("jobs.stop"))
+            and not refused("jobs.stop")
+        ):
             (stop or jobs.request_cancel)(job.id)
         return job
+
+
+# --- what this session's role may do (core.web.roles): controls drawn disabled with one sentence why, and
+# the action checked again when it runs, whatever the page sent
+
+
+def role() -> str:
+    """This session's role: the instructor, or a visitor (from the cookie its link gave it)."""
+    try:
+        cookies = dict(st.context.cookies)
+    except Exception:  # noqa: BLE001  no request context (a bare script): no cookie
+        cookies = {}
+    return roles.role_of(cookies)
+
+
+def may(action: str) -> bool:
+    return roles.allowed(role(), action)
+
+
+def lacks(action: str, disabled: bool = False, help: str | None = None) -> dict[str, Any]:
+    """A control's ``disabled`` and ``help`` for ``action``: disabled with the sentence why when this
+    session's role lacks it, else as the caller had them."""
+    if may(action):
+        return {"disabled": disabled, "help": help}
+    return {"disabled": True, "help": roles.why_not(action)}
+
+
+def refused(action: str) -> bool:
+    """True (and says why, on the page) when this session's role may not do ``action``: checked where the
+    action runs, so a forced click changes nothing."""
+    if may(action):
+        return False
+    st.error(roles.why_not(action))
+    return True
+
+
+def role_note(*actions: str) -> None:
+    """One caption naming what a visitor cannot do here (nothing for the instructor)."""
+    if role() == roles.VISITOR and any(not may(a) for a in actions):
+        st.caption(
+            "You opened a visitor's link: " + " ".join(dict.fromkeys(roles.why_not(a) for a in actions))
+        )

@@ -39,7 +39,9 @@ from pages._widgets import (
     chart,
     current_settings,
     job_progress_bar,
+    lacks,
     lazy_tabs,
+    refused,
     route_through_app,
     store_errors_shown,
     table,
@@ -160,9 +162,11 @@ def launch_controls(models: list[str], setting: Setting) -> None:
     if st.button(
         f"Measure {len(models)} model(s) on {setting.device}",
         type="primary",
-        disabled=not models,
         key="bb.launch",
+        **lacks("measure", not models),
     ):
+        if refused("measure"):
+            return
         try:
             if res is not None:
                 check_resolution(res)
@@ -333,8 +337,12 @@ def layers_tab(setting: Setting) -> None:
         label,
         key="roof.start",
         type="secondary" if hit else "primary",
-        help="Times each layer alone on the input it gets in a real forward; a background job.",
+        **lacks(
+            "profile", help="Times each layer alone on the input it gets in a real forward; a background job."
+        ),
     ):
+        if refused("profile"):
+            return
         try:
             layers.start(model, res, setting)
         except (RuntimeError, BackboneError) as err:

@@ -24,7 +24,9 @@ from pages._widgets import (
     chart,
     current_settings,
     job_progress_bar,
+    lacks,
     lazy_tabs,
+    refused,
     route_through_app,
     store_errors_shown,
 )
@@ -283,7 +285,7 @@ def manage(shown: list[runs.Run]) -> None:
             tags = st.text_input(
                 "Tags (comma-separated)", value=", ".join(run.tag_list), key=f"runs.tags.{run.id}"
             )
-            if st.form_submit_button("Save"):
+            if st.form_submit_button("Save", **lacks("runs.edit")) and not refused("runs.edit"):
                 try:
                     runs.set_tags(run.id, tags)  # kept even when the rename is refused
                     if " ".join(name.split()) != run.name:
@@ -300,9 +302,10 @@ def manage(shown: list[runs.Run]) -> None:
         if st.button(
             "Delete run",
             key=f"runs.delete.{run.id}",
-            disabled=not sure or run.active,
-            help="Stop it first." if run.active else None,
+            **lacks("runs.edit", not sure or run.active, "Stop it first." if run.active else None),
         ):
+            if refused("runs.edit"):
+                return
             try:
                 runs.delete(run.id)
             except (runs.LaunchError, runs.EditRefused, StoreError, OSError) as err:
@@ -333,7 +336,9 @@ def data_usage() -> None:
             key="usage.folders",
             format_func=lambda f: f"{f} ({fmt.bytes_(held[f])}): {usage.FOLDERS[f]}",
         )
-        if st.button("Delete these", key="usage.clean", disabled=not chosen):
+        if st.button("Delete these", key="usage.clean", **lacks("cleanup", not chosen)):
+            if refused("cleanup"):
+                return
             busy = bool(runs.active_runs() or jobs.active_jobs())
             try:
                 freed = usage.clean(chosen, busy)
@@ -377,7 +382,9 @@ def experiment_section() -> None:
     job = jobs.latest(experiment.KIND)
     if job is not None and job.active:
         experiment_progress()
-    elif st.button("Run the freezing-depth experiment", key="exp.start"):
+    elif st.button(
+        "Run the freezing-depth experiment", key="exp.start", **lacks("experiment")
+    ) and not refused("experiment"):
         settings = current_settings()
         base = TrainConfig(
             epochs=epochs,

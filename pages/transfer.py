@@ -23,7 +23,17 @@ from core.runs import launch
 from core.runs import record as runs
 from core.zoo.catalog import CURATED, BackboneError, resolve_name
 from core.zoo.recommend import recipe_for
-from pages._widgets import chart, current_settings, derived, route_through_app, store_errors_shown, table
+from pages._widgets import (
+    chart,
+    current_settings,
+    derived,
+    lacks,
+    refused,
+    role_note,
+    route_through_app,
+    store_errors_shown,
+    table,
+)
 
 route_through_app()
 
@@ -69,7 +79,10 @@ def data_section() -> tuple[str, TrainConfig, Dataset | None]:
             f"Zip of class folders (class_name/image.jpg), up to {UPLOAD_CAP_MB} MB",
             type=["zip"],
             key="tr.upload",
+            **lacks("upload"),
         )
+        if up is not None and refused("upload"):
+            up = None
         if up is None:
             st.info("Upload a zip to continue, or pick the demo dataset.")
             return source, base, None
@@ -176,7 +189,11 @@ def show_weights_report(report: WeightsReport) -> None:
 
 def uploaded_weights(base: TrainConfig, n_classes: int) -> str:
     """The uploaded state_dict, checked against the backbone before launch; returns why Start is blocked."""
-    up = st.file_uploader("state_dict (.safetensors)", type=["safetensors"], key="tr.wfile")
+    up = st.file_uploader(
+        "state_dict (.safetensors)", type=["safetensors"], key="tr.wfile", **lacks("upload")
+    )
+    if up is not None and refused("upload"):
+        up = None
     if up is None:
         st.warning("Upload a .safetensors state_dict, or pick other weights.")
         return "no weights file uploaded"
@@ -343,7 +360,9 @@ def extras(base: TrainConfig, ds: Dataset) -> None:
     state, key = st.session_state, _plan_key(base)
     cols = st.columns(2)
     try:
-        if cols[0].button("Estimate time per epoch", key="tr.estimate"):
+        if cols[0].button("Estimate time per epoch", key="tr.estimate", **lacks("finetune")) and not refused(
+            "finetune"
+        ):
             split = stratified_split(ds, base.val_fraction, base.seed)
             bar = cols[0].progress(0.0, text=f"Timing a few real steps on {base.device}…")
             state["tr.estimate.result"] = (
@@ -356,7 +375,9 @@ def extras(base: TrainConfig, ds: Dataset) -> None:
                 ),
             )
             bar.empty()
-        if cols[1].button("Run an LR range test", key="tr.lrtest"):
+        if cols[1].button("Run an LR range test", key="tr.lrtest", **lacks("finetune")) and not refused(
+            "finetune"
+        ):
             bar = st.progress(0.0, text="LR range test: preparing the data and the model…")
             started = time.monotonic()
 
@@ -400,7 +421,10 @@ def launch_section(cfg: TrainConfig, blocked: str) -> None:
     name = st.text_input("Run name", key="tr.name", help="Follows the backbone and recipe until you edit it.")
     if blocked:
         st.caption(f"Start is disabled: {blocked}.")
-    if st.button("Start fine-tuning", type="primary", key="tr.launch", disabled=bool(blocked)):
+    role_note("finetune", "upload")
+    if st.button("Start fine-tuning", type="primary", key="tr.launch", **lacks("finetune", bool(blocked))):
+        if refused("finetune"):
+            return
         try:
             run_id = launch.launch(cfg, name)
         except (runs.LaunchError, ValueError, StoreError) as err:
@@ -476,9 +500,14 @@ def watch_body(run: runs.Run) -> None:
         f"tr.curves.{run.id}",
     )
     cols = st.columns(3)
-    if run.active and cols[0].button("Stop this run", key=f"tr.stop.{run.id}"):
-        runs.request_cancel(run.id)
-    if run.status in ("cancelled", "failed") and cols[1].button("Resume", key=f"tr.resume.{run.id}"):
+    if run.active and cols[0].button("Stop this run", key=f"tr.stop.{run.id}", **lacks("finetune")):
+        if not refused("finetune"):
+            runs.request_cancel(run.id)
+    if run.status in ("cancelled", "failed") and cols[1].button(
+        "Resume", key=f"tr.resume.{run.id}", **lacks("finetune")
+    ):
+        if refused("finetune"):
+            return
         try:
             launch.resume(run.id)
         except (runs.LaunchError, StoreError) as err:

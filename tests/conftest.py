@@ -50,6 +50,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(autouse=True)
+def _tokens_stay_in_their_test():
+    """The server's code sets the access tokens in the environment when it makes them (so its pages can show
+    the links): whatever a test leaves there is put back, so no later test runs as a visitor by accident."""
+    names = ("ARCHSCOPE_TOKEN", "ARCHSCOPE_VISITOR_TOKEN", "ARCHSCOPE_ALLOWED_HOSTS", "ARCHSCOPE_PUBLIC_URL")
+    before = {k: os.environ.get(k) for k in names}
+    yield
+    for k, v in before.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(autouse=True)
 def _no_process_in_a_fast_test(request, monkeypatch):
     """A test not marked slow that starts a Python process, torchrun, a browser or a server fails and says
     to mark it: the fast loop (``-m "not slow"``) stays free of processes by construction, not by a list

@@ -180,20 +180,26 @@ here.</p>
 
 
 class TokenGuard:
-    """ASGI middleware: no token, no Archscope (see the module docstring)."""
+    """ASGI middleware: no token, no Archscope (see the module docstring). ``token`` is the instructor's;
+    ``visitor`` (optional) a second one for a class (``core.web.roles``): either opens the app, and the cookie
+    says which."""
 
-    def __init__(self, app: Any, token: str) -> None:
-        self.app, self.token, self.cookie = app, token, cookie_value(token)
+    def __init__(self, app: Any, token: str, visitor: str = "") -> None:
+        self.app, self.tokens = app, [t for t in (token, visitor) if t]
+        self.cookies = [cookie_value(t) for t in self.tokens]
 
-    def _ok(self, given: str) -> bool:
-        return bool(given) and hmac.compare_digest(given.encode("latin-1", "replace"), self.token.encode())
+    def _match(self, given: str) -> str:
+        """The cookie value of the token ``given`` is, or ""."""
+        raw = given.encode("latin-1", "replace")
+        hits = [c for t, c in zip(self.tokens, self.cookies) if hmac.compare_digest(raw, t.encode())]
+        return hits[0] if given and hits else ""
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] not in ("http", "websocket") or scope.get("path") in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
-        jar = cookies(scope)
-        if hmac.compare_digest(jar.get(COOKIE, "").encode("latin-1", "replace"), self.cookie.encode()):
+        held = cookies(scope).get(COOKIE, "").encode("latin-1", "replace")
+        if any(hmac.compare_digest(held, c.encode()) for c in self.cookies):
             await self.app(scope, receive, send)
             return
         if scope["type"] == "websocket":
@@ -206,7 +212,7 @@ class TokenGuard:
             return
         query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
         given = next((v for k, v in query if k == "token"), None)
-        if given is not None and self._ok(given):
+        if given is not None and (cookie := self._match(given)):
             rest = urlencode([(k, v) for k, v in query if k != "token"], encoding="latin-1")
             where = (scope.get("root_path", "") + path) + (f"?{rest}" if rest else "")
             await send(
@@ -217,7 +223,7 @@ class TokenGuard:
                         (b"location", where.encode("latin-1")),
                         (
                             b"set-cookie",
-                            f"{COOKIE}={self.cookie}; Path=/; HttpOnly; SameSite=Lax".encode(),
+                            f"{COOKIE}={cookie}; Path=/; HttpOnly; SameSite=Lax".encode(),
                         ),
                         (b"cache-control", b"no-store"),
                     ],

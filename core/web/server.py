@@ -41,13 +41,14 @@ from core.deploy.browser import (
     verify_runtime,
 )
 from core.jobs import yielding
-from core.web import preload
+from core.web import preload, roles
 from core.web.guard import (  # noqa: F401  (TOKEN_ENV, COOKIE, TokenGuard: re-exported)
     COOKIE,
     OPEN_PATHS,
     PUBLIC_URL_ENV,
     TOKEN_ENV,
     HostGuard,
+    TokenError,
     TokenGuard,
     allowed_hosts,
     check_token,
@@ -114,17 +115,26 @@ def lan_address() -> str:
 
 
 def access_token(address: str) -> str:
-    """The token this server asks for: ``ARCHSCOPE_TOKEN`` (checked by ``guard.check_token``: a TokenError
-    says the rule), else a random one when it binds beyond loopback (set in the environment so the pages can
-    show the phone link), else none. Streamlit's default address (unset) binds every interface, so it counts
-    as beyond loopback."""
+    """The instructor's token this server asks for: ``ARCHSCOPE_TOKEN`` (checked by ``guard.check_token``: a
+    TokenError says the rule), else a random one when it binds beyond loopback, else none. With a token in
+    effect, a visitors' token is made too when ``ARCHSCOPE_VISITOR_TOKEN`` is not given (``core.web.roles``).
+    Both are set in the environment, so the pages can show the links. Streamlit's default address (unset)
+    binds every interface, so it counts as beyond loopback."""
     token = os.environ.get(TOKEN_ENV, "")
     if token.strip():
-        return check_token(token)
-    if is_loopback(address):
+        token = check_token(token)
+    elif is_loopback(address):
         return ""
-    token = secrets.token_urlsafe(18)
-    os.environ[TOKEN_ENV] = token
+    else:
+        token = secrets.token_urlsafe(18)
+        os.environ[TOKEN_ENV] = token
+    if not roles.visitor_token():
+        os.environ[roles.VISITOR_TOKEN_ENV] = secrets.token_urlsafe(18)
+    if roles.visitor_token() == token:
+        raise TokenError(
+            f"{roles.VISITOR_TOKEN_ENV} must differ from {TOKEN_ENV}: the visitors' link would open "
+            "everything"
+        )
     return token
 
 
@@ -142,13 +152,20 @@ def phone_url(address: str, port: int, token: str) -> str:
     return f"{base}/?{urlencode({'token': token})}"
 
 
-def announce(url: str) -> None:
-    """The phone link and its QR code in the terminal that started the server."""
-    print(f"\n  Archscope for a phone on this network (it asks for this token):\n  {url}\n", file=sys.stderr)
+def announce(url: str, visitors: str = "") -> None:
+    """The links and the visitors' QR code in the terminal that started the server: the instructor's link
+    (everything; keep it to yourself) and the visitors' (browse, time blocks, measure their own browser)."""
+    print(
+        f"\n  Archscope, the instructor's link (it can do everything; keep it to yourself):\n  {url}\n",
+        file=sys.stderr,
+    )
+    if not visitors:
+        return
+    print(f"  Archscope for the class (a visitor's link: share this one):\n  {visitors}\n", file=sys.stderr)
     try:
         import segno
 
-        segno.make(url, error="l").terminal(out=sys.stderr, compact=True)
+        segno.make(visitors, error="l").terminal(out=sys.stderr, compact=True)
     except Exception:  # noqa: BLE001  the link alone still works
         pass
 
@@ -212,9 +229,10 @@ def middleware(address: str, port: int) -> list[Any]:
     verify_runtime()  # at start: a changed file is said in the log now, and never served
     out = [Middleware(CrossOriginIsolation), Middleware(preload.HoldWhileLoading), Middleware(MarkPageLoads)]
     if token:
+        visitor = roles.visitor_token()
         if not is_loopback(address):
-            announce(phone_url(address, port, token))
-        out.insert(0, Middleware(TokenGuard, token=token))
+            announce(phone_url(address, port, token), phone_url(address, port, visitor) if visitor else "")
+        out.insert(0, Middleware(TokenGuard, token=token, visitor=visitor))
     lan = None if is_loopback(address) else printed_address(address)
     out.insert(0, Middleware(HostGuard, allowed=allowed_hosts(lan)))
     return out
