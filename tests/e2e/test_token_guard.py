@@ -6,6 +6,7 @@ the cookie,
 
 import base64
 import os
+import re
 import socket
 import tempfile
 import urllib.error
@@ -194,3 +195,69 @@ def test_the_refusal_page_on_a_phone_takes_a_pasted_token(browser, guarded):
         assert phone.locator("h1").first.inner_text() == "Runs" and "token" not in phone.url
     finally:
         context.close()
+
+
+def test_a_visitor_finds_delete_forget_clean_up_and_the_launch_buttons_disabled(page, seeded_dir, tmp_path):
+    """The class's link over a week of use: the visitor sees every page, and each control that would change
+    or cost the instructor's machine is disabled with its reason."""
+    import shutil
+
+    from playwright.sync_api import expect
+
+    week = tmp_path / "week"
+    shutil.copytree(seeded_dir, week)
+    visitor = "visitor-" + base64.urlsafe_b64encode(os.urandom(12)).decode()
+    os.environ["ARCHSCOPE_TOKEN"], os.environ["ARCHSCOPE_VISITOR_TOKEN"] = TOKEN, visitor
+    try:
+        with serve(week) as url:
+            page.goto(f"{url}/runs?token={visitor}")
+            wait_idle(page)
+            page.get_by_text("Rename, tag or delete a run").click()
+            expect(page.get_by_role("button", name="Delete run")).to_be_disabled()
+            expect(page.get_by_role("button", name="Save")).to_be_disabled()
+            page.get_by_role("button", name="Clean up").click()
+            expect(page.get_by_role("button", name="Delete these")).to_be_disabled()
+            page.goto(f"{url}/transfer")
+            wait_idle(page)
+            expect(page.get_by_role("button", name="Start fine-tuning")).to_be_disabled()
+            expect(page.get_by_text("You opened a visitor's link")).to_be_visible()
+            page.goto(f"{url}/backbones?bb.tab=Deployment")
+            wait_idle(page)
+            page.get_by_text("Rename or forget a device").click()
+            expect(page.get_by_role("button", name="Forget")).to_be_disabled()
+            page.goto(f"{url}/backbones?bb.tab=Measure")
+            wait_idle(page)
+            expect(page.get_by_role("button", name=re.compile(r"^Measure \d+ model"))).to_be_disabled()
+            assert page.locator("[data-testid='stException']").count() == 0
+    finally:
+        os.environ.pop("ARCHSCOPE_TOKEN", None)
+        os.environ.pop("ARCHSCOPE_VISITOR_TOKEN", None)
+
+
+def test_a_token_the_rule_refuses_stops_the_server_at_start_in_words(tmp_path):
+    import subprocess
+    import sys
+
+    from benchmarks.harness import ROOT, free_port
+
+    env = {**os.environ, "ARCHSCOPE_DATA_DIR": str(tmp_path), "ARCHSCOPE_TOKEN": "has a space 0123456789"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "app.py",
+        "--server.port",
+        str(free_port()),
+        "--server.address",
+        "0.0.0.0",
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert (
+        "Archscope cannot start: ARCHSCOPE_TOKEN must be 16 to 256 printable ASCII characters" in out.stderr
+    )
