@@ -107,7 +107,10 @@ def test_a_visitor_cannot_delete_rename_forget_or_clean_up_even_by_a_forced_clic
     seeded_dir, tmp_path, monkeypatch, as_visitor
 ):
     week = tmp_path / "week"
-    shutil.copytree(seeded_dir, week)
+    # the store and the runs' folders, without their weights and caches (560 MB): nothing here reads them
+    shutil.copytree(
+        seeded_dir, week, ignore=shutil.ignore_patterns("*.pt", "*.safetensors", "*.onnx", "cache")
+    )
     monkeypatch.setenv("ARCHSCOPE_DATA_DIR", str(week))
     before = {r.id: (r.name, r.tags) for r in runs.all_runs()}
     at = open_page("pages/runs.py")
