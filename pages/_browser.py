@@ -24,7 +24,7 @@ from core.jobs.store import StoreError
 from core.present import fmt
 from core.web import roles
 from core.web import server as webapp
-from pages._widgets import lacks, refused, role, store_error_line, store_errors_shown, table
+from pages._widgets import lacks, refused, role, role_note, store_error_line, store_errors_shown, table
 
 # the component's script: runs the bench in hidden same-origin frames, one per setup, and sends the figures
 # back
@@ -204,6 +204,7 @@ def devices_section(budget_ms: float, key: str, targets: list[Deployable] | None
             )
     table(frame.drop(columns=["MACs"]), width="stretch")
     with st.expander("Rename or forget a device"):
+        role_note("devices.forget")
         ids = {r["device"]["id"]: r["device"].get("label") for r in everything}
         chosen = st.selectbox("Device", list(ids), format_func=lambda i: ids[i], key=f"{key}.dev")
         cols = st.columns([3, 1, 1])

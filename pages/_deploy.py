@@ -16,7 +16,7 @@ from core.deploy.measure import cached
 from core.deploy.runtimes import compiler
 from core.deploy.targets import SERVER, keys, label_of
 from core.present import fmt
-from pages._widgets import job_progress_bar, lacks
+from pages._widgets import job_progress_bar, lacks, role_note
 from pages._widgets import refused as refused_for
 
 FORMATS = {
@@ -90,6 +90,7 @@ def controls(targets: list[Deployable], threads: int, names: tuple[str, ...], ke
     refused = memory_refusals(targets)
     for line in refused:
         st.error(fmt.md(line))
+    role_note("deploy")
     if st.button(
         label,
         key=f"{key}.start",

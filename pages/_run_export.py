@@ -16,7 +16,7 @@ from core.runs import export_job, in_browser
 from core.runs import record as runs
 from core.runs.export import BundleDamaged, read_meta
 from pages import _browser as browser_view
-from pages._widgets import chart, job_progress_bar, lacks, refused, table
+from pages._widgets import chart, job_progress_bar, lacks, refused, role_note, table
 
 
 def exportable(all_runs: list[runs.Run]) -> list[runs.Run]:
@@ -46,6 +46,7 @@ def onnx_section(run: runs.Run) -> None:
         key=f"onnx.int8.{run.id}",
         help="ONNX Runtime static int8 (QDQ, per-channel), calibrated on the training split.",
     )
+    role_note("export")
     if cols[1].button("Export to ONNX", key=f"onnx.start.{run.id}", type="primary", **lacks("export")):
         if refused("export"):
             return

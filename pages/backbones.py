@@ -42,6 +42,7 @@ from pages._widgets import (
     lacks,
     lazy_tabs,
     refused,
+    role_note,
     route_through_app,
     store_errors_shown,
     table,
@@ -159,6 +160,7 @@ def launch_controls(models: list[str], setting: Setting) -> None:
         "Throughput sweep too", key="bb.sweep", help="Batch 1, 2, 4, ... until OOM or the cap."
     )
     refresh = cols[3].toggle("Re-measure cached", key="bb.refresh", help="Ignore earlier measurements.")
+    role_note("measure")
     if st.button(
         f"Measure {len(models)} model(s) on {setting.device}",
         type="primary",

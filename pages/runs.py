@@ -27,6 +27,7 @@ from pages._widgets import (
     lacks,
     lazy_tabs,
     refused,
+    role_note,
     route_through_app,
     store_errors_shown,
 )
@@ -276,6 +277,7 @@ def hparams_section(frame: pd.DataFrame) -> None:
 def manage(shown: list[runs.Run]) -> None:
     """Rename, tag or delete one run (delete removes its folder too)."""
     with st.expander("Rename, tag or delete a run"):
+        role_note("runs.edit")
         by_id = {r.id: r for r in shown}
         run = by_id[
             st.selectbox("Run", list(by_id), key="runs.manage", format_func=lambda i: by_id[i].label())
@@ -329,6 +331,7 @@ def data_usage() -> None:
             "never touched. A stopped run needs its dataset again to resume: the demo set is regenerated, "
             "an uploaded zip must be uploaded again."
         )
+        role_note("cleanup")
         chosen = st.multiselect(
             "Folders",
             list(usage.CLEANABLE),
