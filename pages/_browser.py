@@ -7,7 +7,6 @@ device."""
 
 from __future__ import annotations
 
-import io
 import os
 import secrets
 from pathlib import Path
@@ -222,15 +221,6 @@ def devices_section(budget_ms: float, key: str, targets: list[Deployable] | None
     return frame
 
 
-PLAIN_HTTP = (
-    "Over plain http on a network address (http://192.168.…), a phone's browser is not in a secure context: "
-    "the page cannot be cross-origin isolated, so onnxruntime-web runs on one WASM thread (wasm-N is "
-    "skipped, and says so) and has no WebGPU. Threads need HTTPS: start Streamlit with "
-    "`--server.sslCertFile` and `--server.sslKeyFile` and a certificate the phone trusts. Each result "
-    "records whether it ran cross-origin isolated."
-)
-
-
 def phone_help() -> None:
     """How to measure a phone: the link with its token and a QR code when this server is open to the
     network, or how to open it."""
@@ -250,7 +240,7 @@ def phone_help() -> None:
             visitor = os.environ.get(roles.VISITOR_TOKEN_ENV, "")
             url = webapp.phone_url(address, port, visitor or token)
             left, right = st.columns([1, 3])
-            left.image(qr_png(url), caption="scan with the phone", width=180)
+            left.image(webapp.qr_png(url), caption="scan with the phone", width=180)
             right.markdown(
                 "The class's link (a visitor's: it browses every page, times blocks, measures its own "
                 "browser and names its own device; the first visit trades the token for a cookie):"
@@ -259,20 +249,12 @@ def phone_help() -> None:
             if visitor and role() == roles.INSTRUCTOR:
                 st.caption("Your own link, the instructor's (it can do everything: keep it to yourself):")
                 st.code(webapp.phone_url(address, port, token), language=None, wrap_lines=True)
-        st.caption(PLAIN_HTTP)
+        st.caption(webapp.PLAIN_HTTP)
 
 
 def server_address() -> tuple[str, int]:
     """The address and port this Streamlit server was started with."""
     return str(st.get_option("server.address") or ""), int(st.get_option("server.port") or 8501)
-
-
-def qr_png(text: str) -> bytes:
-    import segno
-
-    buf = io.BytesIO()
-    segno.make(text, error="l").save(buf, kind="png", scale=6, border=2)
-    return buf.getvalue()
 
 
 def pair_in_browser(targets: list[Deployable], key: str) -> None:

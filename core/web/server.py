@@ -22,6 +22,7 @@ with the address and port the server was started with; ``streamlit run`` serves 
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import os
 import re
@@ -150,6 +151,25 @@ def phone_url(address: str, port: int, token: str) -> str:
     public = os.environ.get(PUBLIC_URL_ENV, "").strip().rstrip("/")
     base = public or f"http://{printed_address(address)}:{port}"
     return f"{base}/?{urlencode({'token': token})}"
+
+
+# what a phone on the LAN gets over plain http, said beside its link
+PLAIN_HTTP = (
+    "Over plain http on a network address (http://192.168.…), a phone's browser is not in a secure context: "
+    "the page cannot be cross-origin isolated, so onnxruntime-web runs on one WASM thread (wasm-N is "
+    "skipped, and says so) and has no WebGPU. Threads need HTTPS: start Streamlit with "
+    "`--server.sslCertFile` and `--server.sslKeyFile` and a certificate the phone trusts. Each result "
+    "records whether it ran cross-origin isolated."
+)
+
+
+def qr_png(text: str) -> bytes:
+    """A QR code of ``text`` (a link) as PNG bytes, for a page to show."""
+    import segno
+
+    buf = io.BytesIO()
+    segno.make(text, error="l").save(buf, kind="png", scale=6, border=2)
+    return buf.getvalue()
 
 
 def announce(url: str, visitors: str = "") -> None:
