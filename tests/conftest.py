@@ -50,17 +50,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(autouse=True)
-def _tokens_stay_in_their_test():
+def _tokens_stay_in_their_test(monkeypatch):
     """The server's code sets the access tokens in the environment when it makes them (so its pages can show
-    the links): whatever a test leaves there is put back, so no later test runs as a visitor by accident."""
+    the links): each is recorded in monkeypatch's undo list first, so whatever a test leaves there is put
+    back when monkeypatch unwinds (last of all), and no later test runs as a visitor by accident."""
     names = ("ARCHSCOPE_TOKEN", "ARCHSCOPE_VISITOR_TOKEN", "ARCHSCOPE_ALLOWED_HOSTS", "ARCHSCOPE_PUBLIC_URL")
-    before = {k: os.environ.get(k) for k in names}
-    yield
-    for k, v in before.items():
-        if v is None:
-            os.environ.pop(k, None)
+    for name in names:
+        before = os.environ.get(name)
+        monkeypatch.setenv(name, "recorded")  # records the value before (or its absence) for the undo
+        if before is None:
+            monkeypatch.delenv(name)
         else:
-            os.environ[k] = v
+            monkeypatch.setenv(name, before)
 
 
 @pytest.fixture(autouse=True)

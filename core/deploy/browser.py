@@ -4,11 +4,11 @@ as the server.
 
 What is made (``prepare``): the .onnx files, the 32 real parity inputs of ``core.deploy.measure`` and
 PyTorch eager's outputs for them, as raw little-endian float32, and a ``config.json`` for the bench page
-(``assets/bench/bench.html`` + ``bench.mjs``). ``serve`` hands them out on a loopback port with COOP
-``same-origin`` and COEP ``require-corp``, so the page is cross-origin isolated and WASM may use
-threads. ``drive`` opens one page load per setup in a browser (Debian's chromium by default, through
-Playwright): ONNX Runtime Web fixes its WASM thread count when it starts, so ``wasm-1`` and ``wasm-N``
-are two loads.
+(``assets/bench/bench.html`` + ``bench.mjs``). ``core.deploy.bench_server.serve`` hands them out on a
+loopback port with COOP ``same-origin`` and COEP ``require-corp``, so the page is cross-origin isolated
+and WASM may use threads. ``drive`` opens one page load per setup in a browser (Debian's chromium by
+default, through Playwright): ONNX Runtime Web fixes its WASM thread count when it starts, so ``wasm-1``
+and ``wasm-N`` are two loads.
 
 ``record`` hands what the pages sent to ``core.deploy.browser_checks``: checked as hostile input, set
 beside native ONNX Runtime at the same thread counts (same protocol) and kept per device."""
@@ -16,19 +16,16 @@ beside native ONNX Runtime at the same thread counts (same protocol) and kept pe
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import threading
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 
 from core.deploy import DeployError
+from core.deploy.bench_server import serve
 from core.deploy.browser_checks import (
     MAX_RUNS,
     MAX_SECONDS,
@@ -49,9 +46,6 @@ from core.deploy.runtimes import onnx_fp32, onnx_int8
 from core.deploy.scratch import given, inside_data_dir
 from core.deploy.targets import get_target
 
-ROOT = Path(__file__).resolve().parents[2]
-ORT_DIR = ROOT / "assets" / "ort"
-BENCH_DIR = ROOT / "assets" / "bench"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
     "--headless",
@@ -73,61 +67,6 @@ SOFTWARE_WEBGPU_FLAGS = [f for f in CHROMIUM_FLAGS if f != "--disable-gpu"] + [
     "--use-angle=swiftshader",
     "--use-webgpu-adapter=swiftshader",
 ]
-CONTENT_TYPES = {
-    ".mjs": "text/javascript",
-    ".js": "text/javascript",
-    ".wasm": "application/wasm",
-    ".html": "text/html; charset=utf-8",
-    ".json": "application/json",
-    ".onnx": "application/octet-stream",
-    ".f32": "application/octet-stream",
-}
-ISOLATION_HEADERS = {
-    "Cross-Origin-Opener-Policy": "same-origin",
-    "Cross-Origin-Embedder-Policy": "require-corp",
-    "Cross-Origin-Resource-Policy": "same-origin",
-}
-
-
-# the vendored runtime's files, checked once per folder: name -> "" (good) or why not
-_VERIFIED: dict[Path, dict[str, str]] = {}
-
-
-def verify_runtime(folder: Path = ORT_DIR) -> dict[str, str]:
-    """Each file of the vendored onnxruntime-web that ``SHA256SUMS`` lists, checked against its sum: "" when
-    it matches, else why not (said in the log; such a file is not served). Checked once per process, at
-    start; returns the verdicts."""
-    import hashlib
-    import sys
-
-    if folder in _VERIFIED:
-        return _VERIFIED[folder]
-    verdicts = _VERIFIED.setdefault(folder, {})
-    try:
-        sums = dict(
-            reversed(line.split())
-            for line in (folder / "SHA256SUMS").read_text().splitlines()
-            if line.strip()
-        )
-    except (OSError, ValueError) as err:
-        sums = {}
-        print(
-            f"  Archscope: assets/ort/SHA256SUMS cannot be read ({err}): the runtime is not served",
-            file=sys.stderr,
-        )
-    for name, want in sums.items():
-        try:
-            got = hashlib.sha256((folder / name).read_bytes()).hexdigest()
-        except OSError as err:
-            got, why = "", f"cannot be read ({err.strerror or err})"
-        else:
-            why = (
-                "" if got == want else f"does not match SHA256SUMS (sha256 {got[:12]}…, listed {want[:12]}…)"
-            )
-        verdicts[name] = why
-        if why:
-            print(f"  Archscope: assets/ort/{name} {why}: it is not served", file=sys.stderr, flush=True)
-    return verdicts
 
 
 @dataclass
@@ -308,56 +247,6 @@ def cached_bench(folder: Path, make: Callable[[Path], Any], what: str) -> Bench:
     if bench is None:
         raise DeployError(f"the browser bench for {what} could not be made in {folder}")
     return bench
-
-
-class _Handler(SimpleHTTPRequestHandler):
-    """Serves exactly three folders (``/ort/``, ``/bench/``, ``/data/``) and nothing else, with the
-    isolation headers and the right content types; a name with a slash or a dot-dot in it is a 404."""
-
-    roots: dict[str, Path] = {}
-
-    def do_GET(self) -> None:  # noqa: N802  (http.server's name)
-        path = self.path.split("?", 1)[0]
-        parts = path.strip("/").split("/")
-        root = self.roots.get(parts[0]) if len(parts) == 2 else None
-        name = parts[-1]
-        if root is None or not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or name.startswith("."):
-            self.send_error(404)
-            return
-        file = root / name
-        if not file.is_file():
-            self.send_error(404)
-            return
-        if parts[0] == "ort" and verify_runtime(root).get(name, "not listed in SHA256SUMS"):
-            self.send_error(503, f"assets/ort/{name} is not served: it does not match SHA256SUMS")
-            return
-        body = file.read_bytes()
-        self.send_response(200)
-        self.send_header("Content-Type", CONTENT_TYPES.get(file.suffix, "application/octet-stream"))
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        for k, v in ISOLATION_HEADERS.items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:  # quiet: a CLI prints its own progress
-        pass
-
-
-@contextmanager
-def serve(folder: Path) -> Iterator[str]:
-    """The bench (``/bench/bench.html``), the runtime (``/ort/``) and ``folder`` (``/data/``) on a free
-    loopback port, cross-origin isolated; yields the base URL."""
-    handler = type("Handler", (_Handler,), {"roots": {"ort": ORT_DIR, "bench": BENCH_DIR, "data": folder}})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler))
-    thread = threading.Thread(target=server.serve_forever, name="bench-server", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def browser_path(path: str | None) -> str:

@@ -56,9 +56,9 @@ def _text(value: Any, what: str, limit: int = 400) -> str:
 
 
 def parse(payload: Any, limit: int) -> Any:
-    """A browser's JSON as Python values, its size bounded before parsing (``limit`` bytes, counted as it is
-    or as it would be sent); whatever its shape or depth, a bad one is a ``BrowserResultError`` in one
-    line."""
+    """A browser's JSON as Python values, its size bounded before parsing (``limit`` bytes, counted as it
+    is or as it would be sent); whatever its shape or depth, a bad one is a ``BrowserResultError`` in
+    one line."""
     try:
         raw = payload if isinstance(payload, (str, bytes)) else json.dumps(payload, default=str)
     except (ValueError, TypeError, RecursionError):

@@ -1,18 +1,19 @@
 """Who may talk to this server: the host names it answers to, and the access token beyond loopback.
 
-- ``HostGuard``: every request, the websocket handshake included, must name this server by one of its own
-  names in ``Host`` (and a browser's ``Origin``, when it sends one): the loopback names (``127.0.0.1``,
-  ``localhost``, ``[::1]``) always; open to the network, also the address the server prints, the host of
-  ``ARCHSCOPE_PUBLIC_URL`` and any name in ``ARCHSCOPE_ALLOWED_HOSTS`` (comma-separated). Anything else is a
-  403 in words. A page on another site that rebinds its own name to 127.0.0.1 (DNS rebinding) can then
-  neither read this server's files nor open its websocket: its requests carry its own name.
+- ``HostGuard``: every request, the websocket handshake included, must name this server by one of its
+  own names in ``Host`` (and a browser's ``Origin``, when it sends one): the loopback names
+  (``127.0.0.1``, ``localhost``, ``[::1]``) always; open to the network, also the address the server
+  prints, the host of ``ARCHSCOPE_PUBLIC_URL`` and any name in ``ARCHSCOPE_ALLOWED_HOSTS``
+  (comma-separated). Anything else is a 403 in words. A page on another site that rebinds its own name
+  to 127.0.0.1 (DNS rebinding) can then neither read this server's files nor open its websocket: its
+  requests carry its own name.
 - ``TokenGuard``: with a token set, every route but the health check answers 403 without it. The first
-  visit carries it as ``?token=…`` and is sent back to the same path without it (built from the raw path,
-  so it never leaves this server; an odd path is a 400), with a cookie (``SameSite=Lax``, so a link clicked
-  on a course page or in a mail works on the first click). The cookie holds a digest of the token, never
-  the token, so any token the rule allows is a safe cookie value. The Cookie header is read pair by pair:
-  another app's malformed cookie on the same host hides nothing. The refusal is a small page a phone can
-  read, with a field to paste the token.
+  visit carries it as ``?token=…`` and is sent back to the same path without it (built from the raw
+  path, so it never leaves this server; an odd path is a 400), with a cookie (``SameSite=Lax``, so a
+  link clicked on a course page or in a mail works on the first click). The cookie holds a digest of the
+  token, never the token, so any token the rule allows is a safe cookie value. The Cookie header is read
+  pair by pair: another app's malformed cookie on the same host hides nothing. The refusal is a small
+  page a phone can read, with a field to paste the token.
 """
 
 from __future__ import annotations
@@ -62,8 +63,8 @@ def cookie_value(token: str) -> str:
 
 
 def cookies(scope: dict) -> dict[str, str]:
-    """Every ``name=value`` pair of the request's Cookie headers, read one by one: a pair that does not parse
-    is skipped, never the whole header."""
+    """Every ``name=value`` pair of the request's Cookie headers, read one by one: a pair that does not
+    parse is skipped, never the whole header."""
     out: dict[str, str] = {}
     for name, value in scope.get("headers", []):
         if name != b"cookie":
@@ -181,8 +182,8 @@ here.</p>
 
 class TokenGuard:
     """ASGI middleware: no token, no Archscope (see the module docstring). ``token`` is the instructor's;
-    ``visitor`` (optional) a second one for a class (``core.web.roles``): either opens the app, and the cookie
-    says which."""
+    ``visitor`` (optional) a second one for a class (``core.web.roles``): either opens the app, and the
+    cookie says which."""
 
     def __init__(self, app: Any, token: str, visitor: str = "") -> None:
         self.app, self.tokens = app, [t for t in (token, visitor) if t]

@@ -1,15 +1,16 @@
 """Two roles for a server shared with a class: the instructor can do everything; a visitor can browse every
-page, time blocks, measure in its own browser and name its own device, and nothing that changes or costs the
-instructor's machine (delete, rename or tag runs; forget devices; clean up; upload datasets; start fine-tunes,
-backbone measurements, deployments, profiles, exports or compound scaling; stop another's job).
+page, time blocks, measure in its own browser and name its own device, and nothing that changes or costs
+the instructor's machine (delete, rename or tag runs; forget devices; clean up; upload datasets; start
+fine-tunes, backbone measurements, deployments, profiles, exports or compound scaling; stop another's
+job).
 
-Who is who: the instructor's link carries ``ARCHSCOPE_TOKEN``, a visitor's ``ARCHSCOPE_VISITOR_TOKEN`` (both
-made at start when the server is open to the network and none is given); the guard
-(``core.web.guard.TokenGuard``) trades either for a cookie holding its digest, and a page reads the role from
-that cookie (``role_of``). Without any token (the default, loopback) everyone is the instructor, as before.
-With tokens, a session without the instructor's cookie is a visitor: the least it can be. The pages draw the
-controls a visitor lacks as disabled with ``why_not``, and check ``allowed`` again before acting, whatever the
-page sent."""
+Who is who: the instructor's link carries ``ARCHSCOPE_TOKEN``, a visitor's ``ARCHSCOPE_VISITOR_TOKEN``
+(both made at start when the server is open to the network and none is given); the guard
+(``core.web.guard.TokenGuard``) trades either for a cookie holding its digest, and a page reads the role
+from that cookie (``role_of``). Without any token (the default, loopback) everyone is the instructor, as
+before. With tokens, a session without the instructor's cookie is a visitor: the least it can be. The
+pages draw the controls a visitor lacks as disabled with ``why_not``, and check ``allowed`` again before
+acting, whatever the page sent."""
 
 from __future__ import annotations
 

@@ -33,14 +33,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from core.deploy.browser import (
-    BENCH_DIR,
-    CONTENT_TYPES,
-    ISOLATION_HEADERS,
-    ORT_DIR,
-    bench_root,
-    verify_runtime,
-)
+from core.deploy.bench_server import BENCH_DIR, CONTENT_TYPES, ISOLATION_HEADERS, ORT_DIR, verify_runtime
+from core.deploy.browser import bench_root
 from core.jobs import yielding
 from core.web import preload, roles
 from core.web.guard import (  # noqa: F401  (TOKEN_ENV, COOKIE, TokenGuard: re-exported)
@@ -116,11 +110,11 @@ def lan_address() -> str:
 
 
 def access_token(address: str) -> str:
-    """The instructor's token this server asks for: ``ARCHSCOPE_TOKEN`` (checked by ``guard.check_token``: a
-    TokenError says the rule), else a random one when it binds beyond loopback, else none. With a token in
-    effect, a visitors' token is made too when ``ARCHSCOPE_VISITOR_TOKEN`` is not given (``core.web.roles``).
-    Both are set in the environment, so the pages can show the links. Streamlit's default address (unset)
-    binds every interface, so it counts as beyond loopback."""
+    """The instructor's token this server asks for: ``ARCHSCOPE_TOKEN`` (checked by ``guard.check_token``:
+    a TokenError says the rule), else a random one when it binds beyond loopback, else none. With a
+    token in effect, a visitors' token is made too when ``ARCHSCOPE_VISITOR_TOKEN`` is not given
+    (``core.web.roles``). Both are set in the environment, so the pages can show the links. Streamlit's
+    default address (unset) binds every interface, so it counts as beyond loopback."""
     token = os.environ.get(TOKEN_ENV, "")
     if token.strip():
         token = check_token(token)
@@ -174,7 +168,8 @@ def qr_png(text: str) -> bytes:
 
 def announce(url: str, visitors: str = "") -> None:
     """The links and the visitors' QR code in the terminal that started the server: the instructor's link
-    (everything; keep it to yourself) and the visitors' (browse, time blocks, measure their own browser)."""
+    (everything; keep it to yourself) and the visitors' (browse, time blocks, measure their own
+    browser)."""
     print(
         f"\n  Archscope, the instructor's link (it can do everything; keep it to yourself):\n  {url}\n",
         file=sys.stderr,

@@ -1,6 +1,7 @@
-"""Two roles on the pages (core/web/roles.py): with the class's tokens set, a session without the instructor's
-cookie is a visitor. It finds Delete, Forget, Clean up and the launch buttons disabled with one sentence why,
-and a forced click changes nothing; without any token (loopback), everyone is the instructor, as before."""
+"""Two roles on the pages (core/web/roles.py): with the class's tokens set, a session without the
+instructor's cookie is a visitor. It finds Delete, Forget, Clean up and the launch buttons disabled with
+one sentence why, and a forced click changes nothing; without any token (loopback), everyone is the
+instructor, as before."""
 
 import shutil
 
@@ -16,8 +17,8 @@ VISITOR_TOKEN = "visitor-token-0123456789"
 
 
 def force(widget):
-    """The widget as a hand-made client would treat it: AppTest, like a browser, refuses to press a disabled
-    control, but nothing stops a crafted websocket message from saying it was pressed."""
+    """The widget as a hand-made client would treat it: AppTest, like a browser, refuses to press a
+    disabled control, but nothing stops a crafted websocket message from saying it was pressed."""
     widget.proto.disabled = False
     return widget
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from core.deploy import browser, devices
+from core.deploy import bench_server, browser, devices
 from core.deploy import browser_checks as results
 
 GOOD = {
@@ -55,7 +55,7 @@ def forged(**change):
 
 
 def test_the_vendored_runtime_is_the_pinned_one_with_its_licence():
-    sums = (browser.ORT_DIR / "SHA256SUMS").read_text().split("\n")
+    sums = (bench_server.ORT_DIR / "SHA256SUMS").read_text().split("\n")
     listed = {line.split()[1]: line.split()[0] for line in sums if line.strip()}
     assert set(listed) == {
         "ort.wasm.min.mjs",
@@ -65,11 +65,13 @@ def test_the_vendored_runtime_is_the_pinned_one_with_its_licence():
         "ort-wasm-simd-threaded.asyncify.mjs",
         "ort-wasm-simd-threaded.asyncify.wasm",
     }
-    assert set(listed) | {"LICENSE", "README.md", "SHA256SUMS"} == {f.name for f in browser.ORT_DIR.iterdir()}
+    assert set(listed) | {"LICENSE", "README.md", "SHA256SUMS"} == {
+        f.name for f in bench_server.ORT_DIR.iterdir()
+    }
     for name, digest in listed.items():
-        assert hashlib.sha256((browser.ORT_DIR / name).read_bytes()).hexdigest() == digest, name
-    assert "MIT License" in (browser.ORT_DIR / "LICENSE").read_text()
-    assert 'ORT_VERSION = "1.30.0"' in (browser.BENCH_DIR / "bench.mjs").read_text()
+        assert hashlib.sha256((bench_server.ORT_DIR / name).read_bytes()).hexdigest() == digest, name
+    assert "MIT License" in (bench_server.ORT_DIR / "LICENSE").read_text()
+    assert 'ORT_VERSION = "1.30.0"' in (bench_server.BENCH_DIR / "bench.mjs").read_text()
     assert results.ORT_WEB_VERSION == "1.30.0"
 
 
@@ -168,7 +170,7 @@ def test_nothing_of_a_refused_result_is_stored(tmp_path, monkeypatch):
 def test_the_bench_server_hands_out_its_three_folders_cross_origin_isolated(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     (tmp_path.parent / "secret.txt").write_text("no")
-    with browser.serve(tmp_path) as url:
+    with bench_server.serve(tmp_path) as url:
         for path, kind in (
             ("/ort/ort-wasm-simd-threaded.wasm", "application/wasm"),
             ("/ort/ort.wasm.min.mjs", "text/javascript"),
@@ -314,7 +316,7 @@ def test_a_changed_byte_of_the_vendored_runtime_is_never_served(tmp_path, monkey
     import urllib.error
     import urllib.request
 
-    from core.deploy import browser as bench
+    from core.deploy import bench_server as bench
     from core.web import server as webapp
 
     assert not any(bench.verify_runtime(bench.ORT_DIR).values())  # as shipped: every file matches
@@ -351,7 +353,7 @@ def test_a_changed_byte_of_the_vendored_runtime_is_never_served(tmp_path, monkey
     from http.server import ThreadingHTTPServer
 
     roots = {"ort": changed, "bench": bench.BENCH_DIR, "data": tmp_path}
-    server = ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (bench._Handler,), {"roots": roots}))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (bench.Handler,), {"roots": roots}))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         base = f"http://127.0.0.1:{server.server_address[1]}"

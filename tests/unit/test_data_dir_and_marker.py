@@ -1,6 +1,7 @@
-"""The data directory as a user can get it wrong, and the page-load marker as a hostile folder could make it:
-a data directory that is a file is a message in words on every page and in every command line (never a
-traceback); the marker is written without following a link, and a marker from the future counts as stale."""
+"""The data directory as a user can get it wrong, and the page-load marker as a hostile folder could make
+it: a data directory that is a file is a message in words on every page and in every command line (never
+a traceback); the marker is written without following a link, and a marker from the future counts as
+stale."""
 
 import os
 import subprocess

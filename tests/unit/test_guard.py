@@ -1,7 +1,7 @@
 """Who may talk to the server (core/web/guard.py), in-process: the host names it answers to (DNS rebinding
-refused on every route and the websocket), token links that work as people share them (a Lax cookie holding
-a digest, read pair by pair), the token rule, redirects built from the raw path that stay on this server,
-and a refusal page a phone can read. Each case fails on the code before it."""
+refused on every route and the websocket), token links that work as people share them (a Lax cookie
+holding a digest, read pair by pair), the token rule, redirects built from the raw path that stay on
+this server, and a refusal page a phone can read. Each case fails on the code before it."""
 
 import asyncio
 import threading
